@@ -1,0 +1,98 @@
+-- Evidence core: tenants, API keys, documents, letters, evidence (append-only), idempotency.
+-- Times are Unix microseconds (UTC) in BIGINT columns so both backends share one schema shape.
+
+CREATE TABLE tenants (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    key_hmac    BLOB NOT NULL UNIQUE,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+
+-- Installation-wide secrets (e.g. the API-key HMAC key), generated once.
+CREATE TABLE service_secrets (
+    name        TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+-- Monotonic counters (e.g. the TSA serial-number epoch reserved at each start).
+CREATE TABLE counters (
+    name        TEXT PRIMARY KEY,
+    value       BIGINT NOT NULL
+);
+
+CREATE TABLE documents (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    sha256      TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    media_type  TEXT NOT NULL,
+    filename    TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    UNIQUE (tenant_id, sha256)
+);
+
+CREATE TABLE letters (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+    state         TEXT NOT NULL,
+    reference     TEXT,
+    sender        TEXT NOT NULL,
+    recipient     TEXT NOT NULL,
+    deposited_at  BIGINT NOT NULL,
+    retain_until  BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE INDEX letters_by_tenant ON letters (tenant_id, id);
+CREATE INDEX letters_by_reference ON letters (tenant_id, reference, id);
+CREATE INDEX letters_by_state ON letters (tenant_id, state, id);
+
+CREATE TABLE letter_documents (
+    letter_id    TEXT NOT NULL REFERENCES letters(id),
+    position     BIGINT NOT NULL,
+    document_id  TEXT NOT NULL REFERENCES documents(id),
+    PRIMARY KEY (letter_id, position)
+);
+
+-- Evidence is append-only: `seq` is the service-wide sequence (AUTOINCREMENT never reuses a
+-- value), and the triggers below refuse any UPDATE or DELETE whatever the caller.
+CREATE TABLE evidence (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT NOT NULL UNIQUE,
+    letter_id        TEXT NOT NULL REFERENCES letters(id),
+    event            TEXT NOT NULL,
+    event_time       BIGINT NOT NULL,
+    record           BLOB NOT NULL,
+    record_sha256    TEXT NOT NULL,
+    seal             BLOB NOT NULL,
+    timestamp_token  BLOB NOT NULL,
+    created_at       BIGINT NOT NULL
+);
+CREATE INDEX evidence_by_letter ON evidence (letter_id, seq);
+
+CREATE TRIGGER evidence_is_append_only_update BEFORE UPDATE ON evidence
+BEGIN
+    SELECT RAISE(ABORT, 'evidence is append-only');
+END;
+
+CREATE TRIGGER evidence_is_append_only_delete BEFORE DELETE ON evidence
+BEGIN
+    SELECT RAISE(ABORT, 'evidence is append-only');
+END;
+
+CREATE TABLE idempotency_keys (
+    tenant_id       TEXT NOT NULL REFERENCES tenants(id),
+    key             TEXT NOT NULL,
+    request_sha256  TEXT NOT NULL,
+    status          BIGINT NOT NULL,
+    response        BLOB NOT NULL,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, key)
+);

@@ -1,0 +1,4 @@
+//! Benchmarks run by `recommande bench …`. They print figures; they are not tests.
+
+pub mod deposit;
+pub mod tsa;

@@ -1,0 +1,257 @@
+//! The command line: `serve`, `api-key`, `bench`. This is CLI glue, so it uses `anyhow`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::api_key::ApiKeyHasher;
+use crate::clock::{SystemClock, from_unix_micros, rfc3339_micros, unix_micros};
+use crate::config::{Overrides, Settings};
+use crate::service::Service;
+use crate::storage::Storage;
+
+/// Electronic registered letters with evidence a judge can verify offline.
+#[derive(Debug, Parser)]
+#[command(name = "recommande", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the service (HTTP API, TSA endpoint).
+    Serve(Location),
+    /// Manages API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Measures throughput (not a test: prints figures).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Where the service's data and settings are.
+#[derive(Debug, Clone, Args)]
+struct Location {
+    /// Data directory (SQLite file, documents, development PKI).
+    #[arg(long, env = "RECOMMANDE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address.
+    #[arg(long, env = "RECOMMANDE_LISTEN")]
+    listen: Option<String>,
+    /// Database URL: sqlite:PATH or postgres://…
+    #[arg(long, env = "RECOMMANDE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "RECOMMANDE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl Location {
+    fn settings(&self) -> anyhow::Result<Settings> {
+        Ok(Settings::load(&Overrides {
+            config_file: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+        })?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeyCommand {
+    /// Creates a key for a tenant (created if needed); prints only the key.
+    Create {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Lists keys (never the keys themselves).
+    List {
+        /// Only this tenant's keys.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Revokes a key by id.
+    Revoke {
+        /// Key id, as listed.
+        id: String,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Embedded TSA tokens/s against raw ring ECDSA P-256 signatures/s.
+    Tsa {
+        /// Tokens to issue.
+        #[arg(long, default_value_t = 20_000)]
+        tokens: usize,
+        /// Worker threads (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Letters/s through the deposit pipeline against a raw batched insert of the same rows.
+    Deposit {
+        /// Letters to deposit.
+        #[arg(long, default_value_t = 10_000)]
+        letters: usize,
+        /// Database (default: SQLite in a temporary directory).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Sealing threads (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(location) => serve(location.settings()?).await,
+        Command::ApiKey(cmd) => api_key(cmd).await,
+        Command::Bench(BenchCommand::Tsa { tokens, threads }) => {
+            let threads = threads.unwrap_or_else(available_cores);
+            let report =
+                tokio::task::spawn_blocking(move || crate::bench::tsa::run(tokens, threads))
+                    .await??;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Deposit {
+            letters,
+            database_url,
+            threads,
+        }) => {
+            let report = crate::bench::deposit::run(
+                letters,
+                database_url,
+                threads.unwrap_or_else(available_cores),
+            )
+            .await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let listen = settings.listen;
+    let service = Service::start(settings, Arc::new(SystemClock))
+        .await
+        .context("the service refused to start")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        listen = %listen,
+        database = service.storage.engine(),
+        public_url = %service.settings.public_url,
+        "recommande is serving"
+    );
+    crate::http::serve(service, listener)
+        .await
+        .context("HTTP server failed")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_storage(location: &Location) -> anyhow::Result<Storage> {
+    let settings = location.settings()?;
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    }
+    Storage::connect(&settings.database_url)
+        .await
+        .context("cannot open the database")
+}
+
+async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
+    let now = unix_micros(time::OffsetDateTime::now_utc());
+    match cmd {
+        ApiKeyCommand::Create { tenant, location } => {
+            let tenant = tenant.trim();
+            anyhow::ensure!(
+                !tenant.is_empty() && tenant.len() <= 200 && !tenant.chars().any(char::is_control),
+                "--tenant must be a non-empty name of at most 200 characters"
+            );
+            let storage = open_storage(&location).await?;
+            let hasher = ApiKeyHasher::load(&storage, now).await?;
+            let (id, key) = hasher.create(&storage, tenant, now).await?;
+            tracing::info!(api_key.id = %id, tenant = %tenant, "API key created");
+            println!("{key}");
+            storage.close().await;
+        }
+        ApiKeyCommand::List { tenant, location } => {
+            let storage = open_storage(&location).await?;
+            let keys = storage.list_api_keys(tenant.as_deref()).await?;
+            println!("{:<36}  {:<24}  {:<27}  revoked", "id", "tenant", "created");
+            for k in keys {
+                println!(
+                    "{:<36}  {:<24}  {:<27}  {}",
+                    k.id,
+                    k.tenant_name,
+                    rfc3339_micros(from_unix_micros(k.created_at)),
+                    k.revoked_at
+                        .map(|t| rfc3339_micros(from_unix_micros(t)))
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+            storage.close().await;
+        }
+        ApiKeyCommand::Revoke { id, location } => {
+            let storage = open_storage(&location).await?;
+            let revoked = storage.revoke_api_key(&id, now).await?;
+            storage.close().await;
+            if !revoked {
+                eprintln!("error: no active API key with id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,558 @@
+//! Service settings: built-in defaults, then a TOML file, then `RECOMMANDE_*` environment
+//! variables, then command-line flags (each layer overrides the one before). Everything is
+//! checked here, at start, so a bad setting stops the service with a precise message rather
+//! than failing at 3 a.m.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default maximum size of one uploaded document: 25 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+/// Default retention: CPCE R.53-2/R.53-3 require at least one year; we keep ten.
+pub const DEFAULT_RETENTION_YEARS: u32 = 10;
+/// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
+/// sealed under it is not a qualified electronic registered delivery.
+pub const DEVELOPMENT_EVIDENCE_POLICY: &str =
+    "urn:recommande:evidence-policy:v1:non-qualified-development";
+/// TSA policy OID of the embedded development TSA. `2.25.<uuid>` is the arc any party may use
+/// under ITU-T X.667 §6.3; the UUID below was generated once for this project.
+pub const DEVELOPMENT_TSA_POLICY_OID: &str = "2.25.216402269092253380245787009312802959529.1.1";
+
+/// A configuration problem, reported before the service starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for our settings.
+    #[error("invalid configuration file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A setting has an invalid value.
+    #[error("invalid setting {key}: {message}")]
+    Invalid {
+        /// Setting name as written in the TOML file.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How evidence gets its RFC 3161 timestamps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimestampMode {
+    /// The embedded TSA, signing with the configured (or development) TSA key.
+    Embedded,
+    /// A remote (qualified) TSA reached over RFC 3161 HTTP at this URL.
+    Remote {
+        /// `http(s)://…` endpoint accepting `application/timestamp-query`.
+        url: String,
+    },
+}
+
+/// Operator-supplied certificates and keys (production). All absent = development PKI.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PkiSettings {
+    /// PEM chain of the seal certificate (leaf first).
+    pub seal_certificate: Option<PathBuf>,
+    /// PKCS#8 PEM key of the seal certificate.
+    pub seal_key: Option<PathBuf>,
+    /// PEM chain of the embedded TSA's certificate.
+    pub tsa_certificate: Option<PathBuf>,
+    /// PKCS#8 PEM key of the embedded TSA.
+    pub tsa_key: Option<PathBuf>,
+    /// PEM trust anchors that verify the seal and timestamp chains.
+    pub roots: Option<PathBuf>,
+}
+
+impl PkiSettings {
+    /// True when no production key material is configured.
+    pub fn is_development(&self) -> bool {
+        self == &PkiSettings::default()
+    }
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Data directory (SQLite file, documents, development PKI, mail outbox).
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// `sqlite:…` or `postgres://…`.
+    pub database_url: String,
+    /// Public base URL of the service (links in mails and PDFs).
+    pub public_url: String,
+    /// Provider name written in evidence and proofs.
+    pub provider_name: String,
+    /// Maximum size of an uploaded document.
+    pub max_upload_bytes: u64,
+    /// Retention of content and evidence, in years (≥ 1).
+    pub retention_years: u32,
+    /// Evidence policy URI; `None` = development policy or the production default.
+    pub evidence_policy: Option<String>,
+    /// Certificates and keys.
+    pub pki: PkiSettings,
+    /// Timestamping mode.
+    pub timestamp: TimestampMode,
+    /// TSA policy OID of the embedded TSA.
+    pub tsa_policy_oid: String,
+    /// Timeout of a remote TSA request, seconds.
+    pub tsa_timeout_seconds: u64,
+    /// Extra PEM trust anchors for a remote TSA's certificates (served with our roots).
+    pub remote_tsa_roots: Option<PathBuf>,
+}
+
+/// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--database-url URL`.
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    provider_name: Option<String>,
+    max_upload_bytes: Option<u64>,
+    retention_years: Option<u32>,
+    evidence_policy: Option<String>,
+    #[serde(default)]
+    pki: FilePki,
+    #[serde(default)]
+    timestamp: FileTimestamp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePki {
+    seal_certificate: Option<PathBuf>,
+    seal_key: Option<PathBuf>,
+    tsa_certificate: Option<PathBuf>,
+    tsa_key: Option<PathBuf>,
+    roots: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTimestamp {
+    mode: Option<String>,
+    url: Option<String>,
+    policy_oid: Option<String>,
+    timeout_seconds: Option<u64>,
+    roots: Option<PathBuf>,
+}
+
+/// Environment variables read on top of the file: (variable, TOML section, key, is integer).
+const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
+    ("RECOMMANDE_DATA_DIR", None, "data_dir", false),
+    ("RECOMMANDE_LISTEN", None, "listen", false),
+    ("RECOMMANDE_DATABASE_URL", None, "database_url", false),
+    ("RECOMMANDE_PUBLIC_URL", None, "public_url", false),
+    ("RECOMMANDE_PROVIDER_NAME", None, "provider_name", false),
+    (
+        "RECOMMANDE_MAX_UPLOAD_BYTES",
+        None,
+        "max_upload_bytes",
+        true,
+    ),
+    ("RECOMMANDE_RETENTION_YEARS", None, "retention_years", true),
+    ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    (
+        "RECOMMANDE_PKI_SEAL_CERTIFICATE",
+        Some("pki"),
+        "seal_certificate",
+        false,
+    ),
+    ("RECOMMANDE_PKI_SEAL_KEY", Some("pki"), "seal_key", false),
+    (
+        "RECOMMANDE_PKI_TSA_CERTIFICATE",
+        Some("pki"),
+        "tsa_certificate",
+        false,
+    ),
+    ("RECOMMANDE_PKI_TSA_KEY", Some("pki"), "tsa_key", false),
+    ("RECOMMANDE_PKI_ROOTS", Some("pki"), "roots", false),
+    (
+        "RECOMMANDE_TIMESTAMP_MODE",
+        Some("timestamp"),
+        "mode",
+        false,
+    ),
+    ("RECOMMANDE_TIMESTAMP_URL", Some("timestamp"), "url", false),
+    (
+        "RECOMMANDE_TIMESTAMP_POLICY_OID",
+        Some("timestamp"),
+        "policy_oid",
+        false,
+    ),
+    (
+        "RECOMMANDE_TIMESTAMP_TIMEOUT_SECONDS",
+        Some("timestamp"),
+        "timeout_seconds",
+        true,
+    ),
+    (
+        "RECOMMANDE_TIMESTAMP_ROOTS",
+        Some("timestamp"),
+        "roots",
+        false,
+    ),
+];
+
+impl Settings {
+    /// Resolves settings from the process environment.
+    pub fn load(overrides: &Overrides) -> Result<Settings, ConfigError> {
+        Settings::load_from(overrides, |name| std::env::var(name).ok())
+    }
+
+    /// Resolves settings with an explicit environment lookup (tests pass a map).
+    pub fn load_from(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut table = match &overrides.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (variable, section, key, integer) in ENVIRONMENT {
+            let Some(raw) = env(variable) else { continue };
+            let value = if *integer {
+                let n: i64 = raw.trim().parse().map_err(|_| ConfigError::Invalid {
+                    key,
+                    message: format!("{variable}={raw:?} is not an integer"),
+                })?;
+                toml::Value::Integer(n)
+            } else {
+                toml::Value::String(raw)
+            };
+            let target = match section {
+                None => &mut table,
+                Some(section) => match table
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                {
+                    toml::Value::Table(t) => t,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: "pki/timestamp",
+                            message: format!("[{section}] must be a table"),
+                        });
+                    }
+                },
+            };
+            target.insert(key.to_string(), value);
+        }
+        let path = overrides
+            .config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<environment>"));
+        let file: FileConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path,
+                    message: e.to_string(),
+                })?;
+        Settings::resolve(file, overrides)
+    }
+
+    fn resolve(file: FileConfig, overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let listen_text = overrides
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            key: "listen",
+            message: format!("{listen_text:?} is not an address like 127.0.0.1:8080"),
+        })?;
+        let database_url = overrides
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| default_database_url(&data_dir));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "database_url",
+                message: format!(
+                    "{} must start with sqlite: or postgres://",
+                    crate::storage::redact_url(&database_url)
+                ),
+            });
+        }
+        let public_url = file
+            .public_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                key: "public_url",
+                message: format!("{public_url:?} must be an http:// or https:// URL"),
+            });
+        }
+        let provider_name = file
+            .provider_name
+            .unwrap_or_else(|| "recommande".to_string());
+        if provider_name.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "provider_name",
+                message: "must not be empty".into(),
+            });
+        }
+        let max_upload_bytes = file.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES);
+        if max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_upload_bytes",
+                message: "must be positive".into(),
+            });
+        }
+        let retention_years = file.retention_years.unwrap_or(DEFAULT_RETENTION_YEARS);
+        if !(1..=100).contains(&retention_years) {
+            // CPCE R.53-2 and R.53-3: proofs are kept at least one year.
+            return Err(ConfigError::Invalid {
+                key: "retention_years",
+                message: format!("{retention_years} must be between 1 (CPCE R.53-2) and 100"),
+            });
+        }
+        let pki = PkiSettings {
+            seal_certificate: file.pki.seal_certificate,
+            seal_key: file.pki.seal_key,
+            tsa_certificate: file.pki.tsa_certificate,
+            tsa_key: file.pki.tsa_key,
+            roots: file.pki.roots,
+        };
+        let timestamp = match file.timestamp.mode.as_deref().unwrap_or("embedded") {
+            "embedded" => TimestampMode::Embedded,
+            "remote" => {
+                let url = file.timestamp.url.ok_or(ConfigError::Invalid {
+                    key: "timestamp.url",
+                    message: "is required when timestamp.mode = \"remote\"".into(),
+                })?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        key: "timestamp.url",
+                        message: format!("{url:?} must be an http:// or https:// URL"),
+                    });
+                }
+                TimestampMode::Remote { url }
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "timestamp.mode",
+                    message: format!("{other:?} must be \"embedded\" or \"remote\""),
+                });
+            }
+        };
+        let tsa_policy_oid = file
+            .timestamp
+            .policy_oid
+            .unwrap_or_else(|| DEVELOPMENT_TSA_POLICY_OID.to_string());
+        if !is_dotted_oid(&tsa_policy_oid) {
+            return Err(ConfigError::Invalid {
+                key: "timestamp.policy_oid",
+                message: format!("{tsa_policy_oid:?} is not a dotted object identifier"),
+            });
+        }
+        let evidence_policy = file.evidence_policy;
+        if let Some(policy) = &evidence_policy
+            && (!policy.contains(':') || policy.chars().any(char::is_whitespace))
+        {
+            return Err(ConfigError::Invalid {
+                key: "evidence_policy",
+                message: format!("{policy:?} is not a URI"),
+            });
+        }
+        Ok(Settings {
+            data_dir,
+            listen,
+            database_url,
+            public_url,
+            provider_name,
+            max_upload_bytes,
+            retention_years,
+            evidence_policy,
+            pki,
+            timestamp,
+            tsa_policy_oid,
+            tsa_timeout_seconds: file.timestamp.timeout_seconds.unwrap_or(10).max(1),
+            remote_tsa_roots: file.timestamp.roots,
+        })
+    }
+}
+
+/// The embedded default: one SQLite file inside the data directory.
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite:{}", data_dir.join("recommande.db").display())
+}
+
+fn is_dotted_oid(s: &str) -> bool {
+    let arcs: Vec<&str> = s.split('.').collect();
+    arcs.len() >= 2
+        && arcs
+            .iter()
+            .all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+        && matches!(arcs[0], "0" | "1" | "2")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        overrides: Overrides,
+    ) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut overrides = overrides;
+        if let Some(text) = file {
+            let path = dir.path().join("recommande.toml");
+            std::fs::write(&path, text).expect("write config");
+            overrides.config_file = Some(path);
+        }
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(&overrides, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_give_the_embedded_service() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite:./data/recommande.db");
+        assert_eq!(s.timestamp, TimestampMode::Embedded);
+        assert!(s.pki.is_development());
+        assert_eq!(s.max_upload_bytes, 25 * 1024 * 1024);
+    }
+
+    #[test]
+    fn flags_override_environment_which_overrides_the_file() {
+        let file =
+            "listen = \"127.0.0.1:1\"\nprovider_name = \"from file\"\nmax_upload_bytes = 10\n";
+        let s = load(
+            Some(file),
+            &[
+                ("RECOMMANDE_LISTEN", "127.0.0.1:2"),
+                ("RECOMMANDE_MAX_UPLOAD_BYTES", "20"),
+            ],
+            Overrides {
+                listen: Some("127.0.0.1:3".into()),
+                ..Overrides::default()
+            },
+        )
+        .expect("settings");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3");
+        assert_eq!(s.provider_name, "from file");
+        assert_eq!(s.max_upload_bytes, 20);
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        let err =
+            load(Some("lisen = \"x\"\n"), &[], Overrides::default()).expect_err("typo refused");
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn remote_timestamping_needs_a_url() {
+        let err = load(
+            Some("[timestamp]\nmode = \"remote\"\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("no url");
+        assert!(err.to_string().contains("timestamp.url"), "{err}");
+        let s = load(
+            None,
+            &[
+                ("RECOMMANDE_TIMESTAMP_MODE", "remote"),
+                ("RECOMMANDE_TIMESTAMP_URL", "https://tsa.example/"),
+            ],
+            Overrides::default(),
+        )
+        .expect("remote");
+        assert_eq!(
+            s.timestamp,
+            TimestampMode::Remote {
+                url: "https://tsa.example/".into()
+            }
+        );
+    }
+
+    #[test]
+    fn retention_below_one_year_is_refused() {
+        let err =
+            load(Some("retention_years = 0\n"), &[], Overrides::default()).expect_err("refused");
+        assert!(err.to_string().contains("R.53-2"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named_precisely() {
+        let err = load(
+            None,
+            &[("RECOMMANDE_LISTEN", "nowhere")],
+            Overrides::default(),
+        )
+        .expect_err("bad listen");
+        assert!(err.to_string().contains("listen"), "{err}");
+        let err = load(
+            None,
+            &[("RECOMMANDE_DATABASE_URL", "mysql://x")],
+            Overrides::default(),
+        )
+        .expect_err("bad db");
+        assert!(err.to_string().contains("database_url"), "{err}");
+        let err = load(
+            None,
+            &[("RECOMMANDE_TIMESTAMP_POLICY_OID", "1.2.x")],
+            Overrides::default(),
+        )
+        .expect_err("oid");
+        assert!(err.to_string().contains("policy_oid"), "{err}");
+    }
+}

@@ -1,0 +1,333 @@
+//! Deposit: a checked request becomes a letter with its sealed, timestamped proof of deposit
+//! (`SubmissionAcceptance`), written in one transaction with everything that goes with it.
+//!
+//! The work is split in two so that callers can render and store the API response inside the
+//! same transaction (idempotent replays): [`Deposits::prepare`] does the CPU work (evidence,
+//! seal, timestamp) and touches no table; [`Deposits::commit`] writes it all at once.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+
+use crate::api_key::Caller;
+use crate::clock::{Clock, rfc3339_micros, unix_micros};
+use crate::evidence::{
+    ContentItem, EvidenceError, EvidenceSealer, IdentityInfo, PartyInfo, SealedEvidence,
+    deposit_record, hex_digest,
+};
+use crate::letter::{DepositRequest, FieldError, LetterState, RecipientKind};
+use crate::storage::{
+    DocumentRow, IdempotencyRow, LetterRow, NewDeposit, NewEvidence, Storage, StorageError,
+};
+
+/// Why a deposit did not happen. Nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum DepositError {
+    /// Documents named in the request do not exist for this tenant.
+    #[error("unknown documents")]
+    UnknownDocuments(Vec<FieldError>),
+    /// The idempotency key was used concurrently by another request.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken,
+    /// Building, sealing or timestamping the evidence failed.
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A deposit whose evidence is sealed and timestamped, not yet stored.
+#[derive(Debug, Clone)]
+pub struct PreparedDeposit {
+    /// The letter row to insert.
+    pub letter: LetterRow,
+    /// Its documents, in order.
+    pub documents: Vec<DocumentRow>,
+    /// Its proof of deposit.
+    pub evidence: SealedEvidence,
+    /// Deposit time.
+    pub deposited_at: OffsetDateTime,
+}
+
+impl PreparedDeposit {
+    /// The rows this deposit writes.
+    pub fn to_new_deposit(&self) -> NewDeposit {
+        NewDeposit {
+            letter: self.letter.clone(),
+            document_ids: self.documents.iter().map(|d| d.id.clone()).collect(),
+            evidence: NewEvidence {
+                id: self.evidence.record.evidence_id.clone(),
+                letter_id: self.letter.id.clone(),
+                event: self.evidence.record.event.name().to_string(),
+                event_time: unix_micros(self.deposited_at),
+                record: self.evidence.bytes.clone(),
+                record_sha256: hex_digest(&self.evidence.sha256),
+                seal: self.evidence.seal.clone(),
+                timestamp_token: self.evidence.timestamp_token.clone(),
+                created_at: unix_micros(self.deposited_at),
+            },
+        }
+    }
+}
+
+/// The deposit service.
+#[derive(Clone)]
+pub struct Deposits {
+    storage: Storage,
+    sealer: Arc<EvidenceSealer>,
+    clock: Arc<dyn Clock>,
+    retention_years: u32,
+}
+
+impl Deposits {
+    /// A deposit service writing to `storage` and sealing with `sealer`.
+    pub fn new(
+        storage: Storage,
+        sealer: Arc<EvidenceSealer>,
+        clock: Arc<dyn Clock>,
+        retention_years: u32,
+    ) -> Self {
+        Deposits {
+            storage,
+            sealer,
+            clock,
+            retention_years,
+        }
+    }
+
+    /// Resolves the documents, builds the proof of deposit, seals and timestamps it.
+    pub async fn prepare(
+        &self,
+        caller: &Caller,
+        request: DepositRequest,
+    ) -> Result<PreparedDeposit, DepositError> {
+        let documents = self
+            .resolve_documents(caller, &request.document_ids)
+            .await?;
+        let now = self.clock.now();
+        let (letter, record) = self.build(caller, &request, &documents, now);
+        let evidence = self.sealer.seal(record, now).await?;
+        Ok(PreparedDeposit {
+            letter,
+            documents,
+            evidence,
+            deposited_at: now,
+        })
+    }
+
+    /// Prepares many deposits that share already-resolved documents, sealing and
+    /// timestamping on `threads` blocking worker threads (embedded TSA) or concurrently
+    /// (remote TSA). Used by bulk paths and the deposit benchmark.
+    pub async fn prepare_many(
+        &self,
+        caller: &Caller,
+        requests: Vec<DepositRequest>,
+        documents: &[DocumentRow],
+        threads: usize,
+    ) -> Result<Vec<PreparedDeposit>, DepositError> {
+        let now = self.clock.now();
+        let mut built = Vec::with_capacity(requests.len());
+        for request in &requests {
+            built.push(self.build(caller, request, documents, now));
+        }
+        let threads = threads.max(1);
+        let chunk_size = built.len().div_ceil(threads).max(1);
+        let mut tasks = Vec::new();
+        let mut rest = built;
+        while !rest.is_empty() {
+            let tail = rest.split_off(chunk_size.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let sealer = self.sealer.clone();
+            let documents = documents.to_vec();
+            tasks.push(tokio::task::spawn_blocking(
+                move || -> Result<Vec<PreparedDeposit>, DepositError> {
+                    let mut out = Vec::with_capacity(chunk.len());
+                    for (letter, record) in chunk {
+                        let evidence = match sealer.seal_with_embedded_tsa(record.clone(), now) {
+                            Some(sealed) => sealed?,
+                            None => {
+                                return Err(DepositError::Evidence(EvidenceError::Canonical(
+                                    "bulk sealing on worker threads needs the embedded TSA".into(),
+                                )));
+                            }
+                        };
+                        out.push(PreparedDeposit {
+                            letter,
+                            documents: documents.clone(),
+                            evidence,
+                            deposited_at: now,
+                        });
+                    }
+                    Ok(out)
+                },
+            ));
+        }
+        let mut prepared = Vec::with_capacity(requests.len());
+        for task in tasks {
+            let chunk = task
+                .await
+                .map_err(|e| EvidenceError::Canonical(format!("sealing worker stopped: {e}")))??;
+            prepared.extend(chunk);
+        }
+        Ok(prepared)
+    }
+
+    /// Writes prepared deposits and the optional idempotency record in one transaction.
+    pub async fn commit(
+        &self,
+        deposits: &[PreparedDeposit],
+        idempotency: Option<&IdempotencyRow>,
+    ) -> Result<(), DepositError> {
+        let rows: Vec<NewDeposit> = deposits
+            .iter()
+            .map(PreparedDeposit::to_new_deposit)
+            .collect();
+        match self.storage.insert_deposits(&rows, idempotency).await {
+            Err(StorageError::Conflict("idempotency key")) => {
+                Err(DepositError::IdempotencyKeyTaken)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The tenant's documents, in the requested order; every unknown id is reported.
+    pub async fn resolve_documents(
+        &self,
+        caller: &Caller,
+        ids: &[String],
+    ) -> Result<Vec<DocumentRow>, DepositError> {
+        let found = self.storage.documents(&caller.tenant_id, ids).await?;
+        let mut ordered = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match found.iter().find(|d| &d.id == id) {
+                Some(doc) => ordered.push(doc.clone()),
+                None => missing.push(FieldError {
+                    field: format!("documents[{i}]"),
+                    message: format!("no document {id} was uploaded by this account"),
+                }),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(DepositError::UnknownDocuments(missing));
+        }
+        Ok(ordered)
+    }
+
+    fn build(
+        &self,
+        caller: &Caller,
+        request: &DepositRequest,
+        documents: &[DocumentRow],
+        now: OffsetDateTime,
+    ) -> (LetterRow, crate::evidence::EvidenceRecord) {
+        let letter_id = uuid::Uuid::now_v7().to_string();
+        let evidence_id = uuid::Uuid::now_v7().to_string();
+        let retain_until = add_years(now, self.retention_years);
+        let sender = &request.sender;
+        let recipient = &request.recipient;
+        let kind = match recipient.kind {
+            RecipientKind::Professional => "professional",
+            RecipientKind::Consumer => "consumer",
+        };
+        let mut details = Map::new();
+        details.insert(
+            "submission".into(),
+            json!({
+                "channel": "api",
+                "tenant_id": caller.tenant_id,
+                "tenant_name": caller.tenant_name,
+                "api_key_id": caller.api_key_id,
+            }),
+        );
+        if let Some(reference) = &request.reference {
+            details.insert("reference".into(), Value::String(reference.clone()));
+        }
+        if let Some(consent_id) = &recipient.consent_id {
+            // CPCE L.100: the consumer's prior consent is cited in the proof of deposit.
+            details.insert("consent_id".into(), Value::String(consent_id.clone()));
+        }
+        details.insert(
+            "retain_until".into(),
+            Value::String(rfc3339_micros(retain_until)),
+        );
+        let record = deposit_record(
+            &evidence_id,
+            &letter_id,
+            now,
+            self.sealer.provider(),
+            self.sealer.policy(),
+            PartyInfo {
+                name: sender.name.clone(),
+                email: sender.email.as_str().to_string(),
+                organization: sender.organization.clone(),
+                kind: None,
+                // eIDAS art. 44(1)(a): the sender is the holder of an API key issued to the
+                // tenant account; the assurance follows from the account's onboarding.
+                identity: Some(IdentityInfo {
+                    method: "api-key".into(),
+                    assurance_level: "provider-account".into(),
+                }),
+            },
+            PartyInfo {
+                name: recipient.name.clone(),
+                email: recipient.email.as_str().to_string(),
+                organization: None,
+                kind: Some(kind.into()),
+                identity: None,
+            },
+            documents
+                .iter()
+                .map(|d| ContentItem {
+                    document_id: d.id.clone(),
+                    name: d.filename.clone(),
+                    media_type: d.media_type.clone(),
+                    size: d.size.max(0) as u64,
+                    sha256: d.sha256.clone(),
+                })
+                .collect(),
+            details,
+        );
+        let at = unix_micros(now);
+        let letter = LetterRow {
+            id: letter_id,
+            tenant_id: caller.tenant_id.clone(),
+            state: LetterState::Deposited.as_str().to_string(),
+            reference: request.reference.clone(),
+            sender: serde_json::to_string(sender).unwrap_or_default(),
+            recipient: serde_json::to_string(recipient).unwrap_or_default(),
+            deposited_at: at,
+            retain_until: unix_micros(retain_until),
+            updated_at: at,
+        };
+        (letter, record)
+    }
+}
+
+/// `t` plus `years` calendar years (29 February becomes 1 March when needed).
+pub fn add_years(t: OffsetDateTime, years: u32) -> OffsetDateTime {
+    let year = t.year() + years as i32;
+    t.replace_year(year)
+        .or_else(|_| (t + time::Duration::days(1)).replace_year(year))
+        .unwrap_or(t + time::Duration::days(365 * years as i64 + years as i64 / 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn retention_counts_calendar_years() {
+        assert_eq!(
+            add_years(datetime!(2026-11-23 09:00 UTC), 10),
+            datetime!(2036-11-23 09:00 UTC)
+        );
+        assert_eq!(
+            add_years(datetime!(2028-02-29 12:00 UTC), 1),
+            datetime!(2029-03-01 12:00 UTC)
+        );
+    }
+}

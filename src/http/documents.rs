@@ -1,0 +1,220 @@
+//! `POST /v1/documents`: upload once, reuse in many letters.
+
+use axum::extract::State;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+
+use super::problem::Problem;
+use super::{IdempotencyKey, json_response, replay_idempotent, request_fingerprint};
+use crate::api_key::Caller;
+use crate::clock::unix_micros;
+use crate::letter::{FieldError, MAX_TEXT_LEN};
+use crate::service::Service;
+use crate::storage::{DocumentRow, IdempotencyRow};
+
+/// A stored document as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DocumentView {
+    /// Document id, to list in `documents` of a letter.
+    pub id: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Media type sniffed from the bytes.
+    pub media_type: String,
+    /// File name given at upload.
+    pub filename: String,
+}
+
+impl From<&DocumentRow> for DocumentView {
+    fn from(d: &DocumentRow) -> Self {
+        DocumentView {
+            id: d.id.clone(),
+            sha256: d.sha256.clone(),
+            size: d.size,
+            media_type: d.media_type.clone(),
+            filename: d.filename.clone(),
+        }
+    }
+}
+
+/// Multipart body of an upload (for the OpenAPI document).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The PDF file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Uploads a PDF. The bytes stream to disk while hashed; the media type is read from the
+/// bytes. Uploading the same bytes again returns the same document (200 instead of 201).
+#[utoipa::path(post, path = "/v1/documents", tag = "documents",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
+    responses(
+        (status = 201, description = "Document stored", body = DocumentView),
+        (status = 200, description = "These bytes were already uploaded by this account", body = DocumentView),
+        (status = 400, description = "Malformed multipart body", body = Problem),
+        (status = 401, description = "Missing or wrong API key", body = Problem),
+        (status = 413, description = "Document too large", body = Problem),
+        (status = 415, description = "Not multipart, or not a PDF", body = Problem),
+        (status = 422, description = "No file field, empty file, or Idempotency-Key reused", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn upload(
+    State(service): State<Service>,
+    caller: Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, Problem> {
+    let mut multipart = multipart.map_err(|e| {
+        Problem::unsupported_media_type(format!(
+            "send the document as multipart/form-data with a `file` field ({e})"
+        ))
+    })?;
+    let limit = service.settings.max_upload_bytes;
+    let mut stored = None;
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_problem(e, limit))?
+    {
+        match field.name() {
+            Some("file") => {}
+            other => {
+                return Err(Problem::validation(vec![FieldError {
+                    field: other.unwrap_or("").to_string(),
+                    message: "is not a known field; send the document in a field named `file`"
+                        .into(),
+                }]));
+            }
+        }
+        if stored.is_some() {
+            return Err(Problem::validation(vec![FieldError {
+                field: "file".into(),
+                message: "send one file per request".into(),
+            }]));
+        }
+        let filename = clean_filename(field.file_name());
+        let mut incoming = service.content.begin(limit).await?;
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| multipart_problem(e, limit))?
+        {
+            incoming.write(&chunk).await?;
+        }
+        if incoming.size() == 0 {
+            return Err(Problem::validation(vec![FieldError {
+                field: "file".into(),
+                message: "is empty".into(),
+            }]));
+        }
+        let Some(media_type) = incoming.media_type() else {
+            return Err(Problem::unsupported_media_type(
+                "the file is not a PDF (its bytes do not start with %PDF-); only PDF documents are accepted",
+            ));
+        };
+        let content = incoming.finish().await?;
+        stored = Some((content, media_type, filename));
+    }
+    let Some((content, media_type, filename)) = stored else {
+        return Err(Problem::validation(vec![FieldError {
+            field: "file".into(),
+            message: "is required: a multipart field named `file` holding the PDF".into(),
+        }]));
+    };
+
+    let fingerprint = request_fingerprint(
+        "POST",
+        "/v1/documents",
+        format!("{}\n{}", content.sha256, filename).as_bytes(),
+    );
+    if let Some(key) = &idempotency_key
+        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
+    {
+        return Ok(replay);
+    }
+
+    let now = unix_micros(service.clock.now());
+    let candidate = DocumentRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        sha256: content.sha256.clone(),
+        size: content.size as i64,
+        media_type: media_type.to_string(),
+        filename,
+        created_at: now,
+    };
+    let row = service.storage.insert_document(&candidate).await?;
+    let status = if row.id == candidate.id {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::to_vec(&DocumentView::from(&row)).map_err(|e| Problem::internal(&e))?;
+    if let Some(key) = idempotency_key {
+        let stored = IdempotencyRow {
+            tenant_id: caller.tenant_id.clone(),
+            key: key.clone(),
+            request_sha256: fingerprint.clone(),
+            status: i64::from(status.as_u16()),
+            response: body.clone(),
+            created_at: now,
+        };
+        if !service.storage.insert_idempotent_response(&stored).await?
+            && let Some(replay) = replay_idempotent(&service, &caller, &key, &fingerprint).await?
+        {
+            // A concurrent retry stored its answer first; both describe the same document.
+            return Ok(replay);
+        }
+    }
+    tracing::info!(document.id = %row.id, document.sha256 = %row.sha256, document.size = row.size, "document stored");
+    Ok(json_response(status, body))
+}
+
+fn multipart_problem(err: MultipartError, limit: u64) -> Problem {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Problem::too_large(limit);
+    }
+    Problem::bad_request(format!("malformed multipart body: {}", err.body_text()))
+}
+
+/// Keeps the last path component, drops control characters, bounds the length.
+fn clean_filename(raw: Option<&str>) -> String {
+    let name = raw
+        .unwrap_or("")
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TEXT_LEN)
+        .collect::<String>();
+    let name = name.trim();
+    if name.is_empty() || name == "." || name == ".." {
+        "document.pdf".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_filename;
+
+    #[test]
+    fn file_names_lose_paths_and_control_characters() {
+        assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
+        assert_eq!(
+            clean_filename(Some("C:\\Users\\x\\relance.pdf")),
+            "relance.pdf"
+        );
+        assert_eq!(clean_filename(Some("a\u{0}b.pdf")), "ab.pdf");
+        assert_eq!(clean_filename(None), "document.pdf");
+        assert_eq!(clean_filename(Some("..")), "document.pdf");
+    }
+}

@@ -1,0 +1,455 @@
+//! Letters: deposit, read, list, and their evidence files.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::documents::DocumentView;
+use super::problem::Problem;
+use super::{IdempotencyKey, json_response, replay_idempotent, request_fingerprint};
+use crate::api_key::Caller;
+use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::deposit::{DepositError, PreparedDeposit};
+use crate::evidence::hex_digest;
+use crate::letter::{DepositRequest, FieldError, LetterState, Recipient, Sender};
+use crate::service::Service;
+use crate::storage::{DocumentRow, EvidenceRow, IdempotencyRow, LetterFilter, LetterRow};
+
+/// Default and maximum page sizes of `GET /v1/letters`.
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// One evidence record of a letter, with links to its exact stored bytes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EvidenceSummary {
+    /// Evidence id.
+    pub id: String,
+    /// Service-wide sequence number (absent in the deposit response, where it is not yet read back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
+    /// ETSI EN 319 522 event name.
+    pub event: String,
+    /// ETSI event URI.
+    pub event_uri: String,
+    /// Event time (RFC 3339 UTC).
+    pub event_time: String,
+    /// Hex SHA-256 of the record bytes.
+    pub sha256: String,
+    /// The record (`.json`), its CMS seal (`.p7s`) and its RFC 3161 token (`.tsr`).
+    pub files: EvidenceFiles,
+}
+
+/// Links to the three files of an evidence record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EvidenceFiles {
+    /// Canonical JSON record.
+    pub json: String,
+    /// Detached CMS seal (DER).
+    pub p7s: String,
+    /// RFC 3161 TimeStampToken (DER).
+    pub tsr: String,
+}
+
+/// A letter as the sender sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LetterView {
+    /// Letter id.
+    pub id: String,
+    /// Lifecycle state.
+    pub state: LetterState,
+    /// The sender's reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Sender.
+    pub sender: Sender,
+    /// Recipient.
+    pub recipient: Recipient,
+    /// Documents, in order.
+    pub documents: Vec<DocumentView>,
+    /// Deposit time (RFC 3339 UTC); the proof of it is the timestamp of the deposit evidence.
+    pub deposited_at: String,
+    /// Content and evidence are kept at least until then.
+    pub retain_until: String,
+    /// Evidence records, in order.
+    pub evidence: Vec<EvidenceSummary>,
+}
+
+/// A page of letters.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LetterPage {
+    /// Letters, oldest first.
+    pub items: Vec<LetterView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /v1/letters` (for the OpenAPI document; the handler checks it field by field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DepositBody {
+    /// Who sends.
+    sender: Sender,
+    /// Who receives. A consumer needs `consent_id` (CPCE L.100).
+    recipient: Recipient,
+    /// The sender's own reference (≤ 200 characters).
+    reference: Option<String>,
+    /// Ids of uploaded documents, in order (1 to 20).
+    documents: Vec<String>,
+}
+
+/// Evidence list of a letter.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EvidenceList {
+    /// Letter id.
+    pub letter_id: String,
+    /// Records in sequence order.
+    pub evidence: Vec<EvidenceSummary>,
+}
+
+/// Deposits a registered letter. In one transaction: the letter, its documents and its proof
+/// of deposit (`SubmissionAcceptance`, sealed and timestamped, with the CPCE R.53-2 fields).
+#[utoipa::path(post, path = "/v1/letters", tag = "letters",
+    request_body(content = DepositBody, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
+    responses(
+        (status = 201, description = "Letter deposited", body = LetterView),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 401, description = "Missing or wrong API key", body = Problem),
+        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
+        (status = 415, description = "Not application/json", body = Problem),
+        (status = 422, description = "Invalid fields (all listed), unknown documents, consumer without consent, Idempotency-Key reused", body = Problem),
+        (status = 503, description = "Timestamp authority unavailable; nothing recorded", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn deposit(
+    State(service): State<Service>,
+    caller: Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_json(&headers)?;
+    let fingerprint = request_fingerprint("POST", "/v1/letters", &body);
+    if let Some(key) = &idempotency_key
+        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
+    {
+        return Ok(replay);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    let request = DepositRequest::parse(&value).map_err(Problem::validation)?;
+    let prepared = service.deposits.prepare(&caller, request).await?;
+    let view = deposit_view(&prepared, &service.settings.public_url)?;
+    let response = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
+        tenant_id: caller.tenant_id.clone(),
+        key: key.clone(),
+        request_sha256: fingerprint.clone(),
+        status: 201,
+        response: response.clone(),
+        created_at: unix_micros(prepared.deposited_at),
+    });
+    match service
+        .deposits
+        .commit(std::slice::from_ref(&prepared), idempotency.as_ref())
+        .await
+    {
+        Ok(()) => {}
+        Err(DepositError::IdempotencyKeyTaken) => {
+            // A concurrent request with the same key won; answer as it did (or refuse when it
+            // was a different request). Our own deposit was rolled back entirely.
+            if let Some(key) = &idempotency_key
+                && let Some(replay) =
+                    replay_idempotent(&service, &caller, key, &fingerprint).await?
+            {
+                return Ok(replay);
+            }
+            return Err(Problem::idempotency_in_progress());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(
+        letter.id = %prepared.letter.id,
+        tenant.id = %caller.tenant_id,
+        evidence.id = %prepared.evidence.record.evidence_id,
+        "letter deposited"
+    );
+    let mut response = json_response(StatusCode::CREATED, response);
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/letters/{}", prepared.letter.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Lists the account's letters, oldest first, with optional filters.
+#[utoipa::path(get, path = "/v1/letters", tag = "letters",
+    params(("reference" = Option<String>, Query, description = "Only letters with this reference"),
+           ("state" = Option<LetterState>, Query, description = "Only letters in this state"),
+           ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of letters", body = LetterPage),
+              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
+              (status = 401, description = "Missing or wrong API key", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(service): State<Service>,
+    caller: Caller,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let mut errors = Vec::new();
+    let mut filter = LetterFilter {
+        limit: DEFAULT_PAGE,
+        ..LetterFilter::default()
+    };
+    for (key, value) in &params {
+        match key.as_str() {
+            "reference" => filter.reference = Some(value.clone()),
+            "state" => match LetterState::parse(value) {
+                Some(s) => filter.state = Some(s.as_str().to_string()),
+                None => errors.push(query_error(
+                    "state",
+                    &format!(
+                        "must be one of {}",
+                        LetterState::ALL.map(LetterState::as_str).join(", ")
+                    ),
+                )),
+            },
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => filter.limit = n,
+                _ => errors.push(query_error(
+                    "limit",
+                    &format!("must be an integer from 1 to {MAX_PAGE}"),
+                )),
+            },
+            "cursor" => match uuid::Uuid::try_parse(value) {
+                Ok(id) => filter.after_id = Some(id.to_string()),
+                Err(_) => errors.push(query_error(
+                    "cursor",
+                    "must be a next_cursor returned by a previous page",
+                )),
+            },
+            other => errors.push(query_error(other, "is not a known parameter")),
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(Problem::invalid_query(errors));
+    }
+    // One more than asked tells whether another page exists.
+    let asked = filter.limit;
+    filter.limit = asked + 1;
+    let mut rows = service
+        .storage
+        .list_letters(&caller.tenant_id, &filter)
+        .await?;
+    let next_cursor = if rows.len() as i64 > asked {
+        rows.truncate(asked as usize);
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        items.push(load_view(&service, row).await?);
+    }
+    let body = serde_json::to_vec(&LetterPage { items, next_cursor })
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// One letter with its documents and evidence.
+#[utoipa::path(get, path = "/v1/letters/{id}", tag = "letters",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "The letter", body = LetterView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn show(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    let view = load_view(&service, row).await?;
+    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The evidence records of a letter, in order.
+#[utoipa::path(get, path = "/v1/letters/{id}/evidence", tag = "evidence",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "Evidence records", body = EvidenceList),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn evidence_list(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    let evidence = service.storage.evidence_of_letter(&row.id).await?;
+    let list = EvidenceList {
+        letter_id: row.id.clone(),
+        evidence: evidence
+            .iter()
+            .map(|e| summary_of_row(e, &service.settings.public_url))
+            .collect(),
+    };
+    let body = serde_json::to_vec(&list).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The exact stored bytes of an evidence record (`.json`), its seal (`.p7s`) or its
+/// timestamp token (`.tsr`).
+#[utoipa::path(get, path = "/v1/letters/{id}/evidence/{file}", tag = "evidence",
+    params(("id" = String, Path, description = "Letter id"),
+           ("file" = String, Path, description = "`<evidence id>.json`, `.p7s` or `.tsr`")),
+    responses((status = 200, description = "The stored bytes", body = Vec<u8>),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter, evidence or file", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn evidence_file(
+    State(service): State<Service>,
+    caller: Caller,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    let Some((evidence_id, extension)) = file.rsplit_once('.') else {
+        return Err(Problem::not_found(
+            "ask for <evidence id>.json, .p7s or .tsr",
+        ));
+    };
+    let evidence = service.storage.evidence_of_letter(&row.id).await?;
+    let Some(e) = evidence.iter().find(|e| e.id == evidence_id) else {
+        return Err(Problem::not_found(format!(
+            "letter {id} has no evidence {evidence_id}"
+        )));
+    };
+    let (bytes, content_type) = match extension {
+        "json" => (e.record.clone(), "application/json"),
+        "p7s" => (e.seal.clone(), "application/pkcs7-signature"),
+        "tsr" => (e.timestamp_token.clone(), "application/octet-stream"),
+        _ => {
+            return Err(Problem::not_found(
+                "ask for <evidence id>.json, .p7s or .tsr",
+            ));
+        }
+    };
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}.{extension}\"", e.id))
+            .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(Problem::unsupported_media_type(
+            "send the letter as Content-Type: application/json",
+        ))
+    }
+}
+
+fn query_error(field: &str, message: &str) -> FieldError {
+    FieldError {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+async fn find_letter(service: &Service, caller: &Caller, id: &str) -> Result<LetterRow, Problem> {
+    let not_found = || Problem::not_found(format!("no letter {id} for this account"));
+    let id = uuid::Uuid::try_parse(id)
+        .map_err(|_| not_found())?
+        .to_string();
+    service
+        .storage
+        .letter(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+async fn load_view(service: &Service, row: LetterRow) -> Result<LetterView, Problem> {
+    let documents = service.storage.letter_documents(&row.id).await?;
+    let evidence = service.storage.evidence_of_letter(&row.id).await?;
+    let base = &service.settings.public_url;
+    letter_view(
+        &row,
+        &documents,
+        evidence.iter().map(|e| summary_of_row(e, base)).collect(),
+    )
+}
+
+fn letter_view(
+    row: &LetterRow,
+    documents: &[DocumentRow],
+    evidence: Vec<EvidenceSummary>,
+) -> Result<LetterView, Problem> {
+    let corrupt =
+        |what: &str| Problem::internal(&format!("letter {} has an unreadable {what}", row.id));
+    Ok(LetterView {
+        id: row.id.clone(),
+        state: LetterState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+        reference: row.reference.clone(),
+        sender: serde_json::from_str(&row.sender).map_err(|_| corrupt("sender"))?,
+        recipient: serde_json::from_str(&row.recipient).map_err(|_| corrupt("recipient"))?,
+        documents: documents.iter().map(DocumentView::from).collect(),
+        deposited_at: rfc3339_micros(from_unix_micros(row.deposited_at)),
+        retain_until: rfc3339_micros(from_unix_micros(row.retain_until)),
+        evidence,
+    })
+}
+
+fn deposit_view(prepared: &PreparedDeposit, base: &str) -> Result<LetterView, Problem> {
+    let record = &prepared.evidence.record;
+    let summary = EvidenceSummary {
+        id: record.evidence_id.clone(),
+        sequence: None,
+        event: record.event.name().to_string(),
+        event_uri: record.event_uri.clone(),
+        event_time: record.event_time.clone(),
+        sha256: hex_digest(&prepared.evidence.sha256),
+        files: files(base, &prepared.letter.id, &record.evidence_id),
+    };
+    letter_view(&prepared.letter, &prepared.documents, vec![summary])
+}
+
+fn summary_of_row(e: &EvidenceRow, base: &str) -> EvidenceSummary {
+    let event = crate::evidence::EvidenceEvent::parse(&e.event);
+    EvidenceSummary {
+        id: e.id.clone(),
+        sequence: Some(e.seq),
+        event: e.event.clone(),
+        event_uri: event.map(|ev| ev.uri()).unwrap_or_default(),
+        event_time: rfc3339_micros(from_unix_micros(e.event_time)),
+        sha256: e.record_sha256.clone(),
+        files: files(base, &e.letter_id, &e.id),
+    }
+}
+
+fn files(base: &str, letter_id: &str, evidence_id: &str) -> EvidenceFiles {
+    let prefix = format!("{base}/v1/letters/{letter_id}/evidence/{evidence_id}");
+    EvidenceFiles {
+        json: format!("{prefix}.json"),
+        p7s: format!("{prefix}.p7s"),
+        tsr: format!("{prefix}.tsr"),
+    }
+}

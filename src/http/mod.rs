@@ -1,0 +1,233 @@
+//! The HTTP edge: the REST API `/v1`, the RFC 3161 endpoint `/tsa`, trust anchors and health.
+//! Handlers parse and check input, call the service, and map every error through
+//! [`problem::Problem`].
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sha2::{Digest, Sha256};
+use tower_http::trace::TraceLayer;
+
+use crate::api_key::Caller;
+use crate::service::Service;
+use crate::storage::IdempotencyRow;
+
+pub mod documents;
+pub mod letters;
+pub mod openapi;
+pub mod problem;
+pub mod system;
+
+use problem::Problem;
+
+/// Largest JSON body accepted on `/v1/letters`.
+const MAX_JSON_BODY: usize = 1024 * 1024;
+/// Multipart framing allowed on top of the document itself.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Builds the router of the whole service.
+pub fn router(service: Service) -> Router {
+    let upload_limit = usize::try_from(service.settings.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(MULTIPART_OVERHEAD);
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route(
+            "/tsa",
+            post(system::timestamp).layer(DefaultBodyLimit::max(system::MAX_TSA_QUERY)),
+        )
+        .route("/v1/trust/roots.pem", get(system::roots_pem))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route(
+            "/v1/documents",
+            post(documents::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/v1/letters",
+            post(letters::deposit)
+                .get(letters::list)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/letters/{id}", get(letters::show))
+        .route("/v1/letters/{id}/evidence", get(letters::evidence_list))
+        .route(
+            "/v1/letters/{id}/evidence/{file}",
+            get(letters::evidence_file),
+        )
+        .fallback(|| async { Problem::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new_status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            )
+        })
+        .layer(TraceLayer::new_for_http())
+        .with_state(service)
+}
+
+/// Serves `router` on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+impl Problem {
+    /// A problem with only a status and a slug (used by fallbacks).
+    pub fn new_status(status: StatusCode, slug: &str, title: &str) -> Problem {
+        Problem {
+            kind: format!("{}{slug}", problem::PROBLEM_TYPE_PREFIX),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: title.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// The authenticated tenant: `Authorization: Bearer <api key>`.
+impl FromRequestParts<Service> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Service,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(Problem::unauthorized(
+                "send the API key as `Authorization: Bearer <key>`",
+            ));
+        };
+        let value = value
+            .to_str()
+            .map_err(|_| Problem::unauthorized("the Authorization header is not valid text"))?;
+        let Some((scheme, key)) = value.split_once(' ') else {
+            return Err(Problem::unauthorized(
+                "the Authorization header must be `Bearer <key>`",
+            ));
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Problem::unauthorized(
+                "the Authorization scheme must be Bearer",
+            ));
+        }
+        match service
+            .api_keys
+            .authenticate(&service.storage, key.trim())
+            .await?
+        {
+            Some(caller) => Ok(caller),
+            None => Err(Problem::unauthorized("the API key is unknown or revoked")),
+        }
+    }
+}
+
+/// The optional `Idempotency-Key` header of a POST.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(IdempotencyKey(None));
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .filter(|k| {
+                !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b))
+            })
+            .ok_or_else(|| {
+                Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+            })?;
+        Ok(IdempotencyKey(Some(key.to_string())))
+    }
+}
+
+/// Fingerprint of a request for idempotency: method, path and body.
+pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b" ");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    hex::encode(h.finalize())
+}
+
+/// Looks for an earlier response to the same key: replays it when the request matches,
+/// refuses when it does not, `None` when the key is new.
+pub async fn replay_idempotent(
+    service: &Service,
+    caller: &Caller,
+    key: &str,
+    fingerprint: &str,
+) -> Result<Option<Response>, Problem> {
+    let Some(row) = service
+        .storage
+        .idempotent_response(&caller.tenant_id, key)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if row.request_sha256 != fingerprint {
+        return Err(Problem::idempotency_key_reused());
+    }
+    Ok(Some(stored_response(&row)))
+}
+
+/// Rebuilds a stored JSON response, marked as a replay.
+pub fn stored_response(row: &IdempotencyRow) -> Response {
+    let status = u16::try_from(row.status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    (status, headers, row.response.clone()).into_response()
+}
+
+/// A JSON response with an explicit status.
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,71 @@
+//! The OpenAPI 3.1 document of every route, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::documents::{DocumentView, UploadForm};
+use super::letters::{
+    DepositBody, EvidenceFiles, EvidenceList, EvidenceSummary, LetterPage, LetterView,
+};
+use super::problem::Problem;
+use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "recommande",
+        description = "Electronic registered letters (LRE, eIDAS electronic registered delivery) with evidence sealed with CMS and timestamped with RFC 3161. Errors are RFC 9457 problem+json; every POST honours Idempotency-Key.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    paths(
+        super::system::healthz,
+        super::system::roots_pem,
+        super::system::timestamp,
+        super::documents::upload,
+        super::letters::deposit,
+        super::letters::list,
+        super::letters::show,
+        super::letters::evidence_list,
+        super::letters::evidence_file,
+        openapi_json,
+    ),
+    components(schemas(
+        DocumentView, UploadForm, DepositBody, LetterView, LetterPage, EvidenceSummary, EvidenceFiles,
+        EvidenceList, Problem, FieldError, LetterState, Sender, Recipient, RecipientKind
+    )),
+    modifiers(&BearerApiKey),
+    tags(
+        (name = "letters", description = "Deposit and follow registered letters"),
+        (name = "documents", description = "Upload documents once, use them in many letters"),
+        (name = "evidence", description = "Sealed and timestamped evidence records"),
+        (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
+        (name = "service", description = "Health and API description"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerApiKey;
+
+impl Modify for BearerApiKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API key created with `recommande api-key create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "service",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

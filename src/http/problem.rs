@@ -1,0 +1,253 @@
+//! The one place where errors become HTTP answers: RFC 9457 `application/problem+json` with
+//! a stable `type` per error. Internal causes are logged, never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::content::ContentError;
+use crate::deposit::DepositError;
+use crate::letter::FieldError;
+use crate::storage::StorageError;
+
+/// Prefix of every problem `type`. A URN: stable, and it does not pretend to resolve.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:recommande:problem:";
+
+/// An RFC 9457 problem.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable URI naming the kind of problem (`urn:recommande:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong this time, for a human.
+    pub detail: String,
+    /// Every invalid field, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            kind: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 401: no key, or a wrong or revoked one.
+    pub fn unauthorized(detail: &str) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
+    }
+
+    /// 404: no such resource for this account.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 400: the body is not JSON.
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            detail,
+        )
+    }
+
+    /// 400: a malformed request other than its JSON (query, headers, multipart framing).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    /// 400: invalid query parameters, each listed.
+    pub fn invalid_query(errors: Vec<FieldError>) -> Self {
+        let mut p = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            "Invalid query parameters",
+            summary(&errors),
+        );
+        p.errors = errors;
+        p
+    }
+
+    /// 422: fields of the body are invalid, each listed.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+            "The request has invalid fields",
+            summary(&errors),
+        );
+        p.errors = errors;
+        p
+    }
+
+    /// 422: the letter names documents this account never uploaded.
+    pub fn unknown_documents(errors: Vec<FieldError>) -> Self {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-document",
+            "Unknown document",
+            summary(&errors),
+        );
+        p.errors = errors;
+        p
+    }
+
+    /// 413: the upload is larger than allowed.
+    pub fn too_large(limit: u64) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("the document exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// 415: wrong request content type, or a document type we do not accept.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+    }
+
+    /// 422: an `Idempotency-Key` reused with a different request.
+    pub fn idempotency_key_reused() -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was already used with a different request; use a new key for a new request",
+        )
+    }
+
+    /// 409: the same `Idempotency-Key` is being processed by a concurrent request.
+    pub fn idempotency_in_progress() -> Self {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-in-progress",
+            "Request in progress",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        )
+    }
+
+    /// 404: the embedded TSA is not enabled on this instance.
+    pub fn tsa_disabled() -> Self {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "tsa-disabled",
+            "Timestamp authority not enabled",
+            "this instance uses a remote timestamp authority; the embedded TSA endpoint is disabled",
+        )
+    }
+
+    /// 503: a dependency (remote TSA) is unavailable; nothing was written.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service-unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// 500: logs `cause` with full detail and answers without internals.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "an internal error occurred; nothing was recorded. Retry later; the incident is logged",
+        )
+    }
+
+    /// The status as a `StatusCode`.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            if e.field.is_empty() {
+                e.message.clone()
+            } else {
+                format!("{} {}", e.field, e.message)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StorageError> for Problem {
+    fn from(err: StorageError) -> Self {
+        Problem::internal(&err)
+    }
+}
+
+impl From<ContentError> for Problem {
+    fn from(err: ContentError) -> Self {
+        match err {
+            ContentError::TooLarge { limit } => Problem::too_large(limit),
+            other => Problem::internal(&other),
+        }
+    }
+}
+
+impl From<DepositError> for Problem {
+    fn from(err: DepositError) -> Self {
+        match err {
+            DepositError::UnknownDocuments(errors) => Problem::unknown_documents(errors),
+            DepositError::IdempotencyKeyTaken => Problem::idempotency_in_progress(),
+            DepositError::Evidence(crate::evidence::EvidenceError::Timestamp(e)) => {
+                tracing::error!(error = %e, "timestamping failed");
+                Problem::unavailable(
+                    "the timestamp authority did not answer correctly; nothing was recorded, retry later",
+                )
+            }
+            other => Problem::internal(&other),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Unauthenticated service endpoints: health, trust anchors, and the RFC 3161 TSA.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::problem::Problem;
+use crate::service::Service;
+
+/// Largest timestamp query accepted. A TimeStampReq with a SHA-512 imprint, a policy, a nonce
+/// and some extensions stays well under 1 KiB; 16 KiB leaves room without inviting abuse.
+pub const MAX_TSA_QUERY: usize = 16 * 1024;
+
+/// Liveness and readiness: the database answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "The service and its database answer"),
+              (status = 503, description = "The database does not answer", body = Problem)))]
+pub async fn healthz(State(service): State<Service>) -> Response {
+    match service.storage.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "status": "ok",
+                "database": service.storage.engine(),
+                "pki": if service.trust.development { "development (non-qualified)" } else { "production" },
+            })),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            Problem::unavailable("the database does not answer").into_response()
+        }
+    }
+}
+
+/// The trust anchors (PEM) that verify every seal and timestamp issued by this service.
+#[utoipa::path(get, path = "/v1/trust/roots.pem", tag = "trust",
+    responses((status = 200, description = "PEM certificates", content_type = "application/x-pem-file", body = String)))]
+pub async fn roots_pem(State(service): State<Service>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-pem-file"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("inline; filename=\"roots.pem\""),
+            ),
+        ],
+        service.anchors_pem.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// RFC 3161 §3.4 time-stamp protocol over HTTP: `application/timestamp-query` in,
+/// `application/timestamp-reply` out. Requests the TSA cannot honour get a rejection
+/// TimeStampResp (not an HTTP error), as the RFC expects.
+#[utoipa::path(post, path = "/tsa", tag = "trust",
+    request_body(content = Vec<u8>, content_type = "application/timestamp-query", description = "DER TimeStampReq"),
+    responses((status = 200, description = "DER TimeStampResp", content_type = "application/timestamp-reply", body = Vec<u8>),
+              (status = 404, description = "Embedded TSA disabled", body = Problem),
+              (status = 415, description = "Wrong content type", body = Problem)))]
+pub async fn timestamp(
+    State(service): State<Service>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(tsa) = service.tsa.clone() else {
+        return Problem::tsa_disabled().into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim()
+        .eq_ignore_ascii_case("application/timestamp-query")
+    {
+        return Problem::unsupported_media_type(
+            "send a DER TimeStampReq with Content-Type: application/timestamp-query",
+        )
+        .into_response();
+    }
+    let now = service.clock.now();
+    let reply = match tokio::task::spawn_blocking(move || tsa.respond(&body, now)).await {
+        Ok(reply) => reply,
+        Err(e) => return Problem::internal(&e).into_response(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/timestamp-reply"),
+        )],
+        reply,
+    )
+        .into_response()
+}

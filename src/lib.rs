@@ -1,0 +1,28 @@
+//! recommande: electronic registered letters (French *lettre recommandée électronique*,
+//! eIDAS *electronic registered delivery*) for debt collection, whose every step yields
+//! evidence that a judge can verify offline with plain `openssl`.
+//!
+//! The core — [`evidence`], [`seal`], [`timestamp`], [`trust`], [`verify`], [`asn1`] — takes
+//! bytes, keys, trust anchors and a time, and does no I/O. The edges — [`http`], [`storage`],
+//! [`content`], the remote TSA client — do. See `docs/ARCHITECTURE.md` for the map.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api_key;
+pub mod asn1;
+pub mod bench;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod content;
+pub mod deposit;
+pub mod evidence;
+pub mod http;
+pub mod letter;
+pub mod pki;
+pub mod seal;
+pub mod service;
+pub mod storage;
+pub mod timestamp;
+pub mod trust;
+pub mod verify;

@@ -1,0 +1,5 @@
+//! The `recommande` command.
+
+fn main() -> std::process::ExitCode {
+    recommande::cli::main()
+}

@@ -1,0 +1,270 @@
+//! Service assembly: turns [`Settings`] into running parts, checking everything at start —
+//! database and migrations, trust material (key match, validity, EKU), the timestamp source,
+//! and a full seal → timestamp → verify round trip — so that a misconfiguration stops the
+//! service with a precise message instead of producing unverifiable evidence later.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Map;
+use sha2::{Digest, Sha256};
+
+use crate::api_key::ApiKeyHasher;
+use crate::clock::{Clock, unix_micros};
+use crate::config::{DEVELOPMENT_EVIDENCE_POLICY, Settings, TimestampMode};
+use crate::content::{ContentError, ContentStore};
+use crate::deposit::Deposits;
+use crate::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record};
+use crate::pki::{PkiError, TrustMaterial, load_or_create_development_pki, load_production_pki};
+use crate::seal::Sealer;
+use crate::storage::{Storage, StorageError};
+use crate::timestamp::client::RemoteTsa;
+use crate::timestamp::{SerialNumbers, TimestampAuthority, TimestampError};
+use crate::trust::{TrustAnchors, TrustError};
+use crate::verify::{ChainExpectation, verify_evidence};
+
+/// Evidence policy written when production keys are used and none is configured.
+pub const PRODUCTION_EVIDENCE_POLICY: &str = "urn:recommande:evidence-policy:v1";
+/// Counter from which each start reserves a fresh TSA serial-number epoch.
+const TSA_SERIAL_EPOCH_COUNTER: &str = "tsa_serial_epoch";
+
+/// Why the service refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Database connection or migration.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Certificates and keys.
+    #[error("trust material: {0}")]
+    Pki(#[from] PkiError),
+    /// Trust anchors.
+    #[error("trust anchors: {0}")]
+    Trust(#[from] TrustError),
+    /// Timestamp source.
+    #[error("timestamping: {0}")]
+    Timestamp(#[from] TimestampError),
+    /// Content store.
+    #[error("content store: {0}")]
+    Content(#[from] ContentError),
+    /// The start-up self-check failed.
+    #[error("self-check failed: {0}")]
+    SelfCheck(String),
+}
+
+/// The running parts of the service, shared by the HTTP layer, the CLI and benchmarks.
+#[derive(Clone)]
+pub struct Service {
+    /// Resolved settings.
+    pub settings: Arc<Settings>,
+    /// Relational storage.
+    pub storage: Storage,
+    /// Document bytes.
+    pub content: ContentStore,
+    /// Certificates and keys.
+    pub trust: Arc<TrustMaterial>,
+    /// The anchors that verify every seal and timestamp we issue (served at `/v1/trust/roots.pem`).
+    pub anchors: TrustAnchors,
+    /// PEM of `anchors`.
+    pub anchors_pem: Arc<String>,
+    /// The embedded TSA (also served at `POST /tsa`), when timestamps are made in-process.
+    pub tsa: Option<Arc<TimestampAuthority>>,
+    /// Evidence sealing.
+    pub sealer: Arc<EvidenceSealer>,
+    /// Deposit service.
+    pub deposits: Deposits,
+    /// API key HMAC.
+    pub api_keys: ApiKeyHasher,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Service {
+    /// Connects, loads or creates trust material, and checks the whole evidence pipeline.
+    pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Service, StartError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+            path: settings.data_dir.clone(),
+            source,
+        })?;
+        let now = clock.now();
+        let storage = Storage::connect(&settings.database_url).await?;
+
+        let trust = if settings.pki.is_development() {
+            let dir = settings.data_dir.join("pki");
+            let (material, created) = load_or_create_development_pki(&dir, now)?;
+            tracing::warn!(
+                pki.dir = %dir.display(),
+                pki.created = created,
+                "NON-QUALIFIED development PKI in use: evidence is marked non-qualified and has no legal value as qualified ERDS"
+            );
+            material
+        } else {
+            let pki = &settings.pki;
+            let seal_cert = required(&pki.seal_certificate, "pki.seal_certificate")?;
+            let seal_key = required(&pki.seal_key, "pki.seal_key")?;
+            let roots = required(&pki.roots, "pki.roots")?;
+            let tsa = match (&pki.tsa_certificate, &pki.tsa_key) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                (None, None) => None,
+                _ => {
+                    return Err(StartError::Pki(PkiError::Config(
+                        "pki.tsa_certificate and pki.tsa_key must be set together".into(),
+                    )));
+                }
+            };
+            if tsa.is_none() && settings.timestamp == TimestampMode::Embedded {
+                return Err(StartError::Pki(PkiError::Config(
+                    "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")".into(),
+                )));
+            }
+            load_production_pki(seal_cert, seal_key, tsa, roots, now)?
+        };
+        let trust = Arc::new(trust);
+
+        let mut anchors_pem = trust.roots_pem.clone();
+        if let Some(extra) = &settings.remote_tsa_roots {
+            let pem = std::fs::read_to_string(extra).map_err(|e| {
+                StartError::Pki(PkiError::Config(format!(
+                    "cannot read timestamp.roots {}: {e}",
+                    extra.display()
+                )))
+            })?;
+            anchors_pem.push_str(&pem);
+        }
+        let anchors = TrustAnchors::from_pem(anchors_pem.as_bytes())?;
+
+        let epoch = storage.next_counter(TSA_SERIAL_EPOCH_COUNTER).await?;
+        let tsa = Arc::new(TimestampAuthority::new(
+            trust.tsa.clone(),
+            &settings.tsa_policy_oid,
+            SerialNumbers::new(epoch.max(1) as u64),
+        )?);
+        let (timestamper, embedded) = match &settings.timestamp {
+            TimestampMode::Embedded => (
+                Timestamper::Embedded {
+                    authority: tsa.clone(),
+                    clock: clock.clone(),
+                },
+                Some(tsa),
+            ),
+            TimestampMode::Remote { url } => (
+                Timestamper::Remote(RemoteTsa::new(
+                    url,
+                    None,
+                    Duration::from_secs(settings.tsa_timeout_seconds),
+                )?),
+                None,
+            ),
+        };
+
+        let policy = if trust.development {
+            // Whatever is configured, the development PKI seals under a policy that says
+            // non-qualified, so no reader can mistake its evidence for qualified ERDS.
+            DEVELOPMENT_EVIDENCE_POLICY.to_string()
+        } else {
+            settings
+                .evidence_policy
+                .clone()
+                .unwrap_or_else(|| PRODUCTION_EVIDENCE_POLICY.to_string())
+        };
+        let provider = ProviderInfo {
+            name: settings.provider_name.clone(),
+            seal_certificate_sha256: hex::encode(trust.seal.certificate_sha256()),
+        };
+        let sealer = Arc::new(EvidenceSealer::new(
+            Sealer::new(trust.seal.clone()),
+            timestamper,
+            provider,
+            policy,
+        ));
+        self_check(&sealer, &anchors, clock.as_ref()).await?;
+
+        let content = ContentStore::open(&settings.data_dir)?;
+        let api_keys = ApiKeyHasher::load(&storage, unix_micros(now)).await?;
+        let deposits = Deposits::new(
+            storage.clone(),
+            sealer.clone(),
+            clock.clone(),
+            settings.retention_years,
+        );
+        Ok(Service {
+            settings: Arc::new(settings),
+            storage,
+            content,
+            trust,
+            anchors,
+            anchors_pem: Arc::new(anchors_pem),
+            tsa: embedded,
+            sealer,
+            deposits,
+            api_keys,
+            clock,
+        })
+    }
+}
+
+fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a Path, StartError> {
+    value.as_deref().ok_or_else(|| {
+        StartError::Pki(PkiError::Config(format!(
+            "{key} is required when production certificates are configured"
+        )))
+    })
+}
+
+/// Seals and timestamps a throw-away record and verifies it against the served anchors, so
+/// that a key, certificate or TSA problem stops the start instead of the first deposit.
+async fn self_check(
+    sealer: &EvidenceSealer,
+    anchors: &TrustAnchors,
+    clock: &dyn Clock,
+) -> Result<(), StartError> {
+    let now = clock.now();
+    let party = PartyInfo {
+        name: "self-check".into(),
+        email: "self-check@invalid.example".into(),
+        organization: None,
+        kind: None,
+        identity: None,
+    };
+    let record = deposit_record(
+        &uuid::Uuid::now_v7().to_string(),
+        &uuid::Uuid::nil().to_string(),
+        now,
+        sealer.provider(),
+        sealer.policy(),
+        party.clone(),
+        party,
+        Vec::new(),
+        Map::new(),
+    );
+    let sealed = sealer
+        .seal(record, now)
+        .await
+        .map_err(|e| StartError::SelfCheck(e.to_string()))?;
+    debug_assert_eq!(
+        sealed.sha256,
+        <[u8; 32]>::from(Sha256::digest(&sealed.bytes))
+    );
+    let report = verify_evidence(
+        &sealed.bytes,
+        &sealed.seal,
+        &sealed.timestamp_token,
+        anchors,
+        ChainExpectation::First,
+    );
+    match report.first_failure() {
+        None => Ok(()),
+        Some(check) => Err(StartError::SelfCheck(format!(
+            "{}: {}",
+            check.name, check.detail
+        ))),
+    }
+}

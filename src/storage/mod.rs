@@ -1,0 +1,904 @@
+//! Relational storage: one schema shape, two engines.
+//!
+//! SQLite is the embedded default (one WAL file in the data directory); PostgreSQL is the
+//! production and scale-out engine. Both are reached through concrete sqlx pools and the very
+//! same SQL text (`$N` placeholders, which the SQLite driver accepts), dispatched by the
+//! `dispatch!` macro so that every query is type-checked against both drivers.
+//!
+//! Invariants kept here:
+//! - evidence is **insert-only**: this module offers no function that updates or deletes an
+//!   evidence row, and the migrations add triggers that refuse it at the database level;
+//! - a letter, its documents, its deposit evidence and its idempotency record are written in
+//!   **one transaction** (`insert_deposits`), so a failure leaves nothing half-written.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, QueryBuilder, Row, SqlitePool};
+
+/// Rows per multi-row INSERT: keeps every statement far below SQLite's 32,766 bound variables.
+const INSERT_CHUNK: usize = 400;
+
+/// A failure of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database URL names no supported engine.
+    #[error("unsupported database URL (expected sqlite:… or postgres://…): {0}")]
+    UnsupportedUrl(String),
+    /// A unique constraint refused the write; the string names what collided.
+    #[error("conflict: {0} already exists")]
+    Conflict(&'static str),
+    /// A stored value could not be read back as expected.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// Migrations failed to apply.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StorageError {
+    fn from_insert(err: sqlx::Error, what: &'static str) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what),
+            _ => StorageError::Database(err),
+        }
+    }
+}
+
+/// A tenant: one customer account (a collection agency or a creditor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Tenant id (UUID).
+    pub id: String,
+    /// Unique human name.
+    pub name: String,
+}
+
+/// An API key as listed by operators (never the key itself).
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    /// Key id (UUID), what `api-key revoke` takes.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Owning tenant's name.
+    pub tenant_name: String,
+    /// HMAC-SHA256 of the key under the installation secret.
+    pub key_hmac: Vec<u8>,
+    /// Creation time, Unix µs.
+    pub created_at: i64,
+    /// Revocation time, Unix µs.
+    pub revoked_at: Option<i64>,
+}
+
+/// A stored document's metadata (the bytes live in the content store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    /// Document id (UUID).
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Lower-case hex SHA-256 of the bytes: the document's identity.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Media type sniffed from the bytes.
+    pub media_type: String,
+    /// File name given at upload.
+    pub filename: String,
+    /// Upload time, Unix µs.
+    pub created_at: i64,
+}
+
+/// A letter row. `sender` and `recipient` hold JSON objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LetterRow {
+    /// Letter id (UUID v7: sorts by creation time).
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Lifecycle state (`deposited`, `notified`, …).
+    pub state: String,
+    /// Sender's own reference.
+    pub reference: Option<String>,
+    /// Sender party, JSON.
+    pub sender: String,
+    /// Recipient party, JSON.
+    pub recipient: String,
+    /// Deposit time, Unix µs.
+    pub deposited_at: i64,
+    /// End of the retention period, Unix µs.
+    pub retain_until: i64,
+    /// Last state change, Unix µs.
+    pub updated_at: i64,
+}
+
+/// A stored evidence record with its seal and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRow {
+    /// Service-wide sequence number (strictly increasing).
+    pub seq: i64,
+    /// Evidence id (UUID).
+    pub id: String,
+    /// The letter it is about.
+    pub letter_id: String,
+    /// Event name (ETSI EN 319 522).
+    pub event: String,
+    /// Event time, Unix µs.
+    pub event_time: i64,
+    /// Canonical JSON bytes of the record.
+    pub record: Vec<u8>,
+    /// Hex SHA-256 of `record`.
+    pub record_sha256: String,
+    /// CMS detached seal (DER).
+    pub seal: Vec<u8>,
+    /// RFC 3161 TimeStampToken (DER).
+    pub timestamp_token: Vec<u8>,
+    /// Storage time, Unix µs.
+    pub created_at: i64,
+}
+
+/// Evidence about to be inserted (the sequence number is assigned by the database).
+#[derive(Debug, Clone)]
+pub struct NewEvidence {
+    /// Evidence id (UUID).
+    pub id: String,
+    /// The letter it is about.
+    pub letter_id: String,
+    /// Event name.
+    pub event: String,
+    /// Event time, Unix µs.
+    pub event_time: i64,
+    /// Canonical JSON bytes.
+    pub record: Vec<u8>,
+    /// Hex SHA-256 of `record`.
+    pub record_sha256: String,
+    /// CMS seal.
+    pub seal: Vec<u8>,
+    /// RFC 3161 token.
+    pub timestamp_token: Vec<u8>,
+    /// Storage time, Unix µs.
+    pub created_at: i64,
+}
+
+/// A stored API response, replayed for a retried request with the same `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The client's key.
+    pub key: String,
+    /// Hex SHA-256 of method, path and body of the original request.
+    pub request_sha256: String,
+    /// HTTP status of the original response.
+    pub status: i64,
+    /// Body of the original response.
+    pub response: Vec<u8>,
+    /// Time of the original request, Unix µs.
+    pub created_at: i64,
+}
+
+/// Everything one deposit writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewDeposit {
+    /// The letter.
+    pub letter: LetterRow,
+    /// Its documents, in order.
+    pub document_ids: Vec<String>,
+    /// Its `SubmissionAcceptance` evidence.
+    pub evidence: NewEvidence,
+}
+
+/// Filters for listing letters; results are ordered by id (creation time).
+#[derive(Debug, Clone, Default)]
+pub struct LetterFilter {
+    /// Only letters with this reference.
+    pub reference: Option<String>,
+    /// Only letters in this state.
+    pub state: Option<String>,
+    /// Only letters whose id sorts after this one (cursor).
+    pub after_id: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+enum Backend {
+    /// SQLite allows one writer at a time: writes go through a single-connection pool so they
+    /// queue in-process instead of failing with SQLITE_BUSY; reads use a wider pool (WAL).
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// The relational store. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    backend: std::sync::Arc<Backend>,
+}
+
+/// Runs `$body` with `$pool` bound to the right pool and `$db` to the sqlx database type.
+macro_rules! dispatch {
+    ($storage:expr, write, |$pool:ident, $db:ident| $body:expr) => {
+        match &*$storage.backend {
+            Backend::Sqlite { write: $pool, .. } => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+    ($storage:expr, read, |$pool:ident, $db:ident| $body:expr) => {
+        match &*$storage.backend {
+            Backend::Sqlite { read: $pool, .. } => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            Backend::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+macro_rules! letter_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        LetterRow {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            state: row.try_get("state")?,
+            reference: row.try_get("reference")?,
+            sender: row.try_get("sender")?,
+            recipient: row.try_get("recipient")?,
+            deposited_at: row.try_get("deposited_at")?,
+            retain_until: row.try_get("retain_until")?,
+            updated_at: row.try_get("updated_at")?,
+        }
+    }};
+}
+
+macro_rules! document_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        DocumentRow {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            sha256: row.try_get("sha256")?,
+            size: row.try_get("size")?,
+            media_type: row.try_get("media_type")?,
+            filename: row.try_get("filename")?,
+            created_at: row.try_get("created_at")?,
+        }
+    }};
+}
+
+macro_rules! evidence_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        EvidenceRow {
+            seq: row.try_get("seq")?,
+            id: row.try_get("id")?,
+            letter_id: row.try_get("letter_id")?,
+            event: row.try_get("event")?,
+            event_time: row.try_get("event_time")?,
+            record: row.try_get("record")?,
+            record_sha256: row.try_get("record_sha256")?,
+            seal: row.try_get("seal")?,
+            timestamp_token: row.try_get("timestamp_token")?,
+            created_at: row.try_get("created_at")?,
+        }
+    }};
+}
+
+macro_rules! api_key_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        ApiKeyRow {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            tenant_name: row.try_get("tenant_name")?,
+            key_hmac: row.try_get("key_hmac")?,
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        }
+    }};
+}
+
+// Column lists as macros so that queries stay `&'static str` literals (sqlx refuses dynamic SQL).
+macro_rules! letter_columns {
+    () => {
+        "id, tenant_id, state, reference, sender, recipient, deposited_at, retain_until, updated_at"
+    };
+}
+macro_rules! evidence_columns {
+    () => {
+        "seq, id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at"
+    };
+}
+macro_rules! api_key_select {
+    () => {
+        "SELECT k.id, k.tenant_id, t.name AS tenant_name, k.key_hmac, k.created_at, k.revoked_at \
+         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+    };
+}
+
+impl Storage {
+    /// Connects to `url` (`sqlite:PATH` or `postgres://…`) and applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        let backend = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // WAL + NORMAL: durable against a process crash, one fsync per checkpoint
+                // rather than per transaction (DESIGN §9: no per-letter fsync).
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            sqlx::migrate!("migrations/sqlite").run(&write).await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.read_only(true))
+                .await?;
+            Backend::Sqlite { read, write }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("migrations/postgres").run(&pool).await?;
+            Backend::Postgres(pool)
+        } else {
+            return Err(StorageError::UnsupportedUrl(redact_url(url)));
+        };
+        Ok(Storage {
+            backend: std::sync::Arc::new(backend),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn engine(&self) -> &'static str {
+        match &*self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every pool (used before a clean exit, and by restart tests).
+    pub async fn close(&self) {
+        match &*self.backend {
+            Backend::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// A trivial round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        dispatch!(self, read, |pool, Db| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    // ----- installation-wide values ---------------------------------------------------------
+
+    /// Returns the secret called `name`, creating it with `generate` on first use. Concurrent
+    /// first uses agree on one value.
+    pub async fn service_secret(
+        &self,
+        name: &str,
+        now: i64,
+        generate: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let candidate = generate();
+        dispatch!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO service_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(&candidate)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            let row = sqlx::query("SELECT value FROM service_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await?;
+            Ok(row.try_get("value")?)
+        })
+    }
+
+    /// Atomically increments the counter `name` (starting at 1) and returns its new value.
+    pub async fn next_counter(&self, name: &str) -> Result<i64, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let row = sqlx::query(
+                "INSERT INTO counters (name, value) VALUES ($1, 1) \
+                 ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+            )
+            .bind(name)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.try_get("value")?)
+        })
+    }
+
+    // ----- tenants and API keys -------------------------------------------------------------
+
+    /// Returns the tenant called `name`, creating it if needed.
+    pub async fn ensure_tenant(&self, name: &str, now: i64) -> Result<Tenant, StorageError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        dispatch!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(name)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            let row = sqlx::query("SELECT id, name FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_one(pool)
+                .await?;
+            Ok(Tenant {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+            })
+        })
+    }
+
+    /// Stores a new API key (its HMAC only).
+    pub async fn insert_api_key(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        key_hmac: &[u8],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, key_hmac, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id)
+            .bind(tenant_id)
+            .bind(key_hmac)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(|e| StorageError::from_insert(e, "api key"))?;
+        });
+        Ok(())
+    }
+
+    /// Looks a key up by its HMAC (indexed).
+    pub async fn api_key_by_hmac(
+        &self,
+        key_hmac: &[u8],
+    ) -> Result<Option<ApiKeyRow>, StorageError> {
+        let sql = concat!(api_key_select!(), " WHERE k.key_hmac = $1");
+        dispatch!(self, read, |pool, Db| {
+            let row = sqlx::query(sql).bind(key_hmac).fetch_optional(pool).await?;
+            match row {
+                Some(row) => Ok(Some(api_key_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every API key, optionally of one tenant, oldest first.
+    pub async fn list_api_keys(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<ApiKeyRow>, StorageError> {
+        let sql = concat!(
+            api_key_select!(),
+            " WHERE ($1 IS NULL OR t.name = $1) ORDER BY k.created_at, k.id"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(sql).bind(tenant).fetch_all(pool).await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            for row in rows {
+                keys.push(api_key_from_row!(row));
+            }
+            Ok(keys)
+        })
+    }
+
+    /// Revokes key `id`; returns false when no such unrevoked key exists.
+    pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    // ----- documents ------------------------------------------------------------------------
+
+    /// Inserts document metadata; when the tenant already holds these bytes, returns the
+    /// existing document instead (content addressing).
+    pub async fn insert_document(&self, doc: &DocumentRow) -> Result<DocumentRow, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO documents (id, tenant_id, sha256, size, media_type, filename, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, sha256) DO NOTHING",
+            )
+            .bind(&doc.id)
+            .bind(&doc.tenant_id)
+            .bind(&doc.sha256)
+            .bind(doc.size)
+            .bind(&doc.media_type)
+            .bind(&doc.filename)
+            .bind(doc.created_at)
+            .execute(pool)
+            .await?;
+            let row = sqlx::query(
+                "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
+                 FROM documents WHERE tenant_id = $1 AND sha256 = $2",
+            )
+            .bind(&doc.tenant_id)
+            .bind(&doc.sha256)
+            .fetch_one(pool)
+            .await?;
+            Ok(document_from_row!(row))
+        })
+    }
+
+    /// The tenant's documents among `ids` (unknown or foreign ids are simply absent).
+    pub async fn documents(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<DocumentRow>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self, read, |pool, Db| {
+            let mut query = QueryBuilder::<Db>::new(
+                "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
+                 FROM documents WHERE tenant_id = ",
+            );
+            query.push_bind(tenant_id).push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in ids {
+                list.push_bind(id);
+            }
+            list.push_unseparated(")");
+            let rows = query.build().fetch_all(pool).await?;
+            let mut docs = Vec::with_capacity(rows.len());
+            for row in rows {
+                docs.push(document_from_row!(row));
+            }
+            Ok(docs)
+        })
+    }
+
+    /// Documents of a letter, in deposit order.
+    pub async fn letter_documents(
+        &self,
+        letter_id: &str,
+    ) -> Result<Vec<DocumentRow>, StorageError> {
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT d.id, d.tenant_id, d.sha256, d.size, d.media_type, d.filename, d.created_at \
+                 FROM letter_documents ld JOIN documents d ON d.id = ld.document_id \
+                 WHERE ld.letter_id = $1 ORDER BY ld.position",
+            )
+            .bind(letter_id)
+            .fetch_all(pool)
+            .await?;
+            let mut docs = Vec::with_capacity(rows.len());
+            for row in rows {
+                docs.push(document_from_row!(row));
+            }
+            Ok(docs)
+        })
+    }
+
+    // ----- letters and evidence -------------------------------------------------------------
+
+    /// Writes deposits — letters, their document links, their deposit evidence — and the
+    /// optional idempotency record, all in **one transaction**: either everything is stored or
+    /// nothing is. An idempotency key already used yields `Conflict("idempotency key")`.
+    pub async fn insert_deposits(
+        &self,
+        deposits: &[NewDeposit],
+        idempotency: Option<&IdempotencyRow>,
+    ) -> Result<(), StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            // The idempotency row goes first so that a concurrent retry blocks on it (PostgreSQL)
+            // or collides before any other work is done.
+            if let Some(idem) = idempotency {
+                sqlx::query(
+                    "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&idem.tenant_id)
+                .bind(&idem.key)
+                .bind(&idem.request_sha256)
+                .bind(idem.status)
+                .bind(&idem.response)
+                .bind(idem.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StorageError::from_insert(e, "idempotency key"))?;
+            }
+            for chunk in deposits.chunks(INSERT_CHUNK) {
+                let mut query = QueryBuilder::<Db>::new(concat!(
+                    "INSERT INTO letters (",
+                    letter_columns!(),
+                    ") "
+                ));
+                query.push_values(chunk, |mut b, d| {
+                    let l = &d.letter;
+                    b.push_bind(&l.id)
+                        .push_bind(&l.tenant_id)
+                        .push_bind(&l.state)
+                        .push_bind(&l.reference)
+                        .push_bind(&l.sender)
+                        .push_bind(&l.recipient)
+                        .push_bind(l.deposited_at)
+                        .push_bind(l.retain_until)
+                        .push_bind(l.updated_at);
+                });
+                query
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StorageError::from_insert(e, "letter"))?;
+
+                let links: Vec<(&str, i64, &str)> = chunk
+                    .iter()
+                    .flat_map(|d| {
+                        d.document_ids
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, doc)| (d.letter.id.as_str(), i as i64, doc.as_str()))
+                    })
+                    .collect();
+                for links in links.chunks(INSERT_CHUNK * 2) {
+                    let mut query = QueryBuilder::<Db>::new(
+                        "INSERT INTO letter_documents (letter_id, position, document_id) ",
+                    );
+                    query.push_values(links, |mut b, (letter, position, doc)| {
+                        b.push_bind(*letter).push_bind(*position).push_bind(*doc);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO evidence (id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at) ",
+                );
+                query.push_values(chunk, |mut b, d| {
+                    let e = &d.evidence;
+                    b.push_bind(&e.id)
+                        .push_bind(&e.letter_id)
+                        .push_bind(&e.event)
+                        .push_bind(e.event_time)
+                        .push_bind(&e.record)
+                        .push_bind(&e.record_sha256)
+                        .push_bind(&e.seal)
+                        .push_bind(&e.timestamp_token)
+                        .push_bind(e.created_at);
+                });
+                query
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| StorageError::from_insert(e, "evidence"))?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The tenant's letter `id`, if any (another tenant's letter is `None`).
+    pub async fn letter(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<LetterRow>, StorageError> {
+        let sql = concat!(
+            "SELECT ",
+            letter_columns!(),
+            " FROM letters WHERE tenant_id = $1 AND id = $2"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let row = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(letter_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The tenant's letters matching `filter`, ordered by id.
+    pub async fn list_letters(
+        &self,
+        tenant_id: &str,
+        filter: &LetterFilter,
+    ) -> Result<Vec<LetterRow>, StorageError> {
+        let sql = concat!(
+            "SELECT ",
+            letter_columns!(),
+            " FROM letters WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR reference = $2) AND ($3 IS NULL OR state = $3) \
+             AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(&filter.reference)
+                .bind(&filter.state)
+                .bind(&filter.after_id)
+                .bind(filter.limit)
+                .fetch_all(pool)
+                .await?;
+            let mut letters = Vec::with_capacity(rows.len());
+            for row in rows {
+                letters.push(letter_from_row!(row));
+            }
+            Ok(letters)
+        })
+    }
+
+    /// The evidence of a letter, in sequence order.
+    pub async fn evidence_of_letter(
+        &self,
+        letter_id: &str,
+    ) -> Result<Vec<EvidenceRow>, StorageError> {
+        let sql = concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE letter_id = $1 ORDER BY seq"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(sql).bind(letter_id).fetch_all(pool).await?;
+            let mut evidence = Vec::with_capacity(rows.len());
+            for row in rows {
+                evidence.push(evidence_from_row!(row));
+            }
+            Ok(evidence)
+        })
+    }
+
+    /// Stored evidence rows with a sequence number above `after_seq`, in order (for audits and
+    /// the later Merkle log).
+    pub async fn evidence_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<EvidenceRow>, StorageError> {
+        let sql = concat!(
+            "SELECT ",
+            evidence_columns!(),
+            " FROM evidence WHERE seq > $1 ORDER BY seq LIMIT $2"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(sql)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut evidence = Vec::with_capacity(rows.len());
+            for row in rows {
+                evidence.push(evidence_from_row!(row));
+            }
+            Ok(evidence)
+        })
+    }
+
+    // ----- idempotency ----------------------------------------------------------------------
+
+    /// The stored response for (`tenant_id`, `key`), if any.
+    pub async fn idempotent_response(
+        &self,
+        tenant_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRow>, StorageError> {
+        // Read through the write pool on SQLite: a retry racing the original must see its
+        // committed row, and the single writer serialises the two.
+        dispatch!(self, write, |pool, Db| {
+            let row = sqlx::query(
+                "SELECT tenant_id, key, request_sha256, status, response, created_at \
+                 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            )
+            .bind(tenant_id)
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(Some(IdempotencyRow {
+                    tenant_id: row.try_get("tenant_id")?,
+                    key: row.try_get("key")?,
+                    request_sha256: row.try_get("request_sha256")?,
+                    status: row.try_get("status")?,
+                    response: row.try_get("response")?,
+                    created_at: row.try_get("created_at")?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Stores a response for replay; returns false when the key was already taken.
+    pub async fn insert_idempotent_response(
+        &self,
+        idem: &IdempotencyRow,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING",
+            )
+            .bind(&idem.tenant_id)
+            .bind(&idem.key)
+            .bind(&idem.request_sha256)
+            .bind(idem.status)
+            .bind(&idem.response)
+            .bind(idem.created_at)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}
+
+/// Drops credentials from a URL before it is shown in an error or a log line.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacting_a_url_hides_its_credentials() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://***@h:5432/db"
+        );
+        assert_eq!(redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
+    }
+}

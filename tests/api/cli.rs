@@ -1,0 +1,89 @@
+//! The `recommande` command line, run as a real process.
+
+use std::process::Command;
+
+fn recommande(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_recommande"))
+        .args(args)
+        .env_remove("RECOMMANDE_DATABASE_URL")
+        .env_remove("RECOMMANDE_DATA_DIR")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run recommande")
+}
+
+#[test]
+fn api_key_create_prints_only_the_key_and_keys_can_be_listed_and_revoked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().to_str().expect("utf-8");
+    let out = recommande(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "Cabinet Recouvr",
+        "--data-dir",
+        data,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the key on stdout: {stdout:?}");
+    let key = lines[0];
+    assert!(key.starts_with("rk_") && key.len() == 3 + 43, "{key}");
+
+    let second = recommande(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "Cabinet Recouvr",
+        "--data-dir",
+        data,
+    ]);
+    let second_key = String::from_utf8(second.stdout).expect("utf-8");
+    assert_ne!(second_key.trim(), key);
+
+    let list = recommande(&["api-key", "list", "--data-dir", data]);
+    let listing = String::from_utf8(list.stdout).expect("utf-8");
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    assert!(!listing.contains(key), "keys are never shown again");
+    let id = listing
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .expect("id")
+        .to_string();
+
+    let revoke = recommande(&["api-key", "revoke", &id, "--data-dir", data]);
+    assert!(revoke.status.success());
+    let again = recommande(&["api-key", "revoke", &id, "--data-dir", data]);
+    assert!(!again.status.success(), "revoking twice is an error");
+    let listing = String::from_utf8(recommande(&["api-key", "list", "--data-dir", data]).stdout)
+        .expect("utf-8");
+    let revoked_line = listing
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .expect("listed");
+    assert!(!revoked_line.trim_end().ends_with('-'), "{revoked_line}");
+}
+
+#[test]
+fn bad_settings_stop_the_command_with_a_precise_message() {
+    let out = recommande(&["serve", "--listen", "nowhere", "--data-dir", "/tmp/unused"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen"), "{stderr}");
+    let out = recommande(&[
+        "api-key",
+        "create",
+        "--tenant",
+        "",
+        "--data-dir",
+        "/tmp/unused",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
+}

@@ -1,0 +1,391 @@
+//! Test harness: the real router on port 0, a fresh database per test (SQLite file or a new
+//! PostgreSQL database on the server named by `TEST_DATABASE_URL`), a real API key.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use recommande::clock::{Clock, SystemClock};
+use recommande::config::{Overrides, Settings};
+use recommande::service::Service;
+use sqlx::Connection;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub api_key: String,
+    pub service: Service,
+    pub database_url: String,
+    pub dir: tempfile::TempDir,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A fresh database URL for `engine`, or `None` when PostgreSQL is not available outside CI.
+pub async fn fresh_database(engine: Engine, dir: &Path) -> Option<String> {
+    match engine {
+        Engine::Sqlite => Some(format!("sqlite:{}", dir.join("test.db").display())),
+        Engine::Postgres => {
+            let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "TEST_DATABASE_URL must be set in CI: the PostgreSQL suite may not be skipped there"
+                );
+                eprintln!("NOTICE: TEST_DATABASE_URL is not set; PostgreSQL variant not run");
+                return None;
+            };
+            let name = format!("recommande_test_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&server)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            conn.close().await.ok();
+            let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+            Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+pub fn settings_for(dir: &Path, database_url: &str) -> Settings {
+    Settings::load_from(
+        &Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            database_url: Some(database_url.to_string()),
+            listen: Some("127.0.0.1:0".into()),
+            ..Overrides::default()
+        },
+        |_| None,
+    )
+    .expect("test settings")
+}
+
+/// Starts the whole service on an ephemeral port with a tenant and its API key.
+pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
+    spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    adjust: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(engine, dir.path()).await?;
+    let mut settings = settings_for(dir.path(), &database_url);
+    adjust(&mut settings);
+    Some(start_on(dir, database_url, settings, clock).await)
+}
+
+pub async fn start_on(
+    dir: tempfile::TempDir,
+    database_url: String,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> TestApp {
+    let service = Service::start(settings, clock)
+        .await
+        .expect("service starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("local addr"));
+    let router = recommande::http::router(service.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server");
+    });
+    let now = recommande::clock::unix_micros(service.clock.now());
+    let (_, api_key) = service
+        .api_keys
+        .create(&service.storage, "Cabinet Recouvr", now)
+        .await
+        .expect("api key");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        api_key,
+        service,
+        database_url,
+        dir,
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn new_api_key(&self, tenant: &str) -> String {
+        let now = recommande::clock::unix_micros(self.service.clock.now());
+        self.service
+            .api_keys
+            .create(&self.service.storage, tenant, now)
+            .await
+            .expect("api key")
+            .1
+    }
+
+    /// Uploads `bytes` as `name`; returns the response.
+    pub async fn upload_with_key(
+        &self,
+        key: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_string());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        self.client
+            .post(self.url("/v1/documents"))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads a small PDF and returns its id.
+    pub async fn upload_pdf(&self) -> String {
+        let response = self
+            .upload_with_key(&self.api_key, "relance.pdf", sample_pdf("relance"))
+            .await;
+        assert!(
+            response.status().is_success(),
+            "upload failed: {}",
+            response.status()
+        );
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    pub async fn post_letter(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.post_letter_with(&self.api_key, body, None).await
+    }
+
+    pub async fn post_letter_with(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/v1/letters"))
+            .bearer_auth(key)
+            .json(body);
+        if let Some(k) = idempotency_key {
+            request = request.header("Idempotency-Key", k);
+        }
+        request.send().await.expect("letter request")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Deposits a letter to a professional and returns the 201 body.
+    pub async fn deposit(&self) -> serde_json::Value {
+        let document = self.upload_pdf().await;
+        let response = self.post_letter(&letter_body(&document)).await;
+        assert_eq!(
+            response.status(),
+            201,
+            "deposit failed: {}",
+            response.text().await.unwrap_or_default()
+        );
+        response.json().await.expect("json")
+    }
+
+    /// Letters of this app's tenant (first page).
+    pub async fn letter_count(&self) -> usize {
+        let body: serde_json::Value = self
+            .get("/v1/letters?limit=500")
+            .await
+            .json()
+            .await
+            .expect("json");
+        body["items"].as_array().expect("items").len()
+    }
+
+    /// Writes the three files of an evidence record and the roots into `dir`.
+    pub async fn download_evidence(
+        &self,
+        letter_id: &str,
+        evidence_id: &str,
+        dir: &Path,
+    ) -> EvidenceFiles {
+        let mut paths = Vec::new();
+        for ext in ["json", "p7s", "tsr"] {
+            let response = self
+                .get(&format!(
+                    "/v1/letters/{letter_id}/evidence/{evidence_id}.{ext}"
+                ))
+                .await;
+            assert_eq!(response.status(), 200, "{ext}");
+            let bytes = response.bytes().await.expect("bytes");
+            let path = dir.join(format!("{evidence_id}.{ext}"));
+            std::fs::write(&path, &bytes).expect("write");
+            paths.push(path);
+        }
+        let roots = self
+            .client
+            .get(self.url("/v1/trust/roots.pem"))
+            .send()
+            .await
+            .expect("roots")
+            .text()
+            .await
+            .expect("roots text");
+        let roots_path = dir.join("roots.pem");
+        std::fs::write(&roots_path, roots).expect("write roots");
+        EvidenceFiles {
+            json: paths[0].clone(),
+            p7s: paths[1].clone(),
+            tsr: paths[2].clone(),
+            roots: roots_path,
+        }
+    }
+}
+
+pub struct EvidenceFiles {
+    pub json: PathBuf,
+    pub p7s: PathBuf,
+    pub tsr: PathBuf,
+    pub roots: PathBuf,
+}
+
+pub fn letter_body(document: &str) -> serde_json::Value {
+    serde_json::json!({
+        "sender": {"name": "Cabinet Recouvr", "email": "envoi@recouvr.fr", "organization": "Recouvr SAS"},
+        "recipient": {"name": "SARL Débitrice", "email": "compta@debitrice.fr", "kind": "professional"},
+        "reference": "DOS-2026-0001",
+        "documents": [document]
+    })
+}
+
+/// A minimal but well-formed one-page PDF whose text differs with `label`.
+pub fn sample_pdf(label: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 720 Td ({label}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_string(),
+        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, obj) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{obj}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        pdf.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
+}
+
+/// Runs `openssl` with `args`; returns (success, combined output).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+pub fn openssl_ts_verify(data: &Path, token: &Path, roots: &Path) -> (bool, String) {
+    openssl(&[
+        "ts",
+        "-verify",
+        "-data",
+        path(data),
+        "-in",
+        path(token),
+        "-token_in",
+        "-CAfile",
+        path(roots),
+    ])
+}
+
+pub fn openssl_cms_verify(data: &Path, seal: &Path, roots: &Path) -> (bool, String) {
+    openssl(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        path(seal),
+        "-content",
+        path(data),
+        "-CAfile",
+        path(roots),
+        "-purpose",
+        "any",
+        "-out",
+        "/dev/null",
+    ])
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Generates one test per engine for each listed `async fn name(engine: Engine)`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Engine::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Engine::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,9 @@
+//! Integration tests through the real router, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod deposit;
+mod restart;
+mod tsa;
