@@ -43,6 +43,9 @@ pub enum StartError {
     /// Database connection or migration.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// Settings that do not fit together.
+    #[error("configuration: {0}")]
+    Config(String),
     /// Certificates and keys.
     #[error("trust material: {0}")]
     Pki(#[from] PkiError),
@@ -115,15 +118,15 @@ impl Service {
                 (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
                 (None, None) => None,
                 _ => {
-                    return Err(StartError::Pki(PkiError::Config(
+                    return Err(StartError::Config(
                         "pki.tsa_certificate and pki.tsa_key must be set together".into(),
-                    )));
+                    ));
                 }
             };
             if tsa.is_none() && settings.timestamp == TimestampMode::Embedded {
-                return Err(StartError::Pki(PkiError::Config(
+                return Err(StartError::Config(
                     "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")".into(),
-                )));
+                ));
             }
             load_production_pki(seal_cert, seal_key, tsa, roots, now)?
         };
@@ -132,29 +135,42 @@ impl Service {
         let mut anchors_pem = trust.roots_pem.clone();
         if let Some(extra) = &settings.remote_tsa_roots {
             let pem = std::fs::read_to_string(extra).map_err(|e| {
-                StartError::Pki(PkiError::Config(format!(
+                StartError::Config(format!(
                     "cannot read timestamp.roots {}: {e}",
                     extra.display()
-                )))
+                ))
             })?;
             anchors_pem.push_str(&pem);
         }
         let anchors = TrustAnchors::from_pem(anchors_pem.as_bytes())?;
 
-        let epoch = storage.next_counter(TSA_SERIAL_EPOCH_COUNTER).await?;
-        let tsa = Arc::new(TimestampAuthority::new(
-            trust.tsa.clone(),
-            &settings.tsa_policy_oid,
-            SerialNumbers::new(epoch.max(1) as u64),
-        )?);
+        let embedded_tsa = match &trust.tsa {
+            Some(identity) => {
+                let epoch = storage.next_counter(TSA_SERIAL_EPOCH_COUNTER).await?;
+                Some(Arc::new(TimestampAuthority::new(
+                    identity.clone(),
+                    &settings.tsa_policy_oid,
+                    SerialNumbers::new(epoch.max(1) as u64),
+                )?))
+            }
+            None => None,
+        };
         let (timestamper, embedded) = match &settings.timestamp {
-            TimestampMode::Embedded => (
-                Timestamper::Embedded {
-                    authority: tsa.clone(),
-                    clock: clock.clone(),
-                },
-                Some(tsa),
-            ),
+            TimestampMode::Embedded => {
+                let tsa = embedded_tsa.ok_or_else(|| {
+                    StartError::Config(
+                        "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")"
+                            .into(),
+                    )
+                })?;
+                (
+                    Timestamper::Embedded {
+                        authority: tsa.clone(),
+                        clock: clock.clone(),
+                    },
+                    Some(tsa),
+                )
+            }
             TimestampMode::Remote { url } => (
                 Timestamper::Remote(RemoteTsa::new(
                     url,
@@ -213,9 +229,9 @@ impl Service {
 
 fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a Path, StartError> {
     value.as_deref().ok_or_else(|| {
-        StartError::Pki(PkiError::Config(format!(
+        StartError::Config(format!(
             "{key} is required when production certificates are configured"
-        )))
+        ))
     })
 }
 

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -68,14 +68,24 @@ pub async fn upload(
     State(service): State<Service>,
     caller: Caller,
     IdempotencyKey(idempotency_key): IdempotencyKey,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
+    let limit = service.settings.max_upload_bytes;
+    // A body announced larger than any acceptable upload is refused from its headers, before
+    // a byte of it is read.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit.saturating_add(super::MULTIPART_OVERHEAD as u64)) {
+        return Err(Problem::too_large(limit));
+    }
     let mut multipart = multipart.map_err(|e| {
         Problem::unsupported_media_type(format!(
             "send the document as multipart/form-data with a `file` field ({e})"
         ))
     })?;
-    let limit = service.settings.max_upload_bytes;
     let mut stored = None;
     while let Some(mut field) = multipart
         .next_field()

@@ -26,7 +26,7 @@ use problem::Problem;
 /// Largest JSON body accepted on `/v1/letters`.
 const MAX_JSON_BODY: usize = 1024 * 1024;
 /// Multipart framing allowed on top of the document itself.
-const MULTIPART_OVERHEAD: usize = 64 * 1024;
+pub(crate) const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// Builds the router of the whole service.
 pub fn router(service: Service) -> Router {

@@ -247,15 +247,21 @@ async fn an_oversized_upload_is_a_413_and_stores_nothing(engine: Engine) {
             .expect("detail")
             .contains("10000")
     );
-    // Far beyond the limit (the HTTP body limit trips first): still a 413 problem.
-    let mut huge = sample_pdf("huge");
-    huge.resize(400_000, b' ');
+    // Six times the limit (still within the HTTP layer's bound): the rest is drained and the
+    // client reads a clean 413.
+    let mut bigger = sample_pdf("bigger");
+    bigger.resize(60_000, b' ');
     assert_problem(
-        app.upload_with_key(&app.api_key, "huge.pdf", huge).await,
+        app.upload_with_key(&app.api_key, "bigger.pdf", bigger)
+            .await,
         413,
         "payload-too-large",
     )
     .await;
+    // Announcing 10 MB is refused from the headers alone, before any body byte is sent.
+    let head = huge_upload_response(&app.address, &app.api_key).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("application/problem+json"), "{head}");
     let documents = app.dir.path().join("documents");
     let stored = std::fs::read_dir(&documents)
         .map(|d| d.count())
@@ -391,4 +397,22 @@ async fn unknown_routes_and_ids_answer_problem_json(engine: Engine) {
         .await
         .expect("DELETE");
     assert_problem(response, 405, "method-not-allowed").await;
+}
+
+/// Sends only the head of a 10 MB multipart upload and returns what the server answers.
+async fn huge_upload_response(address: &str, key: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let head = format!(
+        "POST /v1/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 10485760\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("the server answers without waiting for the body")
+        .expect("read");
+    String::from_utf8_lossy(&answer[..n]).to_string()
 }
