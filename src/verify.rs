@@ -292,3 +292,261 @@ fn check_event_time(event_time: &str, gen_time: OffsetDateTime) -> Result<String
         crate::clock::rfc3339_micros(gen_time)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::Map;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::clock::{Clock, TestClock};
+    use crate::evidence::{
+        EvidenceSealer, PartyInfo, ProviderInfo, SealedEvidence, Timestamper, deposit_record,
+    };
+    use crate::pki::load_or_create_development_pki;
+    use crate::seal::Sealer;
+    use crate::timestamp::{SerialNumbers, TimestampAuthority};
+
+    struct Fixture {
+        sealer: EvidenceSealer,
+        seal: Arc<crate::pki::SigningIdentity>,
+        anchors: TrustAnchors,
+        clock: TestClock,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("dir");
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("whole second");
+        let (pki, _) = load_or_create_development_pki(&dir.path().join("pki"), now).expect("pki");
+        let clock = TestClock::at(now);
+        let tsa = TimestampAuthority::new(
+            pki.tsa.clone().expect("dev TSA"),
+            crate::config::DEVELOPMENT_TSA_POLICY_OID,
+            SerialNumbers::new(1),
+        )
+        .expect("tsa");
+        let sealer = EvidenceSealer::new(
+            Sealer::new(pki.seal.clone()),
+            Timestamper::Embedded {
+                authority: Arc::new(tsa),
+                clock: Arc::new(clock.clone()),
+            },
+            ProviderInfo {
+                name: "recommande".into(),
+                seal_certificate_sha256: hex::encode(pki.seal.certificate_sha256()),
+            },
+            crate::config::DEVELOPMENT_EVIDENCE_POLICY.into(),
+        );
+        let anchors = TrustAnchors::from_der(pki.roots_der.clone()).expect("anchors");
+        Fixture {
+            sealer,
+            seal: pki.seal.clone(),
+            anchors,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    fn record(
+        f: &Fixture,
+        event_time: OffsetDateTime,
+        previous: Option<String>,
+    ) -> crate::evidence::EvidenceRecord {
+        let party = PartyInfo {
+            name: "Jeanne Créancière".into(),
+            email: "jeanne@exemple.fr".into(),
+            organization: None,
+            kind: None,
+            identity: None,
+        };
+        let mut r = deposit_record(
+            &uuid::Uuid::now_v7().to_string(),
+            &uuid::Uuid::now_v7().to_string(),
+            event_time,
+            f.sealer.provider(),
+            f.sealer.policy(),
+            party.clone(),
+            party,
+            Vec::new(),
+            Map::new(),
+        );
+        r.previous_evidence_sha256 = previous;
+        r
+    }
+
+    fn sealed(f: &Fixture, r: crate::evidence::EvidenceRecord) -> SealedEvidence {
+        let at = f.clock.now();
+        f.sealer
+            .seal_with_embedded_tsa(r, at)
+            .expect("embedded")
+            .expect("sealed")
+    }
+
+    fn failed(report: &EvidenceReport) -> Vec<&'static str> {
+        report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn a_sound_record_passes_every_check_in_order() {
+        let f = fixture();
+        let e = sealed(&f, record(&f, f.clock.now(), None));
+        let report = verify_evidence(
+            &e.bytes,
+            &e.seal,
+            &e.timestamp_token,
+            &f.anchors,
+            ChainExpectation::First,
+        );
+        let names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+        assert_eq!(names, CHECK_NAMES);
+        assert!(report.is_valid(), "{:#?}", report.checks);
+        assert_eq!(report.sha256, e.sha256);
+    }
+
+    #[test]
+    fn a_broken_chain_link_fails_only_the_chain_check() {
+        let f = fixture();
+        let first = sealed(&f, record(&f, f.clock.now(), None));
+        let link = hex::encode(first.sha256);
+        let second = sealed(&f, record(&f, f.clock.now(), Some(link.clone())));
+        let ok = verify_evidence(
+            &second.bytes,
+            &second.seal,
+            &second.timestamp_token,
+            &f.anchors,
+            ChainExpectation::After(&link),
+        );
+        assert!(ok.is_valid(), "{:#?}", ok.checks);
+        let other = "ab".repeat(32);
+        let report = verify_evidence(
+            &second.bytes,
+            &second.seal,
+            &second.timestamp_token,
+            &f.anchors,
+            ChainExpectation::After(&other),
+        );
+        assert_eq!(failed(&report), ["chain_link"]);
+        let report = verify_evidence(
+            &second.bytes,
+            &second.seal,
+            &second.timestamp_token,
+            &f.anchors,
+            ChainExpectation::First,
+        );
+        assert_eq!(failed(&report), ["chain_link"]);
+    }
+
+    #[test]
+    fn a_record_claiming_a_time_far_from_its_timestamp_fails_the_event_time_check() {
+        let f = fixture();
+        let backdated = sealed(
+            &f,
+            record(&f, f.clock.now() - time::Duration::hours(2), None),
+        );
+        let report = verify_evidence(
+            &backdated.bytes,
+            &backdated.seal,
+            &backdated.timestamp_token,
+            &f.anchors,
+            ChainExpectation::First,
+        );
+        assert_eq!(failed(&report), ["event_time"]);
+        let future = sealed(
+            &f,
+            record(&f, f.clock.now() + time::Duration::minutes(5), None),
+        );
+        let report = verify_evidence(
+            &future.bytes,
+            &future.seal,
+            &future.timestamp_token,
+            &f.anchors,
+            ChainExpectation::First,
+        );
+        assert_eq!(failed(&report), ["event_time"]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_canonical_fail_even_when_sealed() {
+        let f = fixture();
+        let r = record(&f, f.clock.now(), None);
+        let pretty = serde_json::to_vec_pretty(&r).expect("json");
+        let at = f.clock.now();
+        let seal = Sealer::new(f.seal.clone()).seal(&pretty, at).expect("seal");
+        let digest: [u8; 32] = sha2::Sha256::digest(&pretty).into();
+        let (tsa, _) = f.sealer.timestamper().embedded().expect("embedded");
+        let token = tsa.timestamp_sha256(digest, at).expect("token");
+        let report = verify_evidence(&pretty, &seal, &token, &f.anchors, ChainExpectation::First);
+        assert_eq!(
+            failed(&report),
+            ["record_canonical", "event_time", "chain_link"]
+        );
+    }
+
+    #[test]
+    fn foreign_trust_anchors_fail_both_certificate_checks_only() {
+        let f = fixture();
+        let other = fixture();
+        let e = sealed(&f, record(&f, f.clock.now(), None));
+        let report = verify_evidence(
+            &e.bytes,
+            &e.seal,
+            &e.timestamp_token,
+            &other.anchors,
+            ChainExpectation::First,
+        );
+        assert_eq!(
+            failed(&report),
+            ["seal_certificate", "timestamp_certificate"]
+        );
+    }
+
+    #[test]
+    fn a_token_of_another_record_fails_the_imprint_check() {
+        let f = fixture();
+        let a = sealed(&f, record(&f, f.clock.now(), None));
+        let b = sealed(&f, record(&f, f.clock.now(), None));
+        let report = verify_evidence(
+            &a.bytes,
+            &a.seal,
+            &b.timestamp_token,
+            &f.anchors,
+            ChainExpectation::First,
+        );
+        assert_eq!(failed(&report), ["timestamp_imprint"]);
+    }
+
+    #[test]
+    fn garbage_seal_and_token_fail_every_dependent_check_with_a_reason() {
+        let f = fixture();
+        let e = sealed(&f, record(&f, f.clock.now(), None));
+        let report = verify_evidence(
+            &e.bytes,
+            b"\x30\x00",
+            b"not der",
+            &f.anchors,
+            ChainExpectation::First,
+        );
+        assert_eq!(
+            failed(&report),
+            [
+                "seal_signature",
+                "seal_certificate",
+                "timestamp_signature",
+                "timestamp_imprint",
+                "timestamp_certificate",
+                "event_time"
+            ]
+        );
+        assert!(report.checks.iter().all(|c| !c.detail.is_empty()));
+    }
+}

@@ -521,11 +521,9 @@ impl Storage {
         );
         dispatch!(self, read, |pool, Db| {
             let rows = sqlx::query(sql).bind(tenant).fetch_all(pool).await?;
-            let mut keys = Vec::with_capacity(rows.len());
-            for row in rows {
-                keys.push(api_key_from_row!(row));
-            }
-            Ok(keys)
+            rows.into_iter()
+                .map(|row| Ok(api_key_from_row!(row)))
+                .collect()
         })
     }
 
@@ -595,11 +593,9 @@ impl Storage {
             }
             list.push_unseparated(")");
             let rows = query.build().fetch_all(pool).await?;
-            let mut docs = Vec::with_capacity(rows.len());
-            for row in rows {
-                docs.push(document_from_row!(row));
-            }
-            Ok(docs)
+            rows.into_iter()
+                .map(|row| Ok(document_from_row!(row)))
+                .collect()
         })
     }
 
@@ -617,11 +613,9 @@ impl Storage {
             .bind(letter_id)
             .fetch_all(pool)
             .await?;
-            let mut docs = Vec::with_capacity(rows.len());
-            for row in rows {
-                docs.push(document_from_row!(row));
-            }
-            Ok(docs)
+            rows.into_iter()
+                .map(|row| Ok(document_from_row!(row)))
+                .collect()
         })
     }
 
@@ -769,11 +763,9 @@ impl Storage {
                 .bind(filter.limit)
                 .fetch_all(pool)
                 .await?;
-            let mut letters = Vec::with_capacity(rows.len());
-            for row in rows {
-                letters.push(letter_from_row!(row));
-            }
-            Ok(letters)
+            rows.into_iter()
+                .map(|row| Ok(letter_from_row!(row)))
+                .collect()
         })
     }
 
@@ -789,11 +781,9 @@ impl Storage {
         );
         dispatch!(self, read, |pool, Db| {
             let rows = sqlx::query(sql).bind(letter_id).fetch_all(pool).await?;
-            let mut evidence = Vec::with_capacity(rows.len());
-            for row in rows {
-                evidence.push(evidence_from_row!(row));
-            }
-            Ok(evidence)
+            rows.into_iter()
+                .map(|row| Ok(evidence_from_row!(row)))
+                .collect()
         })
     }
 
@@ -815,11 +805,9 @@ impl Storage {
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            let mut evidence = Vec::with_capacity(rows.len());
-            for row in rows {
-                evidence.push(evidence_from_row!(row));
-            }
-            Ok(evidence)
+            rows.into_iter()
+                .map(|row| Ok(evidence_from_row!(row)))
+                .collect()
         })
     }
 
