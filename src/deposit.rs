@@ -264,7 +264,7 @@ impl Deposits {
                 email: sender.email.as_str().to_string(),
                 organization: sender.organization.clone(),
                 kind: None,
-                // eIDAS art. 44(1)(a): the sender is the holder of an API key issued to the
+                // eIDAS art. 44(1)(b): the sender is the holder of an API key issued to the
                 // tenant account; the assurance follows from the account's onboarding.
                 identity: Some(IdentityInfo {
                     method: "api-key".into(),

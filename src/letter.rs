@@ -233,7 +233,8 @@ impl DepositRequest {
                 }
             };
             let consent_id = text_field(r, "recipient.consent_id", "consent_id", false, &mut errors);
-            if kind == Some(RecipientKind::Consumer) && consent_id.is_none() && r.get("consent_id").is_none() {
+            let consent_already_reported = errors.iter().any(|e| e.field == "recipient.consent_id");
+            if kind == Some(RecipientKind::Consumer) && consent_id.is_none() && !consent_already_reported {
                 // CPCE L.100: a consumer must have consented beforehand to receive LRE.
                 errors.push(field_error(
                     "recipient.consent_id",
@@ -459,6 +460,13 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "recipient.consent_id");
         assert!(errors[0].message.contains("L.100"));
+        body["recipient"]["consent_id"] = Value::Null;
+        let errors = DepositRequest::parse(&body).expect_err("null consent");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "recipient.consent_id");
+        body["recipient"]["consent_id"] = json!("  ");
+        let errors = DepositRequest::parse(&body).expect_err("blank consent");
+        assert_eq!(errors.len(), 1, "{errors:?}");
         body["recipient"]["consent_id"] = json!("consent-42");
         assert!(DepositRequest::parse(&body).is_ok());
     }
