@@ -322,7 +322,15 @@ impl Settings {
         }
         let public_url = file
             .public_url
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| {
+                // Links must be reachable: an unspecified listen address (0.0.0.0) is not.
+                let host = if listen.ip().is_unspecified() {
+                    "localhost".to_string()
+                } else {
+                    listen.ip().to_string()
+                };
+                format!("http://{host}:{}", listen.port())
+            })
             .trim_end_matches('/')
             .to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
@@ -394,6 +402,13 @@ impl Settings {
                 message: format!("{tsa_policy_oid:?} is not a dotted object identifier"),
             });
         }
+        let tsa_timeout_seconds = file.timestamp.timeout_seconds.unwrap_or(10);
+        if !(1..=300).contains(&tsa_timeout_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "timestamp.timeout_seconds",
+                message: format!("{tsa_timeout_seconds} must be between 1 and 300"),
+            });
+        }
         let evidence_policy = file.evidence_policy;
         if let Some(policy) = &evidence_policy
             && (!policy.contains(':') || policy.chars().any(char::is_whitespace))
@@ -415,7 +430,7 @@ impl Settings {
             pki,
             timestamp,
             tsa_policy_oid,
-            tsa_timeout_seconds: file.timestamp.timeout_seconds.unwrap_or(10).max(1),
+            tsa_timeout_seconds,
             remote_tsa_roots: file.timestamp.roots,
         })
     }
@@ -522,6 +537,24 @@ mod tests {
                 url: "https://tsa.example/".into()
             }
         );
+    }
+
+    #[test]
+    fn links_never_point_at_an_unspecified_address() {
+        let s = load(
+            None,
+            &[("RECOMMANDE_LISTEN", "0.0.0.0:9000")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.public_url, "http://localhost:9000");
+        let err = load(
+            None,
+            &[("RECOMMANDE_TIMESTAMP_TIMEOUT_SECONDS", "0")],
+            Overrides::default(),
+        )
+        .expect_err("zero timeout");
+        assert!(err.to_string().contains("timeout_seconds"), "{err}");
     }
 
     #[test]

@@ -142,6 +142,11 @@ impl IncomingContent {
         sniff_media_type(&self.head)
     }
 
+    /// Hex SHA-256 of the bytes received so far (the content address `finish` will use).
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
     /// Makes the document durable and moves it to its content address.
     pub async fn finish(mut self) -> Result<StoredContent, ContentError> {
         let mut file = self.file.take().ok_or_else(|| ContentError::Io {

@@ -14,7 +14,8 @@ use time::OffsetDateTime;
 use crate::clock::{Clock, rfc3339_micros};
 use crate::seal::{SealError, Sealer};
 use crate::timestamp::client::RemoteTsa;
-use crate::timestamp::{TimestampAuthority, TimestampError};
+use crate::timestamp::{ParsedToken, TimestampAuthority, TimestampError};
+use crate::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
 
 /// Version of the record format written by this code.
 pub const EVIDENCE_VERSION: u32 = 1;
@@ -210,8 +211,15 @@ pub enum Timestamper {
         /// Its time source.
         clock: Arc<dyn Clock>,
     },
-    /// A remote RFC 3161 TSA (e.g. qualified).
-    Remote(RemoteTsa),
+    /// A remote RFC 3161 TSA (e.g. qualified); every token it returns is checked against
+    /// `anchors` at its own time, so a certificate change at the TSA is caught at once rather
+    /// than by the first person who verifies a proof.
+    Remote {
+        /// The client.
+        client: RemoteTsa,
+        /// Anchors the TSA's certificate must chain to.
+        anchors: TrustAnchors,
+    },
 }
 
 impl Timestamper {
@@ -221,7 +229,22 @@ impl Timestamper {
             Timestamper::Embedded { authority, clock } => {
                 authority.timestamp_sha256(digest, clock.now())
             }
-            Timestamper::Remote(remote) => remote.timestamp_sha256(digest).await,
+            Timestamper::Remote { client, anchors } => {
+                let token = client.timestamp_sha256(digest).await?;
+                let parsed = ParsedToken::parse(&token)?;
+                let signer = parsed.verify_signature(&[])?;
+                verify_certificate_path(
+                    &signer,
+                    parsed.certificates(),
+                    anchors,
+                    parsed.info().gen_time,
+                    CertificatePurpose::Timestamping,
+                )
+                .map_err(|e| {
+                    TimestampError::Certificate(format!("of the remote TSA is not trusted: {e}"))
+                })?;
+                Ok(token)
+            }
         }
     }
 
@@ -229,7 +252,7 @@ impl Timestamper {
     pub fn embedded(&self) -> Option<(&Arc<TimestampAuthority>, &Arc<dyn Clock>)> {
         match self {
             Timestamper::Embedded { authority, clock } => Some((authority, clock)),
-            Timestamper::Remote(_) => None,
+            Timestamper::Remote { .. } => None,
         }
     }
 }

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::api_key::ApiKeyHasher;
 use crate::clock::{Clock, unix_micros};
-use crate::config::{DEVELOPMENT_EVIDENCE_POLICY, Settings, TimestampMode};
+use crate::config::{
+    DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID, Settings, TimestampMode,
+};
 use crate::content::{ContentError, ContentStore};
 use crate::deposit::Deposits;
 use crate::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record};
@@ -144,6 +146,16 @@ impl Service {
         }
         let anchors = TrustAnchors::from_pem(anchors_pem.as_bytes())?;
 
+        if !trust.development
+            && settings.timestamp == TimestampMode::Embedded
+            && settings.tsa_policy_oid == DEVELOPMENT_TSA_POLICY_OID
+        {
+            // Tokens of a production TSA must name the operator's own policy (RFC 3161 §2.4.2),
+            // not the development one.
+            return Err(StartError::Config(
+                "production keys with the embedded TSA need timestamp.policy_oid: the TSA policy under which tokens are issued".into(),
+            ));
+        }
         let embedded_tsa = match &trust.tsa {
             Some(identity) => {
                 let epoch = storage.next_counter(TSA_SERIAL_EPOCH_COUNTER).await?;
@@ -172,11 +184,14 @@ impl Service {
                 )
             }
             TimestampMode::Remote { url } => (
-                Timestamper::Remote(RemoteTsa::new(
-                    url,
-                    None,
-                    Duration::from_secs(settings.tsa_timeout_seconds),
-                )?),
+                Timestamper::Remote {
+                    client: RemoteTsa::new(
+                        url,
+                        None,
+                        Duration::from_secs(settings.tsa_timeout_seconds),
+                    )?,
+                    anchors: anchors.clone(),
+                },
                 None,
             ),
         };

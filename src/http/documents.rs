@@ -125,13 +125,14 @@ pub async fn upload(
         }
         let Some(media_type) = incoming.media_type() else {
             return Err(Problem::unsupported_media_type(
-                "the file is not a PDF (its bytes do not start with %PDF-); only PDF documents are accepted",
+                "the file is not a PDF (no %PDF- header in its first 1024 bytes); only PDF documents are accepted",
             ));
         };
-        let content = incoming.finish().await?;
-        stored = Some((content, media_type, filename));
+        // Not moved into the store yet: a later refusal (another part, a reused key) drops it
+        // and its temporary file with it, so nothing is left behind.
+        stored = Some((incoming, media_type, filename));
     }
-    let Some((content, media_type, filename)) = stored else {
+    let Some((incoming, media_type, filename)) = stored else {
         return Err(Problem::validation(vec![FieldError {
             field: "file".into(),
             message: "is required: a multipart field named `file` holding the PDF".into(),
@@ -141,13 +142,14 @@ pub async fn upload(
     let fingerprint = request_fingerprint(
         "POST",
         "/v1/documents",
-        format!("{}\n{}", content.sha256, filename).as_bytes(),
+        format!("{}\n{}", incoming.sha256(), filename).as_bytes(),
     );
     if let Some(key) = &idempotency_key
         && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
     {
         return Ok(replay);
     }
+    let content = incoming.finish().await?;
 
     let now = unix_micros(service.clock.now());
     let candidate = DocumentRow {

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -130,9 +131,10 @@ pub async fn deposit(
     caller: Caller,
     IdempotencyKey(idempotency_key): IdempotencyKey,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     require_json(&headers)?;
+    let body = body.map_err(|e| body_problem(&e, super::MAX_JSON_BODY))?;
     let fingerprint = request_fingerprint("POST", "/v1/letters", &body);
     if let Some(key) = &idempotency_key
         && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
@@ -351,6 +353,18 @@ pub async fn evidence_file(
         bytes,
     )
         .into_response())
+}
+
+/// A body the framework could not read: over the size limit (413) or cut short (400).
+pub(super) fn body_problem(rejection: &BytesRejection, limit: usize) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::body_too_large(limit as u64)
+    } else {
+        Problem::bad_request(format!(
+            "the request body could not be read: {}",
+            rejection.body_text()
+        ))
+    }
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), Problem> {

@@ -24,7 +24,7 @@ pub mod system;
 use problem::Problem;
 
 /// Largest JSON body accepted on `/v1/letters`.
-const MAX_JSON_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 1024 * 1024;
 /// Multipart framing allowed on top of the document itself.
 pub(crate) const MULTIPART_OVERHEAD: usize = 64 * 1024;
 

@@ -122,6 +122,16 @@ impl Problem {
         )
     }
 
+    /// 413: a request body (not a document) larger than allowed.
+    pub fn body_too_large(limit: u64) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("the request body exceeds the limit of {limit} bytes"),
+        )
+    }
+
     /// 415: wrong request content type, or a document type we do not accept.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Problem::new(

@@ -2,6 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -66,7 +67,7 @@ pub async fn roots_pem(State(service): State<Service>) -> Response {
 pub async fn timestamp(
     State(service): State<Service>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(tsa) = service.tsa.clone() else {
         return Problem::tsa_disabled().into_response();
@@ -75,15 +76,17 @@ pub async fn timestamp(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type
-        .trim()
-        .eq_ignore_ascii_case("application/timestamp-query")
-    {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/timestamp-query") {
         return Problem::unsupported_media_type(
             "send a DER TimeStampReq with Content-Type: application/timestamp-query",
         )
         .into_response();
     }
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return super::letters::body_problem(&e, MAX_TSA_QUERY).into_response(),
+    };
     let now = service.clock.now();
     let reply = match tokio::task::spawn_blocking(move || tsa.respond(&body, now)).await {
         Ok(reply) => reply,

@@ -15,6 +15,8 @@ crate::on_both_engines!(
     uploads_that_are_not_pdf_or_lack_the_file_field_are_refused,
     bad_list_queries_are_a_400_listing_each_parameter,
     unknown_routes_and_ids_answer_problem_json,
+    an_oversized_json_body_is_a_413_problem,
+    a_refused_upload_leaves_no_file_behind,
 );
 
 async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
@@ -415,4 +417,91 @@ async fn huge_upload_response(address: &str, key: &str) -> String {
         .expect("the server answers without waiting for the body")
         .expect("read");
     String::from_utf8_lossy(&answer[..n]).to_string()
+}
+
+async fn an_oversized_json_body_is_a_413_problem(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let padding = "x".repeat(2 * 1024 * 1024);
+    let body = json!({"reference": padding});
+    assert_problem(app.post_letter(&body).await, 413, "payload-too-large").await;
+    let response = app
+        .client
+        .post(app.url("/tsa"))
+        .header("content-type", "application/timestamp-query")
+        .body(vec![0u8; 64 * 1024])
+        .send()
+        .await
+        .expect("POST");
+    assert_problem(response, 413, "payload-too-large").await;
+}
+
+async fn a_refused_upload_leaves_no_file_behind(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    // Two files in one request: refused after the first was fully received.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(sample_pdf("one")).file_name("one.pdf"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(sample_pdf("two")).file_name("two.pdf"),
+        );
+    let response = app
+        .client
+        .post(app.url("/v1/documents"))
+        .bearer_auth(&app.api_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST");
+    assert_problem(response, 422, "validation-failed").await;
+    // A reused idempotency key with other bytes: refused, and those bytes are not kept.
+    let first = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(sample_pdf("first")).file_name("a.pdf"),
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/documents"))
+        .bearer_auth(&app.api_key)
+        .header("Idempotency-Key", "upload-1")
+        .multipart(first)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 201);
+    let other = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(sample_pdf("other")).file_name("a.pdf"),
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/documents"))
+        .bearer_auth(&app.api_key)
+        .header("Idempotency-Key", "upload-1")
+        .multipart(other)
+        .send()
+        .await
+        .expect("POST");
+    assert_problem(response, 422, "idempotency-key-reused").await;
+    let stored: usize = std::fs::read_dir(app.dir.path().join("documents"))
+        .expect("documents")
+        .map(|d| {
+            std::fs::read_dir(d.expect("entry").path())
+                .expect("prefix")
+                .count()
+        })
+        .sum();
+    assert_eq!(stored, 1, "only the accepted upload is stored");
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("incoming"))
+            .expect("incoming")
+            .count(),
+        0
+    );
 }

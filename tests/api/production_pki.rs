@@ -115,6 +115,7 @@ fn with_pki(settings: &mut Settings, dir: &Path, seal_key: &str, tsa_cert: &str)
         roots: Some(dir.join("root.pem")),
     };
     settings.evidence_policy = Some("urn:example:operator:evidence-policy:1".into());
+    settings.tsa_policy_oid = "1.3.6.1.4.1.99999.1.1".into();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,4 +186,22 @@ async fn a_seal_key_that_does_not_match_its_certificate_stops_the_start() {
 async fn a_tsa_certificate_with_a_non_critical_eku_stops_the_start() {
     let message = start_error("seal", "tsa-lax").await;
     assert!(message.to_lowercase().contains("critical"), "{message}");
+}
+
+#[tokio::test]
+async fn production_keys_without_an_operator_tsa_policy_stop_the_start() {
+    let pki = tempfile::tempdir().expect("dir");
+    operator_pki(pki.path());
+    let dir = tempfile::tempdir().expect("dir");
+    let database_url = fresh_database(Engine::Sqlite, dir.path())
+        .await
+        .expect("sqlite");
+    let mut settings = settings_for(dir.path(), &database_url);
+    with_pki(&mut settings, pki.path(), "seal", "tsa");
+    settings.tsa_policy_oid = recommande::config::DEVELOPMENT_TSA_POLICY_OID.into();
+    let message = match Service::start(settings, Arc::new(SystemClock)).await {
+        Ok(_) => panic!("started with the development TSA policy"),
+        Err(e) => e.to_string(),
+    };
+    assert!(message.contains("timestamp.policy_oid"), "{message}");
 }
