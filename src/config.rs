@@ -112,6 +112,14 @@ pub struct Settings {
     pub tsa_timeout_seconds: u64,
     /// Extra PEM trust anchors for a remote TSA's certificates (served with our roots).
     pub remote_tsa_roots: Option<PathBuf>,
+    /// SMTP relay URL; `None` writes `.eml` files into `DATA_DIR/mail` (embedded default).
+    pub smtp_url: Option<String>,
+    /// The service's sender mailbox (`Name <address>`): never a letter's sender.
+    pub mail_from: String,
+    /// Days after the notification on which reminders are sent (default 5 and 12).
+    pub reminder_days: Vec<i64>,
+    /// Bearer token the mail system uses to post bounces to `/v1/bounces` (unset: disabled).
+    pub bounce_token: Option<String>,
 }
 
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
@@ -139,9 +147,20 @@ struct FileConfig {
     retention_years: Option<u32>,
     evidence_policy: Option<String>,
     #[serde(default)]
+    mail: FileMail,
+    #[serde(default)]
     pki: FilePki,
     #[serde(default)]
     timestamp: FileTimestamp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMail {
+    smtp_url: Option<String>,
+    from: Option<String>,
+    reminder_days: Option<Vec<i64>>,
+    bounce_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -409,6 +428,51 @@ impl Settings {
                 message: format!("{tsa_timeout_seconds} must be between 1 and 300"),
             });
         }
+        let smtp_url = file.mail.smtp_url;
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "mail.smtp_url",
+                message: format!(
+                    "{} must start with smtp:// or smtps://",
+                    crate::storage::redact_url(url)
+                ),
+            });
+        }
+        let mail_from = file
+            .mail
+            .from
+            .unwrap_or_else(|| "recommande <lre@recommande.localhost>".to_string());
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "mail.from",
+                message: format!(
+                    "{mail_from:?} is not a mailbox such as `recommande <lre@example.fr>`"
+                ),
+            });
+        }
+        let reminder_days = file.mail.reminder_days.unwrap_or_else(|| vec![5, 12]);
+        if reminder_days
+            .iter()
+            .any(|d| !(1..crate::window::WINDOW_DAYS).contains(d))
+        {
+            return Err(ConfigError::Invalid {
+                key: "mail.reminder_days",
+                message: format!(
+                    "{reminder_days:?}: each day must fall inside the {}-day window (1 to {})",
+                    crate::window::WINDOW_DAYS,
+                    crate::window::WINDOW_DAYS - 1
+                ),
+            });
+        }
+        let bounce_token = file.mail.bounce_token.filter(|t| !t.is_empty());
+        if bounce_token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err(ConfigError::Invalid {
+                key: "mail.bounce_token",
+                message: "must be at least 32 characters".into(),
+            });
+        }
         let evidence_policy = file.evidence_policy;
         if let Some(policy) = &evidence_policy
             && (!policy.contains(':') || policy.chars().any(char::is_whitespace))
@@ -432,6 +496,10 @@ impl Settings {
             tsa_policy_oid,
             tsa_timeout_seconds,
             remote_tsa_roots: file.timestamp.roots,
+            smtp_url,
+            mail_from,
+            reminder_days,
+            bounce_token,
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::evidence::{
 };
 use crate::letter::{DepositRequest, FieldError, LetterState, RecipientKind};
 use crate::storage::{
-    DocumentRow, IdempotencyRow, LetterRow, NewDeposit, NewEvidence, Storage, StorageError,
+    DocumentRow, IdempotencyRow, LetterRow, NewDeposit, NewEvidence, NewJob, Storage, StorageError,
 };
 
 /// Why a deposit did not happen. Nothing was written in any case.
@@ -52,10 +52,28 @@ pub struct PreparedDeposit {
 }
 
 impl PreparedDeposit {
-    /// The rows this deposit writes.
+    /// The rows this deposit writes, with the jobs it causes: the notification (CPCE R.53-3
+    /// I: right after deposit) and the `letter.deposited` webhook event.
     pub fn to_new_deposit(&self) -> NewDeposit {
+        let at = unix_micros(self.deposited_at);
+        let mut letter = self.letter.clone();
+        letter.last_evidence_sha256 = Some(hex_digest(&self.evidence.sha256));
         NewDeposit {
-            letter: self.letter.clone(),
+            jobs: vec![
+                NewJob {
+                    kind: crate::lifecycle::job::NOTIFY.into(),
+                    letter_id: Some(self.letter.id.clone()),
+                    payload: "{}".into(),
+                    run_after: at,
+                },
+                crate::lifecycle::webhook_job(
+                    &self.letter,
+                    crate::evidence::EvidenceEvent::SubmissionAcceptance,
+                    &self.evidence.record.evidence_id,
+                    self.deposited_at,
+                ),
+            ],
+            letter,
             document_ids: self.documents.iter().map(|d| d.id.clone()).collect(),
             evidence: NewEvidence {
                 id: self.evidence.record.evidence_id.clone(),
@@ -301,6 +319,11 @@ impl Deposits {
             deposited_at: at,
             retain_until: unix_micros(retain_until),
             updated_at: at,
+            last_evidence_sha256: None,
+            notified_at: None,
+            deadline: None,
+            decided_at: None,
+            content_handed_over_at: None,
         };
         (letter, record)
     }

@@ -18,6 +18,8 @@ use crate::config::{
 use crate::content::{ContentError, ContentStore};
 use crate::deposit::Deposits;
 use crate::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record};
+use crate::lifecycle::{Lifecycle, RecipientKeys};
+use crate::mail::{MailError, Mailer};
 use crate::pki::{PkiError, TrustMaterial, load_or_create_development_pki, load_production_pki};
 use crate::seal::Sealer;
 use crate::storage::{Storage, StorageError};
@@ -60,6 +62,9 @@ pub enum StartError {
     /// Content store.
     #[error("content store: {0}")]
     Content(#[from] ContentError),
+    /// Mail transport.
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     /// The start-up self-check failed.
     #[error("self-check failed: {0}")]
     SelfCheck(String),
@@ -86,6 +91,8 @@ pub struct Service {
     pub sealer: Arc<EvidenceSealer>,
     /// Deposit service.
     pub deposits: Deposits,
+    /// Lifecycle after deposit.
+    pub lifecycle: Lifecycle,
     /// API key HMAC.
     pub api_keys: ApiKeyHasher,
     /// The time source.
@@ -226,6 +233,22 @@ impl Service {
             clock.clone(),
             settings.retention_years,
         );
+        let mailer = Mailer::new(
+            settings.smtp_url.as_deref(),
+            settings.data_dir.join("mail"),
+            &settings.mail_from,
+        )?;
+        mailer.check().await?;
+        let lifecycle = Lifecycle::new(
+            storage.clone(),
+            sealer.clone(),
+            clock.clone(),
+            mailer,
+            RecipientKeys::load(&storage, unix_micros(now)).await?,
+            settings.public_url.clone(),
+            settings.provider_name.clone(),
+            settings.reminder_days.clone(),
+        );
         Ok(Service {
             settings: Arc::new(settings),
             storage,
@@ -236,6 +259,7 @@ impl Service {
             tsa: embedded,
             sealer,
             deposits,
+            lifecycle,
             api_keys,
             clock,
         })

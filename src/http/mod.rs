@@ -15,10 +15,12 @@ use crate::api_key::Caller;
 use crate::service::Service;
 use crate::storage::IdempotencyRow;
 
+pub mod bounces;
 pub mod documents;
 pub mod letters;
 pub mod openapi;
 pub mod problem;
+pub mod recipient;
 pub mod system;
 
 use problem::Problem;
@@ -57,6 +59,26 @@ pub fn router(service: Service) -> Router {
             "/v1/letters/{id}/evidence/{file}",
             get(letters::evidence_file),
         )
+        .route("/v1/recipient/{token}", get(recipient::show))
+        .route("/v1/recipient/{token}/otp", post(recipient::request_code))
+        .route(
+            "/v1/recipient/{token}/session",
+            post(recipient::open_session).layer(DefaultBodyLimit::max(4096)),
+        )
+        .route("/v1/recipient/{token}/accept", post(recipient::accept))
+        .route("/v1/recipient/{token}/refuse", post(recipient::refuse))
+        .route(
+            "/v1/recipient/{token}/documents/{document_id}",
+            get(recipient::document),
+        )
+        .route(
+            "/v1/recipient/{token}/evidence/{file}",
+            get(recipient::evidence_file),
+        )
+        .route(
+            "/v1/bounces",
+            post(bounces::receive).layer(DefaultBodyLimit::max(bounces::MAX_DSN)),
+        )
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new_status(
@@ -71,9 +93,17 @@ pub fn router(service: Service) -> Router {
 
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    let workers = crate::worker::spawn(&service);
+    let served = axum::serve(
+        listener,
+        router(service).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
+    for worker in workers {
+        worker.abort();
+    }
+    served
 }
 
 async fn shutdown_signal() {

@@ -29,11 +29,21 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::letters::show,
         super::letters::evidence_list,
         super::letters::evidence_file,
+        super::recipient::show,
+        super::recipient::request_code,
+        super::recipient::open_session,
+        super::recipient::accept,
+        super::recipient::refuse,
+        super::recipient::document,
+        super::recipient::evidence_file,
+        super::bounces::receive,
         openapi_json,
     ),
     components(schemas(
         DocumentView, UploadForm, DepositBody, LetterView, LetterPage, EvidenceSummary, EvidenceFiles,
-        EvidenceList, Problem, FieldError, LetterState, Sender, Recipient, RecipientKind
+        EvidenceList, Problem, FieldError, LetterState, Sender, Recipient, RecipientKind,
+        super::recipient::RecipientView, super::recipient::RecipientEvidence, super::recipient::CodeSentView,
+        super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome
     )),
     modifiers(&BearerApiKey),
     tags(
@@ -41,6 +51,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         (name = "documents", description = "Upload documents once, use them in many letters"),
         (name = "evidence", description = "Sealed and timestamped evidence records"),
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
+        (name = "recipient", description = "The recipient's side: identify, accept or refuse, download"),
         (name = "service", description = "Health and API description"),
     )
 )]
@@ -57,6 +68,26 @@ impl Modify for BearerApiKey {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("API key created with `recommande api-key create`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "recipient_session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "Recipient session opened with a one-time code (or the session cookie)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "bounce_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's mail.bounce_token"))
                     .build(),
             ),
         );

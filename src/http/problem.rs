@@ -162,6 +162,26 @@ impl Problem {
         )
     }
 
+    /// 409: the resource is not in a state that allows the request.
+    pub fn conflict(slug: &str, title: &str, detail: String) -> Self {
+        Problem::new(StatusCode::CONFLICT, slug, title, detail)
+    }
+
+    /// 401: the recipient has no valid session for this letter.
+    pub fn recipient_unauthenticated(detail: String) -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "recipient-unauthenticated",
+            "Identification required",
+            detail,
+        )
+    }
+
+    /// One-time code problems (401 wrong code, 429 locked or rate-limited).
+    pub fn otp(slug: &str, status: StatusCode, detail: String) -> Self {
+        Problem::new(status, slug, "Identification refused", detail)
+    }
+
     /// 404: the embedded TSA is not enabled on this instance.
     pub fn tsa_disabled() -> Self {
         Problem::new(

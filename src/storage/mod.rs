@@ -116,6 +116,16 @@ pub struct LetterRow {
     pub retain_until: i64,
     /// Last state change, Unix µs.
     pub updated_at: i64,
+    /// SHA-256 (hex) of the letter's latest evidence record: the chain head.
+    pub last_evidence_sha256: Option<String>,
+    /// When the notification was handed to the mail relay, Unix µs.
+    pub notified_at: Option<i64>,
+    /// End (exclusive) of the acceptance window, Unix µs.
+    pub deadline: Option<i64>,
+    /// When the recipient accepted or refused, Unix µs.
+    pub decided_at: Option<i64>,
+    /// First download of the content by the recipient, Unix µs.
+    pub content_handed_over_at: Option<i64>,
 }
 
 /// A stored evidence record with its seal and timestamp.
@@ -192,6 +202,8 @@ pub struct NewDeposit {
     pub document_ids: Vec<String>,
     /// Its `SubmissionAcceptance` evidence.
     pub evidence: NewEvidence,
+    /// Jobs the deposit causes (the notification, the `letter.deposited` event).
+    pub jobs: Vec<NewJob>,
 }
 
 /// Filters for listing letters; results are ordered by id (creation time).
@@ -268,6 +280,11 @@ macro_rules! letter_from_row {
             deposited_at: row.try_get("deposited_at")?,
             retain_until: row.try_get("retain_until")?,
             updated_at: row.try_get("updated_at")?,
+            last_evidence_sha256: row.try_get("last_evidence_sha256")?,
+            notified_at: row.try_get("notified_at")?,
+            deadline: row.try_get("deadline")?,
+            decided_at: row.try_get("decided_at")?,
+            content_handed_over_at: row.try_get("content_handed_over_at")?,
         }
     }};
 }
@@ -322,7 +339,14 @@ macro_rules! api_key_from_row {
 // Column lists as macros so that queries stay `&'static str` literals (sqlx refuses dynamic SQL).
 macro_rules! letter_columns {
     () => {
-        "id, tenant_id, state, reference, sender, recipient, deposited_at, retain_until, updated_at"
+        "id, tenant_id, state, reference, sender, recipient, deposited_at, retain_until, updated_at, \
+         last_evidence_sha256, notified_at, deadline, decided_at, content_handed_over_at"
+    };
+}
+macro_rules! letter_insert_columns {
+    () => {
+        "id, tenant_id, state, reference, sender, recipient, deposited_at, retain_until, updated_at, \
+         last_evidence_sha256"
     };
 }
 macro_rules! evidence_columns {
@@ -651,7 +675,7 @@ impl Storage {
             for chunk in deposits.chunks(INSERT_CHUNK) {
                 let mut query = QueryBuilder::<Db>::new(concat!(
                     "INSERT INTO letters (",
-                    letter_columns!(),
+                    letter_insert_columns!(),
                     ") "
                 ));
                 query.push_values(chunk, |mut b, d| {
@@ -664,7 +688,8 @@ impl Storage {
                         .push_bind(&l.recipient)
                         .push_bind(l.deposited_at)
                         .push_bind(l.retain_until)
-                        .push_bind(l.updated_at);
+                        .push_bind(l.updated_at)
+                        .push_bind(&l.last_evidence_sha256);
                 });
                 query
                     .build()
@@ -711,6 +736,21 @@ impl Storage {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| StorageError::from_insert(e, "evidence"))?;
+
+                let jobs: Vec<&NewJob> = chunk.iter().flat_map(|d| d.jobs.iter()).collect();
+                for jobs in jobs.chunks(INSERT_CHUNK) {
+                    let mut query = QueryBuilder::<Db>::new(
+                        "INSERT INTO outbox (kind, letter_id, payload, run_after, created_at) ",
+                    );
+                    query.push_values(jobs, |mut b, j| {
+                        b.push_bind(&j.kind)
+                            .push_bind(&j.letter_id)
+                            .push_bind(&j.payload)
+                            .push_bind(j.run_after)
+                            .push_bind(j.run_after);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(())
@@ -890,3 +930,6 @@ mod tests {
         assert_eq!(redact_url("sqlite:/tmp/x.db"), "sqlite:/tmp/x.db");
     }
 }
+
+mod lifecycle;
+pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};

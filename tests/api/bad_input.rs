@@ -430,7 +430,7 @@ async fn an_oversized_json_body_is_a_413_problem(engine: Engine) {
         .client
         .post(app.url("/tsa"))
         .header("content-type", "application/timestamp-query")
-        .body(vec![0u8; 64 * 1024])
+        .body(vec![0u8; 20 * 1024])
         .send()
         .await
         .expect("POST");

@@ -106,7 +106,12 @@ pub async fn start_on(
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
     let router = recommande::http::router(service.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("server");
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .expect("server");
     });
     let now = recommande::clock::unix_micros(service.clock.now());
     let (_, api_key) = service

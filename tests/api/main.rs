@@ -5,6 +5,8 @@ mod helpers;
 mod bad_input;
 mod cli;
 mod deposit;
+mod lifecycle;
 mod production_pki;
 mod restart;
+mod smtp;
 mod tsa;

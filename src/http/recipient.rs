@@ -1,0 +1,412 @@
+//! The recipient's side, as a JSON API (the HTML pages under `/r/` are built on the same
+//! service calls): see the letter without its sender, identify with a one-time code, accept
+//! or refuse, then download the content and the proofs.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::documents::DocumentView;
+use super::problem::Problem;
+use crate::clock::{from_unix_micros, rfc3339_micros};
+use crate::letter::{LetterState, Sender};
+use crate::lifecycle::{ClientInfo, Decision, LifecycleError, RecipientLetter};
+use crate::service::Service;
+
+/// Name of the session cookie set for the HTML pages.
+pub const SESSION_COOKIE: &str = "recommande_session";
+
+/// What the recipient sees of a letter.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecipientView {
+    /// The provider carrying the letter.
+    pub provider: String,
+    /// Letter id.
+    pub letter_id: String,
+    /// Lifecycle state.
+    pub state: LetterState,
+    /// End of the acceptance window (exclusive), RFC 3339 UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// Number of documents.
+    pub document_count: usize,
+    /// Their total size in bytes.
+    pub total_size: i64,
+    /// When the recipient decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    /// The sender: shown only once the recipient has accepted or refused (CPCE R.53-3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Sender>,
+    /// The documents, listed once the letter is accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub documents: Vec<DocumentView>,
+    /// The letter's evidence records (the recipient's proofs), once decided.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<RecipientEvidence>,
+}
+
+/// One evidence record offered to the recipient.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecipientEvidence {
+    /// Evidence id.
+    pub id: String,
+    /// Event name.
+    pub event: String,
+    /// Event time.
+    pub event_time: String,
+    /// Hex SHA-256 of the record.
+    pub sha256: String,
+}
+
+/// Answer to a code request.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CodeSentView {
+    /// Masked address the code went to.
+    pub sent_to: String,
+    /// Expiry of the code.
+    pub expires_at: String,
+}
+
+/// Body of a session request.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct SessionRequest {
+    /// The 6-digit code received by email.
+    pub code: String,
+}
+
+/// An opened session.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// Bearer token for the following calls (also set as a cookie for the pages).
+    pub session: String,
+    /// Expiry.
+    pub expires_at: String,
+}
+
+/// The client's address and user agent, kept only (hashed) in evidence.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// The recipient session: `Authorization: Bearer <session>` or the session cookie.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && let Some((scheme, token)) = value.split_once(' ')
+        && scheme.eq_ignore_ascii_case("bearer")
+    {
+        return Some(token.trim().to_string());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+}
+
+impl From<LifecycleError> for Problem {
+    fn from(err: LifecycleError) -> Self {
+        match err {
+            LifecycleError::NotFound => Problem::not_found("no letter behind this link"),
+            LifecycleError::Conflict(detail) => {
+                Problem::conflict("letter-state-conflict", "Not possible now", detail)
+            }
+            LifecycleError::Unauthenticated(detail) => Problem::recipient_unauthenticated(detail),
+            e @ LifecycleError::WrongCode { .. } => {
+                Problem::otp("otp-invalid", StatusCode::UNAUTHORIZED, e.to_string())
+            }
+            e @ LifecycleError::Locked { .. } => {
+                Problem::otp("otp-locked", StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
+            e @ LifecycleError::TooManyCodes => Problem::otp(
+                "otp-rate-limited",
+                StatusCode::TOO_MANY_REQUESTS,
+                e.to_string(),
+            ),
+            LifecycleError::Mail(e) => {
+                tracing::error!(error = %e, "mail not sent");
+                Problem::unavailable("the mail could not be sent now; retry later")
+            }
+            LifecycleError::Evidence(crate::evidence::EvidenceError::Timestamp(e)) => {
+                tracing::error!(error = %e, "timestamping failed");
+                Problem::unavailable(
+                    "the timestamp authority did not answer; nothing was recorded, retry later",
+                )
+            }
+            other => Problem::internal(&other),
+        }
+    }
+}
+
+/// The letter behind a link, without its sender until the recipient decides.
+#[utoipa::path(get, path = "/v1/recipient/{token}", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link")),
+    responses((status = 200, description = "The letter as its recipient may see it", body = RecipientView),
+              (status = 404, description = "Unknown link", body = Problem)))]
+pub async fn show(
+    State(service): State<Service>,
+    Path(token): Path<String>,
+) -> Result<Json<RecipientView>, Problem> {
+    let letter = service.lifecycle.recipient_letter(&token).await?;
+    Ok(Json(view(&service, letter)))
+}
+
+/// Emails a 6-digit code (valid 10 minutes; at most 5 per hour).
+#[utoipa::path(post, path = "/v1/recipient/{token}/otp", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link")),
+    responses((status = 202, description = "Code sent", body = CodeSentView),
+              (status = 404, description = "Unknown link", body = Problem),
+              (status = 409, description = "The letter cannot be opened (unclaimed, not delivered)", body = Problem),
+              (status = 429, description = "Locked after wrong codes, or too many codes", body = Problem)))]
+pub async fn request_code(
+    State(service): State<Service>,
+    Path(token): Path<String>,
+) -> Result<Response, Problem> {
+    let sent = service.lifecycle.send_code(&token).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CodeSentView {
+            sent_to: sent.sent_to,
+            expires_at: rfc3339_micros(sent.expires_at),
+        }),
+    )
+        .into_response())
+}
+
+/// Exchanges a code for a session (bearer token and cookie).
+#[utoipa::path(post, path = "/v1/recipient/{token}/session", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link")),
+    request_body(content = SessionRequest, content_type = "application/json"),
+    responses((status = 201, description = "Session opened", body = SessionView),
+              (status = 400, description = "Malformed body", body = Problem),
+              (status = 401, description = "Wrong or expired code", body = Problem),
+              (status = 429, description = "Locked after 5 wrong codes", body = Problem)))]
+pub async fn open_session(
+    State(service): State<Service>,
+    Path(token): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let request: SessionRequest = serde_json::from_slice(&body)
+        .map_err(|e| Problem::malformed_json(format!("expected {{\"code\": \"123456\"}}: {e}")))?;
+    let session = service
+        .lifecycle
+        .open_session(&token, &request.code)
+        .await?;
+    let secure = if service.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        session.token,
+        crate::lifecycle::SESSION_VALIDITY.whole_seconds()
+    );
+    let mut response = (
+        StatusCode::CREATED,
+        Json(SessionView {
+            session: session.token,
+            expires_at: rfc3339_micros(session.expires_at),
+        }),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// Accepts the letter (ConsignmentAcceptance); the sender is revealed in the answer.
+#[utoipa::path(post, path = "/v1/recipient/{token}/accept", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link")),
+    responses((status = 200, description = "Accepted", body = RecipientView),
+              (status = 401, description = "No valid session", body = Problem),
+              (status = 409, description = "Already decided, or the window has ended", body = Problem)),
+    security(("recipient_session" = [])))]
+pub async fn accept(
+    State(service): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Client(client): Client,
+) -> Result<Json<RecipientView>, Problem> {
+    decide(service, token, headers, client, Decision::Accept).await
+}
+
+/// Refuses the letter (ConsignmentRejection); the sender is revealed in the answer.
+#[utoipa::path(post, path = "/v1/recipient/{token}/refuse", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link")),
+    responses((status = 200, description = "Refused", body = RecipientView),
+              (status = 401, description = "No valid session", body = Problem),
+              (status = 409, description = "Already decided, or the window has ended", body = Problem)),
+    security(("recipient_session" = [])))]
+pub async fn refuse(
+    State(service): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Client(client): Client,
+) -> Result<Json<RecipientView>, Problem> {
+    decide(service, token, headers, client, Decision::Refuse).await
+}
+
+async fn decide(
+    service: Service,
+    token: String,
+    headers: HeaderMap,
+    client: ClientInfo,
+    decision: Decision,
+) -> Result<Json<RecipientView>, Problem> {
+    let session = session_token(&headers)
+        .ok_or_else(|| Problem::recipient_unauthenticated("identify first".into()))?;
+    let letter = service
+        .lifecycle
+        .decide(&token, &session, decision, &client)
+        .await?;
+    Ok(Json(view(&service, letter)))
+}
+
+/// Streams a document of an accepted letter; the first download writes ContentHandover.
+#[utoipa::path(get, path = "/v1/recipient/{token}/documents/{document_id}", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link"),
+           ("document_id" = String, Path, description = "Document id")),
+    responses((status = 200, description = "The document", content_type = "application/pdf", body = Vec<u8>),
+              (status = 401, description = "No valid session", body = Problem),
+              (status = 404, description = "Unknown link or document", body = Problem),
+              (status = 409, description = "Not accepted", body = Problem)),
+    security(("recipient_session" = [])))]
+pub async fn document(
+    State(service): State<Service>,
+    Path((token, document_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Client(client): Client,
+) -> Result<Response, Problem> {
+    let session = session_token(&headers)
+        .ok_or_else(|| Problem::recipient_unauthenticated("identify first".into()))?;
+    let doc = service
+        .lifecycle
+        .hand_over(&token, &session, &document_id, &client)
+        .await?;
+    let file = service.content.open_read(&doc.sha256).await?;
+    let stream = tokio_util::io::ReaderStream::new(file);
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        doc.filename.replace(['"', '\\'], "_")
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&doc.media_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::CONTENT_LENGTH,
+                HeaderValue::from(doc.size.max(0) as u64),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The exact bytes of an evidence record of the letter (the recipient's proofs), after the
+/// recipient has decided.
+#[utoipa::path(get, path = "/v1/recipient/{token}/evidence/{file}", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link"),
+           ("file" = String, Path, description = "`<evidence id>.json`, `.p7s` or `.tsr`")),
+    responses((status = 200, description = "The stored bytes", body = Vec<u8>),
+              (status = 404, description = "Unknown link or evidence, or not decided yet", body = Problem)))]
+pub async fn evidence_file(
+    State(service): State<Service>,
+    Path((token, file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let letter = service.lifecycle.recipient_letter(&token).await?;
+    let Some((evidence_id, extension)) = file.rsplit_once('.') else {
+        return Err(Problem::not_found(
+            "ask for <evidence id>.json, .p7s or .tsr",
+        ));
+    };
+    let Some(e) = letter.evidence.iter().find(|e| e.id == evidence_id) else {
+        return Err(Problem::not_found(
+            "no such evidence, or the letter is not decided yet",
+        ));
+    };
+    let (bytes, content_type) = match extension {
+        "json" => (e.record.clone(), "application/json"),
+        "p7s" => (e.seal.clone(), "application/pkcs7-signature"),
+        "tsr" => (e.timestamp_token.clone(), "application/octet-stream"),
+        _ => {
+            return Err(Problem::not_found(
+                "ask for <evidence id>.json, .p7s or .tsr",
+            ));
+        }
+    };
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Builds the recipient's view.
+pub fn view(service: &Service, letter: RecipientLetter) -> RecipientView {
+    let accepted = letter.letter.state == LetterState::Accepted.as_str();
+    RecipientView {
+        provider: service.settings.provider_name.clone(),
+        letter_id: letter.letter.id.clone(),
+        state: LetterState::parse(&letter.letter.state).unwrap_or(LetterState::Deposited),
+        deadline: letter
+            .letter
+            .deadline
+            .map(|d| rfc3339_micros(from_unix_micros(d))),
+        document_count: letter.documents.len(),
+        total_size: letter.documents.iter().map(|d| d.size).sum(),
+        decided_at: letter
+            .letter
+            .decided_at
+            .map(|d| rfc3339_micros(from_unix_micros(d))),
+        sender: letter.sender.clone(),
+        documents: if accepted {
+            letter.documents.iter().map(DocumentView::from).collect()
+        } else {
+            Vec::new()
+        },
+        evidence: letter
+            .evidence
+            .iter()
+            .map(|e| RecipientEvidence {
+                id: e.id.clone(),
+                event: e.event.clone(),
+                event_time: rfc3339_micros(from_unix_micros(e.event_time)),
+                sha256: e.record_sha256.clone(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,263 @@
+//! Outgoing mail: messages built by lettre only (no hand-made headers), sent as the exact
+//! bytes whose SHA-256 goes into the evidence. Two transports: SMTP (production: pooled,
+//! STARTTLS/TLS, authentication from the URL) and a directory of `.eml` files (the embedded
+//! default, for development and demos).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use sha2::{Digest, Sha256};
+
+/// How long one SMTP exchange may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a mail was not handed over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// The relay refused for good (SMTP 5xx): retrying will not help.
+    #[error("permanent delivery failure: {0}")]
+    Permanent(String),
+    /// A temporary problem (SMTP 4xx, connection refused, timeout): retry later.
+    #[error("temporary delivery failure: {0}")]
+    Transient(String),
+    /// The message or the configuration is invalid.
+    #[error("invalid mail: {0}")]
+    Invalid(String),
+}
+
+/// Where mails go.
+#[derive(Clone)]
+pub enum MailTransport {
+    /// An SMTP relay.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// A directory receiving one `.eml` file per mail.
+    Directory(PathBuf),
+}
+
+/// A mail to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    /// Recipient.
+    pub to: Mailbox,
+    /// Subject, fixed by the service (never by the sender of a letter).
+    pub subject: String,
+    /// Plain-text body (UTF-8).
+    pub body: String,
+    /// Message-ID (without angle brackets).
+    pub message_id: String,
+    /// Envelope sender (VERP address for bounces).
+    pub envelope_from: Address,
+}
+
+/// Proof that a mail was handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMail {
+    /// SHA-256 of the exact bytes sent.
+    pub message_sha256: [u8; 32],
+    /// Message-ID.
+    pub message_id: String,
+    /// The relay's reply (`250 …`) or the file written.
+    pub relay_reply: String,
+    /// `smtp` or `directory`.
+    pub transport: &'static str,
+}
+
+/// Sends mails from the service's address.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: MailTransport,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// A mailer for `smtp_url` (`smtp://`, `smtps://`, with credentials and `?tls=` as lettre
+    /// reads them) or, without one, for the directory `outbox_dir`.
+    pub fn new(
+        smtp_url: Option<&str>,
+        outbox_dir: PathBuf,
+        from: &str,
+    ) -> Result<Mailer, MailError> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| MailError::Invalid(format!("mail_from {from:?} is not a mailbox: {e}")))?;
+        let transport = match smtp_url {
+            Some(url) => MailTransport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| MailError::Invalid(format!("smtp_url is not usable: {e}")))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+            None => {
+                std::fs::create_dir_all(&outbox_dir).map_err(|e| {
+                    MailError::Invalid(format!(
+                        "cannot create mail directory {}: {e}",
+                        outbox_dir.display()
+                    ))
+                })?;
+                MailTransport::Directory(outbox_dir)
+            }
+        };
+        Ok(Mailer { transport, from })
+    }
+
+    /// The service's sender mailbox.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
+    }
+
+    /// The domain of the service's address (Message-IDs, bounce addresses).
+    pub fn domain(&self) -> &str {
+        self.from.email.domain()
+    }
+
+    /// Checks the relay answers (at start: fail early, not at the first letter).
+    pub async fn check(&self) -> Result<(), MailError> {
+        match &self.transport {
+            MailTransport::Smtp(smtp) => match smtp.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(MailError::Transient(
+                    "the SMTP relay did not answer NOOP".into(),
+                )),
+                Err(e) => Err(MailError::Transient(format!(
+                    "cannot reach the SMTP relay: {e}"
+                ))),
+            },
+            MailTransport::Directory(_) => Ok(()),
+        }
+    }
+
+    /// Builds the message with lettre, hashes its exact bytes and sends those bytes.
+    pub async fn send(&self, mail: OutgoingMail) -> Result<SentMail, MailError> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mail.to.clone())
+            .subject(mail.subject)
+            .message_id(Some(format!("<{}>", mail.message_id)))
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body)
+            .map_err(|e| MailError::Invalid(e.to_string()))?;
+        let bytes = message.formatted();
+        let message_sha256: [u8; 32] = Sha256::digest(&bytes).into();
+        let envelope = Envelope::new(Some(mail.envelope_from), vec![mail.to.email.clone()])
+            .map_err(|e| MailError::Invalid(e.to_string()))?;
+        let (relay_reply, transport) = match &self.transport {
+            MailTransport::Smtp(smtp) => {
+                // RFC 5321 §4.1.1.4: the data ends with "<CRLF>.<CRLF>", whose first CRLF ends
+                // the message's last line. lettre always writes that whole terminator, so the
+                // message's own final CRLF is left out here: the relay then stores exactly
+                // `bytes`, the bytes whose hash the evidence carries.
+                let data = bytes.strip_suffix(b"\r\n").unwrap_or(&bytes);
+                let response = smtp.send_raw(&envelope, data).await.map_err(classify)?;
+                let text: Vec<&str> = response.message().collect();
+                (format!("{} {}", response.code(), text.join(" ")), "smtp")
+            }
+            MailTransport::Directory(dir) => {
+                (write_eml(dir, &mail.message_id, &bytes).await?, "directory")
+            }
+        };
+        Ok(SentMail {
+            message_sha256,
+            message_id: mail.message_id,
+            relay_reply,
+            transport,
+        })
+    }
+}
+
+fn classify(err: lettre::transport::smtp::Error) -> MailError {
+    if err.is_permanent() {
+        MailError::Permanent(err.to_string())
+    } else {
+        // 4xx replies, refused connections, TLS and I/O errors, timeouts: all may pass.
+        MailError::Transient(err.to_string())
+    }
+}
+
+async fn write_eml(
+    dir: &std::path::Path,
+    message_id: &str,
+    bytes: &[u8],
+) -> Result<String, MailError> {
+    let name: String = message_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{name}.eml"));
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let io =
+        |e: std::io::Error| MailError::Transient(format!("cannot write {}: {e}", path.display()));
+    tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+    let file = tokio::fs::File::open(&tmp).await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+    Ok(format!("written to {}", path.display()))
+}
+
+/// `jean.dupont@exemple.fr` → `j***@exemple.fr`: enough for a person to recognise the
+/// address, not enough to learn it.
+pub fn mask_address(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_hash_covers_the_exact_bytes_written() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mailer = Mailer::new(
+            None,
+            dir.path().to_path_buf(),
+            "recommande <lre@recommande.localhost>",
+        )
+        .expect("mailer");
+        let sent = mailer
+            .send(OutgoingMail {
+                to: "Débiteur <d@exemple.fr>".parse().expect("mailbox"),
+                subject: "Lettre recommandée électronique".into(),
+                body: "Bonjour,\nUne lettre vous attend.\n".into(),
+                message_id: "lre.1.notify@recommande.localhost".into(),
+                envelope_from: "bounces+1@recommande.localhost".parse().expect("address"),
+            })
+            .await
+            .expect("sent");
+        let file = dir.path().join("lre.1.notify_recommande.localhost.eml");
+        let bytes = std::fs::read(&file).expect("eml");
+        assert_eq!(
+            <[u8; 32]>::from(Sha256::digest(&bytes)),
+            sent.message_sha256
+        );
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.contains("Message-ID: <lre.1.notify@recommande.localhost>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("From: recommande <lre@recommande.localhost>"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn masked_addresses_keep_the_first_letter_and_the_domain() {
+        assert_eq!(mask_address("jean.dupont@exemple.fr"), "j***@exemple.fr");
+        assert_eq!(mask_address("nonsense"), "***");
+    }
+}

@@ -1,0 +1,44 @@
+//! Background workers: the outbox (notifications, reminders, webhook events) and the
+//! non-claim sweep. Each loop survives errors (logged) and stops with the process.
+
+use std::time::Duration;
+
+use crate::service::Service;
+
+/// How often the outbox is polled.
+pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
+/// How often deadlines are swept: well within the one minute allowed after a deadline.
+pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Starts the workers of `service`.
+pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
+    let outbox = {
+        let lifecycle = service.lifecycle.clone();
+        tokio::spawn(async move {
+            loop {
+                match lifecycle.run_due_jobs(64).await {
+                    // A full batch: more may be due, go on at once.
+                    Ok(64) => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "outbox worker"),
+                }
+                tokio::time::sleep(OUTBOX_INTERVAL).await;
+            }
+        })
+    };
+    let expiry = {
+        let lifecycle = service.lifecycle.clone();
+        tokio::spawn(async move {
+            loop {
+                // At start too: catches up on deadlines passed while the service was down.
+                match lifecycle.expire_due(500).await {
+                    Ok(500) => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "expiry sweep"),
+                }
+                tokio::time::sleep(EXPIRY_INTERVAL).await;
+            }
+        })
+    };
+    vec![outbox, expiry]
+}
