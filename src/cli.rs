@@ -48,6 +48,13 @@ struct Location {
     /// TOML configuration file.
     #[arg(long, env = "RECOMMANDE_CONFIG")]
     config: Option<PathBuf>,
+    /// SMTP relay for notifications (smtp://user:pass@host:587?tls=required, smtps://…);
+    /// without it, mails are written as .eml files into DATA_DIR/mail.
+    #[arg(long, env = "RECOMMANDE_MAIL_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Public base URL of the service, used in the links of mails.
+    #[arg(long, env = "RECOMMANDE_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 impl Location {
@@ -57,6 +64,8 @@ impl Location {
             data_dir: self.data_dir.clone(),
             listen: self.listen.clone(),
             database_url: self.database_url.clone(),
+            smtp_url: self.smtp_url.clone(),
+            public_url: self.public_url.clone(),
         })?)
     }
 }

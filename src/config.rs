@@ -133,6 +133,10 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--database-url URL`.
     pub database_url: Option<String>,
+    /// `--smtp-url URL`.
+    pub smtp_url: Option<String>,
+    /// `--public-url URL`.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -339,8 +343,10 @@ impl Settings {
                 ),
             });
         }
-        let public_url = file
+        let public_url = overrides
             .public_url
+            .clone()
+            .or(file.public_url)
             .unwrap_or_else(|| {
                 // Links must be reachable: an unspecified listen address (0.0.0.0) is not.
                 let host = if listen.ip().is_unspecified() {
@@ -428,7 +434,7 @@ impl Settings {
                 message: format!("{tsa_timeout_seconds} must be between 1 and 300"),
             });
         }
-        let smtp_url = file.mail.smtp_url;
+        let smtp_url = overrides.smtp_url.clone().or(file.mail.smtp_url);
         if let Some(url) = &smtp_url
             && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
         {

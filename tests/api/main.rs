@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod deposit;
 mod lifecycle;
+mod process;
 mod production_pki;
 mod restart;
 mod smtp;
