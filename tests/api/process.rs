@@ -27,7 +27,7 @@ fn free_port() -> u16 {
 }
 
 async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_recommande"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recommande"))
         .args(["serve", "--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--smtp-url", smtp])
@@ -47,6 +47,8 @@ async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("recommande serve did not come up on {base}");
 }
 
