@@ -75,6 +75,15 @@ pub struct LetterView {
     pub deposited_at: String,
     /// Content and evidence are kept at least until then.
     pub retain_until: String,
+    /// When the notification was handed to the mail relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<String>,
+    /// End of the acceptance window (exclusive; CPCE R.53-3), RFC 3339 UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// When the recipient accepted or refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
     /// Evidence records, in order.
     pub evidence: Vec<EvidenceSummary>,
 }
@@ -428,6 +437,9 @@ fn letter_view(
         documents: documents.iter().map(DocumentView::from).collect(),
         deposited_at: rfc3339_micros(from_unix_micros(row.deposited_at)),
         retain_until: rfc3339_micros(from_unix_micros(row.retain_until)),
+        notified_at: row.notified_at.map(|t| rfc3339_micros(from_unix_micros(t))),
+        deadline: row.deadline.map(|t| rfc3339_micros(from_unix_micros(t))),
+        decided_at: row.decided_at.map(|t| rfc3339_micros(from_unix_micros(t))),
         evidence,
     })
 }

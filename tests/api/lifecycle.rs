@@ -259,6 +259,19 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
     assert_eq!(response.status(), 200);
     let accepted: Value = response.json().await.expect("json");
     assert_eq!(accepted["state"], "accepted");
+    let shown: Value = app
+        .get(&format!("/v1/letters/{letter_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["state"], "accepted");
+    for field in ["notified_at", "deadline", "decided_at"] {
+        assert!(
+            shown[field].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{field}: {shown}"
+        );
+    }
     assert_eq!(
         accepted["sender"]["name"], "Cabinet Recouvr",
         "revealed after the decision"
