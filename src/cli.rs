@@ -31,6 +31,31 @@ enum Command {
     /// Measures throughput (not a test: prints figures).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Verifies a proof bundle offline (no network, no database). Exit code 0: valid,
+    /// 1: invalid, 2: unusable input.
+    Verify {
+        /// The bundle (zip) downloaded from `/v1/letters/{id}/bundle.zip`.
+        bundle: PathBuf,
+        /// The provider's published trust anchors (PEM). Without it, the roots inside the
+        /// bundle are used and the report says trust is not anchored outside the bundle.
+        #[arg(long)]
+        trust: Option<PathBuf>,
+        /// Machine-readable report.
+        #[arg(long)]
+        json: bool,
+        /// Language of the human report.
+        #[arg(long, value_enum, default_value_t = Lang::Fr)]
+        lang: Lang,
+    },
+}
+
+/// Language of human-readable output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Lang {
+    /// Français.
+    Fr,
+    /// English.
+    En,
 }
 
 /// Where the service's data and settings are.
@@ -164,6 +189,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify {
+            bundle,
+            trust,
+            json,
+            lang,
+        } => Ok(verify(&bundle, trust.as_deref(), json, lang)),
         Command::Bench(BenchCommand::Deposit {
             letters,
             database_url,
@@ -195,6 +226,99 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+/// `recommande verify`: prints the report; the exit code says the verdict.
+fn verify(
+    bundle: &std::path::Path,
+    trust: Option<&std::path::Path>,
+    json: bool,
+    lang: Lang,
+) -> ExitCode {
+    let unusable = |message: String| {
+        eprintln!("{message}");
+        ExitCode::from(2)
+    };
+    let anchors = match trust {
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| crate::trust::TrustAnchors::from_pem(&pem).map_err(|e| e.to_string()))
+        {
+            Ok(a) => Some(a),
+            Err(e) => {
+                return unusable(format!(
+                    "error: cannot use trust anchors {}: {e}",
+                    path.display()
+                ));
+            }
+        },
+        None => None,
+    };
+    let file = match std::fs::File::open(bundle) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => return unusable(format!("error: cannot open {}: {e}", bundle.display())),
+    };
+    let report = match crate::bundle::verify::verify_bundle(file, anchors.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return unusable(format!("error: {e}")),
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return unusable(format!("error: {e}")),
+        }
+    } else {
+        print_report(&report, lang);
+    }
+    if report.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_report(report: &crate::bundle::verify::BundleReport, lang: Lang) {
+    let fr = lang == Lang::Fr;
+    let letter = report.letter_id.as_deref().unwrap_or("?");
+    let verdict = match (report.is_valid(), fr) {
+        (true, true) => "VALIDE",
+        (false, true) => "NON VALIDE",
+        (true, false) => "VALID",
+        (false, false) => "NOT VALID",
+    };
+    if fr {
+        println!("Dossier de preuves de la lettre {letter} : {verdict}");
+    } else {
+        println!("Proof bundle of letter {letter}: {verdict}");
+    }
+    if !report.anchored_outside {
+        println!(
+            "{}",
+            if fr {
+                "ATTENTION : la confiance n'est ancrée que dans le dossier lui-même. Cela prouve son intégrité, pas son origine : vérifiez à nouveau avec --trust et les certificats racines publiés par le prestataire."
+            } else {
+                "WARNING: trust is anchored only in the bundle itself. That proves its integrity, not its origin: verify again with --trust and the provider's published root certificates."
+            }
+        );
+    }
+    println!();
+    for e in &report.events {
+        println!(
+            "  {}  {}  sha256 {}",
+            e.timestamp.as_deref().unwrap_or("?"),
+            e.event,
+            e.sha256
+        );
+    }
+    println!();
+    for c in &report.checks {
+        let mark = match (c.passed, fr) {
+            (true, _) => "[OK]",
+            (false, true) => "[ÉCHEC]",
+            (false, false) => "[FAIL]",
+        };
+        println!("{mark} {} · {} — {}", c.scope, c.name, c.detail);
+    }
 }
 
 fn available_cores() -> usize {

@@ -291,6 +291,11 @@ impl EvidenceSealer {
         &self.policy
     }
 
+    /// A detached CMS seal over any bytes (e.g. a bundle's ASiC manifest).
+    pub fn seal_bytes(&self, bytes: &[u8], at: OffsetDateTime) -> Result<Vec<u8>, EvidenceError> {
+        Ok(self.sealer.seal(bytes, at)?)
+    }
+
     /// The timestamp source.
     pub fn timestamper(&self) -> &Timestamper {
         &self.timestamper

@@ -12,6 +12,7 @@ pub mod api_key;
 pub mod asn1;
 pub mod bench;
 pub mod bounce;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod config;

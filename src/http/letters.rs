@@ -479,3 +479,91 @@ fn files(base: &str, letter_id: &str, evidence_id: &str) -> EvidenceFiles {
         tsr: format!("{prefix}.tsr"),
     }
 }
+
+/// The letter's proof bundle (zip, ASiC-E compatible): documents, every evidence record with
+/// its seal and timestamp, trust anchors, `VERIFY.txt`. Streamed from a temporary file, so a
+/// large document is never held in memory; the same letter state gives the same bytes.
+#[utoipa::path(get, path = "/v1/letters/{id}/bundle.zip", tag = "evidence",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "The proof bundle", content_type = "application/zip", body = Vec<u8>),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn bundle(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    let evidence = service.storage.evidence_of_letter(&row.id).await?;
+    let documents: Vec<(DocumentRow, std::path::PathBuf)> = service
+        .storage
+        .letter_documents(&row.id)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let path = service.content.path_of(&d.sha256);
+            (d, path)
+        })
+        .collect();
+    let plan = crate::bundle::plan(&crate::bundle::BundleInput {
+        letter_id: &row.id,
+        evidence: &evidence,
+        documents: &documents,
+        roots_pem: &service.anchors_pem,
+    });
+    let key = plan.asic_manifest_sha256();
+    let seal = match service.storage.existing_bundle_seal(&row.id, &key).await? {
+        Some(seal) => seal,
+        None => {
+            let now = service.clock.now();
+            let seal = service
+                .sealer
+                .seal_bytes(&plan.asic_manifest, now)
+                .map_err(|e| Problem::internal(&e))?;
+            service
+                .storage
+                .bundle_seal(&row.id, &key, unix_micros(now), seal)
+                .await?
+        }
+    };
+    let path = service
+        .settings
+        .data_dir
+        .join("incoming")
+        .join(format!("bundle-{}.zip", uuid::Uuid::new_v4()));
+    let written = path.clone();
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::File::create(&written)?;
+        let file = crate::bundle::write(&plan, &seal, file).map_err(std::io::Error::other)?;
+        drop(file);
+        let reader = std::fs::File::open(&written)?;
+        // The open handle keeps the bytes readable; the name goes at once, so nothing is
+        // left behind whatever happens to the response.
+        std::fs::remove_file(&written)?;
+        Ok(reader)
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&path);
+        Problem::internal(&e)
+    })?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"lettre-{}.zip\"", row.id))
+            .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -29,6 +29,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::letters::show,
         super::letters::evidence_list,
         super::letters::evidence_file,
+        super::letters::bundle,
         super::recipient::show,
         super::recipient::request_code,
         super::recipient::open_session,

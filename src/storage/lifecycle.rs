@@ -550,3 +550,57 @@ impl Storage {
         })
     }
 }
+
+impl Storage {
+    /// The seal kept for a bundle manifest, creating it with `seal` on first use (concurrent
+    /// first uses agree on one).
+    pub async fn bundle_seal(
+        &self,
+        letter_id: &str,
+        manifest_sha256: &str,
+        now: i64,
+        seal: Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            sqlx::query(
+                "INSERT INTO bundle_seals (letter_id, asic_manifest_sha256, seal, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (letter_id, asic_manifest_sha256) DO NOTHING",
+            )
+            .bind(letter_id)
+            .bind(manifest_sha256)
+            .bind(&seal)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            let row = sqlx::query(
+                "SELECT seal FROM bundle_seals WHERE letter_id = $1 AND asic_manifest_sha256 = $2",
+            )
+            .bind(letter_id)
+            .bind(manifest_sha256)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.try_get("seal")?)
+        })
+    }
+
+    /// Whether a seal is already kept for this manifest (so none needs to be made).
+    pub async fn existing_bundle_seal(
+        &self,
+        letter_id: &str,
+        manifest_sha256: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        dispatch!(self, read, |pool, Db| {
+            let row = sqlx::query(
+                "SELECT seal FROM bundle_seals WHERE letter_id = $1 AND asic_manifest_sha256 = $2",
+            )
+            .bind(letter_id)
+            .bind(manifest_sha256)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(Some(row.try_get("seal")?)),
+                None => Ok(None),
+            }
+        })
+    }
+}

@@ -224,6 +224,15 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         ("/v1/letters/{id}", "get"),
         ("/v1/letters/{id}/evidence", "get"),
         ("/v1/letters/{id}/evidence/{file}", "get"),
+        ("/v1/letters/{id}/bundle.zip", "get"),
+        ("/v1/recipient/{token}", "get"),
+        ("/v1/recipient/{token}/otp", "post"),
+        ("/v1/recipient/{token}/session", "post"),
+        ("/v1/recipient/{token}/accept", "post"),
+        ("/v1/recipient/{token}/refuse", "post"),
+        ("/v1/recipient/{token}/documents/{document_id}", "get"),
+        ("/v1/recipient/{token}/evidence/{file}", "get"),
+        ("/v1/bounces", "post"),
     ] {
         assert!(
             paths.get(route).and_then(|p| p.get(method)).is_some(),

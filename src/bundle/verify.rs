@@ -1,0 +1,490 @@
+//! Offline verification of a proof bundle: a pure function of the zip's bytes and, when the
+//! verifier has them, trust anchors obtained outside the bundle. Every check is named and
+//! reported; nothing here touches a network or a database.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek};
+
+use base64::Engine;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{ASIC_E_MIMETYPE, ASIC_MANIFEST, ASIC_SIGNATURE};
+use crate::evidence::{EvidenceEvent, EvidenceRecord};
+use crate::seal::ParsedSeal;
+use crate::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
+use crate::verify::{ChainExpectation, verify_evidence};
+
+/// Largest entry read into memory (records, seals, tokens, manifests). Documents are hashed
+/// as streams whatever their size.
+const MAX_SMALL_ENTRY: u64 = 16 * 1024 * 1024;
+
+/// One reported check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleCheck {
+    /// What it is about: `bundle` or an evidence file stem such as `evidence/02-NotificationForAcceptance`.
+    pub scope: String,
+    /// Stable check name.
+    pub name: &'static str,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// One event as the bundle proves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvenEvent {
+    /// ETSI event name.
+    pub event: String,
+    /// Time proven by its RFC 3161 token (RFC 3339 UTC).
+    pub timestamp: Option<String>,
+    /// Hex SHA-256 of the record.
+    pub sha256: String,
+}
+
+/// The verdict on a bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleReport {
+    /// The letter.
+    pub letter_id: Option<String>,
+    /// True when the trust anchors came from outside the bundle.
+    pub anchored_outside: bool,
+    /// Events in order.
+    pub events: Vec<ProvenEvent>,
+    /// Things the reader must know that do not make the bundle invalid.
+    pub warnings: Vec<String>,
+    /// Every check, in order.
+    pub checks: Vec<BundleCheck>,
+}
+
+impl BundleReport {
+    /// True when every check passed.
+    pub fn is_valid(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// The input cannot be read as a bundle at all (exit code 2 of the CLI).
+#[derive(Debug, thiserror::Error)]
+#[error("not a readable proof bundle: {0}")]
+pub struct UnusableBundle(pub String);
+
+/// Verifies a bundle read from `reader`, against `trust` when given (else against the roots
+/// inside the bundle, which the report flags).
+pub fn verify_bundle<R: Read + Seek>(
+    reader: R,
+    trust: Option<&TrustAnchors>,
+) -> Result<BundleReport, UnusableBundle> {
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| UnusableBundle(e.to_string()))?;
+    let mut checks = Vec::new();
+    let mut check = |scope: &str, name: &'static str, result: Result<String, String>| {
+        let (passed, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        checks.push(BundleCheck {
+            scope: scope.to_string(),
+            name,
+            passed,
+            detail,
+        });
+    };
+
+    // Container: mimetype first and stored (ETSI EN 319 162-1 §A.1).
+    let names: Vec<String> = (0..zip.len())
+        .filter_map(|i| {
+            zip.by_index_raw(i)
+                .ok()
+                .and_then(|f| f.name().ok().map(|n| n.to_string()))
+        })
+        .collect();
+    let mimetype_ok = match zip.by_index(0) {
+        Ok(mut first) => {
+            let stored = first.compression() == zip::CompressionMethod::Stored;
+            let mut text = String::new();
+            let name = first.name().map(|n| n.to_string()).unwrap_or_default();
+            let _ = first.read_to_string(&mut text);
+            if name == "mimetype" && stored && text == ASIC_E_MIMETYPE {
+                Ok(format!(
+                    "first entry is the stored mimetype {ASIC_E_MIMETYPE}"
+                ))
+            } else {
+                Err(format!(
+                    "first entry is {name:?} (stored: {stored}), expected a stored mimetype {ASIC_E_MIMETYPE}"
+                ))
+            }
+        }
+        Err(e) => Err(format!("empty or unreadable zip: {e}")),
+    };
+    check("bundle", "container", mimetype_ok);
+
+    let small = |zip: &mut zip::ZipArchive<R>, name: &str| -> Result<Vec<u8>, String> {
+        let mut file = zip
+            .by_name(name)
+            .map_err(|_| format!("{name} is missing"))?;
+        if file.size() > MAX_SMALL_ENTRY {
+            return Err(format!("{name} is larger than {MAX_SMALL_ENTRY} bytes"));
+        }
+        let mut bytes = Vec::with_capacity(file.size() as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| format!("{name}: {e}"))?;
+        Ok(bytes)
+    };
+
+    // Anchors: from outside, or (loudly) from the bundle itself.
+    let inside = small(&mut zip, "certs/roots.pem")
+        .ok()
+        .and_then(|pem| TrustAnchors::from_pem(&pem).ok());
+    let anchors = match (trust, &inside) {
+        (Some(t), _) => t.clone(),
+        (None, Some(i)) => i.clone(),
+        (None, None) => {
+            return Err(UnusableBundle(
+                "no trust anchors given and none in certs/roots.pem".into(),
+            ));
+        }
+    };
+    let mut warnings = Vec::new();
+    if trust.is_none() {
+        warnings.push(
+            "trust is anchored only in the bundle's own certs/roots.pem: this proves integrity, not origin; \
+             verify again with the provider's published roots (--trust)"
+                .to_string(),
+        );
+    }
+
+    // ASiC manifest and its seal.
+    let asic = small(&mut zip, ASIC_MANIFEST);
+    let listed: BTreeMap<String, String> = match &asic {
+        Ok(xml) => parse_asic_manifest(xml),
+        Err(_) => BTreeMap::new(),
+    };
+    let signature = small(&mut zip, ASIC_SIGNATURE);
+    check(
+        "bundle",
+        "manifest_seal",
+        match (&asic, &signature) {
+            (Ok(xml), Ok(sig)) => check_manifest_seal(xml, sig, &anchors),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        },
+    );
+
+    // Every file is listed with the right digest, and nothing listed is missing.
+    let mut digest_problems = Vec::new();
+    let mut actual: BTreeMap<String, String> = BTreeMap::new();
+    for name in &names {
+        if name == "mimetype" || name.starts_with("META-INF/") || name.ends_with('/') {
+            continue;
+        }
+        match zip.by_name(name) {
+            Ok(mut file) => {
+                let mut hasher = Sha256::new();
+                if let Err(e) = std::io::copy(&mut file, &mut hasher) {
+                    digest_problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+                actual.insert(name.clone(), hex::encode(hasher.finalize()));
+            }
+            Err(e) => digest_problems.push(format!("{name}: {e}")),
+        }
+    }
+    for (name, digest) in &actual {
+        match listed.get(name) {
+            None => digest_problems.push(format!("{name} is not listed in the manifest")),
+            Some(want) if want != digest => digest_problems.push(format!(
+                "{name} has SHA-256 {digest}, the manifest says {want}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in listed.keys() {
+        if !actual.contains_key(name) {
+            digest_problems.push(format!("{name} is listed but missing"));
+        }
+    }
+    check(
+        "bundle",
+        "file_digests",
+        if digest_problems.is_empty() && !actual.is_empty() {
+            Ok(format!("{} files match the sealed manifest", actual.len()))
+        } else if actual.is_empty() {
+            Err("the bundle holds no files".into())
+        } else {
+            Err(digest_problems.join("; "))
+        },
+    );
+
+    // Evidence, in file order.
+    let mut stems: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            n.strip_suffix(".json")
+                .filter(|p| p.starts_with("evidence/"))
+                .map(str::to_string)
+        })
+        .collect();
+    stems.sort();
+    let mut previous: Option<String> = None;
+    let mut records: Vec<(String, EvidenceRecord, Option<OffsetDateTime>)> = Vec::new();
+    let mut events = Vec::new();
+    for stem in &stems {
+        let parts = (
+            small(&mut zip, &format!("{stem}.json")),
+            small(&mut zip, &format!("{stem}.p7s")),
+            small(&mut zip, &format!("{stem}.tsr")),
+        );
+        let (Ok(record), Ok(seal), Ok(token)) = parts else {
+            check(
+                stem,
+                "evidence_files",
+                Err("the .json, .p7s and .tsr files must all be present".into()),
+            );
+            continue;
+        };
+        let chain = match &previous {
+            None => ChainExpectation::First,
+            Some(p) => ChainExpectation::After(p),
+        };
+        let report = verify_evidence(&record, &seal, &token, &anchors, chain);
+        for c in &report.checks {
+            check(
+                stem,
+                c.name,
+                if c.passed {
+                    Ok(c.detail.clone())
+                } else {
+                    Err(c.detail.clone())
+                },
+            );
+        }
+        previous = Some(hex::encode(report.sha256));
+        events.push(ProvenEvent {
+            event: report
+                .record
+                .as_ref()
+                .map(|r| r.event.name().to_string())
+                .unwrap_or_default(),
+            timestamp: report.timestamp_time.map(crate::clock::rfc3339_micros),
+            sha256: hex::encode(report.sha256),
+        });
+        if let Some(r) = report.record {
+            records.push((stem.clone(), r, report.timestamp_time));
+        }
+    }
+    check(
+        "bundle",
+        "event_order",
+        if stems.is_empty() {
+            Err("the bundle holds no evidence".into())
+        } else {
+            check_order(&records)
+        },
+    );
+    check("bundle", "legal_consistency", check_legal(&records));
+    check(
+        "bundle",
+        "documents_match",
+        check_documents(&records, &actual),
+    );
+
+    Ok(BundleReport {
+        letter_id: records.first().map(|(_, r, _)| r.letter_id.clone()),
+        anchored_outside: trust.is_some(),
+        events,
+        warnings,
+        checks,
+    })
+}
+
+/// `URI → hex SHA-256` of every DataObjectReference.
+fn parse_asic_manifest(xml: &[u8]) -> BTreeMap<String, String> {
+    let text = String::from_utf8_lossy(xml);
+    let mut out = BTreeMap::new();
+    for block in text.split("<asic:DataObjectReference ").skip(1) {
+        let uri = block
+            .split("URI=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next());
+        let digest = block
+            .split("<ds:DigestValue>")
+            .nth(1)
+            .and_then(|r| r.split("</ds:DigestValue>").next())
+            .and_then(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+            });
+        if let (Some(uri), Some(digest)) = (uri, digest) {
+            out.insert(uri.to_string(), hex::encode(digest));
+        }
+    }
+    out
+}
+
+fn check_manifest_seal(
+    xml: &[u8],
+    signature: &[u8],
+    anchors: &TrustAnchors,
+) -> Result<String, String> {
+    let seal = ParsedSeal::parse(signature).map_err(|e| e.to_string())?;
+    seal.verify_signature(xml).map_err(|e| e.to_string())?;
+    let at = seal
+        .signing_time()
+        .ok_or("the manifest seal has no signing time")?;
+    let cert = seal.signer_certificate().map_err(|e| e.to_string())?;
+    verify_certificate_path(
+        cert,
+        seal.certificates(),
+        anchors,
+        at,
+        CertificatePurpose::Seal,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "the ASiC manifest is sealed by the provider (signing time {})",
+        crate::clock::rfc3339_micros(at)
+    ))
+}
+
+/// ETSI EN 319 522 event order: deposit first; notification (or its failure) next; then one
+/// decision or the expiry; content handover only after acceptance.
+fn check_order(
+    records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
+) -> Result<String, String> {
+    use EvidenceEvent::*;
+    let mut state = None::<EvidenceEvent>;
+    let mut last_time: Option<OffsetDateTime> = None;
+    let letter = records.first().map(|(_, r, _)| r.letter_id.clone());
+    for (stem, r, at) in records {
+        if Some(&r.letter_id) != letter.as_ref() {
+            return Err(format!(
+                "{stem} is about letter {}, not {}",
+                r.letter_id,
+                letter.unwrap_or_default()
+            ));
+        }
+        let allowed = matches!(
+            (state, r.event),
+            (None, SubmissionAcceptance)
+                | (
+                    Some(SubmissionAcceptance),
+                    NotificationForAcceptance | NotificationForAcceptanceFailure
+                )
+                | (
+                    Some(NotificationForAcceptance),
+                    ConsignmentAcceptance
+                        | ConsignmentRejection
+                        | AcceptanceRejectionExpiry
+                        | NotificationForAcceptanceFailure
+                )
+                | (
+                    Some(ConsignmentAcceptance | ContentHandover),
+                    ContentHandover
+                )
+        );
+        if !allowed {
+            return Err(format!(
+                "{stem}: {} cannot follow {}",
+                r.event.name(),
+                state.map(|s| s.name()).unwrap_or("the start")
+            ));
+        }
+        if let (Some(prev), Some(now)) = (last_time, at)
+            && *now < prev
+        {
+            return Err(format!(
+                "{stem} is timestamped before the record it follows"
+            ));
+        }
+        last_time = at.or(last_time);
+        state = Some(r.event);
+    }
+    Ok(format!(
+        "{} events in a lawful order: {}",
+        records.len(),
+        records
+            .iter()
+            .map(|(_, r, _)| r.event.name())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    ))
+}
+
+/// CPCE R.53-3: a decision before the deadline, a non-claim only after it.
+fn check_legal(
+    records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
+) -> Result<String, String> {
+    let deadline = records
+        .iter()
+        .find(|(_, r, _)| r.event == EvidenceEvent::NotificationForAcceptance)
+        .and_then(|(_, r, _)| {
+            r.details
+                .get("deadline")
+                .and_then(|d| d.as_str())
+                .map(str::to_string)
+        });
+    let Some(deadline_text) = deadline else {
+        return Ok("no notification yet: no window to judge".into());
+    };
+    let deadline = OffsetDateTime::parse(
+        &deadline_text,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| format!("unreadable deadline {deadline_text}: {e}"))?;
+    for (stem, r, at) in records {
+        let Some(at) = at else { continue };
+        match r.event {
+            EvidenceEvent::ConsignmentAcceptance | EvidenceEvent::ConsignmentRejection
+                if *at >= deadline =>
+            {
+                return Err(format!(
+                    "{stem}: decision timestamped after the deadline {deadline_text}"
+                ));
+            }
+            EvidenceEvent::AcceptanceRejectionExpiry if *at < deadline => {
+                return Err(format!(
+                    "{stem}: non-claim timestamped before the deadline {deadline_text}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(format!(
+        "times agree with the acceptance window ending {deadline_text}"
+    ))
+}
+
+fn check_documents(
+    records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
+    actual: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let Some((_, deposit, _)) = records.first() else {
+        return Err("no deposit record".into());
+    };
+    let in_bundle: Vec<&String> = actual
+        .iter()
+        .filter(|(name, _)| name.starts_with("documents/"))
+        .map(|(_, digest)| digest)
+        .collect();
+    if in_bundle.len() != deposit.content.len() {
+        return Err(format!(
+            "the deposit lists {} documents, the bundle holds {}",
+            deposit.content.len(),
+            in_bundle.len()
+        ));
+    }
+    for item in &deposit.content {
+        if !in_bundle.contains(&&item.sha256) {
+            return Err(format!(
+                "document {} ({}) is not in the bundle",
+                item.name, item.sha256
+            ));
+        }
+    }
+    Ok(format!(
+        "the {} documents are the ones deposited",
+        in_bundle.len()
+    ))
+}

@@ -1,0 +1,359 @@
+//! Proof bundles: reproducible, checkable with openssl alone, verified offline by
+//! `recommande verify`, and any changed, missing or reordered member is caught.
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::sync::Arc;
+
+use recommande::bundle::verify::verify_bundle;
+use recommande::clock::SystemClock;
+use recommande::trust::TrustAnchors;
+use serde_json::{Value, json};
+
+use crate::helpers::{Engine, TestApp, openssl, path, spawn_app_with};
+use crate::smtp::{SmtpSink, body_text, code, link_token};
+
+crate::on_both_engines!(a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli);
+
+/// A letter taken through deposit → notification → acceptance → handover.
+async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
+    let letter = app.deposit().await;
+    let id = letter["id"].as_str().expect("id").to_string();
+    app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
+    let mails = sink.wait_for(1).await;
+    let token = link_token(&body_text(&mails[0]));
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/recipient/{token}/otp")))
+        .send()
+        .await
+        .expect("otp");
+    assert_eq!(response.status(), 202);
+    let mails = sink.wait_for(2).await;
+    let session: Value = app
+        .client
+        .post(app.url(&format!("/v1/recipient/{token}/session")))
+        .json(&json!({ "code": code(&body_text(&mails[1])) }))
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
+    let session = session["session"].as_str().expect("session").to_string();
+    let accepted = app
+        .client
+        .post(app.url(&format!("/v1/recipient/{token}/accept")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(accepted.status(), 200);
+    let doc = app
+        .service
+        .storage
+        .letter_documents(&id)
+        .await
+        .expect("docs")[0]
+        .id
+        .clone();
+    let download = app
+        .client
+        .get(app.url(&format!("/v1/recipient/{token}/documents/{doc}")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(download.status(), 200);
+    id
+}
+
+async fn bundle_bytes(app: &TestApp, id: &str) -> Vec<u8> {
+    let response = app.get(&format!("/v1/letters/{id}/bundle.zip")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/zip"[..])
+    );
+    response.bytes().await.expect("bytes").to_vec()
+}
+
+fn unzip(bytes: &[u8], dir: &std::path::Path) -> Vec<String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    let mut names = Vec::new();
+    for i in 0..zip.len() {
+        let mut file = zip.by_index(i).expect("entry");
+        let name = file.name().expect("name").to_string();
+        let target = dir.join(&name);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).expect("read");
+        std::fs::write(&target, bytes).expect("write");
+        names.push(name);
+    }
+    names
+}
+
+fn recommande_verify(
+    bundle: &std::path::Path,
+    trust: Option<&std::path::Path>,
+    extra: &[&str],
+) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recommande"));
+    command.arg("verify").arg(bundle).args(extra);
+    if let Some(t) = trust {
+        command.arg("--trust").arg(t);
+    }
+    let out = command.output().expect("run verify");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: Engine) {
+    let Some(sink) = SmtpSink::start(&[], 0) else {
+        return;
+    };
+    let url = sink.url();
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await
+    else {
+        return;
+    };
+    let id = accepted_letter(&app, &sink).await;
+    let first = bundle_bytes(&app, &id).await;
+    let second = bundle_bytes(&app, &id).await;
+    assert_eq!(
+        first, second,
+        "the same letter state gives byte-identical bundles"
+    );
+
+    let dir = tempfile::tempdir().expect("dir");
+    let unpacked = dir.path().join("unpacked");
+    let names = unzip(&first, &unpacked);
+    assert_eq!(names[0], "mimetype");
+    for expected in [
+        "manifest.json",
+        "documents/01-relance.pdf",
+        "evidence/01-SubmissionAcceptance.json",
+        "evidence/02-NotificationForAcceptance.tsr",
+        "evidence/03-ConsignmentAcceptance.p7s",
+        "evidence/04-ContentHandover.json",
+        "certs/roots.pem",
+        "VERIFY.txt",
+        "META-INF/ASiCManifest.xml",
+        "META-INF/signature001.p7s",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+
+    // The openssl recipe of VERIFY.txt, run as written, from inside the bundle.
+    let verify_txt = std::fs::read_to_string(unpacked.join("VERIFY.txt")).expect("VERIFY.txt");
+    let commands: Vec<&str> = verify_txt
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("openssl ts -verify") || l.starts_with("openssl cms -verify"))
+        .collect();
+    assert_eq!(commands.len(), 8, "two commands per evidence record");
+    for command in commands {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&unpacked)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every file's digest is the one in manifest.json (sha256sum-style check).
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    use sha2::Digest;
+    for f in manifest["files"].as_array().expect("files") {
+        let bytes = std::fs::read(unpacked.join(f["path"].as_str().expect("path"))).expect("file");
+        assert_eq!(
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            f["sha256"].as_str().expect("sha")
+        );
+    }
+    // The ASiC manifest seal verifies with openssl too.
+    let (ok, out) = openssl(&[
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        path(&unpacked.join("META-INF/signature001.p7s")),
+        "-content",
+        path(&unpacked.join("META-INF/ASiCManifest.xml")),
+        "-CAfile",
+        path(&unpacked.join("certs/roots.pem")),
+        "-purpose",
+        "any",
+        "-out",
+        "/dev/null",
+    ]);
+    assert!(ok, "{out}");
+
+    // The offline verifier: valid with outside anchors, loud without them, 2 on garbage.
+    let bundle = dir.path().join("bundle.zip");
+    std::fs::write(&bundle, &first).expect("write");
+    let roots = dir.path().join("published-roots.pem");
+    std::fs::write(&roots, app.service.anchors_pem.as_bytes()).expect("roots");
+    let (status, out) = recommande_verify(&bundle, Some(&roots), &["--lang", "en"]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("VALID") && !out.contains("[FAIL]"), "{out}");
+    let (status, out) = recommande_verify(&bundle, None, &[]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("ATTENTION"), "{out}");
+    let (status, out) = recommande_verify(&bundle, Some(&roots), &["--json"]);
+    assert_eq!(status, 0);
+    let report: Value = serde_json::from_str(&out).expect("json report");
+    assert_eq!(report["events"].as_array().expect("events").len(), 4);
+    let garbage = dir.path().join("garbage.zip");
+    std::fs::write(&garbage, b"not a zip").expect("write");
+    assert_eq!(recommande_verify(&garbage, None, &[]).0, 2);
+    // Anchors of another provider: the signatures hold, the trust does not.
+    let other = crate::helpers::spawn_app(Engine::Sqlite)
+        .await
+        .expect("other app");
+    let other_roots = dir.path().join("other-roots.pem");
+    std::fs::write(&other_roots, other.service.anchors_pem.as_bytes()).expect("roots");
+    let (status, out) = recommande_verify(&bundle, Some(&other_roots), &["--lang", "en"]);
+    assert_eq!(status, 1, "{out}");
+    assert!(
+        out.contains("seal_certificate") && out.contains("[FAIL]"),
+        "{out}"
+    );
+}
+
+/// Rebuilds `bytes` with `change` applied to the member list (name, data), keeping the order
+/// and the stored/deflated choice of `mimetype`.
+fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+    let mut members = Vec::new();
+    for i in 0..zip.len() {
+        let mut file = zip.by_index(i).expect("entry");
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).expect("read");
+        members.push((file.name().expect("name").to_string(), data));
+    }
+    change(&mut members);
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        let options =
+            zip::write::SimpleFileOptions::default().compression_method(if name == "mimetype" {
+                zip::CompressionMethod::Stored
+            } else {
+                zip::CompressionMethod::Deflated
+            });
+        out.start_file(name, options).expect("start");
+        out.write_all(&data).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+fn failed(bytes: &[u8], anchors: &TrustAnchors) -> Vec<String> {
+    match verify_bundle(std::io::Cursor::new(bytes), Some(anchors)) {
+        Ok(report) => report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.to_string())
+            .collect(),
+        Err(_) => vec!["unusable".into()],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_changed_missing_or_reordered_member_is_caught() {
+    let Some(sink) = SmtpSink::start(&[], 0) else {
+        return;
+    };
+    let url = sink.url();
+    let app = spawn_app_with(Engine::Sqlite, Arc::new(SystemClock), |s| {
+        s.smtp_url = Some(url)
+    })
+    .await
+    .expect("app");
+    let id = accepted_letter(&app, &sink).await;
+    let bytes = bundle_bytes(&app, &id).await;
+    let anchors = TrustAnchors::from_pem(app.service.anchors_pem.as_bytes()).expect("anchors");
+    assert!(
+        failed(&bytes, &anchors).is_empty(),
+        "the untouched bundle is valid"
+    );
+    assert!(
+        failed(&rebuild(&bytes, |_| {}), &anchors).is_empty(),
+        "re-zipping alone changes nothing"
+    );
+
+    let names: Vec<String> = {
+        let zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("zip");
+        zip.file_names()
+            .map(|n| n.expect("name").to_string())
+            .collect()
+    };
+    let expected_failure = |name: &str| match name {
+        "mimetype" => "container",
+        "META-INF/ASiCManifest.xml" | "META-INF/signature001.p7s" => "manifest_seal",
+        _ => "file_digests",
+    };
+    for name in &names {
+        // One flipped byte, in the middle of the member.
+        let flipped = rebuild(&bytes, |members| {
+            let data = &mut members
+                .iter_mut()
+                .find(|(n, _)| n == name)
+                .expect("member")
+                .1;
+            let at = data.len() / 2;
+            data[at] ^= 0x20;
+        });
+        let failures = failed(&flipped, &anchors);
+        assert!(
+            failures.iter().any(|f| f == expected_failure(name)),
+            "flipping {name}: {failures:?}"
+        );
+        // The member removed.
+        let removed = rebuild(&bytes, |members| members.retain(|(n, _)| n != name));
+        let failures = failed(&removed, &anchors);
+        assert!(
+            failures
+                .iter()
+                .any(|f| f == expected_failure(name) || f == "unusable"),
+            "removing {name}: {failures:?}"
+        );
+    }
+    // Two evidence records swapped (names kept in order, contents exchanged).
+    let swapped = rebuild(&bytes, |members| {
+        for ext in ["json", "p7s", "tsr"] {
+            let a = members
+                .iter()
+                .position(|(n, _)| n == &format!("evidence/02-NotificationForAcceptance.{ext}"))
+                .expect("02");
+            let b = members
+                .iter()
+                .position(|(n, _)| n == &format!("evidence/03-ConsignmentAcceptance.{ext}"))
+                .expect("03");
+            let data_a = members[a].1.clone();
+            members[a].1 = members[b].1.clone();
+            members[b].1 = data_a;
+        }
+    });
+    let failures = failed(&swapped, &anchors);
+    assert!(failures.iter().any(|f| f == "chain_link"), "{failures:?}");
+    assert!(failures.iter().any(|f| f == "event_order"), "{failures:?}");
+}
