@@ -13,6 +13,9 @@ use crate::config::{Overrides, Settings};
 use crate::service::Service;
 use crate::storage::Storage;
 
+/// How often the webhook worker looks for due deliveries when idle.
+const WEBHOOK_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Electronic registered letters with evidence a judge can verify offline.
 #[derive(Debug, Parser)]
 #[command(name = "recommande", version, about)]
@@ -192,9 +195,14 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         public_url = %service.settings.public_url,
         "recommande is serving"
     );
-    crate::http::serve(service, listener)
-        .await
-        .context("HTTP server failed")?;
+    let webhooks = crate::webhook::spawn_delivery_worker(
+        service.storage.clone(),
+        service.clock.clone(),
+        WEBHOOK_POLL_INTERVAL,
+    );
+    let served = crate::http::serve(service, listener).await;
+    webhooks.abort();
+    served.context("HTTP server failed")?;
     Ok(ExitCode::SUCCESS)
 }
 

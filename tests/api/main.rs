@@ -4,7 +4,9 @@ mod helpers;
 
 mod bad_input;
 mod cli;
+mod consents;
 mod deposit;
 mod production_pki;
 mod restart;
 mod tsa;
+mod webhooks;
