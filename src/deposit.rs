@@ -11,14 +11,16 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use crate::api_key::Caller;
-use crate::clock::{Clock, rfc3339_micros, unix_micros};
+use crate::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
+use crate::consent::check_for_deposit;
 use crate::evidence::{
     ContentItem, EvidenceError, EvidenceSealer, IdentityInfo, PartyInfo, SealedEvidence,
     deposit_record, hex_digest,
 };
 use crate::letter::{DepositRequest, FieldError, LetterState, RecipientKind};
 use crate::storage::{
-    DocumentRow, IdempotencyRow, LetterRow, NewDeposit, NewEvidence, NewJob, Storage, StorageError,
+    ConsentRow, DocumentRow, IdempotencyRow, LetterRow, NewDeposit, NewEvidence, NewJob, Storage,
+    StorageError,
 };
 
 /// Why a deposit did not happen. Nothing was written in any case.
@@ -27,6 +29,10 @@ pub enum DepositError {
     /// Documents named in the request do not exist for this tenant.
     #[error("unknown documents")]
     UnknownDocuments(Vec<FieldError>),
+    /// A consumer recipient without an active consent of this tenant for their address
+    /// (CPCE L.100); each refused `consent_id` is listed.
+    #[error("consumer consent required")]
+    ConsentRequired(Vec<FieldError>),
     /// The idempotency key was used concurrently by another request.
     #[error("idempotency key already used")]
     IdempotencyKeyTaken,
@@ -115,7 +121,8 @@ impl Deposits {
         }
     }
 
-    /// Resolves the documents, builds the proof of deposit, seals and timestamps it.
+    /// Resolves the documents, checks the consumer's consent (CPCE L.100), builds the proof
+    /// of deposit, seals and timestamps it.
     pub async fn prepare(
         &self,
         caller: &Caller,
@@ -125,7 +132,11 @@ impl Deposits {
             .resolve_documents(caller, &request.document_ids)
             .await?;
         let now = self.clock.now();
-        let (letter, record) = self.build(caller, &request, &documents, now);
+        let consents = self
+            .resolve_consents(caller, std::slice::from_ref(&request), now, false)
+            .await?;
+        let consent = consents.into_iter().next().flatten();
+        let (letter, record) = self.build(caller, &request, &documents, consent.as_ref(), now);
         let evidence = self.sealer.seal(record, now).await?;
         Ok(PreparedDeposit {
             letter,
@@ -146,9 +157,10 @@ impl Deposits {
         threads: usize,
     ) -> Result<Vec<PreparedDeposit>, DepositError> {
         let now = self.clock.now();
+        let consents = self.resolve_consents(caller, &requests, now, true).await?;
         let mut built = Vec::with_capacity(requests.len());
-        for request in &requests {
-            built.push(self.build(caller, request, documents, now));
+        for (request, consent) in requests.iter().zip(&consents) {
+            built.push(self.build(caller, request, documents, consent.as_ref(), now));
         }
         let threads = threads.max(1);
         let chunk_size = built.len().div_ceil(threads).max(1);
@@ -234,11 +246,58 @@ impl Deposits {
         Ok(ordered)
     }
 
+    /// The consent each consumer recipient cites, checked at `now` (CPCE L.100); `None` for a
+    /// professional recipient. Every refusal is reported; in a batch (`indexed`) the field
+    /// names the request's position.
+    pub async fn resolve_consents(
+        &self,
+        caller: &Caller,
+        requests: &[DepositRequest],
+        now: OffsetDateTime,
+        indexed: bool,
+    ) -> Result<Vec<Option<ConsentRow>>, DepositError> {
+        let cited: Vec<String> = requests
+            .iter()
+            .filter(|r| r.recipient.kind == RecipientKind::Consumer)
+            .filter_map(|r| r.recipient.consent_id.clone())
+            .collect();
+        let found = self.storage.consents(&caller.tenant_id, &cited).await?;
+        let mut resolved = Vec::with_capacity(requests.len());
+        let mut refused = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            let recipient = &request.recipient;
+            if recipient.kind != RecipientKind::Consumer {
+                resolved.push(None);
+                continue;
+            }
+            // `DepositRequest::parse` already refuses a consumer without `consent_id`; an
+            // empty id here is simply unknown.
+            let id = recipient.consent_id.as_deref().unwrap_or("");
+            let consent = found.iter().find(|c| c.id == id);
+            match check_for_deposit(consent, &recipient.email, now) {
+                Ok(consent) => resolved.push(Some(consent.clone())),
+                Err(refusal) => refused.push(FieldError {
+                    field: if indexed {
+                        format!("[{i}].recipient.consent_id")
+                    } else {
+                        "recipient.consent_id".to_string()
+                    },
+                    message: refusal.message(id),
+                }),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(DepositError::ConsentRequired(refused));
+        }
+        Ok(resolved)
+    }
+
     fn build(
         &self,
         caller: &Caller,
         request: &DepositRequest,
         documents: &[DocumentRow],
+        consent: Option<&ConsentRow>,
         now: OffsetDateTime,
     ) -> (LetterRow, crate::evidence::EvidenceRecord) {
         let letter_id = uuid::Uuid::now_v7().to_string();
@@ -266,6 +325,17 @@ impl Deposits {
         if let Some(consent_id) = &recipient.consent_id {
             // CPCE L.100: the consumer's prior consent is cited in the proof of deposit.
             details.insert("consent_id".into(), Value::String(consent_id.clone()));
+        }
+        if let Some(consent) = consent {
+            // CPCE L.100: when and how the consumer consented, as recorded before the deposit.
+            details.insert(
+                "consent".into(),
+                json!({
+                    "id": consent.id,
+                    "given_at": rfc3339_micros(from_unix_micros(consent.given_at)),
+                    "method": consent.method,
+                }),
+            );
         }
         details.insert(
             "retain_until".into(),

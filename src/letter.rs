@@ -299,7 +299,7 @@ impl DepositRequest {
     }
 }
 
-fn field_error(field: &str, message: &str) -> FieldError {
+pub(crate) fn field_error(field: &str, message: &str) -> FieldError {
     FieldError {
         field: field.to_string(),
         message: message.to_string(),
@@ -341,7 +341,7 @@ fn check_keys(
 }
 
 /// A trimmed, non-empty, bounded text without control characters.
-fn text_field(
+pub(crate) fn text_field(
     obj: &serde_json::Map<String, Value>,
     path: &str,
     key: &str,
@@ -380,7 +380,7 @@ fn text_field(
     }
 }
 
-fn email_field(
+pub(crate) fn email_field(
     obj: &serde_json::Map<String, Value>,
     path: &str,
     errors: &mut Vec<FieldError>,

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod content;
 pub mod deposit;
 pub mod evidence;

@@ -1,24 +1,626 @@
-//! PLACEHOLDER replaced by the webhooks module being written on branch `hooks`.
-use crate::storage::{Storage, StorageError};
-/// A lifecycle event to announce.
+//! Webhooks: the sender is told of each step of its letters (DESIGN §7).
+//!
+//! An event is fanned out into one delivery row per subscribed webhook of the tenant
+//! ([`fan_out`], idempotent), then workers send due deliveries ([`deliver_due`]) — at least
+//! once: a receiver may see a delivery twice and de-duplicates on `Recommande-Delivery`.
+//!
+//! Each POST carries:
+//! - `Recommande-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." ‖ body)>`, so
+//!   the receiver checks origin and integrity, and refuses stale replays by `t`;
+//! - `Recommande-Event` (e.g. `letter.notified`) and `Recommande-Delivery` (the delivery id);
+//! - a JSON body `{"id","event","letter_id","evidence_id","occurred_at"}` and nothing else:
+//!   no personal data of the recipient or the sender ever leaves in a webhook, the receiver
+//!   reads the letter through the authenticated API.
+//!
+//! Success is any 2xx answer within [`ATTEMPT_TIMEOUT`]; redirects are not followed (a
+//! redirect is a failure, so a webhook cannot be bounced to an address nobody registered).
+//! Failures are retried with exponential backoff ([`retry_delay`]) until [`RETRY_WINDOW`]
+//! after the first attempt, then the delivery is marked failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ring::rand::SecureRandom;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::clock::{Clock, unix_micros};
+use crate::evidence::EvidenceEvent;
+use crate::letter::{FieldError, field_error};
+use crate::storage::{
+    AttemptOutcome, ClaimedDelivery, DeliveryAttempt, NewDelivery, Storage, StorageError,
+};
+
+/// Every event a webhook can subscribe to.
+pub const EVENTS: [&str; 7] = [
+    "letter.deposited",
+    "letter.notified",
+    "letter.notification_failed",
+    "letter.accepted",
+    "letter.refused",
+    "letter.expired",
+    "letter.content_handed_over",
+];
+
+/// Name of the signature header.
+pub const SIGNATURE_HEADER: &str = "Recommande-Signature";
+/// Name of the event header.
+pub const EVENT_HEADER: &str = "Recommande-Event";
+/// Name of the delivery-id header.
+pub const DELIVERY_HEADER: &str = "Recommande-Delivery";
+/// How long a receiver has to answer one attempt.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Retries stop this long after the first attempt.
+pub const RETRY_WINDOW: time::Duration = time::Duration::hours(48);
+/// Delay after the first failed attempt; it doubles with each further failure.
+pub const FIRST_RETRY_DELAY: time::Duration = time::Duration::seconds(30);
+/// Longest delay between two attempts.
+pub const MAX_RETRY_DELAY: time::Duration = time::Duration::hours(6);
+/// How long a claimed delivery stays reserved for the worker that claimed it: longer than
+/// an attempt may last, so that two workers never send it at the same time; a worker that
+/// dies leaves it to others once the lease ends.
+pub const CLAIM_LEASE: time::Duration = time::Duration::seconds(60);
+
+/// A lifecycle event to announce to the tenant's webhooks.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WebhookEvent {
-    /// Tenant.
+    /// The tenant whose webhooks are told.
     pub tenant_id: String,
-    /// Letter.
+    /// The letter concerned.
     pub letter_id: String,
-    /// Event name.
+    /// Event name, one of [`EVENTS`] (`letter.notified`, …).
     pub event: String,
-    /// Evidence id.
+    /// The evidence record of this step.
     pub evidence_id: String,
-    /// Time.
+    /// When it happened: RFC 3339 UTC with microseconds (the evidence's `event_time`).
     pub occurred_at: String,
 }
-/// Placeholder.
+
+/// The webhook event announcing evidence of kind `event`, if senders are told of it
+/// (a submission rejection is answered by the API itself, not by a webhook).
+pub fn event_for_evidence(event: EvidenceEvent) -> Option<&'static str> {
+    match event {
+        EvidenceEvent::SubmissionAcceptance => Some("letter.deposited"),
+        EvidenceEvent::SubmissionRejection => None,
+        EvidenceEvent::NotificationForAcceptance => Some("letter.notified"),
+        EvidenceEvent::NotificationForAcceptanceFailure => Some("letter.notification_failed"),
+        EvidenceEvent::ConsignmentAcceptance => Some("letter.accepted"),
+        EvidenceEvent::ConsignmentRejection => Some("letter.refused"),
+        EvidenceEvent::ContentHandover => Some("letter.content_handed_over"),
+        EvidenceEvent::AcceptanceRejectionExpiry => Some("letter.expired"),
+    }
+}
+
+/// The body of a delivery, in this field order. Deliberately free of personal data.
+#[derive(Serialize)]
+struct Payload<'a> {
+    id: &'a str,
+    event: &'a str,
+    letter_id: &'a str,
+    evidence_id: &'a str,
+    occurred_at: &'a str,
+}
+
+/// Shortest and longest signing secret accepted.
+pub const SECRET_LENGTH: std::ops::RangeInclusive<usize> = 16..=256;
+/// Longest webhook URL accepted.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// A `POST /v1/webhooks` body whose every field has been checked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    /// Absolute http(s) URL without credentials nor fragment.
+    pub url: String,
+    /// Signing secret, 16 to 256 visible characters.
+    pub secret: String,
+    /// Subscribed events, a non-empty subset of [`EVENTS`] without repetition.
+    pub events: Vec<String>,
+}
+
+// By hand, so that the secret cannot reach a log line (STYLE 11).
+impl std::fmt::Debug for WebhookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRequest")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+impl WebhookRequest {
+    /// Checks a body, reporting **every** invalid field at once.
+    pub fn parse(body: &serde_json::Value) -> Result<WebhookRequest, Vec<FieldError>> {
+        let Some(obj) = body.as_object() else {
+            return Err(vec![field_error("", "the body must be a JSON object")]);
+        };
+        let mut errors = Vec::new();
+        for key in obj.keys() {
+            if !["url", "secret", "events"].contains(&key.as_str()) {
+                errors.push(field_error(key, "is not a known field"));
+            }
+        }
+        let url = match obj.get("url") {
+            None | Some(serde_json::Value::Null) => {
+                errors.push(field_error(
+                    "url",
+                    "is required: the absolute http(s) URL to POST to",
+                ));
+                None
+            }
+            Some(serde_json::Value::String(s)) => match check_url(s) {
+                Ok(url) => Some(url),
+                Err(message) => {
+                    errors.push(field_error("url", message));
+                    None
+                }
+            },
+            Some(_) => {
+                errors.push(field_error("url", "must be a string"));
+                None
+            }
+        };
+        let secret = match obj.get("secret") {
+            None | Some(serde_json::Value::Null) => {
+                errors.push(field_error(
+                    "secret",
+                    "is required: the key that signs each delivery (HMAC-SHA256)",
+                ));
+                None
+            }
+            Some(serde_json::Value::String(s)) => {
+                let length = s.chars().count();
+                if !SECRET_LENGTH.contains(&length) {
+                    errors.push(field_error(
+                        "secret",
+                        &format!(
+                            "must have {} to {} characters",
+                            SECRET_LENGTH.start(),
+                            SECRET_LENGTH.end()
+                        ),
+                    ));
+                    None
+                } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    errors.push(field_error(
+                        "secret",
+                        "must not contain spaces or control characters",
+                    ));
+                    None
+                } else {
+                    Some(s.clone())
+                }
+            }
+            Some(_) => {
+                errors.push(field_error("secret", "must be a string"));
+                None
+            }
+        };
+        let mut events = Vec::new();
+        let known = || EVENTS.join(", ");
+        match obj.get("events") {
+            None | Some(serde_json::Value::Null) => errors.push(field_error(
+                "events",
+                &format!("is required: a list of events among {}", known()),
+            )),
+            Some(serde_json::Value::Array(items)) => {
+                if items.is_empty() {
+                    errors.push(field_error("events", "must list at least one event"));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("events[{i}]");
+                    match item.as_str() {
+                        Some(name) if EVENTS.contains(&name) => {
+                            if events.iter().any(|e| e == name) {
+                                errors.push(field_error(&path, "is listed twice"));
+                            } else {
+                                events.push(name.to_string());
+                            }
+                        }
+                        _ => {
+                            errors.push(field_error(&path, &format!("must be one of {}", known())))
+                        }
+                    }
+                }
+            }
+            Some(_) => errors.push(field_error("events", "must be a list of event names")),
+        }
+        match (url, secret) {
+            (Some(url), Some(secret)) if errors.is_empty() => Ok(WebhookRequest {
+                url,
+                secret,
+                events,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The last four characters of a secret, to recognise it without revealing it.
+pub fn secret_hint(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("…{tail}")
+}
+
+/// An absolute http(s) URL with a host, without credentials (they would be shown in every
+/// listing) nor fragment (never sent).
+fn check_url(raw: &str) -> Result<String, &'static str> {
+    if raw.len() > MAX_URL_LEN {
+        return Err("must be at most 2048 characters");
+    }
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|_| "must be an absolute URL such as https://example.fr/hooks/lre")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must use http or https");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; authenticate deliveries with the signature");
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a #fragment");
+    }
+    Ok(url.to_string())
+}
+
+/// Creates one delivery per active webhook of the tenant subscribed to the event
+/// (idempotent: a repeated call creates nothing new). Returns the number created.
 pub async fn fan_out(
-    _storage: &Storage,
-    _event: &WebhookEvent,
-    _now: time::OffsetDateTime,
+    storage: &Storage,
+    event: &WebhookEvent,
+    now: OffsetDateTime,
 ) -> Result<usize, StorageError> {
-    Ok(0)
+    if !EVENTS.contains(&event.event.as_str()) {
+        tracing::warn!(webhook.event = %event.event, letter.id = %event.letter_id, "unknown webhook event not announced");
+        return Ok(0);
+    }
+    let at = unix_micros(now);
+    let mut deliveries = Vec::new();
+    for webhook in storage.active_webhooks(&event.tenant_id).await? {
+        if !webhook.events.contains(&event.event) {
+            continue;
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let payload = serde_json::to_vec(&Payload {
+            id: &id,
+            event: &event.event,
+            letter_id: &event.letter_id,
+            evidence_id: &event.evidence_id,
+            occurred_at: &event.occurred_at,
+        })
+        .map_err(|e| StorageError::Corrupt(format!("webhook payload: {e}")))?;
+        deliveries.push(NewDelivery {
+            id,
+            webhook_id: webhook.id,
+            tenant_id: event.tenant_id.clone(),
+            event: event.event.clone(),
+            letter_id: event.letter_id.clone(),
+            evidence_id: event.evidence_id.clone(),
+            payload,
+            next_attempt_at: at,
+            created_at: at,
+        });
+    }
+    let created = storage.insert_deliveries(&deliveries).await?;
+    if created > 0 {
+        tracing::info!(letter.id = %event.letter_id, webhook.event = %event.event, deliveries = created, "webhook deliveries queued");
+    }
+    Ok(created)
+}
+
+/// Sends every due delivery (at most `limit`), records each attempt, schedules retries.
+/// Returns how many were attempted.
+pub async fn deliver_due(
+    storage: &Storage,
+    client: &reqwest::Client,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<usize, StorageError> {
+    let claimed = storage
+        .claim_due_deliveries(unix_micros(now), unix_micros(now + CLAIM_LEASE), limit)
+        .await?;
+    let count = claimed.len();
+    // Attempts run concurrently: one slow receiver must not hold back the others' deliveries.
+    let mut attempts = tokio::task::JoinSet::new();
+    for claim in claimed {
+        let client = client.clone();
+        attempts.spawn(async move {
+            let (status, error) = send(&client, &claim, now).await;
+            (claim, status, error)
+        });
+    }
+    let mut first_error = None;
+    while let Some(joined) = attempts.join_next().await {
+        let (claim, status, error) = match joined {
+            Ok(result) => result,
+            Err(e) => {
+                // The lease ends and another pass retries the delivery.
+                tracing::error!(error = %e, "webhook attempt task stopped");
+                continue;
+            }
+        };
+        let delivery = &claim.delivery;
+        let first_attempt = delivery.first_attempt_at.unwrap_or(unix_micros(now));
+        let outcome = if error.is_none() {
+            AttemptOutcome::Delivered
+        } else {
+            next_step(
+                crate::clock::from_unix_micros(first_attempt),
+                now,
+                delivery.attempts + 1,
+                random_jitter(),
+            )
+        };
+        let attempt = DeliveryAttempt {
+            delivery_id: delivery.id.clone(),
+            at: unix_micros(now),
+            status: status.map(i64::from),
+            error: error.clone(),
+            outcome,
+        };
+        match outcome {
+            AttemptOutcome::Delivered => {
+                tracing::info!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, letter.id = %delivery.letter_id, http.status = status, "webhook delivered")
+            }
+            AttemptOutcome::RetryAt(_) => {
+                tracing::warn!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook attempt failed; will retry")
+            }
+            AttemptOutcome::GiveUp => {
+                tracing::error!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook delivery given up")
+            }
+        }
+        if let Err(e) = storage.record_delivery_attempt(&attempt).await {
+            // Keep recording the others; the unrecorded one is retried when its lease ends.
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(count),
+    }
+}
+
+/// The signature header value for `body` sent at `timestamp` (Unix seconds):
+/// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>." ‖ body)>`.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let mut context = ring::hmac::Context::with_key(&key);
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    format!("t={timestamp},v1={}", hex::encode(context.sign().as_ref()))
+}
+
+/// The delay before the next attempt once `failed_attempts` attempts have failed:
+/// 30 s × 2^(failed_attempts − 1), times `1 + jitter` (`jitter` in −0.1..=0.1, so that many
+/// deliveries failing together do not retry together), capped at 6 hours.
+pub fn retry_delay(failed_attempts: i64, jitter: f64) -> time::Duration {
+    let exponent = failed_attempts.saturating_sub(1).clamp(0, 20) as i32;
+    let base = FIRST_RETRY_DELAY.as_seconds_f64() * 2f64.powi(exponent);
+    let jittered = base * (1.0 + jitter.clamp(-0.1, 0.1));
+    time::Duration::seconds_f64(jittered.min(MAX_RETRY_DELAY.as_seconds_f64()))
+}
+
+/// What follows a failed attempt made at `now`: a retry, never later than the end of the
+/// retry window (so that the last attempt happens at its end), or giving up once the window
+/// is over.
+pub fn next_step(
+    first_attempt: OffsetDateTime,
+    now: OffsetDateTime,
+    failed_attempts: i64,
+    jitter: f64,
+) -> AttemptOutcome {
+    let deadline = first_attempt + RETRY_WINDOW;
+    if now >= deadline {
+        return AttemptOutcome::GiveUp;
+    }
+    let next = (now + retry_delay(failed_attempts, jitter)).min(deadline);
+    AttemptOutcome::RetryAt(unix_micros(next))
+}
+
+/// The HTTP client for webhook deliveries: no redirects, [`ATTEMPT_TIMEOUT`] per attempt.
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ATTEMPT_TIMEOUT)
+        .user_agent(concat!("recommande-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Runs [`deliver_due`] every `interval` (at once again when a full batch was sent) until
+/// the task is aborted. Errors are logged; the loop never panics nor stops on them.
+pub fn spawn_delivery_worker(
+    storage: Storage,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    const BATCH: i64 = 100;
+    tokio::spawn(async move {
+        let client = match client() {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook delivery worker cannot build its HTTP client; webhooks are not sent");
+                return;
+            }
+        };
+        loop {
+            match deliver_due(&storage, &client, clock.now(), BATCH).await {
+                Ok(n) if n as i64 >= BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "webhook delivery pass failed"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+/// One POST; returns the status when the receiver answered, and the error unless it was 2xx.
+async fn send(
+    client: &reqwest::Client,
+    claim: &ClaimedDelivery,
+    now: OffsetDateTime,
+) -> (Option<u16>, Option<String>) {
+    let delivery = &claim.delivery;
+    let signed = signature(
+        claim.secret.as_bytes(),
+        now.unix_timestamp(),
+        &delivery.payload,
+    );
+    let result = client
+        .post(&claim.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signed)
+        .header(EVENT_HEADER, &delivery.event)
+        .header(DELIVERY_HEADER, &delivery.id)
+        .body(delivery.payload.clone())
+        .send()
+        .await;
+    match result {
+        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+        Ok(response) => {
+            let status = response.status();
+            (
+                Some(status.as_u16()),
+                Some(format!("the receiver answered HTTP {status}")),
+            )
+        }
+        // Without the URL: it may carry a token of the receiver's.
+        Err(e) => (None, Some(describe(&e.without_url()))),
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text.chars().take(500).collect()
+}
+
+/// A uniformly drawn jitter in −0.1..=0.1.
+fn random_jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    // Jitter only spreads retries; should the system RNG fail, no jitter is acceptable.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        return 0.0;
+    }
+    let unit = f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX);
+    (unit - 0.5) * 0.2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn the_signature_is_the_hmac_of_the_timestamp_a_dot_and_the_body() {
+        let value = signature(b"secret", 1_700_000_000, b"{\"a\":1}");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
+        let expected = ring::hmac::sign(&key, b"1700000000.{\"a\":1}");
+        assert_eq!(
+            value,
+            format!("t=1700000000,v1={}", hex::encode(expected.as_ref()))
+        );
+        assert_ne!(value, signature(b"secret", 1_700_000_001, b"{\"a\":1}"));
+        assert_ne!(value, signature(b"other", 1_700_000_000, b"{\"a\":1}"));
+    }
+
+    #[test]
+    fn retry_delays_double_from_thirty_seconds_and_stop_growing_at_six_hours() {
+        assert_eq!(retry_delay(1, 0.0), time::Duration::seconds(30));
+        assert_eq!(retry_delay(2, 0.0), time::Duration::seconds(60));
+        assert_eq!(retry_delay(5, 0.0), time::Duration::seconds(480));
+        assert_eq!(retry_delay(30, 0.0), time::Duration::hours(6));
+        assert_eq!(retry_delay(1, 0.1), time::Duration::seconds(33));
+        assert_eq!(retry_delay(1, -0.1), time::Duration::seconds(27));
+        assert_eq!(retry_delay(1, 5.0), time::Duration::seconds(33));
+    }
+
+    #[test]
+    fn random_jitter_stays_within_ten_percent() {
+        for _ in 0..1000 {
+            let j = random_jitter();
+            assert!((-0.1..=0.1).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn retries_end_at_the_close_of_the_window_then_give_up() {
+        let first = datetime!(2026-11-23 09:00 UTC);
+        assert_eq!(
+            next_step(first, first, 1, 0.0),
+            AttemptOutcome::RetryAt(unix_micros(first + time::Duration::seconds(30)))
+        );
+        let late = first + time::Duration::hours(47);
+        assert_eq!(
+            next_step(first, late, 12, 0.0),
+            AttemptOutcome::RetryAt(unix_micros(first + RETRY_WINDOW))
+        );
+        assert_eq!(
+            next_step(first, first + RETRY_WINDOW, 13, 0.0),
+            AttemptOutcome::GiveUp
+        );
+    }
+
+    #[test]
+    fn every_invalid_webhook_field_is_reported_at_once() {
+        let body = serde_json::json!({"url": "ftp://example.fr/x", "secret": "short",
+            "events": ["letter.notified", "letter.notified", "letter.lost"], "colour": 1});
+        let errors = WebhookRequest::parse(&body).expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["colour", "url", "secret", "events[1]", "events[2]"]
+        );
+        for url in [
+            "/relative",
+            "https://user:pw@example.fr/",
+            "https://example.fr/#frag",
+            "mailto:a@b.fr",
+        ] {
+            let body = serde_json::json!({"url": url, "secret": "0123456789abcdef",
+                "events": ["letter.accepted"]});
+            let errors = WebhookRequest::parse(&body).expect_err(url);
+            assert_eq!(errors[0].field, "url", "{url}");
+        }
+        let body = serde_json::json!({"url": "https://example.fr/", "secret": "0123456789abcdef",
+            "events": []});
+        assert_eq!(
+            WebhookRequest::parse(&body).expect_err("empty")[0].field,
+            "events"
+        );
+    }
+
+    #[test]
+    fn a_valid_webhook_request_parses_and_its_debug_form_hides_the_secret() {
+        let body = serde_json::json!({"url": "https://Hooks.Example.fr/lre?k=1",
+            "secret": "s3cr3t-s3cr3t-s3cr3t", "events": ["letter.accepted", "letter.refused"]});
+        let request = WebhookRequest::parse(&body).expect("valid");
+        assert_eq!(request.url, "https://hooks.example.fr/lre?k=1");
+        assert_eq!(request.events, ["letter.accepted", "letter.refused"]);
+        assert!(!format!("{request:?}").contains("s3cr3t"));
+        assert_eq!(secret_hint(&request.secret), "…cr3t");
+    }
+
+    #[test]
+    fn every_sender_facing_evidence_event_maps_to_a_subscribable_event() {
+        for event in EvidenceEvent::ALL {
+            if let Some(name) = event_for_evidence(event) {
+                assert!(EVENTS.contains(&name), "{name}");
+            }
+        }
+        assert_eq!(event_for_evidence(EvidenceEvent::SubmissionRejection), None);
+    }
 }

@@ -1,5 +1,5 @@
-//! Background workers: the outbox (notifications, reminders, webhook events) and the
-//! non-claim sweep. Each loop survives errors (logged) and stops with the process.
+//! Background workers: the outbox (notifications, reminders, webhook events), webhook
+//! deliveries and the non-claim sweep. Each loop survives errors (logged) and stops with the process.
 
 use std::time::Duration;
 
@@ -9,6 +9,8 @@ use crate::service::Service;
 pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
 /// How often deadlines are swept: well within the one minute allowed after a deadline.
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(15);
+/// How often due webhook deliveries are sent.
+pub const WEBHOOK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Starts the workers of `service`.
 pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
@@ -40,5 +42,10 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
-    vec![outbox, expiry]
+    let webhooks = crate::webhook::spawn_delivery_worker(
+        service.storage.clone(),
+        service.clock.clone(),
+        WEBHOOK_INTERVAL,
+    );
+    vec![outbox, expiry, webhooks]
 }

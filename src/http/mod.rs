@@ -12,16 +12,19 @@ use sha2::{Digest, Sha256};
 use tower_http::trace::TraceLayer;
 
 use crate::api_key::Caller;
+use crate::letter::FieldError;
 use crate::service::Service;
 use crate::storage::IdempotencyRow;
 
 pub mod bounces;
+pub mod consents;
 pub mod documents;
 pub mod letters;
 pub mod openapi;
 pub mod problem;
 pub mod recipient;
 pub mod system;
+pub mod webhooks;
 
 use problem::Problem;
 
@@ -80,6 +83,29 @@ pub fn router(service: Service) -> Router {
             "/v1/bounces",
             post(bounces::receive).layer(DefaultBodyLimit::max(bounces::MAX_DSN)),
         )
+        .route(
+            "/v1/consents",
+            post(consents::create)
+                .get(consents::list)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/consents/{id}",
+            get(consents::show)
+                .delete(consents::withdraw)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/webhooks",
+            post(webhooks::create)
+                .get(webhooks::list)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::show).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new_status(
@@ -261,4 +287,91 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Refuses a body whose `Content-Type` is not JSON; `what` names the thing sent.
+pub(crate) fn require_json_content(headers: &HeaderMap, what: &str) -> Result<(), Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(Problem::unsupported_media_type(format!(
+            "send {what} as Content-Type: application/json"
+        )))
+    }
+}
+
+/// Default and maximum page sizes of list routes other than letters.
+pub(crate) const DEFAULT_PAGE: i64 = 50;
+pub(crate) const MAX_PAGE: i64 = 500;
+
+/// `limit` and `cursor` of a list route, ordered by UUID v7 id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageQuery {
+    /// Page size asked for.
+    pub limit: i64,
+    /// Only items whose id sorts after this one.
+    pub after_id: Option<String>,
+}
+
+impl PageQuery {
+    /// Reads `limit` or `cursor` into the page; returns false for any other parameter, which
+    /// the caller handles. Errors are pushed to `errors`.
+    pub fn accept(&mut self, key: &str, value: &str, errors: &mut Vec<FieldError>) -> bool {
+        match key {
+            "limit" => match value.parse::<i64>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => self.limit = n,
+                _ => errors.push(FieldError {
+                    field: "limit".into(),
+                    message: format!("must be an integer from 1 to {MAX_PAGE}"),
+                }),
+            },
+            "cursor" => match uuid::Uuid::try_parse(value) {
+                Ok(id) => self.after_id = Some(id.to_string()),
+                Err(_) => errors.push(FieldError {
+                    field: "cursor".into(),
+                    message: "must be a next_cursor returned by a previous page".into(),
+                }),
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    /// Cuts `rows` (fetched with `limit + 1`) to the page and returns the next cursor.
+    pub fn cut<T>(&self, rows: &mut Vec<T>, id: impl Fn(&T) -> &str) -> Option<String> {
+        if rows.len() as i64 > self.limit {
+            rows.truncate(self.limit as usize);
+            rows.last().map(|r| id(r).to_string())
+        } else {
+            None
+        }
+    }
+}
+
+impl Default for PageQuery {
+    fn default() -> Self {
+        PageQuery {
+            limit: DEFAULT_PAGE,
+            after_id: None,
+        }
+    }
+}
+
+/// The canonical form of a UUID path segment, or `None` when it is not one (so that a
+/// malformed id is simply not found).
+pub(crate) fn path_uuid(id: &str) -> Option<String> {
+    uuid::Uuid::try_parse(id).ok().map(|u| u.to_string())
+}
+
+/// Adds `Location: <path>` to a response.
+pub(crate) fn with_location(mut response: Response, path: &str) -> Response {
+    if let Ok(location) = HeaderValue::from_str(path) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }

@@ -4,11 +4,17 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::consents::{ConsentBody, ConsentPage, ConsentStatus, ConsentView, WithdrawalBody};
 use super::documents::{DocumentView, UploadForm};
 use super::letters::{
     DepositBody, EvidenceFiles, EvidenceList, EvidenceSummary, LetterPage, LetterView,
 };
 use super::problem::Problem;
+use super::webhooks::{
+    DeliveryPage, DeliveryStatus, DeliveryView, WebhookBody, WebhookList, WebhookStatus,
+    WebhookView,
+};
+use crate::consent::ConsentMethod;
 use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
 
 /// The API description.
@@ -38,19 +44,33 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::document,
         super::recipient::evidence_file,
         super::bounces::receive,
+        super::consents::create,
+        super::consents::list,
+        super::consents::show,
+        super::consents::withdraw,
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::show,
+        super::webhooks::delete,
+        super::webhooks::deliveries,
         openapi_json,
     ),
     components(schemas(
         DocumentView, UploadForm, DepositBody, LetterView, LetterPage, EvidenceSummary, EvidenceFiles,
         EvidenceList, Problem, FieldError, LetterState, Sender, Recipient, RecipientKind,
         super::recipient::RecipientView, super::recipient::RecipientEvidence, super::recipient::CodeSentView,
-        super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome
+        super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome,
+        ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
+        WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
+        DeliveryStatus
     )),
     modifiers(&BearerApiKey),
     tags(
         (name = "letters", description = "Deposit and follow registered letters"),
         (name = "documents", description = "Upload documents once, use them in many letters"),
         (name = "evidence", description = "Sealed and timestamped evidence records"),
+        (name = "consents", description = "Consumers' prior consent to electronic registered letters (CPCE L.100)"),
+        (name = "webhooks", description = "Signed notifications of letter events, retried for 48 hours"),
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
         (name = "recipient", description = "The recipient's side: identify, accept or refuse, download"),
         (name = "service", description = "Health and API description"),

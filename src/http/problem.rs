@@ -112,6 +112,28 @@ impl Problem {
         p
     }
 
+    /// 422: a consumer recipient without an active prior consent (CPCE L.100).
+    pub fn consent_required(errors: Vec<FieldError>) -> Self {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "consent-required",
+            "Consumer consent required",
+            summary(&errors),
+        );
+        p.errors = errors;
+        p
+    }
+
+    /// 409: the consent was already withdrawn; the first withdrawal stands.
+    pub fn consent_already_withdrawn(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "consent-already-withdrawn",
+            "Consent already withdrawn",
+            detail,
+        )
+    }
+
     /// 413: the upload is larger than allowed.
     pub fn too_large(limit: u64) -> Self {
         Problem::new(
@@ -270,6 +292,7 @@ impl From<DepositError> for Problem {
     fn from(err: DepositError) -> Self {
         match err {
             DepositError::UnknownDocuments(errors) => Problem::unknown_documents(errors),
+            DepositError::ConsentRequired(errors) => Problem::consent_required(errors),
             DepositError::IdempotencyKeyTaken => Problem::idempotency_in_progress(),
             DepositError::Evidence(crate::evidence::EvidenceError::Timestamp(e)) => {
                 tracing::error!(error = %e, "timestamping failed");

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::consents::create_consent;
 use crate::helpers::{Engine, letter_body, sample_pdf, spawn_app, spawn_app_with};
 
 crate::on_both_engines!(
@@ -193,7 +194,15 @@ async fn a_consumer_recipient_without_consent_is_refused(engine: Engine) {
     );
     assert_eq!(app.letter_count().await, 0);
 
+    // CPCE L.100: an id the account never recorded is no consent at all.
     body["recipient"]["consent_id"] = json!("consentement-2026-17");
+    let problem = assert_problem(app.post_letter(&body).await, 422, "consent-required").await;
+    assert_eq!(problem["errors"][0]["field"], "recipient.consent_id");
+    assert_eq!(app.letter_count().await, 0);
+
+    let consent = create_consent(&app, &app.api_key, "compta@debitrice.fr").await;
+    let consent_id = consent["id"].as_str().expect("consent id");
+    body["recipient"]["consent_id"] = json!(consent_id);
     let response = app.post_letter(&body).await;
     assert_eq!(response.status(), 201);
     let letter: Value = response.json().await.expect("json");
@@ -207,7 +216,8 @@ async fn a_consumer_recipient_without_consent_is_refused(engine: Engine) {
         .json()
         .await
         .expect("record");
-    assert_eq!(record["details"]["consent_id"], "consentement-2026-17");
+    assert_eq!(record["details"]["consent_id"], consent_id);
+    assert_eq!(record["details"]["consent"]["id"], consent_id);
     assert_eq!(record["recipient"]["kind"], "consumer");
 }
 

@@ -233,6 +233,15 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         ("/v1/recipient/{token}/documents/{document_id}", "get"),
         ("/v1/recipient/{token}/evidence/{file}", "get"),
         ("/v1/bounces", "post"),
+        ("/v1/consents", "post"),
+        ("/v1/consents", "get"),
+        ("/v1/consents/{id}", "get"),
+        ("/v1/consents/{id}", "delete"),
+        ("/v1/webhooks", "post"),
+        ("/v1/webhooks", "get"),
+        ("/v1/webhooks/{id}", "get"),
+        ("/v1/webhooks/{id}", "delete"),
+        ("/v1/webhooks/{id}/deliveries", "get"),
     ] {
         assert!(
             paths.get(route).and_then(|p| p.get(method)).is_some(),

@@ -1,0 +1,361 @@
+//! Consumer consents (CPCE L.100): record, read, list and withdraw.
+//!
+//! A deposit to a consumer must cite one of these by `recipient.consent_id`; see
+//! [`crate::consent`] for the rule and [`crate::deposit`] for where it is enforced.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::problem::Problem;
+use super::{
+    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
+    require_json_content, with_location,
+};
+use crate::api_key::Caller;
+use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::consent::{ConsentMethod, ConsentRequest, is_active, parse_withdrawal};
+use crate::letter::{EmailAddress, field_error};
+use crate::service::Service;
+use crate::storage::{ConsentFilter, ConsentRow, IdempotencyRow, StorageError};
+
+/// Whether a consent is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    /// Deposits to this consumer may cite it.
+    Active,
+    /// The consumer withdrew it; it stays recorded.
+    Withdrawn,
+}
+
+/// A consent as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConsentView {
+    /// Consent id: cite it as `recipient.consent_id` when depositing to this consumer.
+    pub id: String,
+    /// The consumer's address (domain lower-cased).
+    pub email: String,
+    /// The consumer's name.
+    pub name: String,
+    /// When the consumer consented (RFC 3339 UTC).
+    pub given_at: String,
+    /// How the consent was collected.
+    pub method: ConsentMethod,
+    /// The uploaded proof document, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_id: Option<String>,
+    /// `active` or `withdrawn`.
+    pub status: ConsentStatus,
+    /// When it was recorded here (RFC 3339 UTC).
+    pub created_at: String,
+    /// When it was withdrawn (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+    /// Why, as told when withdrawing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawal_reason: Option<String>,
+}
+
+/// A page of consents.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConsentPage {
+    /// Consents, oldest first.
+    pub items: Vec<ConsentView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /v1/consents` (for the OpenAPI document; the handler checks it field by field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ConsentBody {
+    /// The consumer's email address.
+    #[schema(format = "email")]
+    email: String,
+    /// The consumer's name.
+    name: String,
+    /// When the consumer consented (RFC 3339, not in the future).
+    #[schema(format = DateTime)]
+    given_at: String,
+    /// How the consent was collected.
+    method: ConsentMethod,
+    /// An uploaded document of this account proving the consent.
+    document_id: Option<String>,
+}
+
+/// Optional body of `DELETE /v1/consents/{id}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WithdrawalBody {
+    /// Why the consent is withdrawn (≤ 200 characters).
+    reason: Option<String>,
+}
+
+/// Records a consumer's prior consent to receive electronic registered letters from this
+/// account (CPCE L.100).
+#[utoipa::path(post, path = "/v1/consents", tag = "consents",
+    request_body(content = ConsentBody, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
+    responses(
+        (status = 201, description = "Consent recorded", body = ConsentView),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 401, description = "Missing or wrong API key", body = Problem),
+        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
+        (status = 415, description = "Not application/json", body = Problem),
+        (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(service): State<Service>,
+    caller: Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_json_content(&headers, "the consent")?;
+    let fingerprint = request_fingerprint("POST", "/v1/consents", &body);
+    if let Some(key) = &idempotency_key
+        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
+    {
+        return Ok(replay);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    let now = service.clock.now();
+    let parsed = ConsentRequest::parse(&value, now);
+    // The proof must be a document of this account; looked up even when other fields are
+    // invalid, so that every problem is listed at once.
+    let document = value
+        .get("document_id")
+        .and_then(|v| v.as_str())
+        .and_then(path_uuid);
+    let unknown_document = match &document {
+        Some(id) => service
+            .storage
+            .documents(&caller.tenant_id, std::slice::from_ref(id))
+            .await?
+            .is_empty(),
+        None => false,
+    };
+    let request = match parsed {
+        Ok(request) if !unknown_document => request,
+        result => {
+            let mut errors = result.err().unwrap_or_default();
+            if unknown_document {
+                errors.push(field_error(
+                    "document_id",
+                    "no such document was uploaded by this account",
+                ));
+            }
+            return Err(Problem::validation(errors));
+        }
+    };
+
+    let row = ConsentRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        email: request.email.as_str().to_string(),
+        name: request.name,
+        given_at: unix_micros(request.given_at),
+        method: request.method.as_str().to_string(),
+        document_id: request.document_id,
+        created_at: unix_micros(now),
+        withdrawn_at: None,
+        withdrawal_reason: None,
+    };
+    let response = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
+    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
+        tenant_id: caller.tenant_id.clone(),
+        key: key.clone(),
+        request_sha256: fingerprint.clone(),
+        status: 201,
+        response: response.clone(),
+        created_at: row.created_at,
+    });
+    match service
+        .storage
+        .insert_consent(&row, idempotency.as_ref())
+        .await
+    {
+        Ok(()) => {}
+        Err(StorageError::Conflict("idempotency key")) => {
+            // A concurrent request with the same key won; answer as it did.
+            if let Some(key) = &idempotency_key
+                && let Some(replay) =
+                    replay_idempotent(&service, &caller, key, &fingerprint).await?
+            {
+                return Ok(replay);
+            }
+            return Err(Problem::idempotency_in_progress());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(consent.id = %row.id, tenant.id = %caller.tenant_id, consent.method = %row.method, "consent recorded");
+    Ok(with_location(
+        json_response(StatusCode::CREATED, response),
+        &format!("/v1/consents/{}", row.id),
+    ))
+}
+
+/// One consent of this account.
+#[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents",
+    params(("id" = String, Path, description = "Consent id")),
+    responses((status = 200, description = "The consent", body = ConsentView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such consent for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn show(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = find(&service, &caller, &id).await?;
+    let body = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// This account's consents, active and withdrawn, oldest first; optionally for one address.
+#[utoipa::path(get, path = "/v1/consents", tag = "consents",
+    params(("email" = Option<String>, Query, description = "Only consents for this address"),
+           ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of consents", body = ConsentPage),
+              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
+              (status = 401, description = "Missing or wrong API key", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(service): State<Service>,
+    caller: Caller,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let mut errors = Vec::new();
+    let mut page = PageQuery::default();
+    let mut email = None;
+    for (key, value) in &params {
+        if page.accept(key, value, &mut errors) {
+            continue;
+        }
+        match key.as_str() {
+            "email" => match EmailAddress::parse(value) {
+                Ok(e) => email = Some(e.as_str().to_string()),
+                Err(message) => errors.push(field_error(
+                    "email",
+                    &format!("is not a valid email address: {message}"),
+                )),
+            },
+            other => errors.push(field_error(other, "is not a known parameter")),
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(Problem::invalid_query(errors));
+    }
+    // One more than asked tells whether another page exists.
+    let filter = ConsentFilter {
+        email,
+        after_id: page.after_id.clone(),
+        limit: page.limit + 1,
+    };
+    let mut rows = service
+        .storage
+        .list_consents(&caller.tenant_id, &filter)
+        .await?;
+    let next_cursor = page.cut(&mut rows, |r| &r.id);
+    let items = rows.iter().map(view).collect::<Result<Vec<_>, _>>()?;
+    let body = serde_json::to_vec(&ConsentPage { items, next_cursor })
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Withdraws a consent: from now on no deposit may cite it. The consent and its withdrawal
+/// stay recorded (nothing is erased); withdrawing twice is refused.
+#[utoipa::path(delete, path = "/v1/consents/{id}", tag = "consents",
+    params(("id" = String, Path, description = "Consent id")),
+    request_body(content = Option<WithdrawalBody>, content_type = "application/json"),
+    responses((status = 200, description = "The withdrawn consent", body = ConsentView),
+              (status = 400, description = "Malformed JSON", body = Problem),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such consent for this account", body = Problem),
+              (status = 409, description = "Already withdrawn", body = Problem),
+              (status = 422, description = "Invalid fields (all listed)", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn withdraw(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let row = find(&service, &caller, &id).await?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    }
+    let reason = parse_withdrawal(&body).map_err(Problem::validation)?;
+    let now = unix_micros(service.clock.now());
+    let withdrawn = service
+        .storage
+        .withdraw_consent(&caller.tenant_id, &row.id, now, reason.as_deref())
+        .await?;
+    let Some(row) = service.storage.consent(&caller.tenant_id, &row.id).await? else {
+        return Err(not_found(&id));
+    };
+    if !withdrawn {
+        let when = row
+            .withdrawn_at
+            .map(|at| rfc3339_micros(from_unix_micros(at)))
+            .unwrap_or_default();
+        return Err(Problem::consent_already_withdrawn(format!(
+            "consent {} was already withdrawn on {when}; the first withdrawal stands",
+            row.id
+        )));
+    }
+    tracing::info!(consent.id = %row.id, tenant.id = %caller.tenant_id, "consent withdrawn");
+    let body = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::not_found(format!("no consent {id} for this account"))
+}
+
+async fn find(service: &Service, caller: &Caller, id: &str) -> Result<ConsentRow, Problem> {
+    let Some(uuid) = path_uuid(id) else {
+        return Err(not_found(id));
+    };
+    service
+        .storage
+        .consent(&caller.tenant_id, &uuid)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn view(row: &ConsentRow) -> Result<ConsentView, Problem> {
+    let method = ConsentMethod::parse(&row.method).ok_or_else(|| {
+        Problem::internal(&format!(
+            "consent {} has an unknown method {:?}",
+            row.id, row.method
+        ))
+    })?;
+    let time = |at: i64| rfc3339_micros(from_unix_micros(at));
+    Ok(ConsentView {
+        id: row.id.clone(),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        given_at: time(row.given_at),
+        method,
+        document_id: row.document_id.clone(),
+        status: if is_active(row) {
+            ConsentStatus::Active
+        } else {
+            ConsentStatus::Withdrawn
+        },
+        created_at: time(row.created_at),
+        withdrawn_at: row.withdrawn_at.map(time),
+        withdrawal_reason: row.withdrawal_reason.clone(),
+    })
+}

@@ -1,0 +1,373 @@
+//! Webhooks: register where letter events are announced, read them, delete them, and follow
+//! their deliveries. The signing secret is accepted once and never shown again.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::problem::Problem;
+use super::{
+    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
+    require_json_content, with_location,
+};
+use crate::api_key::Caller;
+use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::letter::field_error;
+use crate::service::Service;
+use crate::storage::{DeliveryRow, IdempotencyRow, StorageError, WebhookRow};
+use crate::webhook::{WebhookRequest, secret_hint};
+
+/// Whether a webhook still receives deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// Receives the events it subscribed to.
+    Active,
+    /// Deleted: receives nothing; its delivery log stays readable.
+    Deleted,
+}
+
+/// A webhook as the API shows it (never its secret).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    /// Webhook id.
+    pub id: String,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Subscribed events.
+    pub events: Vec<String>,
+    /// The last four characters of the signing secret, to recognise it.
+    pub secret_hint: String,
+    /// `active` or `deleted`.
+    pub status: WebhookStatus,
+    /// Creation time (RFC 3339 UTC).
+    pub created_at: String,
+    /// Deletion time (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+}
+
+/// The account's active webhooks.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookList {
+    /// Webhooks, oldest first.
+    pub items: Vec<WebhookView>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Not yet acknowledged; retried until 48 hours after the first attempt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up (retry window over, or the webhook was deleted).
+    Failed,
+}
+
+/// One delivery of an event to a webhook, with the outcome of its attempts.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    /// Delivery id, sent as `Recommande-Delivery` (the same on every attempt).
+    pub id: String,
+    /// Event name.
+    pub event: String,
+    /// The letter concerned.
+    pub letter_id: String,
+    /// The evidence record of the event.
+    pub evidence_id: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i64,
+    /// Creation time (RFC 3339 UTC).
+    pub created_at: String,
+    /// Next attempt, while pending (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Last attempt (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<String>,
+    /// HTTP status of the last answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<i64>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was acknowledged (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    /// When retries stopped (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
+}
+
+/// A page of deliveries.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryPage {
+    /// Deliveries, oldest first.
+    pub items: Vec<DeliveryView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Body of `POST /v1/webhooks` (for the OpenAPI document; the handler checks it field by field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookBody {
+    /// Absolute http(s) URL receiving the POSTs; redirects are not followed.
+    url: String,
+    /// 16 to 256 characters; signs each delivery (`Recommande-Signature`). Never shown again.
+    secret: String,
+    /// A non-empty subset of `letter.deposited`, `letter.notified`,
+    /// `letter.notification_failed`, `letter.accepted`, `letter.refused`, `letter.expired`,
+    /// `letter.content_handed_over`.
+    events: Vec<String>,
+}
+
+/// Registers a webhook. Each delivery is a POST of `{"id","event","letter_id","evidence_id",
+/// "occurred_at"}` signed with `Recommande-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
+/// "<t>." ‖ body)>`, retried with backoff for 48 hours until a 2xx answer (at least once).
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
+    request_body(content = WebhookBody, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
+    responses(
+        (status = 201, description = "Webhook registered", body = WebhookView),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 401, description = "Missing or wrong API key", body = Problem),
+        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
+        (status = 415, description = "Not application/json", body = Problem),
+        (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(service): State<Service>,
+    caller: Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_json_content(&headers, "the webhook")?;
+    let fingerprint = request_fingerprint("POST", "/v1/webhooks", &body);
+    if let Some(key) = &idempotency_key
+        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
+    {
+        return Ok(replay);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    let request = WebhookRequest::parse(&value).map_err(Problem::validation)?;
+    let now = unix_micros(service.clock.now());
+    let row = WebhookRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        url: request.url,
+        secret: request.secret,
+        events: request.events,
+        created_at: now,
+        deleted_at: None,
+    };
+    // The stored replay holds the view only, which has no secret.
+    let response = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
+    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
+        tenant_id: caller.tenant_id.clone(),
+        key: key.clone(),
+        request_sha256: fingerprint.clone(),
+        status: 201,
+        response: response.clone(),
+        created_at: now,
+    });
+    match service
+        .storage
+        .insert_webhook(&row, idempotency.as_ref())
+        .await
+    {
+        Ok(()) => {}
+        Err(StorageError::Conflict("idempotency key")) => {
+            if let Some(key) = &idempotency_key
+                && let Some(replay) =
+                    replay_idempotent(&service, &caller, key, &fingerprint).await?
+            {
+                return Ok(replay);
+            }
+            return Err(Problem::idempotency_in_progress());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(webhook.id = %row.id, tenant.id = %caller.tenant_id, "webhook registered");
+    Ok(with_location(
+        json_response(StatusCode::CREATED, response),
+        &format!("/v1/webhooks/{}", row.id),
+    ))
+}
+
+/// The account's active webhooks.
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
+    responses((status = 200, description = "Active webhooks", body = WebhookList),
+              (status = 401, description = "Missing or wrong API key", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list(State(service): State<Service>, caller: Caller) -> Result<Response, Problem> {
+    let rows = service.storage.active_webhooks(&caller.tenant_id).await?;
+    let items = rows.iter().map(view).collect();
+    let body = serde_json::to_vec(&WebhookList { items }).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// One webhook of this account, active or deleted.
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, description = "The webhook", body = WebhookView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such webhook for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn show(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let row = find(&service, &caller, &id).await?;
+    let body = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Deletes a webhook: it receives nothing more and its pending deliveries stop. Its delivery
+/// log stays readable.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses((status = 200, description = "The deleted webhook", body = WebhookView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such active webhook for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn delete(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let Some(uuid) = path_uuid(&id) else {
+        return Err(not_found(&id));
+    };
+    let now = unix_micros(service.clock.now());
+    if !service
+        .storage
+        .delete_webhook(&caller.tenant_id, &uuid, now)
+        .await?
+    {
+        return Err(Problem::not_found(format!(
+            "no active webhook {id} for this account"
+        )));
+    }
+    tracing::info!(webhook.id = %uuid, tenant.id = %caller.tenant_id, "webhook deleted");
+    let row = find(&service, &caller, &uuid).await?;
+    let body = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The deliveries of a webhook, oldest first: attempts, last answer, error, times.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id"),
+           ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of deliveries", body = DeliveryPage),
+              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such webhook for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn deliveries(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let mut errors = Vec::new();
+    let mut page = PageQuery::default();
+    for (key, value) in &params {
+        if !page.accept(key, value, &mut errors) {
+            errors.push(field_error(key, "is not a known parameter"));
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(Problem::invalid_query(errors));
+    }
+    let webhook = find(&service, &caller, &id).await?;
+    // One more than asked tells whether another page exists.
+    let mut rows = service
+        .storage
+        .list_deliveries(
+            &caller.tenant_id,
+            &webhook.id,
+            page.after_id.as_deref(),
+            page.limit + 1,
+        )
+        .await?;
+    let next_cursor = page.cut(&mut rows, |r| &r.id);
+    let items = rows.iter().map(delivery_view).collect();
+    let body = serde_json::to_vec(&DeliveryPage { items, next_cursor })
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn not_found(id: &str) -> Problem {
+    Problem::not_found(format!("no webhook {id} for this account"))
+}
+
+async fn find(service: &Service, caller: &Caller, id: &str) -> Result<WebhookRow, Problem> {
+    let Some(uuid) = path_uuid(id) else {
+        return Err(not_found(id));
+    };
+    service
+        .storage
+        .webhook(&caller.tenant_id, &uuid)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn time(at: i64) -> String {
+    rfc3339_micros(from_unix_micros(at))
+}
+
+fn view(row: &WebhookRow) -> WebhookView {
+    WebhookView {
+        id: row.id.clone(),
+        url: row.url.clone(),
+        events: row.events.clone(),
+        secret_hint: secret_hint(&row.secret),
+        status: if row.deleted_at.is_some() {
+            WebhookStatus::Deleted
+        } else {
+            WebhookStatus::Active
+        },
+        created_at: time(row.created_at),
+        deleted_at: row.deleted_at.map(time),
+    }
+}
+
+fn delivery_view(row: &DeliveryRow) -> DeliveryView {
+    let status = if row.delivered_at.is_some() {
+        DeliveryStatus::Delivered
+    } else if row.failed_at.is_some() {
+        DeliveryStatus::Failed
+    } else {
+        DeliveryStatus::Pending
+    };
+    DeliveryView {
+        id: row.id.clone(),
+        event: row.event.clone(),
+        letter_id: row.letter_id.clone(),
+        evidence_id: row.evidence_id.clone(),
+        status,
+        attempts: row.attempts,
+        created_at: time(row.created_at),
+        next_attempt_at: row.next_attempt_at.map(time),
+        last_attempt_at: row.last_attempt_at.map(time),
+        last_status: row.last_status,
+        last_error: row.last_error.clone(),
+        delivered_at: row.delivered_at.map(time),
+        failed_at: row.failed_at.map(time),
+    }
+}

@@ -1,0 +1,214 @@
+//! Consumer consents (CPCE L.100): recorded once, withdrawn at most once, never erased.
+//!
+//! This module offers insert, read and withdraw — nothing that deletes a row or changes a
+//! consent other than by withdrawing it; the 0003 migration adds triggers that refuse
+//! anything else at the database level, whatever the caller.
+
+use sqlx::{QueryBuilder, Row};
+
+use super::{Backend, IdempotencyRow, Storage, StorageError};
+
+/// A recorded consent of a consumer to receive electronic registered letters from a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// Consent id (UUID v7), what a deposit cites as `recipient.consent_id`.
+    pub id: String,
+    /// The tenant (sender) the consumer consented to.
+    pub tenant_id: String,
+    /// The consumer's email address, normalised like `EmailAddress`.
+    pub email: String,
+    /// The consumer's name.
+    pub name: String,
+    /// When the consumer consented, Unix µs.
+    pub given_at: i64,
+    /// How the consent was collected (`signed_form`, `online_checkbox`, …).
+    pub method: String,
+    /// An uploaded document of the tenant proving the consent.
+    pub document_id: Option<String>,
+    /// When the consent was recorded here, Unix µs.
+    pub created_at: i64,
+    /// When it was withdrawn, Unix µs.
+    pub withdrawn_at: Option<i64>,
+    /// Why, as told by the tenant.
+    pub withdrawal_reason: Option<String>,
+}
+
+/// Filters for listing consents; results are ordered by id (creation time).
+#[derive(Debug, Clone, Default)]
+pub struct ConsentFilter {
+    /// Only consents for this (normalised) address.
+    pub email: Option<String>,
+    /// Only consents whose id sorts after this one (cursor).
+    pub after_id: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+macro_rules! consent_columns {
+    () => {
+        "id, tenant_id, email, name, given_at, method, document_id, created_at, withdrawn_at, withdrawal_reason"
+    };
+}
+
+macro_rules! consent_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        ConsentRow {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            given_at: row.try_get("given_at")?,
+            method: row.try_get("method")?,
+            document_id: row.try_get("document_id")?,
+            created_at: row.try_get("created_at")?,
+            withdrawn_at: row.try_get("withdrawn_at")?,
+            withdrawal_reason: row.try_get("withdrawal_reason")?,
+        }
+    }};
+}
+
+impl Storage {
+    /// Records a consent and the optional idempotency record in one transaction. An
+    /// idempotency key already used yields `Conflict("idempotency key")`.
+    pub async fn insert_consent(
+        &self,
+        consent: &ConsentRow,
+        idempotency: Option<&IdempotencyRow>,
+    ) -> Result<(), StorageError> {
+        let sql = concat!(
+            "INSERT INTO consents (",
+            consent_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            if let Some(idem) = idempotency {
+                insert_idempotency!(&mut *tx, idem);
+            }
+            sqlx::query(sql)
+                .bind(&consent.id)
+                .bind(&consent.tenant_id)
+                .bind(&consent.email)
+                .bind(&consent.name)
+                .bind(consent.given_at)
+                .bind(&consent.method)
+                .bind(&consent.document_id)
+                .bind(consent.created_at)
+                .bind(consent.withdrawn_at)
+                .bind(&consent.withdrawal_reason)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StorageError::from_insert(e, "consent"))?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The tenant's consent `id`, if any (another tenant's consent is `None`).
+    pub async fn consent(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<Option<ConsentRow>, StorageError> {
+        let sql = concat!(
+            "SELECT ",
+            consent_columns!(),
+            " FROM consents WHERE tenant_id = $1 AND id = $2"
+        );
+        // Read through the write pool on SQLite: a deposit citing a consent just recorded or
+        // withdrawn must see that write.
+        dispatch!(self, write, |pool, Db| {
+            let row = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(consent_from_row!(row))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The tenant's consents among `ids` (unknown or foreign ids are simply absent).
+    pub async fn consents(
+        &self,
+        tenant_id: &str,
+        ids: &[String],
+    ) -> Result<Vec<ConsentRow>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::INSERT_CHUNK) {
+            dispatch!(self, write, |pool, Db| {
+                let mut query = QueryBuilder::<Db>::new(concat!(
+                    "SELECT ",
+                    consent_columns!(),
+                    " FROM consents WHERE tenant_id = "
+                ));
+                query.push_bind(tenant_id).push(" AND id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id);
+                }
+                list.push_unseparated(")");
+                for row in query.build().fetch_all(pool).await? {
+                    rows.push(consent_from_row!(row));
+                }
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The tenant's consents matching `filter`, active and withdrawn, ordered by id.
+    pub async fn list_consents(
+        &self,
+        tenant_id: &str,
+        filter: &ConsentFilter,
+    ) -> Result<Vec<ConsentRow>, StorageError> {
+        let sql = concat!(
+            "SELECT ",
+            consent_columns!(),
+            " FROM consents WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR email = $2) AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(&filter.email)
+                .bind(&filter.after_id)
+                .bind(filter.limit)
+                .fetch_all(pool)
+                .await?;
+            rows.into_iter()
+                .map(|row| Ok(consent_from_row!(row)))
+                .collect()
+        })
+    }
+
+    /// Withdraws the tenant's consent `id` at `now`. Returns false when there is no such
+    /// consent or it was already withdrawn (the first withdrawal is kept as it was).
+    pub async fn withdraw_consent(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+        reason: Option<&str>,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE consents SET withdrawn_at = $3, withdrawal_reason = $4 \
+                 WHERE tenant_id = $1 AND id = $2 AND withdrawn_at IS NULL",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}

@@ -1,0 +1,580 @@
+//! Webhooks: registration through the API, then fan-out and delivery to a real HTTP receiver
+//! on 127.0.0.1 that checks the signature. Time is moved by passing explicit `now` values.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use recommande::clock::unix_micros;
+use recommande::webhook::{WebhookEvent, client, deliver_due, fan_out};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::helpers::{Engine, TestApp, spawn_app};
+
+crate::on_both_engines!(
+    webhook_registration_lists_every_invalid_field_and_never_echoes_the_secret,
+    a_delivery_reaches_a_real_receiver_with_exactly_the_expected_body_and_a_valid_signature,
+    a_receiver_failing_once_gets_two_attempts_and_one_delivery,
+    fan_out_reaches_only_active_subscribed_webhooks_of_the_tenant_and_only_once,
+    deleting_a_webhook_stops_its_pending_deliveries,
+    failed_attempts_back_off_and_are_given_up_48_hours_after_the_first,
+);
+
+const SECRET: &str = "whsec-0123456789-abcdef";
+
+/// What the receiver saw of one request.
+#[derive(Clone)]
+struct Received {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A webhook receiver on 127.0.0.1:0 answering the scripted statuses in turn, then 200.
+#[derive(Clone, Default)]
+struct Receiver {
+    requests: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> (String, Receiver) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/hooks/lre", listener.local_addr().expect("addr"));
+        let receiver = Receiver {
+            script: Arc::new(Mutex::new(script.iter().copied().collect())),
+            ..Receiver::default()
+        };
+        let router = axum::Router::new()
+            .route("/hooks/lre", axum::routing::post(receive))
+            .with_state(receiver.clone());
+        // Stops with the test's runtime.
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("receiver");
+        });
+        (url, receiver)
+    }
+
+    /// A copy of the requests received so far.
+    fn received(&self) -> Vec<Received> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    fn count(&self) -> usize {
+        self.requests.lock().expect("lock").len()
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    receiver.requests.lock().expect("lock").push(Received {
+        headers,
+        body: body.to_vec(),
+    });
+    let status = receiver
+        .script
+        .lock()
+        .expect("lock")
+        .pop_front()
+        .unwrap_or(200);
+    StatusCode::from_u16(status).expect("status")
+}
+
+/// Checks `t=…,v1=…` against an HMAC-SHA256 computed here, independently of the service;
+/// returns the timestamp when the signature is valid.
+fn verified_timestamp(secret: &str, header: &str, body: &[u8]) -> Option<i64> {
+    let (t, v1) = header.split_once(',')?;
+    let t = t.strip_prefix("t=")?;
+    let mac = hex::decode(v1.strip_prefix("v1=")?).ok()?;
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(body);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    ring::hmac::verify(&key, &signed, &mac).ok()?;
+    t.parse().ok()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("header {name} missing"))
+}
+
+async fn create_webhook(app: &TestApp, key: &str, url: &str, events: &[&str]) -> Value {
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(key)
+        .json(&json!({"url": url, "secret": SECRET, "events": events}))
+        .send()
+        .await
+        .expect("POST /v1/webhooks");
+    assert_eq!(response.status(), 201);
+    response.json().await.expect("json")
+}
+
+async fn tenant_id(app: &TestApp, name: &str) -> String {
+    app.service
+        .storage
+        .list_api_keys(Some(name))
+        .await
+        .expect("keys")[0]
+        .tenant_id
+        .clone()
+}
+
+/// Deposits a letter and returns the event announcing it.
+async fn deposited(app: &TestApp, event: &str) -> WebhookEvent {
+    let letter = app.deposit().await;
+    WebhookEvent {
+        tenant_id: tenant_id(app, "Cabinet Recouvr").await,
+        letter_id: letter["id"].as_str().expect("id").to_string(),
+        event: event.to_string(),
+        evidence_id: letter["evidence"][0]["id"]
+            .as_str()
+            .expect("evidence id")
+            .to_string(),
+        occurred_at: letter["evidence"][0]["event_time"]
+            .as_str()
+            .expect("event time")
+            .to_string(),
+    }
+}
+
+async fn deliveries(app: &TestApp, webhook_id: &str) -> Vec<Value> {
+    let page: Value = app
+        .get(&format!("/v1/webhooks/{webhook_id}/deliveries"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    page["items"].as_array().expect("items").clone()
+}
+
+fn micros_of(rfc3339: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        rfc3339.as_str().expect("time"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339")
+}
+
+async fn webhook_registration_lists_every_invalid_field_and_never_echoes_the_secret(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"url": "ftp://hooks.example.fr/", "secret": "court",
+            "events": ["letter.accepted", "letter.perdue"], "format": "xml"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert_eq!(problem["type"], "urn:recommande:problem:validation-failed");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(
+        fields,
+        ["format", "url", "secret", "events[1]"],
+        "{problem}"
+    );
+
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(&app.api_key)
+        .json(
+            &json!({"url": "https://hooks.example.fr/lre", "secret": SECRET,
+            "events": ["letter.accepted", "letter.refused"]}),
+        )
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 201);
+    let text = response.text().await.expect("text");
+    assert!(!text.contains(SECRET), "{text}");
+    let webhook: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(webhook["secret_hint"], "…cdef");
+    assert_eq!(webhook["status"], "active");
+    assert_eq!(
+        webhook["events"],
+        json!(["letter.accepted", "letter.refused"])
+    );
+    let id = webhook["id"].as_str().expect("id");
+
+    let listed: Value = app.get("/v1/webhooks").await.json().await.expect("json");
+    assert_eq!(listed["items"], json!([webhook.clone()]));
+    let read = app
+        .get(&format!("/v1/webhooks/{id}"))
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(!read.contains(SECRET));
+    let other = app.new_api_key("Autre Cabinet").await;
+    let foreign = app
+        .client
+        .get(app.url(&format!("/v1/webhooks/{id}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(foreign.status(), 404);
+    let bad_query = app
+        .get(&format!("/v1/webhooks/{id}/deliveries?limit=9999"))
+        .await;
+    assert_eq!(bad_query.status(), 400);
+}
+
+async fn a_delivery_reaches_a_real_receiver_with_exactly_the_expected_body_and_a_valid_signature(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, receiver) = Receiver::start(&[]).await;
+    let webhook = create_webhook(&app, &app.api_key, &url, &["letter.deposited"]).await;
+    let event = deposited(&app, "letter.deposited").await;
+    let now = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    let client = client().expect("client");
+
+    assert_eq!(fan_out(storage, &event, now).await.expect("fan out"), 1);
+    assert_eq!(
+        deliver_due(storage, &client, now, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+
+    let requests = receiver.received();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    let delivery_id = header(&request.headers, "recommande-delivery");
+    assert_eq!(
+        header(&request.headers, "recommande-event"),
+        "letter.deposited"
+    );
+    assert_eq!(header(&request.headers, "content-type"), "application/json");
+    let expected = format!(
+        r#"{{"id":"{delivery_id}","event":"letter.deposited","letter_id":"{}","evidence_id":"{}","occurred_at":"{}"}}"#,
+        event.letter_id, event.evidence_id, event.occurred_at
+    );
+    assert_eq!(String::from_utf8_lossy(&request.body), expected);
+    let signature = header(&request.headers, "recommande-signature");
+    assert_eq!(
+        verified_timestamp(SECRET, signature, &request.body),
+        Some(now.unix_timestamp()),
+        "{signature}"
+    );
+    assert_eq!(
+        verified_timestamp("another-secret-value", signature, &request.body),
+        None
+    );
+    // Only identifiers leave: no name nor address of the sender or the recipient.
+    for personal in ["Débitrice", "debitrice", "recouvr", "Recouvr"] {
+        assert!(!expected.contains(personal), "{personal}");
+    }
+    let delivery_id = delivery_id.to_string();
+
+    let log = deliveries(&app, webhook["id"].as_str().expect("id")).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["id"], delivery_id.as_str());
+    assert_eq!(log[0]["status"], "delivered");
+    assert_eq!(log[0]["attempts"], 1);
+    assert_eq!(log[0]["last_status"], 200);
+    assert!(log[0].get("next_attempt_at").is_none(), "{}", log[0]);
+    assert_eq!(
+        deliver_due(storage, &client, now + Duration::hours(1), 10)
+            .await
+            .expect("deliver"),
+        0
+    );
+    assert_eq!(receiver.count(), 1);
+}
+
+async fn a_receiver_failing_once_gets_two_attempts_and_one_delivery(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, receiver) = Receiver::start(&[500]).await;
+    let webhook = create_webhook(&app, &app.api_key, &url, &["letter.notified"]).await;
+    let webhook_id = webhook["id"].as_str().expect("id");
+    let event = deposited(&app, "letter.notified").await;
+    let t0 = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    let client = client().expect("client");
+    fan_out(storage, &event, t0).await.expect("fan out");
+
+    assert_eq!(
+        deliver_due(storage, &client, t0, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+    let log = deliveries(&app, webhook_id).await;
+    assert_eq!(log[0]["status"], "pending");
+    assert_eq!(log[0]["attempts"], 1);
+    assert_eq!(log[0]["last_status"], 500);
+    assert!(
+        log[0]["last_error"]
+            .as_str()
+            .expect("error")
+            .contains("500"),
+        "{}",
+        log[0]
+    );
+    // First retry 30 s later, ±10 % jitter.
+    let retry = micros_of(&log[0]["next_attempt_at"]) - t0;
+    assert!(
+        retry >= Duration::seconds(27) && retry <= Duration::seconds(33),
+        "{retry}"
+    );
+
+    // Not due yet: nothing is sent.
+    let early = t0 + Duration::seconds(20);
+    assert_eq!(
+        deliver_due(storage, &client, early, 10)
+            .await
+            .expect("deliver"),
+        0
+    );
+    let later = t0 + Duration::seconds(40);
+    assert_eq!(
+        deliver_due(storage, &client, later, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+    let log = deliveries(&app, webhook_id).await;
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["status"], "delivered");
+    assert_eq!(log[0]["attempts"], 2);
+    assert_eq!(log[0]["last_status"], 200);
+    assert!(log[0].get("last_error").is_none(), "{}", log[0]);
+    assert_eq!(
+        unix_micros(micros_of(&log[0]["delivered_at"])),
+        unix_micros(later)
+    );
+
+    let requests = receiver.received();
+    assert_eq!(requests.len(), 2);
+    // A retry is the same delivery: same id, same bytes; receivers de-duplicate on the id.
+    assert_eq!(
+        header(&requests[0].headers, "recommande-delivery"),
+        header(&requests[1].headers, "recommande-delivery")
+    );
+    assert_eq!(requests[0].body, requests[1].body);
+    let t = verified_timestamp(
+        SECRET,
+        header(&requests[1].headers, "recommande-signature"),
+        &requests[1].body,
+    );
+    assert_eq!(t, Some(later.unix_timestamp()));
+    assert_eq!(
+        deliver_due(storage, &client, t0 + Duration::hours(2), 10)
+            .await
+            .expect("deliver"),
+        0
+    );
+}
+
+async fn fan_out_reaches_only_active_subscribed_webhooks_of_the_tenant_and_only_once(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let url = "http://127.0.0.1:9/unused";
+    let notified = create_webhook(&app, &app.api_key, url, &["letter.notified"]).await;
+    let deleted = create_webhook(
+        &app,
+        &app.api_key,
+        url,
+        &["letter.notified", "letter.deposited"],
+    )
+    .await;
+    let deleted_id = deleted["id"].as_str().expect("id");
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/webhooks/{deleted_id}")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(response.status(), 200);
+    let other = app.new_api_key("Autre Cabinet").await;
+    create_webhook(&app, &other, url, &["letter.notified"]).await;
+
+    let event = deposited(&app, "letter.notified").await;
+    let now = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    assert_eq!(fan_out(storage, &event, now).await.expect("fan out"), 1);
+    assert_eq!(
+        fan_out(storage, &event, now + Duration::minutes(5))
+            .await
+            .expect("fan out again"),
+        0
+    );
+    let unsubscribed = WebhookEvent {
+        event: "letter.accepted".into(),
+        ..event.clone()
+    };
+    assert_eq!(
+        fan_out(storage, &unsubscribed, now).await.expect("fan out"),
+        0
+    );
+    let only_the_deleted_one = WebhookEvent {
+        event: "letter.deposited".into(),
+        ..event.clone()
+    };
+    assert_eq!(
+        fan_out(storage, &only_the_deleted_one, now)
+            .await
+            .expect("fan out"),
+        0
+    );
+    assert_eq!(
+        deliveries(&app, notified["id"].as_str().expect("id"))
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(deliveries(&app, deleted_id).await.len(), 0);
+}
+
+async fn deleting_a_webhook_stops_its_pending_deliveries(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, receiver) = Receiver::start(&[503, 503, 503]).await;
+    let webhook = create_webhook(&app, &app.api_key, &url, &["letter.deposited"]).await;
+    let id = webhook["id"].as_str().expect("id");
+    let event = deposited(&app, "letter.deposited").await;
+    let t0 = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    let client = client().expect("client");
+    fan_out(storage, &event, t0).await.expect("fan out");
+    assert_eq!(
+        deliver_due(storage, &client, t0, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/webhooks/{id}")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "deleted");
+    assert!(body["deleted_at"].is_string(), "{body}");
+
+    assert_eq!(
+        deliver_due(storage, &client, t0 + Duration::hours(1), 10)
+            .await
+            .expect("deliver"),
+        0
+    );
+    assert_eq!(receiver.count(), 1);
+    let log = deliveries(&app, id).await;
+    assert_eq!(log[0]["status"], "failed");
+    assert_eq!(log[0]["last_error"], "webhook deleted");
+    let listed: Value = app.get("/v1/webhooks").await.json().await.expect("json");
+    assert_eq!(listed["items"], json!([]));
+    let again = app
+        .client
+        .delete(app.url(&format!("/v1/webhooks/{id}")))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(again.status(), 404);
+}
+
+async fn failed_attempts_back_off_and_are_given_up_48_hours_after_the_first(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    // A port that was just free and is now closed: every attempt is refused at once.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hooks", closed.local_addr().expect("addr"));
+    drop(closed);
+    let webhook = create_webhook(&app, &app.api_key, &url, &["letter.expired"]).await;
+    let id = webhook["id"].as_str().expect("id");
+    let event = deposited(&app, "letter.expired").await;
+    let t0 = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    let client = client().expect("client");
+    fan_out(storage, &event, t0).await.expect("fan out");
+
+    let mut now = t0;
+    let mut gaps = Vec::new();
+    for attempt in 1..=4 {
+        assert_eq!(
+            deliver_due(storage, &client, now, 10)
+                .await
+                .expect("deliver"),
+            1
+        );
+        let log = deliveries(&app, id).await;
+        assert_eq!(log[0]["attempts"], attempt);
+        assert_eq!(log[0]["status"], "pending");
+        assert!(log[0].get("last_status").is_none(), "{}", log[0]);
+        assert!(
+            log[0]["last_error"]
+                .as_str()
+                .expect("error")
+                .contains("connect"),
+            "{}",
+            log[0]
+        );
+        let next = micros_of(&log[0]["next_attempt_at"]);
+        gaps.push(next - now);
+        now = next;
+    }
+    // 30 s, 60 s, 120 s, 240 s, each ±10 %: every gap is longer than the one before.
+    assert!(gaps.windows(2).all(|w| w[1] > w[0]), "{gaps:?}");
+    assert!(
+        gaps[3] >= Duration::seconds(216) && gaps[3] <= Duration::seconds(264),
+        "{gaps:?}"
+    );
+
+    let late = t0 + Duration::hours(49);
+    assert_eq!(
+        deliver_due(storage, &client, late, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+    let log = deliveries(&app, id).await;
+    assert_eq!(log[0]["status"], "failed");
+    assert_eq!(log[0]["attempts"], 5);
+    assert!(log[0]["failed_at"].is_string(), "{}", log[0]);
+    assert!(log[0].get("next_attempt_at").is_none(), "{}", log[0]);
+    assert_eq!(
+        deliver_due(storage, &client, late + Duration::hours(1), 10)
+            .await
+            .expect("deliver"),
+        0
+    );
+}
