@@ -1,6 +1,7 @@
-//! The HTTP edge: the REST API `/v1`, the RFC 3161 endpoint `/tsa`, trust anchors and health.
-//! Handlers parse and check input, call the service, and map every error through
-//! [`problem::Problem`].
+//! The HTTP edge: the REST API `/v1`, the recipient pages `/r/`, the RFC 3161 endpoint `/tsa`,
+//! trust anchors and health.
+//! API handlers parse and check input, call the service, and map every error through
+//! [`problem::Problem`]; the pages ([`pages`]) answer with HTML error pages instead.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -19,6 +20,7 @@ pub mod bounces;
 pub mod documents;
 pub mod letters;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod recipient;
 pub mod system;
@@ -79,6 +81,7 @@ pub fn router(service: Service) -> Router {
             "/v1/bounces",
             post(bounces::receive).layer(DefaultBodyLimit::max(bounces::MAX_DSN)),
         )
+        .merge(pages::routes(service.clone()))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new_status(
