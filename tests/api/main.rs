@@ -3,9 +3,11 @@
 mod helpers;
 
 mod bad_input;
+mod browser;
 mod cli;
 mod deposit;
 mod lifecycle;
+mod pages;
 mod production_pki;
 mod restart;
 mod smtp;
