@@ -682,6 +682,20 @@ impl Lifecycle {
         })
     }
 
+    /// Whether `session_token` is a valid session for `letter` (the pages offer the decision
+    /// and the downloads only then).
+    pub async fn is_identified(
+        &self,
+        letter: &LetterRow,
+        session_token: &str,
+    ) -> Result<bool, LifecycleError> {
+        match self.session_for(letter, session_token).await {
+            Ok(_) => Ok(true),
+            Err(LifecycleError::Unauthenticated(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Accepts or refuses the letter. Final: a second decision, or any decision after the
     /// window, is a conflict.
     pub async fn decide(

@@ -1,6 +1,7 @@
-//! The HTTP edge: the REST API `/v1`, the RFC 3161 endpoint `/tsa`, trust anchors and health.
-//! Handlers parse and check input, call the service, and map every error through
-//! [`problem::Problem`].
+//! The HTTP edge: the REST API `/v1`, the recipient pages `/r/`, the RFC 3161 endpoint `/tsa`,
+//! trust anchors and health.
+//! API handlers parse and check input, call the service, and map every error through
+//! [`problem::Problem`]; the pages ([`pages`]) answer with HTML error pages instead.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -21,6 +22,7 @@ pub mod consents;
 pub mod documents;
 pub mod letters;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod recipient;
 pub mod system;
@@ -106,6 +108,7 @@ pub fn router(service: Service) -> Router {
             get(webhooks::show).delete(webhooks::delete),
         )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .merge(pages::routes(service.clone()))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new_status(

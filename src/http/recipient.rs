@@ -218,16 +218,7 @@ pub async fn open_session(
         .lifecycle
         .open_session(&token, &request.code)
         .await?;
-    let secure = if service.settings.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        session.token,
-        crate::lifecycle::SESSION_VALIDITY.whole_seconds()
-    );
+    let cookie = session_cookie(&service, &session.token);
     let mut response = (
         StatusCode::CREATED,
         Json(SessionView {
@@ -236,10 +227,27 @@ pub async fn open_session(
         }),
     )
         .into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Some(value) = cookie {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// The `Set-Cookie` value carrying a recipient session, for the JSON API and the pages
+/// alike: HttpOnly (no script reads it), SameSite=Strict (no other site can post with it),
+/// Secure when the service is served over https. `None` only for a token that is not valid
+/// header text, which the lifecycle never issues.
+pub fn session_cookie(service: &Service, session_token: &str) -> Option<HeaderValue> {
+    let secure = if service.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={session_token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        crate::lifecycle::SESSION_VALIDITY.whole_seconds()
+    ))
+    .ok()
 }
 
 /// Accepts the letter (ConsignmentAcceptance); the sender is revealed in the answer.

@@ -94,16 +94,21 @@ pub async fn spawn_app_with(
 pub async fn start_on(
     dir: tempfile::TempDir,
     database_url: String,
-    settings: Settings,
+    mut settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> TestApp {
-    let service = Service::start(settings, clock)
-        .await
-        .expect("service starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
+    // The default public URL names the configured port 0; links in mails and the pages'
+    // same-origin check need the real one.
+    if settings.public_url.ends_with(":0") {
+        settings.public_url = address.clone();
+    }
+    let service = Service::start(settings, clock)
+        .await
+        .expect("service starts");
     let router = recommande::http::router(service.clone());
     let server = tokio::spawn(async move {
         axum::serve(

@@ -3,11 +3,13 @@
 mod helpers;
 
 mod bad_input;
+mod browser;
 mod bundle;
 mod cli;
 mod consents;
 mod deposit;
 mod lifecycle;
+mod pages;
 mod process;
 mod production_pki;
 mod restart;
