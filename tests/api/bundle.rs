@@ -16,7 +16,7 @@ use crate::smtp::{SmtpSink, body_text, code, link_token};
 crate::on_both_engines!(a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli);
 
 /// A letter taken through deposit → notification → acceptance → handover.
-async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
+pub(crate) async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
     let letter = app.deposit().await;
     let id = letter["id"].as_str().expect("id").to_string();
     app.service.lifecycle.run_due_jobs(10).await.expect("jobs");

@@ -21,6 +21,7 @@ crate::on_both_engines!(
     fan_out_reaches_only_active_subscribed_webhooks_of_the_tenant_and_only_once,
     deleting_a_webhook_stops_its_pending_deliveries,
     failed_attempts_back_off_and_are_given_up_48_hours_after_the_first,
+    every_lifecycle_event_reaches_the_receiver_through_the_outbox,
 );
 
 const SECRET: &str = "whsec-0123456789-abcdef";
@@ -577,4 +578,80 @@ async fn failed_attempts_back_off_and_are_given_up_48_hours_after_the_first(engi
             .expect("deliver"),
         0
     );
+}
+
+async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: Engine) {
+    let Some(sink) = crate::smtp::SmtpSink::start(&[], 0) else {
+        return;
+    };
+    let smtp = sink.url();
+    let Some(app) =
+        crate::helpers::spawn_app_with(engine, Arc::new(recommande::clock::SystemClock), |s| {
+            s.smtp_url = Some(smtp)
+        })
+        .await
+    else {
+        return;
+    };
+    let (url, receiver) = Receiver::start(&[]).await;
+    create_webhook(&app, &app.api_key, &url, &recommande::webhook::EVENTS).await;
+    // Deposit, notification, acceptance and download, each writing its webhook event into the
+    // outbox in the transaction of the step itself.
+    let letter_id = crate::bundle::accepted_letter(&app, &sink).await;
+    let client = recommande::webhook::client().expect("client");
+    for _ in 0..20 {
+        app.service
+            .lifecycle
+            .run_due_jobs(50)
+            .await
+            .expect("outbox");
+        let now = app.service.clock.now();
+        recommande::webhook::deliver_due(&app.service.storage, &client, now, 50)
+            .await
+            .expect("deliveries");
+        if receiver.count() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let evidence = app
+        .service
+        .storage
+        .evidence_of_letter(&letter_id)
+        .await
+        .expect("evidence");
+    let mut got: Vec<(String, String)> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let signature = header(&r.headers, recommande::webhook::SIGNATURE_HEADER);
+            assert!(
+                verified_timestamp(SECRET, signature, &r.body).is_some(),
+                "bad signature"
+            );
+            let body: Value = serde_json::from_slice(&r.body).expect("json");
+            assert_eq!(body["letter_id"], letter_id.as_str());
+            (
+                body["event"].as_str().expect("event").to_string(),
+                body["evidence_id"].as_str().expect("evidence").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut expected: Vec<(String, String)> = evidence
+        .iter()
+        .map(|e| {
+            let event = recommande::evidence::EvidenceEvent::parse(&e.event).expect("event");
+            (
+                recommande::lifecycle::webhook_event_name(event).to_string(),
+                e.id.clone(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(
+        got, expected,
+        "one delivery per evidence record, each naming it"
+    );
+    assert_eq!(got.len(), 4);
 }
