@@ -267,6 +267,27 @@ macro_rules! dispatch {
     };
 }
 
+/// Inserts the idempotency row `$idem` on the transaction connection `$conn`; a key already
+/// taken becomes `Conflict("idempotency key")`.
+macro_rules! insert_idempotency {
+    ($conn:expr, $idem:expr) => {{
+        let idem: &IdempotencyRow = $idem;
+        sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&idem.tenant_id)
+        .bind(&idem.key)
+        .bind(&idem.request_sha256)
+        .bind(idem.status)
+        .bind(&idem.response)
+        .bind(idem.created_at)
+        .execute($conn)
+        .await
+        .map_err(|e| StorageError::from_insert(e, "idempotency key"))?;
+    }};
+}
+
 macro_rules! letter_from_row {
     ($row:expr) => {{
         let row = $row;
@@ -658,19 +679,7 @@ impl Storage {
             // The idempotency row goes first so that a concurrent retry blocks on it (PostgreSQL)
             // or collides before any other work is done.
             if let Some(idem) = idempotency {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&idem.tenant_id)
-                .bind(&idem.key)
-                .bind(&idem.request_sha256)
-                .bind(idem.status)
-                .bind(&idem.response)
-                .bind(idem.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StorageError::from_insert(e, "idempotency key"))?;
+                insert_idempotency!(&mut *tx, idem);
             }
             for chunk in deposits.chunks(INSERT_CHUNK) {
                 let mut query = QueryBuilder::<Db>::new(concat!(
@@ -931,36 +940,14 @@ mod tests {
     }
 }
 
-mod lifecycle;
-pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
 // Capabilities added after the evidence core live in child modules, which share the
 // `dispatch!` macro, the `Backend` and the row-mapping conventions of this one.
-
-/// Inserts the idempotency row `$idem` on the transaction connection `$conn`; a key already
-/// taken becomes `Conflict("idempotency key")`.
-macro_rules! insert_idempotency {
-    ($conn:expr, $idem:expr) => {{
-        let idem: &IdempotencyRow = $idem;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&idem.tenant_id)
-        .bind(&idem.key)
-        .bind(&idem.request_sha256)
-        .bind(idem.status)
-        .bind(&idem.response)
-        .bind(idem.created_at)
-        .execute($conn)
-        .await
-        .map_err(|e| StorageError::from_insert(e, "idempotency key"))?;
-    }};
-}
-
 mod consents;
+mod lifecycle;
 mod webhooks;
 
 pub use consents::{ConsentFilter, ConsentRow};
+pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
 pub use webhooks::{
     AttemptOutcome, ClaimedDelivery, DeliveryAttempt, DeliveryRow, NewDelivery, WebhookRow,
 };
