@@ -47,8 +47,10 @@ fn find_letter_id(text: &str, domain: &str) -> Option<String> {
             let candidate = lower.get(start..start + 36)?;
             let rest = &lower[start + 36..];
             let ours = match marker {
+                // Only notifications and reminders say something about the letter's delivery;
+                // a bounced code mail does not make the notification undeliverable.
                 "<lre." => {
-                    rest.starts_with('.')
+                    (rest.starts_with(".notify.") || rest.starts_with(".remind"))
                         && rest
                             .split('>')
                             .next()
@@ -122,6 +124,15 @@ Message-ID: <lre.0192f3a4-5b6c-7d8e-9f00-112233445566.notify.1@recommande.localh
             .replace("Status: 5.1.1", "Status: 4.4.1");
         let r = parse(&delayed, "recommande.localhost").expect("report");
         assert!(!r.permanent);
+    }
+
+    #[test]
+    fn a_bounced_code_mail_does_not_fail_the_notification() {
+        let otp = DSN.replace(".notify.1@", ".otp.a1b2c3@").replace(
+            "bounces+0192f3a4-5b6c-7d8e-9f00-112233445566@",
+            "bounces+otp.0192f3a4-5b6c-7d8e-9f00-112233445566@",
+        );
+        assert_eq!(parse(&otp, "recommande.localhost"), None);
     }
 
     #[test]

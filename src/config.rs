@@ -202,6 +202,14 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
     ),
     ("RECOMMANDE_RETENTION_YEARS", None, "retention_years", true),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    ("RECOMMANDE_MAIL_SMTP_URL", Some("mail"), "smtp_url", false),
+    ("RECOMMANDE_MAIL_FROM", Some("mail"), "from", false),
+    (
+        "RECOMMANDE_MAIL_BOUNCE_TOKEN",
+        Some("mail"),
+        "bounce_token",
+        false,
+    ),
     (
         "RECOMMANDE_PKI_SEAL_CERTIFICATE",
         Some("pki"),
@@ -629,6 +637,28 @@ mod tests {
         )
         .expect_err("zero timeout");
         assert!(err.to_string().contains("timeout_seconds"), "{err}");
+    }
+
+    #[test]
+    fn mail_settings_come_from_the_environment_too() {
+        let s = load(
+            None,
+            &[
+                ("RECOMMANDE_MAIL_FROM", "LRE Exemple <lre@exemple.fr>"),
+                ("RECOMMANDE_MAIL_BOUNCE_TOKEN", &"t".repeat(32)),
+            ],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.mail_from, "LRE Exemple <lre@exemple.fr>");
+        assert_eq!(s.bounce_token.as_deref(), Some("t".repeat(32).as_str()));
+        let err = load(
+            None,
+            &[("RECOMMANDE_MAIL_BOUNCE_TOKEN", "short")],
+            Overrides::default(),
+        )
+        .expect_err("short");
+        assert!(err.to_string().contains("bounce_token"), "{err}");
     }
 
     #[test]

@@ -596,7 +596,13 @@ impl Lifecycle {
                 hex::encode(random_bytes::<6>()),
                 self.mailer.domain()
             ),
-            envelope_from: self.bounce_address(&letter.id)?,
+            // Not the letter's VERP address: a bounced code mail says nothing about the
+            // delivery of the notification.
+            envelope_from: format!("bounces+otp.{}@{}", letter.id, self.mailer.domain())
+                .parse()
+                .map_err(|e| {
+                    LifecycleError::Mail(MailError::Invalid(format!("bounce address: {e}")))
+                })?,
         };
         // Stored before it is sent: a code that reached the mailbox always works.
         self.storage

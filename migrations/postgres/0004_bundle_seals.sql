@@ -8,3 +8,13 @@ CREATE TABLE bundle_seals (
     created_at             BIGINT NOT NULL,
     PRIMARY KEY (letter_id, asic_manifest_sha256)
 );
+
+CREATE FUNCTION bundle_seals_are_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'bundle seals are append-only';
+END;
+$$ LANGUAGE plpgsql;
+
+CREATE TRIGGER bundle_seals_are_append_only
+BEFORE UPDATE OR DELETE ON bundle_seals
+FOR EACH ROW EXECUTE FUNCTION bundle_seals_are_append_only();

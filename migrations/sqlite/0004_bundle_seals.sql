@@ -8,3 +8,13 @@ CREATE TABLE bundle_seals (
     created_at             BIGINT NOT NULL,
     PRIMARY KEY (letter_id, asic_manifest_sha256)
 );
+
+CREATE TRIGGER bundle_seals_are_append_only_update BEFORE UPDATE ON bundle_seals
+BEGIN
+    SELECT RAISE(ABORT, 'bundle seals are append-only');
+END;
+
+CREATE TRIGGER bundle_seals_are_append_only_delete BEFORE DELETE ON bundle_seals
+BEGIN
+    SELECT RAISE(ABORT, 'bundle seals are append-only');
+END;

@@ -455,7 +455,7 @@ fn landing_page(
     } else {
         Vec::new()
     };
-    let proofs = if decided {
+    let proofs = if decided && identified {
         letter
             .evidence
             .iter()
@@ -484,16 +484,16 @@ fn landing_page(
             letter.documents.iter().map(|d| d.size).sum(),
         ),
         closed_text,
-        // CPCE R.53-3: the lifecycle reveals the sender only after the decision; the state is
-        // checked again here so that no future change there can leak it on this page.
-        sender: letter.sender.clone().filter(|_| decided),
+        // CPCE R.53-3: the sender is revealed only after the decision, and only to the
+        // identified recipient (a forwarded link alone shows nothing more than before).
+        sender: letter.sender.clone().filter(|_| decided && identified),
         decision_text: row
             .decided_at
             .filter(|_| decided)
             .map(|at| t.decision_text(accepted, from_unix_micros(at))),
         open,
         identify_text: t.identify_text(&mask_address(letter.recipient.email.as_str())),
-        can_identify: open && !identified,
+        can_identify: (open || refused) && !identified,
         can_decide: open && identified,
         accepted,
         refused,

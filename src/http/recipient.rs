@@ -172,9 +172,30 @@ impl From<LifecycleError> for Problem {
 pub async fn show(
     State(service): State<Service>,
     Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<RecipientView>, Problem> {
-    let letter = service.lifecycle.recipient_letter(&token).await?;
+    let mut letter = service.lifecycle.recipient_letter(&token).await?;
+    if !identified(&service, &letter, &headers).await? {
+        // The sender and the proofs go to the identified recipient only, never to whoever
+        // holds a forwarded link.
+        letter.sender = None;
+        letter.evidence.clear();
+    }
     Ok(Json(view(&service, letter)))
+}
+
+async fn identified(
+    service: &Service,
+    letter: &RecipientLetter,
+    headers: &HeaderMap,
+) -> Result<bool, Problem> {
+    match session_token(headers) {
+        Some(session) => Ok(service
+            .lifecycle
+            .is_identified(&letter.letter, &session)
+            .await?),
+        None => Ok(false),
+    }
 }
 
 /// Emails a 6-digit code (valid 10 minutes; at most 5 per hour).
@@ -350,12 +371,20 @@ pub async fn document(
     params(("token" = String, Path, description = "Token from the notification link"),
            ("file" = String, Path, description = "`<evidence id>.json`, `.p7s` or `.tsr`")),
     responses((status = 200, description = "The stored bytes", body = Vec<u8>),
-              (status = 404, description = "Unknown link or evidence, or not decided yet", body = Problem)))]
+              (status = 401, description = "No valid session", body = Problem),
+              (status = 404, description = "Unknown link or evidence, or not decided yet", body = Problem)),
+    security(("recipient_session" = [])))]
 pub async fn evidence_file(
     State(service): State<Service>,
     Path((token, file)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let letter = service.lifecycle.recipient_letter(&token).await?;
+    if !identified(&service, &letter, &headers).await? {
+        return Err(Problem::recipient_unauthenticated(
+            "identify first: the proofs are given to the identified recipient".into(),
+        ));
+    }
     let Some((evidence_id, extension)) = file.rsplit_once('.') else {
         return Err(Problem::not_found(
             "ask for <evidence id>.json, .p7s or .tsr",

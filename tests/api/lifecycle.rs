@@ -321,11 +321,16 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
     );
     verify_chain(&app, letter_id).await;
 
-    // The recipient can fetch their proofs.
+    // The identified recipient can fetch their proofs; a forwarded link alone cannot, and
+    // shows neither the sender nor the proofs, even after the decision.
     let proof = &rows[2];
+    let path = format!("/v1/recipient/{token}/evidence/{}.json", proof.id);
+    let anonymous = app.client.get(app.url(&path)).send().await.expect("GET");
+    assert_eq!(anonymous.status(), 401);
     let response = app
         .client
-        .get(app.url(&format!("/v1/recipient/{token}/evidence/{}.json", proof.id)))
+        .get(app.url(&path))
+        .bearer_auth(&session)
         .send()
         .await
         .expect("GET");
@@ -333,6 +338,24 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
         response.bytes().await.expect("bytes").as_ref(),
         proof.record.as_slice()
     );
+    let forwarded = recipient(&app, &token).await;
+    assert_eq!(forwarded["state"], "accepted");
+    assert!(
+        forwarded.get("sender").is_none() && forwarded.get("evidence").is_none(),
+        "{forwarded}"
+    );
+    let own: Value = app
+        .client
+        .get(app.url(&format!("/v1/recipient/{token}")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(own["sender"]["name"], "Cabinet Recouvr");
+    assert_eq!(own["evidence"].as_array().map(Vec::len), Some(4));
     // Reminders stop after the decision.
     let pending = app
         .service

@@ -390,9 +390,13 @@ async fn the_form_flow_identifies_then_accepts_only_with_the_confirmation(engine
     assert_html(&response);
     assert!(response.text().await.expect("text").contains("définitive"));
 
-    // Later, without a session, the documents ask for a new identification.
+    // Later, without a session (a forwarded link), neither the sender nor the documents are
+    // shown: the page asks for a new identification.
     let (_, html) = n.page(&landing, None).await;
-    assert!(html.contains("Cabinet Recouvr"));
+    assert!(
+        !html.contains("Cabinet Recouvr"),
+        "the sender needs a session, even after the decision"
+    );
     assert!(!html.contains(&href), "no download link without a session");
     assert!(html.contains("identifiez-vous de nouveau"), "{html}");
 }
