@@ -44,7 +44,12 @@ pub fn router(service: Service) -> Router {
         .route("/healthz", get(system::healthz))
         .route(
             "/tsa",
-            post(system::timestamp).layer(DefaultBodyLimit::max(system::MAX_TSA_QUERY)),
+            post(system::timestamp)
+                .layer(DefaultBodyLimit::max(system::MAX_TSA_QUERY))
+                .layer(axum::middleware::from_fn_with_state(
+                    system::MAX_TSA_QUERY,
+                    refuse_announced_oversize,
+                )),
         )
         .route("/v1/trust/roots.pem", get(system::roots_pem))
         .route("/v1/openapi.json", get(openapi::openapi_json))
@@ -56,7 +61,11 @@ pub fn router(service: Service) -> Router {
             "/v1/letters",
             post(letters::deposit)
                 .get(letters::list)
-                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+                .layer(axum::middleware::from_fn_with_state(
+                    MAX_JSON_BODY,
+                    refuse_announced_oversize,
+                )),
         )
         .route("/v1/letters/{id}", get(letters::show))
         .route("/v1/letters/{id}/evidence", get(letters::evidence_list))
@@ -119,6 +128,25 @@ pub fn router(service: Service) -> Router {
         })
         .layer(TraceLayer::new_for_http())
         .with_state(service)
+}
+
+/// Middleware refusing, from its headers alone, a request whose `Content-Length` announces more
+/// than `limit` bytes: the client gets its 413 at once instead of after uploading it all (the
+/// body limit of the extractors still bounds bodies sent without a length).
+async fn refuse_announced_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Problem::body_too_large(limit as u64).into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM.

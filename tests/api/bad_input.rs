@@ -413,13 +413,35 @@ async fn unknown_routes_and_ids_answer_problem_json(engine: Engine) {
 
 /// Sends only the head of a 10 MB multipart upload and returns what the server answers.
 async fn huge_upload_response(address: &str, key: &str) -> String {
+    head_only_response(
+        address,
+        "/v1/documents",
+        &[
+            ("Authorization", &format!("Bearer {key}")),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        10 * 1024 * 1024,
+    )
+    .await
+}
+
+/// Sends only the head of a POST announcing `length` body bytes and returns what the server
+/// answers. Sending a real oversized body would race with the server closing the connection
+/// once it has refused it; announcing it is deterministic.
+async fn head_only_response(
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    length: usize,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = address.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let head = format!(
-        "POST /v1/documents HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 10485760\r\n\r\n"
-    );
+    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
     stream.write_all(head.as_bytes()).await.expect("write head");
     let mut answer = vec![0u8; 4096];
     let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
@@ -433,18 +455,33 @@ async fn an_oversized_json_body_is_a_413_problem(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let padding = "x".repeat(2 * 1024 * 1024);
-    let body = json!({"reference": padding});
-    assert_problem(app.post_letter(&body).await, 413, "payload-too-large").await;
-    let response = app
-        .client
-        .post(app.url("/tsa"))
-        .header("content-type", "application/timestamp-query")
-        .body(vec![0u8; 20 * 1024])
-        .send()
-        .await
-        .expect("POST");
-    assert_problem(response, 413, "payload-too-large").await;
+    let letters = head_only_response(
+        &app.address,
+        "/v1/letters",
+        &[
+            ("Authorization", &format!("Bearer {}", app.api_key)),
+            ("Content-Type", "application/json"),
+        ],
+        2 * 1024 * 1024,
+    )
+    .await;
+    assert!(letters.starts_with("HTTP/1.1 413"), "{letters}");
+    assert!(
+        letters.contains("application/problem+json") && letters.contains("payload-too-large"),
+        "{letters}"
+    );
+    let tsa = head_only_response(
+        &app.address,
+        "/tsa",
+        &[("Content-Type", "application/timestamp-query")],
+        64 * 1024,
+    )
+    .await;
+    assert!(tsa.starts_with("HTTP/1.1 413"), "{tsa}");
+    assert!(
+        tsa.contains("application/problem+json") && tsa.contains("payload-too-large"),
+        "{tsa}"
+    );
 }
 
 async fn a_refused_upload_leaves_no_file_behind(engine: Engine) {
