@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use super::documents::DocumentView;
 use super::problem::Problem;
-use super::{IdempotencyKey, json_response, replay_idempotent, request_fingerprint};
+use super::{
+    IdempotencyKey, json_response, replay_idempotent, request_fingerprint, require_json_content,
+    with_location,
+};
 use crate::api_key::Caller;
 use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::deposit::{DepositError, PreparedDeposit};
@@ -142,7 +145,7 @@ pub async fn deposit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    require_json(&headers)?;
+    require_json_content(&headers, "the letter")?;
     let body = body.map_err(|e| body_problem(&e, super::MAX_JSON_BODY))?;
     let fingerprint = request_fingerprint("POST", "/v1/letters", &body);
     if let Some(key) = &idempotency_key
@@ -189,11 +192,10 @@ pub async fn deposit(
         evidence.id = %prepared.evidence.record.evidence_id,
         "letter deposited"
     );
-    let mut response = json_response(StatusCode::CREATED, response);
-    if let Ok(location) = HeaderValue::from_str(&format!("/v1/letters/{}", prepared.letter.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(with_location(
+        json_response(StatusCode::CREATED, response),
+        &format!("/v1/letters/{}", prepared.letter.id),
+    ))
 }
 
 /// Lists the account's letters, oldest first, with optional filters.
@@ -372,21 +374,6 @@ pub(super) fn body_problem(rejection: &BytesRejection, limit: usize) -> Problem 
         Problem::bad_request(format!(
             "the request body could not be read: {}",
             rejection.body_text()
-        ))
-    }
-}
-
-fn require_json(headers: &HeaderMap) -> Result<(), Problem> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(Problem::unsupported_media_type(
-            "send the letter as Content-Type: application/json",
         ))
     }
 }
