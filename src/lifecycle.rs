@@ -146,6 +146,9 @@ pub struct OpenedSession {
     pub expires_at: OffsetDateTime,
 }
 
+/// Crockford's base32 alphabet (no I, L, O, U): codes read aloud or typed from paper.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
 /// Keys for values derived from letter ids (link tokens) and for hashing what we keep.
 #[derive(Clone)]
 pub struct RecipientKeys {
@@ -155,6 +158,45 @@ pub struct RecipientKeys {
 }
 
 impl RecipientKeys {
+    /// See [`Lifecycle::check_verification_code`].
+    fn check_verification_code(&self, letter_id: &str, code: &str) -> bool {
+        let normalise = |s: &str| -> Vec<u8> {
+            s.chars()
+                .filter(|c| !matches!(c, '-' | ' '))
+                .map(|c| match c.to_ascii_uppercase() {
+                    'O' => b'0',
+                    'I' | 'L' => b'1',
+                    c if c.is_ascii() => c as u8,
+                    _ => b'?',
+                })
+                .collect()
+        };
+        let expected = normalise(&self.verification_code(letter_id));
+        let given = normalise(code);
+        crate::seal::constant_time_eq(&expected, &given)
+    }
+
+    /// See [`Lifecycle::verification_code`].
+    fn verification_code(&self, letter_id: &str) -> String {
+        let tag = hmac::sign(
+            &self.token,
+            format!("verification-code:v1:{letter_id}").as_bytes(),
+        );
+        let mut bits: u128 = 0;
+        for byte in &tag.as_ref()[..10] {
+            bits = (bits << 8) | u128::from(*byte);
+        }
+        let mut out = String::with_capacity(19);
+        for i in 0..16 {
+            if i > 0 && i % 4 == 0 {
+                out.push('-');
+            }
+            let index = ((bits >> (75 - 5 * i)) & 0x1f) as usize;
+            out.push(char::from(CROCKFORD[index]));
+        }
+        out
+    }
+
     /// Loads the installation secrets (created on first use).
     pub async fn load(storage: &Storage, now: i64) -> Result<Self, StorageError> {
         let key = |s: Vec<u8>| hmac::Key::new(hmac::HMAC_SHA256, &s);
@@ -220,6 +262,21 @@ impl Lifecycle {
     /// The recipient page of a letter.
     pub fn recipient_link(&self, letter_id: &str) -> String {
         format!("{}/r/{}", self.public_url, self.recipient_token(letter_id))
+    }
+
+    /// The verification code of a letter, printed on its PDF proofs: with the letter id it
+    /// opens `GET /v1/verify/{id}?code=…` to third parties (a bailiff, a court clerk). An HMAC
+    /// of the id under the link key with its own label, so it never reveals the link token:
+    /// 80 bits in Crockford base32, grouped by four (`7K2M-…`).
+    pub fn verification_code(&self, letter_id: &str) -> String {
+        self.keys.verification_code(letter_id)
+    }
+
+    /// Whether `code` is the verification code of the letter. Case, spaces and dashes do not
+    /// matter, and Crockford's look-alikes are read as their digit (`O`→0, `I`/`L`→1); the
+    /// comparison takes constant time.
+    pub fn check_verification_code(&self, letter_id: &str, code: &str) -> bool {
+        self.keys.check_verification_code(letter_id, code)
     }
 
     // ----- outbox ---------------------------------------------------------------------------
@@ -1196,6 +1253,47 @@ fn otp_body(provider: &str, letter_id: &str, code: &str, expires_at: OffsetDateT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verification_codes_are_stable_distinct_and_forgiving_when_typed() {
+        let key = |b: u8| hmac::Key::new(hmac::HMAC_SHA256, &[b; 32]);
+        let keys = RecipientKeys {
+            token: key(1),
+            otp: key(2),
+            client: key(3),
+        };
+        let code = keys.verification_code("0190a1b2-0000-7000-8000-000000000001");
+        assert_eq!(code.len(), 19);
+        assert_eq!(code.matches('-').count(), 3);
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || CROCKFORD.contains(&(c as u8)))
+        );
+        assert_eq!(
+            code,
+            keys.verification_code("0190a1b2-0000-7000-8000-000000000001")
+        );
+        assert_ne!(
+            code,
+            keys.verification_code("0190a1b2-0000-7000-8000-000000000002")
+        );
+        let other = RecipientKeys {
+            token: key(9),
+            otp: key(2),
+            client: key(3),
+        };
+        assert_ne!(
+            code,
+            other.verification_code("0190a1b2-0000-7000-8000-000000000001")
+        );
+        let id = "0190a1b2-0000-7000-8000-000000000001";
+        assert!(keys.check_verification_code(id, &code));
+        let typed = code.replace('-', " ").to_lowercase().replace('0', "o");
+        assert!(keys.check_verification_code(id, &typed), "{typed}");
+        assert!(!keys.check_verification_code(id, &code[..18]));
+        assert!(!keys.check_verification_code(id, ""));
+        assert!(!other.check_verification_code(id, &code));
+    }
 
     #[test]
     fn codes_have_six_digits() {
