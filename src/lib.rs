@@ -26,6 +26,7 @@ pub mod letter;
 pub mod lifecycle;
 pub mod mail;
 pub mod pki;
+pub mod proof;
 pub mod seal;
 pub mod service;
 pub mod storage;

@@ -21,8 +21,9 @@ use crate::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, depo
 use crate::lifecycle::{Lifecycle, RecipientKeys};
 use crate::mail::{MailError, Mailer};
 use crate::pki::{PkiError, TrustMaterial, load_or_create_development_pki, load_production_pki};
+use crate::proof::{ProofContext, ProofError, ProofKind};
 use crate::seal::Sealer;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{EvidenceRow, Storage, StorageError};
 use crate::timestamp::client::RemoteTsa;
 use crate::timestamp::{SerialNumbers, TimestampAuthority, TimestampError};
 use crate::trust::{TrustAnchors, TrustError};
@@ -263,6 +264,40 @@ impl Service {
             api_keys,
             clock,
         })
+    }
+
+    /// Renders the PDF proofs `kinds` of a letter from its evidence (in sequence order), on a
+    /// blocking thread; kinds whose event has not happened are left out.
+    pub async fn render_proofs(
+        &self,
+        letter_id: &str,
+        evidence: Vec<EvidenceRow>,
+        kinds: Vec<ProofKind>,
+    ) -> Result<Vec<(ProofKind, Vec<u8>)>, ProofError> {
+        let letter_id = letter_id.to_string();
+        let code = self.lifecycle.verification_code(&letter_id);
+        let provider = self.settings.provider_name.clone();
+        let public_url = self.settings.public_url.trim_end_matches('/').to_string();
+        let development_pki = self.trust.development;
+        tokio::task::spawn_blocking(move || {
+            let ctx = ProofContext {
+                letter_id: &letter_id,
+                evidence: &evidence,
+                provider_name: &provider,
+                verification_code: &code,
+                public_url: &public_url,
+                development_pki,
+            };
+            let mut out = Vec::new();
+            for kind in kinds {
+                if let Some(pdf) = crate::proof::render(kind, &ctx)? {
+                    out.push((kind, pdf));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ProofError::Render(format!("rendering task stopped: {e}")))?
     }
 }
 

@@ -119,6 +119,27 @@ pub fn paris_english(t: OffsetDateTime) -> String {
     }
 }
 
+/// `t` to the second in Europe/Paris with its UTC offset, for proofs:
+/// `8 décembre 2026 à 14:03:27 (heure de Paris, UTC+01:00)`.
+pub fn paris_french_seconds(t: OffsetDateTime) -> String {
+    match paris_civil(t) {
+        Some(z) => {
+            let offset = z.offset().seconds();
+            format!(
+                "{} à {:02}:{:02}:{:02} (heure de Paris, UTC{}{:02}:{:02})",
+                paris_french(t).split(" à ").next().unwrap_or_default(),
+                z.hour(),
+                z.minute(),
+                z.second(),
+                if offset < 0 { '-' } else { '+' },
+                offset.abs() / 3600,
+                offset.abs() % 3600 / 60
+            )
+        }
+        None => crate::clock::rfc3339_micros(t),
+    }
+}
+
 /// The last instant a person would read as "still in the window": one minute before the
 /// exclusive deadline, i.e. 23:59 on the last day.
 pub fn last_minute(deadline: OffsetDateTime) -> OffsetDateTime {
@@ -141,6 +162,20 @@ fn paris() -> Result<TimeZone, WindowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proof_times_carry_seconds_and_the_paris_offset_of_the_season() {
+        let winter = time::macros::datetime!(2026-12-08 13:03:27.5 UTC);
+        assert_eq!(
+            paris_french_seconds(winter),
+            "8 décembre 2026 à 14:03:27 (heure de Paris, UTC+01:00)"
+        );
+        let summer = time::macros::datetime!(2026-07-01 22:30:00 UTC);
+        assert_eq!(
+            paris_french_seconds(summer),
+            "2 juillet 2026 à 00:30:00 (heure de Paris, UTC+02:00)"
+        );
+    }
     use time::macros::datetime;
 
     #[test]

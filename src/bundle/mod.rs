@@ -83,6 +83,8 @@ pub struct BundleInput<'a> {
     pub documents: &'a [(DocumentRow, PathBuf)],
     /// PEM trust anchors of the provider.
     pub roots_pem: &'a str,
+    /// Human-readable PDF proofs (`proofs/<name>`), rendered from the same evidence.
+    pub proofs: &'a [(String, Vec<u8>)],
 }
 
 #[derive(Serialize)]
@@ -125,6 +127,13 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
                 media_type,
             ));
         }
+    }
+    for (name, pdf) in input.proofs {
+        entries.push(bytes_entry(
+            format!("proofs/{}", safe_name(name)),
+            pdf.clone(),
+            "application/pdf",
+        ));
     }
     entries.push(bytes_entry(
         "certs/roots.pem".into(),

@@ -20,6 +20,7 @@ use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::deposit::{DepositError, PreparedDeposit};
 use crate::evidence::hex_digest;
 use crate::letter::{DepositRequest, FieldError, LetterState, Recipient, Sender};
+use crate::proof::ProofKind;
 use crate::service::Service;
 use crate::storage::{DocumentRow, EvidenceRow, IdempotencyRow, LetterFilter, LetterRow};
 
@@ -317,6 +318,59 @@ pub async fn evidence_list(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// A human-readable PDF/A proof of the letter, in French with English labels (CPCE R.53-2,
+/// R.53-3): `deposit`, `dispatch` (notification sent), `receipt` (accepted), `refusal`,
+/// `non_claim`, or `summary` (every event). Times are those of the RFC 3161 tokens; the
+/// evidence record, seal and token are attached inside the PDF.
+#[utoipa::path(get, path = "/v1/letters/{id}/proofs/{file}", tag = "evidence",
+    params(("id" = String, Path, description = "Letter id"),
+           ("file" = String, Path, description = "`deposit.pdf`, `dispatch.pdf`, `receipt.pdf`, `refusal.pdf`, `non_claim.pdf` or `summary.pdf`")),
+    responses((status = 200, description = "The PDF proof", content_type = "application/pdf", body = Vec<u8>),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter or proof kind, or the event has not happened yet", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn proof(
+    State(service): State<Service>,
+    caller: Caller,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let Some(kind) = file.strip_suffix(".pdf").and_then(ProofKind::parse) else {
+        return Err(Problem::not_found(format!(
+            "no proof {file}: the proofs are deposit.pdf, dispatch.pdf, receipt.pdf, refusal.pdf, non_claim.pdf and summary.pdf"
+        )));
+    };
+    let row = find_letter(&service, &caller, &id).await?;
+    let evidence = service.storage.evidence_of_letter(&row.id).await?;
+    let rendered = service
+        .render_proofs(&row.id, evidence, vec![kind])
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let Some((_, pdf)) = rendered.into_iter().next() else {
+        return Err(Problem::not_found(format!(
+            "letter {} has no {} yet: its event has not happened",
+            row.id,
+            kind.title_english().to_lowercase()
+        )));
+    };
+    let disposition = HeaderValue::from_str(&format!(
+        "inline; filename=\"lettre-{}-{}\"",
+        row.id,
+        kind.file_name()
+    ))
+    .unwrap_or(HeaderValue::from_static("inline"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
 /// The exact stored bytes of an evidence record (`.json`), its seal (`.p7s`) or its
 /// timestamp token (`.tsr`).
 #[utoipa::path(get, path = "/v1/letters/{id}/evidence/{file}", tag = "evidence",
@@ -493,11 +547,19 @@ pub async fn bundle(
             (d, path)
         })
         .collect();
+    let proofs: Vec<(String, Vec<u8>)> = service
+        .render_proofs(&row.id, evidence.clone(), ProofKind::ALL.to_vec())
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .into_iter()
+        .map(|(kind, pdf)| (kind.file_name(), pdf))
+        .collect();
     let plan = crate::bundle::plan(&crate::bundle::BundleInput {
         letter_id: &row.id,
         evidence: &evidence,
         documents: &documents,
         roots_pem: &service.anchors_pem,
+        proofs: &proofs,
     });
     let key = plan.asic_manifest_sha256();
     let seal = match service.storage.existing_bundle_seal(&row.id, &key).await? {

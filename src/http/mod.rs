@@ -70,6 +70,7 @@ pub fn router(service: Service) -> Router {
         .route("/v1/letters/{id}", get(letters::show))
         .route("/v1/letters/{id}/evidence", get(letters::evidence_list))
         .route("/v1/letters/{id}/bundle.zip", get(letters::bundle))
+        .route("/v1/letters/{id}/proofs/{file}", get(letters::proof))
         .route(
             "/v1/letters/{id}/evidence/{file}",
             get(letters::evidence_file),

@@ -36,6 +36,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::letters::evidence_list,
         super::letters::evidence_file,
         super::letters::bundle,
+        super::letters::proof,
         super::recipient::show,
         super::recipient::request_code,
         super::recipient::open_session,

@@ -143,6 +143,10 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
         "evidence/02-NotificationForAcceptance.tsr",
         "evidence/03-ConsignmentAcceptance.p7s",
         "evidence/04-ContentHandover.json",
+        "proofs/deposit.pdf",
+        "proofs/dispatch.pdf",
+        "proofs/receipt.pdf",
+        "proofs/summary.pdf",
         "certs/roots.pem",
         "VERIFY.txt",
         "META-INF/ASiCManifest.xml",
@@ -153,6 +157,12 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
             "{expected} missing from {names:?}"
         );
     }
+    // Only the proofs of events that happened.
+    assert!(
+        !names
+            .iter()
+            .any(|n| n == "proofs/refusal.pdf" || n == "proofs/non_claim.pdf")
+    );
 
     // The openssl recipe of VERIFY.txt, run as written, from inside the bundle.
     let verify_txt = std::fs::read_to_string(unpacked.join("VERIFY.txt")).expect("VERIFY.txt");

@@ -12,6 +12,7 @@ mod lifecycle;
 mod pages;
 mod process;
 mod production_pki;
+mod proofs;
 mod restart;
 mod smtp;
 mod tsa;

@@ -1,0 +1,701 @@
+//! A small page-layout engine over krilla for the documents we print: A4 pages, wrapped
+//! paragraphs, headings, label/value fields, tables, monospaced digests, banners and QR
+//! codes, with page numbers "n / N" in every footer.
+//!
+//! Layout runs first into a list of pages of drawing operations; rendering follows, so the
+//! footer knows the page count. Text is measured with the same font files that are embedded
+//! (DejaVu, subset by krilla), so wrapping matches what is drawn. The output is a PDF/A-3b
+//! file (ISO 19005-3): fonts embedded, XMP metadata, sRGB output intent, and files attached
+//! with their relationship — which keeps it readable and self-describing for decades.
+//! Everything is a pure function of the input: the same input gives the same bytes.
+
+use std::sync::LazyLock;
+
+use krilla::Document;
+use krilla::configure::{Archival, ConfigurationBuilder};
+use krilla::embed::{AssociationKind, EmbeddedFile, MimeType};
+use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::metadata::{DateTime, Metadata};
+use krilla::num::NormalizedF32;
+use krilla::page::PageSettings;
+use krilla::paint::{Fill, FillRule};
+use krilla::text::{Font, TextDirection};
+use skrifa::MetadataProvider;
+use skrifa::instance::{LocationRef, Size};
+
+/// A4 width in PostScript points.
+pub const PAGE_WIDTH: f32 = 595.28;
+/// A4 height in PostScript points.
+pub const PAGE_HEIGHT: f32 = 841.89;
+/// Left and right margin.
+pub const MARGIN_X: f32 = 56.0;
+/// Top margin.
+const MARGIN_TOP: f32 = 56.0;
+/// Bottom margin (the footer sits inside it).
+const MARGIN_BOTTOM: f32 = 64.0;
+/// Width available to text.
+pub const TEXT_WIDTH: f32 = PAGE_WIDTH - 2.0 * MARGIN_X;
+
+static REGULAR_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+static BOLD_BYTES: &[u8] = include_bytes!("fonts/DejaVuSans-Bold.ttf");
+static MONO_BYTES: &[u8] = include_bytes!("fonts/DejaVuSansMono.ttf");
+
+/// The three faces we print with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// DejaVu Sans.
+    Regular,
+    /// DejaVu Sans Bold.
+    Bold,
+    /// DejaVu Sans Mono (digests, identifiers).
+    Mono,
+}
+
+struct LoadedFace {
+    pdf: Font,
+    bytes: &'static [u8],
+    units_per_em: f32,
+}
+
+struct Fonts {
+    regular: LoadedFace,
+    bold: LoadedFace,
+    mono: LoadedFace,
+}
+
+// The three font files are compiled into the binary and parsed once; a file that does not
+// parse is a build defect that every PDF test catches, so failing loudly here is right.
+#[allow(clippy::expect_used)]
+static FONTS: LazyLock<Fonts> = LazyLock::new(|| {
+    let load = |bytes: &'static [u8]| {
+        let pdf = Font::new(bytes.into(), 0).expect("embedded DejaVu font parses");
+        let units_per_em = skrifa::FontRef::new(bytes)
+            .map(|f| {
+                f32::from(
+                    f.metrics(Size::unscaled(), LocationRef::default())
+                        .units_per_em,
+                )
+            })
+            .unwrap_or(2048.0);
+        LoadedFace {
+            pdf,
+            bytes,
+            units_per_em,
+        }
+    };
+    Fonts {
+        regular: load(REGULAR_BYTES),
+        bold: load(BOLD_BYTES),
+        mono: load(MONO_BYTES),
+    }
+});
+
+impl Face {
+    fn loaded(self) -> &'static LoadedFace {
+        match self {
+            Face::Regular => &FONTS.regular,
+            Face::Bold => &FONTS.bold,
+            Face::Mono => &FONTS.mono,
+        }
+    }
+
+    /// Width of `text` at `size` points.
+    pub fn width(self, text: &str, size: f32) -> f32 {
+        let face = self.loaded();
+        let Ok(font) = skrifa::FontRef::new(face.bytes) else {
+            return 0.0;
+        };
+        let charmap = font.charmap();
+        let metrics = font.glyph_metrics(Size::unscaled(), LocationRef::default());
+        let units: f32 = text
+            .chars()
+            .map(|c| {
+                charmap
+                    .map(c)
+                    .and_then(|g| metrics.advance_width(g))
+                    .unwrap_or(face.units_per_em / 2.0)
+            })
+            .sum();
+        units * size / face.units_per_em
+    }
+}
+
+/// An RGB colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colour(pub u8, pub u8, pub u8);
+
+/// Black.
+pub const BLACK: Colour = Colour(0, 0, 0);
+/// Grey for secondary text (English labels, footers).
+pub const GREY: Colour = Colour(90, 90, 90);
+/// Dark red for warnings.
+pub const RED: Colour = Colour(160, 0, 0);
+/// Pale red background of warning banners.
+pub const PALE_RED: Colour = Colour(253, 232, 232);
+/// Pale grey background of boxes.
+pub const PALE_GREY: Colour = Colour(242, 242, 242);
+/// Dark blue for titles and links.
+pub const BLUE: Colour = Colour(20, 50, 110);
+
+#[derive(Debug, Clone)]
+enum Op {
+    Text {
+        x: f32,
+        baseline: f32,
+        face: Face,
+        size: f32,
+        colour: Colour,
+        text: String,
+    },
+    Rect {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        colour: Colour,
+    },
+    Squares {
+        squares: Vec<(f32, f32)>,
+        side: f32,
+    },
+    Link {
+        x: f32,
+        y: f32,
+        w: f32,
+        h: f32,
+        url: String,
+    },
+}
+
+/// A file attached to the PDF (PDF/A-3 associated file).
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// File name shown by PDF readers.
+    pub name: String,
+    /// Media type.
+    pub media_type: &'static str,
+    /// What it is, in words.
+    pub description: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Document-level information.
+#[derive(Debug, Clone)]
+pub struct DocumentInfo {
+    /// Title (metadata and reader window).
+    pub title: String,
+    /// Subject.
+    pub subject: String,
+    /// Author (the provider).
+    pub author: String,
+    /// Creation date, UTC: a time taken from the evidence, so rendering is reproducible.
+    pub created: time::OffsetDateTime,
+    /// Footer text left of the page number.
+    pub footer: String,
+}
+
+/// Lays out a document top-down.
+pub struct Layout {
+    pages: Vec<Vec<Op>>,
+    y: f32,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Layout {
+    /// An empty document with one blank page.
+    pub fn new() -> Self {
+        Layout {
+            pages: vec![Vec::new()],
+            y: MARGIN_TOP,
+        }
+    }
+
+    /// Vertical position of the cursor (from the top of the page).
+    pub fn cursor(&self) -> f32 {
+        self.y
+    }
+
+    /// Moves the cursor down.
+    pub fn space(&mut self, points: f32) {
+        self.y += points;
+    }
+
+    /// Starts a new page unless `needed` points still fit on this one.
+    pub fn keep(&mut self, needed: f32) {
+        if self.y + needed > PAGE_HEIGHT - MARGIN_BOTTOM {
+            self.pages.push(Vec::new());
+            self.y = MARGIN_TOP;
+        }
+    }
+
+    fn push(&mut self, op: Op) {
+        if let Some(page) = self.pages.last_mut() {
+            page.push(op);
+        }
+    }
+
+    /// Draws `text` at an absolute position on the current page, without moving the cursor.
+    pub fn text_at(
+        &mut self,
+        x: f32,
+        baseline: f32,
+        face: Face,
+        size: f32,
+        colour: Colour,
+        text: &str,
+    ) {
+        self.push(Op::Text {
+            x,
+            baseline,
+            face,
+            size,
+            colour,
+            text: text.to_string(),
+        });
+    }
+
+    /// A wrapped paragraph in the text column, starting at `indent`.
+    pub fn paragraph(&mut self, text: &str, face: Face, size: f32, colour: Colour) {
+        self.paragraph_in(MARGIN_X, TEXT_WIDTH, text, face, size, colour);
+    }
+
+    /// A wrapped paragraph in the column `[x, x + width]`.
+    pub fn paragraph_in(
+        &mut self,
+        x: f32,
+        width: f32,
+        text: &str,
+        face: Face,
+        size: f32,
+        colour: Colour,
+    ) {
+        let leading = size * 1.35;
+        for line in wrap(text, face, size, width) {
+            self.keep(leading);
+            self.y += leading;
+            let baseline = self.y - size * 0.3;
+            self.text_at(x, baseline, face, size, colour, &line);
+        }
+    }
+
+    /// A section heading with its English label in grey.
+    pub fn heading(&mut self, french: &str, english: &str) {
+        self.keep(48.0);
+        self.space(10.0);
+        self.paragraph(french, Face::Bold, 12.5, BLUE);
+        if !english.is_empty() {
+            self.paragraph(english, Face::Regular, 8.5, GREY);
+        }
+        self.space(3.0);
+        let y = self.y;
+        self.push(Op::Rect {
+            x: MARGIN_X,
+            y,
+            w: TEXT_WIDTH,
+            h: 0.6,
+            colour: BLUE,
+        });
+        self.space(5.0);
+    }
+
+    /// A label (French, with its English in grey below) and a value to its right. Values in
+    /// [`Face::Mono`] are broken anywhere (digests), others at spaces.
+    pub fn field(&mut self, french: &str, english: &str, value: &str, face: Face) {
+        const LABEL_WIDTH: f32 = 170.0;
+        // Digests in monospace at a size where 64 hex digits fit on one line, so a reader
+        // (or pdftotext) sees them whole.
+        let size = if face == Face::Mono { 7.6 } else { 9.5 };
+        let value_x = MARGIN_X + LABEL_WIDTH;
+        let value_width = TEXT_WIDTH - LABEL_WIDTH;
+        let lines: Vec<String> = value
+            .split('\n')
+            .flat_map(|part| wrap(part, face, size, value_width))
+            .collect();
+        let label_lines = wrap(french, Face::Bold, 8.5, LABEL_WIDTH - 8.0);
+        let rows = lines
+            .len()
+            .max(label_lines.len() + usize::from(!english.is_empty()));
+        let leading = size * 1.35;
+        self.keep(leading * rows as f32 + 4.0);
+        let top = self.y;
+        for (i, line) in label_lines.iter().enumerate() {
+            let baseline = top + leading * (i as f32 + 1.0) - size * 0.3;
+            self.text_at(MARGIN_X, baseline, Face::Bold, 8.5, BLACK, line);
+        }
+        if !english.is_empty() {
+            let baseline = top + leading * (label_lines.len() as f32 + 1.0) - size * 0.3;
+            self.text_at(MARGIN_X, baseline, Face::Regular, 7.5, GREY, english);
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let baseline = top + leading * (i as f32 + 1.0) - size * 0.3;
+            self.text_at(value_x, baseline, face, size, BLACK, line);
+        }
+        self.y = top + leading * rows as f32 + 4.0;
+    }
+
+    /// A coloured box with a bold wrapped message (warnings such as the development PKI).
+    pub fn banner(&mut self, lines: &[&str], text: Colour, background: Colour) {
+        let size = 9.5;
+        let leading = size * 1.35;
+        let wrapped: Vec<String> = lines
+            .iter()
+            .flat_map(|l| wrap(l, Face::Bold, size, TEXT_WIDTH - 16.0))
+            .collect();
+        let height = leading * wrapped.len() as f32 + 12.0;
+        self.keep(height + 6.0);
+        let top = self.y;
+        self.push(Op::Rect {
+            x: MARGIN_X,
+            y: top,
+            w: TEXT_WIDTH,
+            h: height,
+            colour: background,
+        });
+        for (i, line) in wrapped.iter().enumerate() {
+            let baseline = top + 6.0 + leading * (i as f32 + 1.0) - size * 0.3;
+            self.text_at(MARGIN_X + 8.0, baseline, Face::Bold, size, text, line);
+        }
+        self.y = top + height + 6.0;
+    }
+
+    /// A table: a bold header row, then rows; `widths` are fractions of the text width.
+    pub fn table(&mut self, header: &[&str], rows: &[Vec<String>], widths: &[f32], faces: &[Face]) {
+        let size = 8.5;
+        let leading = size * 1.35;
+        let columns: Vec<(f32, f32)> = {
+            let mut x = MARGIN_X;
+            widths
+                .iter()
+                .map(|w| {
+                    let col = (x, w * TEXT_WIDTH);
+                    x += w * TEXT_WIDTH;
+                    col
+                })
+                .collect()
+        };
+        let header_row: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+        let draw_row = |layout: &mut Layout, cells: &[String], bold: bool| {
+            let wrapped: Vec<Vec<String>> = cells
+                .iter()
+                .zip(&columns)
+                .enumerate()
+                .map(|(i, (cell, (_, w)))| {
+                    let face = if bold {
+                        Face::Bold
+                    } else {
+                        faces.get(i).copied().unwrap_or(Face::Regular)
+                    };
+                    wrap(cell, face, size, w - 6.0)
+                })
+                .collect();
+            let height = wrapped.iter().map(Vec::len).max().unwrap_or(1) as f32 * leading + 4.0;
+            layout.keep(height);
+            let top = layout.y;
+            if bold {
+                layout.push(Op::Rect {
+                    x: MARGIN_X,
+                    y: top,
+                    w: TEXT_WIDTH,
+                    h: height,
+                    colour: PALE_GREY,
+                });
+            }
+            for (i, (lines, (x, _))) in wrapped.iter().zip(&columns).enumerate() {
+                let face = if bold {
+                    Face::Bold
+                } else {
+                    faces.get(i).copied().unwrap_or(Face::Regular)
+                };
+                for (j, line) in lines.iter().enumerate() {
+                    let baseline = top + 2.0 + leading * (j as f32 + 1.0) - size * 0.3;
+                    layout.text_at(x + 3.0, baseline, face, size, BLACK, line);
+                }
+            }
+            layout.y = top + height;
+            layout.push(Op::Rect {
+                x: MARGIN_X,
+                y: layout.y,
+                w: TEXT_WIDTH,
+                h: 0.3,
+                colour: GREY,
+            });
+        };
+        draw_row(self, &header_row, true);
+        for row in rows {
+            draw_row(self, row, false);
+        }
+        self.space(4.0);
+    }
+
+    /// A QR code of `payload`, `side` points wide, at `x` and the cursor, with a caption to
+    /// its right; the caption's URL is a link.
+    pub fn qr_with_caption(
+        &mut self,
+        payload: &str,
+        side: f32,
+        caption: &[(&str, Face, f32)],
+        url: &str,
+    ) {
+        let Ok(code) =
+            qrcode::QrCode::with_error_correction_level(payload.as_bytes(), qrcode::EcLevel::M)
+        else {
+            self.paragraph(payload, Face::Mono, 8.0, BLACK);
+            return;
+        };
+        let modules = code.width();
+        let quiet = 2usize;
+        let module = side / (modules + 2 * quiet) as f32;
+        self.keep(side + 8.0);
+        let top = self.y;
+        let mut squares = Vec::new();
+        for (i, colour) in code.to_colors().iter().enumerate() {
+            if *colour == qrcode::Color::Dark {
+                let (row, col) = (i / modules, i % modules);
+                squares.push((
+                    MARGIN_X + (col + quiet) as f32 * module,
+                    top + (row + quiet) as f32 * module,
+                ));
+            }
+        }
+        self.push(Op::Squares {
+            squares,
+            side: module,
+        });
+        self.push(Op::Link {
+            x: MARGIN_X,
+            y: top,
+            w: side,
+            h: side,
+            url: url.to_string(),
+        });
+        let text_x = MARGIN_X + side + 12.0;
+        let width = TEXT_WIDTH - side - 12.0;
+        self.y = top + 4.0;
+        for (text, face, size) in caption {
+            self.paragraph_in(text_x, width, text, *face, *size, BLACK);
+            self.space(2.0);
+        }
+        self.y = self.y.max(top + side) + 6.0;
+    }
+
+    /// Renders the pages into a PDF/A-3b file with `attachments` associated to it.
+    pub fn render(
+        self,
+        info: &DocumentInfo,
+        attachments: Vec<Attachment>,
+    ) -> Result<Vec<u8>, String> {
+        let configuration = ConfigurationBuilder::new()
+            .with_archival_validator(Archival::A3_B)
+            .finish()
+            .map_err(|e| format!("PDF/A configuration: {e:?}"))?;
+        let settings = krilla::SerializeSettings {
+            configuration,
+            ..Default::default()
+        };
+        let mut document = Document::new_with(settings);
+        let created = pdf_date(info.created);
+        document.set_metadata(
+            Metadata::new()
+                .title(info.title.clone())
+                .description(info.subject.clone())
+                .authors(vec![info.author.clone()])
+                .creator("recommande".into())
+                .producer(format!("recommande {}", env!("CARGO_PKG_VERSION")))
+                .language("fr-FR".into())
+                .creation_date(created),
+        );
+        let count = self.pages.len();
+        for (index, ops) in self.pages.into_iter().enumerate() {
+            let settings = PageSettings::from_wh(PAGE_WIDTH, PAGE_HEIGHT)
+                .ok_or_else(|| "page size".to_string())?;
+            let mut page = document.start_page_with(settings);
+            let mut links = Vec::new();
+            {
+                let mut surface = page.surface();
+                let footer = format!("{} — page {}/{}", info.footer, index + 1, count);
+                let footer_op = Op::Text {
+                    x: MARGIN_X,
+                    baseline: PAGE_HEIGHT - MARGIN_BOTTOM / 2.0,
+                    face: Face::Regular,
+                    size: 7.5,
+                    colour: GREY,
+                    text: footer,
+                };
+                for op in ops.iter().chain(std::iter::once(&footer_op)) {
+                    match op {
+                        Op::Text {
+                            x,
+                            baseline,
+                            face,
+                            size,
+                            colour,
+                            text,
+                        } => {
+                            surface.set_fill(Some(fill(*colour)));
+                            surface.draw_text(
+                                Point::from_xy(*x, *baseline),
+                                face.loaded().pdf.clone(),
+                                *size,
+                                text,
+                                false,
+                                TextDirection::Auto,
+                            );
+                        }
+                        Op::Rect { x, y, w, h, colour } => {
+                            if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
+                                let mut path = PathBuilder::new();
+                                path.push_rect(rect);
+                                if let Some(path) = path.finish() {
+                                    surface.set_fill(Some(fill(*colour)));
+                                    surface.draw_path(&path);
+                                }
+                            }
+                        }
+                        Op::Squares { squares, side } => {
+                            let mut path = PathBuilder::new();
+                            for (x, y) in squares {
+                                // A hair wider than the module so adjacent squares leave no seam.
+                                if let Some(rect) =
+                                    Rect::from_xywh(*x, *y, side + 0.05, side + 0.05)
+                                {
+                                    path.push_rect(rect);
+                                }
+                            }
+                            if let Some(path) = path.finish() {
+                                surface.set_fill(Some(fill(BLACK)));
+                                surface.draw_path(&path);
+                            }
+                        }
+                        Op::Link { x, y, w, h, url } => links.push((*x, *y, *w, *h, url.clone())),
+                    }
+                }
+                surface.finish();
+            }
+            for (x, y, w, h, url) in links {
+                if let Some(rect) = Rect::from_xywh(x, y, w, h) {
+                    let link = krilla::annotation::LinkAnnotation::new(
+                        rect,
+                        krilla::annotation::Target::Action(
+                            krilla::action::LinkAction::new(url).into(),
+                        ),
+                    );
+                    page.add_annotation(krilla::annotation::Annotation::new_link(
+                        link,
+                        Some("Vérifier en ligne / Verify online".into()),
+                    ));
+                }
+            }
+            page.finish();
+        }
+        for attachment in attachments {
+            let added = document.embed_file(EmbeddedFile {
+                path: attachment.name,
+                mime_type: MimeType::new(attachment.media_type),
+                description: Some(attachment.description),
+                association_kind: AssociationKind::Source,
+                data: attachment.bytes.into(),
+                modification_date: Some(created),
+                compress: Some(true),
+                location: None,
+            });
+            if added.is_none() {
+                return Err("two attachments with the same name".into());
+            }
+        }
+        document
+            .finish()
+            .map_err(|e| format!("PDF generation failed: {e:?}"))
+    }
+}
+
+fn fill(colour: Colour) -> Fill {
+    Fill {
+        paint: krilla::color::rgb::Color::new(colour.0, colour.1, colour.2).into(),
+        opacity: NormalizedF32::ONE,
+        rule: FillRule::NonZero,
+    }
+}
+
+fn pdf_date(t: time::OffsetDateTime) -> DateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    DateTime::new(u16::try_from(t.year()).unwrap_or(1970))
+        .month(u8::from(t.month()))
+        .day(t.day())
+        .hour(t.hour())
+        .minute(t.minute())
+        .second(t.second())
+        .utc_offset_hour(0)
+        .utc_offset_minute(0)
+}
+
+/// Splits `text` into lines no wider than `width`: at spaces when possible, inside a word
+/// when a word alone is too wide (digests, URLs).
+pub fn wrap(text: &str, face: Face, size: f32, width: f32) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let candidate = if line.is_empty() {
+            word.to_string()
+        } else {
+            format!("{line} {word}")
+        };
+        if face.width(&candidate, size) <= width {
+            line = candidate;
+            continue;
+        }
+        if !line.is_empty() {
+            lines.push(std::mem::take(&mut line));
+        }
+        // The word alone: break it by characters if it does not fit.
+        let mut piece = String::new();
+        for c in word.chars() {
+            piece.push(c);
+            if face.width(&piece, size) > width && piece.chars().count() > 1 {
+                piece.pop();
+                lines.push(std::mem::take(&mut piece));
+                piece.push(c);
+            }
+        }
+        line = piece;
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapping_keeps_every_character_and_respects_the_width() {
+        let text = "Le destinataire a accepté la lettre recommandée électronique ; empreinte \
+                    9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 incluse.";
+        let lines = wrap(text, Face::Regular, 10.0, 200.0);
+        assert!(lines.len() > 2);
+        for line in &lines {
+            assert!(Face::Regular.width(line, 10.0) <= 200.0, "{line}");
+        }
+        let joined: String = lines.concat();
+        assert_eq!(
+            joined.replace(' ', ""),
+            text.replace(' ', ""),
+            "no character lost or added"
+        );
+    }
+
+    #[test]
+    fn accented_letters_have_real_glyph_widths() {
+        // A glyph missing from the font would fall back to half an em for every character.
+        let accented = Face::Regular.width("éèàçôû", 10.0);
+        let plain = Face::Regular.width("eeacou", 10.0);
+        assert!((accented - plain).abs() < 0.5, "{accented} vs {plain}");
+    }
+}
