@@ -12,6 +12,7 @@ use crate::helpers::{
     Engine, TestApp, fresh_database, openssl_cms_verify, openssl_ts_verify, settings_for,
     spawn_app_with, start_on,
 };
+use crate::proofs::{proof_status, proof_text};
 use crate::smtp::{SmtpSink, body_text, code, link_token};
 
 crate::on_both_engines!(
@@ -388,6 +389,13 @@ async fn a_refusal_is_final_and_reveals_the_sender(engine: Engine) {
     let refused: Value = response.json().await.expect("json");
     assert_eq!(refused["state"], "refused");
     assert_eq!(refused["sender"]["email"], "envoi@recouvr.fr");
+    // The sender gets a proof of refusal, and no proof of receipt.
+    assert_eq!(proof_status(&app, letter_id, "receipt").await, 404);
+    if let Some(text) = proof_text(&app, letter_id, "refusal").await {
+        assert!(text.contains("Preuve de refus"), "{text}");
+        assert!(text.contains("a refusé la lettre"), "{text}");
+        assert!(text.contains("envoi@recouvr.fr"), "{text}");
+    }
     for path in ["accept", "refuse"] {
         let response =
             post_with_session(&app, &format!("/v1/recipient/{token}/{path}"), &session).await;
@@ -486,6 +494,21 @@ async fn an_unclaimed_letter_expires_after_the_fifteenth_day(engine: Engine) {
         "non-claim only after the deadline"
     );
     verify_chain(&app, letter_id).await;
+    // CPCE R.53-3: the sender receives a proof of non-claim once the window has ended.
+    if let Some(text) = proof_text(&app, letter_id, "non_claim").await {
+        assert!(text.contains("Preuve de non-réclamation"), "{text}");
+        assert!(text.contains("n'a ni accepté ni refusé"), "{text}");
+        assert!(
+            text.contains("Fin du délai d'acceptation (expiré)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&recommande::window::paris_french(
+                recommande::window::last_minute(deadline)
+            )),
+            "{text}"
+        );
+    }
 }
 
 async fn a_permanent_smtp_refusal_records_a_notification_failure(engine: Engine) {

@@ -40,6 +40,19 @@ fn poppler(tool: &str, args: &[&str]) -> Option<(bool, String)> {
     }
 }
 
+/// The text of proof `kind` of a letter (which must exist), or `None` without poppler.
+pub(crate) async fn proof_text(app: &TestApp, id: &str, kind: &str) -> Option<String> {
+    let (status, pdf) = get_pdf(app, id, kind).await;
+    assert_eq!(status, 200, "{kind}: {}", String::from_utf8_lossy(&pdf));
+    let dir = tempfile::tempdir().expect("dir");
+    text_of(&pdf, dir.path(), kind)
+}
+
+/// The HTTP status of proof `kind` of a letter.
+pub(crate) async fn proof_status(app: &TestApp, id: &str, kind: &str) -> u16 {
+    get_pdf(app, id, kind).await.0
+}
+
 async fn get_pdf(app: &TestApp, id: &str, kind: &str) -> (u16, Vec<u8>) {
     let response = app
         .get(&format!("/v1/letters/{id}/proofs/{kind}.pdf"))
