@@ -24,6 +24,7 @@ pub mod http;
 pub mod identity;
 pub mod letter;
 pub mod lifecycle;
+pub mod log;
 pub mod mail;
 pub mod pki;
 pub mod proof;
