@@ -135,7 +135,7 @@ struct Tree<F> {
 
 impl<E, F: FnMut(u32, u64) -> Result<Hash, E>> Tree<F> {
     fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, E> {
-        if size.is_power_of_two() && start % size == 0 {
+        if size.is_power_of_two() && start.is_multiple_of(size) {
             let level = size.trailing_zeros();
             return (self.node)(level, start >> level);
         }
@@ -341,7 +341,9 @@ mod tests {
         }
     }
 
-    fn build(count: u64) -> (Vec<Hash>, HashMap<(u32, u64), Hash>, Vec<Frontier>) {
+    type Stored = HashMap<(u32, u64), Hash>;
+
+    fn build(count: u64) -> (Vec<Hash>, Stored, Vec<Frontier>) {
         let mut frontier = Frontier::empty();
         let mut stored = HashMap::new();
         let mut leaves = Vec::new();
@@ -360,7 +362,7 @@ mod tests {
         (leaves, stored, frontiers)
     }
 
-    fn lookup(stored: &HashMap<(u32, u64), Hash>) -> impl FnMut(u32, u64) -> Result<Hash, String> {
+    fn lookup(stored: &Stored) -> impl FnMut(u32, u64) -> Result<Hash, String> {
         move |level, index| {
             stored
                 .get(&(level, index))
