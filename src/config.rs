@@ -120,6 +120,11 @@ pub struct Settings {
     pub reminder_days: Vec<i64>,
     /// Bearer token the mail system uses to post bounces to `/v1/bounces` (unset: disabled).
     pub bounce_token: Option<String>,
+    /// A signed tree head of the transparency log is issued at least this often (seconds)
+    /// while the log grows.
+    pub log_head_interval_seconds: u64,
+    /// … or as soon as this many leaves were appended since the last one.
+    pub log_head_every_leaves: u64,
 }
 
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
@@ -156,6 +161,15 @@ struct FileConfig {
     pki: FilePki,
     #[serde(default)]
     timestamp: FileTimestamp,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    head_interval_seconds: Option<u64>,
+    head_every_leaves: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +217,18 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
     ("RECOMMANDE_RETENTION_YEARS", None, "retention_years", true),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
     ("RECOMMANDE_MAIL_SMTP_URL", Some("mail"), "smtp_url", false),
+    (
+        "RECOMMANDE_LOG_HEAD_INTERVAL_SECONDS",
+        Some("log"),
+        "head_interval_seconds",
+        true,
+    ),
+    (
+        "RECOMMANDE_LOG_HEAD_EVERY_LEAVES",
+        Some("log"),
+        "head_every_leaves",
+        true,
+    ),
     ("RECOMMANDE_MAIL_FROM", Some("mail"), "from", false),
     (
         "RECOMMANDE_MAIL_BOUNCE_TOKEN",
@@ -487,6 +513,20 @@ impl Settings {
                 message: "must be at least 32 characters".into(),
             });
         }
+        let log_head_interval_seconds = file.log.head_interval_seconds.unwrap_or(60);
+        if !(1..=86_400).contains(&log_head_interval_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "log.head_interval_seconds",
+                message: format!("{log_head_interval_seconds} must be between 1 and 86400"),
+            });
+        }
+        let log_head_every_leaves = file.log.head_every_leaves.unwrap_or(10_000);
+        if log_head_every_leaves == 0 {
+            return Err(ConfigError::Invalid {
+                key: "log.head_every_leaves",
+                message: "must be at least 1".into(),
+            });
+        }
         let evidence_policy = file.evidence_policy;
         if let Some(policy) = &evidence_policy
             && (!policy.contains(':') || policy.chars().any(char::is_whitespace))
@@ -514,6 +554,8 @@ impl Settings {
             mail_from,
             reminder_days,
             bounce_token,
+            log_head_interval_seconds,
+            log_head_every_leaves,
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::content::{ContentError, ContentStore};
 use crate::deposit::Deposits;
 use crate::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record};
 use crate::lifecycle::{Lifecycle, RecipientKeys};
+use crate::log::TransparencyLog;
 use crate::mail::{MailError, Mailer};
 use crate::pki::{PkiError, TrustMaterial, load_or_create_development_pki, load_production_pki};
 use crate::proof::{ProofContext, ProofError, ProofKind};
@@ -94,6 +95,8 @@ pub struct Service {
     pub deposits: Deposits,
     /// Lifecycle after deposit.
     pub lifecycle: Lifecycle,
+    /// The transparency log over all evidence.
+    pub log: TransparencyLog,
     /// API key HMAC.
     pub api_keys: ApiKeyHasher,
     /// The time source.
@@ -250,6 +253,14 @@ impl Service {
             settings.provider_name.clone(),
             settings.reminder_days.clone(),
         );
+        let log = TransparencyLog::new(
+            storage.clone(),
+            sealer.clone(),
+            clock.clone(),
+            &settings.provider_name,
+            settings.log_head_interval_seconds,
+            settings.log_head_every_leaves,
+        );
         Ok(Service {
             settings: Arc::new(settings),
             storage,
@@ -261,6 +272,7 @@ impl Service {
             sealer,
             deposits,
             lifecycle,
+            log,
             api_keys,
             clock,
         })

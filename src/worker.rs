@@ -1,5 +1,5 @@
 //! Background workers: the outbox (notifications, reminders, webhook events), webhook
-//! deliveries and the non-claim sweep. Each loop survives errors (logged) and stops with the process.
+//! deliveries, the non-claim sweep and the transparency log. Each loop survives errors (logged) and stops with the process.
 
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(15);
 /// How often due webhook deliveries are sent.
 pub const WEBHOOK_INTERVAL: Duration = Duration::from_secs(2);
+/// How often new evidence is appended to the transparency log (and a tree head considered).
+pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts the workers of `service`.
 pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
@@ -47,5 +49,19 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
         service.clock.clone(),
         WEBHOOK_INTERVAL,
     );
-    vec![outbox, expiry, webhooks]
+    let log = {
+        let log = service.log.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = log.append_pending().await {
+                    tracing::error!(error = %e, "transparency log appender");
+                }
+                if let Err(e) = log.issue_head_if_due().await {
+                    tracing::error!(error = %e, "transparency log tree head");
+                }
+                tokio::time::sleep(LOG_INTERVAL).await;
+            }
+        })
+    };
+    vec![outbox, expiry, webhooks, log]
 }

@@ -21,6 +21,7 @@ pub mod bounces;
 pub mod consents;
 pub mod documents;
 pub mod letters;
+pub mod log;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
@@ -52,6 +53,10 @@ pub fn router(service: Service) -> Router {
                 )),
         )
         .route("/v1/trust/roots.pem", get(system::roots_pem))
+        .route("/v1/log/tree-heads/latest", get(log::latest_head))
+        .route("/v1/log/tree-heads/{size}", get(log::head_of_size))
+        .route("/v1/log/proofs/inclusion", get(log::inclusion))
+        .route("/v1/log/proofs/consistency", get(log::consistency))
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .route(
             "/v1/documents",

@@ -54,6 +54,10 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::webhooks::show,
         super::webhooks::delete,
         super::webhooks::deliveries,
+        super::log::latest_head,
+        super::log::head_of_size,
+        super::log::inclusion,
+        super::log::consistency,
         openapi_json,
     ),
     components(schemas(
@@ -63,7 +67,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome,
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
-        DeliveryStatus
+        DeliveryStatus, crate::log::PublishedTreeHead, crate::log::InclusionProof,
+        crate::log::ConsistencyProof
     )),
     modifiers(&BearerApiKey),
     tags(
@@ -75,6 +80,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
         (name = "recipient", description = "The recipient's side: identify, accept or refuse, download"),
         (name = "service", description = "Health and API description"),
+        (name = "log", description = "The transparency log (RFC 9162 Merkle tree) over every evidence record: signed tree heads, inclusion and consistency proofs"),
     )
 )]
 pub struct ApiDoc;

@@ -110,7 +110,8 @@ impl Frontier {
     }
 }
 
-fn peak_keys(size: u64) -> Vec<(u32, u64)> {
+/// The perfect subtrees a tree of `size` leaves decomposes into, largest first.
+pub fn peak_keys(size: u64) -> Vec<(u32, u64)> {
     let mut keys = Vec::new();
     let mut start = 0u64;
     for level in (0..64u32).rev() {

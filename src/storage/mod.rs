@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row, SqlitePool};
 
 /// Rows per multi-row INSERT: keeps every statement far below SQLite's 32,766 bound variables.
-const INSERT_CHUNK: usize = 400;
+pub(crate) const INSERT_CHUNK: usize = 400;
 
 /// A failure of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -944,6 +944,7 @@ mod tests {
 // `dispatch!` macro, the `Backend` and the row-mapping conventions of this one.
 mod consents;
 mod lifecycle;
+pub mod log;
 mod webhooks;
 
 pub use consents::{ConsentFilter, ConsentRow};

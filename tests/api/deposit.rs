@@ -377,22 +377,7 @@ async fn evidence_rows_cannot_be_updated_or_deleted(engine: Engine) {
         "DELETE FROM evidence",
     ];
     for sql in attempts {
-        let result = match engine {
-            Engine::Sqlite => {
-                use sqlx::Connection;
-                let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-            }
-            Engine::Postgres => {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-            }
-        };
+        let result = app.execute_sql(sql).await;
         let err = result.expect_err("the database refuses to change evidence");
         assert!(err.to_string().contains("append-only"), "{err}");
     }

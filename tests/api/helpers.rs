@@ -136,6 +136,25 @@ pub async fn start_on(
 }
 
 impl TestApp {
+    /// Runs raw SQL on the app's database over a fresh connection, as someone with direct
+    /// database access would (to check what the schema itself refuses).
+    pub async fn execute_sql(&self, sql: &str) -> Result<(), sqlx::Error> {
+        use sqlx::Connection;
+        if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

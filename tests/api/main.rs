@@ -9,6 +9,7 @@ mod cli;
 mod consents;
 mod deposit;
 mod lifecycle;
+mod log;
 mod pages;
 mod process;
 mod production_pki;

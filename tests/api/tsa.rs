@@ -242,6 +242,11 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         ("/v1/webhooks/{id}", "get"),
         ("/v1/webhooks/{id}", "delete"),
         ("/v1/webhooks/{id}/deliveries", "get"),
+        ("/v1/letters/{id}/proofs/{file}", "get"),
+        ("/v1/log/tree-heads/latest", "get"),
+        ("/v1/log/tree-heads/{size}", "get"),
+        ("/v1/log/proofs/inclusion", "get"),
+        ("/v1/log/proofs/consistency", "get"),
     ] {
         assert!(
             paths.get(route).and_then(|p| p.get(method)).is_some(),
