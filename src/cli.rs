@@ -1,4 +1,4 @@
-//! The command line: `serve`, `api-key`, `bench`. This is CLI glue, so it uses `anyhow`.
+//! The command line: `serve`, `api-key`, `bench`, `verify`, `log`. This is CLI glue, so it uses `anyhow`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +46,32 @@ enum Command {
         /// Language of the human report.
         #[arg(long, value_enum, default_value_t = Lang::Fr)]
         lang: Lang,
+    },
+    /// The transparency log, for witnesses holding tree heads.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Checks that the log only grew between two signed tree heads (JSON as served by
+    /// `/v1/log/tree-heads/…`): both are sealed and timestamped by the provider, and a
+    /// consistency proof (RFC 9162) links the older root to the newer one. Exit code 0: the
+    /// log only grew; 1: it did not, or a head is not genuine; 2: unusable input.
+    VerifyConsistency {
+        /// The tree head kept earlier.
+        old: PathBuf,
+        /// A later tree head.
+        new: PathBuf,
+        /// The provider's published trust anchors (PEM).
+        #[arg(long)]
+        trust: PathBuf,
+        /// The consistency proof (JSON from `/v1/log/proofs/consistency`), offline.
+        #[arg(long, conflicts_with = "server")]
+        proof: Option<PathBuf>,
+        /// Or the service's base URL to fetch the proof from.
+        #[arg(long)]
+        server: Option<String>,
     },
 }
 
@@ -195,6 +221,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             lang,
         } => Ok(verify(&bundle, trust.as_deref(), json, lang)),
+        Command::Log(LogCommand::VerifyConsistency {
+            old,
+            new,
+            trust,
+            proof,
+            server,
+        }) => Ok(verify_consistency(&old, &new, &trust, proof.as_deref(), server.as_deref()).await),
         Command::Bench(BenchCommand::Deposit {
             letters,
             database_url,
@@ -226,6 +259,111 @@ fn error_chain(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+/// `recommande log verify-consistency`: prints the verdict; the exit code says it.
+async fn verify_consistency(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    trust: &std::path::Path,
+    proof: Option<&std::path::Path>,
+    server: Option<&str>,
+) -> ExitCode {
+    use crate::log::{ConsistencyProof, PublishedTreeHead, root_of};
+    let unusable = |message: String| {
+        eprintln!("error: {message}");
+        ExitCode::from(2)
+    };
+    let invalid = |message: String| {
+        println!("NOT CONSISTENT: {message}");
+        ExitCode::from(1)
+    };
+    let anchors = match std::fs::read(trust)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| crate::trust::TrustAnchors::from_pem(&pem).map_err(|e| e.to_string()))
+    {
+        Ok(a) => a,
+        Err(e) => return unusable(format!("cannot use trust anchors {}: {e}", trust.display())),
+    };
+    let read_head = |path: &std::path::Path| -> Result<PublishedTreeHead, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a published tree head: {e}", path.display()))
+    };
+    let (old_head, new_head) = match (read_head(old), read_head(new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => return unusable(e),
+    };
+    let (old_head, old_time) = match old_head.verify(&anchors) {
+        Ok(v) => v,
+        Err(e) => return invalid(format!("the old tree head is not genuine: {e}")),
+    };
+    let (new_head, new_time) = match new_head.verify(&anchors) {
+        Ok(v) => v,
+        Err(e) => return invalid(format!("the new tree head is not genuine: {e}")),
+    };
+    if new_head.tree_size < old_head.tree_size {
+        return invalid(format!(
+            "the new head has fewer leaves ({}) than the old one ({})",
+            new_head.tree_size, old_head.tree_size
+        ));
+    }
+    let (Ok(old_root), Ok(new_root)) = (root_of(&old_head), root_of(&new_head)) else {
+        return invalid("a root hash cannot be read".into());
+    };
+    let consistent = if old_head.tree_size == new_head.tree_size {
+        old_root == new_root
+    } else {
+        let proof: ConsistencyProof = match (proof, server) {
+            (Some(path), _) => match std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            {
+                Ok(p) => p,
+                Err(e) => return unusable(format!("cannot read proof {}: {e}", path.display())),
+            },
+            (None, Some(server)) => {
+                let url = format!(
+                    "{}/v1/log/proofs/consistency?from={}&to={}",
+                    server.trim_end_matches('/'),
+                    old_head.tree_size,
+                    new_head.tree_size
+                );
+                let fetched = match reqwest::get(&url).await {
+                    Ok(r) if r.status().is_success() => r.json::<ConsistencyProof>().await,
+                    Ok(r) => return unusable(format!("{url} answered {}", r.status())),
+                    Err(e) => return unusable(format!("cannot fetch {url}: {e}")),
+                };
+                match fetched {
+                    Ok(p) => p,
+                    Err(e) => return unusable(format!("{url} did not return a proof: {e}")),
+                }
+            }
+            (None, None) => {
+                return unusable(
+                    "give the consistency proof with --proof FILE or --server URL".into(),
+                );
+            }
+        };
+        proof.from == old_head.tree_size
+            && proof.to == new_head.tree_size
+            && proof.verify(&old_root, &new_root)
+    };
+    if !consistent {
+        return invalid(format!(
+            "the tree of {} leaves (root {}) is not a prefix of the tree of {} leaves (root {}): history was changed",
+            old_head.tree_size, old_head.root_hash, new_head.tree_size, new_head.root_hash
+        ));
+    }
+    println!(
+        "CONSISTENT: the log only grew from {} leaves (head timestamped {}) to {} leaves (head timestamped {}); both heads are sealed and timestamped by the provider.",
+        old_head.tree_size,
+        rfc3339_micros(old_time),
+        new_head.tree_size,
+        rfc3339_micros(new_time)
+    );
+    ExitCode::SUCCESS
 }
 
 /// `recommande verify`: prints the report; the exit code says the verdict.

@@ -132,6 +132,68 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
     forged[0] ^= 1;
     assert!(!proof.verify(&forged, &new_root));
 
+    // A witness's check with the CLI: online, offline, and against a forged head.
+    let old_file = dir.path().join("old-head.json");
+    let new_file = dir.path().join("new-head.json");
+    let proof_file = dir.path().join("proof.json");
+    std::fs::write(&old_file, serde_json::to_vec(&old).expect("json")).expect("write");
+    std::fs::write(&new_file, serde_json::to_vec(&new).expect("json")).expect("write");
+    std::fs::write(&proof_file, serde_json::to_vec(&proof).expect("json")).expect("write");
+    let mut forged_head = new.clone();
+    forged_head.root_hash = hex::encode(forged);
+    let forged_file = dir.path().join("forged-head.json");
+    std::fs::write(
+        &forged_file,
+        serde_json::to_vec(&forged_head).expect("json"),
+    )
+    .expect("write");
+    let server = app.address.clone();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_recommande"))
+                .args(&args)
+                .output()
+                .expect("run the CLI");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
+    let base = |old: &std::path::Path, new: &std::path::Path| {
+        vec![
+            "log".to_string(),
+            "verify-consistency".into(),
+            path(old),
+            path(new),
+            "--trust".into(),
+            path(&roots),
+        ]
+    };
+    let mut online = base(&old_file, &new_file);
+    online.extend(["--server".to_string(), server.clone()]);
+    let (code, out) = run(online).await.expect("join");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("CONSISTENT"), "{out}");
+    let mut offline = base(&old_file, &new_file);
+    offline.extend(["--proof".to_string(), path(&proof_file)]);
+    let (code, out) = run(offline).await.expect("join");
+    assert_eq!(code, Some(0), "{out}");
+    let mut forged_run = base(&old_file, &forged_file);
+    forged_run.extend(["--proof".to_string(), path(&proof_file)]);
+    let (code, out) = run(forged_run).await.expect("join");
+    assert_eq!(
+        code,
+        Some(1),
+        "a head whose root differs from the sealed one: {out}"
+    );
+    let mut backwards = base(&new_file, &old_file);
+    backwards.extend(["--server".to_string(), server]);
+    let (code, out) = run(backwards).await.expect("join");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("fewer leaves"), "{out}");
+
     // Precise errors.
     for (path, status, field) in [
         ("/v1/log/proofs/inclusion", 400, Some("leaf")),
