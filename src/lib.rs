@@ -10,6 +10,7 @@
 
 pub mod api_key;
 pub mod asn1;
+pub mod audit;
 pub mod bench;
 pub mod bounce;
 pub mod bundle;

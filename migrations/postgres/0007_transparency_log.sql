@@ -47,3 +47,19 @@ CREATE TRIGGER log_nodes_are_not_truncated BEFORE TRUNCATE ON log_nodes
 FOR EACH STATEMENT EXECUTE FUNCTION transparency_log_is_append_only();
 CREATE TRIGGER tree_heads_are_not_truncated BEFORE TRUNCATE ON tree_heads
 FOR EACH STATEMENT EXECUTE FUNCTION transparency_log_is_append_only();
+
+-- Archive audits: each run's sealed and timestamped report, kept (insert-only).
+CREATE TABLE audit_runs (
+    id               TEXT PRIMARY KEY,
+    started_at       BIGINT NOT NULL,
+    finished_at      BIGINT NOT NULL,
+    mode             TEXT NOT NULL,
+    passed           INTEGER NOT NULL,
+    failures         BIGINT NOT NULL,
+    report           BYTEA NOT NULL,
+    seal             BYTEA NOT NULL,
+    timestamp_token  BYTEA NOT NULL
+);
+CREATE INDEX audit_runs_by_time ON audit_runs (finished_at);
+CREATE TRIGGER audit_runs_are_append_only BEFORE UPDATE OR DELETE ON audit_runs
+FOR EACH ROW EXECUTE FUNCTION transparency_log_is_append_only();

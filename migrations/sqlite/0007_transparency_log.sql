@@ -53,3 +53,25 @@ CREATE TRIGGER tree_heads_are_append_only_delete BEFORE DELETE ON tree_heads
 BEGIN
     SELECT RAISE(ABORT, 'the transparency log is append-only');
 END;
+
+-- Archive audits: each run's sealed and timestamped report, kept (insert-only).
+CREATE TABLE audit_runs (
+    id               TEXT PRIMARY KEY,
+    started_at       BIGINT NOT NULL,
+    finished_at      BIGINT NOT NULL,
+    mode             TEXT NOT NULL,
+    passed           INTEGER NOT NULL,
+    failures         BIGINT NOT NULL,
+    report           BLOB NOT NULL,
+    seal             BLOB NOT NULL,
+    timestamp_token  BLOB NOT NULL
+);
+CREATE INDEX audit_runs_by_time ON audit_runs (finished_at);
+CREATE TRIGGER audit_runs_are_append_only_update BEFORE UPDATE ON audit_runs
+BEGIN
+    SELECT RAISE(ABORT, 'audit reports are append-only');
+END;
+CREATE TRIGGER audit_runs_are_append_only_delete BEFORE DELETE ON audit_runs
+BEGIN
+    SELECT RAISE(ABORT, 'audit reports are append-only');
+END;

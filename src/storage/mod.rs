@@ -942,6 +942,7 @@ mod tests {
 
 // Capabilities added after the evidence core live in child modules, which share the
 // `dispatch!` macro, the `Backend` and the row-mapping conventions of this one.
+pub mod audit;
 mod consents;
 mod lifecycle;
 pub mod log;

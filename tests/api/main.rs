@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod audit;
 mod bad_input;
 mod browser;
 mod bundle;
