@@ -387,7 +387,7 @@ fn check_manifest_seal(
 
 /// ETSI EN 319 522 event order: deposit first; notification (or its failure) next; then one
 /// decision or the expiry; content handover only after acceptance.
-fn check_order(
+pub(crate) fn check_order(
     records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
 ) -> Result<String, String> {
     use EvidenceEvent::*;
@@ -450,7 +450,7 @@ fn check_order(
 }
 
 /// CPCE R.53-3: a decision before the deadline, a non-claim only after it.
-fn check_legal(
+pub(crate) fn check_legal(
     records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
 ) -> Result<String, String> {
     let deadline = records

@@ -53,6 +53,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::webhooks::show,
         super::webhooks::delete,
         super::webhooks::deliveries,
+        super::verification::verify_letter_api,
         openapi_json,
     ),
     components(schemas(
@@ -62,7 +63,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome,
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
-        DeliveryStatus
+        DeliveryStatus, super::verification::LetterVerification,
+        super::verification::VerifiedEvent, super::verification::CheckVerdict
     )),
     modifiers(&BearerApiKey),
     tags(
@@ -72,6 +74,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         (name = "consents", description = "Consumers' prior consent to electronic registered letters (CPCE L.100)"),
         (name = "webhooks", description = "Signed notifications of letter events, retried for 48 hours"),
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
+        (name = "verification", description = "Public verification of a letter's evidence with the code printed on its proofs"),
         (name = "recipient", description = "The recipient's side: identify, accept or refuse, download"),
         (name = "service", description = "Health and API description"),
     )
