@@ -225,7 +225,7 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
 
 /// Rebuilds `bytes` with `change` applied to the member list (name, data), keeping the order
 /// and the stored/deflated choice of `mimetype`.
-fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
+pub(crate) fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
     let mut members = Vec::new();
     for i in 0..zip.len() {

@@ -15,4 +15,5 @@ mod production_pki;
 mod restart;
 mod smtp;
 mod tsa;
+mod verification;
 mod webhooks;

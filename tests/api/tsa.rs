@@ -242,6 +242,7 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         ("/v1/webhooks/{id}", "get"),
         ("/v1/webhooks/{id}", "delete"),
         ("/v1/webhooks/{id}/deliveries", "get"),
+        ("/v1/verify/{letter_id}", "get"),
     ] {
         assert!(
             paths.get(route).and_then(|p| p.get(method)).is_some(),
