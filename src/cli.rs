@@ -199,6 +199,12 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Milliseconds to verify a 6-evidence proof bundle (target ≤ 10 ms).
+    Verify {
+        /// Verifications to run.
+        #[arg(long, default_value_t = 500)]
+        iterations: usize,
+    },
 }
 
 /// Entry point of the binary.
@@ -240,6 +246,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report =
                 tokio::task::spawn_blocking(move || crate::bench::tsa::run(tokens, threads))
                     .await??;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Verify { iterations }) => {
+            let report = crate::bench::verify::run(iterations).await?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

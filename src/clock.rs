@@ -76,6 +76,37 @@ pub fn rfc3339_micros(t: OffsetDateTime) -> String {
     )
 }
 
+/// RFC 3339 in Europe/Paris civil time with its offset and six fractional digits
+/// (`2026-11-23T10:13:44.123456+01:00`): the same instant as [`rfc3339_micros`], as read on a
+/// French clock (CPCE R.53-3 counts the window in that time). Falls back to UTC when the
+/// instant is outside the time zone database's range.
+pub fn rfc3339_paris(t: OffsetDateTime) -> String {
+    let zoned = jiff::tz::TimeZone::get(crate::window::WINDOW_TIME_ZONE)
+        .ok()
+        .and_then(|tz| {
+            jiff::Timestamp::from_microsecond(unix_micros(t))
+                .ok()
+                .map(|ts| ts.to_zoned(tz))
+        });
+    let Some(z) = zoned else {
+        return rfc3339_micros(t);
+    };
+    let offset = z.offset().seconds();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{}{:02}:{:02}",
+        z.year(),
+        z.month(),
+        z.day(),
+        z.hour(),
+        z.minute(),
+        z.second(),
+        t.microsecond(),
+        if offset < 0 { '-' } else { '+' },
+        offset.abs() / 3600,
+        offset.abs() % 3600 / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +125,13 @@ mod tests {
         let t = datetime!(2026-11-23 10:13:44.123456 +01:00);
         assert_eq!(rfc3339_micros(t), "2026-11-23T09:13:44.123456Z");
         assert_eq!(from_unix_micros(unix_micros(t)), t);
+    }
+
+    #[test]
+    fn paris_times_carry_the_offset_of_the_season() {
+        let winter = datetime!(2026-12-08 13:03:27.5 UTC);
+        assert_eq!(rfc3339_paris(winter), "2026-12-08T14:03:27.500000+01:00");
+        let summer = datetime!(2026-07-01 22:30:00 UTC);
+        assert_eq!(rfc3339_paris(summer), "2026-07-02T00:30:00.000000+02:00");
     }
 }

@@ -10,6 +10,12 @@ use serde::Deserialize;
 
 /// Default maximum size of one uploaded document: 25 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+/// Default maximum size of a bundle uploaded to the public `/verify` page: 200 MiB (a letter
+/// of several large documents and its proofs).
+pub const DEFAULT_VERIFY_MAX_UPLOAD_BYTES: u64 = 200 * 1024 * 1024;
+/// Default number of public verifications (`/verify`, `/v1/verify/…`) per client address and
+/// minute.
+pub const DEFAULT_VERIFY_REQUESTS_PER_MINUTE: u32 = 30;
 /// Default retention: CPCE R.53-2/R.53-3 require at least one year; we keep ten.
 pub const DEFAULT_RETENTION_YEARS: u32 = 10;
 /// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
@@ -98,6 +104,10 @@ pub struct Settings {
     pub provider_name: String,
     /// Maximum size of an uploaded document.
     pub max_upload_bytes: u64,
+    /// Maximum size of a bundle uploaded to the public `/verify` page.
+    pub verify_max_upload_bytes: u64,
+    /// Public verifications allowed per client address and minute.
+    pub verify_requests_per_minute: u32,
     /// Retention of content and evidence, in years (≥ 1).
     pub retention_years: u32,
     /// Evidence policy URI; `None` = development policy or the production default.
@@ -156,6 +166,8 @@ struct FileConfig {
     retention_years: Option<u32>,
     evidence_policy: Option<String>,
     #[serde(default)]
+    verify: FileVerify,
+    #[serde(default)]
     mail: FileMail,
     #[serde(default)]
     pki: FilePki,
@@ -170,6 +182,13 @@ struct FileConfig {
 struct FileLog {
     head_interval_seconds: Option<u64>,
     head_every_leaves: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVerify {
+    max_upload_bytes: Option<u64>,
+    requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +235,18 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
     ),
     ("RECOMMANDE_RETENTION_YEARS", None, "retention_years", true),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    (
+        "RECOMMANDE_VERIFY_MAX_UPLOAD_BYTES",
+        Some("verify"),
+        "max_upload_bytes",
+        true,
+    ),
+    (
+        "RECOMMANDE_VERIFY_REQUESTS_PER_MINUTE",
+        Some("verify"),
+        "requests_per_minute",
+        true,
+    ),
     ("RECOMMANDE_MAIL_SMTP_URL", Some("mail"), "smtp_url", false),
     (
         "RECOMMANDE_LOG_HEAD_INTERVAL_SECONDS",
@@ -414,6 +445,26 @@ impl Settings {
                 message: "must be positive".into(),
             });
         }
+        let verify_max_upload_bytes = file
+            .verify
+            .max_upload_bytes
+            .unwrap_or(DEFAULT_VERIFY_MAX_UPLOAD_BYTES);
+        if verify_max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "verify.max_upload_bytes",
+                message: "must be positive".into(),
+            });
+        }
+        let verify_requests_per_minute = file
+            .verify
+            .requests_per_minute
+            .unwrap_or(DEFAULT_VERIFY_REQUESTS_PER_MINUTE);
+        if !(1..=100_000).contains(&verify_requests_per_minute) {
+            return Err(ConfigError::Invalid {
+                key: "verify.requests_per_minute",
+                message: format!("{verify_requests_per_minute} must be between 1 and 100000"),
+            });
+        }
         let retention_years = file.retention_years.unwrap_or(DEFAULT_RETENTION_YEARS);
         if !(1..=100).contains(&retention_years) {
             // CPCE R.53-2 and R.53-3: proofs are kept at least one year.
@@ -543,6 +594,8 @@ impl Settings {
             public_url,
             provider_name,
             max_upload_bytes,
+            verify_max_upload_bytes,
+            verify_requests_per_minute,
             retention_years,
             evidence_policy,
             pki,

@@ -2,3 +2,4 @@
 
 pub mod deposit;
 pub mod tsa;
+pub mod verify;

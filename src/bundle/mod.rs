@@ -30,6 +30,10 @@ pub const BUNDLE_VERSION: u32 = 1;
 pub const ASIC_MANIFEST: &str = "META-INF/ASiCManifest.xml";
 /// Path of the seal over the ASiC manifest.
 pub const ASIC_SIGNATURE: &str = "META-INF/signature001.p7s";
+/// Path of the digest list in `sha256sum` format (checked with `sha256sum -c`).
+pub const CHECKSUMS: &str = "SHA256SUMS";
+/// Path of the provider's trust anchors inside the bundle.
+pub const ROOTS: &str = "certs/roots.pem";
 
 /// Where an entry's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +107,10 @@ struct Manifest<'a> {
 
 /// Lays out the bundle of a letter. Pure apart from nothing: document digests and sizes come
 /// from the store's metadata (their identity), not from re-reading the files.
+///
+/// Order of the data entries: `manifest.json`, the documents, the evidence, the trust anchors,
+/// `VERIFY.txt`, then `SHA256SUMS`, which lists every entry before it in `sha256sum` format
+/// and is itself listed, like every other entry, in the sealed ASiC manifest.
 pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
     let mut entries = Vec::new();
     for (i, (doc, path)) in input.documents.iter().enumerate() {
@@ -136,7 +144,7 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
         ));
     }
     entries.push(bytes_entry(
-        "certs/roots.pem".into(),
+        ROOTS.into(),
         input.roots_pem.as_bytes().to_vec(),
         "application/x-pem-file",
     ));
@@ -163,12 +171,27 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
         0,
         bytes_entry("manifest.json".into(), manifest_bytes, "application/json"),
     );
+    let sums = checksums(&entries);
+    entries.push(bytes_entry(
+        CHECKSUMS.into(),
+        sums.into_bytes(),
+        "text/plain",
+    ));
     let asic_manifest = asic_manifest(&entries);
     BundlePlan {
         letter_id: input.letter_id.to_string(),
         entries,
         asic_manifest,
     }
+}
+
+/// `SHA256SUMS`: one `<hex>  <path>` line per entry, the format `sha256sum -c` reads. Paths
+/// are [`safe_name`]s under fixed folders, so they hold no space, quote or newline.
+fn checksums(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{}  {}\n", e.sha256, e.path))
+        .collect()
 }
 
 /// Writes the zip: `mimetype` (stored, first), the data entries, the ASiC manifest and its seal.
@@ -240,7 +263,9 @@ fn safe_name(name: &str) -> String {
     }
 }
 
-/// ETSI EN 319 162-1 §A.7 ASiCManifest: every data object with its SHA-256.
+/// ETSI EN 319 162-1 §A.7 ASiCManifest: every data object with its SHA-256. Each reference
+/// stands on one line, so that `grep` can pick a file's line and compare its digest (see
+/// `VERIFY.txt`); XML does not care.
 fn asic_manifest(entries: &[Entry]) -> Vec<u8> {
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\
@@ -250,10 +275,10 @@ fn asic_manifest(entries: &[Entry]) -> Vec<u8> {
     for e in entries {
         let digest = hex::decode(&e.sha256).unwrap_or_default();
         xml.push_str(&format!(
-            "  <asic:DataObjectReference URI=\"{}\" MimeType=\"{}\">\n\
-             \x20   <ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\n\
-             \x20   <ds:DigestValue>{}</ds:DigestValue>\n\
-             \x20 </asic:DataObjectReference>\n",
+            "  <asic:DataObjectReference URI=\"{}\" MimeType=\"{}\">\
+             <ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/>\
+             <ds:DigestValue>{}</ds:DigestValue>\
+             </asic:DataObjectReference>\n",
             e.path,
             e.media_type,
             base64::engine::general_purpose::STANDARD.encode(digest)
@@ -263,9 +288,20 @@ fn asic_manifest(entries: &[Entry]) -> Vec<u8> {
     xml.into_bytes()
 }
 
-/// How to check the bundle with common tools only, in French then English.
+/// Marks a command line in `VERIFY.txt`: what follows is typed as is, from the folder where
+/// the bundle was unzipped, and must succeed (exit status 0). Nothing else starts with it.
+pub const COMMAND_PROMPT: &str = "$ ";
+
+/// How to check the bundle with `openssl`, `sha256sum` and `grep` only, explained in French
+/// then English, with one command list shared by both (each command on its own line behind
+/// [`COMMAND_PROMPT`], so that a test can run exactly what a judge would type).
+///
+/// The trust path the commands follow: the provider's seal over `META-INF/ASiCManifest.xml`
+/// (step 1) → the digest of `SHA256SUMS` written in that sealed manifest (step 2) → the
+/// digest of every other file in `SHA256SUMS` (step 3); then each record's own seal and
+/// RFC 3161 timestamp (step 4), the chain of records (step 5) and the documents named by the
+/// deposit record (step 6).
 fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
-    let mut commands = String::new();
     let stems: Vec<&str> = entries
         .iter()
         .filter_map(|e| {
@@ -274,41 +310,153 @@ fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
                 .filter(|p| p.starts_with("evidence/"))
         })
         .collect();
+    let documents: Vec<&str> = entries
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| p.starts_with("documents/"))
+        .collect();
+    let run = |out: &mut String, command: String| {
+        out.push_str(COMMAND_PROMPT);
+        out.push_str(&command);
+        out.push('\n');
+    };
+    let mut c = String::new();
+    c.push_str(
+        "1. Sceau du prestataire sur le manifeste ASiC / The provider's seal over the ASiC manifest\n",
+    );
+    run(
+        &mut c,
+        format!(
+            "openssl cms -verify -binary -inform DER -in {ASIC_SIGNATURE} -content {ASIC_MANIFEST} -CAfile {ROOTS} -purpose any -out /dev/null"
+        ),
+    );
+    c.push_str(
+        "\n2. SHA256SUMS est celui que le manifeste scellé désigne / SHA256SUMS is the one the sealed manifest names\n",
+    );
+    run(
+        &mut c,
+        format!(
+            "grep -F 'URI=\"{CHECKSUMS}\"' {ASIC_MANIFEST} | grep -qF \"<ds:DigestValue>$(openssl dgst -sha256 -binary {CHECKSUMS} | openssl base64 -A)</ds:DigestValue>\" && echo '{CHECKSUMS}: OK'"
+        ),
+    );
+    c.push_str("\n3. Empreinte de chaque fichier / Digest of every file\n");
+    run(&mut c, format!("sha256sum --strict -c {CHECKSUMS}"));
+    c.push_str(
+        "\n4. Horodatage RFC 3161 et cachet de chaque preuve / RFC 3161 timestamp and seal of every record\n",
+    );
     for stem in &stems {
-        commands.push_str(&format!(
-            "  openssl ts -verify -data {stem}.json -in {stem}.tsr -token_in -CAfile certs/roots.pem\n\
-             \x20 openssl cms -verify -binary -inform DER -in {stem}.p7s -content {stem}.json -CAfile certs/roots.pem -purpose any -out /dev/null\n\
-             \x20 openssl ts -reply -in {stem}.tsr -token_in -text | grep 'Time stamp'\n"
-        ));
+        run(
+            &mut c,
+            format!(
+                "openssl ts -verify -data {stem}.json -in {stem}.tsr -token_in -CAfile {ROOTS}"
+            ),
+        );
+        run(
+            &mut c,
+            format!(
+                "openssl cms -verify -binary -inform DER -in {stem}.p7s -content {stem}.json -CAfile {ROOTS} -purpose any -out /dev/null"
+            ),
+        );
+        run(
+            &mut c,
+            format!("openssl ts -reply -in {stem}.tsr -token_in -text | grep 'Time stamp'"),
+        );
     }
+    c.push_str("\n5. Chaîne des preuves / Chain of records\n");
+    let mut previous: Option<&str> = None;
+    for stem in &stems {
+        match previous {
+            None => run(
+                &mut c,
+                format!(
+                    "grep -qF '\"previous_evidence_sha256\":null' {stem}.json && echo '{stem}: OK'"
+                ),
+            ),
+            Some(before) => run(
+                &mut c,
+                format!(
+                    "grep -qF \"\\\"previous_evidence_sha256\\\":\\\"$(sha256sum {before}.json | cut -d ' ' -f 1)\\\"\" {stem}.json && echo '{stem}: OK'"
+                ),
+            ),
+        }
+        previous = Some(stem);
+    }
+    c.push_str("\n6. Les documents sont ceux du dépôt / The documents are the deposited ones\n");
+    if let Some(deposit) = stems.first() {
+        for document in &documents {
+            run(
+                &mut c,
+                format!(
+                    "grep -qF \"\\\"sha256\\\":\\\"$(sha256sum {document} | cut -d ' ' -f 1)\\\"\" {deposit}.json && echo '{document}: OK'"
+                ),
+            );
+        }
+    }
+    c.push_str("\n7. Empreinte des certificats racines / Fingerprint of the root certificates\n");
+    run(&mut c, format!("sha256sum {ROOTS}"));
     format!(
-        "Dossier de preuves / Proof bundle — lettre {letter_id}\n\
+        "Dossier de preuves / Proof bundle — lettre / letter {letter_id}\n\
          =====================================================================\n\n\
          FRANÇAIS\n\n\
          Ce dossier contient la lettre telle que déposée (documents/), chaque preuve (evidence/ :\n\
          l'enregistrement .json, son cachet électronique .p7s et son horodatage RFC 3161 .tsr),\n\
-         et les certificats racines (certs/roots.pem). Chaque preuve .json contient le SHA-256\n\
-         de la preuve précédente (champ previous_evidence_sha256) : la chaîne ne peut être\n\
-         modifiée sans que cela se voie.\n\n\
-         1. Intégrité de chaque fichier : comparez `sha256sum <fichier>` avec manifest.json.\n\
-         2. Horodatage et cachet de chaque preuve (OpenSSL 3) :\n\n{commands}\n\
-         3. Chaîne : `sha256sum evidence/01-….json` doit égaler previous_evidence_sha256 de la preuve 02, etc.\n\
-         4. Documents : le SHA-256 de chaque fichier de documents/ doit figurer dans content[] des preuves.\n\n\
-         Vérifiez que certs/roots.pem est bien l'ancre de confiance publiée par le prestataire\n\
-         (obtenue par un autre canal) : une vérification ancrée seulement dans ce dossier ne prouve\n\
-         rien sur son origine. L'outil `recommande verify` fait toutes ces vérifications.\n\n\
+         les certificats racines du prestataire (certs/roots.pem), manifest.json et SHA256SUMS\n\
+         (l'empreinte SHA-256 de chaque fichier). META-INF/ASiCManifest.xml liste chaque fichier\n\
+         avec son empreinte ; il est scellé par le prestataire (META-INF/signature001.p7s).\n\n\
+         Décompressez le dossier, placez-vous dans le répertoire obtenu et tapez les commandes de\n\
+         la liste COMMANDES ci-dessous : chaque ligne qui commence par « $ » est une commande à\n\
+         taper telle quelle (sans le « $ »). Chacune doit réussir ; OpenSSL 3 et les outils GNU\n\
+         (sha256sum, grep, cut) suffisent.\n\n\
+         1. Le sceau du prestataire couvre le manifeste ASiC (« CMS Verification successful »).\n\
+         2. L'empreinte de SHA256SUMS est celle que ce manifeste scellé indique : SHA256SUMS est\n\
+         \x20  donc bien la liste scellée par le prestataire.\n\
+         3. Chaque fichier a l'empreinte que SHA256SUMS indique (« OK » pour chacun) : aucun\n\
+         \x20  fichier n'a été modifié depuis le scellement.\n\
+         4. Chaque preuve est horodatée (« Verification: OK ») et scellée (« CMS Verification\n\
+         \x20  successful ») ; la ligne « Time stamp » donne l'heure prouvée, en UTC.\n\
+         5. Chaque preuve contient l'empreinte SHA-256 de la précédente (champ\n\
+         \x20  previous_evidence_sha256, null pour la première) : la chaîne ne peut être modifiée,\n\
+         \x20  réordonnée ou amputée sans que cela se voie.\n\
+         6. L'empreinte de chaque document figure dans la preuve de dépôt (content[].sha256).\n\
+         7. Comparez l'empreinte de certs/roots.pem avec celle des certificats racines publiés\n\
+         \x20  par le prestataire (/v1/trust/roots.pem sur son site), obtenus par un autre canal :\n\
+         \x20  une vérification ancrée seulement dans ce dossier prouve son intégrité, pas son\n\
+         \x20  origine.\n\n\
+         OpenSSL juge les certificats à la date du jour. Si un certificat a expiré depuis,\n\
+         ajoutez à la commande « -attime » suivi de l'heure prouvée en secondes depuis 1970,\n\
+         par exemple : -attime $(date -u -d 'Nov 23 09:13:44 2026 GMT' +%s)\n\
+         L'outil `recommande verify` et la page /verify du prestataire font toutes ces\n\
+         vérifications, et vérifient en plus l'ordre des événements et le délai de 15 jours.\n\n\
          ENGLISH\n\n\
          This bundle holds the letter as deposited (documents/), every piece of evidence\n\
-         (evidence/: the .json record, its electronic seal .p7s and its RFC 3161 timestamp .tsr)\n\
-         and the root certificates (certs/roots.pem). Each record carries the SHA-256 of the\n\
-         previous one (previous_evidence_sha256), so the chain cannot change unnoticed.\n\n\
-         1. Integrity of every file: compare `sha256sum <file>` with manifest.json.\n\
-         2. Timestamp and seal of every record: the openssl commands above.\n\
-         3. Chain: the SHA-256 of record NN must equal previous_evidence_sha256 of record NN+1.\n\
-         4. Documents: each file's SHA-256 must appear in the records' content[].\n\n\
-         Check that certs/roots.pem is the trust anchor the provider publishes (obtained through\n\
-         another channel): trust anchored only in this bundle proves nothing about its origin.\n\
-         `recommande verify` runs all of these checks.\n"
+         (evidence/: the .json record, its electronic seal .p7s and its RFC 3161 timestamp .tsr),\n\
+         the provider's root certificates (certs/roots.pem), manifest.json and SHA256SUMS (the\n\
+         SHA-256 of every file). META-INF/ASiCManifest.xml lists every file with its digest and\n\
+         is sealed by the provider (META-INF/signature001.p7s).\n\n\
+         Unzip the bundle, change into the folder it gives, and type the COMMANDS below: every\n\
+         line starting with \"$ \" is a command to type as is (without the \"$ \"). Each must\n\
+         succeed; OpenSSL 3 and the GNU tools (sha256sum, grep, cut) are all you need.\n\n\
+         1. The provider's seal covers the ASiC manifest (\"CMS Verification successful\").\n\
+         2. The digest of SHA256SUMS is the one written in that sealed manifest, so SHA256SUMS\n\
+         \x20  is the list the provider sealed.\n\
+         3. Every file has the digest SHA256SUMS gives (\"OK\" for each): nothing changed since\n\
+         \x20  the bundle was sealed.\n\
+         4. Every record is timestamped (\"Verification: OK\") and sealed (\"CMS Verification\n\
+         \x20  successful\"); the \"Time stamp\" line is the proven time, in UTC.\n\
+         5. Every record holds the SHA-256 of the one before it (previous_evidence_sha256, null\n\
+         \x20  for the first), so the chain cannot be changed, reordered or cut unnoticed.\n\
+         6. The digest of every document is in the deposit record (content[].sha256).\n\
+         7. Compare the digest of certs/roots.pem with that of the root certificates the provider\n\
+         \x20  publishes (/v1/trust/roots.pem on its site), obtained through another channel: trust\n\
+         \x20  anchored only in this bundle proves its integrity, not its origin.\n\n\
+         OpenSSL judges certificates as of today. Once a certificate has expired, add \"-attime\"\n\
+         and the proven time in seconds since 1970 to the command, for example:\n\
+         -attime $(date -u -d 'Nov 23 09:13:44 2026 GMT' +%s)\n\
+         `recommande verify` and the provider's /verify page run all of these checks, and also\n\
+         check the order of events and the 15-day window.\n\n\
+         COMMANDES / COMMANDS\n\
+         =====================================================================\n\n\
+         {c}"
     )
 }
 

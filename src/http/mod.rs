@@ -3,6 +3,8 @@
 //! API handlers parse and check input, call the service, and map every error through
 //! [`problem::Problem`]; the pages ([`pages`]) answer with HTML error pages instead.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
@@ -27,6 +29,8 @@ pub mod pages;
 pub mod problem;
 pub mod recipient;
 pub mod system;
+pub mod throttle;
+pub mod verification;
 pub mod webhooks;
 
 use problem::Problem;
@@ -41,6 +45,12 @@ pub fn router(service: Service) -> Router {
     let upload_limit = usize::try_from(service.settings.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(MULTIPART_OVERHEAD);
+    // One budget per client address for every public verification, page or API.
+    let throttle = Arc::new(throttle::ClientThrottle::new(
+        service.settings.verify_requests_per_minute,
+    ));
+    let api_refusal: throttle::Refusal =
+        Arc::new(|_, wait| Problem::rate_limited(wait).into_response());
     Router::new()
         .route("/healthz", get(system::healthz))
         .route(
@@ -123,7 +133,14 @@ pub fn router(service: Service) -> Router {
             get(webhooks::show).delete(webhooks::delete),
         )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .merge(pages::routes(service.clone()))
+        .route(
+            "/v1/verify/{letter_id}",
+            get(verification::verify_letter_api).layer(axum::middleware::from_fn_with_state(
+                (throttle.clone(), api_refusal),
+                throttle::limit,
+            )),
+        )
+        .merge(pages::routes(service.clone(), throttle))
         .fallback(|| async { Problem::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             Problem::new_status(

@@ -58,6 +58,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::log::head_of_size,
         super::log::inclusion,
         super::log::consistency,
+        super::verification::verify_letter_api,
         openapi_json,
     ),
     components(schemas(
@@ -68,7 +69,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
         DeliveryStatus, crate::log::PublishedTreeHead, crate::log::InclusionProof,
-        crate::log::ConsistencyProof
+        crate::log::ConsistencyProof, super::verification::LetterVerification,
+        super::verification::VerifiedEvent, super::verification::CheckVerdict
     )),
     modifiers(&BearerApiKey),
     tags(
@@ -78,6 +80,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         (name = "consents", description = "Consumers' prior consent to electronic registered letters (CPCE L.100)"),
         (name = "webhooks", description = "Signed notifications of letter events, retried for 48 hours"),
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
+        (name = "verification", description = "Public verification of a letter's evidence with the code printed on its proofs"),
         (name = "recipient", description = "The recipient's side: identify, accept or refuse, download"),
         (name = "service", description = "Health and API description"),
         (name = "log", description = "The transparency log (RFC 9162 Merkle tree) over every evidence record: signed tree heads, inclusion and consistency proofs"),

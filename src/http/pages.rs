@@ -11,6 +11,8 @@
 //! CPCE R.53-3: the sender's identity is shown only after the recipient has accepted or
 //! refused. Errors are HTML pages with the matching status, never problem+json.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Request, State};
@@ -23,6 +25,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::recipient::{Client, session_cookie, session_token};
+use super::throttle::ClientThrottle;
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::letter::{LetterState, Sender};
 use crate::lifecycle::{Decision, LifecycleError, RecipientLetter};
@@ -30,6 +33,7 @@ use crate::mail::mask_address;
 use crate::service::Service;
 use crate::window::last_minute;
 
+mod verify;
 mod wording;
 
 pub use wording::{ENGLISH, FRENCH, Wording};
@@ -43,8 +47,9 @@ pub const MAX_FORM_BODY: usize = 4096;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self' 'unsafe-inline'; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The routes of the recipient pages, with their response headers.
-pub fn routes(service: Service) -> Router<Service> {
+/// The routes of the recipient pages and of the public verification page, with their
+/// response headers.
+pub fn routes(service: Service, throttle: Arc<ClientThrottle>) -> Router<Service> {
     Router::new()
         .route("/r/{token}", get(landing))
         .route("/r/{token}/code", get(code_form).post(request_code))
@@ -52,6 +57,7 @@ pub fn routes(service: Service) -> Router<Service> {
         .route("/r/{token}/accept", post(accept))
         .route("/r/{token}/refuse", post(refuse))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
+        .merge(verify::routes(&service, throttle))
         .layer(middleware::from_fn_with_state(service, page_headers))
 }
 
@@ -326,8 +332,12 @@ struct Chrome {
     provider: String,
     /// Path the FR/EN links point at (with `?lang=`).
     switch_path: String,
+    /// `?` before `lang=`, or `&` when `switch_path` already has a query.
+    lang_joiner: char,
     /// The development PKI seals the evidence: say it is not qualified (DESIGN §4).
     development: bool,
+    /// The footer line.
+    footer: &'static str,
 }
 
 impl Chrome {
@@ -336,8 +346,10 @@ impl Chrome {
             t: lang.wording(),
             title: title.to_string(),
             provider: service.settings.provider_name.clone(),
+            lang_joiner: if switch_path.contains('?') { '&' } else { '?' },
             switch_path,
             development: service.trust.development,
+            footer: lang.wording().footer,
         }
     }
 }
@@ -807,6 +819,11 @@ fn origin_of(url: &str) -> Option<String> {
 /// cookie when `?lang=` chose one.
 async fn page_headers(State(service): State<Service>, request: Request, next: Next) -> Response {
     let chosen = Lang::from_query(request.uri());
+    let cookie_path = if request.uri().path().starts_with("/verify") {
+        "/verify"
+    } else {
+        "/r"
+    };
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(
@@ -831,7 +848,7 @@ async fn page_headers(State(service): State<Service>, request: Request, next: Ne
         // Lax, not Strict: the language should hold when the recipient comes back from the
         // notification mail (a cross-site navigation). It carries no authority.
         let value = format!(
-            "{LANG_COOKIE}={}; Path=/r; Max-Age=31536000; SameSite=Lax{secure}",
+            "{LANG_COOKIE}={}; Path={cookie_path}; Max-Age=31536000; SameSite=Lax{secure}",
             lang.wording().lang
         );
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -204,6 +204,19 @@ impl Problem {
         Problem::new(status, slug, "Identification refused", detail)
     }
 
+    /// 429: too many public verifications from one client address.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!(
+                "too many verifications from this address; retry in {} s (see Retry-After)",
+                wait.as_secs().saturating_add(1)
+            ),
+        )
+    }
+
     /// 404: the embedded TSA is not enabled on this instance.
     pub fn tsa_disabled() -> Self {
         Problem::new(

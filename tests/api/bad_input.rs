@@ -428,7 +428,7 @@ async fn huge_upload_response(address: &str, key: &str) -> String {
 /// Sends only the head of a POST announcing `length` body bytes and returns what the server
 /// answers. Sending a real oversized body would race with the server closing the connection
 /// once it has refused it; announcing it is deterministic.
-async fn head_only_response(
+pub(crate) async fn head_only_response(
     address: &str,
     path: &str,
     headers: &[(&str, &str)],

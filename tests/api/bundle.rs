@@ -10,10 +10,13 @@ use recommande::clock::SystemClock;
 use recommande::trust::TrustAnchors;
 use serde_json::{Value, json};
 
-use crate::helpers::{Engine, TestApp, openssl, path, spawn_app_with};
+use crate::helpers::{Engine, TestApp, openssl, path, rfc3161_client_verify, spawn_app_with};
 use crate::smtp::{SmtpSink, body_text, code, link_token};
 
-crate::on_both_engines!(a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli);
+crate::on_both_engines!(
+    a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli,
+    the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampered_copy,
+);
 
 /// A letter taken through deposit → notification → acceptance → handover.
 pub(crate) async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
@@ -68,7 +71,7 @@ pub(crate) async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
     id
 }
 
-async fn bundle_bytes(app: &TestApp, id: &str) -> Vec<u8> {
+pub(crate) async fn bundle_bytes(app: &TestApp, id: &str) -> Vec<u8> {
     let response = app.get(&format!("/v1/letters/{id}/bundle.zip")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -78,7 +81,7 @@ async fn bundle_bytes(app: &TestApp, id: &str) -> Vec<u8> {
     response.bytes().await.expect("bytes").to_vec()
 }
 
-fn unzip(bytes: &[u8], dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn unzip(bytes: &[u8], dir: &std::path::Path) -> Vec<String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
     let mut names = Vec::new();
     for i in 0..zip.len() {
@@ -164,27 +167,8 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
             .any(|n| n == "proofs/refusal.pdf" || n == "proofs/non_claim.pdf")
     );
 
-    // The openssl recipe of VERIFY.txt, run as written, from inside the bundle.
-    let verify_txt = std::fs::read_to_string(unpacked.join("VERIFY.txt")).expect("VERIFY.txt");
-    let commands: Vec<&str> = verify_txt
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("openssl ts -verify") || l.starts_with("openssl cms -verify"))
-        .collect();
-    assert_eq!(commands.len(), 8, "two commands per evidence record");
-    for command in commands {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .current_dir(&unpacked)
-            .output()
-            .expect("sh");
-        assert!(
-            out.status.success(),
-            "{command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // VERIFY.txt's own commands are run by
+    // `the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampered_copy`.
     // Every file's digest is the one in manifest.json (sha256sum-style check).
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(unpacked.join("manifest.json")).expect("manifest"))
@@ -251,7 +235,7 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
 
 /// Rebuilds `bytes` with `change` applied to the member list (name, data), keeping the order
 /// and the stored/deflated choice of `mimetype`.
-fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
+pub(crate) fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
     let mut members = Vec::new();
     for i in 0..zip.len() {
@@ -366,4 +350,183 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
     let failures = failed(&swapped, &anchors);
     assert!(failures.iter().any(|f| f == "chain_link"), "{failures:?}");
     assert!(failures.iter().any(|f| f == "event_order"), "{failures:?}");
+}
+
+/// The commands of `VERIFY.txt`: the lines behind the `$ ` prompt, as a judge types them.
+fn verify_txt_commands(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(recommande::bundle::COMMAND_PROMPT))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs each command with `sh -c` inside `dir`; returns the commands that failed, with their
+/// output.
+fn failing_commands(dir: &std::path::Path, commands: &[String]) -> Vec<(String, String)> {
+    commands
+        .iter()
+        .filter_map(|command| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .current_dir(dir)
+                .output()
+                .expect("sh");
+            (!out.status.success()).then(|| {
+                (
+                    command.clone(),
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+async fn the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampered_copy(
+    engine: Engine,
+) {
+    let Some(sink) = SmtpSink::start(&[], 0) else {
+        return;
+    };
+    let url = sink.url();
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await
+    else {
+        return;
+    };
+    let id = accepted_letter(&app, &sink).await;
+    let bytes = bundle_bytes(&app, &id).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let pristine = dir.path().join("pristine");
+    let names = unzip(&bytes, &pristine);
+    let verify_txt = std::fs::read_to_string(pristine.join("VERIFY.txt")).expect("VERIFY.txt");
+    let commands = verify_txt_commands(&verify_txt);
+
+    // The recipe covers the manifest seal, SHA256SUMS, and each of the four records.
+    let count = |needle: &str| commands.iter().filter(|c| c.contains(needle)).count();
+    assert_eq!(count("-in META-INF/signature001.p7s"), 1, "{verify_txt}");
+    assert_eq!(count("sha256sum --strict -c SHA256SUMS"), 1, "{verify_txt}");
+    assert_eq!(count("openssl ts -verify"), 4, "{verify_txt}");
+    assert_eq!(count("openssl cms -verify"), 5, "{verify_txt}");
+    assert_eq!(count("previous_evidence_sha256"), 4, "{verify_txt}");
+    assert_eq!(count("documents/01-relance.pdf"), 1, "{verify_txt}");
+    // SHA256SUMS lists every data file but itself, and the sealed manifest lists SHA256SUMS.
+    let sums = std::fs::read_to_string(pristine.join("SHA256SUMS")).expect("SHA256SUMS");
+    for name in &names {
+        let listed = sums.lines().any(|l| l.ends_with(&format!("  {name}")));
+        let expected =
+            !(name == "mimetype" || name == "SHA256SUMS" || name.starts_with("META-INF/"));
+        assert_eq!(listed, expected, "{name} in SHA256SUMS:\n{sums}");
+    }
+
+    // Run as written, from inside the unzipped bundle: every command succeeds.
+    let failures = failing_commands(&pristine, &commands);
+    assert!(failures.is_empty(), "{failures:#?}");
+
+    // The second, independent RFC 3161 validator agrees on every token, and refuses a token
+    // presented with another record.
+    let roots = pristine.join("certs/roots.pem");
+    let tokens: Vec<&String> = names.iter().filter(|n| n.ends_with(".tsr")).collect();
+    assert_eq!(tokens.len(), 4);
+    for token in &tokens {
+        let record = pristine.join(token.replace(".tsr", ".json"));
+        if let Some((ok, out)) = rfc3161_client_verify(&pristine.join(token), &roots, &record) {
+            assert!(ok, "{token}: {out}");
+        }
+    }
+    if let Some((ok, out)) = rfc3161_client_verify(
+        &pristine.join(tokens[0]),
+        &roots,
+        &pristine.join(tokens[1].replace(".tsr", ".json")),
+    ) {
+        assert!(!ok, "a token verified over another record: {out}");
+    }
+
+    // Tampered copies: one flipped byte, and the command that must catch it fails.
+    let copy = |label: &str, change: &dyn Fn(&std::path::Path)| -> Vec<(String, String)> {
+        let target = dir.path().join(label);
+        unzip(&bytes, &target);
+        change(&target);
+        failing_commands(&target, &commands)
+    };
+    let flip = |file: &std::path::Path| {
+        let mut data = std::fs::read(file).expect("read");
+        let at = data.len() / 2;
+        data[at] ^= 0x01;
+        std::fs::write(file, data).expect("write");
+    };
+    for (member, caught_by) in [
+        (
+            "evidence/02-NotificationForAcceptance.json",
+            "sha256sum --strict -c",
+        ),
+        (
+            "evidence/03-ConsignmentAcceptance.tsr",
+            "sha256sum --strict -c",
+        ),
+        ("documents/01-relance.pdf", "sha256sum --strict -c"),
+        ("manifest.json", "sha256sum --strict -c"),
+        ("SHA256SUMS", "openssl dgst -sha256 -binary SHA256SUMS"),
+        (
+            "META-INF/ASiCManifest.xml",
+            "-content META-INF/ASiCManifest.xml",
+        ),
+    ] {
+        let failures = copy(&member.replace('/', "_"), &|d| flip(&d.join(member)));
+        assert!(
+            failures.iter().any(|(c, _)| c.contains(caught_by)),
+            "one flipped byte in {member} must fail `{caught_by}`; failed: {failures:#?}"
+        );
+    }
+    // The record changed on its own also breaks its seal, its timestamp and the next link.
+    let failures = copy("record", &|d| {
+        flip(&d.join("evidence/02-NotificationForAcceptance.json"))
+    });
+    for needle in [
+        "openssl ts -verify -data evidence/02-NotificationForAcceptance.json",
+        "-content evidence/02-NotificationForAcceptance.json",
+        "sha256sum evidence/02-NotificationForAcceptance.json",
+    ] {
+        assert!(
+            failures.iter().any(|(c, _)| c.contains(needle)),
+            "{needle}: {failures:#?}"
+        );
+    }
+    // A forger who changes a document and rewrites its SHA256SUMS line to match passes
+    // `sha256sum -c`, but SHA256SUMS is then no longer the list the provider sealed.
+    let failures = copy("rewritten-sums", &|d| {
+        let document = d.join("documents/01-relance.pdf");
+        flip(&document);
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(
+            std::fs::read(&document).expect("read"),
+        ));
+        let sums = std::fs::read_to_string(d.join("SHA256SUMS")).expect("sums");
+        let rewritten: String = sums
+            .lines()
+            .map(|l| {
+                if l.ends_with("  documents/01-relance.pdf") {
+                    format!("{digest}  documents/01-relance.pdf\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(d.join("SHA256SUMS"), rewritten).expect("write");
+    });
+    assert!(
+        !failures
+            .iter()
+            .any(|(c, _)| c.contains("sha256sum --strict -c")),
+        "the rewritten list matches the files: {failures:#?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|(c, _)| c.contains("openssl dgst -sha256 -binary SHA256SUMS")),
+        "{failures:#?}"
+    );
 }

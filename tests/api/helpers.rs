@@ -418,3 +418,52 @@ macro_rules! on_both_engines {
         }
     };
 }
+
+/// Python's `rfc3161-client` (strict DER, its own ASN.1 and X.509 code) as a second validator
+/// of an RFC 3161 `TimeStampToken` (`.tsr` as stored in evidence and bundles) over `data`,
+/// anchored in every certificate of `roots`. The token is wrapped in a granted
+/// `TimeStampResp`, the form the library reads. `None` when the module is missing outside CI
+/// (it is installed by .ci/run); in CI a missing module fails the test.
+pub fn rfc3161_client_verify(token: &Path, roots: &Path, data: &Path) -> Option<(bool, String)> {
+    const ORACLE: &str = r#"
+import sys
+from cryptography import x509
+from rfc3161_client import decode_timestamp_response, VerifierBuilder
+token = open(sys.argv[1], 'rb').read()
+body = b'\x30\x03\x02\x01\x00' + token  # PKIStatusInfo { granted } then the token
+n = len(body)
+length = bytes([n]) if n < 128 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, 'big')
+response = decode_timestamp_response(b'\x30' + length + body)
+builder = VerifierBuilder()
+for root in x509.load_pem_x509_certificates(open(sys.argv[2], 'rb').read()):
+    builder = builder.add_root_certificate(root)
+builder.build().verify_message(response, open(sys.argv[3], 'rb').read())
+print("rfc3161-client: verified, genTime", response.tst_info.gen_time)
+"#;
+    let probe = Command::new("python3")
+        .args(["-c", "import rfc3161_client"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 module rfc3161_client is missing in CI (pip install rfc3161-client)"
+        );
+        eprintln!(
+            "NOTICE: python3 module rfc3161_client missing; the second RFC 3161 validator was not run (pip install rfc3161-client)"
+        );
+        return None;
+    }
+    let output = Command::new("python3")
+        .args(["-c", ORACLE])
+        .arg(token)
+        .arg(roots)
+        .arg(data)
+        .output()
+        .expect("python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some((output.status.success(), text))
+}

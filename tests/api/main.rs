@@ -18,4 +18,5 @@ mod proofs;
 mod restart;
 mod smtp;
 mod tsa;
+mod verification;
 mod webhooks;

@@ -247,6 +247,7 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         ("/v1/log/tree-heads/{size}", "get"),
         ("/v1/log/proofs/inclusion", "get"),
         ("/v1/log/proofs/consistency", "get"),
+        ("/v1/verify/{letter_id}", "get"),
     ] {
         assert!(
             paths.get(route).and_then(|p| p.get(method)).is_some(),

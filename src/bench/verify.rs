@@ -1,0 +1,247 @@
+//! `recommande bench verify`: how long the offline verifier takes on a realistic proof bundle
+//! (DESIGN §9 target: ≤ 10 ms for a 6-evidence bundle).
+//!
+//! A service is started on a temporary SQLite database with the development PKI, like
+//! `bench deposit`; six evidence records of one letter are sealed and timestamped with its
+//! real keys (deposit, notification, acceptance, then one content handover per document, so
+//! three documents of 200 KiB), laid out and sealed as the bundle route does, and the zip is
+//! verified in memory `iterations` times against the service's anchors.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::verify::verify_bundle;
+use crate::bundle::{BundleInput, plan, write};
+use crate::clock::{SystemClock, rfc3339_micros, unix_micros};
+use crate::config::{Overrides, Settings};
+use crate::evidence::{ContentItem, EvidenceEvent, PartyInfo, deposit_record};
+use crate::service::Service;
+use crate::storage::{DocumentRow, EvidenceRow};
+
+/// Documents in the benchmark letter.
+const DOCUMENTS: usize = 3;
+/// Size of each document.
+const DOCUMENT_BYTES: usize = 200 * 1024;
+
+/// Figures of one run.
+#[derive(Debug, Clone)]
+pub struct VerifyBenchReport {
+    /// Evidence records in the bundle.
+    pub evidence: usize,
+    /// Size of the zip.
+    pub bundle_bytes: usize,
+    /// Verifications run.
+    pub iterations: usize,
+    /// Bundles verified per second.
+    pub bundles_per_second: f64,
+    /// Mean milliseconds per bundle.
+    pub mean_ms: f64,
+    /// Slowest verification, milliseconds.
+    pub max_ms: f64,
+}
+
+impl fmt::Display for VerifyBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "bench verify ({} evidence records, {DOCUMENTS} documents of {} KiB, bundle {} KiB; {} verifications)",
+            self.evidence,
+            DOCUMENT_BYTES / 1024,
+            self.bundle_bytes / 1024,
+            self.iterations
+        )?;
+        writeln!(
+            f,
+            "  verify_bundle : {:>8.1} bundles/s",
+            self.bundles_per_second
+        )?;
+        write!(
+            f,
+            "  per bundle    : {:>8.2} ms mean, {:.2} ms max (target ≤ 10 ms)",
+            self.mean_ms, self.max_ms
+        )
+    }
+}
+
+/// Runs the benchmark in a fresh temporary directory.
+pub async fn run(iterations: usize) -> anyhow::Result<VerifyBenchReport> {
+    anyhow::ensure!(iterations > 0, "--iterations must be positive");
+    let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
+    let result = run_in(&dir, iterations).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(dir: &std::path::Path, iterations: usize) -> anyhow::Result<VerifyBenchReport> {
+    let settings = Settings::load_from(
+        &Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            ..Overrides::default()
+        },
+        |_| None,
+    )?;
+    let service = Service::start(settings, Arc::new(SystemClock))
+        .await
+        .context("starting the service")?;
+    let bundle = build_bundle(&service, dir)?;
+    service.storage.close().await;
+    let anchors = service.anchors.clone();
+
+    // Warm-up, and a check that the figure is about a valid bundle.
+    let report = verify_bundle(std::io::Cursor::new(&bundle.0), Some(&anchors))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        report.is_valid(),
+        "the benchmark bundle does not verify: {:?}",
+        report.checks.iter().find(|c| !c.passed)
+    );
+
+    let mut max = std::time::Duration::ZERO;
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let one = Instant::now();
+        let report = verify_bundle(std::io::Cursor::new(&bundle.0), Some(&anchors))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        max = max.max(one.elapsed());
+        anyhow::ensure!(report.is_valid(), "a verification failed");
+    }
+    let total = started.elapsed().as_secs_f64();
+    Ok(VerifyBenchReport {
+        evidence: bundle.1,
+        bundle_bytes: bundle.0.len(),
+        iterations,
+        bundles_per_second: iterations as f64 / total,
+        mean_ms: total * 1000.0 / iterations as f64,
+        max_ms: max.as_secs_f64() * 1000.0,
+    })
+}
+
+/// The zip of a letter with six sealed and timestamped records, and the record count.
+fn build_bundle(service: &Service, dir: &std::path::Path) -> anyhow::Result<(Vec<u8>, usize)> {
+    let now = service.clock.now();
+    let letter_id = uuid::Uuid::now_v7().to_string();
+    let mut documents = Vec::new();
+    for i in 0..DOCUMENTS {
+        let mut bytes = format!("%PDF-1.7\n% recommande bench verify, document {i}\n").into_bytes();
+        bytes.resize(DOCUMENT_BYTES, b'.');
+        let path = dir.join(format!("document-{i}.pdf"));
+        std::fs::write(&path, &bytes).context("writing a document")?;
+        let row = DocumentRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: "bench".into(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as i64,
+            media_type: "application/pdf".into(),
+            filename: format!("relance-{i}.pdf"),
+            created_at: unix_micros(now),
+        };
+        documents.push((row, path));
+    }
+    let content: Vec<ContentItem> = documents
+        .iter()
+        .map(|(d, _)| ContentItem {
+            document_id: d.id.clone(),
+            name: d.filename.clone(),
+            media_type: d.media_type.clone(),
+            size: d.size as u64,
+            sha256: d.sha256.clone(),
+        })
+        .collect();
+    let party = |name: &str, email: &str, kind: Option<&str>| PartyInfo {
+        name: name.into(),
+        email: email.into(),
+        organization: None,
+        kind: kind.map(str::to_string),
+        identity: None,
+    };
+    let deadline = rfc3339_micros(now + time::Duration::days(15));
+    let mut events = vec![
+        (EvidenceEvent::SubmissionAcceptance, Map::new()),
+        (
+            EvidenceEvent::NotificationForAcceptance,
+            Map::from_iter([("deadline".to_string(), Value::String(deadline))]),
+        ),
+        (EvidenceEvent::ConsignmentAcceptance, Map::new()),
+    ];
+    for (d, _) in &documents {
+        events.push((
+            EvidenceEvent::ContentHandover,
+            Map::from_iter([("document_id".to_string(), Value::String(d.id.clone()))]),
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut previous: Option<String> = None;
+    for (seq, (event, details)) in events.into_iter().enumerate() {
+        let evidence_id = uuid::Uuid::now_v7().to_string();
+        let mut record = deposit_record(
+            &evidence_id,
+            &letter_id,
+            now,
+            service.sealer.provider(),
+            service.sealer.policy(),
+            party(
+                "Cabinet de recouvrement Exemple",
+                "envoi@recouvrement.example",
+                None,
+            ),
+            party(
+                "SARL Débitrice",
+                "compta@debitrice.example",
+                Some("professional"),
+            ),
+            content.clone(),
+            details,
+        );
+        record.event = event;
+        record.event_uri = event.uri();
+        record.previous_evidence_sha256 = previous.clone();
+        let sealed = service
+            .sealer
+            .seal_with_embedded_tsa(record, now)
+            .context("the benchmark needs the embedded TSA")??;
+        previous = Some(hex::encode(sealed.sha256));
+        rows.push(EvidenceRow {
+            seq: seq as i64 + 1,
+            id: evidence_id,
+            letter_id: letter_id.clone(),
+            event: event.name().to_string(),
+            event_time: unix_micros(now),
+            record_sha256: hex::encode(sealed.sha256),
+            record: sealed.bytes,
+            seal: sealed.seal,
+            timestamp_token: sealed.timestamp_token,
+            created_at: unix_micros(now),
+        });
+    }
+    // The PDF proofs the download route adds, rendered from the same records.
+    let code = service.lifecycle.verification_code(&letter_id);
+    let context = crate::proof::ProofContext {
+        letter_id: &letter_id,
+        evidence: &rows,
+        provider_name: &service.settings.provider_name,
+        verification_code: &code,
+        public_url: &service.settings.public_url,
+        development_pki: service.trust.development,
+    };
+    let mut proofs = Vec::new();
+    for kind in crate::proof::ProofKind::ALL {
+        if let Some(pdf) = crate::proof::render(kind, &context)? {
+            proofs.push((kind.file_name(), pdf));
+        }
+    }
+    let plan = plan(&BundleInput {
+        letter_id: &letter_id,
+        evidence: &rows,
+        documents: &documents,
+        roots_pem: &service.anchors_pem,
+        proofs: &proofs,
+    });
+    let seal = service.sealer.seal_bytes(&plan.asic_manifest, now)?;
+    let zip = write(&plan, &seal, std::io::Cursor::new(Vec::new()))?;
+    Ok((zip.into_inner(), rows.len()))
+}
