@@ -1,5 +1,6 @@
 //! Background workers: the outbox (notifications, reminders, webhook events), webhook
-//! deliveries and the non-claim sweep. Each loop survives errors (logged) and stops with the process.
+//! deliveries, the non-claim sweep and the resumption of interrupted batches. Each loop
+//! survives errors (logged) and stops with the process.
 
 use std::time::Duration;
 
@@ -47,5 +48,7 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
         service.clock.clone(),
         WEBHOOK_INTERVAL,
     );
-    vec![outbox, expiry, webhooks]
+    // At start too: batches left depositing by a stopped process are taken over.
+    let batches = crate::batch::run::spawn_resumer(service.batches.clone());
+    vec![outbox, expiry, webhooks, batches]
 }
