@@ -176,7 +176,9 @@ pub enum BatchInputError {
     #[error("the batch has no letter")]
     Empty,
     /// More than [`MAX_LETTERS_PER_BATCH`] letters.
-    #[error("the batch has {count} letters; at most {MAX_LETTERS_PER_BATCH} are accepted per batch: split it")]
+    #[error(
+        "the batch has {count} letters; at most {MAX_LETTERS_PER_BATCH} are accepted per batch: split it"
+    )]
     TooManyLetters {
         /// Letters in the body.
         count: usize,
@@ -260,8 +262,8 @@ fn merge_into(base: &mut Map<String, Value>, over: Map<String, Value>) {
 /// Reads a JSON batch body: `{"defaults":{…},"letters":[…],"mode":"valid_rows"}`.
 pub fn read_json(body: &[u8]) -> Result<BatchInput, BatchInputError> {
     let text = utf8(body)?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| BatchInputError::MalformedJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| BatchInputError::MalformedJson(e.to_string()))?;
     let Value::Object(mut obj) = value else {
         return Err(BatchInputError::Fields(vec![field_error(
             "",
@@ -418,7 +420,9 @@ pub fn read_csv(
         if count > MAX_LETTERS_PER_BATCH {
             // Count the rest to give the exact figure.
             let rest = reader.records().count();
-            return Err(BatchInputError::TooManyLetters { count: count + rest });
+            return Err(BatchInputError::TooManyLetters {
+                count: count + rest,
+            });
         }
         if record.len() != columns.len() {
             row_errors.push(RowError {
@@ -521,7 +525,8 @@ pub fn column_type(name: &str) -> Option<ColumnType> {
         loop {
             match (a.next(), b.next()) {
                 (None, None) => return Some(*kind),
-                (Some("#"), Some(seg)) if !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_digit()) => {}
+                (Some("#"), Some(seg))
+                    if !seg.is_empty() && seg.bytes().all(|c| c.is_ascii_digit()) => {}
                 (Some(p), Some(seg)) if p == seg => {}
                 _ => return None,
             }
@@ -628,7 +633,10 @@ mod tests {
             assert_eq!(input.rows.len(), 2, "{sep}");
             assert_eq!(input.rows[0].row, 2);
             assert_eq!(input.rows[1].row, 4, "blank lines keep the numbering");
-            assert_eq!(input.rows[0].letter["recipient"]["name"], format!("Dupont{sep} SARL"));
+            assert_eq!(
+                input.rows[0].letter["recipient"]["name"],
+                format!("Dupont{sep} SARL")
+            );
             assert_eq!(input.rows[0].letter["documents"], json!([DOC, DOC]));
             let errors = check_letter(&input.rows[1]).expect_err("invalid");
             let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -640,8 +648,8 @@ mod tests {
 
     #[test]
     fn unknown_duplicate_and_missing_columns_are_named() {
-        let err = read_csv(b"recipient.name;colour;recipient.name\nA;b;c\n", None)
-            .expect_err("refused");
+        let err =
+            read_csv(b"recipient.name;colour;recipient.name\nA;b;c\n", None).expect_err("refused");
         let BatchInputError::Fields(errors) = err else {
             panic!("{err:?}");
         };
@@ -658,7 +666,13 @@ mod tests {
     #[test]
     fn a_body_that_is_not_utf8_is_refused_with_its_position() {
         let err = read_csv(b"recipient.name\nD\xe9biteur\n", None).expect_err("latin-1");
-        assert_eq!(err, BatchInputError::NotUtf8 { line: 2, offset: 16 });
+        assert_eq!(
+            err,
+            BatchInputError::NotUtf8 {
+                line: 2,
+                offset: 16
+            }
+        );
     }
 
     #[test]

@@ -19,9 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::{
-    BatchInput, BatchMode, BatchRow, BatchState, RowError, check_letter,
-};
+use super::{BatchInput, BatchMode, BatchRow, BatchState, RowError, check_letter};
 use crate::api_key::Caller;
 use crate::clock::{Clock, rfc3339_micros, unix_micros};
 use crate::consent::check_for_deposit;
@@ -29,8 +27,8 @@ use crate::deposit::{DepositError, Deposits};
 use crate::evidence::hex_digest;
 use crate::letter::{DepositRequest, RecipientKind};
 use crate::storage::{
-    BatchChunk, ConsentRow, DocumentRow, IdempotencyRow, NewBatch, NewDeposit, NewEvidence, NewJob, Storage,
-    StorageError,
+    BatchChunk, ConsentRow, DocumentRow, IdempotencyRow, NewBatch, NewDeposit, NewEvidence, NewJob,
+    Storage, StorageError,
 };
 
 /// Letters per committed chunk in `valid_rows` mode: large enough for multi-row inserts to
@@ -247,8 +245,12 @@ impl Batches {
                     request,
                 }),
                 Err(_) => {
-                    self.fail(&caller, id, &format!("stored row {} no longer parses", row.row))
-                        .await;
+                    self.fail(
+                        &caller,
+                        id,
+                        &format!("stored row {} no longer parses", row.row),
+                    )
+                    .await;
                     return Ok(());
                 }
             }
@@ -281,8 +283,12 @@ impl Batches {
                 Err(row_errors) => errors.extend(row_errors),
             }
         }
-        let documents = self.documents_of(caller, parsed.iter().map(|p| &p.0)).await?;
-        let consents = self.consents_of(caller, parsed.iter().map(|p| &p.0)).await?;
+        let documents = self
+            .documents_of(caller, parsed.iter().map(|p| &p.0))
+            .await?;
+        let consents = self
+            .consents_of(caller, parsed.iter().map(|p| &p.0))
+            .await?;
         let mut valid = Vec::with_capacity(parsed.len());
         for (row, letter) in parsed {
             let mut refused = false;
@@ -520,10 +526,9 @@ impl Batches {
                 self.deposits
                     .build(caller, request, &row_documents, consent, now);
             // The proof of deposit names the batch and the row the letter came from.
-            record.details.insert(
-                "batch".into(),
-                json!({ "id": batch_id, "row": row.row }),
-            );
+            record
+                .details
+                .insert("batch".into(), json!({ "id": batch_id, "row": row.row }));
             built.push((letter, record, request.document_ids.clone()));
         }
         let (to_seal, document_ids): (Vec<_>, Vec<_>) = built
@@ -613,7 +618,12 @@ impl Batches {
                 BatchState::Failed.as_str(),
                 Some(reason),
                 &[],
-                &[completed_job(&caller.tenant_id, id, BatchState::Failed, now)],
+                &[completed_job(
+                    &caller.tenant_id,
+                    id,
+                    BatchState::Failed,
+                    now,
+                )],
                 unix_micros(now),
             )
             .await;

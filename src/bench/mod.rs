@@ -1,4 +1,5 @@
 //! Benchmarks run by `recommande bench …`. They print figures; they are not tests.
 
+pub mod batch;
 pub mod deposit;
 pub mod tsa;

@@ -14,14 +14,13 @@ use serde_json::{Map, Value};
 use super::letters::body_problem;
 use super::problem::Problem;
 use super::{
-    IdempotencyKey, json_response, path_uuid, replay_idempotent, request_fingerprint,
-    with_location,
+    IdempotencyKey, json_response, path_uuid, replay_idempotent, request_fingerprint, with_location,
 };
 use crate::api_key::Caller;
 use crate::batch::run::{BatchAccepted, SubmitError};
 use crate::batch::{
-    BatchInput, BatchMode, BatchSource, BatchState, MAX_BATCH_BODY, RowError,
-    defaults_from_query, read_csv, read_json,
+    BatchInput, BatchMode, BatchSource, BatchState, MAX_BATCH_BODY, RowError, defaults_from_query,
+    read_csv, read_json,
 };
 use crate::clock::{from_unix_micros, rfc3339_micros};
 use crate::letter::{FieldError, field_error};
@@ -128,7 +127,9 @@ pub async fn submit(
         match key.as_str() {
             "mode" => match BatchMode::parse(value) {
                 Some(m) => mode = Some(m),
-                None => query_errors.push(field_error("mode", "must be valid_rows or all_or_nothing")),
+                None => {
+                    query_errors.push(field_error("mode", "must be valid_rows or all_or_nothing"))
+                }
             },
             "template" => template = Some(value.clone()),
             column if crate::batch::column_type(column).is_some() => {
@@ -167,10 +168,8 @@ pub async fn submit(
                     .map_err(Problem::invalid_query)?;
             // The query's column values win over the template's.
             for (key, value) in from_query {
-                let merged = crate::batch::letter_body(
-                    defaults.get(&key).and_then(Value::as_object),
-                    value,
-                );
+                let merged =
+                    crate::batch::letter_body(defaults.get(&key).and_then(Value::as_object), value);
                 defaults.insert(key, merged);
             }
             read_csv(&body, Some(&defaults).filter(|d| !d.is_empty()))
@@ -239,8 +238,9 @@ pub async fn show(
         .ok_or_else(not_found)?;
     let errors = service.storage.batch_errors(&record.id).await?;
     let (states, notified) = service.storage.batch_letter_states(&record.id).await?;
-    let state = BatchState::parse(&record.state)
-        .ok_or_else(|| Problem::internal(&format!("batch {} has state {}", record.id, record.state)))?;
+    let state = BatchState::parse(&record.state).ok_or_else(|| {
+        Problem::internal(&format!("batch {} has state {}", record.id, record.state))
+    })?;
     let view = BatchView {
         id: record.id.clone(),
         state,

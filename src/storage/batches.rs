@@ -147,8 +147,9 @@ macro_rules! batch_from_row {
 macro_rules! insert_row_errors {
     ($tx:expr, $db:ident, $batch_id:expr, $errors:expr) => {{
         for chunk in $errors.chunks(super::INSERT_CHUNK) {
-            let mut query =
-                QueryBuilder::<$db>::new("INSERT INTO batch_errors (batch_id, row, field, message) ");
+            let mut query = QueryBuilder::<$db>::new(
+                "INSERT INTO batch_errors (batch_id, row, field, message) ",
+            );
             query.push_values(chunk, |mut b, e| {
                 b.push_bind($batch_id)
                     .push_bind(e.row)
@@ -303,19 +304,17 @@ impl Storage {
         lease_until: i64,
     ) -> Result<Option<String>, StorageError> {
         let row = match &*self.backend {
-            Backend::Sqlite { write, .. } => {
-                sqlx::query(
-                    "UPDATE batches SET lease_until = $1 WHERE id = \
+            Backend::Sqlite { write, .. } => sqlx::query(
+                "UPDATE batches SET lease_until = $1 WHERE id = \
                      (SELECT id FROM batches WHERE state = 'depositing' \
                       AND (lease_until IS NULL OR lease_until <= $2) ORDER BY id LIMIT 1) \
                      RETURNING id",
-                )
-                .bind(lease_until)
-                .bind(now)
-                .fetch_optional(write)
-                .await?
-                .map(|row| row.try_get::<String, _>("id"))
-            }
+            )
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(write)
+            .await?
+            .map(|row| row.try_get::<String, _>("id")),
             Backend::Postgres(pool) => sqlx::query(
                 "UPDATE batches SET lease_until = $1 WHERE id = \
                  (SELECT id FROM batches WHERE state = 'depositing' \

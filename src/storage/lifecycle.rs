@@ -297,14 +297,20 @@ impl Storage {
     }
 
     /// Replaces job `id` by `jobs` in one transaction: they are queued and it is marked done.
-    pub async fn replace_job(&self, id: i64, jobs: &[NewJob], now: i64) -> Result<(), StorageError> {
+    pub async fn replace_job(
+        &self,
+        id: i64,
+        jobs: &[NewJob],
+        now: i64,
+    ) -> Result<(), StorageError> {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
-            let done = sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1 AND done_at IS NULL")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let done =
+                sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1 AND done_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             if done.rows_affected() != 1 {
                 // Already replaced by another worker.
                 tx.rollback().await?;
