@@ -3,6 +3,7 @@
 mod helpers;
 
 mod bad_input;
+mod batches;
 mod browser;
 mod bundle;
 mod cli;
