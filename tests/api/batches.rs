@@ -195,13 +195,13 @@ async fn csv_batches_with_semicolons_or_commas_deposit_valid_rows_and_report_the
     };
     let document = app.upload_pdf().await;
     let mut deposited = 0;
-    for sep in [';', ','] {
+    for (sep, label) in [(';', "semicolon"), (',', "comma")] {
         let csv = format!(
             "recipient.name{sep}recipient.email{sep}recipient.kind{sep}reference\n\
-             \"Dupont{sep} père et fils\"{sep}compta@dupont.fr{sep}professional{sep}CSV-{sep}-1\n\
-             Martin{sep}martin-at-exemple{sep}robot{sep}CSV-{sep}-2\n\
-             Durand{sep}durand@exemple.fr{sep}consumer{sep}CSV-{sep}-3\n\
-             Bernard{sep}bernard@exemple.fr{sep}professional{sep}CSV-{sep}-4\n"
+             \"Dupont{sep} père et fils\"{sep}compta@dupont.fr{sep}professional{sep}CSV-{label}-1\n\
+             Martin{sep}martin-at-exemple{sep}robot{sep}CSV-{label}-2\n\
+             Durand{sep}durand@exemple.fr{sep}consumer{sep}CSV-{label}-3\n\
+             Bernard{sep}bernard@exemple.fr{sep}professional{sep}CSV-{label}-4\n"
         );
         let query = format!(
             "?sender.name=Cabinet%20Recouvr&sender.email=envoi%40recouvr.fr&documents={document}"
@@ -212,8 +212,8 @@ async fn csv_batches_with_semicolons_or_commas_deposit_valid_rows_and_report_the
         assert_eq!(view["state"], "completed", "{view}");
         assert_eq!(view["source"], "csv");
         assert_eq!(view["total"], 4);
-        assert_eq!(view["deposited"], 2);
-        assert_eq!(view["rejected"], 2);
+        assert_eq!(view["deposited"], 2, "{view}");
+        assert_eq!(view["rejected"], 2, "{view}");
         let errors: Vec<(i64, &str)> = view["errors"]
             .as_array()
             .expect("errors")
