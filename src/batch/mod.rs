@@ -406,12 +406,27 @@ pub fn read_csv(
     if !errors.is_empty() {
         return Err(BatchInputError::Fields(errors));
     }
+    // Line numbers from byte offsets: the reader neither counts the blank lines it skips nor
+    // starts a record's position after them.
+    let newlines: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
     let mut rows = Vec::new();
     let mut row_errors = Vec::new();
     let mut count = 0;
     for record in reader.records() {
         let record = record.map_err(|e| BatchInputError::MalformedCsv(e.to_string()))?;
-        let line = record.position().map(|p| p.line() as i64).unwrap_or(0);
+        let line = record
+            .position()
+            .map(|p| {
+                let start = usize::try_from(p.byte())
+                    .unwrap_or(usize::MAX)
+                    .min(text.len());
+                let blank = text.as_bytes()[start..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'\n' | b'\r'))
+                    .count();
+                newlines.partition_point(|n| *n < start + blank) as i64 + 1
+            })
+            .unwrap_or(0);
         // A blank line ends nothing and deposits nothing.
         if record.iter().all(|cell| cell.trim().is_empty()) {
             continue;
