@@ -20,6 +20,7 @@ crate::on_both_engines!(
     more_than_ten_thousand_letters_are_refused,
     a_completed_batch_is_announced_to_webhooks,
     the_send_command_deposits_a_csv_file_and_writes_the_refused_rows,
+    an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners,
 );
 
 fn defaults(document: &str) -> Value {
@@ -646,4 +647,84 @@ async fn the_send_command_deposits_a_csv_file_and_writes_the_refused_rows(engine
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stdout).contains("5 deposited"));
     assert_eq!(app.letter_count().await, 5, "never deposited twice");
+}
+
+async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    let storage = &app.service.storage;
+    let now = app.service.clock.now();
+    let key = storage
+        .list_api_keys(Some("Cabinet Recouvr"))
+        .await
+        .expect("keys")
+        .remove(0);
+    // A batch recorded by a process that stopped before depositing: its lease has ended.
+    let rows: Vec<recommande::batch::BatchRow> = (0..3)
+        .map(|i| recommande::batch::BatchRow {
+            row: i,
+            letter: recommande::batch::letter_body(
+                defaults(&document).as_object(),
+                recipient(i as usize),
+            ),
+        })
+        .collect();
+    let id = uuid::Uuid::now_v7().to_string();
+    let at = recommande::clock::unix_micros(now);
+    storage
+        .insert_batch(
+            &recommande::storage::NewBatch {
+                id: id.clone(),
+                tenant_id: key.tenant_id.clone(),
+                api_key_id: key.id.clone(),
+                state: "depositing".into(),
+                mode: "valid_rows".into(),
+                source: "json".into(),
+                total: 3,
+                valid: 3,
+                rejected: 0,
+                letters: serde_json::to_vec(&rows).expect("rows"),
+                idempotency_key: None,
+                lease_until: Some(at - 1),
+                created_at: at - 1_000_000,
+                completed_at: None,
+            },
+            &[],
+            &[],
+            None,
+        )
+        .await
+        .expect("batch");
+
+    let claimed = storage
+        .claim_abandoned_batch(at, at + 60_000_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        storage
+            .claim_abandoned_batch(at, at + 60_000_000)
+            .await
+            .expect("claim"),
+        None,
+        "a leased batch is not taken twice"
+    );
+    // Two runners at once (e.g. two instances): the progress guard lets one chunk in.
+    let (a, b) = tokio::join!(app.service.batches.run(&id), app.service.batches.run(&id));
+    a.expect("first runner");
+    b.expect("second runner");
+
+    let view = wait_final(&app, &id).await;
+    assert_eq!(view["state"], "completed", "{view}");
+    assert_eq!(view["deposited"], 3);
+    assert_eq!(app.letter_count().await, 3, "deposited once");
+    app.service.batches.run(&id).await.expect("rerun");
+    assert_eq!(
+        app.letter_count().await,
+        3,
+        "a completed batch is not run again"
+    );
+    assert_eq!(run_outbox(&app).await, 3, "each letter notified once");
 }
