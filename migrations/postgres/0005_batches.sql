@@ -1,10 +1,8 @@
 -- Batches: many letters deposited from one JSON or CSV request (DESIGN §7, POST /v1/batches).
 -- Times are Unix microseconds (UTC) in BIGINT columns, as in 0001.
 
--- One batch. `letters` holds the valid rows as the exact single-letter bodies they became
--- (`[{"row":N,"letter":{…}},…]`), so an interrupted deposit resumes from `next_row` with the
--- very same input whatever the original format. Each committed chunk moves `next_row`,
--- `deposited` and `rejected` in the transaction that writes its letters, evidence and jobs.
+-- One batch. Each committed chunk moves `next_row`, `deposited` and `rejected` in the
+-- transaction that writes its letters, evidence and jobs.
 CREATE TABLE batches (
     id               TEXT PRIMARY KEY,
     tenant_id        TEXT NOT NULL REFERENCES tenants(id),
@@ -17,7 +15,6 @@ CREATE TABLE batches (
     deposited        BIGINT NOT NULL DEFAULT 0,
     rejected         BIGINT NOT NULL DEFAULT 0,
     next_row         BIGINT NOT NULL DEFAULT 0,
-    letters          BYTEA NOT NULL,
     idempotency_key  TEXT,
     lease_until      BIGINT,
     failure          TEXT,
@@ -27,6 +24,15 @@ CREATE TABLE batches (
 );
 CREATE INDEX batches_by_tenant ON batches (tenant_id, id);
 CREATE INDEX batches_unfinished ON batches (state, lease_until);
+
+-- The valid rows of a batch as the exact single-letter bodies they became
+-- (`[{"row":N,"letter":{…}},…]`), so an interrupted deposit resumes from `next_row` with the
+-- very same input whatever the original format. Apart from `batches`, whose row is updated at
+-- every chunk: SQLite rewrites a whole row on UPDATE, megabytes of rows included.
+CREATE TABLE batch_rows (
+    batch_id  TEXT PRIMARY KEY REFERENCES batches(id),
+    letters   BYTEA NOT NULL
+);
 
 -- Per-row errors: `row` is the CSV line number (header = line 1) or the JSON array index.
 CREATE TABLE batch_errors (

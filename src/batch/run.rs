@@ -442,9 +442,11 @@ impl Batches {
             let id = id.to_string();
             tokio::spawn(async move {
                 for (start, end, chunk) in chunks {
+                    let started = std::time::Instant::now();
                     let sealed = batches
                         .seal_chunk(&id, &caller, chunk, &documents, start as i64, end as i64)
                         .await;
+                    tracing::debug!(batch.id = %id, to_row = end, seconds = started.elapsed().as_secs_f64(), "batch chunk sealed");
                     let failed = sealed.is_err();
                     if sender.send(sealed).await.is_err() || failed {
                         break;
@@ -462,7 +464,10 @@ impl Batches {
                 }
             };
             let last = chunk.to_row as usize == total;
-            match self.commit(id, caller, chunk, last).await {
+            let started = std::time::Instant::now();
+            let committed = self.commit(id, caller, chunk, last).await;
+            tracing::debug!(batch.id = %id, seconds = started.elapsed().as_secs_f64(), "batch chunk committed");
+            match committed {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(batch.id = %id, "batch moved on elsewhere; this runner stops");

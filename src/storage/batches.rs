@@ -197,8 +197,8 @@ impl Storage {
             }
             sqlx::query(
                 "INSERT INTO batches (id, tenant_id, api_key_id, state, mode, source, total, valid, \
-                 rejected, letters, idempotency_key, lease_until, created_at, updated_at, completed_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
+                 rejected, idempotency_key, lease_until, created_at, updated_at, completed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
             )
             .bind(&batch.id)
             .bind(&batch.tenant_id)
@@ -209,7 +209,6 @@ impl Storage {
             .bind(batch.total)
             .bind(batch.valid)
             .bind(batch.rejected)
-            .bind(&batch.letters)
             .bind(&batch.idempotency_key)
             .bind(batch.lease_until)
             .bind(batch.created_at)
@@ -217,6 +216,11 @@ impl Storage {
             .execute(&mut *tx)
             .await
             .map_err(|e| StorageError::from_insert(e, "batch"))?;
+            sqlx::query("INSERT INTO batch_rows (batch_id, letters) VALUES ($1, $2)")
+                .bind(&batch.id)
+                .bind(&batch.letters)
+                .execute(&mut *tx)
+                .await?;
             insert_row_errors!(tx, Db, &batch.id, errors);
             insert_jobs!(tx, Db, jobs, batch.created_at);
             tx.commit().await?;
@@ -363,7 +367,7 @@ impl Storage {
                 return Ok(None);
             };
             let record = batch_from_row!(row);
-            let letters = sqlx::query("SELECT letters FROM batches WHERE id = $1")
+            let letters = sqlx::query("SELECT letters FROM batch_rows WHERE batch_id = $1")
                 .bind(id)
                 .fetch_one(pool)
                 .await?

@@ -483,9 +483,12 @@ impl Storage {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
+            // The single writer gets a 32 MiB page cache (SQLite's default is 2 MiB): a chunk
+            // of 500 batch letters with their evidence is a few MiB, and a smaller cache spills
+            // pages to the WAL in the middle of the transaction.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
-                .connect_with(options.clone())
+                .connect_with(options.clone().pragma("cache_size", "-32768"))
                 .await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await?;
             let read = SqlitePoolOptions::new()
