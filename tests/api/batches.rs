@@ -21,6 +21,7 @@ crate::on_both_engines!(
     a_completed_batch_is_announced_to_webhooks,
     the_send_command_deposits_a_csv_file_and_writes_the_refused_rows,
     an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners,
+    a_resumed_batch_continues_after_its_last_committed_chunk,
 );
 
 fn defaults(document: &str) -> Value {
@@ -186,6 +187,21 @@ async fn a_json_batch_deposits_each_letter_with_its_evidence_and_notification(en
         );
     }
     assert_eq!(run_outbox(&app).await, 5, "no notification is sent twice");
+
+    // A batch letter's proof bundle verifies offline like any other.
+    let bundle = app
+        .get(&format!("/v1/letters/{letter_id}/bundle.zip"))
+        .await
+        .bytes()
+        .await
+        .expect("bundle");
+    let report = recommande::bundle::verify::verify_bundle(
+        std::io::Cursor::new(bundle.to_vec()),
+        Some(&app.service.anchors),
+    )
+    .expect("readable bundle");
+    let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
+    assert!(report.is_valid(), "{failed:?}");
 }
 
 async fn csv_batches_with_semicolons_or_commas_deposit_valid_rows_and_report_the_others_by_line(
@@ -649,30 +665,23 @@ async fn the_send_command_deposits_a_csv_file_and_writes_the_refused_rows(engine
     assert_eq!(app.letter_count().await, 5, "never deposited twice");
 }
 
-async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(engine: Engine) {
-    let Some(app) = spawn_app(engine).await else {
-        return;
-    };
-    let document = app.upload_pdf().await;
+/// Records, as a stopped process would have left it, a `valid_rows` batch of `rows` letters
+/// whose first `next_row` rows are said committed; returns its id.
+async fn abandoned_batch(app: &TestApp, document: &str, rows: usize, next_row: i64) -> String {
     let storage = &app.service.storage;
-    let now = app.service.clock.now();
     let key = storage
         .list_api_keys(Some("Cabinet Recouvr"))
         .await
         .expect("keys")
         .remove(0);
-    // A batch recorded by a process that stopped before depositing: its lease has ended.
-    let rows: Vec<recommande::batch::BatchRow> = (0..3)
+    let stored: Vec<recommande::batch::BatchRow> = (0..rows)
         .map(|i| recommande::batch::BatchRow {
-            row: i,
-            letter: recommande::batch::letter_body(
-                defaults(&document).as_object(),
-                recipient(i as usize),
-            ),
+            row: i as i64,
+            letter: recommande::batch::letter_body(defaults(document).as_object(), recipient(i)),
         })
         .collect();
     let id = uuid::Uuid::now_v7().to_string();
-    let at = recommande::clock::unix_micros(now);
+    let at = recommande::clock::unix_micros(app.service.clock.now());
     storage
         .insert_batch(
             &recommande::storage::NewBatch {
@@ -682,11 +691,12 @@ async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(en
                 state: "depositing".into(),
                 mode: "valid_rows".into(),
                 source: "json".into(),
-                total: 3,
-                valid: 3,
+                total: rows as i64,
+                valid: rows as i64,
                 rejected: 0,
-                letters: serde_json::to_vec(&rows).expect("rows"),
+                letters: serde_json::to_vec(&stored).expect("rows"),
                 idempotency_key: None,
+                // The lease of the stopped runner has ended.
                 lease_until: Some(at - 1),
                 created_at: at - 1_000_000,
                 completed_at: None,
@@ -697,6 +707,72 @@ async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(en
         )
         .await
         .expect("batch");
+    if next_row > 0 {
+        let committed = storage
+            .commit_batch_chunk(&recommande::storage::BatchChunk {
+                batch_id: &id,
+                from_row: 0,
+                to_row: next_row,
+                deposits: &[],
+                errors: &[],
+                jobs: &[],
+                final_state: None,
+                now: at,
+                lease_until: at - 1,
+            })
+            .await
+            .expect("progress");
+        assert!(committed);
+    }
+    id
+}
+
+async fn a_resumed_batch_continues_after_its_last_committed_chunk(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    let chunk = recommande::batch::run::CHUNK;
+    // The first chunk was committed (its progress says so), then the process stopped.
+    let id = abandoned_batch(&app, &document, chunk + 3, chunk as i64).await;
+
+    let now = recommande::clock::unix_micros(app.service.clock.now());
+    let claimed = app
+        .service
+        .storage
+        .claim_abandoned_batch(now, now + 60_000_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.as_deref(), Some(id.as_str()));
+    app.service.batches.run(&id).await.expect("resume");
+
+    let view = wait_final(&app, &id).await;
+    assert_eq!(view["state"], "completed", "{view}");
+    assert_eq!(view["pending"], 0);
+    assert_eq!(
+        app.letter_count().await,
+        3,
+        "only the rows after the committed chunk are deposited"
+    );
+    let mut references: Vec<String> = batch_letters(&app)
+        .await
+        .iter()
+        .map(|l| l["reference"].as_str().expect("reference").to_string())
+        .collect();
+    references.sort();
+    let expected: Vec<String> = (chunk..chunk + 3).map(|i| format!("DOS-{i}")).collect();
+    assert_eq!(references, expected);
+}
+
+async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    let storage = &app.service.storage;
+    // A batch recorded by a process that stopped before depositing.
+    let id = abandoned_batch(&app, &document, 3, 0).await;
+    let at = recommande::clock::unix_micros(app.service.clock.now());
 
     let claimed = storage
         .claim_abandoned_batch(at, at + 60_000_000)
