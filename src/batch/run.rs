@@ -111,8 +111,10 @@ impl Batches {
     }
 
     /// Checks every row, records the batch with every row error, and starts depositing its
-    /// valid rows in the background. `response` renders the answer stored for idempotent
-    /// replays (`Idempotency-Key`), in the same transaction as the batch.
+    /// valid rows in the background. Returns the answer and its JSON bytes; with
+    /// `idempotency` (the client's key and the request's fingerprint) those bytes are stored
+    /// for replays in the transaction that records the batch, so a retry never creates a
+    /// second batch.
     pub async fn submit(
         &self,
         caller: &Caller,
