@@ -1,4 +1,5 @@
-//! The command line: `serve`, `api-key`, `bench`, `verify`, `log`. This is CLI glue, so it uses `anyhow`.
+//! The command line: `serve`, `api-key`, `send`, `bench`, `verify`, `log`, `archive`. This is
+//! CLI glue, so it uses `anyhow`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +32,30 @@ enum Command {
     /// Measures throughput (not a test: prints figures).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Deposits the letters of a CSV file through a server's API, shows the progress, writes
+    /// the refused rows to a report. Exit code 0: every row deposited; 1: rows refused or
+    /// the batch failed; 2: the file could not be sent.
+    Send {
+        /// The CSV file: UTF-8, `;` or `,` separated, a header row of column names
+        /// (recipient.name, recipient.email, recipient.kind, documents, …).
+        #[arg(long)]
+        csv: PathBuf,
+        /// Base URL of the server.
+        #[arg(long, env = "RECOMMANDE_SERVER")]
+        server: String,
+        /// API key of the sending account.
+        #[arg(long, env = "RECOMMANDE_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Template of the account merged under each row.
+        #[arg(long)]
+        template: Option<String>,
+        /// `valid_rows` (default: deposit the valid rows) or `all_or_nothing`.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Where to write the refused rows (default: <csv>.errors.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Verifies a proof bundle offline (no network, no database). Exit code 0: valid,
     /// 1: invalid, 2: unusable input.
     Verify {
@@ -187,6 +212,19 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Letters/s of a batch through the HTTP API, peak memory, and a raw batched insert of
+    /// the same rows.
+    Batch {
+        /// Letters in the batch (at most 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        letters: usize,
+        /// One composed PDF per letter instead of a shared document.
+        #[arg(long)]
+        compose: bool,
+        /// Database (default: SQLite in a temporary directory).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Letters/s through the deposit pipeline against a raw batched insert of the same rows.
     Deposit {
         /// Letters to deposit.
@@ -274,6 +312,57 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             proof,
             server,
         }) => Ok(verify_consistency(&old, &new, &trust, proof.as_deref(), server.as_deref()).await),
+        Command::Bench(BenchCommand::Batch {
+            letters,
+            compose,
+            database_url,
+        }) => {
+            let report = crate::bench::batch::run(letters, compose, database_url).await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send {
+            csv,
+            server,
+            api_key,
+            template,
+            mode,
+            report,
+        } => {
+            let options = crate::batch::send::SendOptions {
+                csv,
+                server,
+                api_key,
+                template,
+                mode,
+                report,
+                poll: std::time::Duration::from_millis(250),
+            };
+            match crate::batch::send::send(&options).await {
+                Ok(summary) => {
+                    println!(
+                        "batch {}: {} — {} rows, {} deposited, {} rejected",
+                        summary.batch_id,
+                        summary.state,
+                        summary.total,
+                        summary.deposited,
+                        summary.rejected
+                    );
+                    if let Some(path) = &summary.report {
+                        println!("refused rows: {}", path.display());
+                    }
+                    Ok(if summary.is_complete() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+                Err(e) => {
+                    eprintln!("error: {}", error_chain(&e));
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         Command::Bench(BenchCommand::Deposit {
             letters,
             database_url,

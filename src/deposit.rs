@@ -14,8 +14,8 @@ use crate::api_key::Caller;
 use crate::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
 use crate::consent::check_for_deposit;
 use crate::evidence::{
-    ContentItem, EvidenceError, EvidenceSealer, IdentityInfo, PartyInfo, SealedEvidence,
-    deposit_record, hex_digest,
+    ContentItem, EvidenceError, EvidenceRecord, EvidenceSealer, IdentityInfo, PartyInfo,
+    SealedEvidence, deposit_record, hex_digest,
 };
 use crate::letter::{DepositRequest, FieldError, LetterState, RecipientKind};
 use crate::storage::{
@@ -147,8 +147,7 @@ impl Deposits {
     }
 
     /// Prepares many deposits that share already-resolved documents, sealing and
-    /// timestamping on `threads` blocking worker threads (embedded TSA) or concurrently
-    /// (remote TSA). Used by bulk paths and the deposit benchmark.
+    /// timestamping them with [`Deposits::seal_many`]. Used by the deposit benchmark.
     pub async fn prepare_many(
         &self,
         caller: &Caller,
@@ -162,20 +161,48 @@ impl Deposits {
         for (request, consent) in requests.iter().zip(&consents) {
             built.push(self.build(caller, request, documents, consent.as_ref(), now));
         }
+        let sealed = self.seal_many(built, now, threads).await?;
+        Ok(sealed
+            .into_iter()
+            .map(|(letter, evidence)| PreparedDeposit {
+                letter,
+                documents: documents.to_vec(),
+                evidence,
+                deposited_at: now,
+            })
+            .collect())
+    }
+
+    /// Seals and timestamps built proofs of deposit, in order: on `threads` blocking worker
+    /// threads with the embedded TSA, one after the other with a remote TSA.
+    pub async fn seal_many(
+        &self,
+        built: Vec<(LetterRow, EvidenceRecord)>,
+        now: OffsetDateTime,
+        threads: usize,
+    ) -> Result<Vec<(LetterRow, SealedEvidence)>, DepositError> {
+        if self.sealer.timestamper().embedded().is_none() {
+            let mut sealed = Vec::with_capacity(built.len());
+            for (letter, record) in built {
+                let evidence = self.sealer.seal(record, now).await?;
+                sealed.push((letter, evidence));
+            }
+            return Ok(sealed);
+        }
+        let total = built.len();
         let threads = threads.max(1);
-        let chunk_size = built.len().div_ceil(threads).max(1);
+        let chunk_size = total.div_ceil(threads).max(1);
         let mut tasks = Vec::new();
         let mut rest = built;
         while !rest.is_empty() {
             let tail = rest.split_off(chunk_size.min(rest.len()));
             let chunk = std::mem::replace(&mut rest, tail);
             let sealer = self.sealer.clone();
-            let documents = documents.to_vec();
             tasks.push(tokio::task::spawn_blocking(
-                move || -> Result<Vec<PreparedDeposit>, DepositError> {
+                move || -> Result<Vec<(LetterRow, SealedEvidence)>, DepositError> {
                     let mut out = Vec::with_capacity(chunk.len());
                     for (letter, record) in chunk {
-                        let evidence = match sealer.seal_with_embedded_tsa(record.clone(), now) {
+                        let evidence = match sealer.seal_with_embedded_tsa(record, now) {
                             Some(sealed) => sealed?,
                             None => {
                                 return Err(DepositError::Evidence(EvidenceError::Canonical(
@@ -183,25 +210,20 @@ impl Deposits {
                                 )));
                             }
                         };
-                        out.push(PreparedDeposit {
-                            letter,
-                            documents: documents.clone(),
-                            evidence,
-                            deposited_at: now,
-                        });
+                        out.push((letter, evidence));
                     }
                     Ok(out)
                 },
             ));
         }
-        let mut prepared = Vec::with_capacity(requests.len());
+        let mut sealed = Vec::with_capacity(total);
         for task in tasks {
             let chunk = task
                 .await
                 .map_err(|e| EvidenceError::Canonical(format!("sealing worker stopped: {e}")))??;
-            prepared.extend(chunk);
+            sealed.extend(chunk);
         }
-        Ok(prepared)
+        Ok(sealed)
     }
 
     /// Writes prepared deposits and the optional idempotency record in one transaction.
@@ -292,14 +314,16 @@ impl Deposits {
         Ok(resolved)
     }
 
-    fn build(
+    /// The letter row and its unsealed proof of deposit (`SubmissionAcceptance`, with the
+    /// CPCE R.53-2 fields) for a checked request.
+    pub(crate) fn build(
         &self,
         caller: &Caller,
         request: &DepositRequest,
         documents: &[DocumentRow],
         consent: Option<&ConsentRow>,
         now: OffsetDateTime,
-    ) -> (LetterRow, crate::evidence::EvidenceRecord) {
+    ) -> (LetterRow, EvidenceRecord) {
         let letter_id = uuid::Uuid::now_v7().to_string();
         let evidence_id = uuid::Uuid::now_v7().to_string();
         let retain_until = add_years(now, self.retention_years);

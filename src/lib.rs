@@ -11,6 +11,7 @@
 pub mod api_key;
 pub mod asn1;
 pub mod audit;
+pub mod batch;
 pub mod bench;
 pub mod bounce;
 pub mod bundle;

@@ -51,6 +51,13 @@ pub mod job {
     pub const REMIND: &str = "remind";
     /// Announce an event to the tenant's webhooks.
     pub const WEBHOOK_EVENT: &str = "webhook_event";
+    /// Notify many letters deposited together (a batch chunk): expanded into one [`NOTIFY`]
+    /// job per letter, in one transaction, so each keeps its own retries and evidence.
+    pub const NOTIFY_LETTERS: &str = "notify_letters";
+    /// Announce one event of many letters to the tenant's webhooks (a batch chunk).
+    pub const WEBHOOK_EVENTS: &str = "webhook_events";
+    /// Announce a batch event (`batch.completed`) to the tenant's webhooks.
+    pub const BATCH_EVENT: &str = "batch_event";
 }
 
 /// Why a lifecycle step did not happen.
@@ -298,6 +305,9 @@ impl Lifecycle {
                 job::NOTIFY => self.notify(&job).await,
                 job::REMIND => self.remind(&job).await,
                 job::WEBHOOK_EVENT => self.announce(&job).await,
+                job::NOTIFY_LETTERS => self.expand_notifications(&job).await,
+                job::WEBHOOK_EVENTS => self.announce_many(&job).await,
+                job::BATCH_EVENT => self.announce_batch(&job).await,
                 other => {
                     tracing::error!(
                         job.id = job.id,
@@ -457,6 +467,55 @@ impl Lifecycle {
             }
             Err(e) => {
                 tracing::error!(job.id = job.id, error = %e, "unreadable webhook event dropped")
+            }
+        }
+        Ok(self.storage.complete_job(job.id, unix_micros(now)).await?)
+    }
+
+    async fn expand_notifications(&self, job: &Job) -> Result<(), LifecycleError> {
+        let now = self.clock.now();
+        let letters: Vec<String> = serde_json::from_str::<Value>(&job.payload)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["letters"].clone()).ok())
+            .unwrap_or_default();
+        let jobs: Vec<NewJob> = letters
+            .into_iter()
+            .map(|id| NewJob {
+                kind: job::NOTIFY.into(),
+                letter_id: Some(id),
+                payload: "{}".into(),
+                run_after: unix_micros(now),
+            })
+            .collect();
+        // The per-letter jobs and the completion of this one commit together: a crash
+        // between them can neither lose a notification nor queue it twice.
+        Ok(self
+            .storage
+            .replace_job(job.id, &jobs, unix_micros(now))
+            .await?)
+    }
+
+    async fn announce_many(&self, job: &Job) -> Result<(), LifecycleError> {
+        let now = self.clock.now();
+        match serde_json::from_str::<crate::webhook::WebhookEvents>(&job.payload) {
+            Ok(events) => {
+                crate::webhook::fan_out_many(&self.storage, &events, now).await?;
+            }
+            Err(e) => {
+                tracing::error!(job.id = job.id, error = %e, "unreadable webhook events dropped")
+            }
+        }
+        Ok(self.storage.complete_job(job.id, unix_micros(now)).await?)
+    }
+
+    async fn announce_batch(&self, job: &Job) -> Result<(), LifecycleError> {
+        let now = self.clock.now();
+        match serde_json::from_str::<crate::webhook::BatchEvent>(&job.payload) {
+            Ok(event) => {
+                crate::webhook::fan_out_batch(&self.storage, &event, now).await?;
+            }
+            Err(e) => {
+                tracing::error!(job.id = job.id, error = %e, "unreadable batch event dropped")
             }
         }
         Ok(self.storage.complete_job(job.id, unix_micros(now)).await?)

@@ -11,6 +11,7 @@ use serde_json::Map;
 use sha2::{Digest, Sha256};
 
 use crate::api_key::ApiKeyHasher;
+use crate::batch::run::Batches;
 use crate::clock::{Clock, unix_micros};
 use crate::config::{
     DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID, Settings, TimestampMode,
@@ -93,6 +94,8 @@ pub struct Service {
     pub sealer: Arc<EvidenceSealer>,
     /// Deposit service.
     pub deposits: Deposits,
+    /// Batches of letters (`POST /v1/batches`).
+    pub batches: Batches,
     /// Lifecycle after deposit.
     pub lifecycle: Lifecycle,
     /// The transparency log over all evidence.
@@ -237,6 +240,13 @@ impl Service {
             clock.clone(),
             settings.retention_years,
         );
+        // Bulk sealing uses every core; the database writer overlaps with it.
+        let batches = Batches::new(
+            storage.clone(),
+            deposits.clone(),
+            clock.clone(),
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        );
         let mailer = Mailer::new(
             settings.smtp_url.as_deref(),
             settings.data_dir.join("mail"),
@@ -271,6 +281,7 @@ impl Service {
             tsa: embedded,
             sealer,
             deposits,
+            batches,
             lifecycle,
             log,
             api_keys,

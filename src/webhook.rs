@@ -8,7 +8,8 @@
 //! - `Recommande-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." ‖ body)>`, so
 //!   the receiver checks origin and integrity, and refuses stale replays by `t`;
 //! - `Recommande-Event` (e.g. `letter.notified`) and `Recommande-Delivery` (the delivery id);
-//! - a JSON body `{"id","event","letter_id","evidence_id","occurred_at"}` and nothing else:
+//! - a JSON body `{"id","event","letter_id","evidence_id","occurred_at"}` (for a batch:
+//!   `{"id","event","batch_id","state","occurred_at"}`) and nothing else:
 //!   no personal data of the recipient or the sender ever leaves in a webhook, the receiver
 //!   reads the letter through the authenticated API.
 //!
@@ -32,7 +33,8 @@ use crate::storage::{
 };
 
 /// Every event a webhook can subscribe to.
-pub const EVENTS: [&str; 7] = [
+pub const EVENTS: [&str; 8] = [
+    "batch.completed",
     "letter.deposited",
     "letter.notified",
     "letter.notification_failed",
@@ -74,6 +76,45 @@ pub struct WebhookEvent {
     pub evidence_id: String,
     /// When it happened: RFC 3339 UTC with microseconds (the evidence's `event_time`).
     pub occurred_at: String,
+}
+
+/// One event of many letters (a batch chunk), announced by one outbox job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookEvents {
+    /// The tenant whose webhooks are told.
+    pub tenant_id: String,
+    /// Event name, one of [`EVENTS`].
+    pub event: String,
+    /// When it happened (RFC 3339 UTC with microseconds), the same for every letter.
+    pub occurred_at: String,
+    /// (letter id, evidence id) of each letter.
+    pub items: Vec<(String, String)>,
+}
+
+/// A batch reached a final state (`batch.completed`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchEvent {
+    /// The tenant whose webhooks are told.
+    pub tenant_id: String,
+    /// The batch.
+    pub batch_id: String,
+    /// Event name (`batch.completed`).
+    pub event: String,
+    /// Final state: `completed`, `rejected` or `failed`.
+    pub state: String,
+    /// When it happened (RFC 3339 UTC with microseconds).
+    pub occurred_at: String,
+}
+
+/// The body of a batch delivery, in this field order: counts and errors are read through
+/// the API, never sent.
+#[derive(Serialize)]
+struct BatchPayload<'a> {
+    id: &'a str,
+    event: &'a str,
+    batch_id: &'a str,
+    state: &'a str,
+    occurred_at: &'a str,
 }
 
 /// The webhook event announcing evidence of kind `event`, if senders are told of it
@@ -276,6 +317,75 @@ pub async fn fan_out(
         tracing::warn!(webhook.event = %event.event, letter.id = %event.letter_id, "unknown webhook event not announced");
         return Ok(0);
     }
+    fan_out_many(
+        storage,
+        &WebhookEvents {
+            tenant_id: event.tenant_id.clone(),
+            event: event.event.clone(),
+            occurred_at: event.occurred_at.clone(),
+            items: vec![(event.letter_id.clone(), event.evidence_id.clone())],
+        },
+        now,
+    )
+    .await
+}
+
+/// [`fan_out`] for one event of many letters, reading the tenant's webhooks once.
+pub async fn fan_out_many(
+    storage: &Storage,
+    events: &WebhookEvents,
+    now: OffsetDateTime,
+) -> Result<usize, StorageError> {
+    if !EVENTS.contains(&events.event.as_str()) {
+        tracing::warn!(webhook.event = %events.event, "unknown webhook event not announced");
+        return Ok(0);
+    }
+    let at = unix_micros(now);
+    let webhooks: Vec<_> = storage
+        .active_webhooks(&events.tenant_id)
+        .await?
+        .into_iter()
+        .filter(|w| w.events.contains(&events.event))
+        .collect();
+    let mut deliveries = Vec::with_capacity(webhooks.len() * events.items.len());
+    for webhook in &webhooks {
+        for (letter_id, evidence_id) in &events.items {
+            let id = uuid::Uuid::now_v7().to_string();
+            let payload = serde_json::to_vec(&Payload {
+                id: &id,
+                event: &events.event,
+                letter_id,
+                evidence_id,
+                occurred_at: &events.occurred_at,
+            })
+            .map_err(|e| StorageError::Corrupt(format!("webhook payload: {e}")))?;
+            deliveries.push(NewDelivery {
+                id,
+                webhook_id: webhook.id.clone(),
+                tenant_id: events.tenant_id.clone(),
+                event: events.event.clone(),
+                letter_id: Some(letter_id.clone()),
+                evidence_id: Some(evidence_id.clone()),
+                batch_id: None,
+                payload,
+                next_attempt_at: at,
+                created_at: at,
+            });
+        }
+    }
+    let created = storage.insert_deliveries(&deliveries).await?;
+    if created > 0 {
+        tracing::info!(webhook.event = %events.event, letters = events.items.len(), deliveries = created, "webhook deliveries queued");
+    }
+    Ok(created)
+}
+
+/// Creates one delivery of a batch event per subscribed webhook (idempotent).
+pub async fn fan_out_batch(
+    storage: &Storage,
+    event: &BatchEvent,
+    now: OffsetDateTime,
+) -> Result<usize, StorageError> {
     let at = unix_micros(now);
     let mut deliveries = Vec::new();
     for webhook in storage.active_webhooks(&event.tenant_id).await? {
@@ -283,11 +393,11 @@ pub async fn fan_out(
             continue;
         }
         let id = uuid::Uuid::now_v7().to_string();
-        let payload = serde_json::to_vec(&Payload {
+        let payload = serde_json::to_vec(&BatchPayload {
             id: &id,
             event: &event.event,
-            letter_id: &event.letter_id,
-            evidence_id: &event.evidence_id,
+            batch_id: &event.batch_id,
+            state: &event.state,
             occurred_at: &event.occurred_at,
         })
         .map_err(|e| StorageError::Corrupt(format!("webhook payload: {e}")))?;
@@ -296,8 +406,9 @@ pub async fn fan_out(
             webhook_id: webhook.id,
             tenant_id: event.tenant_id.clone(),
             event: event.event.clone(),
-            letter_id: event.letter_id.clone(),
-            evidence_id: event.evidence_id.clone(),
+            letter_id: None,
+            evidence_id: None,
+            batch_id: Some(event.batch_id.clone()),
             payload,
             next_attempt_at: at,
             created_at: at,
@@ -305,7 +416,7 @@ pub async fn fan_out(
     }
     let created = storage.insert_deliveries(&deliveries).await?;
     if created > 0 {
-        tracing::info!(letter.id = %event.letter_id, webhook.event = %event.event, deliveries = created, "webhook deliveries queued");
+        tracing::info!(batch.id = %event.batch_id, webhook.event = %event.event, deliveries = created, "webhook deliveries queued");
     }
     Ok(created)
 }
@@ -362,7 +473,7 @@ pub async fn deliver_due(
         };
         match outcome {
             AttemptOutcome::Delivered => {
-                tracing::info!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, letter.id = %delivery.letter_id, http.status = status, "webhook delivered")
+                tracing::info!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, letter.id = delivery.letter_id.as_deref().unwrap_or(""), batch.id = delivery.batch_id.as_deref().unwrap_or(""), http.status = status, "webhook delivered")
             }
             AttemptOutcome::RetryAt(_) => {
                 tracing::warn!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook attempt failed; will retry")

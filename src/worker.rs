@@ -1,5 +1,6 @@
 //! Background workers: the outbox (notifications, reminders, webhook events), webhook
-//! deliveries, the non-claim sweep and the transparency log. Each loop survives errors (logged) and stops with the process.
+//! deliveries, the non-claim sweep, the resumption of interrupted batches and the transparency
+//! log. Each loop survives errors (logged) and stops with the process.
 
 use std::time::Duration;
 
@@ -63,5 +64,7 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
-    vec![outbox, expiry, webhooks, log]
+    // At start too: batches left depositing by a stopped process are taken over.
+    let batches = crate::batch::run::spawn_resumer(service.batches.clone());
+    vec![outbox, expiry, webhooks, log, batches]
 }

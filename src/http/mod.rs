@@ -19,6 +19,7 @@ use crate::letter::FieldError;
 use crate::service::Service;
 use crate::storage::IdempotencyRow;
 
+pub mod batches;
 pub mod bounces;
 pub mod consents;
 pub mod documents;
@@ -82,6 +83,16 @@ pub fn router(service: Service) -> Router {
                     refuse_announced_oversize,
                 )),
         )
+        .route(
+            "/v1/batches",
+            post(batches::submit)
+                .layer(DefaultBodyLimit::max(crate::batch::MAX_BATCH_BODY))
+                .layer(axum::middleware::from_fn_with_state(
+                    crate::batch::MAX_BATCH_BODY,
+                    refuse_announced_oversize,
+                )),
+        )
+        .route("/v1/batches/{id}", get(batches::show))
         .route("/v1/letters/{id}", get(letters::show))
         .route("/v1/letters/{id}/evidence", get(letters::evidence_list))
         .route("/v1/letters/{id}/bundle.zip", get(letters::bundle))

@@ -4,6 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::batches::{BatchBody, BatchView};
 use super::consents::{ConsentBody, ConsentPage, ConsentStatus, ConsentView, WithdrawalBody};
 use super::documents::{DocumentView, UploadForm};
 use super::letters::{
@@ -14,6 +15,8 @@ use super::webhooks::{
     DeliveryPage, DeliveryStatus, DeliveryView, WebhookBody, WebhookList, WebhookStatus,
     WebhookView,
 };
+use crate::batch::run::BatchAccepted;
+use crate::batch::{BatchMode, BatchSource, BatchState, RowError};
 use crate::consent::ConsentMethod;
 use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
 
@@ -59,6 +62,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::log::inclusion,
         super::log::consistency,
         super::verification::verify_letter_api,
+        super::batches::submit,
+        super::batches::show,
         openapi_json,
     ),
     components(schemas(
@@ -70,11 +75,13 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
         DeliveryStatus, crate::log::PublishedTreeHead, crate::log::InclusionProof,
         crate::log::ConsistencyProof, super::verification::LetterVerification,
-        super::verification::VerifiedEvent, super::verification::CheckVerdict
+        super::verification::VerifiedEvent, super::verification::CheckVerdict,
+        BatchView, BatchBody, BatchAccepted, BatchMode, BatchState, BatchSource, RowError
     )),
     modifiers(&BearerApiKey),
     tags(
         (name = "letters", description = "Deposit and follow registered letters"),
+        (name = "batches", description = "Up to 10,000 letters at once, from JSON or CSV, deposited in the background"),
         (name = "documents", description = "Upload documents once, use them in many letters"),
         (name = "evidence", description = "Sealed and timestamped evidence records"),
         (name = "consents", description = "Consumers' prior consent to electronic registered letters (CPCE L.100)"),

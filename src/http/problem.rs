@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::batch::BatchInputError;
 use crate::content::ContentError;
 use crate::deposit::DepositError;
 use crate::letter::FieldError;
@@ -122,6 +123,66 @@ impl Problem {
         );
         p.errors = errors;
         p
+    }
+
+    /// A batch body that cannot be read at all (nothing was recorded): 400 when it is not
+    /// UTF-8, JSON or CSV; 422 when it is readable but not a batch (no header, unknown or
+    /// duplicate columns, no letter, more than 10,000 letters).
+    pub fn batch_input(err: BatchInputError) -> Self {
+        let detail = err.to_string();
+        match err {
+            BatchInputError::NotUtf8 { .. } => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "batch-not-utf8",
+                "Batch is not UTF-8",
+                format!("{detail}; save the file as UTF-8"),
+            ),
+            BatchInputError::MalformedJson(_) => Problem::malformed_json(detail),
+            BatchInputError::MalformedCsv(_) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-csv",
+                "Malformed CSV",
+                detail,
+            ),
+            BatchInputError::NoHeader => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "csv-header-missing",
+                "CSV header row missing",
+                detail,
+            ),
+            BatchInputError::Empty => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "batch-empty",
+                "Empty batch",
+                detail,
+            ),
+            BatchInputError::TooManyLetters { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too-many-letters",
+                "Too many letters in one batch",
+                detail,
+            ),
+            BatchInputError::Fields(errors) => {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-batch",
+                    "The batch is not well-formed",
+                    summary(&errors),
+                );
+                p.errors = errors;
+                p
+            }
+        }
+    }
+
+    /// 422: `?template=` names no template of this account.
+    pub fn unknown_template(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-template",
+            "Unknown template",
+            detail,
+        )
     }
 
     /// 409: the consent was already withdrawn; the first withdrawal stands.

@@ -77,10 +77,15 @@ pub struct DeliveryView {
     pub id: String,
     /// Event name.
     pub event: String,
-    /// The letter concerned.
-    pub letter_id: String,
-    /// The evidence record of the event.
-    pub evidence_id: String,
+    /// The letter concerned (letter events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub letter_id: Option<String>,
+    /// The evidence record of the event (letter events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_id: Option<String>,
+    /// The batch concerned (`batch.completed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
     /// `pending`, `delivered` or `failed`.
     pub status: DeliveryStatus,
     /// Attempts made.
@@ -360,6 +365,7 @@ fn delivery_view(row: &DeliveryRow) -> DeliveryView {
         event: row.event.clone(),
         letter_id: row.letter_id.clone(),
         evidence_id: row.evidence_id.clone(),
+        batch_id: row.batch_id.clone(),
         status,
         attempts: row.attempts,
         created_at: time(row.created_at),

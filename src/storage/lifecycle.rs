@@ -296,6 +296,44 @@ impl Storage {
         }
     }
 
+    /// Replaces job `id` by `jobs` in one transaction: they are queued and it is marked done.
+    pub async fn replace_job(
+        &self,
+        id: i64,
+        jobs: &[NewJob],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let done =
+                sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1 AND done_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            if done.rows_affected() != 1 {
+                // Already replaced by another worker.
+                tx.rollback().await?;
+                return Ok(());
+            }
+            for jobs in jobs.chunks(super::INSERT_CHUNK) {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO outbox (kind, letter_id, payload, run_after, created_at) ",
+                );
+                query.push_values(jobs, |mut b, j| {
+                    b.push_bind(&j.kind)
+                        .push_bind(&j.letter_id)
+                        .push_bind(&j.payload)
+                        .push_bind(j.run_after)
+                        .push_bind(now);
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Marks a job done.
     pub async fn complete_job(&self, id: i64, now: i64) -> Result<(), StorageError> {
         dispatch!(self, write, |pool, Db| {

@@ -56,10 +56,12 @@ pub struct NewDelivery {
     pub tenant_id: String,
     /// Event name.
     pub event: String,
-    /// The letter concerned.
-    pub letter_id: String,
-    /// The evidence record of the event.
-    pub evidence_id: String,
+    /// The letter concerned (letter events).
+    pub letter_id: Option<String>,
+    /// The evidence record of the event (letter events).
+    pub evidence_id: Option<String>,
+    /// The batch concerned (`batch.completed`).
+    pub batch_id: Option<String>,
     /// Exact JSON bytes to send, on every attempt.
     pub payload: Vec<u8>,
     /// First attempt time, Unix µs.
@@ -79,10 +81,12 @@ pub struct DeliveryRow {
     pub tenant_id: String,
     /// Event name.
     pub event: String,
-    /// The letter concerned.
-    pub letter_id: String,
-    /// The evidence record of the event.
-    pub evidence_id: String,
+    /// The letter concerned (letter events).
+    pub letter_id: Option<String>,
+    /// The evidence record of the event (letter events).
+    pub evidence_id: Option<String>,
+    /// The batch concerned (`batch.completed`).
+    pub batch_id: Option<String>,
     /// Exact JSON bytes sent.
     pub payload: Vec<u8>,
     /// Attempts made so far.
@@ -160,7 +164,7 @@ macro_rules! webhook_columns {
 
 macro_rules! delivery_columns {
     () => {
-        "id, webhook_id, tenant_id, event, letter_id, evidence_id, payload, attempts, \
+        "id, webhook_id, tenant_id, event, letter_id, evidence_id, batch_id, payload, attempts, \
          next_attempt_at, first_attempt_at, last_attempt_at, last_status, last_error, \
          delivered_at, failed_at, created_at"
     };
@@ -195,6 +199,7 @@ macro_rules! delivery_from_row {
             event: row.try_get("event")?,
             letter_id: row.try_get("letter_id")?,
             evidence_id: row.try_get("evidence_id")?,
+            batch_id: row.try_get("batch_id")?,
             payload: row.try_get("payload")?,
             attempts: row.try_get("attempts")?,
             next_attempt_at: row.try_get("next_attempt_at")?,
@@ -337,7 +342,7 @@ impl Storage {
             for chunk in deliveries.chunks(super::INSERT_CHUNK) {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO webhook_deliveries (id, webhook_id, tenant_id, event, letter_id, \
-                     evidence_id, payload, attempts, next_attempt_at, created_at) ",
+                     evidence_id, batch_id, payload, attempts, next_attempt_at, created_at) ",
                 );
                 query.push_values(chunk, |mut b, d| {
                     b.push_bind(&d.id)
@@ -346,12 +351,14 @@ impl Storage {
                         .push_bind(&d.event)
                         .push_bind(&d.letter_id)
                         .push_bind(&d.evidence_id)
+                        .push_bind(&d.batch_id)
                         .push_bind(&d.payload)
                         .push_bind(0_i64)
                         .push_bind(d.next_attempt_at)
                         .push_bind(d.created_at);
                 });
-                query.push(" ON CONFLICT (webhook_id, evidence_id, event) DO NOTHING");
+                // Either uniqueness: (webhook, evidence, event) or (webhook, batch, event).
+                query.push(" ON CONFLICT DO NOTHING");
                 let done = query.build().execute(&mut *tx).await?;
                 created += done.rows_affected() as usize;
             }
@@ -406,7 +413,7 @@ impl Storage {
             query.build().execute(&mut *tx).await?;
 
             let mut query = QueryBuilder::<Db>::new(
-                "SELECT d.id, d.webhook_id, d.tenant_id, d.event, d.letter_id, d.evidence_id, \
+                "SELECT d.id, d.webhook_id, d.tenant_id, d.event, d.letter_id, d.evidence_id, d.batch_id, \
                  d.payload, d.attempts, d.next_attempt_at, d.first_attempt_at, d.last_attempt_at, \
                  d.last_status, d.last_error, d.delivered_at, d.failed_at, d.created_at, \
                  w.url AS webhook_url, w.secret AS webhook_secret \

@@ -1,0 +1,744 @@
+//! Submitting and depositing batches.
+//!
+//! [`Batches::submit`] checks every row (the letter fields with [`check_letter`], then the
+//! documents and the consumers' consents, CPCE L.100) and records the batch with all its row
+//! errors in one transaction; it answers at once. The deposit runs in the background
+//! ([`Batches::run`]): rows are built, sealed and timestamped chunk by chunk on worker threads
+//! while the previous chunk is being written, and each chunk is committed in one transaction
+//! with its letters, evidence, coalesced jobs and the batch's progress (see
+//! `storage::batches`). A runner holds a lease on its batch; when its process stops, another
+//! runner ([`spawn_resumer`]) takes the batch over from the last committed chunk.
+//!
+//! `all_or_nothing` batches are written in a single transaction: either every letter is
+//! deposited or none is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::{BatchInput, BatchMode, BatchRow, BatchState, RowError, check_letter};
+use crate::api_key::Caller;
+use crate::clock::{Clock, rfc3339_micros, unix_micros};
+use crate::consent::check_for_deposit;
+use crate::deposit::{DepositError, Deposits};
+use crate::evidence::hex_digest;
+use crate::letter::{DepositRequest, RecipientKind};
+use crate::storage::{
+    BatchChunk, ConsentRow, DocumentRow, IdempotencyRow, NewBatch, NewDeposit, NewEvidence, NewJob,
+    Storage, StorageError,
+};
+
+/// Letters per committed chunk in `valid_rows` mode: large enough for multi-row inserts to
+/// pay off, small enough that sealing the next chunk overlaps writing this one.
+pub const CHUNK: usize = 500;
+/// How long a runner keeps its batch without committing before another may take it over.
+pub const LEASE: time::Duration = time::Duration::seconds(120);
+/// How often abandoned batches are looked for.
+pub const RESUME_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Name of the webhook event sent when a batch reaches a final state.
+pub const BATCH_COMPLETED: &str = "batch.completed";
+
+/// Why a batch could not be recorded; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The idempotency key was taken concurrently by another request.
+    #[error("idempotency key already used")]
+    IdempotencyKeyTaken,
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A recorded batch, as answered by `POST /v1/batches`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    /// Batch id: follow it at `GET /v1/batches/{id}`.
+    pub id: String,
+    /// `depositing`, or already final when nothing is to be deposited.
+    pub state: BatchState,
+    /// Mode of the batch.
+    pub mode: BatchMode,
+    /// Rows in the request.
+    pub total: i64,
+    /// Rows refused by validation (listed at `GET /v1/batches/{id}`).
+    pub rejected: i64,
+}
+
+/// Batch submission and deposit. Cheap to clone.
+#[derive(Clone)]
+pub struct Batches {
+    storage: Storage,
+    deposits: Deposits,
+    clock: Arc<dyn Clock>,
+    threads: usize,
+}
+
+/// A checked row ready to deposit.
+#[derive(Debug, Clone)]
+struct ValidRow {
+    row: i64,
+    request: DepositRequest,
+}
+
+/// One chunk sealed and ready to commit.
+struct SealedChunk {
+    from_row: i64,
+    to_row: i64,
+    deposits: Vec<NewDeposit>,
+    errors: Vec<RowError>,
+    jobs: Vec<NewJob>,
+    now: OffsetDateTime,
+}
+
+impl Batches {
+    /// Batches depositing through `deposits`, sealing on `threads` worker threads.
+    pub fn new(
+        storage: Storage,
+        deposits: Deposits,
+        clock: Arc<dyn Clock>,
+        threads: usize,
+    ) -> Self {
+        Batches {
+            storage,
+            deposits,
+            clock,
+            threads: threads.max(1),
+        }
+    }
+
+    /// Checks every row, records the batch with every row error, and starts depositing its
+    /// valid rows in the background. Returns the answer and its JSON bytes; with
+    /// `idempotency` (the client's key and the request's fingerprint) those bytes are stored
+    /// for replays in the transaction that records the batch, so a retry never creates a
+    /// second batch.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        input: BatchInput,
+        mode: BatchMode,
+        idempotency: Option<(String, String)>,
+    ) -> Result<(BatchAccepted, Vec<u8>), SubmitError> {
+        let now = self.clock.now();
+        let source = input.source;
+        let total = (input.rows.len() + count_rows(&input.errors)) as i64;
+        let (valid, mut errors) = self.check_rows(caller, input, now).await?;
+        errors.sort_by_key(|e| e.row);
+        let rejected = count_rows(&errors) as i64;
+        let state = if mode == BatchMode::AllOrNothing && rejected > 0 {
+            BatchState::Rejected
+        } else if valid.is_empty() {
+            BatchState::Completed
+        } else {
+            BatchState::Depositing
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let accepted = BatchAccepted {
+            id: id.clone(),
+            state,
+            mode,
+            total,
+            rejected,
+        };
+        let response = serde_json::to_vec(&accepted)
+            .map_err(|e| StorageError::Corrupt(format!("batch response: {e}")))?;
+        let valid_count = valid.len() as i64;
+        let (rows, bodies): (Vec<ValidRow>, Vec<Value>) = valid.into_iter().unzip();
+        let stored_rows: Vec<BatchRow> = if state == BatchState::Depositing {
+            rows.iter()
+                .zip(bodies)
+                .map(|(v, letter)| BatchRow { row: v.row, letter })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let letters = serde_json::to_vec(&stored_rows)
+            .map_err(|e| StorageError::Corrupt(format!("batch rows: {e}")))?;
+        let at = unix_micros(now);
+        let batch = NewBatch {
+            id: id.clone(),
+            tenant_id: caller.tenant_id.clone(),
+            api_key_id: caller.api_key_id.clone(),
+            state: state.as_str().to_string(),
+            mode: mode.as_str().to_string(),
+            source: source.as_str().to_string(),
+            total,
+            valid: valid_count,
+            rejected,
+            letters,
+            idempotency_key: idempotency.as_ref().map(|(key, _)| key.clone()),
+            lease_until: (state == BatchState::Depositing).then(|| unix_micros(now + LEASE)),
+            created_at: at,
+            completed_at: state.is_final().then_some(at),
+        };
+        let jobs = if state.is_final() {
+            vec![completed_job(&caller.tenant_id, &id, state, now)]
+        } else {
+            Vec::new()
+        };
+        let idempotency = idempotency.map(|(key, fingerprint)| IdempotencyRow {
+            tenant_id: caller.tenant_id.clone(),
+            key,
+            request_sha256: fingerprint,
+            status: 202,
+            response: response.clone(),
+            created_at: at,
+        });
+        match self
+            .storage
+            .insert_batch(&batch, &errors, &jobs, idempotency.as_ref())
+            .await
+        {
+            Err(StorageError::Conflict("idempotency key")) => {
+                return Err(SubmitError::IdempotencyKeyTaken);
+            }
+            other => other?,
+        }
+        tracing::info!(
+            batch.id = %id,
+            tenant.id = %caller.tenant_id,
+            batch.total = total,
+            batch.rejected = rejected,
+            batch.state = state.as_str(),
+            "batch recorded"
+        );
+        if state == BatchState::Depositing {
+            let runner = self.clone();
+            let caller = caller.clone();
+            tokio::spawn(async move {
+                runner.deposit(&id, &caller, mode, rows, 0).await;
+            });
+        }
+        Ok((accepted, response))
+    }
+
+    /// Resumes batch `id` from its last committed chunk (after a restart). Its rows are read
+    /// back from the stored single-letter bodies and checked again.
+    pub async fn run(&self, id: &str) -> Result<(), StorageError> {
+        let Some((record, letters)) = self.storage.batch_to_run(id).await? else {
+            return Ok(());
+        };
+        if record.state != BatchState::Depositing.as_str() {
+            return Ok(());
+        }
+        let mode = BatchMode::parse(&record.mode).unwrap_or(BatchMode::ValidRows);
+        let caller = Caller {
+            tenant_id: record.tenant_id.clone(),
+            tenant_name: record.tenant_name.clone(),
+            api_key_id: record.api_key_id.clone(),
+        };
+        let rows: Vec<BatchRow> = match serde_json::from_slice(&letters) {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.fail(&caller, id, &format!("stored rows unreadable: {e}"))
+                    .await;
+                return Ok(());
+            }
+        };
+        let mut valid = Vec::with_capacity(rows.len());
+        for row in rows {
+            // The rows were valid when stored and the parser is deterministic.
+            match check_letter(&row) {
+                Ok(request) => valid.push(ValidRow {
+                    row: row.row,
+                    request,
+                }),
+                Err(_) => {
+                    self.fail(
+                        &caller,
+                        id,
+                        &format!("stored row {} no longer parses", row.row),
+                    )
+                    .await;
+                    return Ok(());
+                }
+            }
+        }
+        tracing::info!(batch.id = %id, batch.next_row = record.next_row, "resuming batch");
+        self.deposit(id, &caller, mode, valid, record.next_row as usize)
+            .await;
+        Ok(())
+    }
+
+    /// Checks the rows: letter fields, then documents and consents against the database.
+    /// Returns the valid rows (with their single-letter bodies) and every error.
+    async fn check_rows(
+        &self,
+        caller: &Caller,
+        input: BatchInput,
+        now: OffsetDateTime,
+    ) -> Result<(Vec<(ValidRow, Value)>, Vec<RowError>), StorageError> {
+        let mut errors = input.errors;
+        let mut parsed = Vec::with_capacity(input.rows.len());
+        for row in input.rows {
+            match check_letter(&row) {
+                Ok(request) => parsed.push((
+                    ValidRow {
+                        row: row.row,
+                        request,
+                    },
+                    row.letter,
+                )),
+                Err(row_errors) => errors.extend(row_errors),
+            }
+        }
+        let documents = self
+            .documents_of(caller, parsed.iter().map(|p| &p.0))
+            .await?;
+        let consents = self
+            .consents_of(caller, parsed.iter().map(|p| &p.0))
+            .await?;
+        let mut valid = Vec::with_capacity(parsed.len());
+        for (row, letter) in parsed {
+            let mut refused = false;
+            for (i, id) in row.request.document_ids.iter().enumerate() {
+                if !documents.contains_key(id) {
+                    refused = true;
+                    errors.push(RowError {
+                        row: row.row,
+                        field: format!("documents[{i}]"),
+                        message: format!("no document {id} was uploaded by this account"),
+                    });
+                }
+            }
+            if let Some(message) = consent_refusal(&row, &consents, now) {
+                refused = true;
+                errors.push(RowError {
+                    row: row.row,
+                    field: "recipient.consent_id".into(),
+                    message,
+                });
+            }
+            if !refused {
+                valid.push((row, letter));
+            }
+        }
+        Ok((valid, errors))
+    }
+
+    /// The tenant's documents named by `rows`, by id (one query for the whole batch).
+    async fn documents_of<'a>(
+        &self,
+        caller: &Caller,
+        rows: impl Iterator<Item = &'a ValidRow>,
+    ) -> Result<HashMap<String, DocumentRow>, StorageError> {
+        let mut ids: Vec<String> = rows
+            .flat_map(|r| r.request.document_ids.iter().cloned())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = HashMap::with_capacity(ids.len());
+        for ids in ids.chunks(1_000) {
+            for doc in self.storage.documents(&caller.tenant_id, ids).await? {
+                found.insert(doc.id.clone(), doc);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The consents cited by the consumer recipients of `rows` (one query per thousand).
+    async fn consents_of<'a>(
+        &self,
+        caller: &Caller,
+        rows: impl Iterator<Item = &'a ValidRow>,
+    ) -> Result<HashMap<String, ConsentRow>, StorageError> {
+        let mut ids: Vec<String> = rows
+            .filter(|r| r.request.recipient.kind == RecipientKind::Consumer)
+            .filter_map(|r| r.request.recipient.consent_id.clone())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = HashMap::with_capacity(ids.len());
+        for ids in ids.chunks(1_000) {
+            for consent in self.storage.consents(&caller.tenant_id, ids).await? {
+                found.insert(consent.id.clone(), consent);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deposits `rows[from..]` of batch `id`; every outcome, including a failure, is
+    /// recorded on the batch. Returns when the batch is final or another runner has it.
+    async fn deposit(
+        &self,
+        id: &str,
+        caller: &Caller,
+        mode: BatchMode,
+        rows: Vec<ValidRow>,
+        from: usize,
+    ) {
+        let outcome = match mode {
+            BatchMode::AllOrNothing => self.deposit_all(id, caller, rows).await,
+            BatchMode::ValidRows => self.deposit_chunks(id, caller, rows, from).await,
+        };
+        if let Err(e) = outcome {
+            tracing::error!(batch.id = %id, error = %e, "batch deposit failed");
+            self.fail(caller, id, &e.to_string()).await;
+        }
+    }
+
+    /// `all_or_nothing`: seal everything, then one transaction, or nothing at all.
+    async fn deposit_all(
+        &self,
+        id: &str,
+        caller: &Caller,
+        rows: Vec<ValidRow>,
+    ) -> Result<(), DepositError> {
+        let documents = self.documents_of(caller, rows.iter()).await?;
+        let total = rows.len() as i64;
+        let chunk = self
+            .seal_chunk(id, caller, rows, &documents, 0, total)
+            .await?;
+        if !chunk.errors.is_empty() {
+            // A consent withdrawn since validation: the whole batch is refused.
+            self.storage
+                .finish_batch(
+                    id,
+                    BatchState::Rejected.as_str(),
+                    None,
+                    &chunk.errors,
+                    &[completed_job(
+                        &caller.tenant_id,
+                        id,
+                        BatchState::Rejected,
+                        chunk.now,
+                    )],
+                    unix_micros(chunk.now),
+                )
+                .await?;
+            return Ok(());
+        }
+        self.commit(id, caller, chunk, true).await?;
+        Ok(())
+    }
+
+    /// `valid_rows`: chunk by chunk, sealing chunk k+1 while chunk k is written.
+    async fn deposit_chunks(
+        &self,
+        id: &str,
+        caller: &Caller,
+        rows: Vec<ValidRow>,
+        from: usize,
+    ) -> Result<(), DepositError> {
+        let documents = Arc::new(self.documents_of(caller, rows.iter()).await?);
+        let total = rows.len();
+        let mut chunks = Vec::new();
+        let mut rest: Vec<ValidRow> = rows.into_iter().skip(from).collect();
+        let mut start = from;
+        while !rest.is_empty() {
+            let tail = rest.split_off(CHUNK.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let end = start + chunk.len();
+            chunks.push((start, end, chunk));
+            start = end;
+        }
+        // One sealed chunk waits while the next is being sealed: memory stays at about three
+        // chunks whatever the batch size.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+        let producer = {
+            let batches = self.clone();
+            let caller = caller.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                for (start, end, chunk) in chunks {
+                    let started = std::time::Instant::now();
+                    let sealed = batches
+                        .seal_chunk(&id, &caller, chunk, &documents, start as i64, end as i64)
+                        .await;
+                    tracing::debug!(batch.id = %id, to_row = end, seconds = started.elapsed().as_secs_f64(), "batch chunk sealed");
+                    let failed = sealed.is_err();
+                    if sender.send(sealed).await.is_err() || failed {
+                        break;
+                    }
+                }
+            })
+        };
+        let mut outcome = Ok(());
+        while let Some(sealed) = receiver.recv().await {
+            let chunk = match sealed {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            let last = chunk.to_row as usize == total;
+            let started = std::time::Instant::now();
+            let committed = self.commit(id, caller, chunk, last).await;
+            tracing::debug!(batch.id = %id, seconds = started.elapsed().as_secs_f64(), "batch chunk committed");
+            match committed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(batch.id = %id, "batch moved on elsewhere; this runner stops");
+                    break;
+                }
+                Err(e) => {
+                    outcome = Err(e.into());
+                    break;
+                }
+            }
+        }
+        drop(receiver);
+        producer.abort();
+        outcome
+    }
+
+    /// Builds, seals and timestamps one chunk; rows whose consent went away since
+    /// validation become row errors.
+    async fn seal_chunk(
+        &self,
+        batch_id: &str,
+        caller: &Caller,
+        rows: Vec<ValidRow>,
+        documents: &HashMap<String, DocumentRow>,
+        from_row: i64,
+        to_row: i64,
+    ) -> Result<SealedChunk, DepositError> {
+        let now = self.clock.now();
+        // CPCE L.100: consents are checked again at the time of deposit.
+        let consents = self.consents_of(caller, rows.iter()).await?;
+        let mut errors = Vec::new();
+        let mut built = Vec::with_capacity(rows.len());
+        let mut row_documents: Vec<DocumentRow> = Vec::new();
+        let mut row_document_ids: &[String] = &[];
+        for row in &rows {
+            let request = &row.request;
+            if let Some(message) = consent_refusal(row, &consents, now) {
+                errors.push(RowError {
+                    row: row.row,
+                    field: "recipient.consent_id".into(),
+                    message,
+                });
+                continue;
+            }
+            // Rows of a mailing share their documents: resolve them once per run of equal lists.
+            if request.document_ids.as_slice() != row_document_ids {
+                row_documents = request
+                    .document_ids
+                    .iter()
+                    .filter_map(|d| documents.get(d).cloned())
+                    .collect();
+                row_document_ids = &request.document_ids;
+            }
+            let consent = request
+                .recipient
+                .consent_id
+                .as_ref()
+                .filter(|_| request.recipient.kind == RecipientKind::Consumer)
+                .and_then(|id| consents.get(id));
+            let (letter, mut record) =
+                self.deposits
+                    .build(caller, request, &row_documents, consent, now);
+            // The proof of deposit names the batch and the row the letter came from.
+            record
+                .details
+                .insert("batch".into(), json!({ "id": batch_id, "row": row.row }));
+            built.push((letter, record, request.document_ids.clone()));
+        }
+        let (to_seal, document_ids): (Vec<_>, Vec<_>) = built
+            .into_iter()
+            .map(|(letter, record, ids)| ((letter, record), ids))
+            .unzip();
+        let sealed = self.deposits.seal_many(to_seal, now, self.threads).await?;
+        let at = unix_micros(now);
+        let mut deposits = Vec::with_capacity(sealed.len());
+        for ((mut letter, evidence), document_ids) in sealed.into_iter().zip(document_ids) {
+            let sha256 = hex_digest(&evidence.sha256);
+            letter.last_evidence_sha256 = Some(sha256.clone());
+            deposits.push(NewDeposit {
+                evidence: NewEvidence {
+                    id: evidence.record.evidence_id.clone(),
+                    letter_id: letter.id.clone(),
+                    event: evidence.record.event.name().to_string(),
+                    event_time: at,
+                    record: evidence.bytes,
+                    record_sha256: sha256,
+                    seal: evidence.seal,
+                    timestamp_token: evidence.timestamp_token,
+                    created_at: at,
+                },
+                letter,
+                document_ids,
+                jobs: Vec::new(),
+            });
+        }
+        let jobs = chunk_jobs(&caller.tenant_id, &deposits, now);
+        Ok(SealedChunk {
+            from_row,
+            to_row,
+            deposits,
+            errors,
+            jobs,
+            now,
+        })
+    }
+
+    /// Commits a sealed chunk; `last` makes the batch completed in the same transaction.
+    async fn commit(
+        &self,
+        id: &str,
+        caller: &Caller,
+        mut chunk: SealedChunk,
+        last: bool,
+    ) -> Result<bool, StorageError> {
+        if last {
+            chunk.jobs.push(completed_job(
+                &caller.tenant_id,
+                id,
+                BatchState::Completed,
+                chunk.now,
+            ));
+        }
+        let committed = self
+            .storage
+            .commit_batch_chunk(&BatchChunk {
+                batch_id: id,
+                from_row: chunk.from_row,
+                to_row: chunk.to_row,
+                deposits: &chunk.deposits,
+                errors: &chunk.errors,
+                jobs: &chunk.jobs,
+                final_state: last.then_some(BatchState::Completed.as_str()),
+                now: unix_micros(chunk.now),
+                lease_until: unix_micros(self.clock.now() + LEASE),
+            })
+            .await?;
+        if committed {
+            tracing::debug!(batch.id = %id, letters = chunk.deposits.len(), to_row = chunk.to_row, "batch chunk deposited");
+            if last {
+                tracing::info!(batch.id = %id, "batch completed");
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Marks the batch failed (the chunks committed before stay deposited, whole).
+    async fn fail(&self, caller: &Caller, id: &str, reason: &str) {
+        let now = self.clock.now();
+        let result = self
+            .storage
+            .finish_batch(
+                id,
+                BatchState::Failed.as_str(),
+                Some(reason),
+                &[],
+                &[completed_job(
+                    &caller.tenant_id,
+                    id,
+                    BatchState::Failed,
+                    now,
+                )],
+                unix_micros(now),
+            )
+            .await;
+        if let Err(e) = result {
+            // The lease ends and a resumer tries again.
+            tracing::error!(batch.id = %id, error = %e, "cannot record the batch failure");
+        }
+    }
+}
+
+/// Takes over batches whose runner stopped (lease ended) every [`RESUME_INTERVAL`], at start
+/// too, until the task is aborted.
+pub fn spawn_resumer(batches: Batches) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let now = batches.clock.now();
+            match batches
+                .storage
+                .claim_abandoned_batch(unix_micros(now), unix_micros(now + LEASE))
+                .await
+            {
+                Ok(Some(id)) => {
+                    if let Err(e) = batches.run(&id).await {
+                        tracing::error!(batch.id = %id, error = %e, "batch resumption failed");
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "looking for abandoned batches"),
+            }
+            tokio::time::sleep(RESUME_INTERVAL).await;
+        }
+    })
+}
+
+/// The coalesced jobs of a chunk: one notification job naming its letters (expanded into one
+/// `notify` job per letter by the outbox worker, so each notification keeps its own retries
+/// and evidence) and one `letter.deposited` webhook job for all of them.
+fn chunk_jobs(tenant_id: &str, deposits: &[NewDeposit], now: OffsetDateTime) -> Vec<NewJob> {
+    if deposits.is_empty() {
+        return Vec::new();
+    }
+    let at = unix_micros(now);
+    let letters: Vec<&str> = deposits.iter().map(|d| d.letter.id.as_str()).collect();
+    let items: Vec<[&str; 2]> = deposits
+        .iter()
+        .map(|d| [d.letter.id.as_str(), d.evidence.id.as_str()])
+        .collect();
+    vec![
+        NewJob {
+            kind: crate::lifecycle::job::NOTIFY_LETTERS.into(),
+            letter_id: None,
+            payload: json!({ "letters": letters }).to_string(),
+            run_after: at,
+        },
+        NewJob {
+            kind: crate::lifecycle::job::WEBHOOK_EVENTS.into(),
+            letter_id: None,
+            payload: json!({
+                "tenant_id": tenant_id,
+                "event": "letter.deposited",
+                "occurred_at": rfc3339_micros(now),
+                "items": items,
+            })
+            .to_string(),
+            run_after: at,
+        },
+    ]
+}
+
+/// The outbox job announcing that batch `id` reached `state`.
+fn completed_job(tenant_id: &str, id: &str, state: BatchState, now: OffsetDateTime) -> NewJob {
+    NewJob {
+        kind: crate::lifecycle::job::BATCH_EVENT.into(),
+        letter_id: None,
+        payload: json!({
+            "tenant_id": tenant_id,
+            "batch_id": id,
+            "event": BATCH_COMPLETED,
+            "state": state.as_str(),
+            "occurred_at": rfc3339_micros(now),
+        })
+        .to_string(),
+        run_after: unix_micros(now),
+    }
+}
+
+/// Why the consumer recipient of `row` may not receive LRE from this tenant at `now`
+/// (CPCE L.100), if so; `None` for a professional or a consumer who consented.
+fn consent_refusal(
+    row: &ValidRow,
+    consents: &HashMap<String, ConsentRow>,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let recipient = &row.request.recipient;
+    if recipient.kind != RecipientKind::Consumer {
+        return None;
+    }
+    let id = recipient.consent_id.as_deref().unwrap_or("");
+    check_for_deposit(consents.get(id), &recipient.email, now)
+        .err()
+        .map(|refusal| refusal.message(id))
+}
+
+/// Distinct rows among errors.
+fn count_rows(errors: &[RowError]) -> usize {
+    let mut rows: Vec<i64> = errors.iter().map(|e| e.row).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows.len()
+}

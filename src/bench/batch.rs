@@ -1,0 +1,325 @@
+//! `recommande bench batch`: letters/s of a batch deposited end to end through the HTTP API
+//! on loopback (POST `/v1/batches`, then polling `GET /v1/batches/{id}` until it is
+//! completed), the peak resident memory of the process, and in the same run a raw batched
+//! insert of rows of the same shape, so the ratio shows what the API, the evidence and the
+//! outbox cost.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::api_key::Caller;
+use crate::clock::{SystemClock, unix_micros};
+use crate::config::{Overrides, Settings};
+use crate::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
+use crate::service::Service;
+use crate::storage::{DocumentRow, NewDeposit};
+
+/// Figures of one run.
+#[derive(Debug, Clone)]
+pub struct BatchBenchReport {
+    /// Database engine.
+    pub engine: &'static str,
+    /// Letters in the batch.
+    pub letters: usize,
+    /// Seconds from sending the POST to reading `completed`.
+    pub seconds: f64,
+    /// Seconds until the 202 answer.
+    pub accepted_seconds: f64,
+    /// Peak resident memory of the process (VmHWM), MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// Raw batched insert of rows of the same shape, letters per second.
+    pub raw_letters_per_second: f64,
+}
+
+impl fmt::Display for BatchBenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = self.letters as f64 / self.seconds;
+        writeln!(
+            f,
+            "bench batch ({}; {} letters, one shared document; HTTP on loopback)",
+            self.engine, self.letters
+        )?;
+        writeln!(
+            f,
+            "  batch end to end  : {:>9.0} letters/s  ({:.3} s; 202 after {:.3} s)",
+            rate, self.seconds, self.accepted_seconds
+        )?;
+        match self.peak_rss_mib {
+            Some(mib) => writeln!(f, "  peak RSS (VmHWM)  : {mib:>9.1} MiB")?,
+            None => writeln!(f, "  peak RSS (VmHWM)  :   unknown (no /proc/self/status)")?,
+        }
+        writeln!(
+            f,
+            "  raw batched insert: {:>9.0} letters/s  (letter, document link, evidence; {} per transaction)",
+            self.raw_letters_per_second,
+            crate::batch::run::CHUNK
+        )?;
+        write!(
+            f,
+            "  ratio             : {:>9.1} %",
+            100.0 * rate / self.raw_letters_per_second
+        )
+    }
+}
+
+/// Runs the benchmark on `database_url` (default: SQLite in a fresh temporary directory).
+pub async fn run(
+    letters: usize,
+    compose: bool,
+    database_url: Option<String>,
+) -> anyhow::Result<BatchBenchReport> {
+    anyhow::ensure!(
+        !compose,
+        "compose is not available yet: composed letters arrive with the collection composer"
+    );
+    anyhow::ensure!(
+        (1..=crate::batch::MAX_LETTERS_PER_BATCH).contains(&letters),
+        "--letters must be from 1 to {}",
+        crate::batch::MAX_LETTERS_PER_BATCH
+    );
+    let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
+    let result = run_in(&dir, letters, database_url).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run_in(
+    dir: &std::path::Path,
+    letters: usize,
+    database_url: Option<String>,
+) -> anyhow::Result<BatchBenchReport> {
+    let settings = Settings::load_from(
+        &Overrides {
+            data_dir: Some(dir.to_path_buf()),
+            database_url,
+            ..Overrides::default()
+        },
+        |_| None,
+    )?;
+    let service = Service::start(settings, Arc::new(SystemClock))
+        .await
+        .context("starting the service")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = crate::http::router(service.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    let now = unix_micros(service.clock.now());
+    let tenant_name = format!("bench-{}", uuid::Uuid::new_v4());
+    let (key_id, key) = service
+        .api_keys
+        .create(&service.storage, &tenant_name, now)
+        .await?;
+    let client = reqwest::Client::new();
+
+    // One shared document, uploaded through the API as an agency would.
+    let pdf = format!(
+        "%PDF-1.7\n% recommande bench {}\n%%EOF\n",
+        uuid::Uuid::new_v4()
+    );
+    let boundary = "recommande-bench-boundary";
+    let mut multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"relance.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    multipart.extend_from_slice(pdf.as_bytes());
+    multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let uploaded: Value = read_json(
+        client
+            .post(format!("{base}/v1/documents"))
+            .bearer_auth(&key)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(multipart)
+            .send()
+            .await?,
+    )
+    .await?;
+    let document_id = uploaded["id"]
+        .as_str()
+        .context("upload answered without an id")?
+        .to_string();
+
+    let body = batch_body(letters, &document_id, 0);
+    // Warm-up: connections, page cache, code paths.
+    let warm = submit(&client, &base, &key, batch_body(200, &document_id, 1)).await?;
+    wait_completed(&client, &base, &key, &warm).await?;
+
+    let started = Instant::now();
+    let id = submit(&client, &base, &key, body).await?;
+    let accepted_seconds = started.elapsed().as_secs_f64();
+    let deposited = wait_completed(&client, &base, &key, &id).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        deposited == letters as i64,
+        "the batch deposited {deposited} letters out of {letters}"
+    );
+    let peak_rss_mib = peak_rss_mib();
+
+    // Rows of the same shape (letter, document link, sealed evidence), inserted raw.
+    let tenant = service.storage.ensure_tenant(&tenant_name, now).await?;
+    let caller = Caller {
+        tenant_id: tenant.id.clone(),
+        tenant_name: tenant.name.clone(),
+        api_key_id: key_id,
+    };
+    let documents: Vec<DocumentRow> = service
+        .storage
+        .documents(&tenant.id, std::slice::from_ref(&document_id))
+        .await?;
+    let requests = (0..letters)
+        .map(|i| request(i, &document_id))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let prepared = service
+        .deposits
+        .prepare_many(
+            &caller,
+            requests,
+            &documents,
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )
+        .await?;
+    let raw: Vec<NewDeposit> = prepared
+        .iter()
+        .map(|p| {
+            let mut row = p.to_new_deposit();
+            row.jobs.clear();
+            row
+        })
+        .collect();
+    let raw_started = Instant::now();
+    for chunk in raw.chunks(crate::batch::run::CHUNK) {
+        service.storage.insert_deposits(chunk, None).await?;
+    }
+    let raw_seconds = raw_started.elapsed().as_secs_f64();
+    let engine = service.storage.engine();
+    server.abort();
+    service.storage.close().await;
+
+    Ok(BatchBenchReport {
+        engine,
+        letters,
+        seconds,
+        accepted_seconds,
+        peak_rss_mib,
+        raw_letters_per_second: letters as f64 / raw_seconds,
+    })
+}
+
+/// A JSON batch of `letters` professional recipients sharing one document and sender.
+fn batch_body(letters: usize, document_id: &str, run: usize) -> Vec<u8> {
+    let rows: Vec<Value> = (0..letters)
+        .map(|i| {
+            json!({
+                "recipient": {
+                    "name": format!("Débiteur n°{i}"),
+                    "email": format!("debiteur{i}.{run}@exemple.fr"),
+                    "kind": "professional"
+                },
+                "reference": format!("DOS-{run}-{i:06}")
+            })
+        })
+        .collect();
+    json!({
+        "defaults": {
+            "sender": {"name": "Cabinet de recouvrement Exemple", "email": "envoi@recouvrement.example"},
+            "documents": [document_id]
+        },
+        "letters": rows
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn request(i: usize, document_id: &str) -> anyhow::Result<DepositRequest> {
+    Ok(DepositRequest {
+        sender: Sender {
+            name: "Cabinet de recouvrement Exemple".into(),
+            email: EmailAddress::parse("envoi@recouvrement.example").map_err(anyhow::Error::msg)?,
+            organization: None,
+        },
+        recipient: Recipient {
+            name: format!("Débiteur n°{i}"),
+            email: EmailAddress::parse(&format!("debiteur{i}.raw@exemple.fr"))
+                .map_err(anyhow::Error::msg)?,
+            kind: RecipientKind::Professional,
+            consent_id: None,
+        },
+        reference: Some(format!("DOS-raw-{i:06}")),
+        document_ids: vec![document_id.to_string()],
+    })
+}
+
+async fn submit(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<String> {
+    let response = client
+        .post(format!("{base}/v1/batches"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let accepted = read_json(response).await?;
+    Ok(accepted["id"]
+        .as_str()
+        .context("the batch was answered without an id")?
+        .to_string())
+}
+
+/// Polls the batch until it is final; returns the letters deposited.
+async fn wait_completed(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+) -> anyhow::Result<i64> {
+    loop {
+        let view = read_json(
+            client
+                .get(format!("{base}/v1/batches/{id}"))
+                .bearer_auth(key)
+                .send()
+                .await?,
+        )
+        .await?;
+        match view["state"].as_str() {
+            Some("depositing") => tokio::time::sleep(Duration::from_millis(20)).await,
+            Some("completed") => return Ok(view["deposited"].as_i64().unwrap_or(0)),
+            other => anyhow::bail!("the batch ended {other:?}: {view}"),
+        }
+    }
+}
+
+async fn read_json(response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

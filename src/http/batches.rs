@@ -1,0 +1,316 @@
+//! Batches: `POST /v1/batches` (JSON or CSV, up to 10,000 letters) and their progress at
+//! `GET /v1/batches/{id}`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::letters::body_problem;
+use super::problem::Problem;
+use super::{
+    IdempotencyKey, json_response, path_uuid, replay_idempotent, request_fingerprint, with_location,
+};
+use crate::api_key::Caller;
+use crate::batch::run::{BatchAccepted, SubmitError};
+use crate::batch::{
+    BatchInput, BatchMode, BatchSource, BatchState, MAX_BATCH_BODY, RowError, defaults_from_query,
+    read_csv, read_json,
+};
+use crate::clock::{from_unix_micros, rfc3339_micros};
+use crate::letter::{FieldError, field_error};
+use crate::service::Service;
+
+/// Progress and outcome of a batch.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchView {
+    /// Batch id.
+    pub id: String,
+    /// `depositing`, `completed`, `rejected` (all_or_nothing with invalid rows) or `failed`.
+    pub state: BatchState,
+    /// Mode of the batch.
+    pub mode: BatchMode,
+    /// Format it arrived in.
+    pub source: BatchSource,
+    /// Rows in the request.
+    pub total: i64,
+    /// Letters deposited so far, each with its proof of deposit.
+    pub deposited: i64,
+    /// Rows refused (each listed in `errors`).
+    pub rejected: i64,
+    /// Rows still to deposit.
+    pub pending: i64,
+    /// Deposited letters whose notification was handed to the mail relay.
+    pub notified: i64,
+    /// Deposited letters by lifecycle state.
+    pub letters_by_state: BTreeMap<String, i64>,
+    /// Submission time (RFC 3339 UTC).
+    pub created_at: String,
+    /// When the batch reached its final state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// Why a `failed` batch stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Every invalid field of every refused row.
+    pub errors: Vec<RowError>,
+}
+
+/// Body of a JSON batch (for the OpenAPI document; the handler checks it field by field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct BatchBody {
+    /// Fields shared by every letter (typically `sender` and `documents`), merged under each.
+    #[schema(value_type = Option<Object>)]
+    defaults: Option<Map<String, Value>>,
+    /// 1 to 10,000 letters, each a `POST /v1/letters` body (possibly partial, completed by
+    /// `defaults`).
+    #[schema(value_type = Vec<Object>)]
+    letters: Vec<Map<String, Value>>,
+    /// `valid_rows` (default) or `all_or_nothing`.
+    mode: Option<BatchMode>,
+}
+
+/// Submits up to 10,000 letters. Every row is checked as a single `POST /v1/letters` body
+/// would be (all its invalid fields at once), then the valid ones are deposited in the
+/// background, each with its sealed, timestamped proof of deposit and its notification.
+#[utoipa::path(post, path = "/v1/batches", tag = "batches",
+    request_body(content(
+        (BatchBody = "application/json"),
+        (String = "text/csv"))),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "A retried batch with the same key is answered with the same batch and never deposited twice"),
+        ("mode" = Option<BatchMode>, Query, description = "`valid_rows` (default) or `all_or_nothing`"),
+        ("template" = Option<String>, Query, description = "CSV: a template of this account whose fields are merged under each row"),
+        ("sender.name" = Option<String>, Query, description = "CSV: default for a column; any column name may be given this way (`sender.email`, `documents`, …)")),
+    responses(
+        (status = 202, description = "Batch recorded; follow it at Location", body = BatchAccepted),
+        (status = 400, description = "Body not UTF-8, not JSON, not CSV; invalid query", body = Problem),
+        (status = 401, description = "Missing or wrong API key", body = Problem),
+        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
+        (status = 413, description = "Body over 32 MiB", body = Problem),
+        (status = 415, description = "Neither application/json nor text/csv", body = Problem),
+        (status = 422, description = "No header, unknown or duplicate columns, no letter, more than 10,000 letters, unknown template, Idempotency-Key reused", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn submit(
+    State(service): State<Service>,
+    caller: Caller,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    RawQuery(raw_query): RawQuery,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let source = batch_source(&headers)?;
+    let Query(params) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let body = body.map_err(|e| body_problem(&e, MAX_BATCH_BODY))?;
+    let path = match &raw_query {
+        Some(q) => format!("/v1/batches?{q}"),
+        None => "/v1/batches".to_string(),
+    };
+    let fingerprint = request_fingerprint("POST", &path, &body);
+    if let Some(key) = &idempotency_key
+        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
+    {
+        return Ok(replay);
+    }
+
+    let mut query_errors = Vec::new();
+    let mut mode = None;
+    let mut template = None;
+    for (key, value) in &params {
+        match key.as_str() {
+            "mode" => match BatchMode::parse(value) {
+                Some(m) => mode = Some(m),
+                None => {
+                    query_errors.push(field_error("mode", "must be valid_rows or all_or_nothing"))
+                }
+            },
+            "template" => template = Some(value.clone()),
+            column if crate::batch::column_type(column).is_some() => {
+                if source == BatchSource::Json {
+                    query_errors.push(field_error(
+                        column,
+                        "is a CSV column default; in a JSON batch put it in \"defaults\"",
+                    ));
+                }
+            }
+            other => query_errors.push(field_error(
+                other,
+                "is not a known parameter (mode, template, or a CSV column name)",
+            )),
+        }
+    }
+    if source == BatchSource::Json && template.is_some() {
+        query_errors.push(field_error(
+            "template",
+            "is for CSV batches; in a JSON batch put shared fields in \"defaults\"",
+        ));
+    }
+    if !query_errors.is_empty() {
+        return Err(Problem::invalid_query(query_errors));
+    }
+
+    let input: BatchInput = match source {
+        BatchSource::Json => read_json(&body).map_err(Problem::batch_input)?,
+        BatchSource::Csv => {
+            let mut defaults = match &template {
+                Some(name) => template_defaults(&service, &caller, name).await?,
+                None => Map::new(),
+            };
+            let from_query =
+                defaults_from_query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(Problem::invalid_query)?;
+            // The query's column values win over the template's.
+            for (key, value) in from_query {
+                let merged =
+                    crate::batch::letter_body(defaults.get(&key).and_then(Value::as_object), value);
+                defaults.insert(key, merged);
+            }
+            read_csv(&body, Some(&defaults).filter(|d| !d.is_empty()))
+                .map_err(Problem::batch_input)?
+        }
+    };
+    let mode = match (mode, input.mode) {
+        (Some(q), Some(b)) if q != b => {
+            return Err(Problem::validation(vec![FieldError {
+                field: "mode".into(),
+                message: format!(
+                    "the body says {} and the query says {}",
+                    b.as_str(),
+                    q.as_str()
+                ),
+            }]));
+        }
+        (q, b) => q.or(b).unwrap_or(BatchMode::ValidRows),
+    };
+
+    let idempotency = idempotency_key
+        .clone()
+        .map(|key| (key, fingerprint.clone()));
+    let (accepted, response) = match service
+        .batches
+        .submit(&caller, input, mode, idempotency)
+        .await
+    {
+        Ok(done) => done,
+        Err(SubmitError::IdempotencyKeyTaken) => {
+            // A concurrent request with the same key won; answer as it did.
+            if let Some(key) = &idempotency_key
+                && let Some(replay) =
+                    replay_idempotent(&service, &caller, key, &fingerprint).await?
+            {
+                return Ok(replay);
+            }
+            return Err(Problem::idempotency_in_progress());
+        }
+        Err(SubmitError::Storage(e)) => return Err(e.into()),
+    };
+    Ok(with_location(
+        json_response(StatusCode::ACCEPTED, response),
+        &format!("/v1/batches/{}", accepted.id),
+    ))
+}
+
+/// Progress of a batch: counts, letters by state, every row error.
+#[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, description = "The batch", body = BatchView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such batch for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn show(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found(format!("no batch {id} for this account"));
+    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let record = service
+        .storage
+        .batch(&caller.tenant_id, &canonical)
+        .await?
+        .ok_or_else(not_found)?;
+    let errors = service.storage.batch_errors(&record.id).await?;
+    let (states, notified) = service.storage.batch_letter_states(&record.id).await?;
+    let state = BatchState::parse(&record.state).ok_or_else(|| {
+        Problem::internal(&format!("batch {} has state {}", record.id, record.state))
+    })?;
+    let view = BatchView {
+        id: record.id.clone(),
+        state,
+        mode: BatchMode::parse(&record.mode).unwrap_or(BatchMode::ValidRows),
+        source: if record.source == "csv" {
+            BatchSource::Csv
+        } else {
+            BatchSource::Json
+        },
+        total: record.total,
+        deposited: record.deposited,
+        rejected: record.rejected,
+        pending: if state == BatchState::Depositing {
+            (record.total - record.deposited - record.rejected).max(0)
+        } else {
+            0
+        },
+        notified,
+        letters_by_state: states.into_iter().collect(),
+        created_at: rfc3339_micros(from_unix_micros(record.created_at)),
+        completed_at: record
+            .completed_at
+            .map(|t| rfc3339_micros(from_unix_micros(t))),
+        failure: record.failure,
+        errors,
+    };
+    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The format named by `Content-Type`.
+fn batch_source(headers: &HeaderMap) -> Result<BatchSource, Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        return Ok(BatchSource::Json);
+    }
+    if essence.eq_ignore_ascii_case("text/csv") {
+        let charset = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("charset"))
+            .map(|(_, v)| v.trim().trim_matches('"').to_string());
+        if let Some(charset) = charset
+            && !charset.eq_ignore_ascii_case("utf-8")
+        {
+            return Err(Problem::unsupported_media_type(format!(
+                "CSV batches must be UTF-8, not {charset}"
+            )));
+        }
+        return Ok(BatchSource::Csv);
+    }
+    Err(Problem::unsupported_media_type(
+        "send the batch as Content-Type: application/json or text/csv",
+    ))
+}
+
+/// The fields of template `name`, merged under each CSV row.
+///
+/// Letter templates arrive with migration 0006; until then no account has any template, so
+/// every name is unknown. This is where they plug in.
+async fn template_defaults(
+    _service: &Service,
+    _caller: &Caller,
+    name: &str,
+) -> Result<Map<String, Value>, Problem> {
+    Err(Problem::unknown_template(format!(
+        "no template {name:?} exists for this account; give shared fields as query parameters named like the columns (sender.name=…&documents=…)"
+    )))
+}
