@@ -89,6 +89,40 @@ pub struct BundleInput<'a> {
     pub roots_pem: &'a str,
     /// Human-readable PDF proofs (`proofs/<name>`), rendered from the same evidence.
     pub proofs: &'a [(String, Vec<u8>)],
+    /// The transparency log's signed tree head covering every record, and the records'
+    /// inclusion proofs against it (`log/`).
+    pub log: Option<&'a BundleLog>,
+}
+
+/// Path of the tree head (canonical JSON, as sealed) in a bundle.
+pub const LOG_TREE_HEAD: &str = "log/tree-head.json";
+/// Path of the seal over the tree head.
+pub const LOG_TREE_HEAD_SEAL: &str = "log/tree-head.p7s";
+/// Path of the timestamp token over the tree head.
+pub const LOG_TREE_HEAD_TOKEN: &str = "log/tree-head.tsr";
+/// Path of the inclusion proofs.
+pub const LOG_INCLUSION: &str = "log/inclusion.json";
+
+/// The log material of a bundle.
+#[derive(Debug, Clone)]
+pub struct BundleLog {
+    /// The tree head's canonical JSON bytes.
+    pub head: Vec<u8>,
+    /// Its CMS seal.
+    pub seal: Vec<u8>,
+    /// Its RFC 3161 token.
+    pub timestamp_token: Vec<u8>,
+    /// One inclusion proof per evidence record, in the records' order.
+    pub inclusion: Vec<crate::log::InclusionProof>,
+}
+
+/// `log/inclusion.json`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct InclusionFile {
+    /// Size of the tree the proofs are against (the tree head's).
+    pub tree_size: u64,
+    /// One proof per evidence record, in the records' order.
+    pub proofs: Vec<crate::log::InclusionProof>,
 }
 
 #[derive(Serialize)]
@@ -141,6 +175,28 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
             format!("proofs/{}", safe_name(name)),
             pdf.clone(),
             "application/pdf",
+        ));
+    }
+    if let Some(log) = input.log {
+        for (path, bytes, media_type) in [
+            (LOG_TREE_HEAD, &log.head, "application/json"),
+            (LOG_TREE_HEAD_SEAL, &log.seal, "application/pkcs7-signature"),
+            (
+                LOG_TREE_HEAD_TOKEN,
+                &log.timestamp_token,
+                "application/timestamp-token",
+            ),
+        ] {
+            entries.push(bytes_entry(path.into(), bytes.clone(), media_type));
+        }
+        let file = InclusionFile {
+            tree_size: log.inclusion.first().map(|p| p.tree_size).unwrap_or(0),
+            proofs: log.inclusion.clone(),
+        };
+        entries.push(bytes_entry(
+            LOG_INCLUSION.into(),
+            serde_json_canonicalizer::to_vec(&file).unwrap_or_default(),
+            "application/json",
         ));
     }
     entries.push(bytes_entry(
@@ -394,6 +450,25 @@ fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
     }
     c.push_str("\n7. Empreinte des certificats racines / Fingerprint of the root certificates\n");
     run(&mut c, format!("sha256sum {ROOTS}"));
+    if entries.iter().any(|e| e.path == LOG_TREE_HEAD) {
+        c.push_str("\n8. Tête d'arbre du journal de transparence / Transparency log tree head\n");
+        run(
+            &mut c,
+            format!(
+                "openssl cms -verify -binary -inform DER -in {LOG_TREE_HEAD_SEAL} -content {LOG_TREE_HEAD} -CAfile {ROOTS} -purpose any -out /dev/null"
+            ),
+        );
+        run(
+            &mut c,
+            format!(
+                "openssl ts -verify -data {LOG_TREE_HEAD} -in {LOG_TREE_HEAD_TOKEN} -token_in -CAfile {ROOTS}"
+            ),
+        );
+        run(
+            &mut c,
+            format!("grep -o '\"root_hash\":\"[0-9a-f]*\"' {LOG_TREE_HEAD}"),
+        );
+    }
     format!(
         "Dossier de preuves / Proof bundle — lettre / letter {letter_id}\n\
          =====================================================================\n\n\
@@ -421,7 +496,13 @@ fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
          7. Comparez l'empreinte de certs/roots.pem avec celle des certificats racines publiés\n\
          \x20  par le prestataire (/v1/trust/roots.pem sur son site), obtenus par un autre canal :\n\
          \x20  une vérification ancrée seulement dans ce dossier prouve son intégrité, pas son\n\
-         \x20  origine.\n\n\
+         \x20  origine.\n\
+         8. Le journal de transparence : chaque preuve est une feuille d'un arbre de Merkle\n\
+         \x20  (RFC 9162) tenu par le prestataire pour toutes ses lettres ; log/tree-head.json en\n\
+         \x20  donne la racine, scellée et horodatée. Comparez-la à une tête d'arbre conservée par\n\
+         \x20  un tiers (huissier, greffe) : `recommande log verify-consistency` prouve que le journal\n\
+         \x20  n'a fait que croître. Les chemins d'inclusion (log/inclusion.json) se vérifient avec\n\
+         \x20  `recommande verify` ou tout outil RFC 9162.\n\n\
          OpenSSL juge les certificats à la date du jour. Si un certificat a expiré depuis,\n\
          ajoutez à la commande « -attime » suivi de l'heure prouvée en secondes depuis 1970,\n\
          par exemple : -attime $(date -u -d 'Nov 23 09:13:44 2026 GMT' +%s)\n\
@@ -448,7 +529,12 @@ fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
          6. The digest of every document is in the deposit record (content[].sha256).\n\
          7. Compare the digest of certs/roots.pem with that of the root certificates the provider\n\
          \x20  publishes (/v1/trust/roots.pem on its site), obtained through another channel: trust\n\
-         \x20  anchored only in this bundle proves its integrity, not its origin.\n\n\
+         \x20  anchored only in this bundle proves its integrity, not its origin.\n\
+         8. The transparency log: every record is a leaf of a Merkle tree (RFC 9162) the provider\n\
+         \x20  keeps for all its letters; log/tree-head.json gives its root, sealed and timestamped.\n\
+         \x20  Compare it with a tree head kept by a third party (bailiff, court clerk):\n\
+         \x20  `recommande log verify-consistency` proves the log only grew. The inclusion paths\n\
+         \x20  (log/inclusion.json) are checked by `recommande verify` or any RFC 9162 tool.\n\n\
          OpenSSL judges certificates as of today. Once a certificate has expired, add \"-attime\"\n\
          and the proven time in seconds since 1970 to the command, for example:\n\
          -attime $(date -u -d 'Nov 23 09:13:44 2026 GMT' +%s)\n\

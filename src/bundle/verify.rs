@@ -10,8 +10,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{ASIC_E_MIMETYPE, ASIC_MANIFEST, ASIC_SIGNATURE, CHECKSUMS};
+use super::{
+    ASIC_E_MIMETYPE, ASIC_MANIFEST, ASIC_SIGNATURE, CHECKSUMS, InclusionFile, LOG_INCLUSION,
+    LOG_TREE_HEAD, LOG_TREE_HEAD_SEAL, LOG_TREE_HEAD_TOKEN,
+};
 use crate::evidence::{EvidenceEvent, EvidenceRecord};
+use crate::log::{TreeHead, root_of, verify_sealed};
 use crate::seal::ParsedSeal;
 use crate::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
 use crate::verify::{ChainExpectation, verify_evidence};
@@ -296,6 +300,70 @@ pub fn verify_bundle<R: Read + Seek>(
         "documents_match",
         check_documents(&records, &actual),
     );
+
+    // The transparency log: the tree head is sealed and timestamped by the provider, and
+    // every record is a leaf of the tree it describes (RFC 9162 inclusion proofs).
+    if names.iter().any(|n| n == LOG_TREE_HEAD) {
+        let head = (
+            small(&mut zip, LOG_TREE_HEAD),
+            small(&mut zip, LOG_TREE_HEAD_SEAL),
+            small(&mut zip, LOG_TREE_HEAD_TOKEN),
+        );
+        let root = match head {
+            (Ok(bytes), Ok(seal), Ok(token)) => verify_sealed(&bytes, &seal, &token, &anchors)
+                .and_then(|at| {
+                    let head: TreeHead = serde_json::from_slice(&bytes)
+                        .map_err(|e| format!("not a tree head: {e}"))?;
+                    let root = root_of(&head)?;
+                    Ok((head, root, at))
+                }),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+        };
+        check(
+            "bundle",
+            "log_tree_head",
+            root.as_ref()
+                .map(|(head, _, at)| {
+                    format!(
+                        "tree head of {} leaves, root {}, sealed and timestamped at {}",
+                        head.tree_size,
+                        head.root_hash,
+                        crate::clock::rfc3339_micros(*at)
+                    )
+                })
+                .map_err(Clone::clone),
+        );
+        let proofs: Result<InclusionFile, String> = small(&mut zip, LOG_INCLUSION)
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{LOG_INCLUSION}: {e}")));
+        for (i, (stem, event)) in stems.iter().zip(&events).enumerate() {
+            let verdict = match (&root, &proofs) {
+                (Err(e), _) => Err(format!("not checked: the tree head is not valid ({e})")),
+                (_, Err(e)) => Err(e.clone()),
+                (Ok((head, root, _)), Ok(file)) => match file.proofs.get(i) {
+                    None => Err("no inclusion proof for this record".into()),
+                    Some(p) if p.record_sha256 != event.sha256 => Err(format!(
+                        "the proof is for record {}, this record is {}",
+                        p.record_sha256, event.sha256
+                    )),
+                    Some(p) if p.tree_size != head.tree_size => Err(format!(
+                        "the proof is against a tree of {} leaves, the head has {}",
+                        p.tree_size, head.tree_size
+                    )),
+                    Some(p) if p.verify(root) => Ok(format!(
+                        "leaf {} of the log's {} leaves",
+                        p.leaf_index, head.tree_size
+                    )),
+                    Some(_) => Err("the audit path does not lead to the tree head's root".into()),
+                },
+            };
+            check(stem, "log_inclusion", verdict);
+        }
+    } else {
+        warnings.push(
+            "the bundle carries no transparency-log proofs (log/): made before the log existed"
+                .to_string(),
+        );
+    }
 
     Ok(BundleReport {
         letter_id: records.first().map(|(_, r, _)| r.letter_id.clone()),

@@ -554,12 +554,18 @@ pub async fn bundle(
         .into_iter()
         .map(|(kind, pdf)| (kind.file_name(), pdf))
         .collect();
+    let log = service
+        .log
+        .bundle_material(&evidence)
+        .await
+        .map_err(Problem::from)?;
     let plan = crate::bundle::plan(&crate::bundle::BundleInput {
         letter_id: &row.id,
         evidence: &evidence,
         documents: &documents,
         roots_pem: &service.anchors_pem,
         proofs: &proofs,
+        log: log.as_ref(),
     });
     let key = plan.asic_manifest_sha256();
     let seal = match service.storage.existing_bundle_seal(&row.id, &key).await? {

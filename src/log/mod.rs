@@ -344,6 +344,62 @@ impl TransparencyLog {
         Ok(self.storage.insert_tree_head(&row).await?)
     }
 
+    /// The log material of a bundle: the first signed tree head that covers every record of
+    /// the letter (issued now if none does yet) and each record's inclusion proof against it.
+    /// Taking the *first* covering head, not the latest, keeps bundles reproducible: the same
+    /// letter state gives the same head, and a later head is linked to it by a consistency
+    /// proof (`/v1/log/proofs/consistency`).
+    pub async fn bundle_material(
+        &self,
+        evidence: &[crate::storage::EvidenceRow],
+    ) -> Result<Option<crate::bundle::BundleLog>, LogError> {
+        if evidence.is_empty() {
+            return Ok(None);
+        }
+        let mut leaves = Vec::with_capacity(evidence.len());
+        for row in evidence {
+            let leaf = match self.storage.log_leaf_of_evidence(&row.id).await? {
+                Some(leaf) => leaf,
+                None => {
+                    self.append_pending().await?;
+                    self.storage
+                        .log_leaf_of_evidence(&row.id)
+                        .await?
+                        .ok_or_else(|| {
+                            LogError::OutOfRange(format!(
+                                "evidence {} is not in the transparency log yet",
+                                row.id
+                            ))
+                        })?
+                }
+            };
+            leaves.push(leaf);
+        }
+        let needed = leaves
+            .iter()
+            .map(|l| l.position.max(0) as u64 + 1)
+            .max()
+            .unwrap_or(0);
+        let head = match self.storage.tree_head_covering(needed as i64).await? {
+            Some(head) => head,
+            None => self.issue_head().await?,
+        };
+        let size = head.tree_size.max(0) as u64;
+        let mut inclusion = Vec::with_capacity(leaves.len());
+        for leaf in &leaves {
+            inclusion.push(
+                self.inclusion_at(leaf.position.max(0) as u64, &leaf.record_sha256, size)
+                    .await?,
+            );
+        }
+        Ok(Some(crate::bundle::BundleLog {
+            head: head.head,
+            seal: head.seal,
+            timestamp_token: head.timestamp_token,
+            inclusion,
+        }))
+    }
+
     /// The root of the first `size` leaves.
     pub async fn root(&self, size: u64) -> Result<Hash, LogError> {
         let keys = merkle::needed_nodes(|node| merkle::root(size, node));

@@ -150,6 +150,10 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
         "proofs/dispatch.pdf",
         "proofs/receipt.pdf",
         "proofs/summary.pdf",
+        "log/tree-head.json",
+        "log/tree-head.p7s",
+        "log/tree-head.tsr",
+        "log/inclusion.json",
         "certs/roots.pem",
         "VERIFY.txt",
         "META-INF/ASiCManifest.xml",
@@ -321,6 +325,20 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
             failures.iter().any(|f| f == expected_failure(name)),
             "flipping {name}: {failures:?}"
         );
+        // The log's own checks see it too, not only the manifest.
+        let log_check = match name.as_str() {
+            "log/tree-head.json" | "log/tree-head.p7s" | "log/tree-head.tsr" => {
+                Some("log_tree_head")
+            }
+            "log/inclusion.json" => Some("log_inclusion"),
+            _ => None,
+        };
+        if let Some(check) = log_check {
+            assert!(
+                failures.iter().any(|f| f == check),
+                "flipping {name}: {failures:?}"
+            );
+        }
         // The member removed.
         let removed = rebuild(&bytes, |members| members.retain(|(n, _)| n != name));
         let failures = failed(&removed, &anchors);
@@ -409,8 +427,10 @@ async fn the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampere
     let count = |needle: &str| commands.iter().filter(|c| c.contains(needle)).count();
     assert_eq!(count("-in META-INF/signature001.p7s"), 1, "{verify_txt}");
     assert_eq!(count("sha256sum --strict -c SHA256SUMS"), 1, "{verify_txt}");
-    assert_eq!(count("openssl ts -verify"), 4, "{verify_txt}");
-    assert_eq!(count("openssl cms -verify"), 5, "{verify_txt}");
+    // Four records and the transparency log's tree head.
+    assert_eq!(count("openssl ts -verify"), 5, "{verify_txt}");
+    assert_eq!(count("openssl cms -verify"), 6, "{verify_txt}");
+    assert_eq!(count("log/tree-head.json"), 3, "{verify_txt}");
     assert_eq!(count("previous_evidence_sha256"), 4, "{verify_txt}");
     assert_eq!(count("documents/01-relance.pdf"), 1, "{verify_txt}");
     // SHA256SUMS lists every data file but itself, and the sealed manifest lists SHA256SUMS.
@@ -430,7 +450,7 @@ async fn the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampere
     // presented with another record.
     let roots = pristine.join("certs/roots.pem");
     let tokens: Vec<&String> = names.iter().filter(|n| n.ends_with(".tsr")).collect();
-    assert_eq!(tokens.len(), 4);
+    assert_eq!(tokens.len(), 5, "four records and the log's tree head");
     for token in &tokens {
         let record = pristine.join(token.replace(".tsr", ".json"));
         if let Some((ok, out)) = rfc3161_client_verify(&pristine.join(token), &roots, &record) {
@@ -469,6 +489,7 @@ async fn the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampere
         ),
         ("documents/01-relance.pdf", "sha256sum --strict -c"),
         ("manifest.json", "sha256sum --strict -c"),
+        ("log/tree-head.json", "-content log/tree-head.json"),
         ("SHA256SUMS", "openssl dgst -sha256 -binary SHA256SUMS"),
         (
             "META-INF/ASiCManifest.xml",
