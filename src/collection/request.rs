@@ -47,7 +47,16 @@ pub enum LetterKind {
 }
 
 impl LetterKind {
-    fn parse(s: &str) -> Option<LetterKind> {
+    /// The stored and requested name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LetterKind::Relance => "relance",
+            LetterKind::MiseEnDemeure => "mise_en_demeure",
+        }
+    }
+
+    /// Parses `relance` or `mise_en_demeure`.
+    pub fn parse(s: &str) -> Option<LetterKind> {
         match s {
             "relance" => Some(LetterKind::Relance),
             "mise_en_demeure" => Some(LetterKind::MiseEnDemeure),

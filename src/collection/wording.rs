@@ -4,9 +4,12 @@
 //! payment details, legal texts and every mandatory mention are still added and checked
 //! on top of it (see [`super::write_letter`]).
 
+use serde_json::Value;
+
 use super::Composition;
 use super::french;
-use crate::letter::{FieldError, field_error};
+use super::request::LetterKind;
+use crate::letter::{FieldError, field_error, text_field};
 
 /// Longest wording accepted, in characters.
 pub const MAX_WORDING_LEN: usize = 10_000;
@@ -139,6 +142,83 @@ impl Wording {
             Ok(out)
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// A checked `POST /v1/templates` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateRequest {
+    /// The tenant's name for the template.
+    pub name: String,
+    /// The kind of letter it is for.
+    pub kind: LetterKind,
+    /// The wording as given (stored verbatim, parsed again when used).
+    pub text: String,
+    /// The checked wording.
+    pub wording: Wording,
+}
+
+impl TemplateRequest {
+    /// Checks a body `{"name", "kind", "wording"}`, reporting every problem at once.
+    pub fn parse(body: &Value) -> Result<TemplateRequest, Vec<FieldError>> {
+        let Some(obj) = body.as_object() else {
+            return Err(vec![field_error("", "the body must be a JSON object")]);
+        };
+        let mut errors = Vec::new();
+        for key in obj.keys() {
+            if !["name", "kind", "wording"].contains(&key.as_str()) {
+                errors.push(field_error(key, "is not a known field"));
+            }
+        }
+        let name = text_field(obj, "name", "name", true, &mut errors);
+        let kind = match obj.get("kind") {
+            Some(Value::String(s)) if LetterKind::parse(s).is_some() => LetterKind::parse(s),
+            None | Some(Value::Null) => {
+                errors.push(field_error(
+                    "kind",
+                    "is required: \"relance\" or \"mise_en_demeure\"",
+                ));
+                None
+            }
+            Some(_) => {
+                errors.push(field_error(
+                    "kind",
+                    "must be \"relance\" or \"mise_en_demeure\"",
+                ));
+                None
+            }
+        };
+        let wording = match obj.get("wording") {
+            Some(Value::String(text)) => match Wording::parse(text, "wording") {
+                Ok(w) => Some((text.clone(), w)),
+                Err(mut e) => {
+                    errors.append(&mut e);
+                    None
+                }
+            },
+            None | Some(Value::Null) => {
+                errors.push(field_error(
+                    "wording",
+                    "is required: the letter's body, paragraphs separated by blank lines",
+                ));
+                None
+            }
+            Some(_) => {
+                errors.push(field_error("wording", "must be a string"));
+                None
+            }
+        };
+        match (name, kind, wording) {
+            (Some(name), Some(kind), Some((text, wording))) if errors.is_empty() => {
+                Ok(TemplateRequest {
+                    name,
+                    kind,
+                    text,
+                    wording,
+                })
+            }
+            _ => Err(errors),
         }
     }
 }

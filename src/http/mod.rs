@@ -20,6 +20,7 @@ use crate::storage::IdempotencyRow;
 pub mod bounces;
 pub mod consents;
 pub mod documents;
+pub mod letter_templates;
 pub mod letters;
 pub mod openapi;
 pub mod pages;
@@ -106,6 +107,13 @@ pub fn router(service: Service) -> Router {
                 .delete(consents::withdraw)
                 .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route(
+            "/v1/templates",
+            post(letter_templates::create)
+                .get(letter_templates::list)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/templates/{id}", get(letter_templates::show))
         .route(
             "/v1/webhooks",
             post(webhooks::create)

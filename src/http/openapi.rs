@@ -48,6 +48,9 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::consents::list,
         super::consents::show,
         super::consents::withdraw,
+        super::letter_templates::create,
+        super::letter_templates::list,
+        super::letter_templates::show,
         super::webhooks::create,
         super::webhooks::list,
         super::webhooks::show,
@@ -62,7 +65,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome,
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
-        DeliveryStatus
+        DeliveryStatus, super::letter_templates::TemplateBody, super::letter_templates::TemplateView,
+        super::letter_templates::TemplatePage, crate::collection::LetterKind
     )),
     modifiers(&BearerApiKey),
     tags(
@@ -70,6 +74,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         (name = "documents", description = "Upload documents once, use them in many letters"),
         (name = "evidence", description = "Sealed and timestamped evidence records"),
         (name = "consents", description = "Consumers' prior consent to electronic registered letters (CPCE L.100)"),
+        (name = "templates", description = "The account's own wording for relances and mises en demeure; mandatory mentions are always added on top"),
         (name = "webhooks", description = "Signed notifications of letter events, retried for 48 hours"),
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
         (name = "recipient", description = "The recipient's side: identify, accept or refuse, download"),

@@ -944,10 +944,12 @@ mod tests {
 // `dispatch!` macro, the `Backend` and the row-mapping conventions of this one.
 mod consents;
 mod lifecycle;
+mod templates;
 mod webhooks;
 
 pub use consents::{ConsentFilter, ConsentRow};
 pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
+pub use templates::TemplateRow;
 pub use webhooks::{
     AttemptOutcome, ClaimedDelivery, DeliveryAttempt, DeliveryRow, NewDelivery, WebhookRow,
 };

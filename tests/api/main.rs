@@ -14,5 +14,6 @@ mod process;
 mod production_pki;
 mod restart;
 mod smtp;
+mod templates;
 mod tsa;
 mod webhooks;
