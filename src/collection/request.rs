@@ -744,6 +744,122 @@ impl ComposeRequest {
     }
 }
 
+/// The `compose` object of `POST /v1/letters`, for the OpenAPI document only:
+/// [`ComposeRequest::check`] reads it field by field to list every problem at once.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ComposeBody {
+    /// `relance` or `mise_en_demeure`.
+    kind: LetterKind,
+    /// Who is owed.
+    creditor: CreditorBody,
+    /// The agency collecting for the creditor (CPCE R.124-4 mentions are then required).
+    agency: Option<AgencyBody>,
+    /// Who owes.
+    debtor: DebtorBody,
+    /// 1 to 100 unpaid invoices, each due on or before the letter date.
+    invoices: Vec<InvoiceBody>,
+    /// Days to pay after receipt, 1 to 60 (default 8).
+    #[schema(minimum = 1, maximum = 60, default = 8)]
+    deadline_days: Option<u8>,
+    /// How to pay: at least one of link, iban, instructions.
+    payment: PaymentBody,
+    /// The first letter for this debt, recalled by later letters.
+    first_letter: Option<FirstLetterBody>,
+    /// Contractual late-interest rate in percent a year, at most two decimals (e.g. 12.5).
+    #[schema(value_type = Option<f64>, example = 12.5)]
+    contract_rate_percent: Option<String>,
+    /// Claim time-barred invoices anyway (recorded in the evidence). Default false.
+    override_prescription: Option<bool>,
+}
+
+/// A postal address: one string with lines separated by `\n`, or a list of lines (≤ 6).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(value_type = String, example = "12 rue des Lilas\n69003 Lyon")]
+pub struct AddressBody(String);
+
+/// `compose.creditor`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CreditorBody {
+    /// Name or company name.
+    name: String,
+    /// Address or registered office.
+    address: AddressBody,
+    /// SIREN (9 digits, Luhn check).
+    siren: Option<String>,
+    /// `professional` (default) or `private_person`.
+    kind: Option<CreditorKind>,
+}
+
+/// `compose.agency`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AgencyBody {
+    /// Name or company name.
+    name: String,
+    /// Address or registered office.
+    address: AddressBody,
+    /// Reference of the creditor's written mandate (CPCE R.124-3).
+    mandate_reference: String,
+}
+
+/// `compose.debtor`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DebtorBody {
+    /// Name or company name.
+    name: String,
+    /// Postal address.
+    address: AddressBody,
+    /// `professional` or `consumer`.
+    kind: RecipientKind,
+}
+
+/// One entry of `compose.invoices`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct InvoiceBody {
+    /// Invoice number (unique in the letter).
+    number: String,
+    /// Issue date, YYYY-MM-DD.
+    #[schema(format = Date)]
+    issue_date: String,
+    /// Due date, YYYY-MM-DD, not before the issue date nor after the letter date.
+    #[schema(format = Date)]
+    due_date: String,
+    /// Amount in cents, 1 to 2^53 - 1.
+    amount_cents: i64,
+    /// Already paid in cents, less than the amount (default 0).
+    paid_cents: Option<i64>,
+}
+
+/// `compose.payment`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PaymentBody {
+    /// An https:// payment link.
+    link: Option<String>,
+    /// An IBAN (ISO 13616 check digits verified).
+    iban: Option<String>,
+    /// Free instructions (≤ 1000 characters).
+    instructions: Option<String>,
+}
+
+/// `compose.first_letter`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FirstLetterBody {
+    /// Its reference.
+    reference: String,
+    /// Its date, YYYY-MM-DD, before the letter date.
+    #[schema(format = Date)]
+    date: String,
+    /// `mise_en_demeure` when it was one: a consumer's legal interest then runs from its date.
+    kind: Option<LetterKind>,
+}
+
 fn invoice(
     item: &Value,
     i: usize,

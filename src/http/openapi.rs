@@ -66,7 +66,9 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
         DeliveryStatus, super::letter_templates::TemplateBody, super::letter_templates::TemplateView,
-        super::letter_templates::TemplatePage, crate::collection::LetterKind
+        super::letter_templates::TemplatePage, crate::collection::LetterKind,
+        crate::collection::request::ComposeBody, crate::collection::CompositionSummary,
+        crate::collection::Block
     )),
     modifiers(&BearerApiKey),
     tags(

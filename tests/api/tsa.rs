@@ -252,4 +252,11 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         );
     }
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    // The collection composer's input and summary, for `compose` in POST /v1/letters.
+    for schema in ["ComposeBody", "CompositionSummary", "Block", "TemplateView"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
 }
