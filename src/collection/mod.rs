@@ -91,7 +91,14 @@ impl ComposeRequest {
         letter_date: Date,
         rates: &RatesTable,
     ) -> Result<Composition, Vec<FieldError>> {
-        let request = ComposeRequest::check(value, letter_date)?;
+        let request = match ComposeRequest::check(value, letter_date) {
+            Ok(request) => request,
+            Err(mut errors) => {
+                // Time-barred invoices are reported with the other problems, not after them.
+                errors.extend(request::time_barred_in_partial(value, letter_date));
+                return Err(errors);
+            }
+        };
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let mut overrides = Vec::new();
@@ -120,13 +127,7 @@ impl ComposeRequest {
                         rule: p.rule.clone(),
                     });
                 }
-                PrescriptionStatus::TimeBarred => errors.push(field_error(
-                    &format!("compose.invoices[{i}].due_date"),
-                    &format!(
-                        "the invoice is time-barred: the last day to claim it was {} ({}); set override_prescription to claim it anyway",
-                        p.limit, p.rule
-                    ),
-                )),
+                PrescriptionStatus::TimeBarred => errors.push(time_barred_error(i, &p)),
                 PrescriptionStatus::Near => warnings.push(Warning {
                     code: "prescription_near".into(),
                     message: format!(
@@ -198,6 +199,17 @@ impl ComposeRequest {
             overrides,
         })
     }
+}
+
+/// The error for invoice `i`, time-barred without an override.
+fn time_barred_error(i: usize, p: &Prescription) -> FieldError {
+    field_error(
+        &format!("compose.invoices[{i}].due_date"),
+        &format!(
+            "the invoice is time-barred: the last day to claim it was {} ({}); set override_prescription to claim it anyway",
+            p.limit, p.rule
+        ),
+    )
 }
 
 /// What the API answers and the deposit evidence records about a composed letter.

@@ -860,6 +860,48 @@ pub struct FirstLetterBody {
     kind: Option<LetterKind>,
 }
 
+/// For a request that failed its checks: the time-barred invoices among those that are
+/// themselves valid, when the creditor's and debtor's kinds can be read — so that a sender
+/// learns of every problem at once. Nothing when `override_prescription` is true.
+pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<FieldError> {
+    let Some(obj) = value.as_object() else {
+        return Vec::new();
+    };
+    if obj.get("override_prescription") == Some(&Value::Bool(true)) {
+        return Vec::new();
+    }
+    let creditor = match obj.get("creditor").and_then(|c| c.get("kind")) {
+        None | Some(Value::Null) => CreditorKind::Professional,
+        Some(Value::String(s)) if s == "private_person" => CreditorKind::PrivatePerson,
+        Some(Value::String(s)) if s == "professional" => CreditorKind::Professional,
+        Some(_) => return Vec::new(),
+    };
+    let debtor = match obj
+        .get("debtor")
+        .and_then(|d| d.get("kind"))
+        .and_then(Value::as_str)
+    {
+        Some("professional") => RecipientKind::Professional,
+        Some("consumer") => RecipientKind::Consumer,
+        _ => return Vec::new(),
+    };
+    let Some(items) = obj.get("invoices").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    for (i, item) in items.iter().enumerate().take(MAX_INVOICES_PER_LETTER) {
+        let mut scratch = Vec::new();
+        let Some(invoice) = invoice(item, i, letter_date, &mut scratch) else {
+            continue;
+        };
+        let p = super::prescription::assess(&invoice, creditor, debtor, letter_date);
+        if p.status == super::PrescriptionStatus::TimeBarred {
+            errors.push(super::time_barred_error(i, &p));
+        }
+    }
+    errors
+}
+
 fn invoice(
     item: &Value,
     i: usize,

@@ -337,6 +337,25 @@ fn every_invalid_field_is_listed_at_once() {
 }
 
 #[test]
+fn a_time_barred_invoice_is_reported_with_the_other_errors() {
+    let mut v = b2b(json!([
+        invoice("OLD-1", "2021-11-23", 100_000),
+        invoice("NEW-1", "2026-10-31", 100)
+    ]));
+    v["deadline_days"] = json!(99);
+    let errors = parse(&v, date!(2026 - 11 - 24)).expect_err("invalid");
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["compose.deadline_days", "compose.invoices[0].due_date"]
+    );
+    assert!(errors[1].message.contains("time-barred"));
+    v["override_prescription"] = json!(true);
+    let errors = parse(&v, date!(2026 - 11 - 24)).expect_err("invalid");
+    assert_eq!(errors.len(), 1);
+}
+
+#[test]
 fn required_elements_are_named_when_missing() {
     let errors = parse(&json!({}), date!(2026 - 11 - 23)).expect_err("empty");
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -619,7 +638,17 @@ fn a_consumer_never_owes_the_recovery_indemnity_and_amounts_always_add_up() {
             let text = write_letter(&c, None).expect("letter").plain_text();
             assert!(!text.contains("Indemnité forfaitaire"), "case {case}");
         }
-        for i in &b.invoices {
+        for (inv, i) in c.request.invoices.iter().zip(&b.invoices) {
+            // D.441-5: €40 per late invoice between professionals, nothing otherwise.
+            let late_b2b = b.regime == InterestRegime::Commercial && inv.due_date < letter_date;
+            assert_eq!(
+                i.indemnity_cents,
+                if late_b2b {
+                    RECOVERY_INDEMNITY_CENTS
+                } else {
+                    0
+                }
+            );
             assert_eq!(
                 i.total_cents,
                 i.principal_cents + i.interest_cents + i.indemnity_cents
