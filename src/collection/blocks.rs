@@ -187,12 +187,14 @@ pub fn write_letter(
             }
         }
     }
-    let blocks = if extra.is_empty() {
-        first
+    // Nothing added: the first check stands.
+    let (blocks, still) = if extra.is_empty() {
+        (first, lacking.clone())
     } else {
-        assemble(&extra)
+        let blocks = assemble(&extra);
+        let still = mentions::missing(c, &blocks);
+        (blocks, still)
     };
-    let still = mentions::missing(c, &blocks);
     if !still.is_empty() {
         return Err(still
             .into_iter()

@@ -130,13 +130,11 @@ impl Mention {
 
     /// Whether `blocks` carry it.
     pub fn present(self, c: &Composition, blocks: &[Block]) -> bool {
-        let texts: Vec<String> = blocks
-            .iter()
-            .flat_map(Block::texts)
-            .map(|t| fold(&t))
-            .collect();
-        let all = texts.join("\n");
-        let lower = all.to_lowercase();
+        self.found_in(c, &LetterText::of(blocks))
+    }
+
+    fn found_in(self, c: &Composition, text: &LetterText) -> bool {
+        let LetterText { texts, all, lower } = text;
         let has = |needle: &str| lower.contains(&fold(needle).to_lowercase());
         let r = &c.request;
         let totals = &c.breakdown.totals;
@@ -169,10 +167,9 @@ impl Mention {
             Mention::Deadline => has(&wording::deadline_text(r.deadline_days)),
             Mention::PaymentRequest => {
                 let total = fold(&french::euros(totals.total_cents)).to_lowercase();
-                texts.iter().any(|t| {
-                    let t = t.to_lowercase();
-                    t.contains(&total) && (t.contains("payer") || t.contains("régler"))
-                })
+                texts
+                    .iter()
+                    .any(|t| t.contains(&total) && (t.contains("payer") || t.contains("régler")))
             }
             Mention::PaymentMethod => {
                 r.payment
@@ -225,10 +222,37 @@ pub struct MentionCheck {
 
 /// The mentions this letter requires that `blocks` lack, in [`Mention::ALL`] order.
 pub fn missing(c: &Composition, blocks: &[Block]) -> Vec<Mention> {
+    let text = LetterText::of(blocks);
     Mention::ALL
         .into_iter()
-        .filter(|m| m.applies(c) && !m.present(c, blocks))
+        .filter(|m| m.applies(c) && !m.found_in(c, &text))
         .collect()
+}
+
+/// The text of a letter prepared once for every search: spaces folded, and lower-cased.
+struct LetterText {
+    /// Each text of each block, folded and lower-cased.
+    texts: Vec<String>,
+    /// Everything, folded, case kept (for verbatim quotes and links).
+    all: String,
+    /// Everything, folded and lower-cased.
+    lower: String,
+}
+
+impl LetterText {
+    fn of(blocks: &[Block]) -> LetterText {
+        let folded: Vec<String> = blocks
+            .iter()
+            .flat_map(Block::texts)
+            .map(|t| fold(&t))
+            .collect();
+        let texts: Vec<String> = folded.iter().map(|t| t.to_lowercase()).collect();
+        LetterText {
+            lower: texts.join("\n"),
+            all: folded.join("\n"),
+            texts,
+        }
+    }
 }
 
 /// `second semestre 2026`, as the letter names a half-year.
