@@ -17,6 +17,7 @@ pub mod bounce;
 pub mod bundle;
 pub mod cli;
 pub mod clock;
+pub mod collection;
 pub mod config;
 pub mod consent;
 pub mod content;

@@ -23,6 +23,7 @@ pub mod batches;
 pub mod bounces;
 pub mod consents;
 pub mod documents;
+pub mod letter_templates;
 pub mod letters;
 pub mod log;
 pub mod openapi;
@@ -133,6 +134,13 @@ pub fn router(service: Service) -> Router {
                 .delete(consents::withdraw)
                 .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
         )
+        .route(
+            "/v1/templates",
+            post(letter_templates::create)
+                .get(letter_templates::list)
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route("/v1/templates/{id}", get(letter_templates::show))
         .route(
             "/v1/webhooks",
             post(webhooks::create)

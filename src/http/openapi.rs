@@ -52,6 +52,9 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::consents::list,
         super::consents::show,
         super::consents::withdraw,
+        super::letter_templates::create,
+        super::letter_templates::list,
+        super::letter_templates::show,
         super::webhooks::create,
         super::webhooks::list,
         super::webhooks::show,
@@ -76,7 +79,11 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         DeliveryStatus, crate::log::PublishedTreeHead, crate::log::InclusionProof,
         crate::log::ConsistencyProof, super::verification::LetterVerification,
         super::verification::VerifiedEvent, super::verification::CheckVerdict,
-        BatchView, BatchBody, BatchAccepted, BatchMode, BatchState, BatchSource, RowError
+        BatchView, BatchBody, BatchAccepted, BatchMode, BatchState, BatchSource, RowError,
+        super::letter_templates::TemplateBody, super::letter_templates::TemplateView,
+        super::letter_templates::TemplatePage, crate::collection::LetterKind,
+        crate::collection::request::ComposeBody, crate::collection::CompositionSummary,
+        crate::collection::Block
     )),
     modifiers(&BearerApiKey),
     tags(
@@ -85,6 +92,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         (name = "documents", description = "Upload documents once, use them in many letters"),
         (name = "evidence", description = "Sealed and timestamped evidence records"),
         (name = "consents", description = "Consumers' prior consent to electronic registered letters (CPCE L.100)"),
+        (name = "templates", description = "The account's own wording for relances and mises en demeure; mandatory mentions are always added on top"),
         (name = "webhooks", description = "Signed notifications of letter events, retried for 48 hours"),
         (name = "trust", description = "Trust anchors and the RFC 3161 timestamp authority"),
         (name = "verification", description = "Public verification of a letter's evidence with the code printed on its proofs"),

@@ -960,11 +960,13 @@ mod batches;
 mod consents;
 mod lifecycle;
 pub mod log;
+mod templates;
 mod webhooks;
 
 pub use batches::{BatchChunk, BatchRecord, NewBatch};
 pub use consents::{ConsentFilter, ConsentRow};
 pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
+pub use templates::TemplateRow;
 pub use webhooks::{
     AttemptOutcome, ClaimedDelivery, DeliveryAttempt, DeliveryRow, NewDelivery, WebhookRow,
 };

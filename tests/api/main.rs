@@ -18,6 +18,7 @@ mod production_pki;
 mod proofs;
 mod restart;
 mod smtp;
+mod templates;
 mod tsa;
 mod verification;
 mod webhooks;

@@ -237,6 +237,9 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         ("/v1/consents", "get"),
         ("/v1/consents/{id}", "get"),
         ("/v1/consents/{id}", "delete"),
+        ("/v1/templates", "post"),
+        ("/v1/templates", "get"),
+        ("/v1/templates/{id}", "get"),
         ("/v1/webhooks", "post"),
         ("/v1/webhooks", "get"),
         ("/v1/webhooks/{id}", "get"),
@@ -255,4 +258,11 @@ async fn the_openapi_document_covers_every_route(engine: Engine) {
         );
     }
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    // The collection composer's input and summary, for `compose` in POST /v1/letters.
+    for schema in ["ComposeBody", "CompositionSummary", "Block", "TemplateView"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema} missing"
+        );
+    }
 }

@@ -1,0 +1,185 @@
+//! Prescription of each invoice: after it, the debt can no longer be claimed in court, and
+//! a letter demanding it would mislead the debtor.
+//!
+//! - 2 years when a professional claims against a consumer for goods or services it supplied
+//!   (Code de la consommation L.218-2); 5 years otherwise (Code civil 2224, Code de commerce
+//!   L.110-4).
+//! - The time runs from the due date (when the debt became payable). Code civil 2229: it is
+//!   acquired when the last day of the term is over, so the last day to act is the
+//!   anniversary of the due date; an anniversary falling on 29 February of a common year is
+//!   taken as 28 February (the earlier day: the composer never claims a day too late).
+//! - The composer refuses a time-barred invoice unless `override_prescription` is true, and
+//!   then records the override so the deposit evidence can carry it; it warns when the limit
+//!   is 90 days away or less.
+
+use serde::Serialize;
+use time::{Date, Month};
+
+use super::request::{CreditorKind, Invoice};
+use crate::letter::RecipientKind;
+
+/// Warn when the limit is this many days away or less.
+pub const PRESCRIPTION_WARNING_DAYS: i64 = 90;
+
+/// Where an invoice stands on the letter date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrescriptionStatus {
+    /// More than 90 days left.
+    Open,
+    /// 90 days left or less.
+    Near,
+    /// The limit has passed.
+    TimeBarred,
+}
+
+/// The prescription of one invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Prescription {
+    /// Invoice number.
+    pub invoice: String,
+    /// Length of the term in years (2 or 5).
+    pub years: i32,
+    /// The rule applied.
+    pub rule: String,
+    /// Last day to act.
+    #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "crate::collection::french::iso_date::serialize")]
+    pub limit: Date,
+    /// Days from the letter date to the limit (negative once time-barred).
+    pub days_left: i64,
+    /// Where it stands.
+    pub status: PrescriptionStatus,
+}
+
+/// The prescription of `invoice` for a letter dated `letter_date`.
+pub fn assess(
+    invoice: &Invoice,
+    creditor: CreditorKind,
+    debtor: RecipientKind,
+    letter_date: Date,
+) -> Prescription {
+    let (years, rule) = match (creditor, debtor) {
+        (CreditorKind::Professional, RecipientKind::Consumer) => {
+            (2, "Code de la consommation, art. L.218-2 (2 ans)")
+        }
+        (CreditorKind::Professional, RecipientKind::Professional) => {
+            (5, "Code de commerce, art. L.110-4 (5 ans)")
+        }
+        (CreditorKind::PrivatePerson, _) => (5, "Code civil, art. 2224 (5 ans)"),
+    };
+    let limit = anniversary(invoice.due_date, years);
+    let days_left = (limit - letter_date).whole_days();
+    let status = if days_left < 0 {
+        PrescriptionStatus::TimeBarred
+    } else if days_left <= PRESCRIPTION_WARNING_DAYS {
+        PrescriptionStatus::Near
+    } else {
+        PrescriptionStatus::Open
+    };
+    Prescription {
+        invoice: invoice.number.clone(),
+        years,
+        rule: rule.to_string(),
+        limit,
+        days_left,
+        status,
+    }
+}
+
+/// `date` plus `years`, 29 February becoming 28 February in a common year.
+fn anniversary(date: Date, years: i32) -> Date {
+    let year = date.year() + years;
+    Date::from_calendar_date(year, date.month(), date.day())
+        .or_else(|_| Date::from_calendar_date(year, Month::February, 28))
+        .unwrap_or(Date::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    fn invoice(due: Date) -> Invoice {
+        Invoice {
+            number: "F-1".into(),
+            issue_date: due,
+            due_date: due,
+            amount_cents: 10_000,
+            paid_cents: 0,
+        }
+    }
+
+    #[test]
+    fn five_years_between_professionals_last_day_is_the_anniversary() {
+        let inv = invoice(date!(2021 - 11 - 23));
+        let p = |d| {
+            assess(
+                &inv,
+                CreditorKind::Professional,
+                RecipientKind::Professional,
+                d,
+            )
+        };
+        assert_eq!(p(date!(2026 - 11 - 22)).status, PrescriptionStatus::Near);
+        let last = p(date!(2026 - 11 - 23));
+        assert_eq!((last.status, last.days_left), (PrescriptionStatus::Near, 0));
+        let after = p(date!(2026 - 11 - 24));
+        assert_eq!(
+            (after.status, after.days_left),
+            (PrescriptionStatus::TimeBarred, -1)
+        );
+        assert_eq!(after.years, 5);
+    }
+
+    #[test]
+    fn two_years_against_a_consumer() {
+        let inv = invoice(date!(2024 - 11 - 23));
+        let p = |d| assess(&inv, CreditorKind::Professional, RecipientKind::Consumer, d);
+        assert_eq!(p(date!(2026 - 11 - 23)).status, PrescriptionStatus::Near);
+        assert_eq!(
+            p(date!(2026 - 11 - 24)).status,
+            PrescriptionStatus::TimeBarred
+        );
+        assert_eq!(p(date!(2026 - 11 - 24)).years, 2);
+        // A private-person creditor is not a professional: five years.
+        let private = assess(
+            &inv,
+            CreditorKind::PrivatePerson,
+            RecipientKind::Consumer,
+            date!(2026 - 11 - 24),
+        );
+        assert_eq!(
+            (private.years, private.status),
+            (5, PrescriptionStatus::Open)
+        );
+    }
+
+    #[test]
+    fn the_warning_starts_ninety_days_before_the_limit() {
+        let inv = invoice(date!(2024 - 03 - 01));
+        let limit = date!(2026 - 03 - 01);
+        let p =
+            |d: Date| assess(&inv, CreditorKind::Professional, RecipientKind::Consumer, d).status;
+        assert_eq!(
+            p(limit - time::Duration::days(90)),
+            PrescriptionStatus::Near
+        );
+        assert_eq!(
+            p(limit - time::Duration::days(91)),
+            PrescriptionStatus::Open
+        );
+    }
+
+    #[test]
+    fn a_29_february_due_date_ends_on_28_february() {
+        let inv = invoice(date!(2024 - 02 - 29));
+        let p = assess(
+            &inv,
+            CreditorKind::Professional,
+            RecipientKind::Consumer,
+            date!(2026 - 01 - 01),
+        );
+        assert_eq!(p.limit, date!(2026 - 02 - 28));
+    }
+}

@@ -1,0 +1,673 @@
+//! Tests of the composer as a whole: amounts, regimes, prescription, warnings, errors and
+//! mentions, through `ComposeRequest::parse` and `write_letter` as the API uses them.
+
+use serde_json::{Value, json};
+use time::Date;
+use time::macros::date;
+
+use super::amounts::{RECOVERY_INDEMNITY_CENTS, RateBasis};
+use super::mentions::{self, L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3};
+use super::*;
+
+fn b2b(invoices: Value) -> Value {
+    json!({
+        "kind": "mise_en_demeure",
+        "creditor": {"name": "Atelier Durand SARL", "address": "12 rue des Lilas\n69003 Lyon", "siren": "732829320"},
+        "debtor": {"name": "Boulangerie Martin", "address": ["3 place du Marché", "38000 Grenoble"], "kind": "professional"},
+        "invoices": invoices,
+        "payment": {"iban": "FR76 3000 6000 0112 3456 7890 189", "link": "https://pay.example.fr/i/42"}
+    })
+}
+
+fn with(mut v: Value, key: &str, value: Value) -> Value {
+    v[key] = value;
+    v
+}
+
+fn consumer(v: Value) -> Value {
+    let mut v = v;
+    v["debtor"]["kind"] = json!("consumer");
+    v["debtor"]["name"] = json!("Jeanne Petit");
+    v
+}
+
+fn parse(v: &Value, letter_date: Date) -> Result<Composition, Vec<FieldError>> {
+    ComposeRequest::parse(v, letter_date, &RatesTable::embedded())
+}
+
+fn ok(v: &Value, letter_date: Date) -> Composition {
+    match parse(v, letter_date) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a composition, got {e:?}"),
+    }
+}
+
+fn invoice(number: &str, due: &str, amount: i64) -> Value {
+    json!({"number": number, "issue_date": due, "due_date": due, "amount_cents": amount})
+}
+
+#[test]
+fn b2b_interest_across_a_half_year_boundary_uses_each_half_years_ecb_rate() {
+    // Due 31 May 2025: interest from 1 June. 2025-H1: ECB 3,15 % + 10 = 13,15 % for 30 days
+    // (1–30 June); 2025-H2: ECB 2,15 % + 10 = 12,15 % for 32 days (1 July – 1 August).
+    let c = ok(
+        &b2b(json!([invoice("F-2025-101", "2025-05-31", 1_000_000)])),
+        date!(2025 - 08 - 01),
+    );
+    let inv = &c.breakdown.invoices[0];
+    assert_eq!(c.breakdown.regime, InterestRegime::Commercial);
+    let periods: Vec<(Date, Date, i64, i64)> = inv
+        .periods
+        .iter()
+        .map(|p| (p.from, p.to, p.days, p.rate_bp))
+        .collect();
+    assert_eq!(
+        periods,
+        [
+            (date!(2025 - 06 - 01), date!(2025 - 06 - 30), 30, 1315),
+            (date!(2025 - 07 - 01), date!(2025 - 08 - 01), 32, 1215)
+        ]
+    );
+    // 1 000 000 × (1315 × 30 + 1215 × 32) / (10 000 × 365) = 21 460,27… → 21 460 cents,
+    // rounded once; the first period alone is 10 808,2… → 10 808, the second the rest.
+    assert_eq!(inv.interest_cents, 21_460);
+    assert_eq!(
+        inv.periods
+            .iter()
+            .map(|p| p.interest_cents)
+            .collect::<Vec<_>>(),
+        [10_808, 10_652]
+    );
+    assert!(
+        inv.periods
+            .iter()
+            .all(|p| p.basis == RateBasis::EcbPlusTenPoints)
+    );
+    assert_eq!(inv.indemnity_cents, RECOVERY_INDEMNITY_CENTS);
+    assert_eq!(c.breakdown.totals.total_cents, 1_000_000 + 21_460 + 4_000);
+    assert_eq!(c.breakdown.rates_used.len(), 2);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn a_contract_rate_below_three_times_the_legal_rate_is_raised_to_that_floor() {
+    // 2026-H1 legal rate (autres cas) 2,62 % → floor 7,86 %. 1 Feb – 2 Mar 2026 = 30 days.
+    let low = with(
+        b2b(json!([invoice("F-7", "2026-01-31", 100_000)])),
+        "contract_rate_percent",
+        json!(5),
+    );
+    let c = ok(&low, date!(2026 - 03 - 02));
+    let p = &c.breakdown.invoices[0].periods[0];
+    assert_eq!(
+        (p.days, p.rate_bp, p.basis),
+        (30, 786, RateBasis::ThreeTimesLegalFloor)
+    );
+    assert_eq!(p.reference_bp, Some(262));
+    // 100 000 × 786 × 30 / 3 650 000 = 646,03… → 646.
+    assert_eq!(c.breakdown.invoices[0].interest_cents, 646);
+    let letter = write_letter(&c, None).expect("letter");
+    assert!(
+        letter
+            .plain_text()
+            .contains("trois fois le taux de l'intérêt légal")
+    );
+
+    let high = with(
+        b2b(json!([invoice("F-7", "2026-01-31", 100_000)])),
+        "contract_rate_percent",
+        json!(15),
+    );
+    let c = ok(&high, date!(2026 - 03 - 02));
+    let p = &c.breakdown.invoices[0].periods[0];
+    assert_eq!((p.rate_bp, p.basis), (1500, RateBasis::Contract));
+    // 100 000 × 1500 × 30 / 3 650 000 = 1 232,87… → 1 233.
+    assert_eq!(c.breakdown.invoices[0].interest_cents, 1_233);
+}
+
+#[test]
+fn a_consumer_owes_no_interest_before_the_first_mise_en_demeure() {
+    let invoices = json!([invoice("C-1", "2026-06-30", 200_000)]);
+    let relance = consumer(with(b2b(invoices.clone()), "kind", json!("relance")));
+    let c = ok(&relance, date!(2026 - 08 - 01));
+    assert_eq!(c.breakdown.regime, InterestRegime::Civil);
+    assert_eq!(c.breakdown.totals.interest_cents, 0);
+    assert!(c.breakdown.invoices[0].periods.is_empty());
+
+    let first = consumer(b2b(invoices));
+    let c = ok(&first, date!(2026 - 08 - 01));
+    assert_eq!(c.breakdown.totals.interest_cents, 0);
+    assert_eq!(c.breakdown.formal_notice_date, Some(date!(2026 - 08 - 01)));
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(text.contains("courent à compter de la présente mise en demeure"));
+}
+
+#[test]
+fn a_later_letter_to_a_consumer_counts_legal_interest_from_the_first_mise_en_demeure() {
+    let later = with(
+        consumer(b2b(json!([invoice("C-1", "2026-06-30", 200_000)]))),
+        "first_letter",
+        json!({"reference": "MED-2026-0042", "date": "2026-09-01", "kind": "mise_en_demeure"}),
+    );
+    let c = ok(&later, date!(2026 - 10 - 01));
+    let inv = &c.breakdown.invoices[0];
+    assert_eq!(inv.interest_from, Some(date!(2026 - 09 - 02)));
+    // 2 Sep – 1 Oct 2026 = 30 days at the legal rate; 2026-H2 is not in the table, so the
+    // 2026-H1 rate (2,62 %) stands in, with a warning: 200 000 × 262 × 30 / 3 650 000 = 430,7.
+    assert_eq!(inv.periods.len(), 1);
+    assert_eq!(inv.periods[0].rate_bp, 262);
+    assert_eq!(inv.periods[0].basis, RateBasis::Legal);
+    assert_eq!(inv.interest_cents, 431);
+    assert_eq!(inv.indemnity_cents, 0);
+    let missing: Vec<&Warning> = c
+        .warnings
+        .iter()
+        .filter(|w| w.code == "rate_missing")
+        .collect();
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].message.contains("2026-H2") && missing[0].on_letter);
+
+    let letter = write_letter(&c, None).expect("letter");
+    let text = letter.plain_text();
+    assert!(text.contains("second semestre 2026"), "{text}");
+    assert!(text.contains("MED-2026-0042") && text.contains("1er septembre 2026"));
+    assert!(
+        letter
+            .blocks
+            .iter()
+            .any(|b| matches!(b, Block::Notice { .. }))
+    );
+
+    // Without knowing that the first letter was a mise en demeure, nothing is assumed.
+    let unknown = with(
+        later.clone(),
+        "first_letter",
+        json!({"reference": "MED-2026-0042", "date": "2026-09-01"}),
+    );
+    let c = ok(&unknown, date!(2026 - 10 - 01));
+    assert_eq!(c.breakdown.totals.interest_cents, 0);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.code == "consumer_interest_not_claimed")
+    );
+}
+
+#[test]
+fn a_private_person_creditor_gets_the_private_legal_rate_and_no_indemnity() {
+    let mut v = with(
+        b2b(json!([invoice("P-1", "2026-01-31", 100_000)])),
+        "first_letter",
+        json!({"reference": "L-1", "date": "2026-02-01", "kind": "mise_en_demeure"}),
+    );
+    v["creditor"] = json!({"name": "Paul Bernard", "address": "1 rue Haute\n75001 Paris", "kind": "private_person"});
+    let c = ok(&v, date!(2026 - 03 - 03));
+    assert_eq!(c.breakdown.regime, InterestRegime::Civil);
+    let p = &c.breakdown.invoices[0].periods[0];
+    // 2026-H1 legal rate for a private creditor: 6,67 %; 2 Feb – 3 Mar = 30 days.
+    assert_eq!((p.rate_bp, p.days), (667, 30));
+    assert_eq!(c.breakdown.totals.indemnity_cents, 0);
+}
+
+#[test]
+fn partial_payments_leave_interest_on_the_rest_only() {
+    let v = b2b(json!([
+        {"number": "F-1", "issue_date": "2026-01-01", "due_date": "2026-01-31", "amount_cents": 150_000, "paid_cents": 50_000}
+    ]));
+    let c = ok(&v, date!(2026 - 03 - 02));
+    let inv = &c.breakdown.invoices[0];
+    assert_eq!(inv.principal_cents, 100_000);
+    // 30 days at 12,15 % on 1 000,00 €: 100 000 × 1215 × 30 / 3 650 000 = 998,6 → 999.
+    assert_eq!(inv.interest_cents, 999);
+    assert_eq!(inv.total_cents, 100_000 + 999 + 4_000);
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(text.contains("500,00\u{A0}€") && text.contains("1\u{202F}500,00\u{A0}€"));
+}
+
+#[test]
+fn prescription_is_five_years_between_professionals_with_a_warning_then_a_refusal() {
+    let v = b2b(json!([invoice("OLD-1", "2021-11-23", 100_000)]));
+    let last_day = ok(&v, date!(2026 - 11 - 23));
+    assert!(
+        last_day
+            .warnings
+            .iter()
+            .any(|w| w.code == "prescription_near" && !w.on_letter)
+    );
+    let day_before = ok(&v, date!(2026 - 11 - 22));
+    assert_eq!(day_before.prescription[0].days_left, 1);
+
+    let errors = parse(&v, date!(2026 - 11 - 24)).expect_err("time-barred");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "compose.invoices[0].due_date");
+    assert!(errors[0].message.contains("time-barred"));
+
+    let forced = with(v, "override_prescription", json!(true));
+    let c = ok(&forced, date!(2026 - 11 - 24));
+    assert_eq!(c.overrides.len(), 1);
+    assert_eq!(c.overrides[0].limit, date!(2026 - 11 - 23));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.code == "prescription_overridden")
+    );
+    let letter = write_letter(&c, None).expect("letter");
+    assert_eq!(letter.summary(&c).prescription_overrides, c.overrides);
+}
+
+#[test]
+fn prescription_is_two_years_against_a_consumer() {
+    let v = consumer(b2b(json!([invoice("C-9", "2024-11-23", 100_000)])));
+    assert!(parse(&v, date!(2026 - 11 - 23)).is_ok());
+    assert!(parse(&v, date!(2026 - 11 - 24)).is_err());
+    let far = ok(&v, date!(2026 - 08 - 24));
+    assert!(!far.warnings.iter().any(|w| w.code == "prescription_near"));
+    let near = ok(&v, date!(2026 - 08 - 25));
+    assert!(near.warnings.iter().any(|w| w.code == "prescription_near"));
+}
+
+#[test]
+fn interest_needing_a_rate_before_the_table_is_refused_not_guessed() {
+    let v = b2b(json!([invoice("F-1", "2020-11-30", 100_000)]));
+    let errors = parse(&v, date!(2021 - 02 - 01)).expect_err("no rate for 2020-H2");
+    assert_eq!(errors[0].field, "compose.invoices[0].due_date");
+    assert!(errors[0].message.contains("2020-H2"));
+}
+
+#[test]
+fn an_operator_table_replaces_the_embedded_one() {
+    let table = RatesTable::from_toml(
+        "[[half_year]]\nperiod = \"2026-H2\"\necb_mro_bp = 200\necb_source = \"BCE, test\"\n\
+         legal_other_bp = 250\nlegal_private_creditor_bp = 600\nlegal_source = \"arrêté, test\"\n",
+    )
+    .expect("table");
+    let v = b2b(json!([invoice("F-1", "2026-10-31", 100_000)]));
+    let c = ComposeRequest::parse(&v, date!(2026 - 11 - 30), &table).expect("composition");
+    assert_eq!(c.breakdown.invoices[0].periods[0].rate_bp, 1200);
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn every_invalid_field_is_listed_at_once() {
+    let v = json!({
+        "kind": "lettre",
+        "creditor": {"name": " ", "address": "1 rue X", "siren": "123456789"},
+        "agency": {"name": "Recouvre+"},
+        "debtor": {"name": "D", "address": "2 rue Y", "kind": "company"},
+        "invoices": [
+            {"number": "A", "issue_date": "2026-13-01", "due_date": "2026-01-31", "amount_cents": 10.5},
+            {"number": "B", "issue_date": "2026-02-01", "due_date": "2026-01-31", "amount_cents": 100, "paid_cents": 100},
+            {"number": "C", "issue_date": "2026-01-01", "due_date": "2027-01-01", "amount_cents": 9007199254740992_i64}
+        ],
+        "deadline_days": 0,
+        "payment": {"iban": "FR7630006000011234567890188", "link": "http://pay.example.fr"},
+        "first_letter": {"reference": "R", "date": "2026-12-01"},
+        "contract_rate_percent": 1.234,
+        "override_prescription": "yes",
+        "colour": "blue"
+    });
+    let errors = parse(&v, date!(2026 - 11 - 23)).expect_err("invalid");
+    let mut fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    fields.sort_unstable();
+    fields.dedup();
+    assert_eq!(
+        fields,
+        [
+            "compose.agency.address",
+            "compose.agency.mandate_reference",
+            "compose.colour",
+            "compose.contract_rate_percent",
+            "compose.creditor.name",
+            "compose.creditor.siren",
+            "compose.deadline_days",
+            "compose.debtor.kind",
+            "compose.first_letter.date",
+            "compose.invoices[0].amount_cents",
+            "compose.invoices[0].issue_date",
+            "compose.invoices[1].due_date",
+            "compose.invoices[1].paid_cents",
+            "compose.invoices[2].amount_cents",
+            "compose.invoices[2].due_date",
+            "compose.kind",
+            "compose.override_prescription",
+            "compose.payment.iban",
+            "compose.payment.link",
+        ]
+    );
+}
+
+#[test]
+fn a_time_barred_invoice_is_reported_with_the_other_errors() {
+    let mut v = b2b(json!([
+        invoice("OLD-1", "2021-11-23", 100_000),
+        invoice("NEW-1", "2026-10-31", 100)
+    ]));
+    v["deadline_days"] = json!(99);
+    let errors = parse(&v, date!(2026 - 11 - 24)).expect_err("invalid");
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["compose.deadline_days", "compose.invoices[0].due_date"]
+    );
+    assert!(errors[1].message.contains("time-barred"));
+    v["override_prescription"] = json!(true);
+    let errors = parse(&v, date!(2026 - 11 - 24)).expect_err("invalid");
+    assert_eq!(errors.len(), 1);
+}
+
+#[test]
+fn required_elements_are_named_when_missing() {
+    let errors = parse(&json!({}), date!(2026 - 11 - 23)).expect_err("empty");
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    for f in [
+        "compose.kind",
+        "compose.creditor",
+        "compose.debtor",
+        "compose.invoices",
+        "compose.payment",
+    ] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+    let not_overdue = b2b(json!([invoice("F-1", "2026-11-23", 100)]));
+    let errors = parse(&not_overdue, date!(2026 - 11 - 23)).expect_err("nothing overdue");
+    assert_eq!(errors[0].field, "compose.invoices");
+    assert!(
+        parse(
+            &with(not_overdue, "kind", json!("relance")),
+            date!(2026 - 11 - 23)
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn default_letters_carry_every_mandatory_mention_without_additions() {
+    let agency = json!({"name": "Recouvrement Alpes SAS", "address": "8 avenue Foch\n38000 Grenoble", "mandate_reference": "MAN-77"});
+    for kind in ["relance", "mise_en_demeure"] {
+        for with_agency in [false, true] {
+            for debtor in ["professional", "consumer"] {
+                let mut v = b2b(json!([
+                    invoice("F-1", "2026-05-31", 123_456),
+                    invoice("F-2", "2026-06-15", 99)
+                ]));
+                v["kind"] = json!(kind);
+                v["debtor"]["kind"] = json!(debtor);
+                v["payment"]["instructions"] = json!("Chèque à l'ordre d'Atelier Durand SARL");
+                v["first_letter"] =
+                    json!({"reference": "REL-1", "date": "2026-07-01", "kind": "relance"});
+                if with_agency {
+                    v["agency"] = agency.clone();
+                }
+                let c = ok(&v, date!(2026 - 11 - 23));
+                let letter = write_letter(&c, None).expect("letter");
+                let label = format!("{kind} agency={with_agency} {debtor}");
+                assert!(
+                    letter
+                        .mentions
+                        .iter()
+                        .all(|m| m.status == MentionStatus::Present),
+                    "{label}: {:?}",
+                    letter.mentions
+                );
+                assert!(mentions::missing(&c, &letter.blocks).is_empty(), "{label}");
+                let text = letter.plain_text();
+                assert_eq!(text.contains(L111_8_PARAGRAPH_2), with_agency, "{label}");
+                assert_eq!(text.contains(L111_8_PARAGRAPH_3), with_agency, "{label}");
+                assert!(text.contains("https://pay.example.fr/i/42"), "{label}");
+                if kind == "mise_en_demeure" {
+                    assert!(text.contains("mise en demeure"), "{label}");
+                }
+                assert_eq!(
+                    text.contains("Indemnité forfaitaire"),
+                    debtor == "professional",
+                    "{label}"
+                );
+                let checked: Vec<Mention> = letter.mentions.iter().map(|m| m.mention).collect();
+                assert_eq!(
+                    checked.contains(&Mention::L111_8Text),
+                    with_agency,
+                    "{label}"
+                );
+                assert_eq!(
+                    checked.contains(&Mention::AmicableCollection),
+                    with_agency,
+                    "{label}"
+                );
+                assert_eq!(
+                    checked.contains(&Mention::Consequences),
+                    kind == "mise_en_demeure",
+                    "{label}"
+                );
+                assert!(checked.contains(&Mention::FirstLetterReference), "{label}");
+            }
+        }
+    }
+}
+
+#[test]
+fn custom_wording_that_drops_mentions_gets_them_added() {
+    let mut v = b2b(json!([invoice("F-1", "2026-05-31", 50_000)]));
+    v["agency"] = json!({"name": "Recouvrement Alpes SAS", "address": "8 avenue Foch\n38000 Grenoble", "mandate_reference": "MAN-77"});
+    let c = ok(&v, date!(2026 - 11 - 23));
+    let wording = Wording::parse(
+        "Bonjour {{debtor.name}},\n\nMerci de prendre contact avec nous au sujet des factures {{invoices}}.",
+        "wording",
+    )
+    .expect("wording");
+    let letter = write_letter(&c, Some(&wording)).expect("letter");
+    let added: Vec<Mention> = letter
+        .mentions
+        .iter()
+        .filter(|m| m.status == MentionStatus::Added)
+        .map(|m| m.mention)
+        .collect();
+    assert_eq!(
+        added,
+        [
+            Mention::CreditorIdentity,
+            Mention::Deadline,
+            Mention::Consequences,
+            Mention::AmicableCollection
+        ]
+    );
+    assert!(mentions::missing(&c, &letter.blocks).is_empty());
+    let text = letter.plain_text();
+    assert!(text.contains("Bonjour Boulangerie Martin,"));
+    assert!(text.contains("injonction de payer") && text.contains("recouvrement amiable"));
+
+    // Wording that says it all gets nothing added.
+    let complete = Wording::parse(
+        "{{agency.name}} exerce une activité de recouvrement amiable pour {{creditor.name}}, {{creditor.address}}.\n\n\
+         Nous vous mettons en demeure de payer {{total}} dans un délai de {{deadline}}, faute de quoi une injonction de payer, un référé-provision ou une assignation pourront suivre.",
+        "wording",
+    )
+    .expect("wording");
+    let letter = write_letter(&c, Some(&complete)).expect("letter");
+    assert!(
+        letter
+            .mentions
+            .iter()
+            .all(|m| m.status == MentionStatus::Present),
+        "{:?}",
+        letter.mentions
+    );
+}
+
+#[test]
+fn the_check_reads_the_final_blocks() {
+    let mut v = b2b(json!([invoice("F-1", "2026-05-31", 50_000)]));
+    v["agency"] = json!({"name": "Recouvrement Alpes SAS", "address": "8 avenue Foch", "mandate_reference": "MAN-77"});
+    let c = ok(&v, date!(2026 - 11 - 23));
+    let letter = write_letter(&c, None).expect("letter");
+    let without_quotes: Vec<Block> = letter
+        .blocks
+        .iter()
+        .filter(|b| !matches!(b, Block::Quote { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        mentions::missing(&c, &without_quotes),
+        [Mention::L111_8Text]
+    );
+    let altered: Vec<Block> = letter
+        .blocks
+        .iter()
+        .map(|b| match b {
+            Block::Quote { text, source } => Block::Quote {
+                text: text.replace("mauvaise foi", "bonne foi"),
+                source: source.clone(),
+            },
+            other => other.clone(),
+        })
+        .collect();
+    assert_eq!(mentions::missing(&c, &altered), [Mention::L111_8Text]);
+}
+
+#[test]
+fn a_placeholder_the_request_does_not_give_is_an_error() {
+    let c = ok(
+        &b2b(json!([invoice("F-1", "2026-05-31", 50_000)])),
+        date!(2026 - 11 - 23),
+    );
+    let w = Wording::parse("Dossier {{agency.mandate_reference}}", "wording").expect("wording");
+    let errors = write_letter(&c, Some(&w)).expect_err("no agency");
+    assert!(errors[0].message.contains("agency.mandate_reference"));
+}
+
+#[test]
+fn the_summary_serialises_the_breakdown_rates_and_mentions() {
+    let c = ok(
+        &b2b(json!([invoice("F-1", "2026-05-31", 50_000)])),
+        date!(2026 - 11 - 23),
+    );
+    let letter = write_letter(&c, None).expect("letter");
+    let json = serde_json::to_value(letter.summary(&c)).expect("json");
+    assert_eq!(json["kind"], "mise_en_demeure");
+    assert_eq!(json["letter_date"], "2026-11-23");
+    assert_eq!(json["breakdown"]["regime"], "commercial");
+    assert_eq!(
+        json["breakdown"]["rates_used"][0]["rate"],
+        "ecb_main_refinancing"
+    );
+    assert_eq!(json["breakdown"]["rates_used"][1]["half_year"], "2026-H2");
+    assert_eq!(
+        json["breakdown"]["rates_used"][1]["table_half_year"],
+        "2026-H1"
+    );
+    assert_eq!(json["warnings"][0]["code"], "rate_missing");
+    assert_eq!(json["mentions"][0]["mention"], "mise_en_demeure_words");
+    let blocks = serde_json::to_value(&letter.blocks).expect("json");
+    assert_eq!(blocks[0]["type"], "sender_address");
+}
+
+/// A small deterministic generator (64-bit LCG, Knuth's constants): the same cases on
+/// every run, without a property-testing dependency.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn a_consumer_never_owes_the_recovery_indemnity_and_amounts_always_add_up() {
+    let mut rng = Lcg(0x5EED_2026);
+    let mut consumer_cases = 0;
+    for case in 0..600 {
+        let letter_date = date!(2022 - 06 - 01) + time::Duration::days(rng.next(1_636) as i64);
+        let n = 1 + rng.next(4) as usize;
+        let invoices: Vec<Value> = (0..n)
+            .map(|i| {
+                let due = letter_date - time::Duration::days(rng.next(500) as i64);
+                let amount = 1 + rng.next(5_000_000) as i64;
+                json!({
+                    "number": format!("G-{case}-{i}"),
+                    "issue_date": due.to_string(),
+                    "due_date": due.to_string(),
+                    "amount_cents": amount,
+                    "paid_cents": rng.next(amount as u64) as i64,
+                })
+            })
+            .collect();
+        let mut v = b2b(Value::Array(invoices));
+        v["kind"] = json!(if rng.next(2) == 0 {
+            "relance"
+        } else {
+            "mise_en_demeure"
+        });
+        let is_consumer = rng.next(2) == 0;
+        v["debtor"]["kind"] = json!(if is_consumer {
+            "consumer"
+        } else {
+            "professional"
+        });
+        if rng.next(3) == 0 {
+            v["creditor"]["kind"] = json!("private_person");
+        }
+        if rng.next(3) == 0 {
+            v["contract_rate_percent"] = json!(1 + rng.next(20));
+        }
+        if rng.next(2) == 0 {
+            let first = letter_date - time::Duration::days(1 + rng.next(60) as i64);
+            v["first_letter"] =
+                json!({"reference": "R-1", "date": first.to_string(), "kind": "mise_en_demeure"});
+        }
+        v["override_prescription"] = json!(true);
+        let Ok(c) = parse(&v, letter_date) else {
+            // Only "nothing overdue" for a mise en demeure may refuse these inputs.
+            let errors = parse(&v, letter_date).expect_err("refused");
+            assert!(
+                errors.iter().all(|e| e.field == "compose.invoices"),
+                "{errors:?}"
+            );
+            continue;
+        };
+        let b = &c.breakdown;
+        if is_consumer {
+            consumer_cases += 1;
+            assert_eq!(b.totals.indemnity_cents, 0, "case {case}");
+            assert!(
+                b.invoices.iter().all(|i| i.indemnity_cents == 0),
+                "case {case}"
+            );
+            let text = write_letter(&c, None).expect("letter").plain_text();
+            assert!(!text.contains("Indemnité forfaitaire"), "case {case}");
+        }
+        for (inv, i) in c.request.invoices.iter().zip(&b.invoices) {
+            // D.441-5: €40 per late invoice between professionals, nothing otherwise.
+            let late_b2b = b.regime == InterestRegime::Commercial && inv.due_date < letter_date;
+            assert_eq!(
+                i.indemnity_cents,
+                if late_b2b {
+                    RECOVERY_INDEMNITY_CENTS
+                } else {
+                    0
+                }
+            );
+            assert_eq!(
+                i.total_cents,
+                i.principal_cents + i.interest_cents + i.indemnity_cents
+            );
+            assert_eq!(
+                i.periods.iter().map(|p| p.interest_cents).sum::<i64>(),
+                i.interest_cents
+            );
+            assert!(i.indemnity_cents == 0 || i.indemnity_cents == RECOVERY_INDEMNITY_CENTS);
+            assert!(
+                i.periods
+                    .iter()
+                    .all(|p| p.from <= p.to && p.to <= letter_date)
+            );
+        }
+        assert_eq!(
+            b.totals.total_cents,
+            b.totals.principal_cents + b.totals.interest_cents + b.totals.indemnity_cents
+        );
+    }
+    assert!(consumer_cases > 200, "only {consumer_cases} consumer cases");
+}
