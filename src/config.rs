@@ -135,6 +135,9 @@ pub struct Settings {
     pub log_head_interval_seconds: u64,
     /// … or as soon as this many leaves were appended since the last one.
     pub log_head_every_leaves: u64,
+    /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
+    /// the one built in, e.g. with a newly published half-year.
+    pub collection_rates_file: Option<PathBuf>,
 }
 
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
@@ -175,6 +178,14 @@ struct FileConfig {
     timestamp: FileTimestamp,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    collection: FileCollection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCollection {
+    rates_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +259,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         true,
     ),
     ("RECOMMANDE_MAIL_SMTP_URL", Some("mail"), "smtp_url", false),
+    (
+        "RECOMMANDE_COLLECTION_RATES_FILE",
+        Some("collection"),
+        "rates_file",
+        false,
+    ),
     (
         "RECOMMANDE_LOG_HEAD_INTERVAL_SECONDS",
         Some("log"),
@@ -609,6 +626,7 @@ impl Settings {
             bounce_token,
             log_head_interval_seconds,
             log_head_every_leaves,
+            collection_rates_file: file.collection.rates_file,
         })
     }
 }

@@ -42,6 +42,12 @@ pub enum DepositError {
     /// The database failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Storing a composed letter's PDF failed.
+    #[error(transparent)]
+    Content(#[from] crate::content::ContentError),
+    /// Rendering a composed letter failed.
+    #[error("composing the letter failed: {0}")]
+    Composition(String),
 }
 
 /// A deposit whose evidence is sealed and timestamped, not yet stored.
@@ -345,6 +351,11 @@ impl Deposits {
         );
         if let Some(reference) = &request.reference {
             details.insert("reference".into(), Value::String(reference.clone()));
+        }
+        if let Some(collection) = &request.collection {
+            // A letter the service wrote: the amounts, rates, prescription (and any override
+            // of it) and the mandatory mentions checked are part of the proof of deposit.
+            details.insert("collection".into(), collection.clone());
         }
         if let Some(consent_id) = &recipient.consent_id {
             // CPCE L.100: the consumer's prior consent is cited in the proof of deposit.

@@ -182,8 +182,17 @@ pub struct DepositRequest {
     pub recipient: Recipient,
     /// The sender's reference.
     pub reference: Option<String>,
-    /// Document ids, in order, without duplicates.
+    /// Document ids, in order, without duplicates (empty for a composed letter until its
+    /// PDF is stored).
     pub document_ids: Vec<String>,
+    /// The `compose` object of a debt-collection letter the service writes itself (checked
+    /// by `collection::ComposeRequest::parse`), instead of `documents`.
+    pub compose: Option<Value>,
+    /// The account's template whose wording a composed letter uses.
+    pub template_id: Option<String>,
+    /// What the composition computed (amounts, rates, mentions), recorded in the proof of
+    /// deposit.
+    pub collection: Option<Value>,
 }
 
 impl DepositRequest {
@@ -197,7 +206,16 @@ impl DepositRequest {
             }]);
         };
         for key in obj.keys() {
-            if !["sender", "recipient", "reference", "documents"].contains(&key.as_str()) {
+            if ![
+                "sender",
+                "recipient",
+                "reference",
+                "documents",
+                "compose",
+                "template_id",
+            ]
+            .contains(&key.as_str())
+            {
                 errors.push(field_error(key, "is not a known field"));
             }
         }
@@ -251,10 +269,38 @@ impl DepositRequest {
         let reference = text_field(obj, "reference", "reference", false, &mut errors);
 
         let mut document_ids = Vec::new();
+        let compose = obj.get("compose").filter(|c| !c.is_null()).cloned();
+        let template_id = match obj.get("template_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if uuid::Uuid::try_parse(id).is_ok() => {
+                if compose.is_none() {
+                    errors.push(field_error(
+                        "template_id",
+                        "only applies to a composed letter (`compose`)",
+                    ));
+                }
+                uuid::Uuid::try_parse(id).ok().map(|u| u.to_string())
+            }
+            Some(_) => {
+                errors.push(field_error(
+                    "template_id",
+                    "must be a template id (UUID) returned by POST /v1/templates",
+                ));
+                None
+            }
+        };
+        if compose.is_some() && !matches!(compose, Some(Value::Object(_))) {
+            errors.push(field_error("compose", "must be an object"));
+        }
         match obj.get("documents") {
+            None | Some(Value::Null) if compose.is_some() => {}
+            _ if compose.is_some() => errors.push(field_error(
+                "documents",
+                "give either `documents` or `compose`, not both",
+            )),
             None | Some(Value::Null) => errors.push(field_error(
                 "documents",
-                "is required: a list of document ids",
+                "is required: a list of document ids (or a `compose` object for a letter the service writes)",
             )),
             Some(Value::Array(items)) => {
                 if items.is_empty() {
@@ -293,6 +339,9 @@ impl DepositRequest {
                 recipient,
                 reference,
                 document_ids,
+                compose,
+                template_id,
+                collection: None,
             }),
             _ => Err(errors),
         }

@@ -18,6 +18,7 @@ pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod collection;
+pub mod composer;
 pub mod config;
 pub mod consent;
 pub mod content;

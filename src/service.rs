@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::api_key::ApiKeyHasher;
 use crate::batch::run::Batches;
 use crate::clock::{Clock, unix_micros};
+use crate::composer::Composer;
 use crate::config::{
     DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID, Settings, TimestampMode,
 };
@@ -100,6 +101,8 @@ pub struct Service {
     pub lifecycle: Lifecycle,
     /// The transparency log over all evidence.
     pub log: TransparencyLog,
+    /// Debt-collection letters written by the service.
+    pub composer: Composer,
     /// API key HMAC.
     pub api_keys: ApiKeyHasher,
     /// The time source.
@@ -263,6 +266,23 @@ impl Service {
             settings.provider_name.clone(),
             settings.reminder_days.clone(),
         );
+        let rates = match &settings.collection_rates_file {
+            None => crate::collection::RatesTable::embedded(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
+                })?;
+                crate::collection::RatesTable::from_toml(&text).map_err(|e| {
+                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
+                })?
+            }
+        };
+        let composer = Composer::new(
+            storage.clone(),
+            content.clone(),
+            Arc::new(rates),
+            clock.clone(),
+        );
         let log = TransparencyLog::new(
             storage.clone(),
             sealer.clone(),
@@ -284,6 +304,7 @@ impl Service {
             batches,
             lifecycle,
             log,
+            composer,
             api_keys,
             clock,
         })

@@ -119,6 +119,13 @@ pub fn paris_english(t: OffsetDateTime) -> String {
     }
 }
 
+/// The civil date of `t` in Europe/Paris (the date a French letter bears).
+pub fn paris_date(t: OffsetDateTime) -> Option<time::Date> {
+    let z = paris_civil(t)?;
+    let month = time::Month::try_from(u8::try_from(z.month()).ok()?).ok()?;
+    time::Date::from_calendar_date(i32::from(z.year()), month, u8::try_from(z.day()).ok()?).ok()
+}
+
 /// `t` to the second in Europe/Paris with its UTC offset, for proofs:
 /// `8 décembre 2026 à 14:03:27 (heure de Paris, UTC+01:00)`.
 pub fn paris_french_seconds(t: OffsetDateTime) -> String {

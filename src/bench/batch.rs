@@ -258,6 +258,9 @@ fn request(i: usize, document_id: &str) -> anyhow::Result<DepositRequest> {
         },
         reference: Some(format!("DOS-raw-{i:06}")),
         document_ids: vec![document_id.to_string()],
+        compose: None,
+        template_id: None,
+        collection: None,
     })
 }
 

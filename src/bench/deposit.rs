@@ -146,6 +146,9 @@ async fn run_in(
                     },
                     reference: Some(format!("DOS-{i:06}")),
                     document_ids: vec![documents[0].id.clone()],
+                    compose: None,
+                    template_id: None,
+                    collection: None,
                 })
             })
             .collect()

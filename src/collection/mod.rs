@@ -17,6 +17,7 @@ pub mod amounts;
 pub mod blocks;
 pub mod french;
 pub mod mentions;
+pub mod pdf;
 pub mod prescription;
 pub mod rates;
 pub mod request;

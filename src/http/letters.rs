@@ -90,6 +90,12 @@ pub struct LetterView {
     pub decided_at: Option<String>,
     /// Evidence records, in order.
     pub evidence: Vec<EvidenceSummary>,
+    /// For a letter the service composed: the amounts owed with the rates used, the
+    /// prescription of each invoice, warnings, overrides and the mandatory mentions checked
+    /// (as recorded in the proof of deposit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::collection::CompositionSummary>)]
+    pub collection: Option<serde_json::Value>,
 }
 
 /// A page of letters.
@@ -112,8 +118,13 @@ pub struct DepositBody {
     recipient: Recipient,
     /// The sender's own reference (≤ 200 characters).
     reference: Option<String>,
-    /// Ids of uploaded documents, in order (1 to 20).
-    documents: Vec<String>,
+    /// Ids of uploaded documents, in order (1 to 20). Omit when `compose` is given.
+    documents: Option<Vec<String>>,
+    /// A relance or mise en demeure the service writes, checks (mandatory mentions, amounts,
+    /// interest, €40 indemnity for professionals only, prescription) and deposits as a PDF.
+    compose: Option<crate::collection::request::ComposeBody>,
+    /// A template of the account (`POST /v1/templates`) whose wording the composed letter uses.
+    template_id: Option<String>,
 }
 
 /// Evidence list of a letter.
@@ -156,7 +167,7 @@ pub async fn deposit(
     }
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
-    let request = DepositRequest::parse(&value).map_err(Problem::validation)?;
+    let request = compose_if_asked(&service, &caller, &value).await?;
     let prepared = service.deposits.prepare(&caller, request).await?;
     let view = deposit_view(&prepared, &service.settings.public_url)?;
     let response = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
@@ -197,6 +208,52 @@ pub async fn deposit(
         json_response(StatusCode::CREATED, response),
         &format!("/v1/letters/{}", prepared.letter.id),
     ))
+}
+
+/// Checks a deposit body; for a `compose` letter, also checks the composition (every
+/// problem of both reported at once), then writes, renders and stores the letter's PDF.
+pub(crate) async fn compose_if_asked(
+    service: &Service,
+    caller: &Caller,
+    value: &serde_json::Value,
+) -> Result<DepositRequest, Problem> {
+    let parsed = DepositRequest::parse(value);
+    let Some(compose) = value.get("compose").filter(|c| c.is_object()) else {
+        return parsed.map_err(Problem::validation);
+    };
+    let kind = compose.get("kind").and_then(|k| k.as_str());
+    let template_id = value
+        .get("template_id")
+        .and_then(|t| t.as_str())
+        .and_then(|t| uuid::Uuid::try_parse(t).ok())
+        .map(|u| u.to_string());
+    let wording = match &template_id {
+        Some(id) => Some(service.composer.wording(caller, id, kind).await),
+        None => None,
+    };
+    let date = service.composer.letter_date();
+    let composed = match &wording {
+        Some(Err(_)) => None,
+        Some(Ok(w)) => Some(service.composer.check(compose, Some(w), date)),
+        None => Some(service.composer.check(compose, None, date)),
+    };
+    let mut errors = parsed.as_ref().err().cloned().unwrap_or_default();
+    if let Some(Err(e)) = &wording {
+        errors.extend(e.iter().cloned());
+    }
+    if let Some(Err(e)) = &composed {
+        errors.extend(e.iter().cloned());
+    }
+    match (parsed, composed) {
+        (Ok(mut request), Some(Ok(composed))) if errors.is_empty() => {
+            service
+                .composer
+                .store(caller, &composed, &mut request)
+                .await?;
+            Ok(request)
+        }
+        _ => Err(Problem::validation(errors)),
+    }
 }
 
 /// Lists the account's letters, oldest first, with optional filters.
@@ -482,6 +539,7 @@ fn letter_view(
         deadline: row.deadline.map(|t| rfc3339_micros(from_unix_micros(t))),
         decided_at: row.decided_at.map(|t| rfc3339_micros(from_unix_micros(t))),
         evidence,
+        collection: None,
     })
 }
 
@@ -496,7 +554,9 @@ fn deposit_view(prepared: &PreparedDeposit, base: &str) -> Result<LetterView, Pr
         sha256: hex_digest(&prepared.evidence.sha256),
         files: files(base, &prepared.letter.id, &record.evidence_id),
     };
-    letter_view(&prepared.letter, &prepared.documents, vec![summary])
+    let mut view = letter_view(&prepared.letter, &prepared.documents, vec![summary])?;
+    view.collection = record.details.get("collection").cloned();
+    Ok(view)
 }
 
 fn summary_of_row(e: &EvidenceRow, base: &str) -> EvidenceSummary {

@@ -221,6 +221,11 @@ impl Layout {
         self.y
     }
 
+    /// Puts the cursor back to `y` on the current page (to lay out a second column).
+    pub fn move_to(&mut self, y: f32) {
+        self.y = y;
+    }
+
     /// Moves the cursor down.
     pub fn space(&mut self, points: f32) {
         self.y += points;

@@ -8,6 +8,7 @@ mod batches;
 mod browser;
 mod bundle;
 mod cli;
+mod compose;
 mod consents;
 mod deposit;
 mod lifecycle;

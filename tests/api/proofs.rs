@@ -19,7 +19,7 @@ use crate::smtp::SmtpSink;
 crate::on_both_engines!(proofs_carry_every_required_field_with_the_token_times);
 
 /// Runs a poppler tool; `None` (with a notice, or a failure in CI) when it is missing.
-fn poppler(tool: &str, args: &[&str]) -> Option<(bool, String)> {
+pub(crate) fn poppler(tool: &str, args: &[&str]) -> Option<(bool, String)> {
     match Command::new(tool).args(args).output() {
         Ok(out) => Some((
             out.status.success(),

@@ -1,0 +1,170 @@
+//! The composed letter as a PDF/A-3b document: the blocks laid out as a French business
+//! letter (sender top left, recipient in the window position on the right, place and date,
+//! subject, body, tables of amounts, quotations, signature), DejaVu fonts embedded, and the
+//! composition summary (amounts, rates, mentions) attached as JSON. Pure: the same letter
+//! gives the same bytes.
+
+use time::OffsetDateTime;
+
+use super::blocks::{Block, ComposedLetter};
+use crate::proof::layout::{
+    Attachment, BLACK, DocumentInfo, Face, GREY, Layout, MARGIN_X, PALE_GREY, TEXT_WIDTH,
+};
+
+/// Left edge of the recipient's address (window envelopes, NF EN ISO 269 DL/C5 window).
+const WINDOW_X: f32 = 310.0;
+
+/// Renders `letter`; `title` names the document, `author` is who sends it, `created` is the
+/// letter's time (kept in the metadata), `summary` is attached as `composition.json`.
+pub fn render(
+    letter: &ComposedLetter,
+    title: &str,
+    author: &str,
+    created: OffsetDateTime,
+    summary: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut page = Layout::new();
+    let mut top_of_addresses = None;
+    for block in &letter.blocks {
+        match block {
+            Block::SenderAddress { lines } => {
+                top_of_addresses = Some(page.cursor());
+                for (i, line) in lines.iter().enumerate() {
+                    let face = if i == 0 { Face::Bold } else { Face::Regular };
+                    page.paragraph_in(MARGIN_X, WINDOW_X - MARGIN_X - 10.0, line, face, 9.5, BLACK);
+                }
+            }
+            Block::RecipientAddress { lines } => {
+                let below_sender = page.cursor();
+                if let Some(top) = top_of_addresses.take() {
+                    page.move_to(top + 48.0);
+                }
+                let width = TEXT_WIDTH - (WINDOW_X - MARGIN_X);
+                for (i, line) in lines.iter().enumerate() {
+                    let face = if i == 0 { Face::Bold } else { Face::Regular };
+                    page.paragraph_in(WINDOW_X, width, line, face, 10.0, BLACK);
+                }
+                let after = page.cursor().max(below_sender);
+                page.move_to(after);
+                page.space(18.0);
+            }
+            Block::PlaceDate { text } => {
+                page.paragraph_in(
+                    WINDOW_X,
+                    TEXT_WIDTH - (WINDOW_X - MARGIN_X),
+                    text,
+                    Face::Regular,
+                    10.0,
+                    BLACK,
+                );
+                page.space(8.0);
+            }
+            Block::References { lines } => {
+                for line in lines {
+                    page.paragraph(line, Face::Regular, 8.5, GREY);
+                }
+                page.space(4.0);
+            }
+            Block::Subject { text } => {
+                page.paragraph(text, Face::Bold, 10.5, BLACK);
+                page.space(6.0);
+            }
+            Block::Title { text } => {
+                page.space(4.0);
+                page.paragraph(text, Face::Bold, 13.0, BLACK);
+                page.space(6.0);
+            }
+            Block::Heading { text } => {
+                page.keep(40.0);
+                page.space(6.0);
+                page.paragraph(text, Face::Bold, 10.5, BLACK);
+                page.space(2.0);
+            }
+            Block::Paragraph { text } => {
+                for part in text.split('\n') {
+                    page.paragraph(part, Face::Regular, 10.0, BLACK);
+                }
+                page.space(5.0);
+            }
+            Block::Table {
+                header,
+                rows,
+                footer,
+            } => {
+                let columns = header.len().max(1);
+                // The first column (invoice, label) is the widest; amounts share the rest.
+                let first = match columns {
+                    1 => 1.0,
+                    2..=4 => 0.40,
+                    _ => 0.16,
+                };
+                let rest = if columns > 1 {
+                    (1.0 - first) / (columns - 1) as f32
+                } else {
+                    0.0
+                };
+                let widths: Vec<f32> = (0..columns)
+                    .map(|i| if i == 0 { first } else { rest })
+                    .collect();
+                let header: Vec<&str> = header.iter().map(String::as_str).collect();
+                let all: Vec<Vec<String>> = rows.iter().chain(footer).cloned().collect();
+                page.table(&header, &all, &widths, &vec![Face::Regular; columns]);
+                page.space(4.0);
+            }
+            Block::Quote { text, source } => {
+                for part in text.split('\n') {
+                    page.paragraph_in(
+                        MARGIN_X + 18.0,
+                        TEXT_WIDTH - 36.0,
+                        part,
+                        Face::Regular,
+                        9.0,
+                        GREY,
+                    );
+                }
+                page.paragraph_in(
+                    MARGIN_X + 18.0,
+                    TEXT_WIDTH - 36.0,
+                    source,
+                    Face::Regular,
+                    8.0,
+                    GREY,
+                );
+                page.space(5.0);
+            }
+            Block::Notice { text } => {
+                page.banner(&[text.as_str()], BLACK, PALE_GREY);
+            }
+            Block::Signature { lines } => {
+                page.keep(20.0 * lines.len() as f32 + 20.0);
+                page.space(10.0);
+                for line in lines {
+                    page.paragraph_in(
+                        WINDOW_X,
+                        TEXT_WIDTH - (WINDOW_X - MARGIN_X),
+                        line,
+                        Face::Regular,
+                        10.0,
+                        BLACK,
+                    );
+                }
+            }
+        }
+    }
+    let info = DocumentInfo {
+        title: title.to_string(),
+        subject: title.to_string(),
+        author: author.to_string(),
+        created,
+        footer: format!("{author} · {title}"),
+    };
+    page.render(
+        &info,
+        vec![Attachment {
+            name: "composition.json".into(),
+            media_type: "application/json",
+            description: "Montants, taux, prescription et mentions obligatoires vérifiées / amounts, rates, prescription and mandatory mentions checked".into(),
+            bytes: summary.to_vec(),
+        }],
+    )
+}

@@ -1,0 +1,165 @@
+//! Composed debt-collection letters at the edge: the `compose` object of a deposit is checked
+//! by the pure [`crate::collection`] core (amounts, rates, prescription, mandatory mentions),
+//! written with the account's template wording when one is named, rendered as a PDF/A
+//! document, stored in the content store like an upload, and its summary recorded in the
+//! proof of deposit. The letter is dated the day of the deposit in Europe/Paris.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::Date;
+
+use crate::api_key::Caller;
+use crate::clock::{Clock, unix_micros};
+use crate::collection::{ComposeRequest, ComposedLetter, RatesTable, Wording, write_letter};
+use crate::content::ContentStore;
+use crate::deposit::DepositError;
+use crate::letter::{DepositRequest, FieldError, field_error};
+use crate::storage::{DocumentRow, Storage};
+
+/// Largest composed PDF stored (a letter of 100 invoices stays far below).
+const MAX_COMPOSED_PDF: u64 = 16 * 1024 * 1024;
+
+/// A checked and written letter, ready to render.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    /// The computation.
+    pub composition: crate::collection::Composition,
+    /// The written letter.
+    pub letter: ComposedLetter,
+}
+
+/// The composer service.
+#[derive(Clone)]
+pub struct Composer {
+    storage: Storage,
+    content: ContentStore,
+    rates: Arc<RatesTable>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Composer {
+    /// A composer using `rates`.
+    pub fn new(
+        storage: Storage,
+        content: ContentStore,
+        rates: Arc<RatesTable>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Composer {
+            storage,
+            content,
+            rates,
+            clock,
+        }
+    }
+
+    /// Today's date in Europe/Paris: the date of letters composed now.
+    pub fn letter_date(&self) -> Date {
+        let now = self.clock.now();
+        crate::window::paris_date(now).unwrap_or(now.date())
+    }
+
+    /// The wording of the account's template `id` for a letter of `kind`.
+    pub async fn wording(
+        &self,
+        caller: &Caller,
+        id: &str,
+        kind: Option<&str>,
+    ) -> Result<Wording, Vec<FieldError>> {
+        let row = self
+            .storage
+            .template(&caller.tenant_id, id)
+            .await
+            .map_err(|e| vec![field_error("template_id", &format!("cannot be read: {e}"))])?
+            .ok_or_else(|| {
+                vec![field_error(
+                    "template_id",
+                    &format!("no template {id} for this account"),
+                )]
+            })?;
+        if let Some(kind) = kind
+            && kind != row.kind
+        {
+            return Err(vec![field_error(
+                "template_id",
+                &format!("is a template for a {}, not a {kind}", row.kind),
+            )]);
+        }
+        Wording::parse(&row.wording, "template_id")
+    }
+
+    /// Checks a `compose` object and writes the letter (pure; no I/O).
+    pub fn check(
+        &self,
+        compose: &Value,
+        wording: Option<&Wording>,
+        date: Date,
+    ) -> Result<Composed, Vec<FieldError>> {
+        let composition = ComposeRequest::parse(compose, date, &self.rates)?;
+        let letter = write_letter(&composition, wording)?;
+        Ok(Composed {
+            composition,
+            letter,
+        })
+    }
+
+    /// Renders the letter, stores its PDF as a document of the account, and fills the
+    /// request's documents and collection summary with it.
+    pub async fn store(
+        &self,
+        caller: &Caller,
+        composed: &Composed,
+        request: &mut DepositRequest,
+    ) -> Result<DocumentRow, DepositError> {
+        let summary = composed.letter.summary(&composed.composition);
+        let summary_json =
+            serde_json::to_value(&summary).map_err(|e| DepositError::Composition(e.to_string()))?;
+        let summary_bytes = serde_json_canonicalizer::to_vec(&summary_json)
+            .map_err(|e| DepositError::Composition(e.to_string()))?;
+        let kind = composed.composition.request.kind;
+        let title = match kind {
+            crate::collection::LetterKind::Relance => "Relance",
+            crate::collection::LetterKind::MiseEnDemeure => "Mise en demeure",
+        };
+        let author = request
+            .sender
+            .organization
+            .clone()
+            .unwrap_or_else(|| request.sender.name.clone());
+        let now = self.clock.now();
+        let letter = composed.letter.clone();
+        let title_owned = title.to_string();
+        let pdf = tokio::task::spawn_blocking(move || {
+            crate::collection::pdf::render(&letter, &title_owned, &author, now, &summary_bytes)
+        })
+        .await
+        .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))?
+        .map_err(DepositError::Composition)?;
+        let document = self.store_pdf(caller, &pdf, kind.as_str()).await?;
+        request.document_ids = vec![document.id.clone()];
+        request.collection = Some(summary_json);
+        Ok(document)
+    }
+
+    async fn store_pdf(
+        &self,
+        caller: &Caller,
+        pdf: &[u8],
+        kind: &str,
+    ) -> Result<DocumentRow, DepositError> {
+        let mut incoming = self.content.begin(MAX_COMPOSED_PDF).await?;
+        incoming.write(pdf).await?;
+        let stored = incoming.finish().await?;
+        let candidate = DocumentRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: caller.tenant_id.clone(),
+            sha256: stored.sha256.clone(),
+            size: stored.size as i64,
+            media_type: "application/pdf".into(),
+            filename: format!("{kind}-{}.pdf", &stored.sha256[..12]),
+            created_at: unix_micros(self.clock.now()),
+        };
+        Ok(self.storage.insert_document(&candidate).await?)
+    }
+}

@@ -1,0 +1,251 @@
+//! Composed debt-collection letters through `POST /v1/letters`: the service writes the
+//! letter, every mandatory mention is in the PDF's text, the amounts and rates are in the
+//! response and in the proof of deposit, a consumer is never charged the €40 indemnity, and
+//! every problem of a request is reported at once.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Engine, TestApp, spawn_app};
+use crate::proofs::poppler;
+
+crate::on_both_engines!(
+    a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts,
+    every_problem_of_a_composed_letter_is_listed_at_once
+);
+
+fn compose(debtor_kind: &str, agency: bool) -> Value {
+    let mut c = json!({
+        "kind": "mise_en_demeure",
+        "creditor": {"name": "Atelier Durand SARL", "address": "12 rue des Lilas\n69003 Lyon", "siren": "732829320"},
+        "debtor": {"name": "Boulangerie Martin", "address": ["3 place du Marché", "38000 Grenoble"], "kind": debtor_kind},
+        "invoices": [
+            {"number": "F-2026-101", "issue_date": "2026-05-01", "due_date": "2026-05-31", "amount_cents": 1_250_000},
+            {"number": "F-2026-117", "issue_date": "2026-06-15", "due_date": "2026-07-15", "amount_cents": 480_000, "paid_cents": 80_000}
+        ],
+        "deadline_days": 8,
+        "payment": {"iban": "FR76 3000 6000 0112 3456 7890 189", "link": "https://pay.example.fr/i/42"}
+    });
+    if agency {
+        c["agency"] = json!({"name": "Recouvr SAS", "address": "8 avenue Foch\n75116 Paris", "mandate_reference": "MAN-2026-77"});
+    }
+    c
+}
+
+fn body(compose: Value, consumer: bool) -> Value {
+    let mut recipient = json!({"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.fr", "kind": "professional"});
+    if consumer {
+        recipient = json!({"name": "Jeanne Petit", "email": "jeanne@example.fr", "kind": "consumer", "consent_id": "0190a1b2-0000-7000-8000-00000000c0de"});
+    }
+    json!({
+        "sender": {"name": "Service contentieux", "email": "contentieux@recouvr.fr", "organization": "Recouvr SAS"},
+        "recipient": recipient,
+        "reference": "DOS-2026-0042",
+        "compose": compose
+    })
+}
+
+async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
+    let sha = letter["documents"][0]["sha256"].as_str().expect("sha");
+    let mut bytes = Vec::new();
+    let mut file = app.service.content.open_read(sha).await.expect("stored");
+    tokio::io::AsyncReadExt::read_to_end(&mut file, &mut bytes)
+        .await
+        .expect("read");
+    assert!(bytes.starts_with(b"%PDF-"), "the composed letter is a PDF");
+    let dir = tempfile::tempdir().expect("dir");
+    let pdf = dir.path().join("letter.pdf");
+    let txt = dir.path().join("letter.txt");
+    std::fs::write(&pdf, &bytes).expect("write");
+    let (ok, out) = poppler(
+        "pdftotext",
+        &["-enc", "UTF-8", pdf.to_str()?, txt.to_str()?],
+    )?;
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(txt).expect("text");
+    let pages = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/proof-pages");
+    std::fs::create_dir_all(&pages).expect("dir");
+    let _ = poppler(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "60",
+            pdf.to_str()?,
+            pages.join("composed-letter").to_str()?,
+        ],
+    );
+    Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", true), false))
+        .await;
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let letter: Value = response.json().await.expect("json");
+    let collection = &letter["collection"];
+    let totals = &collection["breakdown"]["totals"];
+    // Professional debtor: €40 per late invoice (Code de commerce L.441-10, D.441-5).
+    assert_eq!(totals["indemnity_cents"], 8_000, "{collection}");
+    assert_eq!(
+        totals["principal_cents"],
+        1_250_000 + 400_000,
+        "{collection}"
+    );
+    let interest = totals["interest_cents"].as_i64().expect("interest");
+    assert!(
+        interest > 0,
+        "late interest runs without reminder for professionals"
+    );
+    assert_eq!(
+        totals["total_cents"].as_i64().expect("total"),
+        1_650_000 + 8_000 + interest
+    );
+    assert!(
+        collection["breakdown"]["rates_used"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "the rates used are shown: {collection}"
+    );
+    assert!(
+        collection["mentions"]
+            .as_array()
+            .is_some_and(|m| m.len() >= 5)
+    );
+
+    // The proof of deposit records the composition.
+    let id = letter["id"].as_str().expect("id");
+    let rows = app
+        .service
+        .storage
+        .evidence_of_letter(id)
+        .await
+        .expect("evidence");
+    let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+    assert_eq!(record["details"]["collection"], *collection);
+    assert_eq!(
+        record["content"][0]["sha256"],
+        letter["documents"][0]["sha256"]
+    );
+
+    // The letter's text carries every mandatory mention.
+    if let Some(text) = pdf_text(&app, &letter).await {
+        for needle in [
+            "mise en demeure",
+            "Atelier Durand SARL",
+            "Boulangerie Martin",
+            "Recouvr SAS",
+            "recouvrement amiable",
+            "F-2026-101",
+            "F-2026-117",
+            "injonction de payer",
+            "référé",
+            "assignation",
+            "Les frais de recouvrement entrepris sans titre exécutoire restent à la charge du créancier",
+            "https://pay.example.fr/i/42",
+            "MAN-2026-77",
+        ] {
+            assert!(
+                text.to_lowercase().contains(&needle.to_lowercase()),
+                "the letter lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+
+    // A consumer is never charged the €40 indemnity, and owes no interest before the first
+    // mise en demeure.
+    let consent = crate::consents::create_consent(&app, &app.api_key, "jeanne@example.fr").await;
+    let mut consumer = body(compose("consumer", false), true);
+    consumer["recipient"]["consent_id"] = consent["id"].clone();
+    let response = app.post_letter(&consumer).await;
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let letter: Value = response.json().await.expect("json");
+    let totals = &letter["collection"]["breakdown"]["totals"];
+    assert_eq!(totals["indemnity_cents"], 0, "{totals}");
+    assert_eq!(totals["interest_cents"], 0, "{totals}");
+    if let Some(text) = pdf_text(&app, &letter).await {
+        assert!(
+            !text.contains("40,00"),
+            "no €40 line for a consumer:\n{text}"
+        );
+    }
+}
+
+async fn every_problem_of_a_composed_letter_is_listed_at_once(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let mut bad = body(compose("professional", false), false);
+    bad["sender"]["email"] = json!("not-an-email");
+    bad["compose"]["creditor"]["name"] = json!("");
+    bad["compose"]["invoices"][0]["due_date"] = json!("2026-13-01");
+    bad["compose"]["payment"] = json!({});
+    let response = app.post_letter(&bad).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    for field in [
+        "sender.email",
+        "compose.creditor.name",
+        "compose.invoices[0].due_date",
+        "compose.payment",
+    ] {
+        assert!(fields.contains(&field), "{field} missing from {fields:?}");
+    }
+    // Both documents and compose: one or the other.
+    let mut both = body(compose("professional", false), false);
+    both["documents"] = json!(["0190a1b2-0000-7000-8000-000000000001"]);
+    let response = app.post_letter(&both).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem
+            .to_string()
+            .contains("either `documents` or `compose`"),
+        "{problem}"
+    );
+    // A time-barred invoice (more than 5 years) is refused unless explicitly overridden,
+    // and the override is recorded.
+    let mut old = body(compose("professional", false), false);
+    old["compose"]["invoices"] = json!([{"number": "F-2021-001", "issue_date": "2021-02-01", "due_date": "2021-03-01", "amount_cents": 100_000}]);
+    let response = app.post_letter(&old).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem.to_string().contains("compose.invoices[0]"),
+        "{problem}"
+    );
+    old["compose"]["override_prescription"] = json!(true);
+    let response = app.post_letter(&old).await;
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let letter: Value = response.json().await.expect("json");
+    assert_eq!(
+        letter["collection"]["prescription_overrides"][0]["invoice"],
+        "F-2021-001"
+    );
+    // Nothing half-written: the refused requests left no letter behind.
+    assert_eq!(app.letter_count().await, 1);
+}
