@@ -112,34 +112,58 @@ impl Composer {
         composed: &Composed,
         request: &mut DepositRequest,
     ) -> Result<DocumentRow, DepositError> {
-        let summary = composed.letter.summary(&composed.composition);
-        let summary_json =
-            serde_json::to_value(&summary).map_err(|e| DepositError::Composition(e.to_string()))?;
-        let summary_bytes = serde_json_canonicalizer::to_vec(&summary_json)
-            .map_err(|e| DepositError::Composition(e.to_string()))?;
-        let kind = composed.composition.request.kind;
-        let title = match kind {
-            crate::collection::LetterKind::Relance => "Relance",
-            crate::collection::LetterKind::MiseEnDemeure => "Mise en demeure",
-        };
         let author = request
             .sender
             .organization
             .clone()
             .unwrap_or_else(|| request.sender.name.clone());
         let now = self.clock.now();
-        let letter = composed.letter.clone();
-        let title_owned = title.to_string();
-        let pdf = tokio::task::spawn_blocking(move || {
-            crate::collection::pdf::render(&letter, &title_owned, &author, now, &summary_bytes)
-        })
-        .await
-        .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))?
-        .map_err(DepositError::Composition)?;
-        let document = self.store_pdf(caller, &pdf, kind.as_str()).await?;
+        let composed = composed.clone();
+        let (pdf, summary_json, kind) =
+            tokio::task::spawn_blocking(move || render_one(&composed, &author, now))
+                .await
+                .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))??;
+        let document = self.store_pdf(caller, &pdf, kind).await?;
         request.document_ids = vec![document.id.clone()];
         request.collection = Some(summary_json);
         Ok(document)
+    }
+
+    /// Renders many letters on `threads` blocking threads and stores their PDFs; returns,
+    /// in order, each letter's document and composition summary.
+    pub async fn store_many(
+        &self,
+        caller: &Caller,
+        letters: Vec<(Composed, String)>,
+        threads: usize,
+    ) -> Result<Vec<(DocumentRow, Value)>, DepositError> {
+        let now = self.clock.now();
+        let chunk_size = letters.len().div_ceil(threads.max(1)).max(1);
+        let mut tasks = Vec::new();
+        let mut rest = letters;
+        while !rest.is_empty() {
+            let tail = rest.split_off(chunk_size.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            tasks.push(tokio::task::spawn_blocking(
+                move || -> Result<Vec<Rendered>, DepositError> {
+                    chunk
+                        .into_iter()
+                        .map(|(composed, author)| render_one(&composed, &author, now))
+                        .collect()
+                },
+            ));
+        }
+        let mut out = Vec::new();
+        for task in tasks {
+            let rendered = task
+                .await
+                .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))??;
+            for (pdf, summary, kind) in rendered {
+                let document = self.store_pdf(caller, &pdf, kind).await?;
+                out.push((document, summary));
+            }
+        }
+        Ok(out)
     }
 
     async fn store_pdf(
@@ -162,4 +186,28 @@ impl Composer {
         };
         Ok(self.storage.insert_document(&candidate).await?)
     }
+}
+
+/// A rendered letter: its PDF, its summary (JSON) and its kind.
+type Rendered = (Vec<u8>, Value, &'static str);
+
+/// Renders one letter.
+fn render_one(
+    composed: &Composed,
+    author: &str,
+    now: time::OffsetDateTime,
+) -> Result<Rendered, DepositError> {
+    let summary = composed.letter.summary(&composed.composition);
+    let summary_json =
+        serde_json::to_value(&summary).map_err(|e| DepositError::Composition(e.to_string()))?;
+    let summary_bytes = serde_json_canonicalizer::to_vec(&summary_json)
+        .map_err(|e| DepositError::Composition(e.to_string()))?;
+    let kind = composed.composition.request.kind;
+    let title = match kind {
+        crate::collection::LetterKind::Relance => "Relance",
+        crate::collection::LetterKind::MiseEnDemeure => "Mise en demeure",
+    };
+    let pdf = crate::collection::pdf::render(&composed.letter, title, author, now, &summary_bytes)
+        .map_err(DepositError::Composition)?;
+    Ok((pdf, summary_json, kind.as_str()))
 }

@@ -244,9 +244,27 @@ impl Service {
             settings.retention_years,
         );
         // Bulk sealing uses every core; the database writer overlaps with it.
+        let rates = match &settings.collection_rates_file {
+            None => crate::collection::RatesTable::embedded(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
+                })?;
+                crate::collection::RatesTable::from_toml(&text).map_err(|e| {
+                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
+                })?
+            }
+        };
+        let composer = Composer::new(
+            storage.clone(),
+            content.clone(),
+            Arc::new(rates),
+            clock.clone(),
+        );
         let batches = Batches::new(
             storage.clone(),
             deposits.clone(),
+            composer.clone(),
             clock.clone(),
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         );
@@ -265,23 +283,6 @@ impl Service {
             settings.public_url.clone(),
             settings.provider_name.clone(),
             settings.reminder_days.clone(),
-        );
-        let rates = match &settings.collection_rates_file {
-            None => crate::collection::RatesTable::embedded(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
-                })?;
-                crate::collection::RatesTable::from_toml(&text).map_err(|e| {
-                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
-                })?
-            }
-        };
-        let composer = Composer::new(
-            storage.clone(),
-            content.clone(),
-            Arc::new(rates),
-            clock.clone(),
         );
         let log = TransparencyLog::new(
             storage.clone(),

@@ -73,6 +73,7 @@ pub struct BatchAccepted {
 pub struct Batches {
     storage: Storage,
     deposits: Deposits,
+    composer: crate::composer::Composer,
     clock: Arc<dyn Clock>,
     threads: usize,
 }
@@ -99,12 +100,14 @@ impl Batches {
     pub fn new(
         storage: Storage,
         deposits: Deposits,
+        composer: crate::composer::Composer,
         clock: Arc<dyn Clock>,
         threads: usize,
     ) -> Self {
         Batches {
             storage,
             deposits,
+            composer,
             clock,
             threads: threads.max(1),
         }
@@ -273,16 +276,43 @@ impl Batches {
     ) -> Result<(Vec<(ValidRow, Value)>, Vec<RowError>), StorageError> {
         let mut errors = input.errors;
         let mut parsed = Vec::with_capacity(input.rows.len());
+        let date = self.composer.letter_date();
+        let mut wordings = HashMap::new();
         for row in input.rows {
-            match check_letter(&row) {
-                Ok(request) => parsed.push((
+            let checked = check_letter(&row);
+            // A composed letter: the composition is checked now, so that every problem of the
+            // row is reported before anything is deposited (the letter is written later).
+            let composition = match row.letter.get("compose").filter(|c| c.is_object()) {
+                Some(compose) => {
+                    let wording = self.row_wording(caller, &row.letter, &mut wordings).await;
+                    match wording {
+                        Err(e) => Err(e),
+                        Ok(w) => self.composer.check(compose, w.as_ref(), date).map(|_| ()),
+                    }
+                }
+                None => Ok(()),
+            };
+            let row_errors = |errors: Vec<crate::letter::FieldError>| {
+                errors.into_iter().map(|e| RowError {
+                    row: row.row,
+                    field: e.field,
+                    message: e.message,
+                })
+            };
+            match (checked, composition) {
+                (Ok(request), Ok(())) => parsed.push((
                     ValidRow {
                         row: row.row,
                         request,
                     },
                     row.letter,
                 )),
-                Err(row_errors) => errors.extend(row_errors),
+                (Ok(_), Err(c)) => errors.extend(row_errors(c)),
+                (Err(e), Ok(())) => errors.extend(e),
+                (Err(e), Err(c)) => {
+                    errors.extend(e);
+                    errors.extend(row_errors(c));
+                }
             }
         }
         let documents = self
@@ -317,6 +347,101 @@ impl Batches {
             }
         }
         Ok((valid, errors))
+    }
+
+    /// The wording of the template a row names (`template_id`), loaded once per template.
+    async fn row_wording(
+        &self,
+        caller: &Caller,
+        letter: &Value,
+        cache: &mut HashMap<
+            String,
+            Result<crate::collection::Wording, Vec<crate::letter::FieldError>>,
+        >,
+    ) -> Result<Option<crate::collection::Wording>, Vec<crate::letter::FieldError>> {
+        let Some(id) = letter
+            .get("template_id")
+            .and_then(Value::as_str)
+            .and_then(|t| uuid::Uuid::try_parse(t).ok())
+            .map(|u| u.to_string())
+        else {
+            return Ok(None);
+        };
+        if !cache.contains_key(&id) {
+            let kind = letter
+                .get("compose")
+                .and_then(|c| c.get("kind"))
+                .and_then(Value::as_str);
+            let wording = self.composer.wording(caller, &id, kind).await;
+            cache.insert(id.clone(), wording);
+        }
+        match cache.get(&id) {
+            Some(Ok(w)) => Ok(Some(w.clone())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes, renders and stores the composed letters of a chunk, filling each request's
+    /// documents and collection summary; rows that no longer compose become row errors.
+    async fn compose_rows(
+        &self,
+        caller: &Caller,
+        rows: &mut [ValidRow],
+        errors: &mut Vec<RowError>,
+    ) -> Result<HashMap<String, DocumentRow>, DepositError> {
+        let date = self.composer.letter_date();
+        let mut wordings = HashMap::new();
+        let mut to_render = Vec::new();
+        let mut positions = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let Some(compose) = row.request.compose.clone() else {
+                continue;
+            };
+            let mut letter = serde_json::Map::new();
+            if let Some(id) = &row.request.template_id {
+                letter.insert("template_id".into(), Value::String(id.clone()));
+            }
+            letter.insert("compose".into(), compose.clone());
+            let composed = match self
+                .row_wording(caller, &Value::Object(letter), &mut wordings)
+                .await
+            {
+                Ok(w) => self.composer.check(&compose, w.as_ref(), date),
+                Err(e) => Err(e),
+            };
+            match composed {
+                Ok(composed) => {
+                    let author = row
+                        .request
+                        .sender
+                        .organization
+                        .clone()
+                        .unwrap_or_else(|| row.request.sender.name.clone());
+                    to_render.push((composed, author));
+                    positions.push(i);
+                }
+                Err(e) => errors.extend(e.into_iter().map(|e| RowError {
+                    row: row.row,
+                    field: e.field,
+                    message: e.message,
+                })),
+            }
+        }
+        let mut documents = HashMap::new();
+        if to_render.is_empty() {
+            return Ok(documents);
+        }
+        let stored = self
+            .composer
+            .store_many(caller, to_render, self.threads)
+            .await?;
+        for (i, (document, summary)) in positions.into_iter().zip(stored) {
+            rows[i].request.document_ids = vec![document.id.clone()];
+            rows[i].request.collection = Some(summary);
+            documents.insert(document.id.clone(), document);
+        }
+        Ok(documents)
     }
 
     /// The tenant's documents named by `rows`, by id (one query for the whole batch).
@@ -492,7 +617,7 @@ impl Batches {
         &self,
         batch_id: &str,
         caller: &Caller,
-        rows: Vec<ValidRow>,
+        mut rows: Vec<ValidRow>,
         documents: &HashMap<String, DocumentRow>,
         from_row: i64,
         to_row: i64,
@@ -501,11 +626,17 @@ impl Batches {
         // CPCE L.100: consents are checked again at the time of deposit.
         let consents = self.consents_of(caller, rows.iter()).await?;
         let mut errors = Vec::new();
+        // Composed letters are written now, in this chunk, on the sealing threads.
+        let composed = self.compose_rows(caller, &mut rows, &mut errors).await?;
         let mut built = Vec::with_capacity(rows.len());
         let mut row_documents: Vec<DocumentRow> = Vec::new();
         let mut row_document_ids: &[String] = &[];
         for row in &rows {
             let request = &row.request;
+            if request.compose.is_some() && request.document_ids.is_empty() {
+                // Its composition failed (reported by `compose_rows`).
+                continue;
+            }
             if let Some(message) = consent_refusal(row, &consents, now) {
                 errors.push(RowError {
                     row: row.row,
@@ -519,7 +650,7 @@ impl Batches {
                 row_documents = request
                     .document_ids
                     .iter()
-                    .filter_map(|d| documents.get(d).cloned())
+                    .filter_map(|d| documents.get(d).or_else(|| composed.get(d)).cloned())
                     .collect();
                 row_document_ids = &request.document_ids;
             }

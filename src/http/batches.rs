@@ -301,16 +301,32 @@ fn batch_source(headers: &HeaderMap) -> Result<BatchSource, Problem> {
     ))
 }
 
-/// The fields of template `name`, merged under each CSV row.
-///
-/// Letter templates arrive with migration 0006; until then no account has any template, so
-/// every name is unknown. This is where they plug in.
+/// The fields a template brings to every CSV row: `?template=<id>` names one of the
+/// account's templates (`POST /v1/templates`); its wording writes each row's `compose` letter
+/// and its kind is the letters' kind unless a column says otherwise.
 async fn template_defaults(
-    _service: &Service,
-    _caller: &Caller,
+    service: &Service,
+    caller: &Caller,
     name: &str,
 ) -> Result<Map<String, Value>, Problem> {
-    Err(Problem::unknown_template(format!(
-        "no template {name:?} exists for this account; give shared fields as query parameters named like the columns (sender.name=…&documents=…)"
-    )))
+    let unknown = || {
+        Problem::unknown_template(format!(
+            "no template {name:?} exists for this account: give the id returned by POST /v1/templates, or shared fields as query parameters named like the columns (sender.name=…&documents=…)"
+        ))
+    };
+    let id = uuid::Uuid::try_parse(name)
+        .map_err(|_| unknown())?
+        .to_string();
+    let template = service
+        .storage
+        .template(&caller.tenant_id, &id)
+        .await?
+        .ok_or_else(unknown)?;
+    let mut defaults = Map::new();
+    defaults.insert("template_id".into(), Value::String(template.id));
+    defaults.insert(
+        "compose".into(),
+        serde_json::json!({ "kind": template.kind }),
+    );
+    Ok(defaults)
 }

@@ -10,7 +10,8 @@ use crate::proofs::poppler;
 
 crate::on_both_engines!(
     a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts,
-    every_problem_of_a_composed_letter_is_listed_at_once
+    every_problem_of_a_composed_letter_is_listed_at_once,
+    a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows
 );
 
 fn compose(debtor_kind: &str, agency: bool) -> Value {
@@ -248,4 +249,113 @@ async fn every_problem_of_a_composed_letter_is_listed_at_once(engine: Engine) {
     );
     // Nothing half-written: the refused requests left no letter behind.
     assert_eq!(app.letter_count().await, 1);
+}
+
+async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let template: Value = app
+        .client
+        .post(app.url("/v1/templates"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({
+            "name": "Mise en demeure standard",
+            "kind": "mise_en_demeure",
+            "wording": "Madame, Monsieur,\n\nMalgré nos relances, les factures {{invoices}} restent impayées.\n\nNous vous mettons en demeure de régler {{total}} sous {{deadline}}."
+        }))
+        .send()
+        .await
+        .expect("template")
+        .json()
+        .await
+        .expect("json");
+    let template_id = template["id"].as_str().expect("id");
+    let header = "recipient.name;recipient.email;recipient.kind;reference;compose.creditor.name;compose.creditor.address;compose.debtor.name;compose.debtor.address;compose.debtor.kind;compose.invoices.0.number;compose.invoices.0.issue_date;compose.invoices.0.due_date;compose.invoices.0.amount_cents;compose.payment.iban";
+    let mut csv = format!("{header}\n");
+    for i in 0..6 {
+        let due = if i == 4 { "2026-13-40" } else { "2026-06-30" };
+        csv.push_str(&format!(
+            "Client {i};client{i}@example.fr;professional;DOS-{i};Atelier Durand SARL;12 rue des Lilas 69003 Lyon;Client {i} SARL;{i} rue du Port 13002 Marseille;professional;F-{i};2026-06-01;{due};{};FR76 3000 6000 0112 3456 7890 189\n",
+            100_000 + i * 1000
+        ));
+    }
+    let query = format!(
+        "?template={template_id}&sender.name=Service%20contentieux&sender.email=contentieux@recouvr.fr"
+    );
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/batches{query}")))
+        .bearer_auth(&app.api_key)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("batch");
+    let status = response.status();
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id");
+    let mut view = Value::Null;
+    for _ in 0..600 {
+        view = app
+            .get(&format!("/v1/batches/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if view["state"] != "depositing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "completed", "{view}");
+    assert_eq!(view["deposited"], 5, "{view}");
+    assert_eq!(view["rejected"], 1, "{view}");
+    let error = &view["errors"][0];
+    assert_eq!(error["row"], 6, "line 6 of the file (header = 1): {view}");
+    assert_eq!(error["field"], "compose.invoices[0].due_date", "{view}");
+
+    // Each letter has its own composed PDF, written with the template, and its amounts in
+    // the proof of deposit.
+    let page: Value = app
+        .get("/v1/letters?limit=50")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let letters = page["items"].as_array().expect("items");
+    assert_eq!(letters.len(), 5);
+    let mut digests = std::collections::BTreeSet::new();
+    for letter in letters {
+        digests.insert(
+            letter["documents"][0]["sha256"]
+                .as_str()
+                .expect("sha")
+                .to_string(),
+        );
+        let id = letter["id"].as_str().expect("id");
+        let rows = app
+            .service
+            .storage
+            .evidence_of_letter(id)
+            .await
+            .expect("evidence");
+        let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+        let totals = &record["details"]["collection"]["breakdown"]["totals"];
+        assert_eq!(totals["indemnity_cents"], 4_000, "{record}");
+    }
+    assert_eq!(digests.len(), 5, "one distinct letter per row");
+    if let Some(text) = pdf_text(&app, &letters[0]).await {
+        assert!(
+            text.contains("Malgré nos relances"),
+            "the template's wording:\n{text}"
+        );
+        assert!(
+            text.to_lowercase().contains("injonction de payer"),
+            "mentions added:\n{text}"
+        );
+    }
 }
