@@ -19,6 +19,8 @@ use crate::storage::{DocumentRow, Storage};
 
 /// Largest composed PDF stored (a letter of 100 invoices stays far below).
 const MAX_COMPOSED_PDF: u64 = 16 * 1024 * 1024;
+/// Composed PDFs written to the content store at once in a batch.
+const STORE_CONCURRENCY: usize = 32;
 
 /// A checked and written letter, ready to render.
 #[derive(Debug, Clone)]
@@ -138,6 +140,8 @@ impl Composer {
         threads: usize,
     ) -> Result<Vec<(DocumentRow, Value)>, DepositError> {
         let now = self.clock.now();
+        let started = std::time::Instant::now();
+        let count = letters.len();
         let chunk_size = letters.len().div_ceil(threads.max(1)).max(1);
         let mut tasks = Vec::new();
         let mut rest = letters;
@@ -153,16 +157,53 @@ impl Composer {
                 },
             ));
         }
-        let mut out = Vec::new();
+        let mut rendered = Vec::new();
         for task in tasks {
-            let rendered = task
-                .await
-                .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))??;
-            for (pdf, summary, kind) in rendered {
-                let document = self.store_pdf(caller, &pdf, kind).await?;
-                out.push((document, summary));
-            }
+            rendered.extend(
+                task.await
+                    .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))??,
+            );
         }
+        let rendered_in = started.elapsed();
+        // Each file is flushed to disk before it is named (content.rs); flushing many at
+        // once lets the file system group them, which a one-by-one loop cannot.
+        let mut files = tokio::task::JoinSet::new();
+        let mut written = vec![None; rendered.len()];
+        let mut pending = rendered.iter().enumerate();
+        loop {
+            while files.len() < STORE_CONCURRENCY {
+                let Some((i, (pdf, _, _))) = pending.next() else {
+                    break;
+                };
+                let content = self.content.clone();
+                let pdf = pdf.clone();
+                files.spawn(async move {
+                    let mut incoming = content.begin(MAX_COMPOSED_PDF).await?;
+                    incoming.write(&pdf).await?;
+                    incoming.finish().await.map(|stored| (i, stored))
+                });
+            }
+            let Some(done) = files.join_next().await else {
+                break;
+            };
+            let (i, stored) =
+                done.map_err(|e| DepositError::Composition(format!("storing stopped: {e}")))??;
+            written[i] = Some(stored);
+        }
+        let mut out = Vec::with_capacity(rendered.len());
+        for ((_, summary, kind), stored) in rendered.into_iter().zip(written) {
+            let stored = stored.ok_or_else(|| {
+                DepositError::Composition("a composed letter was not stored".into())
+            })?;
+            let document = self.document_row(caller, &stored, kind).await?;
+            out.push((document, summary));
+        }
+        tracing::debug!(
+            letters = count,
+            render_seconds = rendered_in.as_secs_f64(),
+            total_seconds = started.elapsed().as_secs_f64(),
+            "composed letters rendered and stored"
+        );
         Ok(out)
     }
 
@@ -175,6 +216,17 @@ impl Composer {
         let mut incoming = self.content.begin(MAX_COMPOSED_PDF).await?;
         incoming.write(pdf).await?;
         let stored = incoming.finish().await?;
+        self.document_row(caller, &stored, kind).await
+    }
+
+    /// Records a stored PDF as a document of the account (the existing row when the same
+    /// bytes were already recorded).
+    async fn document_row(
+        &self,
+        caller: &Caller,
+        stored: &crate::content::StoredContent,
+        kind: &str,
+    ) -> Result<DocumentRow, DepositError> {
         let candidate = DocumentRow {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: caller.tenant_id.clone(),

@@ -25,6 +25,8 @@ pub struct BatchBenchReport {
     pub engine: &'static str,
     /// Letters in the batch.
     pub letters: usize,
+    /// Each letter composed (a mise en demeure written and rendered per letter).
+    pub compose: bool,
     /// Seconds from sending the POST to reading `completed`.
     pub seconds: f64,
     /// Seconds until the 202 answer.
@@ -40,8 +42,14 @@ impl fmt::Display for BatchBenchReport {
         let rate = self.letters as f64 / self.seconds;
         writeln!(
             f,
-            "bench batch ({}; {} letters, one shared document; HTTP on loopback)",
-            self.engine, self.letters
+            "bench batch ({}; {} letters, {}; HTTP on loopback)",
+            self.engine,
+            self.letters,
+            if self.compose {
+                "a mise en demeure composed and rendered as a PDF per letter"
+            } else {
+                "one shared document"
+            }
         )?;
         writeln!(
             f,
@@ -73,16 +81,12 @@ pub async fn run(
     database_url: Option<String>,
 ) -> anyhow::Result<BatchBenchReport> {
     anyhow::ensure!(
-        !compose,
-        "compose is not available yet: composed letters arrive with the collection composer"
-    );
-    anyhow::ensure!(
         (1..=crate::batch::MAX_LETTERS_PER_BATCH).contains(&letters),
         "--letters must be from 1 to {}",
         crate::batch::MAX_LETTERS_PER_BATCH
     );
     let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
-    let result = run_in(&dir, letters, database_url).await;
+    let result = run_in(&dir, letters, compose, database_url).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -90,6 +94,7 @@ pub async fn run(
 async fn run_in(
     dir: &std::path::Path,
     letters: usize,
+    compose: bool,
     database_url: Option<String>,
 ) -> anyhow::Result<BatchBenchReport> {
     let settings = Settings::load_from(
@@ -151,9 +156,15 @@ async fn run_in(
         .context("upload answered without an id")?
         .to_string();
 
-    let body = batch_body(letters, &document_id, 0);
+    let body = batch_body(letters, &document_id, 0, compose);
     // Warm-up: connections, page cache, code paths.
-    let warm = submit(&client, &base, &key, batch_body(200, &document_id, 1)).await?;
+    let warm = submit(
+        &client,
+        &base,
+        &key,
+        batch_body(200, &document_id, 1, compose),
+    )
+    .await?;
     wait_completed(&client, &base, &key, &warm).await?;
 
     let started = Instant::now();
@@ -210,6 +221,7 @@ async fn run_in(
     Ok(BatchBenchReport {
         engine,
         letters,
+        compose,
         seconds,
         accepted_seconds,
         peak_rss_mib,
@@ -217,25 +229,47 @@ async fn run_in(
     })
 }
 
-/// A JSON batch of `letters` professional recipients sharing one document and sender.
-fn batch_body(letters: usize, document_id: &str, run: usize) -> Vec<u8> {
+/// A JSON batch of `letters` professional recipients sharing one sender and either one
+/// document or, with `compose`, a mise en demeure written for each (its own debtor, invoice
+/// and amount: one PDF per letter).
+fn batch_body(letters: usize, document_id: &str, run: usize, compose: bool) -> Vec<u8> {
     let rows: Vec<Value> = (0..letters)
         .map(|i| {
-            json!({
+            let mut row = json!({
                 "recipient": {
                     "name": format!("Débiteur n°{i}"),
                     "email": format!("debiteur{i}.{run}@exemple.fr"),
                     "kind": "professional"
                 },
                 "reference": format!("DOS-{run}-{i:06}")
-            })
+            });
+            if compose {
+                row["compose"] = json!({
+                    "debtor": {"name": format!("Débiteur n°{i} SARL"), "address": format!("{} rue du Port\n13002 Marseille", i % 200 + 1), "kind": "professional"},
+                    "invoices": [{"number": format!("F-{run}-{i:06}"), "issue_date": "2026-05-01", "due_date": "2026-05-31", "amount_cents": 50_000 + (i as i64 % 977) * 100}]
+                });
+            }
+            row
         })
         .collect();
-    json!({
-        "defaults": {
+    let defaults = if compose {
+        json!({
+            "sender": {"name": "Cabinet de recouvrement Exemple", "email": "envoi@recouvrement.example"},
+            "compose": {
+                "kind": "mise_en_demeure",
+                "creditor": {"name": "Atelier Durand SARL", "address": "12 rue des Lilas\n69003 Lyon", "siren": "732829320"},
+                "agency": {"name": "Cabinet de recouvrement Exemple", "address": "8 avenue Foch\n75116 Paris", "mandate_reference": "MAN-2026-77"},
+                "payment": {"iban": "FR76 3000 6000 0112 3456 7890 189"}
+            }
+        })
+    } else {
+        json!({
             "sender": {"name": "Cabinet de recouvrement Exemple", "email": "envoi@recouvrement.example"},
             "documents": [document_id]
-        },
+        })
+    };
+    json!({
+        "defaults": defaults,
         "letters": rows
     })
     .to_string()
