@@ -11,6 +11,7 @@ mod cli;
 mod compose;
 mod consents;
 mod deposit;
+mod golden;
 mod lifecycle;
 mod log;
 mod pages;
