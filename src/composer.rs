@@ -250,8 +250,18 @@ fn render_one(
     now: time::OffsetDateTime,
 ) -> Result<Rendered, DepositError> {
     let summary = composed.letter.summary(&composed.composition);
-    let summary_json =
+    let mut summary_json =
         serde_json::to_value(&summary).map_err(|e| DepositError::Composition(e.to_string()))?;
+    // The payment link is offered on the recipient's page once the letter is accepted.
+    if let (Some(link), Some(obj)) = (
+        composed.composition.request.payment.link.as_ref(),
+        summary_json.as_object_mut(),
+    ) {
+        obj.insert(
+            "payment_link".into(),
+            Value::String(link.as_str().to_string()),
+        );
+    }
     let summary_bytes = serde_json_canonicalizer::to_vec(&summary_json)
         .map_err(|e| DepositError::Composition(e.to_string()))?;
     let kind = composed.composition.request.kind;

@@ -369,6 +369,8 @@ struct LandingPage {
     closed_text: Option<&'static str>,
     /// Only after a decision (CPCE R.53-3).
     sender: Option<Sender>,
+    /// For an accepted composed letter: where to pay (shown to the identified recipient).
+    payment_link: Option<String>,
     decision_text: Option<String>,
     /// The window is open: explain, and offer identification or the decision.
     open: bool,
@@ -418,8 +420,21 @@ async fn show_letter(
         },
         None => false,
     };
-    let page = landing_page(service, lang, token, &letter, identified, error);
+    let mut page = landing_page(service, lang, token, &letter, identified, error);
+    if identified && page.accepted {
+        page.payment_link = payment_link(service, &letter.letter.id).await;
+    }
     render(status, &page)
+}
+
+/// The payment link of a composed letter, from its proof of deposit.
+async fn payment_link(service: &Service, letter_id: &str) -> Option<String> {
+    let rows = service.storage.evidence_of_letter(letter_id).await.ok()?;
+    let record: serde_json::Value = serde_json::from_slice(&rows.first()?.record).ok()?;
+    record["details"]["collection"]["payment_link"]
+        .as_str()
+        .filter(|link| link.starts_with("https://"))
+        .map(str::to_string)
 }
 
 fn landing_page(
@@ -499,6 +514,7 @@ fn landing_page(
         // CPCE R.53-3: the sender is revealed only after the decision, and only to the
         // identified recipient (a forwarded link alone shows nothing more than before).
         sender: letter.sender.clone().filter(|_| decided && identified),
+        payment_link: None,
         decision_text: row
             .decided_at
             .filter(|_| decided)

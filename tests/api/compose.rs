@@ -11,7 +11,8 @@ use crate::proofs::poppler;
 crate::on_both_engines!(
     a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts,
     every_problem_of_a_composed_letter_is_listed_at_once,
-    a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows
+    a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows,
+    the_payment_link_is_offered_to_the_recipient_only_after_acceptance
 );
 
 fn compose(debtor_kind: &str, agency: bool) -> Value {
@@ -358,4 +359,88 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
             "mentions added:\n{text}"
         );
     }
+}
+
+async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engine: Engine) {
+    use crate::smtp::{SmtpSink, body_text, code, link_token};
+    let Some(sink) = SmtpSink::start(&[], 0) else {
+        return;
+    };
+    let url = sink.url();
+    let Some(app) = crate::helpers::spawn_app_with(
+        engine,
+        std::sync::Arc::new(recommande::clock::SystemClock),
+        |s| s.smtp_url = Some(url),
+    )
+    .await
+    else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", false), false))
+        .await;
+    assert_eq!(response.status(), 201);
+    app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
+    let mails = sink.wait_for(1).await;
+    let token = link_token(&body_text(&mails[0]));
+    let page = |session: Option<String>| {
+        let request = app.client.get(app.url(&format!("/r/{token}")));
+        let request = match session {
+            Some(s) => request.bearer_auth(s),
+            None => request,
+        };
+        async move {
+            request
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("html")
+        }
+    };
+    assert!(
+        !page(None).await.contains("pay.example.fr"),
+        "not before the decision"
+    );
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/recipient/{token}/otp")))
+        .send()
+        .await
+        .expect("otp");
+    assert_eq!(response.status(), 202);
+    let mails = sink.wait_for(2).await;
+    let session: Value = app
+        .client
+        .post(app.url(&format!("/v1/recipient/{token}/session")))
+        .json(&json!({ "code": code(&body_text(&mails[1])) }))
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
+    let session = session["session"].as_str().expect("session").to_string();
+    assert!(
+        !page(Some(session.clone())).await.contains("pay.example.fr"),
+        "identified but not yet accepted"
+    );
+    let accepted = app
+        .client
+        .post(app.url(&format!("/v1/recipient/{token}/accept")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(accepted.status(), 200);
+    let html = page(Some(session)).await;
+    assert!(
+        html.contains(r#"href="https://pay.example.fr/i/42""#),
+        "the payment link after acceptance:\n{html}"
+    );
+    assert!(
+        !page(None).await.contains("pay.example.fr"),
+        "never to a bare link"
+    );
 }

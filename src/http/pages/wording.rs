@@ -104,6 +104,10 @@ pub struct Wording {
     /// The confirmation box was not ticked.
     pub confirm_missing: &'static str,
 
+    /// Heading of the payment section of an accepted composed letter.
+    pub payment_heading: &'static str,
+    /// Text before the payment link.
+    pub payment_text: &'static str,
     /// Heading of the sender, after the decision.
     pub sender_heading: &'static str,
     /// Sender name label.
@@ -246,6 +250,8 @@ pub static FRENCH: Wording = Wording {
     refuse_button: "Refuser la lettre",
     confirm_missing: "cochez la case de confirmation du formulaire choisi pour enregistrer votre décision. Rien n'a été enregistré.",
 
+    payment_heading: "Paiement",
+    payment_text: "L'expéditeur propose de régler en ligne :",
     sender_heading: "Expéditeur",
     sender_name: "Nom",
     sender_organization: "Organisation",
@@ -345,6 +351,8 @@ pub static ENGLISH: Wording = Wording {
     refuse_button: "Refuse the letter",
     confirm_missing: "tick the confirmation box of the form you chose to record your decision. Nothing was recorded.",
 
+    payment_heading: "Payment",
+    payment_text: "The sender offers to pay online:",
     sender_heading: "Sender",
     sender_name: "Name",
     sender_organization: "Organisation",
