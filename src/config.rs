@@ -135,6 +135,34 @@ pub struct Settings {
     pub log_head_interval_seconds: u64,
     /// … or as soon as this many leaves were appended since the last one.
     pub log_head_every_leaves: u64,
+    /// A master key `<id>:<base64>` (`RECOMMANDE_MASTER_KEY` or `[archive] master_key`):
+    /// the active key when set.
+    pub master_key: Option<SecretText>,
+    /// Master key files (`[archive] master_key_files`), in order; the first is active unless
+    /// `master_key` is set. None at all: a development key in `DATA_DIR/keys/`.
+    pub master_key_files: Vec<PathBuf>,
+}
+
+/// A secret setting: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(text: String) -> Self {
+        SecretText(text)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(***)")
+    }
 }
 
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
@@ -175,6 +203,16 @@ struct FileConfig {
     timestamp: FileTimestamp,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    archive: FileArchive,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileArchive {
+    master_key: Option<String>,
+    #[serde(default)]
+    master_key_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +272,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         true,
     ),
     ("RECOMMANDE_RETENTION_YEARS", None, "retention_years", true),
+    (
+        "RECOMMANDE_MASTER_KEY",
+        Some("archive"),
+        "master_key",
+        false,
+    ),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
     (
         "RECOMMANDE_VERIFY_MAX_UPLOAD_BYTES",
@@ -609,6 +653,12 @@ impl Settings {
             bounce_token,
             log_head_interval_seconds,
             log_head_every_leaves,
+            master_key: file
+                .archive
+                .master_key
+                .filter(|k| !k.is_empty())
+                .map(SecretText::new),
+            master_key_files: file.archive.master_key_files,
         })
     }
 }

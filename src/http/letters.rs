@@ -537,16 +537,12 @@ pub async fn bundle(
 ) -> Result<Response, Problem> {
     let row = find_letter(&service, &caller, &id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
-    let documents: Vec<(DocumentRow, std::path::PathBuf)> = service
-        .storage
-        .letter_documents(&row.id)
-        .await?
-        .into_iter()
-        .map(|d| {
-            let path = service.content.path_of(&d.sha256);
-            (d, path)
-        })
-        .collect();
+    let documents: Vec<DocumentRow> = service.storage.letter_documents(&row.id).await?;
+    // Decrypting readers, opened (keys unwrapped) before the blocking zip writer runs.
+    let mut readers = Vec::with_capacity(documents.len());
+    for doc in &documents {
+        readers.push(service.content.open_blocking(&doc.sha256).await?);
+    }
     let proofs: Vec<(String, Vec<u8>)> = service
         .render_proofs(&row.id, evidence.clone(), ProofKind::ALL.to_vec())
         .await
@@ -576,30 +572,17 @@ pub async fn bundle(
                 .await?
         }
     };
-    let path = service
-        .settings
-        .data_dir
-        .join("incoming")
-        .join(format!("bundle-{}.zip", uuid::Uuid::new_v4()));
-    let written = path.clone();
-    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::File::create(&written)?;
-        let file = crate::bundle::write(&plan, &seal, file).map_err(std::io::Error::other)?;
-        drop(file);
-        let reader = std::fs::File::open(&written)?;
-        // The open handle keeps the bytes readable; the name goes at once, so nothing is
-        // left behind whatever happens to the response.
-        std::fs::remove_file(&written)?;
-        Ok(reader)
+    // The zip is built in memory: it holds the documents' plaintext, which never touches the
+    // disk (issue 6 §1). A document failing its integrity check fails the request.
+    let zip = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let out = crate::bundle::write(&plan, &seal, std::io::Cursor::new(Vec::new()), readers)
+            .map_err(std::io::Error::other)?;
+        Ok(out.into_inner())
     })
     .await
     .map_err(|e| Problem::internal(&e))?
-    .map_err(|e| {
-        let _ = std::fs::remove_file(&path);
-        Problem::internal(&e)
-    })?;
-    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    .map_err(|e| Problem::internal(&e))?;
+    let length = zip.len() as u64;
     let disposition =
         HeaderValue::from_str(&format!("attachment; filename=\"lettre-{}.zip\"", row.id))
             .unwrap_or(HeaderValue::from_static("attachment"));
@@ -612,7 +595,7 @@ pub async fn bundle(
             (header::CONTENT_DISPOSITION, disposition),
             (header::CONTENT_LENGTH, HeaderValue::from(length)),
         ],
-        axum::body::Body::from_stream(stream),
+        axum::body::Body::from(zip),
     )
         .into_response())
 }

@@ -340,8 +340,8 @@ pub async fn document(
         .lifecycle
         .hand_over(&token, &session, &document_id, &client)
         .await?;
-    let file = service.content.open_read(&doc.sha256).await?;
-    let stream = tokio_util::io::ReaderStream::new(file);
+    // Decrypts while streaming; an altered document cuts the response short (never wrong bytes).
+    let stream = service.content.open_read(&doc.sha256).await?.into_stream();
     let disposition = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}\"",
         doc.filename.replace(['"', '\\'], "_")

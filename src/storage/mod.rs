@@ -955,6 +955,7 @@ mod tests {
 
 // Capabilities added after the evidence core live in child modules, which share the
 // `dispatch!` macro, the `Backend` and the row-mapping conventions of this one.
+pub mod archive;
 pub mod audit;
 mod batches;
 mod consents;
@@ -962,6 +963,7 @@ mod lifecycle;
 pub mod log;
 mod webhooks;
 
+pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};
 pub use consents::{ConsentFilter, ConsentRow};
 pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
