@@ -118,6 +118,19 @@ enum ArchiveCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// Destroys the content of letters past their retention period and not on legal hold
+    /// (a `ContentDestruction` evidence record each, then crypto-shredding of the documents no
+    /// letter needs any more). The service does it hourly; this runs it now.
+    Purge {
+        /// Only list what is due; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable report on standard output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Prints a new random master key line `<id>:<base64>` for a key file or
     /// `RECOMMANDE_MASTER_KEY`.
     NewKey {
@@ -360,6 +373,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Archive(ArchiveCommand::Purge {
+            dry_run,
+            json,
+            location,
+        }) => {
+            let service = Service::start(location.settings()?, Arc::new(SystemClock))
+                .await
+                .context("starting the service to purge expired content")?;
+            let report = crate::archive::purge(&service, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let verb = if dry_run { "due" } else { "destroyed" };
+                println!(
+                    "{} letters {verb}, {} document keys {verb}",
+                    report.letters.len(),
+                    report.documents.len()
+                );
+                for id in &report.letters {
+                    println!("letter {id}");
+                }
+                for sha256 in &report.documents {
+                    println!("document {sha256}");
+                }
+            }
+            service.storage.close().await;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Archive(ArchiveCommand::NewKey { id }) => {
             print!("{}", crate::archive::keys::generate_key(&id)?);

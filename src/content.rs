@@ -240,14 +240,17 @@ impl ContentStore {
     }
 
     /// Wraps `data_key` for document `sha256` under the active master key and records it.
+    /// `stored_at`: when the bytes were stored (now, for an upload).
     pub(crate) async fn record_key(
         &self,
         sha256: &str,
         data_key: &DataKey,
+        stored_at: Option<i64>,
     ) -> Result<(), ContentError> {
         let (id, wrapped) = self.keyring.wrap(sha256, data_key)?;
+        let now = unix_micros(self.clock.now());
         self.storage
-            .put_document_key(sha256, &id, &wrapped, unix_micros(self.clock.now()))
+            .put_document_key(sha256, &id, &wrapped, now, stored_at.unwrap_or(now))
             .await?;
         Ok(())
     }
@@ -493,14 +496,19 @@ impl IncomingContent {
                 .await
                 .map_err(io_error(&dest))?
         {
-            // Same bytes already stored under their key: keep the existing copy.
+            // Same bytes already stored under their key: keep the existing copy, and say the
+            // bytes were stored again so the purge keeps them for the letter to come.
             tokio::fs::remove_file(&self.tmp)
                 .await
                 .map_err(io_error(&self.tmp))?;
+            store
+                .storage
+                .touch_document_key(&sha256, unix_micros(store.clock.now()))
+                .await?;
         } else {
             // The key first: a document on disk always has its key (a key without its file,
             // after a crash here, is replaced by the next store of these bytes).
-            store.record_key(&sha256, &self.data_key).await?;
+            store.record_key(&sha256, &self.data_key, None).await?;
             place(&self.tmp, &dest).await?;
         }
         self.finished = true;

@@ -3,12 +3,15 @@
 -- document_keys: one random AES-256 data key per stored document (content address), wrapped
 -- by a master key. Crypto-shredding sets wrapped_key to NULL and destroyed_at: without the
 -- data key the ciphertext on disk is unreadable. The row itself stays, as the trace that the
--- key existed and when it was destroyed.
+-- key existed and when it was destroyed. stored_at is the last time these bytes were stored
+-- (uploaded again, the existing copy is kept and stored_at moves): a key stored after the
+-- latest deposit of the letters using it may serve a letter still to come, and is kept.
 CREATE TABLE document_keys (
     sha256         TEXT PRIMARY KEY,
     master_key_id  TEXT NOT NULL,
     wrapped_key    BYTEA,
     created_at     BIGINT NOT NULL,
+    stored_at      BIGINT NOT NULL,
     destroyed_at   BIGINT
 );
 CREATE INDEX document_keys_by_master ON document_keys (master_key_id);

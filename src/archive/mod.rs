@@ -2,6 +2,14 @@
 //! rotating master keys ([`keys`], [`cipher`]), and the commands that maintain it: re-wrapping
 //! every data key under the active master key, and encrypting in place the plaintext files
 //! left by versions before encryption at rest.
+//!
+//! Retention (CPCE R.53-2/R.53-3): every letter has `retain_until` (deposit + the configured
+//! retention, at least one year). [`purge`] handles letters past that date and not on legal
+//! hold: it seals a `ContentDestruction` evidence record, marks the letter, then destroys the
+//! data key of every document that no letter needs any more (crypto-shredding). A document's
+//! bytes may be shared by several letters and tenants (content addressing), so its key is
+//! destroyed only once **every** letter using those bytes has been through destruction (and
+//! the bytes were not uploaded again since). Evidence records are never deleted.
 
 pub mod cipher;
 pub mod keys;
@@ -13,7 +21,100 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::content::{BlockingDocumentReader, ContentError, ContentStore};
+use crate::evidence::EvidenceEvent;
 use cipher::{DataKey, SEGMENT, SegmentSealer};
+
+/// Letters or keys handled per database round trip by [`purge`].
+const PURGE_PAGE: i64 = 500;
+
+/// What a purge did (or, dry, would do).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Letters whose content was destroyed by this run (dry: letters due).
+    pub letters: Vec<String>,
+    /// Documents (SHA-256) whose data key was destroyed by this run (dry: keys already free;
+    /// the keys freed by the letters above are not counted).
+    pub documents: Vec<String>,
+}
+
+/// A purge that could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum PurgeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    /// Sealing the destruction evidence failed.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
+}
+
+/// Destroys the content of letters past their retention period and not on hold (see the
+/// module documentation). Idempotent; a crash between steps is finished by the next run.
+pub async fn purge(
+    service: &crate::service::Service,
+    dry_run: bool,
+) -> Result<PurgeReport, PurgeError> {
+    let storage = &service.storage;
+    let mut report = PurgeReport {
+        dry_run,
+        ..PurgeReport::default()
+    };
+    let now = crate::clock::unix_micros(service.clock.now());
+    if dry_run {
+        report.letters = storage.letters_due_for_destruction(now, i64::MAX).await?;
+        report.documents = storage.document_keys_free_to_destroy(i64::MAX).await?;
+        return Ok(report);
+    }
+    loop {
+        let due = storage.letters_due_for_destruction(now, PURGE_PAGE).await?;
+        let mut progress = false;
+        for id in &due {
+            let Some(letter) = storage.letter_by_id(id).await? else {
+                continue;
+            };
+            // A crash after the evidence and before the mark leaves the record in place:
+            // do not seal a second one.
+            let sealed = storage
+                .evidence_of_letter(id)
+                .await?
+                .last()
+                .is_some_and(|e| e.event == EvidenceEvent::ContentDestruction.name());
+            if !sealed
+                && !service
+                    .lifecycle
+                    .record_content_destruction(&letter)
+                    .await?
+            {
+                continue;
+            }
+            if storage.mark_content_destroyed(id, now).await? {
+                tracing::info!(letter.id = %id, "retention ended: content destruction recorded");
+                report.letters.push(id.clone());
+                progress = true;
+            }
+        }
+        if (due.len() as i64) < PURGE_PAGE || !progress {
+            break;
+        }
+    }
+    loop {
+        let free = storage.document_keys_free_to_destroy(PURGE_PAGE).await?;
+        let mut progress = false;
+        for sha256 in &free {
+            if storage.destroy_document_key(sha256, now).await? {
+                tracing::info!(document.sha256 = %sha256, "data key destroyed (crypto-shredding)");
+                report.documents.push(sha256.clone());
+                progress = true;
+            }
+        }
+        if (free.len() as i64) < PURGE_PAGE || !progress {
+            break;
+        }
+    }
+    Ok(report)
+}
 
 /// Keys handled per database round trip by [`rewrap`].
 const REWRAP_PAGE: i64 = 500;
@@ -117,7 +218,10 @@ pub async fn encrypt_existing(content: &ContentStore) -> Result<EncryptReport, C
         };
         match job.await.map_err(|e| io(&path, std::io::Error::other(e)))? {
             Ok(data_key) => {
-                content.record_key(&sha256, &data_key).await?;
+                // Stored when its tenants uploaded it, not now: the migration must not make
+                // an expired document look freshly uploaded to the purge.
+                let stored_at = content.storage().latest_document_upload(&sha256).await?;
+                content.record_key(&sha256, &data_key, stored_at).await?;
                 crate::content::place(&tmp, &path).await?;
                 report.encrypted += 1;
             }

@@ -420,6 +420,20 @@ pub(crate) fn check_order(
                     Some(ConsignmentAcceptance | ContentHandover),
                     ContentHandover
                 )
+                // CPCE R.53-3: after the retention period the content may be destroyed, once,
+                // whatever the letter's state; nothing follows.
+                | (
+                    Some(
+                        SubmissionAcceptance
+                            | NotificationForAcceptance
+                            | NotificationForAcceptanceFailure
+                            | ConsignmentAcceptance
+                            | ConsignmentRejection
+                            | ContentHandover
+                            | AcceptanceRejectionExpiry
+                    ),
+                    ContentDestruction
+                )
         );
         if !allowed {
             return Err(format!(
@@ -449,10 +463,44 @@ pub(crate) fn check_order(
     ))
 }
 
-/// CPCE R.53-3: a decision before the deadline, a non-claim only after it.
+/// CPCE R.53-3: a decision before the deadline, a non-claim only after it; the content
+/// destroyed only after the retention period the deposit evidence announced.
 pub(crate) fn check_legal(
     records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
 ) -> Result<String, String> {
+    let retain_until = records.first().and_then(|(_, r, _)| {
+        r.details
+            .get("retain_until")
+            .and_then(|d| d.as_str())
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+    });
+    for (stem, r, _) in records {
+        if r.event != EvidenceEvent::ContentDestruction {
+            continue;
+        }
+        // The record's own event time (µs); the timestamp token's time may be truncated to
+        // the second, and the chain order check already ties the two.
+        let at = OffsetDateTime::parse(
+            &r.event_time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok();
+        match (retain_until, at) {
+            (Some(until), Some(at)) if at >= until => {}
+            (Some(until), Some(_)) => {
+                return Err(format!(
+                    "{stem}: content destroyed before the end of its retention period {until}"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{stem}: content destruction without a retention period to judge it by"
+                ));
+            }
+        }
+    }
     let deadline = records
         .iter()
         .find(|(_, r, _)| r.event == EvidenceEvent::NotificationForAcceptance)
@@ -505,6 +553,18 @@ fn check_documents(
         .filter(|(name, _)| name.starts_with("documents/"))
         .map(|(_, digest)| digest)
         .collect();
+    let destroyed = records
+        .iter()
+        .any(|(_, r, _)| r.event == EvidenceEvent::ContentDestruction);
+    if destroyed && in_bundle.is_empty() {
+        // CPCE R.53-3: after the retention period the content may be destroyed; the evidence,
+        // including the record of the destruction, still proves what was sent and when.
+        return Ok(format!(
+            "the {} deposited documents were destroyed after the retention period \
+             (ContentDestruction record): the bundle holds the evidence only",
+            deposit.content.len()
+        ));
+    }
     if in_bundle.len() != deposit.content.len() {
         return Err(format!(
             "the deposit lists {} documents, the bundle holds {}",

@@ -77,8 +77,16 @@ pub struct LetterView {
     pub documents: Vec<DocumentView>,
     /// Deposit time (RFC 3339 UTC); the proof of it is the timestamp of the deposit evidence.
     pub deposited_at: String,
-    /// Content and evidence are kept at least until then.
+    /// Content and evidence are kept at least until then (CPCE R.53-3).
     pub retain_until: String,
+    /// A legal hold blocks the destruction of the content after `retain_until`.
+    pub legal_hold: bool,
+    /// Since when the legal hold is in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold_since: Option<String>,
+    /// When the content was destroyed after the retention period (the evidence is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_destroyed_at: Option<String>,
     /// When the notification was handed to the mail relay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notified_at: Option<String>,
@@ -293,6 +301,59 @@ pub async fn show(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// Places a legal hold on a letter: while it is set, the content is not destroyed even after
+/// `retain_until`. Idempotent (the first hold time is kept).
+#[utoipa::path(post, path = "/v1/letters/{id}/hold", tag = "letters",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "The letter, on hold", body = LetterView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem),
+              (status = 410, description = "The content was already destroyed", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn place_hold(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    set_hold(service, caller, id, true).await
+}
+
+/// Lifts the legal hold of a letter. Idempotent.
+#[utoipa::path(delete, path = "/v1/letters/{id}/hold", tag = "letters",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "The letter, without hold", body = LetterView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn lift_hold(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    set_hold(service, caller, id, false).await
+}
+
+async fn set_hold(
+    service: Service,
+    caller: Caller,
+    id: String,
+    hold: bool,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    if hold && let Some(destroyed_at) = row.content_destroyed_at {
+        return Err(Problem::letter_content_destroyed(&row.id, destroyed_at));
+    }
+    let since = hold.then(|| unix_micros(service.clock.now()));
+    service
+        .storage
+        .set_legal_hold(&caller.tenant_id, &row.id, since)
+        .await?;
+    let row = find_letter(&service, &caller, &row.id).await?;
+    let view = load_view(&service, row).await?;
+    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
 /// The evidence records of a letter, in order.
 #[utoipa::path(get, path = "/v1/letters/{id}/evidence", tag = "evidence",
     params(("id" = String, Path, description = "Letter id")),
@@ -478,6 +539,13 @@ fn letter_view(
         documents: documents.iter().map(DocumentView::from).collect(),
         deposited_at: rfc3339_micros(from_unix_micros(row.deposited_at)),
         retain_until: rfc3339_micros(from_unix_micros(row.retain_until)),
+        legal_hold: row.legal_hold_since.is_some(),
+        legal_hold_since: row
+            .legal_hold_since
+            .map(|t| rfc3339_micros(from_unix_micros(t))),
+        content_destroyed_at: row
+            .content_destroyed_at
+            .map(|t| rfc3339_micros(from_unix_micros(t))),
         notified_at: row.notified_at.map(|t| rfc3339_micros(from_unix_micros(t))),
         deadline: row.deadline.map(|t| rfc3339_micros(from_unix_micros(t))),
         decided_at: row.decided_at.map(|t| rfc3339_micros(from_unix_micros(t))),
@@ -537,7 +605,13 @@ pub async fn bundle(
 ) -> Result<Response, Problem> {
     let row = find_letter(&service, &caller, &id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
-    let documents: Vec<DocumentRow> = service.storage.letter_documents(&row.id).await?;
+    // After the retention period the content is destroyed: the bundle then carries the
+    // evidence only (its ContentDestruction record says why), and verifiers accept that.
+    let documents: Vec<DocumentRow> = if row.content_destroyed_at.is_some() {
+        Vec::new()
+    } else {
+        service.storage.letter_documents(&row.id).await?
+    };
     // Decrypting readers, opened (keys unwrapped) before the blocking zip writer runs.
     let mut readers = Vec::with_capacity(documents.len());
     for doc in &documents {

@@ -77,6 +77,16 @@ impl Problem {
         )
     }
 
+    /// 410: a hold was asked for a letter whose content is already destroyed.
+    pub fn letter_content_destroyed(letter_id: &str, destroyed_at: i64) -> Self {
+        let mut problem = Problem::content_destroyed("", destroyed_at);
+        problem.detail = format!(
+            "the content of letter {letter_id} was destroyed at the end of its retention period \
+             (CPCE R.53-3); a legal hold can no longer apply. Its evidence is kept"
+        );
+        problem
+    }
+
     /// 400: the body is not JSON.
     pub fn malformed_json(detail: impl Into<String>) -> Self {
         Problem::new(
