@@ -233,6 +233,14 @@ impl Service {
         ));
         self_check(&sealer, &anchors, clock.as_ref()).await?;
 
+        if settings.master_key.is_none()
+            && settings.master_key_files.is_empty()
+            && !settings.pki.is_development()
+        {
+            tracing::warn!(
+                "no master key configured: documents are encrypted under a generated key kept in DATA_DIR/keys, next to the data; configure [archive] master_key_files or RECOMMANDE_MASTER_KEY"
+            );
+        }
         let keyring = Keyring::load(
             settings.master_key.as_ref().map(|k| k.expose()),
             &settings.master_key_files,

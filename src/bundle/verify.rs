@@ -590,6 +590,83 @@ fn check_documents(
 mod tests {
     use super::*;
 
+    /// A deposit record announcing `retain_until`, and a `ContentDestruction` at `destroyed`.
+    fn destruction_chain(
+        retain_until: OffsetDateTime,
+        destroyed: OffsetDateTime,
+    ) -> Vec<(String, EvidenceRecord, Option<OffsetDateTime>)> {
+        let party = |name: &str| crate::evidence::PartyInfo {
+            name: name.into(),
+            email: format!("{name}@example.fr"),
+            organization: None,
+            kind: None,
+            identity: None,
+        };
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "retain_until".into(),
+            serde_json::Value::String(crate::clock::rfc3339_micros(retain_until)),
+        );
+        let deposit = crate::evidence::deposit_record(
+            "0192f3a4-0000-7000-8000-000000000001",
+            "0192f3a4-0000-7000-8000-000000000002",
+            retain_until - time::Duration::days(365),
+            &crate::evidence::ProviderInfo {
+                name: "recommande".into(),
+                seal_certificate_sha256: "00".repeat(32),
+            },
+            "urn:recommande:evidence-policy:v1:non-qualified-development",
+            party("sender"),
+            party("recipient"),
+            Vec::new(),
+            details,
+        );
+        let mut destruction = deposit.clone();
+        destruction.event = EvidenceEvent::ContentDestruction;
+        destruction.event_uri = EvidenceEvent::ContentDestruction.uri();
+        destruction.event_time = crate::clock::rfc3339_micros(destroyed);
+        vec![
+            ("evidence/01".into(), deposit, None),
+            ("evidence/02".into(), destruction, Some(destroyed)),
+        ]
+    }
+
+    #[test]
+    fn content_destruction_is_lawful_only_from_retain_until_and_ends_the_chain() {
+        let until = time::macros::datetime!(2036-11-23 09:13:44.123456 UTC);
+        let on_time = destruction_chain(until, until);
+        assert!(check_legal(&on_time).is_ok());
+        assert!(check_order(&on_time).is_ok());
+        let early = destruction_chain(until, until - time::Duration::microseconds(1));
+        assert!(
+            check_legal(&early)
+                .expect_err("early destruction")
+                .contains("before the end of its retention period")
+        );
+        let mut twice = on_time.clone();
+        twice.push(on_time[1].clone());
+        assert!(check_order(&twice).is_err());
+        let mut then_handover = on_time.clone();
+        let mut handover = on_time[1].1.clone();
+        handover.event = EvidenceEvent::ContentHandover;
+        then_handover.push(("evidence/03".into(), handover, None));
+        assert!(check_order(&then_handover).is_err());
+        // Without documents the bundle is complete only after a destruction record.
+        let none = BTreeMap::new();
+        let mut deposit = on_time[0].1.clone();
+        deposit.content = vec![crate::evidence::ContentItem {
+            document_id: "d".into(),
+            name: "a.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: 1,
+            sha256: "ab".repeat(32),
+        }];
+        let mut with_content = on_time.clone();
+        with_content[0].1 = deposit;
+        assert!(check_documents(&with_content, &none).is_ok());
+        assert!(check_documents(&with_content[..1], &none).is_err());
+    }
+
     #[test]
     fn sha256sums_must_agree_with_every_file() {
         let actual: BTreeMap<String, String> = [
