@@ -7,7 +7,6 @@
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use crate::clock::{rfc3339_micros, unix_micros};
 use crate::log::merkle::{self, Frontier};
@@ -252,23 +251,30 @@ impl Run<'_> {
 
     async fn document(&mut self, doc: &crate::storage::DocumentRow) {
         self.documents += 1;
-        let mut file = match self.service.content.open_read(&doc.sha256).await {
-            Ok(f) => f,
+        let mut reader = match self.service.content.open_read(&doc.sha256).await {
+            Ok(r) => r,
             Err(e) => {
                 self.fail("document", "document_readable", e.to_string())
                     .document_id = Some(doc.id.clone());
                 return;
             }
         };
+        // The reader checks every segment's tag and the plaintext's SHA-256 at the end; the
+        // digest is recomputed here too so that the size is checked and the report says what
+        // the bytes hash to.
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            match file.read(&mut buffer).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buffer[..n]);
-                    size += n as u64;
+            match reader.next_chunk().await {
+                Ok(None) => break,
+                Ok(Some(chunk)) => {
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                }
+                Err(e @ crate::content::ContentError::Integrity { .. }) => {
+                    self.fail("document", "document_digest", e.to_string())
+                        .document_id = Some(doc.id.clone());
+                    return;
                 }
                 Err(e) => {
                     self.fail("document", "document_readable", e.to_string())

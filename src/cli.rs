@@ -103,6 +103,41 @@ enum ArchiveCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// Re-wraps every document data key under the active master key (the first configured:
+    /// `RECOMMANDE_MASTER_KEY`, then `[archive] master_key_files`). The old keys must still be
+    /// configured for this run; afterwards they can be removed. Idempotent.
+    Rewrap {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Encrypts in place the plaintext documents stored by versions before encryption at rest
+    /// (each checked against its SHA-256, encrypted, read back, then renamed over the
+    /// plaintext). Idempotent and resumable. Exit code 0: done; 1: some files were left alone
+    /// (each named).
+    EncryptExisting {
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Destroys the content of letters past their retention period and not on legal hold
+    /// (a `ContentDestruction` evidence record each, then crypto-shredding of the documents no
+    /// letter needs any more). The service does it hourly; this runs it now.
+    Purge {
+        /// Only list what is due; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable report on standard output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Prints a new random master key line `<id>:<base64>` for a key file or
+    /// `RECOMMANDE_MASTER_KEY`.
+    NewKey {
+        /// The key's id (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +340,72 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             location,
         }) => archive_audit(location.settings()?, sample, out, json).await,
+        Command::Archive(ArchiveCommand::Rewrap { location }) => {
+            let service = Service::start(location.settings()?, Arc::new(SystemClock))
+                .await
+                .context("starting the service to re-wrap its data keys")?;
+            let report = crate::archive::rewrap(&service.content).await?;
+            println!(
+                "{} data keys re-wrapped; every live data key is now under master key {:?}",
+                report.rewrapped, report.active_key_id
+            );
+            service.storage.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Archive(ArchiveCommand::EncryptExisting { location }) => {
+            let service = Service::start(location.settings()?, Arc::new(SystemClock))
+                .await
+                .context("starting the service to encrypt its documents")?;
+            let report = crate::archive::encrypt_existing(&service.content).await?;
+            println!(
+                "{} files examined: {} encrypted now, {} already encrypted, {} left alone",
+                report.examined,
+                report.encrypted,
+                report.already_encrypted,
+                report.problems.len()
+            );
+            for problem in &report.problems {
+                println!("LEFT ALONE {problem}");
+            }
+            service.storage.close().await;
+            Ok(if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Archive(ArchiveCommand::Purge {
+            dry_run,
+            json,
+            location,
+        }) => {
+            let service = Service::start(location.settings()?, Arc::new(SystemClock))
+                .await
+                .context("starting the service to purge expired content")?;
+            let report = crate::archive::purge(&service, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let verb = if dry_run { "due" } else { "destroyed" };
+                println!(
+                    "{} letters {verb}, {} document keys {verb}",
+                    report.letters.len(),
+                    report.documents.len()
+                );
+                for id in &report.letters {
+                    println!("letter {id}");
+                }
+                for sha256 in &report.documents {
+                    println!("document {sha256}");
+                }
+            }
+            service.storage.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Archive(ArchiveCommand::NewKey { id }) => {
+            print!("{}", crate::archive::keys::generate_key(&id)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Log(LogCommand::VerifyConsistency {
             old,
             new,

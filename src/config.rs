@@ -138,6 +138,34 @@ pub struct Settings {
     /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
     /// the one built in, e.g. with a newly published half-year.
     pub collection_rates_file: Option<PathBuf>,
+    /// A master key `<id>:<base64>` (`RECOMMANDE_MASTER_KEY` or `[archive] master_key`):
+    /// the active key when set.
+    pub master_key: Option<SecretText>,
+    /// Master key files (`[archive] master_key_files`), in order; the first is active unless
+    /// `master_key` is set. None at all: a development key in `DATA_DIR/keys/`.
+    pub master_key_files: Vec<PathBuf>,
+}
+
+/// A secret setting: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    /// Wraps a secret.
+    pub fn new(text: String) -> Self {
+        SecretText(text)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(***)")
+    }
 }
 
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
@@ -180,12 +208,22 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     collection: FileCollection,
+    #[serde(default)]
+    archive: FileArchive,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileCollection {
     rates_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileArchive {
+    master_key: Option<String>,
+    #[serde(default)]
+    master_key_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -245,6 +283,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         true,
     ),
     ("RECOMMANDE_RETENTION_YEARS", None, "retention_years", true),
+    (
+        "RECOMMANDE_MASTER_KEY",
+        Some("archive"),
+        "master_key",
+        false,
+    ),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
     (
         "RECOMMANDE_VERIFY_MAX_UPLOAD_BYTES",
@@ -627,6 +671,12 @@ impl Settings {
             log_head_interval_seconds,
             log_head_every_leaves,
             collection_rates_file: file.collection.rates_file,
+            master_key: file
+                .archive
+                .master_key
+                .filter(|k| !k.is_empty())
+                .map(SecretText::new),
+            master_key_files: file.archive.master_key_files,
         })
     }
 }

@@ -1,14 +1,28 @@
-//! Content store: the bytes of deposited documents, addressed by their SHA-256.
+//! Content store: the bytes of deposited documents, addressed by their SHA-256, encrypted at
+//! rest.
 //!
-//! Uploads stream to a temporary file while being hashed (never held whole in memory), are
-//! flushed to disk, then renamed to `documents/<first two hex>/<sha256>`. The same bytes are
-//! stored once whoever uploads them. Encryption at rest and object storage come with the
-//! archive work (DESIGN §5); the interface here already hides where bytes live.
+//! Uploads stream through AES-256-GCM segments ([`crate::archive::cipher`]) under a fresh
+//! random data key into a temporary file while the plaintext is hashed (never held whole in
+//! memory, never written to disk), are flushed to disk, then renamed to
+//! `documents/<first two hex>/<sha256>`. The data key, wrapped by the active master key
+//! ([`crate::archive::keys`]), is recorded in `document_keys` before the rename, so a stored
+//! document always has its key. The same bytes are stored once whoever uploads them: the data
+//! key is per stored document, shared by every letter and tenant that uses these bytes.
+//!
+//! Every read decrypts while streaming and checks the SHA-256 of the plaintext at the end: a
+//! mismatch or an altered segment is an error, never silently wrong bytes.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::archive::cipher::{self, CipherError, DataKey, Decoder, SEGMENT, SegmentSealer};
+use crate::archive::keys::{KeyError, Keyring};
+use crate::clock::{Clock, unix_micros};
+use crate::storage::{Storage, StorageError};
 
 /// How many leading bytes are kept for media-type sniffing.
 const SNIFF_LEN: usize = 1024;
@@ -30,6 +44,40 @@ pub enum ContentError {
         /// Why.
         source: std::io::Error,
     },
+    /// The document's data key was destroyed after its retention period (crypto-shredding):
+    /// its content is gone for good.
+    #[error("document {sha256} was destroyed at the end of its retention period")]
+    Destroyed {
+        /// The document's identity.
+        sha256: String,
+        /// When its key was destroyed, Unix µs.
+        destroyed_at: i64,
+    },
+    /// No data key is recorded for the document (a plaintext file from before encryption at
+    /// rest: run `recommande archive encrypt-existing`).
+    #[error("no data key for document {sha256} (not encrypted yet, or never stored)")]
+    NoKey {
+        /// The document's identity.
+        sha256: String,
+    },
+    /// The stored bytes are not the document: altered ciphertext, truncation, or a digest
+    /// mismatch.
+    #[error("document {sha256} failed its integrity check: {source}")]
+    Integrity {
+        /// The document's identity.
+        sha256: String,
+        /// What failed.
+        source: CipherError,
+    },
+    /// Encryption failed.
+    #[error("encryption failed: {0}")]
+    Cipher(CipherError),
+    /// A master key problem (unknown id, unwrap failure).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The key table could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContentError + '_ {
@@ -40,9 +88,24 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContentError + '_ {
 }
 
 /// The content store rooted in a directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ContentStore {
     root: PathBuf,
+    storage: Storage,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    /// Serialises the last step of stores (key row, then rename) so two uploads of the same
+    /// bytes cannot leave a file encrypted under a key other than the recorded one.
+    placing: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for ContentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContentStore")
+            .field("root", &self.root)
+            .field("keyring", &self.keyring)
+            .finish()
+    }
 }
 
 /// A document fully written to the store.
@@ -57,14 +120,40 @@ pub struct StoredContent {
 }
 
 impl ContentStore {
-    /// Opens (creating if needed) the store under `root`.
-    pub fn open(root: &Path) -> Result<Self, ContentError> {
+    /// Opens (creating if needed) the store under `root`, keeping data keys in `storage`
+    /// wrapped by `keyring`.
+    pub fn open(
+        root: &Path,
+        storage: Storage,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ContentError> {
         for dir in [root.join("documents"), root.join("incoming")] {
             std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
         Ok(ContentStore {
             root: root.to_path_buf(),
+            storage,
+            keyring,
+            clock,
+            placing: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// The master keys.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Refuses to go on if a live data key is wrapped under a master key that is not
+    /// configured: better to fail at start than at the first download of an old letter.
+    pub async fn check_master_keys(&self) -> Result<(), ContentError> {
+        for id in self.storage.master_key_ids_in_use().await? {
+            if !self.keyring.has(&id) {
+                return Err(KeyError::Unknown(id).into());
+            }
+        }
+        Ok(())
     }
 
     /// Starts receiving a document of at most `limit` bytes.
@@ -73,9 +162,16 @@ impl ContentStore {
             .root
             .join("incoming")
             .join(uuid::Uuid::new_v4().to_string());
-        let file = tokio::fs::File::create(&tmp)
+        let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(io_error(&tmp))?;
+        let written = file.write_all(cipher::HEADER).await;
+        if let Err(source) = written {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(ContentError::Io { path: tmp, source });
+        }
+        let data_key = DataKey::generate().map_err(ContentError::Cipher)?;
+        let sealer = SegmentSealer::new(&data_key).map_err(ContentError::Cipher)?;
         Ok(IncomingContent {
             store: self.clone(),
             file: Some(file),
@@ -85,19 +181,224 @@ impl ContentStore {
             limit,
             head: Vec::with_capacity(SNIFF_LEN),
             finished: false,
+            data_key,
+            sealer,
+            segment: Vec::with_capacity(SEGMENT),
         })
     }
 
-    /// Path of the stored bytes of `sha256` (hex).
+    /// Path of the stored (encrypted) bytes of `sha256` (hex).
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         let prefix = sha256.get(..2).unwrap_or("xx");
         self.root.join("documents").join(prefix).join(sha256)
     }
 
-    /// Opens stored bytes for reading.
-    pub async fn open_read(&self, sha256: &str) -> Result<tokio::fs::File, ContentError> {
+    /// The unwrapped data key of a stored document.
+    pub async fn data_key(&self, sha256: &str) -> Result<DataKey, ContentError> {
+        let row = self
+            .storage
+            .document_key(sha256)
+            .await?
+            .ok_or_else(|| ContentError::NoKey {
+                sha256: sha256.to_string(),
+            })?;
+        match (row.wrapped_key, row.destroyed_at) {
+            (Some(wrapped), None) => {
+                Ok(self.keyring.unwrap(&row.master_key_id, sha256, &wrapped)?)
+            }
+            (_, destroyed_at) => Err(ContentError::Destroyed {
+                sha256: sha256.to_string(),
+                destroyed_at: destroyed_at.unwrap_or(row.created_at),
+            }),
+        }
+    }
+
+    /// Opens a stored document for reading its plaintext, asynchronously.
+    pub async fn open_read(&self, sha256: &str) -> Result<DocumentReader, ContentError> {
+        let key = self.data_key(sha256).await?;
         let path = self.path_of(sha256);
-        tokio::fs::File::open(&path).await.map_err(io_error(&path))
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(io_error(&path))?;
+        Ok(DocumentReader {
+            decoder: Decoder::new(&key, sha256).map_err(ContentError::Cipher)?,
+            file,
+            sha256: sha256.to_string(),
+        })
+    }
+
+    /// Opens a stored document for reading its plaintext from blocking code (the bundle zip
+    /// writer); the key is fetched here, the reading happens later through [`Read`].
+    pub async fn open_blocking(
+        &self,
+        sha256: &str,
+    ) -> Result<BlockingDocumentReader, ContentError> {
+        let key = self.data_key(sha256).await?;
+        let path = self.path_of(sha256);
+        let file = std::fs::File::open(&path).map_err(io_error(&path))?;
+        BlockingDocumentReader::new(file, &key, sha256)
+    }
+
+    /// Wraps `data_key` for document `sha256` under the active master key and records it.
+    /// `stored_at`: when the bytes were stored (now, for an upload).
+    pub(crate) async fn record_key(
+        &self,
+        sha256: &str,
+        data_key: &DataKey,
+        stored_at: Option<i64>,
+    ) -> Result<(), ContentError> {
+        let (id, wrapped) = self.keyring.wrap(sha256, data_key)?;
+        let now = unix_micros(self.clock.now());
+        self.storage
+            .put_document_key(sha256, &id, &wrapped, now, stored_at.unwrap_or(now))
+            .await?;
+        Ok(())
+    }
+
+    /// The directory of stored documents.
+    pub(crate) fn documents_dir(&self) -> PathBuf {
+        self.root.join("documents")
+    }
+
+    /// The directory of temporary files (same file system as the documents).
+    pub(crate) fn incoming_dir(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+
+    /// The storage holding the key table.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
+/// Reads a stored document's plaintext asynchronously, segment by segment.
+pub struct DocumentReader {
+    file: tokio::fs::File,
+    decoder: Decoder,
+    sha256: String,
+}
+
+impl DocumentReader {
+    /// The next piece of plaintext, or `None` after the last one (whose digest was checked).
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ContentError> {
+        loop {
+            if self.decoder.is_done() {
+                return Ok(None);
+            }
+            let want = self.decoder.wants();
+            let mut eof = false;
+            if want > 0 {
+                let start = self.decoder.pending.len();
+                self.decoder.pending.resize(start + want, 0);
+                let read = self.file.read(&mut self.decoder.pending[start..]).await;
+                let n = match read {
+                    Ok(n) => n,
+                    Err(source) => {
+                        self.decoder.pending.truncate(start);
+                        return Err(ContentError::Io {
+                            path: PathBuf::from(&self.sha256),
+                            source,
+                        });
+                    }
+                };
+                self.decoder.pending.truncate(start + n);
+                eof = n == 0;
+                if !eof && self.decoder.wants() > 0 {
+                    continue;
+                }
+            }
+            let out = self
+                .decoder
+                .step(eof)
+                .map_err(|source| ContentError::Integrity {
+                    sha256: self.sha256.clone(),
+                    source,
+                })?;
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    /// The plaintext as a stream for an HTTP body: an integrity failure ends the stream with
+    /// an error, so the response is cut short rather than completed with wrong bytes.
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+        futures_util::stream::try_unfold(self, |mut reader| async move {
+            match reader.next_chunk().await {
+                Ok(Some(chunk)) => Ok(Some((chunk, reader))),
+                Ok(None) => Ok(None),
+                Err(e) => {
+                    tracing::error!(error = %e, "document read failed");
+                    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+                }
+            }
+        })
+    }
+}
+
+/// Reads a stored document's plaintext through [`Read`] (blocking code).
+pub struct BlockingDocumentReader {
+    file: std::fs::File,
+    decoder: Decoder,
+    sha256: String,
+    out: Vec<u8>,
+    pos: usize,
+}
+
+impl BlockingDocumentReader {
+    /// A reader of the encrypted document `file` under `key`, whose identity is `sha256`.
+    pub fn new(file: std::fs::File, key: &DataKey, sha256: &str) -> Result<Self, ContentError> {
+        Ok(BlockingDocumentReader {
+            decoder: Decoder::new(key, sha256).map_err(ContentError::Cipher)?,
+            file,
+            sha256: sha256.to_string(),
+            out: Vec::new(),
+            pos: 0,
+        })
+    }
+}
+
+impl Read for BlockingDocumentReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.out.len() {
+            if self.decoder.is_done() {
+                return Ok(0);
+            }
+            let want = self.decoder.wants();
+            let mut eof = false;
+            if want > 0 {
+                let start = self.decoder.pending.len();
+                self.decoder.pending.resize(start + want, 0);
+                let n = match self.file.read(&mut self.decoder.pending[start..]) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.decoder.pending.truncate(start);
+                        return Err(e);
+                    }
+                };
+                self.decoder.pending.truncate(start + n);
+                eof = n == 0;
+                if !eof && self.decoder.wants() > 0 {
+                    continue;
+                }
+            }
+            self.out = self.decoder.step(eof).map_err(|source| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    ContentError::Integrity {
+                        sha256: self.sha256.clone(),
+                        source,
+                    },
+                )
+            })?;
+            self.pos = 0;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -112,6 +413,10 @@ pub struct IncomingContent {
     limit: u64,
     head: Vec<u8>,
     finished: bool,
+    data_key: DataKey,
+    sealer: SegmentSealer,
+    /// Plaintext of the current segment (at most [`SEGMENT`] bytes, in memory only).
+    segment: Vec<u8>,
 }
 
 impl IncomingContent {
@@ -126,8 +431,28 @@ impl IncomingContent {
             self.head.extend_from_slice(&chunk[..take]);
         }
         self.hasher.update(chunk);
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            if self.segment.len() == SEGMENT {
+                // More bytes follow a full segment: it is not the last one.
+                self.seal_segment(false).await?;
+            }
+            let take = (SEGMENT - self.segment.len()).min(rest.len());
+            self.segment.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        Ok(())
+    }
+
+    async fn seal_segment(&mut self, last: bool) -> Result<(), ContentError> {
+        let sealed = self
+            .sealer
+            .seal(&self.segment, last)
+            .map_err(ContentError::Cipher)?;
+        self.segment.fill(0);
+        self.segment.clear();
         if let Some(file) = self.file.as_mut() {
-            file.write_all(chunk).await.map_err(io_error(&self.tmp))?;
+            file.write_all(&sealed).await.map_err(io_error(&self.tmp))?;
         }
         Ok(())
     }
@@ -149,6 +474,7 @@ impl IncomingContent {
 
     /// Makes the document durable and moves it to its content address.
     pub async fn finish(mut self) -> Result<StoredContent, ContentError> {
+        self.seal_segment(true).await?;
         let mut file = self.file.take().ok_or_else(|| ContentError::Io {
             path: self.tmp.clone(),
             source: std::io::Error::other("upload already finished"),
@@ -158,31 +484,32 @@ impl IncomingContent {
         drop(file);
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         let dest = self.store.path_of(&sha256);
-        if let Some(parent) = dest.parent() {
-            tokio::fs::create_dir_all(parent)
+        let store = self.store.clone();
+        let _placing = store.placing.lock().await;
+        let live_key = store
+            .storage
+            .document_key(&sha256)
+            .await?
+            .is_some_and(|k| k.wrapped_key.is_some());
+        if live_key
+            && tokio::fs::try_exists(&dest)
                 .await
-                .map_err(io_error(parent))?;
-        }
-        if tokio::fs::try_exists(&dest)
-            .await
-            .map_err(io_error(&dest))?
+                .map_err(io_error(&dest))?
         {
-            // Same bytes already stored: keep the existing copy.
+            // Same bytes already stored under their key: keep the existing copy, and say the
+            // bytes were stored again so the purge keeps them for the letter to come.
             tokio::fs::remove_file(&self.tmp)
                 .await
                 .map_err(io_error(&self.tmp))?;
+            store
+                .storage
+                .touch_document_key(&sha256, unix_micros(store.clock.now()))
+                .await?;
         } else {
-            tokio::fs::rename(&self.tmp, &dest)
-                .await
-                .map_err(io_error(&dest))?;
-            if let Some(parent) = dest.parent() {
-                // Persist the directory entry too, so a crash cannot lose a renamed document
-                // that evidence already refers to.
-                let dir = tokio::fs::File::open(parent)
-                    .await
-                    .map_err(io_error(parent))?;
-                dir.sync_all().await.map_err(io_error(parent))?;
-            }
+            // The key first: a document on disk always has its key (a key without its file,
+            // after a crash here, is replaced by the next store of these bytes).
+            store.record_key(&sha256, &self.data_key, None).await?;
+            place(&self.tmp, &dest).await?;
         }
         self.finished = true;
         Ok(StoredContent {
@@ -193,8 +520,27 @@ impl IncomingContent {
     }
 }
 
+/// Renames a fully written temporary file to its content address and persists the directory
+/// entry, so a crash cannot lose a renamed document that evidence already refers to.
+pub(crate) async fn place(tmp: &Path, dest: &Path) -> Result<(), ContentError> {
+    if let Some(parent) = dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(io_error(parent))?;
+    }
+    tokio::fs::rename(tmp, dest).await.map_err(io_error(dest))?;
+    if let Some(parent) = dest.parent() {
+        let dir = tokio::fs::File::open(parent)
+            .await
+            .map_err(io_error(parent))?;
+        dir.sync_all().await.map_err(io_error(parent))?;
+    }
+    Ok(())
+}
+
 impl Drop for IncomingContent {
     fn drop(&mut self) {
+        self.segment.fill(0);
         if !self.finished {
             // Best effort: the file may already be gone.
             let _ = std::fs::remove_file(&self.tmp);
@@ -217,21 +563,52 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    async fn test_store(dir: &Path) -> ContentStore {
+        let storage = Storage::connect(&format!("sqlite:{}", dir.join("t.db").display()))
+            .await
+            .expect("storage");
+        let keyring = Keyring::load(None, &[], dir).expect("keyring");
+        ContentStore::open(
+            dir,
+            storage,
+            Arc::new(keyring),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .expect("store")
+    }
+
+    async fn read_all(store: &ContentStore, sha256: &str) -> Result<Vec<u8>, ContentError> {
+        let mut reader = store.open_read(sha256).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = reader.next_chunk().await? {
+            out.extend(chunk);
+        }
+        Ok(out)
+    }
+
     #[tokio::test]
-    async fn the_same_bytes_land_at_one_address() {
+    async fn the_same_bytes_land_at_one_address_encrypted() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = ContentStore::open(dir.path()).expect("store");
+        let store = test_store(dir.path()).await;
         let mut first = store.begin(1000).await.expect("begin");
         first.write(b"%PDF-1.7\nhello").await.expect("write");
         let a = first.finish().await.expect("finish");
+        let on_disk = std::fs::read(store.path_of(&a.sha256)).expect("read");
         let mut second = store.begin(1000).await.expect("begin");
         second.write(b"%PDF-1.7\n").await.expect("write");
         second.write(b"hello").await.expect("write");
         let b = second.finish().await.expect("finish");
         assert_eq!(a, b);
         assert_eq!(a.media_type, Some("application/pdf"));
+        // The second upload kept the first copy (and its key).
         assert_eq!(
             std::fs::read(store.path_of(&a.sha256)).expect("read"),
+            on_disk
+        );
+        assert!(!on_disk.windows(5).any(|w| w == b"%PDF-"));
+        assert!(!on_disk.windows(5).any(|w| w == b"hello"));
+        assert_eq!(
+            read_all(&store, &a.sha256).await.expect("plaintext"),
             b"%PDF-1.7\nhello"
         );
         assert_eq!(
@@ -243,9 +620,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn large_documents_stream_through_both_readers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = test_store(dir.path()).await;
+        let plain: Vec<u8> = (0..3 * SEGMENT + 123).map(|i| (i % 253) as u8).collect();
+        let mut upload = store.begin(1 << 30).await.expect("begin");
+        for piece in plain.chunks(10_000) {
+            upload.write(piece).await.expect("write");
+        }
+        let stored = upload.finish().await.expect("finish");
+        assert_eq!(read_all(&store, &stored.sha256).await.expect("read"), plain);
+        let mut blocking = store.open_blocking(&stored.sha256).await.expect("open");
+        let back = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            blocking.read_to_end(&mut out).map(|_| out)
+        })
+        .await
+        .expect("join")
+        .expect("read");
+        assert_eq!(back, plain);
+    }
+
+    #[tokio::test]
+    async fn a_flipped_byte_on_disk_is_an_integrity_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = test_store(dir.path()).await;
+        let mut upload = store.begin(1 << 20).await.expect("begin");
+        upload.write(&[42u8; 100_000]).await.expect("write");
+        let stored = upload.finish().await.expect("finish");
+        let path = store.path_of(&stored.sha256);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 5;
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("write");
+        match read_all(&store, &stored.sha256).await {
+            Err(ContentError::Integrity { sha256, .. }) => assert_eq!(sha256, stored.sha256),
+            other => panic!("expected an integrity error, got {other:?}"),
+        }
+        let mut blocking = store.open_blocking(&stored.sha256).await.expect("open");
+        let mut out = Vec::new();
+        let err = blocking.read_to_end(&mut out).expect_err("altered");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
     async fn an_oversized_upload_is_refused_and_leaves_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = ContentStore::open(dir.path()).expect("store");
+        let store = test_store(dir.path()).await;
         let mut upload = store.begin(8).await.expect("begin");
         upload.write(b"%PDF-").await.expect("within limit");
         assert!(matches!(

@@ -429,6 +429,8 @@ impl Deposits {
             deadline: None,
             decided_at: None,
             content_handed_over_at: None,
+            legal_hold_since: None,
+            content_destroyed_at: None,
         };
         (letter, record)
     }

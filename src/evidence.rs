@@ -39,11 +39,15 @@ pub enum EvidenceEvent {
     ContentHandover,
     /// The acceptance window ended without a decision (non-claim).
     AcceptanceRejectionExpiry,
+    /// The letter's content was destroyed after its retention period (CPCE R.53-3): its data
+    /// keys were destroyed or are destroyed as soon as no other letter needs them. Not an
+    /// ETSI EN 319 522 event: its URI is the provider's own.
+    ContentDestruction,
 }
 
 impl EvidenceEvent {
     /// Every event.
-    pub const ALL: [EvidenceEvent; 8] = [
+    pub const ALL: [EvidenceEvent; 9] = [
         EvidenceEvent::SubmissionAcceptance,
         EvidenceEvent::SubmissionRejection,
         EvidenceEvent::NotificationForAcceptance,
@@ -52,6 +56,7 @@ impl EvidenceEvent {
         EvidenceEvent::ConsignmentRejection,
         EvidenceEvent::ContentHandover,
         EvidenceEvent::AcceptanceRejectionExpiry,
+        EvidenceEvent::ContentDestruction,
     ];
 
     /// The ETSI event name.
@@ -65,11 +70,16 @@ impl EvidenceEvent {
             EvidenceEvent::ConsignmentRejection => "ConsignmentRejection",
             EvidenceEvent::ContentHandover => "ContentHandover",
             EvidenceEvent::AcceptanceRejectionExpiry => "AcceptanceRejectionExpiry",
+            EvidenceEvent::ContentDestruction => "ContentDestruction",
         }
     }
 
     /// The event URI, `http://uri.etsi.org/19522/Event/<Name>` (ETSI EN 319 522-2).
+    /// `ContentDestruction`, not an ETSI event, is `urn:recommande:event:ContentDestruction`.
     pub fn uri(self) -> String {
+        if self == EvidenceEvent::ContentDestruction {
+            return format!("urn:recommande:event:{}", self.name());
+        }
         format!("http://uri.etsi.org/19522/Event/{}", self.name())
     }
 

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod api_key;
+pub mod archive;
 pub mod asn1;
 pub mod audit;
 pub mod batch;

@@ -11,6 +11,7 @@ use serde_json::Map;
 use sha2::{Digest, Sha256};
 
 use crate::api_key::ApiKeyHasher;
+use crate::archive::keys::Keyring;
 use crate::batch::run::Batches;
 use crate::clock::{Clock, unix_micros};
 use crate::composer::Composer;
@@ -235,7 +236,28 @@ impl Service {
         ));
         self_check(&sealer, &anchors, clock.as_ref()).await?;
 
-        let content = ContentStore::open(&settings.data_dir)?;
+        if settings.master_key.is_none()
+            && settings.master_key_files.is_empty()
+            && !settings.pki.is_development()
+        {
+            tracing::warn!(
+                "no master key configured: documents are encrypted under a generated key kept in DATA_DIR/keys, next to the data; configure [archive] master_key_files or RECOMMANDE_MASTER_KEY"
+            );
+        }
+        let keyring = Keyring::load(
+            settings.master_key.as_ref().map(|k| k.expose()),
+            &settings.master_key_files,
+            &settings.data_dir,
+        )
+        .map_err(ContentError::from)?;
+        let content = ContentStore::open(
+            &settings.data_dir,
+            storage.clone(),
+            Arc::new(keyring),
+            clock.clone(),
+        )?;
+        // Fail at start, not at the first download of an old letter (issue 6 §1).
+        content.check_master_keys().await?;
         let api_keys = ApiKeyHasher::load(&storage, unix_micros(now)).await?;
         let deposits = Deposits::new(
             storage.clone(),

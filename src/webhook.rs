@@ -33,7 +33,7 @@ use crate::storage::{
 };
 
 /// Every event a webhook can subscribe to.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 9] = [
     "batch.completed",
     "letter.deposited",
     "letter.notified",
@@ -41,6 +41,7 @@ pub const EVENTS: [&str; 8] = [
     "letter.accepted",
     "letter.refused",
     "letter.expired",
+    "letter.content_destroyed",
     "letter.content_handed_over",
 ];
 
@@ -129,6 +130,7 @@ pub fn event_for_evidence(event: EvidenceEvent) -> Option<&'static str> {
         EvidenceEvent::ConsignmentRejection => Some("letter.refused"),
         EvidenceEvent::ContentHandover => Some("letter.content_handed_over"),
         EvidenceEvent::AcceptanceRejectionExpiry => Some("letter.expired"),
+        EvidenceEvent::ContentDestruction => Some("letter.content_destroyed"),
     }
 }
 

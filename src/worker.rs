@@ -1,6 +1,6 @@
 //! Background workers: the outbox (notifications, reminders, webhook events), webhook
-//! deliveries, the non-claim sweep, the resumption of interrupted batches and the transparency
-//! log. Each loop survives errors (logged) and stops with the process.
+//! deliveries, the non-claim sweep, the resumption of interrupted batches, the transparency
+//! log and the hourly retention purge. Each loop survives errors (logged) and stops with the process.
 
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(15);
 /// How often due webhook deliveries are sent.
 pub const WEBHOOK_INTERVAL: Duration = Duration::from_secs(2);
+/// How often letters past their retention period are purged (CPCE R.53-3).
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often new evidence is appended to the transparency log (and a tree head considered).
 pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -66,5 +68,22 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
     };
     // At start too: batches left depositing by a stopped process are taken over.
     let batches = crate::batch::run::spawn_resumer(service.batches.clone());
-    vec![outbox, expiry, webhooks, log, batches]
+    let purge = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            loop {
+                match crate::archive::purge(&service, false).await {
+                    Ok(r) if !r.letters.is_empty() || !r.documents.is_empty() => tracing::info!(
+                        letters = r.letters.len(),
+                        documents = r.documents.len(),
+                        "retention purge"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "retention purge"),
+                }
+                tokio::time::sleep(PURGE_INTERVAL).await;
+            }
+        })
+    };
+    vec![outbox, expiry, webhooks, log, batches, purge]
 }

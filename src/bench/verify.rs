@@ -88,7 +88,7 @@ async fn run_in(dir: &std::path::Path, iterations: usize) -> anyhow::Result<Veri
     let service = Service::start(settings, Arc::new(SystemClock))
         .await
         .context("starting the service")?;
-    let bundle = build_bundle(&service, dir)?;
+    let bundle = build_bundle(&service)?;
     service.storage.close().await;
     let anchors = service.anchors.clone();
 
@@ -122,15 +122,13 @@ async fn run_in(dir: &std::path::Path, iterations: usize) -> anyhow::Result<Veri
 }
 
 /// The zip of a letter with six sealed and timestamped records, and the record count.
-fn build_bundle(service: &Service, dir: &std::path::Path) -> anyhow::Result<(Vec<u8>, usize)> {
+fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
     let now = service.clock.now();
     let letter_id = uuid::Uuid::now_v7().to_string();
     let mut documents = Vec::new();
     for i in 0..DOCUMENTS {
         let mut bytes = format!("%PDF-1.7\n% recommande bench verify, document {i}\n").into_bytes();
         bytes.resize(DOCUMENT_BYTES, b'.');
-        let path = dir.join(format!("document-{i}.pdf"));
-        std::fs::write(&path, &bytes).context("writing a document")?;
         let row = DocumentRow {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: "bench".into(),
@@ -140,7 +138,7 @@ fn build_bundle(service: &Service, dir: &std::path::Path) -> anyhow::Result<(Vec
             filename: format!("relance-{i}.pdf"),
             created_at: unix_micros(now),
         };
-        documents.push((row, path));
+        documents.push((row, bytes));
     }
     let content: Vec<ContentItem> = documents
         .iter()
@@ -234,10 +232,11 @@ fn build_bundle(service: &Service, dir: &std::path::Path) -> anyhow::Result<(Vec
             proofs.push((kind.file_name(), pdf));
         }
     }
+    let rows_of_documents: Vec<DocumentRow> = documents.iter().map(|(d, _)| d.clone()).collect();
     let plan = plan(&BundleInput {
         letter_id: &letter_id,
         evidence: &rows,
-        documents: &documents,
+        documents: &rows_of_documents,
         roots_pem: &service.anchors_pem,
         proofs: &proofs,
         // The records here are built in memory, not stored, so they are in no log; the
@@ -245,6 +244,13 @@ fn build_bundle(service: &Service, dir: &std::path::Path) -> anyhow::Result<(Vec
         log: None,
     });
     let seal = service.sealer.seal_bytes(&plan.asic_manifest, now)?;
-    let zip = write(&plan, &seal, std::io::Cursor::new(Vec::new()))?;
+    let zip = write(
+        &plan,
+        &seal,
+        std::io::Cursor::new(Vec::new()),
+        documents
+            .into_iter()
+            .map(|(_, bytes)| std::io::Cursor::new(bytes)),
+    )?;
     Ok((zip.into_inner(), rows.len()))
 }

@@ -9,8 +9,7 @@
 //! entries carry a fixed date and a fixed order, and the manifest seal is kept per manifest
 //! digest, so the same letter state always yields the same bytes.
 
-use std::io::{Seek, Write};
-use std::path::PathBuf;
+use std::io::{Read, Seek, Write};
 
 use base64::Engine;
 use serde::Serialize;
@@ -40,8 +39,9 @@ pub const ROOTS: &str = "certs/roots.pem";
 pub enum Source {
     /// Bytes in memory (records, seals, tokens, texts).
     Bytes(Vec<u8>),
-    /// A file streamed from the content store (documents; never held whole in memory).
-    File(PathBuf),
+    /// A document of the content store, by its SHA-256: streamed through a decrypting reader
+    /// given to [`write`] (never held whole in memory, never written to disk in plaintext).
+    Document(String),
 }
 
 /// One file of the bundle.
@@ -83,8 +83,8 @@ pub struct BundleInput<'a> {
     pub letter_id: &'a str,
     /// Its evidence rows, in sequence order.
     pub evidence: &'a [EvidenceRow],
-    /// Its documents with the path of their bytes.
-    pub documents: &'a [(DocumentRow, PathBuf)],
+    /// Its documents, in order.
+    pub documents: &'a [DocumentRow],
     /// PEM trust anchors of the provider.
     pub roots_pem: &'a str,
     /// Human-readable PDF proofs (`proofs/<name>`), rendered from the same evidence.
@@ -147,10 +147,10 @@ struct Manifest<'a> {
 /// and is itself listed, like every other entry, in the sealed ASiC manifest.
 pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
     let mut entries = Vec::new();
-    for (i, (doc, path)) in input.documents.iter().enumerate() {
+    for (i, doc) in input.documents.iter().enumerate() {
         entries.push(Entry {
             path: format!("documents/{:02}-{}", i + 1, safe_name(&doc.filename)),
-            source: Source::File(path.clone()),
+            source: Source::Document(doc.sha256.clone()),
             sha256: doc.sha256.clone(),
             size: doc.size.max(0) as u64,
             media_type: "application/pdf",
@@ -251,11 +251,16 @@ fn checksums(entries: &[Entry]) -> String {
 }
 
 /// Writes the zip: `mimetype` (stored, first), the data entries, the ASiC manifest and its seal.
-pub fn write<W: Write + Seek>(
+///
+/// `documents` gives the plaintext of each document entry, in the plan's order (decrypting
+/// readers of the content store, which fail on altered bytes: the zip is then not finished).
+pub fn write<W: Write + Seek, R: Read>(
     plan: &BundlePlan,
     seal: &[u8],
     out: W,
+    documents: impl IntoIterator<Item = R>,
 ) -> Result<W, zip::result::ZipError> {
+    let mut documents = documents.into_iter();
     let fixed = DateTime::default(); // 1980-01-01 00:00: reproducible bytes
     let stored = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Stored)
@@ -267,7 +272,7 @@ pub fn write<W: Write + Seek>(
     zip.write_all(ASIC_E_MIMETYPE.as_bytes())?;
     for entry in &plan.entries {
         // Documents (PDF) are already compressed; storing them keeps streaming cheap.
-        let options = if matches!(entry.source, Source::File(_)) {
+        let options = if matches!(entry.source, Source::Document(_)) {
             stored
         } else {
             deflated
@@ -275,9 +280,11 @@ pub fn write<W: Write + Seek>(
         zip.start_file(entry.path.as_str(), options)?;
         match &entry.source {
             Source::Bytes(bytes) => zip.write_all(bytes)?,
-            Source::File(path) => {
-                let mut file = std::fs::File::open(path)?;
-                std::io::copy(&mut file, &mut zip)?;
+            Source::Document(sha256) => {
+                let mut reader = documents.next().ok_or_else(|| {
+                    std::io::Error::other(format!("no reader given for document {sha256}"))
+                })?;
+                std::io::copy(&mut reader, &mut zip)?;
             }
         }
     }

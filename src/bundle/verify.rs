@@ -488,6 +488,20 @@ pub(crate) fn check_order(
                     Some(ConsignmentAcceptance | ContentHandover),
                     ContentHandover
                 )
+                // CPCE R.53-3: after the retention period the content may be destroyed, once,
+                // whatever the letter's state; nothing follows.
+                | (
+                    Some(
+                        SubmissionAcceptance
+                            | NotificationForAcceptance
+                            | NotificationForAcceptanceFailure
+                            | ConsignmentAcceptance
+                            | ConsignmentRejection
+                            | ContentHandover
+                            | AcceptanceRejectionExpiry
+                    ),
+                    ContentDestruction
+                )
         );
         if !allowed {
             return Err(format!(
@@ -517,10 +531,44 @@ pub(crate) fn check_order(
     ))
 }
 
-/// CPCE R.53-3: a decision before the deadline, a non-claim only after it.
+/// CPCE R.53-3: a decision before the deadline, a non-claim only after it; the content
+/// destroyed only after the retention period the deposit evidence announced.
 pub(crate) fn check_legal(
     records: &[(String, EvidenceRecord, Option<OffsetDateTime>)],
 ) -> Result<String, String> {
+    let retain_until = records.first().and_then(|(_, r, _)| {
+        r.details
+            .get("retain_until")
+            .and_then(|d| d.as_str())
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+    });
+    for (stem, r, _) in records {
+        if r.event != EvidenceEvent::ContentDestruction {
+            continue;
+        }
+        // The record's own event time (µs); the timestamp token's time may be truncated to
+        // the second, and the chain order check already ties the two.
+        let at = OffsetDateTime::parse(
+            &r.event_time,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok();
+        match (retain_until, at) {
+            (Some(until), Some(at)) if at >= until => {}
+            (Some(until), Some(_)) => {
+                return Err(format!(
+                    "{stem}: content destroyed before the end of its retention period {until}"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{stem}: content destruction without a retention period to judge it by"
+                ));
+            }
+        }
+    }
     let deadline = records
         .iter()
         .find(|(_, r, _)| r.event == EvidenceEvent::NotificationForAcceptance)
@@ -573,6 +621,18 @@ fn check_documents(
         .filter(|(name, _)| name.starts_with("documents/"))
         .map(|(_, digest)| digest)
         .collect();
+    let destroyed = records
+        .iter()
+        .any(|(_, r, _)| r.event == EvidenceEvent::ContentDestruction);
+    if destroyed && in_bundle.is_empty() {
+        // CPCE R.53-3: after the retention period the content may be destroyed; the evidence,
+        // including the record of the destruction, still proves what was sent and when.
+        return Ok(format!(
+            "the {} deposited documents were destroyed after the retention period \
+             (ContentDestruction record): the bundle holds the evidence only",
+            deposit.content.len()
+        ));
+    }
     if in_bundle.len() != deposit.content.len() {
         return Err(format!(
             "the deposit lists {} documents, the bundle holds {}",
@@ -597,6 +657,83 @@ fn check_documents(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A deposit record announcing `retain_until`, and a `ContentDestruction` at `destroyed`.
+    fn destruction_chain(
+        retain_until: OffsetDateTime,
+        destroyed: OffsetDateTime,
+    ) -> Vec<(String, EvidenceRecord, Option<OffsetDateTime>)> {
+        let party = |name: &str| crate::evidence::PartyInfo {
+            name: name.into(),
+            email: format!("{name}@example.fr"),
+            organization: None,
+            kind: None,
+            identity: None,
+        };
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "retain_until".into(),
+            serde_json::Value::String(crate::clock::rfc3339_micros(retain_until)),
+        );
+        let deposit = crate::evidence::deposit_record(
+            "0192f3a4-0000-7000-8000-000000000001",
+            "0192f3a4-0000-7000-8000-000000000002",
+            retain_until - time::Duration::days(365),
+            &crate::evidence::ProviderInfo {
+                name: "recommande".into(),
+                seal_certificate_sha256: "00".repeat(32),
+            },
+            "urn:recommande:evidence-policy:v1:non-qualified-development",
+            party("sender"),
+            party("recipient"),
+            Vec::new(),
+            details,
+        );
+        let mut destruction = deposit.clone();
+        destruction.event = EvidenceEvent::ContentDestruction;
+        destruction.event_uri = EvidenceEvent::ContentDestruction.uri();
+        destruction.event_time = crate::clock::rfc3339_micros(destroyed);
+        vec![
+            ("evidence/01".into(), deposit, None),
+            ("evidence/02".into(), destruction, Some(destroyed)),
+        ]
+    }
+
+    #[test]
+    fn content_destruction_is_lawful_only_from_retain_until_and_ends_the_chain() {
+        let until = time::macros::datetime!(2036-11-23 09:13:44.123456 UTC);
+        let on_time = destruction_chain(until, until);
+        assert!(check_legal(&on_time).is_ok());
+        assert!(check_order(&on_time).is_ok());
+        let early = destruction_chain(until, until - time::Duration::microseconds(1));
+        assert!(
+            check_legal(&early)
+                .expect_err("early destruction")
+                .contains("before the end of its retention period")
+        );
+        let mut twice = on_time.clone();
+        twice.push(on_time[1].clone());
+        assert!(check_order(&twice).is_err());
+        let mut then_handover = on_time.clone();
+        let mut handover = on_time[1].1.clone();
+        handover.event = EvidenceEvent::ContentHandover;
+        then_handover.push(("evidence/03".into(), handover, None));
+        assert!(check_order(&then_handover).is_err());
+        // Without documents the bundle is complete only after a destruction record.
+        let none = BTreeMap::new();
+        let mut deposit = on_time[0].1.clone();
+        deposit.content = vec![crate::evidence::ContentItem {
+            document_id: "d".into(),
+            name: "a.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: 1,
+            sha256: "ab".repeat(32),
+        }];
+        let mut with_content = on_time.clone();
+        with_content[0].1 = deposit;
+        assert!(check_documents(&with_content, &none).is_ok());
+        assert!(check_documents(&with_content[..1], &none).is_err());
+    }
 
     #[test]
     fn sha256sums_must_agree_with_every_file() {

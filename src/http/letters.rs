@@ -77,8 +77,16 @@ pub struct LetterView {
     pub documents: Vec<DocumentView>,
     /// Deposit time (RFC 3339 UTC); the proof of it is the timestamp of the deposit evidence.
     pub deposited_at: String,
-    /// Content and evidence are kept at least until then.
+    /// Content and evidence are kept at least until then (CPCE R.53-3).
     pub retain_until: String,
+    /// A legal hold blocks the destruction of the content after `retain_until`.
+    pub legal_hold: bool,
+    /// Since when the legal hold is in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold_since: Option<String>,
+    /// When the content was destroyed after the retention period (the evidence is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_destroyed_at: Option<String>,
     /// When the notification was handed to the mail relay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notified_at: Option<String>,
@@ -350,6 +358,59 @@ pub async fn show(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// Places a legal hold on a letter: while it is set, the content is not destroyed even after
+/// `retain_until`. Idempotent (the first hold time is kept).
+#[utoipa::path(post, path = "/v1/letters/{id}/hold", tag = "letters",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "The letter, on hold", body = LetterView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem),
+              (status = 410, description = "The content was already destroyed", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn place_hold(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    set_hold(service, caller, id, true).await
+}
+
+/// Lifts the legal hold of a letter. Idempotent.
+#[utoipa::path(delete, path = "/v1/letters/{id}/hold", tag = "letters",
+    params(("id" = String, Path, description = "Letter id")),
+    responses((status = 200, description = "The letter, without hold", body = LetterView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn lift_hold(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    set_hold(service, caller, id, false).await
+}
+
+async fn set_hold(
+    service: Service,
+    caller: Caller,
+    id: String,
+    hold: bool,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    if hold && let Some(destroyed_at) = row.content_destroyed_at {
+        return Err(Problem::letter_content_destroyed(&row.id, destroyed_at));
+    }
+    let since = hold.then(|| unix_micros(service.clock.now()));
+    service
+        .storage
+        .set_legal_hold(&caller.tenant_id, &row.id, since)
+        .await?;
+    let row = find_letter(&service, &caller, &row.id).await?;
+    let view = load_view(&service, row).await?;
+    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
 /// The evidence records of a letter, in order.
 #[utoipa::path(get, path = "/v1/letters/{id}/evidence", tag = "evidence",
     params(("id" = String, Path, description = "Letter id")),
@@ -535,6 +596,13 @@ fn letter_view(
         documents: documents.iter().map(DocumentView::from).collect(),
         deposited_at: rfc3339_micros(from_unix_micros(row.deposited_at)),
         retain_until: rfc3339_micros(from_unix_micros(row.retain_until)),
+        legal_hold: row.legal_hold_since.is_some(),
+        legal_hold_since: row
+            .legal_hold_since
+            .map(|t| rfc3339_micros(from_unix_micros(t))),
+        content_destroyed_at: row
+            .content_destroyed_at
+            .map(|t| rfc3339_micros(from_unix_micros(t))),
         notified_at: row.notified_at.map(|t| rfc3339_micros(from_unix_micros(t))),
         deadline: row.deadline.map(|t| rfc3339_micros(from_unix_micros(t))),
         decided_at: row.decided_at.map(|t| rfc3339_micros(from_unix_micros(t))),
@@ -597,16 +665,18 @@ pub async fn bundle(
 ) -> Result<Response, Problem> {
     let row = find_letter(&service, &caller, &id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
-    let documents: Vec<(DocumentRow, std::path::PathBuf)> = service
-        .storage
-        .letter_documents(&row.id)
-        .await?
-        .into_iter()
-        .map(|d| {
-            let path = service.content.path_of(&d.sha256);
-            (d, path)
-        })
-        .collect();
+    // After the retention period the content is destroyed: the bundle then carries the
+    // evidence only (its ContentDestruction record says why), and verifiers accept that.
+    let documents: Vec<DocumentRow> = if row.content_destroyed_at.is_some() {
+        Vec::new()
+    } else {
+        service.storage.letter_documents(&row.id).await?
+    };
+    // Decrypting readers, opened (keys unwrapped) before the blocking zip writer runs.
+    let mut readers = Vec::with_capacity(documents.len());
+    for doc in &documents {
+        readers.push(service.content.open_blocking(&doc.sha256).await?);
+    }
     let proofs: Vec<(String, Vec<u8>)> = service
         .render_proofs(&row.id, evidence.clone(), ProofKind::ALL.to_vec())
         .await
@@ -642,30 +712,17 @@ pub async fn bundle(
                 .await?
         }
     };
-    let path = service
-        .settings
-        .data_dir
-        .join("incoming")
-        .join(format!("bundle-{}.zip", uuid::Uuid::new_v4()));
-    let written = path.clone();
-    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-        let file = std::fs::File::create(&written)?;
-        let file = crate::bundle::write(&plan, &seal, file).map_err(std::io::Error::other)?;
-        drop(file);
-        let reader = std::fs::File::open(&written)?;
-        // The open handle keeps the bytes readable; the name goes at once, so nothing is
-        // left behind whatever happens to the response.
-        std::fs::remove_file(&written)?;
-        Ok(reader)
+    // The zip is built in memory: it holds the documents' plaintext, which never touches the
+    // disk (issue 6 §1). A document failing its integrity check fails the request.
+    let zip = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let out = crate::bundle::write(&plan, &seal, std::io::Cursor::new(Vec::new()), readers)
+            .map_err(std::io::Error::other)?;
+        Ok(out.into_inner())
     })
     .await
     .map_err(|e| Problem::internal(&e))?
-    .map_err(|e| {
-        let _ = std::fs::remove_file(&path);
-        Problem::internal(&e)
-    })?;
-    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    .map_err(|e| Problem::internal(&e))?;
+    let length = zip.len() as u64;
     let disposition =
         HeaderValue::from_str(&format!("attachment; filename=\"lettre-{}.zip\"", row.id))
             .unwrap_or(HeaderValue::from_static("attachment"));
@@ -678,7 +735,7 @@ pub async fn bundle(
             (header::CONTENT_DISPOSITION, disposition),
             (header::CONTENT_LENGTH, HeaderValue::from(length)),
         ],
-        axum::body::Body::from_stream(stream),
+        axum::body::Body::from(zip),
     )
         .into_response())
 }

@@ -36,6 +36,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::letters::deposit,
         super::letters::list,
         super::letters::show,
+        super::letters::place_hold,
+        super::letters::lift_hold,
         super::letters::evidence_list,
         super::letters::evidence_file,
         super::letters::bundle,

@@ -57,6 +57,36 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
 
+    /// 410: the document's content was destroyed after its retention period (crypto-shredding).
+    pub fn content_destroyed(sha256: &str, destroyed_at: i64) -> Self {
+        let when = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(destroyed_at) * 1000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| destroyed_at.to_string());
+        Problem::new(
+            StatusCode::GONE,
+            "content-destroyed",
+            "Content destroyed",
+            format!(
+                "the document {sha256} was destroyed on {when}, after the end of its retention period \
+                 (CPCE R.53-3); its evidence, including the record of its destruction, is kept"
+            ),
+        )
+    }
+
+    /// 410: a hold was asked for a letter whose content is already destroyed.
+    pub fn letter_content_destroyed(letter_id: &str, destroyed_at: i64) -> Self {
+        let mut problem = Problem::content_destroyed("", destroyed_at);
+        problem.detail = format!(
+            "the content of letter {letter_id} was destroyed at the end of its retention period \
+             (CPCE R.53-3); a legal hold can no longer apply. Its evidence is kept"
+        );
+        problem
+    }
+
     /// 400: the body is not JSON.
     pub fn malformed_json(detail: impl Into<String>) -> Self {
         Problem::new(
@@ -357,6 +387,10 @@ impl From<ContentError> for Problem {
     fn from(err: ContentError) -> Self {
         match err {
             ContentError::TooLarge { limit } => Problem::too_large(limit),
+            ContentError::Destroyed {
+                sha256,
+                destroyed_at,
+            } => Problem::content_destroyed(&sha256, destroyed_at),
             other => Problem::internal(&other),
         }
     }

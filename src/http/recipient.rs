@@ -340,8 +340,15 @@ pub async fn document(
         .lifecycle
         .hand_over(&token, &session, &document_id, &client)
         .await?;
-    let file = service.content.open_read(&doc.sha256).await?;
-    let stream = tokio_util::io::ReaderStream::new(file);
+    // Decrypts while streaming. The first segment is opened before answering, so a document
+    // altered there (all of a small one) gets a problem response; one altered further on cuts
+    // the response short. Never wrong bytes.
+    let mut reader = service.content.open_read(&doc.sha256).await?;
+    let first = reader.next_chunk().await?;
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::iter(first.map(Ok)),
+        reader.into_stream(),
+    );
     let disposition = HeaderValue::from_str(&format!(
         "attachment; filename=\"{}\"",
         doc.filename.replace(['"', '\\'], "_")

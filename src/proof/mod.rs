@@ -654,6 +654,7 @@ fn event_french(event: EvidenceEvent) -> &'static str {
         EvidenceEvent::ConsignmentRejection => "Lettre refusée",
         EvidenceEvent::ContentHandover => "Contenu téléchargé par le destinataire",
         EvidenceEvent::AcceptanceRejectionExpiry => "Délai expiré : non-réclamation",
+        EvidenceEvent::ContentDestruction => "Contenu détruit à la fin de la conservation",
     }
 }
 

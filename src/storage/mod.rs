@@ -126,6 +126,10 @@ pub struct LetterRow {
     pub decided_at: Option<i64>,
     /// First download of the content by the recipient, Unix µs.
     pub content_handed_over_at: Option<i64>,
+    /// Since when a legal hold blocks the letter's expiry, Unix µs (`None`: no hold).
+    pub legal_hold_since: Option<i64>,
+    /// When the letter's content was destroyed after its retention period, Unix µs.
+    pub content_destroyed_at: Option<i64>,
 }
 
 /// A stored evidence record with its seal and timestamp.
@@ -395,6 +399,8 @@ macro_rules! letter_from_row {
             deadline: row.try_get("deadline")?,
             decided_at: row.try_get("decided_at")?,
             content_handed_over_at: row.try_get("content_handed_over_at")?,
+            legal_hold_since: row.try_get("legal_hold_since")?,
+            content_destroyed_at: row.try_get("content_destroyed_at")?,
         }
     }};
 }
@@ -450,7 +456,8 @@ macro_rules! api_key_from_row {
 macro_rules! letter_columns {
     () => {
         "id, tenant_id, state, reference, sender, recipient, deposited_at, retain_until, updated_at, \
-         last_evidence_sha256, notified_at, deadline, decided_at, content_handed_over_at"
+         last_evidence_sha256, notified_at, deadline, decided_at, content_handed_over_at, \
+         legal_hold_since, content_destroyed_at"
     };
 }
 macro_rules! letter_insert_columns {
@@ -955,6 +962,7 @@ mod tests {
 
 // Capabilities added after the evidence core live in child modules, which share the
 // `dispatch!` macro, the `Backend` and the row-mapping conventions of this one.
+pub mod archive;
 pub mod audit;
 mod batches;
 mod consents;
@@ -963,6 +971,7 @@ pub mod log;
 mod templates;
 mod webhooks;
 
+pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};
 pub use consents::{ConsentFilter, ConsentRow};
 pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};

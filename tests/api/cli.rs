@@ -87,3 +87,64 @@ fn bad_settings_stop_the_command_with_a_precise_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
 }
+
+#[test]
+fn archive_commands_make_keys_rewrap_encrypt_and_purge_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    let key = recommande(&["archive", "new-key", "--id", "k-2026"]);
+    assert!(key.status.success());
+    let line = String::from_utf8(key.stdout).expect("utf-8");
+    assert!(line.starts_with("k-2026:"), "{line}");
+    let bad = recommande(&["archive", "new-key", "--id", "no spaces"]);
+    assert!(!bad.status.success());
+    let key_file = dir.path().join("k-2026.key");
+    std::fs::write(&key_file, &line).expect("write");
+
+    // A plaintext document left by an older version, under the configured master key.
+    let pdf = crate::helpers::sample_pdf("ancien");
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pdf));
+    let old = dir.path().join("documents").join(&sha[..2]).join(&sha);
+    std::fs::create_dir_all(old.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&old, &pdf).expect("write");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_recommande"))
+            .args(args)
+            .args(["--data-dir", data])
+            .env_remove("RECOMMANDE_DATABASE_URL")
+            .env("RECOMMANDE_MASTER_KEY", line.trim())
+            .output()
+            .expect("run recommande")
+    };
+    let encrypted = run(&["archive", "encrypt-existing"]);
+    let stdout = String::from_utf8_lossy(&encrypted.stdout);
+    assert!(encrypted.status.success(), "{stdout}");
+    assert!(stdout.contains("1 encrypted now"), "{stdout}");
+    assert!(
+        std::fs::read(&old)
+            .expect("read")
+            .starts_with(b"RCMDENC\x01")
+    );
+    let rewrapped = run(&["archive", "rewrap"]);
+    let stdout = String::from_utf8_lossy(&rewrapped.stdout);
+    assert!(rewrapped.status.success(), "{stdout}");
+    assert!(stdout.contains("0 data keys re-wrapped"), "{stdout}");
+    let purge = run(&["archive", "purge", "--dry-run", "--json"]);
+    assert!(purge.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&purge.stdout).expect("json");
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["letters"], serde_json::json!([]));
+    // Without the key the service refuses to start: the stored data key needs it.
+    let refused = Command::new(env!("CARGO_BIN_EXE_recommande"))
+        .args(["archive", "rewrap", "--data-dir", data])
+        .env_remove("RECOMMANDE_DATABASE_URL")
+        .env_remove("RECOMMANDE_MASTER_KEY")
+        .output()
+        .expect("run recommande");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("k-2026"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -49,10 +49,10 @@ fn body(compose: Value, consumer: bool) -> Value {
 async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
     let sha = letter["documents"][0]["sha256"].as_str().expect("sha");
     let mut bytes = Vec::new();
-    let mut file = app.service.content.open_read(sha).await.expect("stored");
-    tokio::io::AsyncReadExt::read_to_end(&mut file, &mut bytes)
-        .await
-        .expect("read");
+    let mut reader = app.service.content.open_read(sha).await.expect("stored");
+    while let Some(chunk) = reader.next_chunk().await.expect("read") {
+        bytes.extend_from_slice(&chunk);
+    }
     assert!(bytes.starts_with(b"%PDF-"), "the composed letter is a PDF");
     let dir = tempfile::tempdir().expect("dir");
     let pdf = dir.path().join("letter.pdf");

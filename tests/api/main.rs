@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod archive;
 mod audit;
 mod bad_input;
 mod batches;

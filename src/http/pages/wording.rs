@@ -539,6 +539,7 @@ impl Wording {
             "ConsignmentRejection" => ("Refus", "Refusal"),
             "ContentHandover" => ("Remise du contenu", "Content handed over"),
             "AcceptanceRejectionExpiry" => ("Non-réclamation", "Unclaimed"),
+            "ContentDestruction" => ("Destruction du contenu", "Content destroyed"),
             other => (other, other),
         };
         if self.is_french() { fr } else { en }.to_string()
@@ -581,6 +582,7 @@ mod tests {
             "ConsignmentRejection",
             "ContentHandover",
             "AcceptanceRejectionExpiry",
+            "ContentDestruction",
         ] {
             assert_ne!(FRENCH.event_label(event), event);
             assert_ne!(ENGLISH.event_label(event), event);
