@@ -250,16 +250,40 @@ fn checksums(entries: &[Entry]) -> String {
         .collect()
 }
 
-/// Writes the zip: `mimetype` (stored, first), the data entries, the ASiC manifest and its seal.
-///
-/// `documents` gives the plaintext of each document entry, in the plan's order (decrypting
-/// readers of the content store, which fail on altered bytes: the zip is then not finished).
+/// Writes the zip: `mimetype` (stored, first), the data entries, the ASiC manifest and its
+/// seal, into a seekable output; `documents` yields a reader per document entry, in order.
 pub fn write<W: Write + Seek, R: Read>(
     plan: &BundlePlan,
     seal: &[u8],
     out: W,
     documents: impl IntoIterator<Item = R>,
 ) -> Result<W, zip::result::ZipError> {
+    let mut zip = ZipWriter::new(out);
+    fill(&mut zip, plan, seal, documents)?;
+    zip.finish()
+}
+
+/// The same zip written as a stream (entries followed by data descriptors), so a bundle can
+/// go to the network as it is made: documents pass through a few kilobytes at a time and
+/// the whole bundle is never held in memory or written to disk. Deterministic like [`write`].
+pub fn write_stream<W: Write, R: Read>(
+    plan: &BundlePlan,
+    seal: &[u8],
+    out: W,
+    documents: impl IntoIterator<Item = R>,
+) -> Result<(), zip::result::ZipError> {
+    let mut zip = ZipWriter::new_stream(out);
+    fill(&mut zip, plan, seal, documents)?;
+    zip.finish()?;
+    Ok(())
+}
+
+fn fill<W: Write + Seek, R: Read>(
+    zip: &mut ZipWriter<W>,
+    plan: &BundlePlan,
+    seal: &[u8],
+    documents: impl IntoIterator<Item = R>,
+) -> Result<(), zip::result::ZipError> {
     let mut documents = documents.into_iter();
     let fixed = DateTime::default(); // 1980-01-01 00:00: reproducible bytes
     let stored = SimpleFileOptions::default()
@@ -267,7 +291,6 @@ pub fn write<W: Write + Seek, R: Read>(
         .last_modified_time(fixed)
         .unix_permissions(0o644);
     let deflated = stored.compression_method(CompressionMethod::Deflated);
-    let mut zip = ZipWriter::new(out);
     zip.start_file("mimetype", stored)?;
     zip.write_all(ASIC_E_MIMETYPE.as_bytes())?;
     for entry in &plan.entries {
@@ -284,7 +307,7 @@ pub fn write<W: Write + Seek, R: Read>(
                 let mut reader = documents.next().ok_or_else(|| {
                     std::io::Error::other(format!("no reader given for document {sha256}"))
                 })?;
-                std::io::copy(&mut reader, &mut zip)?;
+                std::io::copy(&mut reader, zip)?;
             }
         }
     }
@@ -292,7 +315,7 @@ pub fn write<W: Write + Seek, R: Read>(
     zip.write_all(&plan.asic_manifest)?;
     zip.start_file(ASIC_SIGNATURE, stored)?;
     zip.write_all(seal)?;
-    zip.finish()
+    Ok(())
 }
 
 fn bytes_entry(path: String, bytes: Vec<u8>, media_type: &'static str) -> Entry {
