@@ -1,6 +1,7 @@
 //! Background workers: the outbox (notifications, reminders, webhook events), webhook
 //! deliveries, the non-claim sweep, the resumption of interrupted batches, the transparency
-//! log and the hourly retention purge. Each loop survives errors (logged) and stops with the process.
+//! log, the hourly retention purge and a daily sampled archive audit. Each loop survives
+//! errors (logged) and stops with the process.
 
 use std::time::Duration;
 
@@ -16,6 +17,10 @@ pub const WEBHOOK_INTERVAL: Duration = Duration::from_secs(2);
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often new evidence is appended to the transparency log (and a tree head considered).
 pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a sampled archive audit runs (the first one this long after start).
+pub const AUDIT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Documents and letters re-read by the scheduled audit (the log is always checked whole).
+pub const AUDIT_SAMPLE: u64 = 200;
 
 /// Starts the workers of `service`.
 pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
@@ -85,5 +90,26 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
-    vec![outbox, expiry, webhooks, log, batches, purge]
+    // A daily sampled audit: a rotted disk or a rewritten row shows up without waiting for
+    // someone to run `recommande archive audit --all` (its report is sealed and kept).
+    let audit = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(AUDIT_INTERVAL).await;
+                match crate::audit::run(&service, crate::audit::AuditScope::Sample(AUDIT_SAMPLE))
+                    .await
+                {
+                    Ok(a) if a.report.passed => {}
+                    Ok(a) => tracing::error!(
+                        audit.id = %a.report.id,
+                        audit.failures = a.report.failures.len(),
+                        "scheduled archive audit found failures: run `recommande archive audit --all`"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "scheduled archive audit"),
+                }
+            }
+        })
+    };
+    vec![outbox, expiry, webhooks, log, batches, purge, audit]
 }
