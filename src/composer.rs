@@ -169,14 +169,20 @@ impl Composer {
         // once lets the file system group them, which a one-by-one loop cannot.
         let mut files = tokio::task::JoinSet::new();
         let mut written = vec![None; rendered.len()];
-        let mut pending = rendered.iter().enumerate();
+        let mut meta = Vec::with_capacity(rendered.len());
+        let mut pdfs = Vec::with_capacity(rendered.len());
+        for (pdf, summary, kind) in rendered {
+            pdfs.push(pdf);
+            meta.push((summary, kind));
+        }
+        // Each PDF moves into its writing task and is freed once stored.
+        let mut pending = pdfs.into_iter().enumerate();
         loop {
             while files.len() < STORE_CONCURRENCY {
-                let Some((i, (pdf, _, _))) = pending.next() else {
+                let Some((i, pdf)) = pending.next() else {
                     break;
                 };
                 let content = self.content.clone();
-                let pdf = pdf.clone();
                 files.spawn(async move {
                     let mut incoming = content.begin(MAX_COMPOSED_PDF).await?;
                     incoming.write(&pdf).await?;
@@ -190,8 +196,8 @@ impl Composer {
                 done.map_err(|e| DepositError::Composition(format!("storing stopped: {e}")))??;
             written[i] = Some(stored);
         }
-        let mut out = Vec::with_capacity(rendered.len());
-        for ((_, summary, kind), stored) in rendered.into_iter().zip(written) {
+        let mut out = Vec::with_capacity(meta.len());
+        for ((summary, kind), stored) in meta.into_iter().zip(written) {
             let stored = stored.ok_or_else(|| {
                 DepositError::Composition("a composed letter was not stored".into())
             })?;
