@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::log::{LeafRow, TreeHeadRow};
+use super::log::LeafRow;
 use super::{Backend, DocumentRow, Storage, StorageError};
 
 impl Storage {
@@ -109,30 +109,6 @@ impl Storage {
                         },
                         r.try_get("current")?,
                     ))
-                })
-                .collect()
-        })
-    }
-
-    /// Every tree head, by size.
-    pub async fn tree_heads(&self) -> Result<Vec<TreeHeadRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(
-                "SELECT tree_size, root_hash, issued_at, head, seal, timestamp_token \
-                 FROM tree_heads ORDER BY tree_size",
-            )
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok(TreeHeadRow {
-                        tree_size: r.try_get("tree_size")?,
-                        root_hash: r.try_get("root_hash")?,
-                        issued_at: r.try_get("issued_at")?,
-                        head: r.try_get("head")?,
-                        seal: r.try_get("seal")?,
-                        timestamp_token: r.try_get("timestamp_token")?,
-                    })
                 })
                 .collect()
         })

@@ -268,22 +268,11 @@ impl Storage {
         &self,
         evidence_id: &str,
     ) -> Result<Option<LeafRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(
-                "SELECT position, evidence_id, record_sha256 FROM log_leaves WHERE evidence_id = $1",
-            )
-            .bind(evidence_id)
-            .fetch_optional(pool)
-            .await?;
-            row.map(|r| -> Result<LeafRow, StorageError> {
-                Ok(LeafRow {
-                    position: r.try_get("position")?,
-                    evidence_id: r.try_get("evidence_id")?,
-                    record_sha256: r.try_get("record_sha256")?,
-                })
-            })
-            .transpose()
-        })
+        self.leaf_where(
+            "SELECT position, evidence_id, record_sha256 FROM log_leaves WHERE evidence_id = $1",
+            evidence_id,
+        )
+        .await
     }
 
     /// The log leaves whose record SHA-256 is `record_sha256` (normally one).
@@ -291,15 +280,22 @@ impl Storage {
         &self,
         record_sha256: &str,
     ) -> Result<Option<LeafRow>, StorageError> {
+        self.leaf_where(
+            "SELECT l.position, l.evidence_id, l.record_sha256 FROM log_leaves l \
+             JOIN evidence e ON e.id = l.evidence_id WHERE e.record_sha256 = $1 \
+             ORDER BY l.position LIMIT 1",
+            record_sha256,
+        )
+        .await
+    }
+
+    async fn leaf_where(
+        &self,
+        sql: &'static str,
+        value: &str,
+    ) -> Result<Option<LeafRow>, StorageError> {
         dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(
-                "SELECT l.position, l.evidence_id, l.record_sha256 FROM log_leaves l \
-                 JOIN evidence e ON e.id = l.evidence_id WHERE e.record_sha256 = $1 \
-                 ORDER BY l.position LIMIT 1",
-            )
-            .bind(record_sha256)
-            .fetch_optional(pool)
-            .await?;
+            let row = sqlx::query(sql).bind(value).fetch_optional(pool).await?;
             row.map(|r| -> Result<LeafRow, StorageError> {
                 Ok(LeafRow {
                     position: r.try_get("position")?,
@@ -350,30 +346,49 @@ impl Storage {
             .await
     }
 
+    /// Every tree head, by size.
+    pub async fn tree_heads(&self) -> Result<Vec<TreeHeadRow>, StorageError> {
+        self.tree_heads_where("WHERE tree_size >= $1 ORDER BY tree_size", 0)
+            .await
+    }
+
     async fn tree_head_where(
         &self,
         clause: &str,
         value: i64,
     ) -> Result<Option<TreeHeadRow>, StorageError> {
+        Ok(self
+            .tree_heads_where(&format!("{clause} LIMIT 1"), value)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn tree_heads_where(
+        &self,
+        clause: &str,
+        value: i64,
+    ) -> Result<Vec<TreeHeadRow>, StorageError> {
         let sql = format!(
-            "SELECT tree_size, root_hash, issued_at, head, seal, timestamp_token FROM tree_heads {clause} LIMIT 1"
+            "SELECT tree_size, root_hash, issued_at, head, seal, timestamp_token FROM tree_heads {clause}"
         );
         dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(value)
-                .fetch_optional(pool)
+                .fetch_all(pool)
                 .await?;
-            row.map(|r| -> Result<TreeHeadRow, StorageError> {
-                Ok(TreeHeadRow {
-                    tree_size: r.try_get("tree_size")?,
-                    root_hash: r.try_get("root_hash")?,
-                    issued_at: r.try_get("issued_at")?,
-                    head: r.try_get("head")?,
-                    seal: r.try_get("seal")?,
-                    timestamp_token: r.try_get("timestamp_token")?,
+            rows.into_iter()
+                .map(|r| {
+                    Ok(TreeHeadRow {
+                        tree_size: r.try_get("tree_size")?,
+                        root_hash: r.try_get("root_hash")?,
+                        issued_at: r.try_get("issued_at")?,
+                        head: r.try_get("head")?,
+                        seal: r.try_get("seal")?,
+                        timestamp_token: r.try_get("timestamp_token")?,
+                    })
                 })
-            })
-            .transpose()
+                .collect()
         })
     }
 }
