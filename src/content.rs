@@ -11,6 +11,17 @@
 //!
 //! Every read decrypts while streaming and checks the SHA-256 of the plaintext at the end: a
 //! mismatch or an altered segment is an error, never silently wrong bytes.
+//!
+//! Two back ends hold the ciphertext ([`crate::config::StorageBackend`]): the local file
+//! system (embedded default) and an S3-compatible bucket (several instances, WORM buckets).
+//! Encryption stays above both: the bytes handed to a back end are exactly the ones written
+//! to disk, so plaintext never leaves the process. On S3 the object key is
+//! `<prefix>/documents/<first two hex>/<sha256>` (the same relative layout as on disk); an
+//! upload is still spooled, encrypted, to `DATA_DIR/incoming` (its address is only known at
+//! the end), then sent with a SHA-256 checksum the server verifies (`x-amz-checksum-sha256`),
+//! in 8 MiB multipart parts above that size; reads fetch 1 MiB ranges one at a time, so
+//! neither direction holds a whole document in memory. Placement (key row, then object) is
+//! serialised per document across instances by a PostgreSQL advisory lock.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +30,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use object_store::ObjectStore as _;
+use object_store::ObjectStoreExt as _;
+
 use crate::archive::cipher::{self, CipherError, DataKey, Decoder, SEGMENT, SegmentSealer};
 use crate::archive::keys::{KeyError, Keyring};
 use crate::clock::{Clock, unix_micros};
@@ -26,6 +40,13 @@ use crate::storage::{Storage, StorageError};
 
 /// How many leading bytes are kept for media-type sniffing.
 const SNIFF_LEN: usize = 1024;
+/// Bytes fetched per ranged GET when reading an object.
+const RANGE_LEN: u64 = 1 << 20;
+/// Part size of multipart uploads (S3 wants ≥ 5 MiB except for the last part); a ciphertext
+/// up to this size goes in one PUT.
+const PART_LEN: usize = 8 << 20;
+/// Parts in flight at once during a multipart upload.
+const PARTS_IN_FLIGHT: usize = 2;
 
 /// A failure while storing or reading content.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +93,17 @@ pub enum ContentError {
     /// Encryption failed.
     #[error("encryption failed: {0}")]
     Cipher(CipherError),
+    /// The object store refused or failed a request.
+    #[error("object storage error on {key}: {source}")]
+    Object {
+        /// The object key.
+        key: String,
+        /// What the client library said.
+        source: object_store::Error,
+    },
+    /// The operation exists for the file-system back end only.
+    #[error("{0}")]
+    Unsupported(&'static str),
     /// A master key problem (unknown id, unwrap failure).
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -87,10 +119,45 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContentError + '_ {
     }
 }
 
-/// The content store rooted in a directory.
+fn object_error(key: &object_store::path::Path) -> impl FnOnce(object_store::Error) -> ContentError + '_ {
+    move |source| ContentError::Object {
+        key: key.to_string(),
+        source,
+    }
+}
+
+/// Where the ciphertext lives.
+#[derive(Clone)]
+enum Backend {
+    /// `<root>/documents/<xx>/<sha256>`.
+    Filesystem,
+    /// `<prefix>/documents/<xx>/<sha256>` in a bucket.
+    S3(Arc<S3Backend>),
+}
+
+struct S3Backend {
+    store: Arc<dyn object_store::ObjectStore>,
+    prefix: String,
+    bucket: String,
+}
+
+impl S3Backend {
+    fn key_of(&self, sha256: &str) -> object_store::path::Path {
+        let fan = sha256.get(..2).unwrap_or("xx");
+        let rel = format!("documents/{fan}/{sha256}");
+        if self.prefix.is_empty() {
+            object_store::path::Path::from(rel)
+        } else {
+            object_store::path::Path::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+}
+
+/// The content store: encryption, keys and content addressing over one of the back ends.
 #[derive(Clone)]
 pub struct ContentStore {
     root: PathBuf,
+    backend: Backend,
     storage: Storage,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
@@ -101,8 +168,13 @@ pub struct ContentStore {
 
 impl std::fmt::Debug for ContentStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match &self.backend {
+            Backend::Filesystem => "filesystem".to_string(),
+            Backend::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        };
         f.debug_struct("ContentStore")
             .field("root", &self.root)
+            .field("backend", &backend)
             .field("keyring", &self.keyring)
             .finish()
     }
@@ -133,11 +205,46 @@ impl ContentStore {
         }
         Ok(ContentStore {
             root: root.to_path_buf(),
+            backend: Backend::Filesystem,
             storage,
             keyring,
             clock,
             placing: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// Opens the store on the configured back end; `root` (the data directory) still holds
+    /// the spool of uploads in progress.
+    pub fn open_with(
+        backend: &crate::config::StorageBackend,
+        root: &Path,
+        storage: Storage,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ContentError> {
+        let mut store = ContentStore::open(root, storage, keyring, clock)?;
+        if let crate::config::StorageBackend::S3(s3) = backend {
+            store.backend = Backend::S3(Arc::new(s3_backend(s3)?));
+        }
+        Ok(store)
+    }
+
+    /// True when documents are kept in an S3 bucket.
+    pub fn is_object_storage(&self) -> bool {
+        matches!(self.backend, Backend::S3(_))
+    }
+
+    /// Checks at start that the bucket answers with these credentials (a listing of at most
+    /// one key under the prefix): better than failing at the first upload.
+    pub async fn check_backend(&self) -> Result<(), ContentError> {
+        if let Backend::S3(s3) = &self.backend {
+            let prefix = object_store::path::Path::from(s3.prefix.as_str());
+            s3.store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(object_error(&prefix))?;
+        }
+        Ok(())
     }
 
     /// The master keys.
@@ -187,10 +294,75 @@ impl ContentStore {
         })
     }
 
-    /// Path of the stored (encrypted) bytes of `sha256` (hex).
+    /// Path of the stored (encrypted) bytes of `sha256` (hex) on the file-system back end.
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         let prefix = sha256.get(..2).unwrap_or("xx");
         self.root.join("documents").join(prefix).join(sha256)
+    }
+
+    /// Where the stored bytes of `sha256` are, for messages: a path or `s3://bucket/key`.
+    pub fn location_of(&self, sha256: &str) -> String {
+        match &self.backend {
+            Backend::Filesystem => self.path_of(sha256).display().to_string(),
+            Backend::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.key_of(sha256)),
+        }
+    }
+
+    /// The source of a stored document's ciphertext (checked to exist).
+    async fn source(&self, sha256: &str) -> Result<Source, ContentError> {
+        match &self.backend {
+            Backend::Filesystem => {
+                let path = self.path_of(sha256);
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(io_error(&path))?;
+                Ok(Source::File(file))
+            }
+            Backend::S3(s3) => {
+                let key = s3.key_of(sha256);
+                let meta = s3.store.head(&key).await.map_err(object_error(&key))?;
+                Ok(Source::Object(ObjectRanges {
+                    store: s3.store.clone(),
+                    key,
+                    size: meta.size,
+                    pos: 0,
+                    buf: bytes::Bytes::new(),
+                }))
+            }
+        }
+    }
+
+    /// True when the ciphertext of `sha256` is stored.
+    async fn is_stored(&self, sha256: &str) -> Result<bool, ContentError> {
+        match &self.backend {
+            Backend::Filesystem => {
+                let path = self.path_of(sha256);
+                tokio::fs::try_exists(&path).await.map_err(io_error(&path))
+            }
+            Backend::S3(s3) => {
+                let key = s3.key_of(sha256);
+                match s3.store.head(&key).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::NotFound { .. }) => Ok(false),
+                    Err(source) => Err(ContentError::Object {
+                        key: key.to_string(),
+                        source,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Moves the finished ciphertext `tmp` to the address of `sha256` (rename, or upload then
+    /// removal of the spool file).
+    async fn put(&self, tmp: &Path, sha256: &str) -> Result<(), ContentError> {
+        match &self.backend {
+            Backend::Filesystem => place(tmp, &self.path_of(sha256)).await,
+            Backend::S3(s3) => {
+                upload(s3, tmp, sha256).await?;
+                tokio::fs::remove_file(tmp).await.map_err(io_error(tmp))
+            }
+        }
     }
 
     /// The unwrapped data key of a stored document.
@@ -216,27 +388,31 @@ impl ContentStore {
     /// Opens a stored document for reading its plaintext, asynchronously.
     pub async fn open_read(&self, sha256: &str) -> Result<DocumentReader, ContentError> {
         let key = self.data_key(sha256).await?;
-        let path = self.path_of(sha256);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(io_error(&path))?;
+        let source = self.source(sha256).await?;
         Ok(DocumentReader {
             decoder: Decoder::new(&key, sha256).map_err(ContentError::Cipher)?,
-            file,
+            source,
             sha256: sha256.to_string(),
         })
     }
 
     /// Opens a stored document for reading its plaintext from blocking code (the bundle zip
-    /// writer); the key is fetched here, the reading happens later through [`Read`].
+    /// writer, on a `spawn_blocking` thread); the key is fetched here, the reading happens
+    /// later through [`Read`]. On S3 each read of a new range blocks that thread on the
+    /// runtime (never call it from async code).
     pub async fn open_blocking(
         &self,
         sha256: &str,
     ) -> Result<BlockingDocumentReader, ContentError> {
         let key = self.data_key(sha256).await?;
-        let path = self.path_of(sha256);
-        let file = std::fs::File::open(&path).map_err(io_error(&path))?;
-        BlockingDocumentReader::new(file, &key, sha256)
+        let source = match self.source(sha256).await? {
+            Source::File(file) => BlockingSource::File(file.into_std().await),
+            Source::Object(ranges) => BlockingSource::Object {
+                ranges,
+                runtime: tokio::runtime::Handle::current(),
+            },
+        };
+        BlockingDocumentReader::with_source(source, &key, sha256)
     }
 
     /// Wraps `data_key` for document `sha256` under the active master key and records it.
@@ -273,9 +449,103 @@ impl ContentStore {
 
 /// Reads a stored document's plaintext asynchronously, segment by segment.
 pub struct DocumentReader {
-    file: tokio::fs::File,
+    source: Source,
     decoder: Decoder,
     sha256: String,
+}
+
+/// Ciphertext being read.
+enum Source {
+    File(tokio::fs::File),
+    Object(ObjectRanges),
+}
+
+impl Source {
+    async fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(file) => file.read(out).await,
+            Source::Object(ranges) => {
+                if ranges.buf.is_empty() && ranges.pos < ranges.size {
+                    let range = ranges.next_range();
+                    let got = ranges.store.get_range(&ranges.key, range).await;
+                    ranges.take(got)?;
+                }
+                Ok(ranges.copy_out(out))
+            }
+        }
+    }
+}
+
+/// An object read one bounded range at a time.
+struct ObjectRanges {
+    store: Arc<dyn object_store::ObjectStore>,
+    key: object_store::path::Path,
+    size: u64,
+    /// Next offset to fetch.
+    pos: u64,
+    /// Fetched and not yet consumed.
+    buf: bytes::Bytes,
+}
+
+impl ObjectRanges {
+    fn next_range(&self) -> std::ops::Range<u64> {
+        self.pos..self.size.min(self.pos + RANGE_LEN)
+    }
+
+    fn take(&mut self, got: object_store::Result<bytes::Bytes>) -> std::io::Result<()> {
+        let got = got.map_err(|e| {
+            std::io::Error::other(ContentError::Object {
+                key: self.key.to_string(),
+                source: e,
+            })
+        })?;
+        let expected = self.next_range();
+        if got.len() as u64 != expected.end - expected.start {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "object {} returned {} bytes for range {expected:?}",
+                    self.key,
+                    got.len()
+                ),
+            ));
+        }
+        self.pos = expected.end;
+        self.buf = got;
+        Ok(())
+    }
+
+    fn copy_out(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf = self.buf.slice(n..);
+        n
+    }
+}
+
+/// Ciphertext being read from blocking code.
+enum BlockingSource {
+    File(std::fs::File),
+    Object {
+        ranges: ObjectRanges,
+        runtime: tokio::runtime::Handle,
+    },
+}
+
+impl Read for BlockingSource {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingSource::File(file) => file.read(out),
+            BlockingSource::Object { ranges, runtime } => {
+                if ranges.buf.is_empty() && ranges.pos < ranges.size {
+                    let range = ranges.next_range();
+                    let got = runtime.block_on(ranges.store.get_range(&ranges.key, range));
+                    ranges.take(got)?;
+                }
+                Ok(ranges.copy_out(out))
+            }
+        }
+    }
 }
 
 impl DocumentReader {
@@ -290,7 +560,7 @@ impl DocumentReader {
             if want > 0 {
                 let start = self.decoder.pending.len();
                 self.decoder.pending.resize(start + want, 0);
-                let read = self.file.read(&mut self.decoder.pending[start..]).await;
+                let read = self.source.read(&mut self.decoder.pending[start..]).await;
                 let n = match read {
                     Ok(n) => n,
                     Err(source) => {
@@ -340,7 +610,7 @@ impl DocumentReader {
 
 /// Reads a stored document's plaintext through [`Read`] (blocking code).
 pub struct BlockingDocumentReader {
-    file: std::fs::File,
+    file: BlockingSource,
     decoder: Decoder,
     sha256: String,
     out: Vec<u8>,
@@ -350,6 +620,14 @@ pub struct BlockingDocumentReader {
 impl BlockingDocumentReader {
     /// A reader of the encrypted document `file` under `key`, whose identity is `sha256`.
     pub fn new(file: std::fs::File, key: &DataKey, sha256: &str) -> Result<Self, ContentError> {
+        Self::with_source(BlockingSource::File(file), key, sha256)
+    }
+
+    fn with_source(
+        file: BlockingSource,
+        key: &DataKey,
+        sha256: &str,
+    ) -> Result<Self, ContentError> {
         Ok(BlockingDocumentReader {
             decoder: Decoder::new(key, sha256).map_err(ContentError::Cipher)?,
             file,
@@ -483,19 +761,30 @@ impl IncomingContent {
         file.sync_all().await.map_err(io_error(&self.tmp))?;
         drop(file);
         let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
-        let dest = self.store.path_of(&sha256);
         let store = self.store.clone();
         let _placing = store.placing.lock().await;
+        // Across instances sharing the database and the bucket (PostgreSQL only).
+        let lock = store.storage.lock_document(&sha256).await?;
+        let placed = self.place(&store, &sha256).await;
+        lock.release().await;
+        placed?;
+        self.finished = true;
+        Ok(StoredContent {
+            sha256,
+            size: self.size,
+            media_type: sniff_media_type(&self.head),
+        })
+    }
+
+    /// Under the placement locks: keeps the stored copy of the same bytes, or records the
+    /// key and stores this copy.
+    async fn place(&self, store: &ContentStore, sha256: &str) -> Result<(), ContentError> {
         let live_key = store
             .storage
-            .document_key(&sha256)
+            .document_key(sha256)
             .await?
             .is_some_and(|k| k.wrapped_key.is_some());
-        if live_key
-            && tokio::fs::try_exists(&dest)
-                .await
-                .map_err(io_error(&dest))?
-        {
+        if live_key && store.is_stored(sha256).await? {
             // Same bytes already stored under their key: keep the existing copy, and say the
             // bytes were stored again so the purge keeps them for the letter to come.
             tokio::fs::remove_file(&self.tmp)
@@ -503,20 +792,108 @@ impl IncomingContent {
                 .map_err(io_error(&self.tmp))?;
             store
                 .storage
-                .touch_document_key(&sha256, unix_micros(store.clock.now()))
+                .touch_document_key(sha256, unix_micros(store.clock.now()))
                 .await?;
         } else {
-            // The key first: a document on disk always has its key (a key without its file,
+            // The key first: a stored document always has its key (a key without its bytes,
             // after a crash here, is replaced by the next store of these bytes).
-            store.record_key(&sha256, &self.data_key, None).await?;
-            place(&self.tmp, &dest).await?;
+            store.record_key(sha256, &self.data_key, None).await?;
+            store.put(&self.tmp, sha256).await?;
         }
-        self.finished = true;
-        Ok(StoredContent {
-            sha256,
-            size: self.size,
-            media_type: sniff_media_type(&self.head),
-        })
+        Ok(())
+    }
+}
+
+/// Builds the S3 client from the settings (no request is made here).
+fn s3_backend(s3: &crate::config::S3Settings) -> Result<S3Backend, ContentError> {
+    use object_store::aws::{AmazonS3Builder, Checksum};
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&s3.bucket)
+        .with_region(&s3.region)
+        .with_allow_http(s3.allow_http)
+        // The server checks every PUT and part against this digest of the ciphertext.
+        .with_checksum_algorithm(Checksum::SHA256);
+    if let Some(endpoint) = &s3.endpoint {
+        // Path-style requests (`endpoint/bucket/key`), which every S3-compatible server takes.
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false);
+    }
+    match (&s3.access_key_id, &s3.secret_access_key) {
+        (Some(id), Some(secret)) => {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret.expose());
+        }
+        _ => {
+            // The AWS environment: AWS_ACCESS_KEY_ID…, web identity, instance metadata.
+            for (key, value) in std::env::vars() {
+                if key.starts_with("AWS_")
+                    && let Ok(config_key) = key.to_ascii_lowercase().parse()
+                {
+                    builder = builder.with_config(config_key, value);
+                }
+            }
+        }
+    }
+    let store = builder.build().map_err(|source| ContentError::Object {
+        key: format!("s3://{}", s3.bucket),
+        source,
+    })?;
+    Ok(S3Backend {
+        store: Arc::new(store),
+        prefix: s3.prefix.clone(),
+        bucket: s3.bucket.clone(),
+    })
+}
+
+/// Sends the spooled ciphertext `tmp` to the object of `sha256`: one PUT up to [`PART_LEN`],
+/// else a multipart upload read from the file part by part (never the whole file in memory).
+async fn upload(s3: &S3Backend, tmp: &Path, sha256: &str) -> Result<(), ContentError> {
+    let key = s3.key_of(sha256);
+    let mut file = tokio::fs::File::open(tmp).await.map_err(io_error(tmp))?;
+    let size = file.metadata().await.map_err(io_error(tmp))?.len();
+    if size <= PART_LEN as u64 {
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes).await.map_err(io_error(tmp))?;
+        s3.store
+            .put(&key, bytes.into())
+            .await
+            .map_err(object_error(&key))?;
+        return Ok(());
+    }
+    let upload = s3
+        .store
+        .put_multipart(&key)
+        .await
+        .map_err(object_error(&key))?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_LEN);
+    let mut buf = vec![0u8; 1 << 20];
+    let sent: Result<(), ContentError> = async {
+        loop {
+            let n = file.read(&mut buf).await.map_err(io_error(tmp))?;
+            if n == 0 {
+                return Ok(());
+            }
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(object_error(&key))?;
+            writer.write(&buf[..n]);
+        }
+    }
+    .await;
+    match sent {
+        Ok(()) => {
+            writer.finish().await.map_err(object_error(&key))?;
+            Ok(())
+        }
+        Err(e) => {
+            // Best effort: an aborted upload leaves no parts billed; the error that matters
+            // is the one above.
+            let _ = writer.abort().await;
+            Err(e)
+        }
     }
 }
 

@@ -250,7 +250,8 @@ impl Service {
             &settings.data_dir,
         )
         .map_err(ContentError::from)?;
-        let content = ContentStore::open(
+        let content = ContentStore::open_with(
+            &settings.storage,
             &settings.data_dir,
             storage.clone(),
             Arc::new(keyring),
@@ -258,6 +259,7 @@ impl Service {
         )?;
         // Fail at start, not at the first download of an old letter (issue 6 §1).
         content.check_master_keys().await?;
+        content.check_backend().await?;
         let api_keys = ApiKeyHasher::load(&storage, unix_micros(now)).await?;
         let deposits = Deposits::new(
             storage.clone(),

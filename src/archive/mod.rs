@@ -184,7 +184,15 @@ pub struct EncryptReport {
 /// ciphertext renamed over the plaintext. Idempotent and resumable: an encrypted file (it
 /// starts with the format header) is skipped, and an interruption at any point leaves either
 /// the plaintext or the verified ciphertext under the document's name, never neither.
+///
+/// File-system back end only: a bucket never held plaintext (S3 storage came after encryption
+/// at rest), and its objects are written once (WORM), not rewritten in place.
 pub async fn encrypt_existing(content: &ContentStore) -> Result<EncryptReport, ContentError> {
+    if content.is_object_storage() {
+        return Err(ContentError::Unsupported(
+            "archive encrypt-existing works on the file-system back end only: documents in an S3 bucket were encrypted before they were uploaded (to move plaintext files to a bucket, run it before switching [storage] backend to \"s3\")",
+        ));
+    }
     let mut report = EncryptReport::default();
     let root = content.documents_dir();
     let files = tokio::task::spawn_blocking(move || document_files(&root))

@@ -290,3 +290,61 @@ impl Storage {
         })
     }
 }
+
+/// Exclusive right to place one document's bytes and key, across every instance sharing the
+/// database: a PostgreSQL session advisory lock on its content address. On SQLite (a single
+/// process) it holds nothing: the content store's in-process mutex is enough there.
+/// Release it with [`DocumentLock::release`]; dropped unreleased (an error path), its
+/// connection is closed, which releases the lock on the server.
+pub struct DocumentLock {
+    held: Option<(sqlx::pool::PoolConnection<sqlx::Postgres>, i64)>,
+}
+
+impl DocumentLock {
+    /// Releases the lock.
+    pub async fn release(mut self) {
+        if let Some((mut conn, id)) = self.held.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(id)
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                // Never return a connection that may still hold the lock to the pool.
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+impl Drop for DocumentLock {
+    fn drop(&mut self) {
+        if let Some((conn, _)) = self.held.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
+impl Storage {
+    /// Takes the placement lock of document `sha256` (waits for another instance holding it).
+    pub async fn lock_document(&self, sha256: &str) -> Result<DocumentLock, StorageError> {
+        match &*self.backend {
+            Backend::Sqlite { .. } => Ok(DocumentLock { held: None }),
+            Backend::Postgres(pool) => {
+                // The lock id: the first 8 bytes of the content address (a SHA-256, so as
+                // good as random; a collision only makes two placements wait for each other).
+                let id = sha256
+                    .get(..16)
+                    .and_then(|h| u64::from_str_radix(h, 16).ok())
+                    .map_or(0, |n| n as i64);
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(DocumentLock {
+                    held: Some((conn, id)),
+                })
+            }
+        }
+    }
+}
