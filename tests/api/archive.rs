@@ -24,11 +24,11 @@ crate::on_both_engines!(
 );
 
 /// A marker that appears in the document's plaintext and must never appear on disk.
-const MARKER: &str = "MARQUEUR-CONFIDENTIEL-4821";
+pub(crate) const MARKER: &str = "MARQUEUR-CONFIDENTIEL-4821";
 
 /// Deposits a letter whose document holds [`MARKER`], gets it accepted, and returns the letter
 /// id, the plaintext, and the recipient's download URL with its session.
-async fn accepted_marker_letter(
+pub(crate) async fn accepted_marker_letter(
     app: &TestApp,
     sink: &SmtpSink,
 ) -> (String, Vec<u8>, String, String) {
