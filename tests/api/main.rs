@@ -13,6 +13,7 @@ mod compose;
 mod consents;
 mod deposit;
 mod golden;
+mod instances;
 mod lifecycle;
 mod log;
 mod pages;
