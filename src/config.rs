@@ -789,10 +789,13 @@ fn resolve_storage(file: FileStorage) -> Result<StorageBackend, ConfigError> {
         "filesystem" | "fs" => Ok(StorageBackend::Filesystem),
         "s3" => {
             let s3 = file.s3.unwrap_or_default();
-            let bucket = s3.bucket.filter(|b| !b.is_empty()).ok_or(ConfigError::Invalid {
-                key: "storage.s3.bucket",
-                message: "is required when storage.backend = \"s3\"".into(),
-            })?;
+            let bucket = s3
+                .bucket
+                .filter(|b| !b.is_empty())
+                .ok_or(ConfigError::Invalid {
+                    key: "storage.s3.bucket",
+                    message: "is required when storage.backend = \"s3\"".into(),
+                })?;
             // Bucket names: 3 to 63 lowercase letters, digits, dots and hyphens (AWS rules,
             // which other services follow).
             if !(3..=63).contains(&bucket.len())
@@ -912,6 +915,102 @@ mod tests {
         assert_eq!(s.timestamp, TimestampMode::Embedded);
         assert!(s.pki.is_development());
         assert_eq!(s.max_upload_bytes, 25 * 1024 * 1024);
+    }
+
+    #[test]
+    fn s3_storage_comes_from_the_file_and_the_environment() {
+        let file = "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"lre-archive\"\nprefix = \"/prod/\"\nregion = \"eu-west-3\"\n";
+        let s = load(
+            Some(file),
+            &[
+                ("RECOMMANDE_S3_ENDPOINT", "http://127.0.0.1:9000"),
+                ("RECOMMANDE_S3_ALLOW_HTTP", "true"),
+                ("RECOMMANDE_S3_ACCESS_KEY_ID", "AKIA"),
+                ("RECOMMANDE_S3_SECRET_ACCESS_KEY", "secret"),
+            ],
+            Overrides::default(),
+        )
+        .expect("settings");
+        let StorageBackend::S3(s3) = &s.storage else {
+            panic!("expected S3, got {:?}", s.storage);
+        };
+        assert_eq!(s3.bucket, "lre-archive");
+        assert_eq!(s3.prefix, "prod");
+        assert_eq!(s3.region, "eu-west-3");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(s3.allow_http);
+        assert_eq!(s3.access_key_id.as_deref(), Some("AKIA"));
+        assert!(!format!("{s3:?}").contains("secret\""));
+        // The environment alone selects the back end too.
+        let s = load(
+            None,
+            &[
+                ("RECOMMANDE_STORAGE_BACKEND", "s3"),
+                ("RECOMMANDE_S3_BUCKET", "other-bucket"),
+            ],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert!(
+            matches!(&s.storage, StorageBackend::S3(s3) if s3.bucket == "other-bucket" && s3.region == "us-east-1")
+        );
+        assert_eq!(
+            load(None, &[], Overrides::default())
+                .expect("defaults")
+                .storage,
+            StorageBackend::Filesystem
+        );
+    }
+
+    #[test]
+    fn bad_s3_settings_are_named() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            ("[storage]\nbackend = \"s3\"\n", &[], "storage.s3.bucket"),
+            ("[storage]\nbackend = \"nfs\"\n", &[], "storage.backend"),
+            (
+                "",
+                &[
+                    ("RECOMMANDE_STORAGE_BACKEND", "s3"),
+                    ("RECOMMANDE_S3_BUCKET", "Bad_Bucket"),
+                ],
+                "storage.s3.bucket",
+            ),
+            (
+                "",
+                &[
+                    ("RECOMMANDE_STORAGE_BACKEND", "s3"),
+                    ("RECOMMANDE_S3_BUCKET", "lre"),
+                    ("RECOMMANDE_S3_ENDPOINT", "http://minio:9000"),
+                ],
+                "storage.s3.endpoint",
+            ),
+            (
+                "",
+                &[
+                    ("RECOMMANDE_STORAGE_BACKEND", "s3"),
+                    ("RECOMMANDE_S3_BUCKET", "lre"),
+                    ("RECOMMANDE_S3_ACCESS_KEY_ID", "AKIA"),
+                ],
+                "storage.s3.secret_access_key",
+            ),
+            (
+                "",
+                &[("RECOMMANDE_S3_ALLOW_HTTP", "yes please")],
+                "allow_http",
+            ),
+            (
+                "[storage.s3]\nbucket = \"lre\"\nbucket_name = \"x\"\n",
+                &[],
+                "bucket_name",
+            ),
+        ];
+        for (file, env, named) in cases {
+            let file = (!file.is_empty()).then_some(*file);
+            let err = load(file, env, Overrides::default())
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(named), "{named}: {err}");
+        }
     }
 
     #[test]

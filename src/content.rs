@@ -119,7 +119,9 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContentError + '_ {
     }
 }
 
-fn object_error(key: &object_store::path::Path) -> impl FnOnce(object_store::Error) -> ContentError + '_ {
+fn object_error(
+    key: &object_store::path::Path,
+) -> impl FnOnce(object_store::Error) -> ContentError + '_ {
     move |source| ContentError::Object {
         key: key.to_string(),
         source,

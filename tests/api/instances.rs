@@ -185,8 +185,15 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
         .args(["api-key", "create", "--tenant", "Cabinet Recouvr"])
         .output()
         .expect("api-key create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
     let client = reqwest::Client::new();
 
     // Distinct documents deposited on each instance, and the same bytes uploaded on both at
@@ -213,7 +220,11 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
         same.clone(),
         b.base.clone(),
     ));
-    assert_eq!(s3.document_objects().len(), 5, "one object per distinct document");
+    assert_eq!(
+        s3.document_objects().len(),
+        5,
+        "one object per distinct document"
+    );
 
     // Each instance serves every letter's bundle, whichever instance took the deposit.
     for (id, pdf, _) in &letters {

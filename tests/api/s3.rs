@@ -327,9 +327,7 @@ async fn deposited_documents_are_stored_once_as_ciphertext_and_read_back_exactly
 
     // The same bytes uploaded again (another tenant): one object, left as it was.
     let other = app.new_api_key("Autre cabinet").await;
-    let again = app
-        .upload_with_key(&other, "copie.pdf", pdf.clone())
-        .await;
+    let again = app.upload_with_key(&other, "copie.pdf", pdf.clone()).await;
     assert!(again.status().is_success(), "{}", again.status());
     assert_eq!(rig.stored_files(), vec![stored.clone()]);
     assert_eq!(std::fs::read(&stored).expect("object"), object);
