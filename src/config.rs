@@ -964,7 +964,8 @@ mod tests {
 
     #[test]
     fn bad_s3_settings_are_named() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("[storage]\nbackend = \"s3\"\n", &[], "storage.s3.bucket"),
             ("[storage]\nbackend = \"nfs\"\n", &[], "storage.backend"),
             (

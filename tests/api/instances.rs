@@ -220,10 +220,11 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
         same.clone(),
         b.base.clone(),
     ));
+    let objects = s3.document_objects();
     assert_eq!(
-        s3.document_objects().len(),
+        objects.len(),
         5,
-        "one object per distinct document"
+        "one object per distinct document: {objects:#?}"
     );
 
     // Each instance serves every letter's bundle, whichever instance took the deposit.
@@ -323,4 +324,17 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
         .await
         .expect("json");
     assert_eq!(latest_a, latest_b);
+
+    // The archive audit command, run as an operator would on any instance, reads every
+    // document back from the bucket and checks the whole log.
+    let audit = command(&data_b, &shared)
+        .args(["archive", "audit", "--all"])
+        .output()
+        .expect("archive audit");
+    assert!(
+        audit.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&audit.stdout),
+        String::from_utf8_lossy(&audit.stderr)
+    );
 }
