@@ -51,30 +51,41 @@ fn command(data: &Path, shared: &Shared) -> Command {
 }
 
 async fn serve(data: &Path, shared: &Shared) -> Instance {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
-    let mut child = command(data, shared)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--smtp-url", &shared.smtp_url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start recommande serve");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Instance { child, base };
+    for _attempt in 0..5 {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            probe.local_addr().expect("addr").port()
+        };
+        let child = command(data, shared)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--smtp-url", &shared.smtp_url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start recommande serve");
+        let mut instance = Instance {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..600 {
+            if instance.child.try_wait().expect("status").is_some() {
+                // It could not bind (the port was taken meanwhile): another port.
+                break;
+            }
+            if reqwest::get(format!("{}/healthz", instance.base))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                // Answering — and still ours (not another process on a reused port).
+                if instance.child.try_wait().expect("status").is_none() {
+                    return instance;
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("recommande serve did not come up on {base}");
+    panic!("recommande serve did not come up in 5 attempts");
 }
 
 /// Copies the development PKI of the first instance to the second one's data directory, as

@@ -21,8 +21,6 @@ use crate::smtp::SmtpSink;
 pub const BUCKET: &str = "recommande-test";
 /// The key prefix the service is configured with.
 pub const PREFIX: &str = "archive/eu-west";
-const ACCESS_KEY: &str = "recommande-test-access";
-const SECRET_KEY: &str = "recommande-test-secret-key-0123456789";
 
 /// A real S3-protocol server (`s3s-fs`) on a free port over a temporary directory, with the
 /// bucket [`BUCKET`] created; killed when dropped.
@@ -32,6 +30,8 @@ pub struct S3Server {
     pub root: tempfile::TempDir,
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
+    access_key: String,
+    secret_key: String,
 }
 
 impl Drop for S3Server {
@@ -70,35 +70,57 @@ impl S3Server {
             eprintln!("NOTICE: s3s-fs is not installed; S3 storage variant not run");
             return None;
         };
-        let root = tempfile::tempdir().expect("s3 root");
+        let mut root = tempfile::tempdir().expect("s3 root");
         std::fs::create_dir(root.path().join(BUCKET)).expect("create the bucket");
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            probe.local_addr().expect("addr").port()
-        };
-        let child = Command::new(&binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start s3s-fs");
-        let server = S3Server {
-            child,
-            root,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "s3s-fs did not listen on port {port} within 30 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        // Credentials of this server only: a test that reached another test's server (a port
+        // taken between the probe and the bind) fails on authentication, never silently.
+        let access_key = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let secret_key = format!("secret-{}", uuid::Uuid::new_v4().simple());
+        for _attempt in 0..5 {
+            let port = {
+                let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+                probe.local_addr().expect("addr").port()
+            };
+            let child = Command::new(&binary)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", &access_key, "--secret-key", &secret_key])
+                .arg(root.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start s3s-fs");
+            let mut server = S3Server {
+                child,
+                root,
+                endpoint: format!("http://127.0.0.1:{port}"),
+                access_key: access_key.clone(),
+                secret_key: secret_key.clone(),
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                if server.child.try_wait().expect("s3s-fs status").is_some() {
+                    // It could not bind (the port was taken meanwhile): another port.
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    // Listening — and still ours a moment later (not another process's port).
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    if server.child.try_wait().expect("s3s-fs status").is_none() {
+                        return Some(server);
+                    }
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "s3s-fs did not listen on port {port} within 30 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            // Take the directory back from the failed attempt (Drop only kills the child).
+            root = std::mem::replace(&mut server.root, tempfile::tempdir().expect("dir"));
         }
-        Some(server)
+        panic!("s3s-fs could not start on a free port in 5 attempts");
     }
 
     /// The service's storage settings for this server.
@@ -108,8 +130,8 @@ impl S3Server {
             prefix: PREFIX.into(),
             endpoint: Some(self.endpoint.clone()),
             region: "us-east-1".into(),
-            access_key_id: Some(ACCESS_KEY.into()),
-            secret_access_key: Some(SecretText::new(SECRET_KEY.into())),
+            access_key_id: Some(self.access_key.clone()),
+            secret_access_key: Some(SecretText::new(self.secret_key.clone())),
             allow_http: true,
         })
     }
@@ -122,8 +144,8 @@ impl S3Server {
             ("RECOMMANDE_S3_PREFIX", PREFIX.into()),
             ("RECOMMANDE_S3_ENDPOINT", self.endpoint.clone()),
             ("RECOMMANDE_S3_REGION", "us-east-1".into()),
-            ("RECOMMANDE_S3_ACCESS_KEY_ID", ACCESS_KEY.into()),
-            ("RECOMMANDE_S3_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+            ("RECOMMANDE_S3_ACCESS_KEY_ID", self.access_key.clone()),
+            ("RECOMMANDE_S3_SECRET_ACCESS_KEY", self.secret_key.clone()),
             ("RECOMMANDE_S3_ALLOW_HTTP", "true".into()),
         ]
     }
