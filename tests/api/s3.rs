@@ -458,3 +458,39 @@ async fn encrypt_existing_is_for_the_file_system_only(engine: Engine, store: Sto
         }
     }
 }
+
+/// Wrong credentials or a missing bucket stop the start with the bucket named, rather than
+/// failing at the first upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_the_service_cannot_use_stops_the_start() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite:{}", dir.path().join("t.db").display());
+    for (what, adjust) in [
+        (
+            "wrong secret",
+            Box::new(|s: &mut S3Settings| {
+                s.secret_access_key = Some(SecretText::new("not-the-secret".into()))
+            }) as Box<dyn Fn(&mut S3Settings)>,
+        ),
+        (
+            "missing bucket",
+            Box::new(|s: &mut S3Settings| s.bucket = "no-such-bucket".into()),
+        ),
+    ] {
+        let mut settings = crate::helpers::settings_for(dir.path(), &database_url);
+        let StorageBackend::S3(mut s3_settings) = s3.backend() else {
+            unreachable!("an S3 backend");
+        };
+        adjust(&mut s3_settings);
+        settings.storage = StorageBackend::S3(s3_settings);
+        let err = recommande::service::Service::start(settings, Arc::new(SystemClock))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the service started"))
+            .to_string();
+        assert!(err.contains("object storage error"), "{what}: {err}");
+    }
+}
