@@ -970,6 +970,7 @@ mod lifecycle;
 pub mod log;
 mod templates;
 mod webhooks;
+pub mod witnesses;
 
 pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};

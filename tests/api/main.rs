@@ -25,3 +25,4 @@ mod templates;
 mod tsa;
 mod verification;
 mod webhooks;
+mod witnesses;
