@@ -146,6 +146,9 @@ pub struct Settings {
     /// Master key files (`[archive] master_key_files`), in order; the first is active unless
     /// `master_key` is set. None at all: a development key in `DATA_DIR/keys/`.
     pub master_key_files: Vec<PathBuf>,
+    /// `[archive] evidence_retention`: `None` = `forever` (default); `Some(n)` = the parties'
+    /// personal data outside the sealed evidence is erased `n` years after `retain_until`.
+    pub evidence_retention_years: Option<u32>,
 }
 
 /// Outside witnesses of the transparency log (issue 6 §2): each new signed tree head is
@@ -250,6 +253,7 @@ struct FileCollection {
 #[serde(deny_unknown_fields)]
 struct FileArchive {
     master_key: Option<String>,
+    evidence_retention: Option<toml::Value>,
     #[serde(default)]
     master_key_files: Vec<PathBuf>,
 }
@@ -336,6 +340,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         false,
     ),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    (
+        "RECOMMANDE_ARCHIVE_EVIDENCE_RETENTION",
+        Some("archive"),
+        "evidence_retention",
+        false,
+    ),
     (
         "RECOMMANDE_VERIFY_MAX_UPLOAD_BYTES",
         Some("verify"),
@@ -742,6 +752,28 @@ impl Settings {
             });
         }
         let log_witnesses = resolve_witnesses(file.log.witnesses)?;
+        let evidence_retention_years = match &file.archive.evidence_retention {
+            None => None,
+            Some(toml::Value::String(s)) if s.trim() == "forever" => None,
+            Some(value) => {
+                let years = match value {
+                    toml::Value::Integer(n) => Some(*n),
+                    toml::Value::String(s) => s.trim().parse::<i64>().ok(),
+                    _ => None,
+                };
+                match years {
+                    Some(n @ 1..=100) => Some(n as u32),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: "archive.evidence_retention",
+                            message: format!(
+                                "{value} must be \"forever\" or a number of years from 1 to 100 after retain_until"
+                            ),
+                        });
+                    }
+                }
+            }
+        };
         let evidence_policy = file.evidence_policy;
         if let Some(policy) = &evidence_policy
             && (!policy.contains(':') || policy.chars().any(char::is_whitespace))
@@ -781,6 +813,7 @@ impl Settings {
                 .filter(|k| !k.is_empty())
                 .map(SecretText::new),
             master_key_files: file.archive.master_key_files,
+            evidence_retention_years,
         })
     }
 }
@@ -945,6 +978,38 @@ mod tests {
         )
         .expect_err("zero timeout");
         assert!(err.to_string().contains("timeout_seconds"), "{err}");
+    }
+
+    #[test]
+    fn evidence_retention_is_forever_or_at_least_one_year() {
+        let s = load(None, &[], Overrides::default()).expect("settings");
+        assert_eq!(s.evidence_retention_years, None);
+        let s = load(
+            Some("[archive]\nevidence_retention = 5\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.evidence_retention_years, Some(5));
+        let s = load(
+            Some("[archive]\nevidence_retention = 5\n"),
+            &[("RECOMMANDE_ARCHIVE_EVIDENCE_RETENTION", "forever")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.evidence_retention_years, None);
+        for bad in ["0", "\"jamais\"", "-1", "2.5"] {
+            let err = load(
+                Some(&format!("[archive]\nevidence_retention = {bad}\n")),
+                &[],
+                Overrides::default(),
+            )
+            .expect_err(bad);
+            assert!(
+                err.to_string().contains("archive.evidence_retention"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

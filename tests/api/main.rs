@@ -20,6 +20,7 @@ mod process;
 mod production_pki;
 mod proofs;
 mod restart;
+mod retention;
 mod smtp;
 mod templates;
 mod tsa;
