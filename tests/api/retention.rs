@@ -57,7 +57,7 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     let report = recommande::archive::purge(&app.service, false)
         .await
         .expect("purge");
-    assert_eq!(report.letters, [id.clone()]);
+    assert_eq!(report.letters, std::slice::from_ref(&id));
     assert!(report.redacted.is_empty(), "{report:?}");
     assert_eq!(view().await["recipient"]["email"], "compta@debitrice.fr");
 
@@ -73,7 +73,7 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     let report = recommande::archive::purge(&app.service, false)
         .await
         .expect("purge");
-    assert_eq!(report.redacted, [id.clone()]);
+    assert_eq!(report.redacted, std::slice::from_ref(&id));
     let shown = view().await;
     assert_eq!(
         shown["recipient"]["email"], "erased@erased.invalid",
