@@ -137,6 +137,10 @@ pub struct Settings {
     pub log_head_every_leaves: u64,
     /// Outside witnesses that receive every signed tree head (`[log.witnesses]`).
     pub log_witnesses: WitnessSettings,
+    /// Bearer token of `GET /metrics` (`[metrics] token`); unset and not public: disabled.
+    pub metrics_token: Option<SecretText>,
+    /// `[metrics] public = true`: `GET /metrics` without a token (a private network only).
+    pub metrics_public: bool,
     /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
     /// the one built in, e.g. with a newly published half-year.
     pub collection_rates_file: Option<PathBuf>,
@@ -241,6 +245,15 @@ struct FileConfig {
     collection: FileCollection,
     #[serde(default)]
     archive: FileArchive,
+    #[serde(default)]
+    metrics: FileMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    token: Option<String>,
+    public: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -340,6 +353,7 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         false,
     ),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    ("RECOMMANDE_METRICS_TOKEN", Some("metrics"), "token", false),
     (
         "RECOMMANDE_ARCHIVE_EVIDENCE_RETENTION",
         Some("archive"),
@@ -752,6 +766,13 @@ impl Settings {
             });
         }
         let log_witnesses = resolve_witnesses(file.log.witnesses)?;
+        let metrics_token = file.metrics.token.filter(|t| !t.is_empty());
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err(ConfigError::Invalid {
+                key: "metrics.token",
+                message: "must be at least 32 characters".into(),
+            });
+        }
         let evidence_retention_years = match &file.archive.evidence_retention {
             None => None,
             Some(toml::Value::String(s)) if s.trim() == "forever" => None,
@@ -806,6 +827,8 @@ impl Settings {
             log_head_interval_seconds,
             log_head_every_leaves,
             log_witnesses,
+            metrics_token: metrics_token.map(SecretText::new),
+            metrics_public: file.metrics.public.unwrap_or(false),
             collection_rates_file: file.collection.rates_file,
             master_key: file
                 .archive

@@ -26,6 +26,7 @@ pub mod documents;
 pub mod letter_templates;
 pub mod letters;
 pub mod log;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
@@ -55,6 +56,7 @@ pub fn router(service: Service) -> Router {
         Arc::new(|_, wait| Problem::rate_limited(wait).into_response());
     Router::new()
         .route("/healthz", get(system::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/tsa",
             post(system::timestamp)

@@ -50,6 +50,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::document,
         super::recipient::evidence_file,
         super::bounces::receive,
+        super::metrics::metrics,
         super::consents::create,
         super::consents::list,
         super::consents::show,
@@ -136,6 +137,15 @@ impl Modify for BearerApiKey {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The operator's mail.bounce_token"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's metrics.token"))
                     .build(),
             ),
         );

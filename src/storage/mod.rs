@@ -968,6 +968,7 @@ mod batches;
 mod consents;
 mod lifecycle;
 pub mod log;
+pub mod metrics;
 mod templates;
 mod webhooks;
 pub mod witnesses;

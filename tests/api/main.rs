@@ -15,6 +15,7 @@ mod deposit;
 mod golden;
 mod lifecycle;
 mod log;
+mod metrics;
 mod pages;
 mod process;
 mod production_pki;
