@@ -89,6 +89,7 @@ pub fn router(service: Service) -> Router {
         .route(
             "/v1/batches",
             post(batches::submit)
+                .get(batches::list)
                 .layer(DefaultBodyLimit::max(crate::batch::MAX_BATCH_BODY))
                 .layer(axum::middleware::from_fn_with_state(
                     crate::batch::MAX_BATCH_BODY,
