@@ -86,6 +86,9 @@ pub enum BatchState {
     /// The deposit stopped on a system failure; the chunks committed before it stay
     /// deposited (each one whole, with its evidence and notifications), the rest was not.
     Failed,
+    /// Cancelled by the sender (`POST /v1/batches/{id}/cancel`): the letters deposited before
+    /// stay deposited, the remaining rows never will be.
+    Cancelled,
 }
 
 impl BatchState {
@@ -96,6 +99,7 @@ impl BatchState {
             BatchState::Completed => "completed",
             BatchState::Rejected => "rejected",
             BatchState::Failed => "failed",
+            BatchState::Cancelled => "cancelled",
         }
     }
 
@@ -106,6 +110,7 @@ impl BatchState {
             BatchState::Completed,
             BatchState::Rejected,
             BatchState::Failed,
+            BatchState::Cancelled,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)

@@ -32,7 +32,8 @@ use crate::service::Service;
 pub struct BatchView {
     /// Batch id.
     pub id: String,
-    /// `depositing`, `completed`, `rejected` (all_or_nothing with invalid rows) or `failed`.
+    /// `depositing`, `completed`, `rejected` (all_or_nothing with invalid rows), `failed` or
+    /// `cancelled`.
     pub state: BatchState,
     /// Mode of the batch.
     pub mode: BatchMode,
@@ -67,7 +68,7 @@ pub struct BatchView {
 pub struct BatchSummary {
     /// Batch id.
     pub id: String,
-    /// `depositing`, `completed`, `rejected` or `failed`.
+    /// `depositing`, `completed`, `rejected`, `failed` or `cancelled`.
     pub state: BatchState,
     /// Mode of the batch.
     pub mode: BatchMode,
@@ -306,6 +307,48 @@ pub async fn show(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// Cancels a batch still depositing: rows not yet deposited never will be; letters already
+/// deposited stay (with their evidence and notifications). Answers the batch as it stands.
+#[utoipa::path(post, path = "/v1/batches/{id}/cancel", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, description = "The cancelled batch", body = BatchView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such batch for this account", body = Problem),
+              (status = 409, description = "The batch is already in a final state", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn cancel(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found(format!("no batch {id} for this account"));
+    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let record = service
+        .storage
+        .batch(&caller.tenant_id, &canonical)
+        .await?
+        .ok_or_else(not_found)?;
+    let now = crate::clock::unix_micros(service.clock.now());
+    if !service
+        .storage
+        .cancel_batch(&caller.tenant_id, &canonical, now)
+        .await?
+    {
+        let state = service
+            .storage
+            .batch(&caller.tenant_id, &canonical)
+            .await?
+            .map_or(record.state, |r| r.state);
+        return Err(Problem::conflict(
+            "batch-final",
+            "The batch is already final",
+            format!("batch {canonical} is {state}: only a depositing batch can be cancelled"),
+        ));
+    }
+    tracing::info!(batch.id = %canonical, batch.deposited = record.deposited, "batch cancelled");
+    show(State(service), caller, Path(canonical)).await
+}
+
 /// This account's batches, newest first.
 #[utoipa::path(get, path = "/v1/batches", tag = "batches",
     params(("status" = Option<BatchState>, Query, description = "Only batches in this state"),
@@ -330,7 +373,7 @@ pub async fn list(
                 Some(s) => state = Some(s),
                 None => errors.push(field_error(
                     "status",
-                    "must be depositing, completed, rejected or failed",
+                    "must be depositing, completed, rejected, failed or cancelled",
                 )),
             }
         } else if !page.accept(key, value, &mut errors) {

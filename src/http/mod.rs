@@ -97,6 +97,7 @@ pub fn router(service: Service) -> Router {
                 )),
         )
         .route("/v1/batches/{id}", get(batches::show))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .route("/v1/letters/{id}", get(letters::show))
         .route(
             "/v1/letters/{id}/hold",

@@ -70,6 +70,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::verification::verify_letter_api,
         super::batches::submit,
         super::batches::list,
+        super::batches::cancel,
         super::batches::show,
         openapi_json,
     ),

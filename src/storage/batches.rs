@@ -354,6 +354,30 @@ impl Storage {
         })
     }
 
+    /// Cancels the tenant's batch `id` if it is still depositing: no further chunk commits
+    /// (each commit requires `depositing`), the letters already committed stay. Returns
+    /// whether it did.
+    pub async fn cancel_batch(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE batches SET state = 'cancelled', cancelled_at = $3, completed_at = $3, \
+                 updated_at = $3, lease_until = NULL \
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'depositing'",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     /// The tenant's batches, newest first (ids are UUIDv7), before `before_id`, in `state`
     /// when given.
     pub async fn list_batches(

@@ -23,6 +23,7 @@ crate::on_both_engines!(
     an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners,
     a_resumed_batch_continues_after_its_last_committed_chunk,
     batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are_checked_per_row,
+    a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_cancelled,
 );
 
 fn defaults(document: &str) -> Value {
@@ -924,4 +925,80 @@ async fn batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are
         .map(|e| e["field"].as_str().expect("field"))
         .collect();
     assert_eq!(fields, ["colour", "limit", "status"], "{problem}");
+}
+
+async fn a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_cancelled(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    // A batch whose runner stopped with rows left to deposit.
+    let id = abandoned_batch(&app, &document, 3, 0).await;
+    let cancel = |key: String, id: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!("/v1/batches/{id}/cancel")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("POST cancel")
+        }
+    };
+
+    // Another account cannot see it, let alone cancel it.
+    let other = app.new_api_key("Autre Cabinet").await;
+    assert_eq!(cancel(other, id.clone()).await.status(), 404);
+
+    let response = cancel(app.api_key.clone(), id.clone()).await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.expect("json");
+    assert_eq!(view["state"], "cancelled", "{view}");
+    assert_eq!(view["pending"], 0);
+    assert!(view["completed_at"].is_string(), "{view}");
+
+    // No runner takes it up again, and running it deposits nothing.
+    let now = recommande::clock::unix_micros(app.service.clock.now());
+    let claimed = app
+        .service
+        .storage
+        .claim_abandoned_batch(now, now + 60_000_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed, None);
+    app.service.batches.run(&id).await.expect("run");
+    assert_eq!(app.letter_count().await, 0);
+    let listed: Value = app
+        .get("/v1/batches?status=cancelled")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+
+    // A final batch (this one, or a completed one) cannot be cancelled.
+    let response = cancel(app.api_key.clone(), id.clone()).await;
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("cancelled"),
+        "{problem}"
+    );
+    let done = deposit_batch(
+        &app,
+        "application/json",
+        "",
+        serde_json::to_vec(&json!({"defaults": defaults(&document), "letters": [recipient(9)]}))
+            .expect("json"),
+    )
+    .await;
+    let done_id = done["id"].as_str().expect("id").to_string();
+    let response = cancel(app.api_key.clone(), done_id).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(app.letter_count().await, 1, "the deposited letter stays");
 }
