@@ -135,6 +135,12 @@ pub struct Settings {
     pub log_head_interval_seconds: u64,
     /// … or as soon as this many leaves were appended since the last one.
     pub log_head_every_leaves: u64,
+    /// Outside witnesses that receive every signed tree head (`[log.witnesses]`).
+    pub log_witnesses: WitnessSettings,
+    /// Bearer token of `GET /metrics` (`[metrics] token`); unset and not public: disabled.
+    pub metrics_token: Option<SecretText>,
+    /// `[metrics] public = true`: `GET /metrics` without a token (a private network only).
+    pub metrics_public: bool,
     /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
     /// the one built in, e.g. with a newly published half-year.
     pub collection_rates_file: Option<PathBuf>,
@@ -144,6 +150,9 @@ pub struct Settings {
     /// Master key files (`[archive] master_key_files`), in order; the first is active unless
     /// `master_key` is set. None at all: a development key in `DATA_DIR/keys/`.
     pub master_key_files: Vec<PathBuf>,
+    /// `[archive] evidence_retention`: `None` = `forever` (default); `Some(n)` = the parties'
+    /// personal data outside the sealed evidence is erased `n` years after `retain_until`.
+    pub evidence_retention_years: Option<u32>,
     /// Where the (encrypted) document bytes live (`[storage]`).
     pub storage: StorageBackend,
 }
@@ -176,6 +185,32 @@ pub struct S3Settings {
     pub secret_access_key: Option<SecretText>,
     /// Allows a plain `http://` endpoint (a local test server only).
     pub allow_http: bool,
+}
+
+/// Outside witnesses of the transparency log (issue 6 §2): each new signed tree head is
+/// mailed to every address and POSTed to every webhook (signed like sender webhooks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WitnessSettings {
+    /// Mail addresses (a court clerk's or a bailiff's mailbox).
+    pub emails: Vec<String>,
+    /// Webhook receivers, each with its own signing secret.
+    pub webhooks: Vec<WitnessWebhook>,
+}
+
+impl WitnessSettings {
+    /// True when no witness is configured.
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty() && self.webhooks.is_empty()
+    }
+}
+
+/// A webhook witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessWebhook {
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// HMAC-SHA256 signing secret (16 to 256 visible characters).
+    pub secret: SecretText,
 }
 
 /// A secret setting: never printed by `Debug`.
@@ -244,6 +279,7 @@ struct FileConfig {
     archive: FileArchive,
     #[serde(default)]
     storage: FileStorage,
+    metrics: FileMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,6 +303,13 @@ struct FileS3 {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FileMetrics {
+    token: Option<String>,
+    public: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileCollection {
     rates_file: Option<PathBuf>,
 }
@@ -275,6 +318,7 @@ struct FileCollection {
 #[serde(deny_unknown_fields)]
 struct FileArchive {
     master_key: Option<String>,
+    evidence_retention: Option<toml::Value>,
     #[serde(default)]
     master_key_files: Vec<PathBuf>,
 }
@@ -284,6 +328,24 @@ struct FileArchive {
 struct FileLog {
     head_interval_seconds: Option<u64>,
     head_every_leaves: Option<u64>,
+    #[serde(default)]
+    witnesses: FileWitnesses,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWitnesses {
+    #[serde(default)]
+    emails: Vec<String>,
+    #[serde(default)]
+    webhooks: Vec<FileWitnessWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWitnessWebhook {
+    url: String,
+    secret: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +439,13 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         false,
     ),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    ("RECOMMANDE_METRICS_TOKEN", Some("metrics"), "token", false),
+    (
+        "RECOMMANDE_ARCHIVE_EVIDENCE_RETENTION",
+        Some("archive"),
+        "evidence_retention",
+        false,
+    ),
     (
         "RECOMMANDE_VERIFY_MAX_UPLOAD_BYTES",
         Some("verify"),
@@ -523,6 +592,62 @@ impl Settings {
                 };
             }
             target.insert(key.to_string(), value);
+        }
+        // Witness lists replace the file's: addresses separated by commas, webhooks separated
+        // by whitespace, each `URL#SECRET` (a witness URL never has a fragment of its own).
+        for (variable, key) in [
+            ("RECOMMANDE_LOG_WITNESS_EMAILS", "emails"),
+            ("RECOMMANDE_LOG_WITNESS_WEBHOOKS", "webhooks"),
+        ] {
+            let Some(raw) = env(variable) else { continue };
+            let items = if key == "emails" {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| toml::Value::String(a.to_string()))
+                    .collect::<Vec<_>>()
+            } else {
+                let mut items = Vec::new();
+                for entry in raw.split_whitespace() {
+                    let (url, secret) =
+                        entry.rsplit_once('#').ok_or_else(|| ConfigError::Invalid {
+                            key: "log.witnesses.webhooks",
+                            message: format!(
+                                "{variable}: each entry must be URL#SECRET (the secret after a #)"
+                            ),
+                        })?;
+                    let mut item = toml::Table::new();
+                    item.insert("url".into(), toml::Value::String(url.to_string()));
+                    item.insert("secret".into(), toml::Value::String(secret.to_string()));
+                    items.push(toml::Value::Table(item));
+                }
+                items
+            };
+            let log = table
+                .entry("log".to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let witnesses = match log {
+                toml::Value::Table(t) => t
+                    .entry("witnesses".to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "log",
+                        message: "[log] must be a table".into(),
+                    });
+                }
+            };
+            match witnesses {
+                toml::Value::Table(t) => {
+                    t.insert(key.to_string(), toml::Value::Array(items));
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "log.witnesses",
+                        message: "[log.witnesses] must be a table".into(),
+                    });
+                }
+            }
         }
         let path = overrides
             .config_file
@@ -741,6 +866,36 @@ impl Settings {
             });
         }
         let storage = resolve_storage(file.storage)?;
+        let log_witnesses = resolve_witnesses(file.log.witnesses)?;
+        let metrics_token = file.metrics.token.filter(|t| !t.is_empty());
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 32) {
+            return Err(ConfigError::Invalid {
+                key: "metrics.token",
+                message: "must be at least 32 characters".into(),
+            });
+        }
+        let evidence_retention_years = match &file.archive.evidence_retention {
+            None => None,
+            Some(toml::Value::String(s)) if s.trim() == "forever" => None,
+            Some(value) => {
+                let years = match value {
+                    toml::Value::Integer(n) => Some(*n),
+                    toml::Value::String(s) => s.trim().parse::<i64>().ok(),
+                    _ => None,
+                };
+                match years {
+                    Some(n @ 1..=100) => Some(n as u32),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: "archive.evidence_retention",
+                            message: format!(
+                                "{value} must be \"forever\" or a number of years from 1 to 100 after retain_until"
+                            ),
+                        });
+                    }
+                }
+            }
+        };
         let evidence_policy = file.evidence_policy;
         if let Some(policy) = &evidence_policy
             && (!policy.contains(':') || policy.chars().any(char::is_whitespace))
@@ -772,6 +927,9 @@ impl Settings {
             bounce_token,
             log_head_interval_seconds,
             log_head_every_leaves,
+            log_witnesses,
+            metrics_token: metrics_token.map(SecretText::new),
+            metrics_public: file.metrics.public.unwrap_or(false),
             collection_rates_file: file.collection.rates_file,
             master_key: file
                 .archive
@@ -780,6 +938,7 @@ impl Settings {
                 .map(SecretText::new),
             master_key_files: file.archive.master_key_files,
             storage,
+            evidence_retention_years,
         })
     }
 }
@@ -866,6 +1025,47 @@ fn resolve_storage(file: FileStorage) -> Result<StorageBackend, ConfigError> {
             message: format!("{other:?} must be \"filesystem\" or \"s3\""),
         }),
     }
+}
+
+/// Checks every witness: mail addresses, webhook URLs and secrets, no witness twice.
+fn resolve_witnesses(file: FileWitnesses) -> Result<WitnessSettings, ConfigError> {
+    let mut emails: Vec<String> = Vec::new();
+    for address in file.emails {
+        let parsed: lettre::Address = address.trim().parse().map_err(|_| ConfigError::Invalid {
+            key: "log.witnesses.emails",
+            message: format!("{address:?} is not a mail address"),
+        })?;
+        let address = parsed.to_string();
+        if emails.contains(&address) {
+            return Err(ConfigError::Invalid {
+                key: "log.witnesses.emails",
+                message: format!("{address} is listed twice"),
+            });
+        }
+        emails.push(address);
+    }
+    let mut webhooks: Vec<WitnessWebhook> = Vec::new();
+    for hook in file.webhooks {
+        let url = crate::webhook::check_url(&hook.url).map_err(|m| ConfigError::Invalid {
+            key: "log.witnesses.webhooks",
+            message: format!("url {:?} {m}", hook.url),
+        })?;
+        crate::webhook::check_secret(&hook.secret).map_err(|m| ConfigError::Invalid {
+            key: "log.witnesses.webhooks",
+            message: format!("the secret of {url} {m}"),
+        })?;
+        if webhooks.iter().any(|w| w.url == url) {
+            return Err(ConfigError::Invalid {
+                key: "log.witnesses.webhooks",
+                message: format!("{url} is listed twice"),
+            });
+        }
+        webhooks.push(WitnessWebhook {
+            url,
+            secret: SecretText::new(hook.secret),
+        });
+    }
+    Ok(WitnessSettings { emails, webhooks })
 }
 
 /// The embedded default: one SQLite file inside the data directory.
@@ -1084,6 +1284,110 @@ mod tests {
         )
         .expect_err("zero timeout");
         assert!(err.to_string().contains("timeout_seconds"), "{err}");
+    }
+
+    #[test]
+    fn evidence_retention_is_forever_or_at_least_one_year() {
+        let s = load(None, &[], Overrides::default()).expect("settings");
+        assert_eq!(s.evidence_retention_years, None);
+        let s = load(
+            Some("[archive]\nevidence_retention = 5\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.evidence_retention_years, Some(5));
+        let s = load(
+            Some("[archive]\nevidence_retention = 5\n"),
+            &[("RECOMMANDE_ARCHIVE_EVIDENCE_RETENTION", "forever")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.evidence_retention_years, None);
+        for bad in ["0", "\"jamais\"", "-1", "2.5"] {
+            let err = load(
+                Some(&format!("[archive]\nevidence_retention = {bad}\n")),
+                &[],
+                Overrides::default(),
+            )
+            .expect_err(bad);
+            assert!(
+                err.to_string().contains("archive.evidence_retention"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_witnesses_come_from_the_file_or_the_environment_and_are_checked() {
+        let file = r#"
+[log.witnesses]
+emails = ["greffe@tribunal.example.fr"]
+webhooks = [{ url = "https://huissier.example.fr/tete", secret = "0123456789abcdef" }]
+"#;
+        let s = load(Some(file), &[], Overrides::default()).expect("settings");
+        assert_eq!(s.log_witnesses.emails, ["greffe@tribunal.example.fr"]);
+        assert_eq!(
+            s.log_witnesses.webhooks[0].url,
+            "https://huissier.example.fr/tete"
+        );
+        assert!(!format!("{s:?}").contains("0123456789abcdef"));
+        let s = load(
+            Some(file),
+            &[
+                (
+                    "RECOMMANDE_LOG_WITNESS_EMAILS",
+                    "a@greffe.example.fr, b@etude.example.fr",
+                ),
+                (
+                    "RECOMMANDE_LOG_WITNESS_WEBHOOKS",
+                    "https://w1.example.fr/h#secret-one-0123456 http://w2.example.fr/#secret-two-0123456",
+                ),
+            ],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(
+            s.log_witnesses.emails,
+            ["a@greffe.example.fr", "b@etude.example.fr"]
+        );
+        assert_eq!(s.log_witnesses.webhooks.len(), 2);
+        assert_eq!(
+            s.log_witnesses.webhooks[1].secret.expose(),
+            "secret-two-0123456"
+        );
+        for (var, value, needle) in [
+            (
+                "RECOMMANDE_LOG_WITNESS_EMAILS",
+                "not-an-address",
+                "not-an-address",
+            ),
+            (
+                "RECOMMANDE_LOG_WITNESS_EMAILS",
+                "a@b.fr,a@b.fr",
+                "listed twice",
+            ),
+            (
+                "RECOMMANDE_LOG_WITNESS_WEBHOOKS",
+                "https://w.fr/h",
+                "URL#SECRET",
+            ),
+            (
+                "RECOMMANDE_LOG_WITNESS_WEBHOOKS",
+                "ftp://w.fr/#0123456789abcdef",
+                "http",
+            ),
+            (
+                "RECOMMANDE_LOG_WITNESS_WEBHOOKS",
+                "https://w.fr/#short",
+                "16 to 256",
+            ),
+        ] {
+            let err = load(None, &[(var, value)], Overrides::default()).expect_err(value);
+            let text = err.to_string();
+            assert!(text.contains("log.witnesses"), "{text}");
+            assert!(text.contains(needle), "{text}");
+        }
     }
 
     #[test]

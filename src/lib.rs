@@ -41,4 +41,5 @@ pub mod trust;
 pub mod verify;
 pub mod webhook;
 pub mod window;
+pub mod witness;
 pub mod worker;

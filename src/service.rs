@@ -32,6 +32,7 @@ use crate::timestamp::client::RemoteTsa;
 use crate::timestamp::{SerialNumbers, TimestampAuthority, TimestampError};
 use crate::trust::{TrustAnchors, TrustError};
 use crate::verify::{ChainExpectation, verify_evidence};
+use crate::witness::Witnesses;
 
 /// Evidence policy written when production keys are used and none is configured.
 pub const PRODUCTION_EVIDENCE_POLICY: &str = "urn:recommande:evidence-policy:v1";
@@ -102,6 +103,8 @@ pub struct Service {
     pub lifecycle: Lifecycle,
     /// The transparency log over all evidence.
     pub log: TransparencyLog,
+    /// Outside witnesses that receive each signed tree head.
+    pub witnesses: Witnesses,
     /// Debt-collection letters written by the service.
     pub composer: Composer,
     /// API key HMAC.
@@ -298,6 +301,14 @@ impl Service {
             &settings.mail_from,
         )?;
         mailer.check().await?;
+        let witnesses = Witnesses::new(
+            storage.clone(),
+            mailer.clone(),
+            &settings.log_witnesses,
+            &settings.public_url,
+            &settings.provider_name,
+        )
+        .map_err(|e| StartError::Config(format!("witness HTTP client: {e}")))?;
         let lifecycle = Lifecycle::new(
             storage.clone(),
             sealer.clone(),
@@ -315,7 +326,8 @@ impl Service {
             &settings.provider_name,
             settings.log_head_interval_seconds,
             settings.log_head_every_leaves,
-        );
+        )
+        .with_witnesses(crate::witness::targets(&settings.log_witnesses));
         Ok(Service {
             settings: Arc::new(settings),
             storage,
@@ -329,6 +341,7 @@ impl Service {
             batches,
             lifecycle,
             log,
+            witnesses,
             composer,
             api_keys,
             clock,

@@ -211,28 +211,13 @@ impl WebhookRequest {
                 ));
                 None
             }
-            Some(serde_json::Value::String(s)) => {
-                let length = s.chars().count();
-                if !SECRET_LENGTH.contains(&length) {
-                    errors.push(field_error(
-                        "secret",
-                        &format!(
-                            "must have {} to {} characters",
-                            SECRET_LENGTH.start(),
-                            SECRET_LENGTH.end()
-                        ),
-                    ));
+            Some(serde_json::Value::String(s)) => match check_secret(s) {
+                Ok(()) => Some(s.clone()),
+                Err(message) => {
+                    errors.push(field_error("secret", &message));
                     None
-                } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-                    errors.push(field_error(
-                        "secret",
-                        "must not contain spaces or control characters",
-                    ));
-                    None
-                } else {
-                    Some(s.clone())
                 }
-            }
+            },
             Some(_) => {
                 errors.push(field_error("secret", "must be a string"));
                 None
@@ -285,9 +270,25 @@ pub fn secret_hint(secret: &str) -> String {
     format!("…{tail}")
 }
 
+/// A signing secret: 16 to 256 visible characters without spaces.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    let length = secret.chars().count();
+    if !SECRET_LENGTH.contains(&length) {
+        return Err(format!(
+            "must have {} to {} characters",
+            SECRET_LENGTH.start(),
+            SECRET_LENGTH.end()
+        ));
+    }
+    if secret.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(())
+}
+
 /// An absolute http(s) URL with a host, without credentials (they would be shown in every
 /// listing) nor fragment (never sent).
-fn check_url(raw: &str) -> Result<String, &'static str> {
+pub fn check_url(raw: &str) -> Result<String, &'static str> {
     if raw.len() > MAX_URL_LEN {
         return Err("must be at most 2048 characters");
     }
@@ -569,25 +570,47 @@ pub fn spawn_delivery_worker(
     })
 }
 
-/// One POST; returns the status when the receiver answered, and the error unless it was 2xx.
+/// One POST of a delivery; returns the status when the receiver answered, and the error
+/// unless it was 2xx.
 async fn send(
     client: &reqwest::Client,
     claim: &ClaimedDelivery,
     now: OffsetDateTime,
 ) -> (Option<u16>, Option<String>) {
     let delivery = &claim.delivery;
-    let signed = signature(
+    post_signed(
+        client,
+        &claim.url,
         claim.secret.as_bytes(),
-        now.unix_timestamp(),
+        &delivery.event,
+        &delivery.id,
         &delivery.payload,
-    );
+        now,
+    )
+    .await
+}
+
+/// POSTs `payload` (JSON) to `url` signed with `secret` at `now` ([`signature`]), with the
+/// event and delivery-id headers: the one way every signed notification of the service
+/// leaves (sender webhooks and log witnesses). Returns the status when the receiver
+/// answered, and the error unless it was 2xx.
+pub async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &[u8],
+    event: &str,
+    delivery_id: &str,
+    payload: &[u8],
+    now: OffsetDateTime,
+) -> (Option<u16>, Option<String>) {
+    let signed = signature(secret, now.unix_timestamp(), payload);
     let result = client
-        .post(&claim.url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, signed)
-        .header(EVENT_HEADER, &delivery.event)
-        .header(DELIVERY_HEADER, &delivery.id)
-        .body(delivery.payload.clone())
+        .header(EVENT_HEADER, event)
+        .header(DELIVERY_HEADER, delivery_id)
+        .body(payload.to_vec())
         .send()
         .await;
     match result {
@@ -622,7 +645,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// A uniformly drawn jitter in −0.1..=0.1.
-fn random_jitter() -> f64 {
+pub fn random_jitter() -> f64 {
     let mut bytes = [0u8; 4];
     // Jitter only spreads retries; should the system RNG fail, no jitter is acceptable.
     if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {

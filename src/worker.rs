@@ -1,5 +1,5 @@
 //! Background workers: the outbox (notifications, reminders, webhook events), webhook
-//! deliveries, the non-claim sweep, the resumption of interrupted batches, the transparency
+//! deliveries, tree heads pushed to outside witnesses, the non-claim sweep, the resumption of interrupted batches, the transparency
 //! log, the hourly retention purge and a daily sampled archive audit. Each loop survives
 //! errors (logged) and stops with the process.
 
@@ -71,6 +71,11 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
+    let witnesses = crate::witness::spawn_delivery_worker(
+        service.witnesses.clone(),
+        service.clock.clone(),
+        crate::witness::DELIVERY_INTERVAL,
+    );
     // At start too: batches left depositing by a stopped process are taken over.
     let batches = crate::batch::run::spawn_resumer(service.batches.clone());
     let purge = {
@@ -111,5 +116,7 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
-    vec![outbox, expiry, webhooks, log, batches, purge, audit]
+    vec![
+        outbox, expiry, webhooks, witnesses, log, batches, purge, audit,
+    ]
 }

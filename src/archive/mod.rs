@@ -37,6 +37,41 @@ pub struct PurgeReport {
     /// Documents (SHA-256) whose data key was destroyed by this run (dry: keys already free;
     /// the keys freed by the letters above are not counted).
     pub documents: Vec<String>,
+    /// Letters whose sender and recipient copies were blanked by this run because the
+    /// evidence retention (`[archive] evidence_retention`) passed (not counted when dry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+}
+
+/// The name written over a letter's sender and recipient once the evidence retention passed.
+pub const ERASED_NAME: &str = "[données personnelles effacées / personal data erased]";
+/// The address written over them (`.invalid`, RFC 2606 §2: never delivered).
+pub const ERASED_EMAIL: &str = "erased@erased.invalid";
+
+/// A party JSON with its name, address and organisation erased; what is not personal data
+/// (the recipient's kind, a consent id) is kept so that every reader still parses it.
+fn erase_party(json: &str) -> String {
+    let mut party = match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    party.insert("name".into(), ERASED_NAME.into());
+    party.insert("email".into(), ERASED_EMAIL.into());
+    party.remove("organization");
+    party.remove("identity");
+    serde_json::Value::Object(party).to_string()
+}
+
+/// The latest `retain_until` (Unix µs) whose letters are past an evidence retention of
+/// `years` at `now`: calendar years (29 February falls back to the 28th).
+pub fn redaction_cutoff(now: time::OffsetDateTime, years: u32) -> i64 {
+    let year = now.year() - years as i32;
+    let shifted = now
+        .replace_year(year)
+        .or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year)))
+        // Both cannot fail for a year within time's range; the unshifted time keeps nothing.
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    crate::clock::unix_micros(shifted)
 }
 
 /// A purge that could not finish.
@@ -111,6 +146,28 @@ pub async fn purge(
         }
         if (free.len() as i64) < PURGE_PAGE || !progress {
             break;
+        }
+    }
+    if let Some(years) = service.settings.evidence_retention_years {
+        let cutoff = redaction_cutoff(service.clock.now(), years);
+        loop {
+            let due = storage
+                .letters_due_for_redaction(cutoff, PURGE_PAGE)
+                .await?;
+            let mut progress = false;
+            for (id, sender, recipient) in &due {
+                if storage
+                    .redact_letter_parties(id, &erase_party(sender), &erase_party(recipient), now)
+                    .await?
+                {
+                    tracing::info!(letter.id = %id, "evidence retention passed: sender and recipient erased from the letter row");
+                    report.redacted.push(id.clone());
+                    progress = true;
+                }
+            }
+            if (due.len() as i64) < PURGE_PAGE || !progress {
+                break;
+            }
         }
     }
     Ok(report)

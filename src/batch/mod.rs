@@ -86,6 +86,9 @@ pub enum BatchState {
     /// The deposit stopped on a system failure; the chunks committed before it stay
     /// deposited (each one whole, with its evidence and notifications), the rest was not.
     Failed,
+    /// Cancelled by the sender (`POST /v1/batches/{id}/cancel`): the letters deposited before
+    /// stay deposited, the remaining rows never will be.
+    Cancelled,
 }
 
 impl BatchState {
@@ -96,6 +99,7 @@ impl BatchState {
             BatchState::Completed => "completed",
             BatchState::Rejected => "rejected",
             BatchState::Failed => "failed",
+            BatchState::Cancelled => "cancelled",
         }
     }
 
@@ -106,6 +110,7 @@ impl BatchState {
             BatchState::Completed,
             BatchState::Rejected,
             BatchState::Failed,
+            BatchState::Cancelled,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -197,7 +202,22 @@ pub enum ColumnType {
     List,
     /// A JSON integer (amounts in cents).
     Integer,
+    /// A JSON boolean: `true`/`false`, `1`/`0`, `oui`/`non`, `yes`/`no`, case-insensitive.
+    Boolean,
 }
+
+/// The boolean a CSV cell spells, if any ([`ColumnType::Boolean`]).
+pub fn parse_boolean(cell: &str) -> Option<bool> {
+    match cell.trim().to_lowercase().as_str() {
+        "true" | "1" | "oui" | "yes" | "vrai" => Some(true),
+        "false" | "0" | "non" | "no" | "faux" => Some(false),
+        _ => None,
+    }
+}
+
+/// The message for a cell that is not a boolean.
+const NOT_A_BOOLEAN: &str =
+    "must be true or false (also accepted: 1/0, oui/non, yes/no, vrai/faux; any case)";
 
 /// The columns a CSV batch may have: paths of the letter JSON with their types. `#` stands
 /// for an array index (`compose.invoices.0.amount_cents`).
@@ -240,6 +260,7 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("compose.first_letter.date", ColumnType::Text),
     ("compose.first_letter.kind", ColumnType::Text),
     ("compose.contract_rate_percent", ColumnType::Text),
+    ("compose.override_prescription", ColumnType::Boolean),
 ];
 
 /// The single-letter body of one row: `defaults` merged under `row` (objects merge key by
@@ -502,6 +523,17 @@ pub fn read_csv(
                         continue;
                     }
                 },
+                ColumnType::Boolean => match parse_boolean(cell) {
+                    Some(b) => Value::Bool(b),
+                    None => {
+                        cell_errors.push(RowError {
+                            row: line,
+                            field: name.clone(),
+                            message: format!("{cell:?} {NOT_A_BOOLEAN}"),
+                        });
+                        continue;
+                    }
+                },
             };
             set_path(&mut letter, name, value);
         }
@@ -545,6 +577,13 @@ pub fn defaults_from_query<'a>(
                 Ok(n) => Value::from(n),
                 Err(_) => {
                     errors.push(field_error(name, "must be a whole number"));
+                    continue;
+                }
+            },
+            ColumnType::Boolean => match parse_boolean(raw) {
+                Some(b) => Value::Bool(b),
+                None => {
+                    errors.push(field_error(name, &format!("{raw:?} {NOT_A_BOOLEAN}")));
                     continue;
                 }
             },
@@ -684,6 +723,56 @@ mod tests {
             assert!(fields.contains(&"recipient.email"), "{fields:?}");
             assert!(fields.contains(&"recipient.kind"), "{fields:?}");
             assert!(errors.iter().all(|e| e.row == 4));
+        }
+    }
+
+    #[test]
+    fn boolean_columns_accept_the_usual_spellings_and_name_the_bad_cell() {
+        let csv = "recipient.name;compose.override_prescription\n\
+                   A;true\nB;OUI\nC;0\nD;Non\nE;peut-être\nF;YES\n";
+        let input = read_csv(csv.as_bytes(), None).expect("reads");
+        let values: Vec<(i64, &Value)> = input
+            .rows
+            .iter()
+            .map(|r| (r.row, &r.letter["compose"]["override_prescription"]))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                (2, &json!(true)),
+                (3, &json!(true)),
+                (4, &json!(false)),
+                (5, &json!(false)),
+                (7, &json!(true))
+            ]
+        );
+        assert_eq!(input.errors.len(), 1, "{:?}", input.errors);
+        let error = &input.errors[0];
+        assert_eq!(error.row, 6);
+        assert_eq!(error.field, "compose.override_prescription");
+        assert!(
+            error
+                .message
+                .starts_with("\"peut-être\" must be true or false"),
+            "{}",
+            error.message
+        );
+        let refused = defaults_from_query([("compose.override_prescription", "maybe")])
+            .expect_err("not a boolean");
+        assert_eq!(refused[0].field, "compose.override_prescription");
+        assert_eq!(
+            defaults_from_query([("compose.override_prescription", "Oui")]).expect("ok")["compose"]
+                ["override_prescription"],
+            json!(true)
+        );
+        for (parsed, expected) in [
+            ("True", Some(true)),
+            ("1", Some(true)),
+            ("no", Some(false)),
+            ("2", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_boolean(parsed), expected, "{parsed}");
         }
     }
 

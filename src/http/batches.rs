@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 use super::letters::body_problem;
 use super::problem::Problem;
 use super::{
-    IdempotencyKey, json_response, path_uuid, replay_idempotent, request_fingerprint, with_location,
+    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
+    with_location,
 };
 use crate::api_key::Caller;
 use crate::batch::run::{BatchAccepted, SubmitError};
@@ -31,7 +32,8 @@ use crate::service::Service;
 pub struct BatchView {
     /// Batch id.
     pub id: String,
-    /// `depositing`, `completed`, `rejected` (all_or_nothing with invalid rows) or `failed`.
+    /// `depositing`, `completed`, `rejected` (all_or_nothing with invalid rows), `failed` or
+    /// `cancelled`.
     pub state: BatchState,
     /// Mode of the batch.
     pub mode: BatchMode,
@@ -59,6 +61,40 @@ pub struct BatchView {
     pub failure: Option<String>,
     /// Every invalid field of every refused row.
     pub errors: Vec<RowError>,
+}
+
+/// One batch in a listing: its counts, without the row errors (read them on the batch).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchSummary {
+    /// Batch id.
+    pub id: String,
+    /// `depositing`, `completed`, `rejected`, `failed` or `cancelled`.
+    pub state: BatchState,
+    /// Mode of the batch.
+    pub mode: BatchMode,
+    /// Format it arrived in.
+    pub source: BatchSource,
+    /// Rows in the request.
+    pub total: i64,
+    /// Letters deposited so far.
+    pub deposited: i64,
+    /// Rows refused.
+    pub rejected: i64,
+    /// Submission time (RFC 3339 UTC).
+    pub created_at: String,
+    /// When the batch reached its final state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+}
+
+/// A page of batches.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BatchPage {
+    /// Newest first.
+    pub items: Vec<BatchSummary>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Body of a JSON batch (for the OpenAPI document; the handler checks it field by field).
@@ -268,6 +304,123 @@ pub async fn show(
         errors,
     };
     let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// Cancels a batch still depositing: rows not yet deposited never will be; letters already
+/// deposited stay (with their evidence and notifications). Answers the batch as it stands.
+#[utoipa::path(post, path = "/v1/batches/{id}/cancel", tag = "batches",
+    params(("id" = String, Path, description = "Batch id")),
+    responses((status = 200, description = "The cancelled batch", body = BatchView),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such batch for this account", body = Problem),
+              (status = 409, description = "The batch is already in a final state", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn cancel(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let not_found = || Problem::not_found(format!("no batch {id} for this account"));
+    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let record = service
+        .storage
+        .batch(&caller.tenant_id, &canonical)
+        .await?
+        .ok_or_else(not_found)?;
+    let now = crate::clock::unix_micros(service.clock.now());
+    if !service
+        .storage
+        .cancel_batch(&caller.tenant_id, &canonical, now)
+        .await?
+    {
+        let state = service
+            .storage
+            .batch(&caller.tenant_id, &canonical)
+            .await?
+            .map_or(record.state, |r| r.state);
+        return Err(Problem::conflict(
+            "batch-final",
+            "The batch is already final",
+            format!("batch {canonical} is {state}: only a depositing batch can be cancelled"),
+        ));
+    }
+    tracing::info!(batch.id = %canonical, batch.deposited = record.deposited, "batch cancelled");
+    show(State(service), caller, Path(canonical)).await
+}
+
+/// This account's batches, newest first.
+#[utoipa::path(get, path = "/v1/batches", tag = "batches",
+    params(("status" = Option<BatchState>, Query, description = "Only batches in this state"),
+           ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of batches", body = BatchPage),
+              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
+              (status = 401, description = "Missing or wrong API key", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(service): State<Service>,
+    caller: Caller,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(params) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let mut errors = Vec::new();
+    let mut page = PageQuery::default();
+    let mut state = None;
+    for (key, value) in &params {
+        if key == "status" {
+            match BatchState::parse(value) {
+                Some(s) => state = Some(s),
+                None => errors.push(field_error(
+                    "status",
+                    "must be depositing, completed, rejected, failed or cancelled",
+                )),
+            }
+        } else if !page.accept(key, value, &mut errors) {
+            errors.push(field_error(key, "is not a known parameter"));
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| a.field.cmp(&b.field));
+        return Err(Problem::invalid_query(errors));
+    }
+    // One more than asked tells whether another page exists.
+    let mut rows = service
+        .storage
+        .list_batches(
+            &caller.tenant_id,
+            state.map(BatchState::as_str),
+            page.after_id.as_deref(),
+            page.limit + 1,
+        )
+        .await?;
+    let next_cursor = page.cut(&mut rows, |r| &r.id);
+    let items = rows
+        .iter()
+        .map(|record| {
+            Ok(BatchSummary {
+                id: record.id.clone(),
+                state: BatchState::parse(&record.state).ok_or_else(|| {
+                    Problem::internal(&format!("batch {} has state {}", record.id, record.state))
+                })?,
+                mode: BatchMode::parse(&record.mode).unwrap_or(BatchMode::ValidRows),
+                source: if record.source == "csv" {
+                    BatchSource::Csv
+                } else {
+                    BatchSource::Json
+                },
+                total: record.total,
+                deposited: record.deposited,
+                rejected: record.rejected,
+                created_at: rfc3339_micros(from_unix_micros(record.created_at)),
+                completed_at: record
+                    .completed_at
+                    .map(|t| rfc3339_micros(from_unix_micros(t))),
+            })
+        })
+        .collect::<Result<Vec<_>, Problem>>()?;
+    let body =
+        serde_json::to_vec(&BatchPage { items, next_cursor }).map_err(|e| Problem::internal(&e))?;
     Ok(json_response(StatusCode::OK, body))
 }
 

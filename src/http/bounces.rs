@@ -42,23 +42,7 @@ pub async fn receive(
             "bounce intake is disabled (set mail.bounce_token)",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or("");
-    let matches = ring::hmac::verify(
-        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"bounce-token"),
-        presented.as_bytes(),
-        ring::hmac::sign(
-            &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"bounce-token"),
-            expected.as_bytes(),
-        )
-        .as_ref(),
-    )
-    .is_ok();
+    let matches = bearer_token_matches(&headers, expected);
     if !matches {
         return Err(Problem::unauthorized("the bounce token is wrong"));
     }
@@ -72,4 +56,23 @@ pub async fn receive(
         }),
     )
         .into_response())
+}
+
+/// Whether the request's `Authorization: Bearer …` is `expected` (an operator token),
+/// compared in constant time: both sides are HMACed and the MACs compared by `ring`.
+pub(super) fn bearer_token_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or("");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"operator-token");
+    ring::hmac::verify(
+        &key,
+        presented.as_bytes(),
+        ring::hmac::sign(&key, expected.as_bytes()).as_ref(),
+    )
+    .is_ok()
 }

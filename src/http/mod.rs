@@ -26,6 +26,7 @@ pub mod documents;
 pub mod letter_templates;
 pub mod letters;
 pub mod log;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
@@ -55,6 +56,7 @@ pub fn router(service: Service) -> Router {
         Arc::new(|_, wait| Problem::rate_limited(wait).into_response());
     Router::new()
         .route("/healthz", get(system::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/tsa",
             post(system::timestamp)
@@ -87,6 +89,7 @@ pub fn router(service: Service) -> Router {
         .route(
             "/v1/batches",
             post(batches::submit)
+                .get(batches::list)
                 .layer(DefaultBodyLimit::max(crate::batch::MAX_BATCH_BODY))
                 .layer(axum::middleware::from_fn_with_state(
                     crate::batch::MAX_BATCH_BODY,
@@ -94,6 +97,7 @@ pub fn router(service: Service) -> Router {
                 )),
         )
         .route("/v1/batches/{id}", get(batches::show))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .route("/v1/letters/{id}", get(letters::show))
         .route(
             "/v1/letters/{id}/hold",

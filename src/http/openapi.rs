@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::batches::{BatchBody, BatchView};
+use super::batches::{BatchBody, BatchPage, BatchSummary, BatchView};
 use super::consents::{ConsentBody, ConsentPage, ConsentStatus, ConsentView, WithdrawalBody};
 use super::documents::{DocumentView, UploadForm};
 use super::letters::{
@@ -50,6 +50,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::document,
         super::recipient::evidence_file,
         super::bounces::receive,
+        super::metrics::metrics,
         super::consents::create,
         super::consents::list,
         super::consents::show,
@@ -68,6 +69,8 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::log::consistency,
         super::verification::verify_letter_api,
         super::batches::submit,
+        super::batches::list,
+        super::batches::cancel,
         super::batches::show,
         openapi_json,
     ),
@@ -81,7 +84,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         DeliveryStatus, crate::log::PublishedTreeHead, crate::log::InclusionProof,
         crate::log::ConsistencyProof, super::verification::LetterVerification,
         super::verification::VerifiedEvent, super::verification::CheckVerdict,
-        BatchView, BatchBody, BatchAccepted, BatchMode, BatchState, BatchSource, RowError,
+        BatchView, BatchBody, BatchPage, BatchSummary, BatchAccepted, BatchMode, BatchState, BatchSource, RowError,
         super::letter_templates::TemplateBody, super::letter_templates::TemplateView,
         super::letter_templates::TemplatePage, crate::collection::LetterKind,
         crate::collection::request::ComposeBody, crate::collection::CompositionSummary,
@@ -136,6 +139,15 @@ impl Modify for BearerApiKey {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The operator's mail.bounce_token"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's metrics.token"))
                     .build(),
             ),
         );

@@ -16,6 +16,7 @@ use crate::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
 use crate::evidence::EvidenceSealer;
 use crate::seal::ParsedSeal;
 use crate::storage::log::{AppendOutcome, TreeHeadRow};
+use crate::storage::witnesses::WitnessTarget;
 use crate::storage::{Storage, StorageError};
 use crate::timestamp::ParsedToken;
 use crate::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
@@ -245,6 +246,7 @@ pub struct TransparencyLog {
     name: String,
     head_interval: time::Duration,
     head_every_leaves: u64,
+    witnesses: Arc<Vec<WitnessTarget>>,
 }
 
 impl TransparencyLog {
@@ -264,7 +266,15 @@ impl TransparencyLog {
             name: format!("{provider_name} evidence log"),
             head_interval: time::Duration::seconds(head_interval_seconds as i64),
             head_every_leaves,
+            witnesses: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same log, queueing each new tree head for `witnesses` in the transaction that
+    /// stores it (issue 6 §2).
+    pub fn with_witnesses(mut self, witnesses: Vec<WitnessTarget>) -> Self {
+        self.witnesses = Arc::new(witnesses);
+        self
     }
 
     /// Appends every evidence record not yet logged; returns how many.
@@ -341,7 +351,10 @@ impl TransparencyLog {
             timestamp_token: token,
         };
         tracing::info!(log.size = size, log.root = %row.root_hash, "signed tree head issued");
-        Ok(self.storage.insert_tree_head(&row).await?)
+        Ok(self
+            .storage
+            .insert_tree_head_for_witnesses(&row, &self.witnesses, unix_micros(now))
+            .await?)
     }
 
     /// The log material of a bundle: the first signed tree head that covers every record of

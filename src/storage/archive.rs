@@ -230,6 +230,61 @@ impl Storage {
         })
     }
 
+    /// At most `limit` letters whose content was destroyed, not on hold, not yet redacted,
+    /// and whose `retain_until` is at or before `cutoff`: (id, sender JSON, recipient JSON).
+    pub async fn letters_due_for_redaction(
+        &self,
+        cutoff: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String)>, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT id, sender, recipient FROM letters WHERE retain_until <= $1 \
+                 AND content_destroyed_at IS NOT NULL AND legal_hold_since IS NULL \
+                 AND personal_data_redacted_at IS NULL ORDER BY retain_until, id LIMIT $2",
+            )
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("id")?,
+                        r.try_get("sender")?,
+                        r.try_get("recipient")?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Replaces a letter's sender and recipient copies (outside the sealed evidence, which is
+    /// never touched) and sets `personal_data_redacted_at`, unless on hold or already done.
+    /// Returns whether it did.
+    pub async fn redact_letter_parties(
+        &self,
+        letter_id: &str,
+        sender: &str,
+        recipient: &str,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE letters SET sender = $2, recipient = $3, personal_data_redacted_at = $4 \
+                 WHERE id = $1 AND personal_data_redacted_at IS NULL \
+                 AND content_destroyed_at IS NOT NULL AND legal_hold_since IS NULL",
+            )
+            .bind(letter_id)
+            .bind(sender)
+            .bind(recipient)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     /// Marks a letter's content destroyed (after its `ContentDestruction` evidence), only if
     /// its retention period ended by `now` and it is not on hold. Returns whether it did.
     pub async fn mark_content_destroyed(

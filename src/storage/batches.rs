@@ -354,6 +354,58 @@ impl Storage {
         })
     }
 
+    /// Cancels the tenant's batch `id` if it is still depositing: no further chunk commits
+    /// (each commit requires `depositing`), the letters already committed stay. Returns
+    /// whether it did.
+    pub async fn cancel_batch(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let done = sqlx::query(
+                "UPDATE batches SET state = 'cancelled', cancelled_at = $3, completed_at = $3, \
+                 updated_at = $3, lease_until = NULL \
+                 WHERE tenant_id = $1 AND id = $2 AND state = 'depositing'",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// The tenant's batches, newest first (ids are UUIDv7), before `before_id`, in `state`
+    /// when given.
+    pub async fn list_batches(
+        &self,
+        tenant_id: &str,
+        state: Option<&str>,
+        before_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<BatchRecord>, StorageError> {
+        let sql = concat!(
+            batch_select!(),
+            " WHERE b.tenant_id = $1 AND ($2 IS NULL OR b.state = $2) \
+             AND ($3 IS NULL OR b.id < $3) ORDER BY b.id DESC LIMIT $4"
+        );
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(sql)
+                .bind(tenant_id)
+                .bind(state)
+                .bind(before_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.into_iter()
+                .map(|row| Ok(batch_from_row!(row)))
+                .collect()
+        })
+    }
+
     /// Batch `id` with its stored valid rows, for the runner (read on the writer so that a
     /// batch just committed is seen).
     pub async fn batch_to_run(

@@ -307,26 +307,11 @@ impl Storage {
         })
     }
 
-    /// Stores a tree head (a head for the same size already stored wins; it is returned).
+    /// Stores a tree head (a head for the same size already stored wins; it is returned),
+    /// queueing it for no witness.
     pub async fn insert_tree_head(&self, head: &TreeHeadRow) -> Result<TreeHeadRow, StorageError> {
-        dispatch!(self, write, |pool, Db| {
-            sqlx::query(
-                "INSERT INTO tree_heads (tree_size, root_hash, issued_at, head, seal, timestamp_token) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
-            )
-            .bind(head.tree_size)
-            .bind(&head.root_hash)
-            .bind(head.issued_at)
-            .bind(&head.head)
-            .bind(&head.seal)
-            .bind(&head.timestamp_token)
-            .execute(pool)
-            .await?;
-            Ok::<(), StorageError>(())
-        })?;
-        self.tree_head(head.tree_size)
-            .await?
-            .ok_or_else(|| StorageError::Corrupt("tree head vanished after insert".into()))
+        self.insert_tree_head_for_witnesses(head, &[], head.issued_at)
+            .await
     }
 
     /// The tree head of exactly `size` leaves.

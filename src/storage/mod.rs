@@ -968,8 +968,10 @@ mod batches;
 mod consents;
 mod lifecycle;
 pub mod log;
+pub mod metrics;
 mod templates;
 mod webhooks;
+pub mod witnesses;
 
 pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};

@@ -22,6 +22,8 @@ crate::on_both_engines!(
     the_send_command_deposits_a_csv_file_and_writes_the_refused_rows,
     an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners,
     a_resumed_batch_continues_after_its_last_committed_chunk,
+    batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are_checked_per_row,
+    a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_cancelled,
 );
 
 fn defaults(document: &str) -> Value {
@@ -803,4 +805,200 @@ async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(en
         "a completed batch is not run again"
     );
     assert_eq!(run_outbox(&app).await, 3, "each letter notified once");
+}
+
+async fn batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are_checked_per_row(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    // 1: completed (JSON). 2: rejected (all_or_nothing with a bad row). 3: completed (CSV)
+    // with one row refused for a cell that is not a boolean.
+    let first = deposit_batch(
+        &app,
+        "application/json",
+        "",
+        serde_json::to_vec(&json!({"defaults": defaults(&document), "letters": [recipient(1)]}))
+            .expect("json"),
+    )
+    .await;
+    let mut bad = recipient(3);
+    bad["recipient"]["kind"] = json!("robot");
+    let second = deposit_batch(
+        &app,
+        "application/json",
+        "",
+        serde_json::to_vec(&json!({"defaults": defaults(&document),
+            "letters": [recipient(2), bad], "mode": "all_or_nothing"}))
+        .expect("json"),
+    )
+    .await;
+    assert_eq!(second["state"], "rejected");
+    let csv = format!(
+        "recipient.name;recipient.email;recipient.kind;documents;compose.override_prescription\n\
+         A;a@exemple.fr;professional;{document};\n\
+         B;b@exemple.fr;professional;{document};peut-être\n"
+    );
+    let query = "?sender.name=Cabinet&sender.email=envoi%40recouvr.fr";
+    let third = deposit_batch(&app, "text/csv", query, csv.into_bytes()).await;
+    assert_eq!(third["state"], "completed", "{third}");
+    assert_eq!(third["deposited"], 1);
+    let errors = third["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{third}");
+    assert_eq!(errors[0]["row"], 3);
+    assert_eq!(errors[0]["field"], "compose.override_prescription");
+    let message = errors[0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("peut-être") && message.contains("oui/non"),
+        "{message}"
+    );
+
+    // Newest first, two per page, then the rest.
+    let page: Value = app
+        .get("/v1/batches?limit=2")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|b| b["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&page),
+        [
+            third["id"].as_str().expect("id"),
+            second["id"].as_str().expect("id")
+        ]
+    );
+    assert_eq!(page["items"][0]["total"], 2);
+    assert_eq!(page["items"][0]["rejected"], 1);
+    assert_eq!(page["items"][0]["source"], "csv");
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let rest: Value = app
+        .get(&format!("/v1/batches?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&rest), [first["id"].as_str().expect("id")]);
+    assert!(rest.get("next_cursor").is_none(), "{rest}");
+
+    let rejected: Value = app
+        .get("/v1/batches?status=rejected")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ids(&rejected), [second["id"].as_str().expect("id")]);
+
+    // Another account sees none of them.
+    let other = app.new_api_key("Autre Cabinet").await;
+    let theirs: Value = app
+        .client
+        .get(app.url("/v1/batches"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["items"], json!([]));
+
+    // Bad parameters are all named.
+    let response = app
+        .get("/v1/batches?status=paused&limit=0&colour=red")
+        .await;
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.expect("json");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    assert_eq!(fields, ["colour", "limit", "status"], "{problem}");
+}
+
+async fn a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_cancelled(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    // A batch whose runner stopped with rows left to deposit.
+    let id = abandoned_batch(&app, &document, 3, 0).await;
+    let cancel = |key: String, id: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&format!("/v1/batches/{id}/cancel")))
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("POST cancel")
+        }
+    };
+
+    // Another account cannot see it, let alone cancel it.
+    let other = app.new_api_key("Autre Cabinet").await;
+    assert_eq!(cancel(other, id.clone()).await.status(), 404);
+
+    let response = cancel(app.api_key.clone(), id.clone()).await;
+    assert_eq!(response.status(), 200);
+    let view: Value = response.json().await.expect("json");
+    assert_eq!(view["state"], "cancelled", "{view}");
+    assert_eq!(view["pending"], 0);
+    assert!(view["completed_at"].is_string(), "{view}");
+
+    // No runner takes it up again, and running it deposits nothing.
+    let now = recommande::clock::unix_micros(app.service.clock.now());
+    let claimed = app
+        .service
+        .storage
+        .claim_abandoned_batch(now, now + 60_000_000)
+        .await
+        .expect("claim");
+    assert_eq!(claimed, None);
+    app.service.batches.run(&id).await.expect("run");
+    assert_eq!(app.letter_count().await, 0);
+    let listed: Value = app
+        .get("/v1/batches?status=cancelled")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+
+    // A final batch (this one, or a completed one) cannot be cancelled.
+    let response = cancel(app.api_key.clone(), id.clone()).await;
+    assert_eq!(response.status(), 409);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("cancelled"),
+        "{problem}"
+    );
+    let done = deposit_batch(
+        &app,
+        "application/json",
+        "",
+        serde_json::to_vec(&json!({"defaults": defaults(&document), "letters": [recipient(9)]}))
+            .expect("json"),
+    )
+    .await;
+    let done_id = done["id"].as_str().expect("id").to_string();
+    let response = cancel(app.api_key.clone(), done_id).await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(app.letter_count().await, 1, "the deposited letter stays");
 }

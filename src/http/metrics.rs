@@ -1,0 +1,197 @@
+//! `GET /metrics`: what an operator monitors (issue 6 §3), in the Prometheus text exposition
+//! format 0.0.4 written by hand — `# HELP`, `# TYPE`, then `name{label="value"} number` lines.
+//! Behind the operator's bearer token (`[metrics] token`), or open with `[metrics] public`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::bounces::bearer_token_matches;
+use super::problem::Problem;
+use crate::clock::unix_micros;
+use crate::service::Service;
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The metrics.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"),
+              (status = 401, description = "Wrong metrics token", body = Problem),
+              (status = 404, description = "Metrics disabled", body = Problem)),
+    security(("metrics_token" = [])))]
+pub async fn metrics(
+    State(service): State<Service>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    if !service.settings.metrics_public {
+        let Some(expected) = &service.settings.metrics_token else {
+            return Err(Problem::not_found(
+                "metrics are disabled (set metrics.token or metrics.public)",
+            ));
+        };
+        if !bearer_token_matches(&headers, expected.expose()) {
+            return Err(Problem::unauthorized("the metrics token is wrong"));
+        }
+    }
+    let now = unix_micros(service.clock.now());
+    let snapshot = service.storage.metrics_snapshot().await?;
+    let audit = service.storage.latest_audit_run().await?;
+    let mut out = Exposition::default();
+
+    let seconds = |micros: i64| micros as f64 / 1e6;
+    let age = |at: Option<i64>| at.map_or(0.0, |t| seconds((now - t).max(0)));
+    if let Some(run) = &audit {
+        let report: serde_json::Value = serde_json::from_slice(&run.report).unwrap_or_default();
+        let mode = if run.mode == "all" { "all" } else { "sampled" };
+        out.gauge(
+            "recommande_audit_last_finished_timestamp_seconds",
+            "When the last archive audit finished (Unix time).",
+            &[("mode", mode)],
+            seconds(run.finished_at),
+        );
+        out.gauge(
+            "recommande_audit_last_duration_seconds",
+            "How long the last archive audit took.",
+            &[("mode", mode)],
+            seconds(run.finished_at - run.started_at),
+        );
+        out.gauge(
+            "recommande_audit_last_passed",
+            "1 when the last archive audit found nothing wrong.",
+            &[("mode", mode)],
+            if run.passed { 1.0 } else { 0.0 },
+        );
+        out.gauge(
+            "recommande_audit_last_failures",
+            "Failures found by the last archive audit.",
+            &[("mode", mode)],
+            run.failures as f64,
+        );
+        for what in [
+            "documents",
+            "letters",
+            "evidence",
+            "log_leaves",
+            "tree_heads",
+        ] {
+            let value = report[format!("{what}_checked")].as_u64().unwrap_or(0);
+            out.gauge(
+                "recommande_audit_last_checked",
+                "Items checked by the last archive audit.",
+                &[("mode", mode), ("what", what)],
+                value as f64,
+            );
+        }
+    }
+    for (queue, at) in [
+        ("notifications", snapshot.oldest_pending_job),
+        ("webhooks", snapshot.oldest_pending_webhook),
+        ("witnesses", snapshot.oldest_pending_witness),
+    ] {
+        out.gauge(
+            "recommande_outbox_oldest_pending_age_seconds",
+            "Age of the oldest job or delivery not done yet (0 when none).",
+            &[("queue", queue)],
+            age(at),
+        );
+    }
+    out.gauge(
+        "recommande_log_leaves",
+        "Evidence records in the transparency log.",
+        &[],
+        snapshot.log_size as f64,
+    );
+    if let Some((size, issued_at)) = snapshot.latest_tree_head {
+        out.gauge(
+            "recommande_log_tree_head_size",
+            "Size of the latest signed tree head.",
+            &[],
+            size as f64,
+        );
+        out.gauge(
+            "recommande_log_tree_head_age_seconds",
+            "Age of the latest signed tree head.",
+            &[],
+            age(Some(issued_at)),
+        );
+    }
+    for (state, n) in &snapshot.letters_by_state {
+        out.gauge(
+            "recommande_letters",
+            "Letters by state.",
+            &[("state", state)],
+            *n as f64,
+        );
+    }
+    out.gauge(
+        "recommande_documents",
+        "Stored documents.",
+        &[],
+        snapshot.documents as f64,
+    );
+    for (key, n) in &snapshot.data_keys_by_master_key {
+        out.gauge(
+            "recommande_data_keys",
+            "Live document data keys by the master key wrapping them.",
+            &[("master_key_id", key)],
+            *n as f64,
+        );
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
+        out.text,
+    )
+        .into_response())
+}
+
+/// The text being written; `# HELP` and `# TYPE` once per metric name.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+    named: Vec<&'static str>,
+}
+
+impl Exposition {
+    fn gauge(&mut self, name: &'static str, help: &str, labels: &[(&str, &str)], value: f64) {
+        if !self.named.contains(&name) {
+            self.named.push(name);
+            self.text
+                .push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        }
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            let body: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+                .collect();
+            self.text.push_str(&format!("{{{}}}", body.join(",")));
+        }
+        self.text.push_str(&format!(" {value}\n"));
+    }
+}
+
+/// A label value escaped as the format requires: `\`, `"` and line feeds.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_and_type_come_once_and_label_values_are_escaped() {
+        let mut out = Exposition::default();
+        out.gauge("m", "Help.", &[("k", "a\"b\\c")], 1.0);
+        out.gauge("m", "Help.", &[("k", "d")], 2.5);
+        assert_eq!(
+            out.text,
+            "# HELP m Help.\n# TYPE m gauge\nm{k=\"a\\\"b\\\\c\"} 1\nm{k=\"d\"} 2.5\n"
+        );
+    }
+}
