@@ -78,6 +78,10 @@ pub struct AuditReport {
     pub finished_at: String,
     /// Documents re-read.
     pub documents_checked: u64,
+    /// Documents found crypto-shredded by the retention purge, as expected (every letter
+    /// using them had its content destroyed); included in `documents_checked`.
+    #[serde(default)]
+    pub documents_destroyed: u64,
     /// Letters whose chain was checked.
     pub letters_checked: u64,
     /// Evidence records re-verified.
@@ -120,6 +124,7 @@ struct Run<'a> {
     service: &'a Service,
     failures: Vec<AuditFailure>,
     documents: u64,
+    documents_destroyed: u64,
     letters: u64,
     evidence: u64,
     leaves: u64,
@@ -138,6 +143,7 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         service,
         failures: Vec::new(),
         documents: 0,
+        documents_destroyed: 0,
         letters: 0,
         evidence: 0,
         leaves: 0,
@@ -184,6 +190,7 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         started_at: rfc3339_micros(started),
         finished_at: rfc3339_micros(finished),
         documents_checked: run.documents,
+        documents_destroyed: run.documents_destroyed,
         letters_checked: run.letters,
         evidence_checked: run.evidence,
         log_leaves_checked: run.leaves,
@@ -253,6 +260,35 @@ impl Run<'_> {
         self.documents += 1;
         let mut reader = match self.service.content.open_read(&doc.sha256).await {
             Ok(r) => r,
+            // Crypto-shredded by the retention purge: expected once every letter using the
+            // bytes has had its content destroyed (recorded as ContentDestruction evidence);
+            // a failure when a letter still needs them.
+            Err(crate::content::ContentError::Destroyed { destroyed_at, .. }) => {
+                match self
+                    .service
+                    .storage
+                    .letters_still_needing(&doc.sha256)
+                    .await
+                {
+                    Ok(needing) if needing.is_empty() => self.documents_destroyed += 1,
+                    Ok(needing) => {
+                        let detail = format!(
+                            "the data key was destroyed at {} (Unix µs) while {} letter(s) still need the bytes: {}",
+                            destroyed_at,
+                            needing.len(),
+                            needing.join(", ")
+                        );
+                        let failure = self.fail("document", "document_destroyed_early", detail);
+                        failure.document_id = Some(doc.id.clone());
+                        failure.letter_id = needing.into_iter().next();
+                    }
+                    Err(e) => {
+                        self.fail("document", "document_readable", e.to_string())
+                            .document_id = Some(doc.id.clone());
+                    }
+                }
+                return;
+            }
             Err(e) => {
                 self.fail("document", "document_readable", e.to_string())
                     .document_id = Some(doc.id.clone());

@@ -326,6 +326,24 @@ impl Storage {
         })
     }
 
+    /// Letters that still need the bytes `sha256`: they use them and their content was not
+    /// destroyed. The audit uses it to tell a purge's crypto-shredding (none) from a key lost
+    /// or destroyed too early (some).
+    pub async fn letters_still_needing(&self, sha256: &str) -> Result<Vec<String>, StorageError> {
+        dispatch!(self, read, |pool, Db| {
+            let rows = sqlx::query(
+                "SELECT DISTINCT l.id FROM documents d \
+                 JOIN letter_documents ld ON ld.document_id = d.id \
+                 JOIN letters l ON l.id = ld.letter_id \
+                 WHERE d.sha256 = $1 AND l.content_destroyed_at IS NULL ORDER BY l.id",
+            )
+            .bind(sha256)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+        })
+    }
+
     /// Destroys a document's data key (crypto-shredding), re-checking in the same statement
     /// that no letter still needs it. Returns whether it did.
     pub async fn destroy_document_key(&self, sha256: &str, now: i64) -> Result<bool, StorageError> {

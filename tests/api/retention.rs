@@ -97,16 +97,29 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     for (before, after) in evidence_before.iter().zip(&evidence_after) {
         assert_eq!(before.record, after.record);
     }
+    // The crypto-shredded document is what the purge should leave: the audit counts it and
+    // passes; every chain and the log verify.
     let audit = run(&app.service, AuditScope::All).await.expect("audit");
-    // (The audit reports the crypto-shredded document itself as unreadable: that is the
-    // purge, not the redaction; every chain and the log must pass.)
-    let other: Vec<_> = audit
+    assert!(audit.report.passed, "{:?}", audit.report.failures);
+    assert!(audit.report.documents_destroyed >= 1);
+    assert!(audit.report.letters_checked >= 1);
+    assert!(audit.report.log_leaves_checked >= evidence_after.len() as u64);
+
+    // Had the letter still needed its content (its destruction mark undone here, as if the
+    // key had been destroyed behind the purge's back), the audit names the letter.
+    app.execute_sql(&format!(
+        "UPDATE letters SET content_destroyed_at = NULL WHERE id = '{id}'"
+    ))
+    .await
+    .expect("tamper");
+    let audit = run(&app.service, AuditScope::All).await.expect("audit");
+    assert!(!audit.report.passed);
+    let early: Vec<_> = audit
         .report
         .failures
         .iter()
-        .filter(|f| !(f.check == "document_readable" && f.detail.contains("destroyed")))
+        .filter(|f| f.check == "document_destroyed_early")
         .collect();
-    assert!(other.is_empty(), "{other:?}");
-    assert!(audit.report.letters_checked >= 1);
-    assert!(audit.report.log_leaves_checked >= evidence_after.len() as u64);
+    assert_eq!(early.len(), 1, "{:?}", audit.report.failures);
+    assert_eq!(early[0].letter_id.as_deref(), Some(id.as_str()));
 }
