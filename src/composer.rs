@@ -12,15 +12,13 @@ use time::Date;
 use crate::api_key::Caller;
 use crate::clock::{Clock, unix_micros};
 use crate::collection::{ComposeRequest, ComposedLetter, RatesTable, Wording, write_letter};
-use crate::content::ContentStore;
+use crate::content::{ContentStore, PendingContent};
 use crate::deposit::DepositError;
 use crate::letter::{DepositRequest, FieldError, field_error};
 use crate::storage::{DocumentRow, Storage};
 
 /// Largest composed PDF stored (a letter of 100 invoices stays far below).
 const MAX_COMPOSED_PDF: u64 = 16 * 1024 * 1024;
-/// Composed PDFs written to the content store at once in a batch.
-const STORE_CONCURRENCY: usize = 32;
 
 /// A checked and written letter, ready to render.
 #[derive(Debug, Clone)]
@@ -142,68 +140,85 @@ impl Composer {
         let now = self.clock.now();
         let started = std::time::Instant::now();
         let count = letters.len();
-        let chunk_size = letters.len().div_ceil(threads.max(1)).max(1);
+        // Each PDF is encrypted and flushed to a temporary file on the thread that rendered
+        // it, then dropped: a chunk's PDFs are never all in memory. Twice as many tasks as
+        // threads, so that one renders while another waits on the disk.
+        let tasks_wanted = threads.max(1) * 2;
+        let chunk_size = letters.len().div_ceil(tasks_wanted).max(1);
         let mut tasks = Vec::new();
         let mut rest = letters;
         while !rest.is_empty() {
             let tail = rest.split_off(chunk_size.min(rest.len()));
             let chunk = std::mem::replace(&mut rest, tail);
-            tasks.push(tokio::task::spawn_blocking(
-                move || -> Result<Vec<Rendered>, DepositError> {
-                    chunk
-                        .into_iter()
-                        .map(|(composed, author)| render_one(&composed, &author, now))
-                        .collect()
-                },
-            ));
+            let content = self.content.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let mut done: Vec<(PendingContent, Value, &'static str)> =
+                    Vec::with_capacity(chunk.len());
+                for (composed, author) in chunk {
+                    let written =
+                        render_one(&composed, &author, now).and_then(|(pdf, summary, kind)| {
+                            let pending = content.write_pending(&pdf, MAX_COMPOSED_PDF)?;
+                            Ok((pending, summary, kind))
+                        });
+                    match written {
+                        Ok(w) => done.push(w),
+                        Err(e) => {
+                            for (pending, _, _) in done {
+                                pending.discard();
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(done)
+            }));
         }
-        let mut rendered = Vec::new();
+        let mut written = Vec::with_capacity(count);
+        let mut failure = None;
         for task in tasks {
-            rendered.extend(
-                task.await
-                    .map_err(|e| DepositError::Composition(format!("rendering stopped: {e}")))??,
-            );
+            match task.await {
+                Ok(Ok(done)) => written.extend(done),
+                Ok(Err(e)) => failure = Some(e),
+                Err(e) => {
+                    failure = Some(DepositError::Composition(format!("rendering stopped: {e}")))
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for (pending, _, _) in written {
+                pending.discard();
+            }
+            return Err(e);
         }
         let rendered_in = started.elapsed();
-        // Each file is flushed to disk before it is named (content.rs); flushing many at
-        // once lets the file system group them, which a one-by-one loop cannot.
-        let mut files = tokio::task::JoinSet::new();
-        let mut written = vec![None; rendered.len()];
-        let mut meta = Vec::with_capacity(rendered.len());
-        let mut pdfs = Vec::with_capacity(rendered.len());
-        for (pdf, summary, kind) in rendered {
-            pdfs.push(pdf);
+        let mut meta = Vec::with_capacity(written.len());
+        let mut pending = Vec::with_capacity(written.len());
+        for (p, summary, kind) in written {
+            pending.push(p);
             meta.push((summary, kind));
         }
-        // Each PDF moves into its writing task and is freed once stored.
-        let mut pending = pdfs.into_iter().enumerate();
-        loop {
-            while files.len() < STORE_CONCURRENCY {
-                let Some((i, pdf)) = pending.next() else {
-                    break;
-                };
-                let content = self.content.clone();
-                files.spawn(async move {
-                    let mut incoming = content.begin(MAX_COMPOSED_PDF).await?;
-                    incoming.write(&pdf).await?;
-                    incoming.finish().await.map(|stored| (i, stored))
-                });
-            }
-            let Some(done) = files.join_next().await else {
-                break;
-            };
-            let (i, stored) =
-                done.map_err(|e| DepositError::Composition(format!("storing stopped: {e}")))??;
-            written[i] = Some(stored);
-        }
-        let mut out = Vec::with_capacity(meta.len());
-        for ((summary, kind), stored) in meta.into_iter().zip(written) {
-            let stored = stored.ok_or_else(|| {
-                DepositError::Composition("a composed letter was not stored".into())
-            })?;
-            let document = self.document_row(caller, &stored, kind).await?;
-            out.push((document, summary));
-        }
+        // Placed together: one transaction for the data keys, one flush per directory.
+        let stored = self.content.place_many(pending).await?;
+        let created_at = unix_micros(self.clock.now());
+        let candidates: Vec<DocumentRow> = stored
+            .iter()
+            .zip(&meta)
+            .map(|(stored, (_, kind))| DocumentRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: caller.tenant_id.clone(),
+                sha256: stored.sha256.clone(),
+                size: stored.size as i64,
+                media_type: "application/pdf".into(),
+                filename: format!("{kind}-{}.pdf", &stored.sha256[..12]),
+                created_at,
+            })
+            .collect();
+        let documents = self.storage.insert_documents(&candidates).await?;
+        let out: Vec<(DocumentRow, Value)> = documents
+            .into_iter()
+            .zip(meta)
+            .map(|(document, (summary, _))| (document, summary))
+            .collect();
         tracing::debug!(
             letters = count,
             render_seconds = rendered_in.as_secs_f64(),

@@ -296,6 +296,138 @@ impl ContentStore {
         })
     }
 
+    /// First step of storing a document from blocking code (a rendering thread): encrypts
+    /// `doc` under a new data key into a flushed temporary file. [`ContentStore::place_many`]
+    /// then records the keys of many such documents in one transaction and moves them into
+    /// place: the same files, keys and guarantees as [`ContentStore::begin`]…
+    /// [`IncomingContent::finish`] per document, with one transaction and one flush per
+    /// directory for all of them. A pending document never placed leaves its temporary file,
+    /// which [`PendingContent::discard`] removes.
+    pub fn write_pending(&self, doc: &[u8], limit: u64) -> Result<PendingContent, ContentError> {
+        if doc.len() as u64 > limit {
+            return Err(ContentError::TooLarge { limit });
+        }
+        write_encrypted(&self.incoming_dir(), doc)
+    }
+
+    /// Places documents written by [`ContentStore::write_pending`], under the placing lock:
+    /// bytes already stored under a live key keep their copy; the others get their keys
+    /// recorded (one transaction), then their files renamed into place and the directories
+    /// flushed. Returns each document's [`StoredContent`], in order. On error the temporary
+    /// files are removed.
+    pub async fn place_many(
+        &self,
+        pending: Vec<PendingContent>,
+    ) -> Result<Vec<StoredContent>, ContentError> {
+        let placed = self.place_pending(&pending).await;
+        if placed.is_err() {
+            for p in &pending {
+                let _ = std::fs::remove_file(&p.tmp);
+            }
+        }
+        placed?;
+        Ok(pending
+            .into_iter()
+            .map(|p| StoredContent {
+                sha256: p.sha256,
+                size: p.size,
+                media_type: p.media_type,
+            })
+            .collect())
+    }
+
+    async fn place_pending(&self, written: &[PendingContent]) -> Result<(), ContentError> {
+        let _placing = self.placing.lock().await;
+        if let Backend::S3(_) = &self.backend {
+            // Object storage: each document under its cross-instance lock, uploaded from its
+            // temporary file (the requests dominate; there is no directory to flush).
+            let mut seen = std::collections::HashSet::new();
+            for w in written {
+                if !seen.insert(w.sha256.clone()) {
+                    tokio::fs::remove_file(&w.tmp)
+                        .await
+                        .map_err(io_error(&w.tmp))?;
+                    continue;
+                }
+                let lock = self.storage.lock_document(&w.sha256).await?;
+                let placed = self.place_one(&w.tmp, &w.sha256, &w.data_key).await;
+                lock.release().await;
+                placed?;
+            }
+            return Ok(());
+        }
+        let shas: Vec<String> = written.iter().map(|w| w.sha256.clone()).collect();
+        let live: std::collections::HashSet<String> = self
+            .storage
+            .document_keys_among(&shas)
+            .await?
+            .into_iter()
+            .filter(|k| k.wrapped_key.is_some())
+            .map(|k| k.sha256)
+            .collect();
+        let now = unix_micros(self.clock.now());
+        let mut keys = Vec::new();
+        let mut moves = Vec::new();
+        let mut again = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for w in written {
+            let dest = self.path_of(&w.sha256);
+            let duplicate = !seen.insert(w.sha256.clone());
+            if duplicate || (live.contains(&w.sha256) && dest.exists()) {
+                // Same bytes stored already (or earlier in this batch): keep that copy.
+                again.push(w.tmp.clone());
+                if !duplicate {
+                    self.storage.touch_document_key(&w.sha256, now).await?;
+                }
+                continue;
+            }
+            let (id, wrapped) = self.keyring.wrap(&w.sha256, &w.data_key)?;
+            keys.push((w.sha256.clone(), id, wrapped));
+            moves.push((w.tmp.clone(), dest));
+        }
+        // The keys first: a document on disk always has its key.
+        self.storage.put_document_keys(&keys, now).await?;
+        let stopped = |e: tokio::task::JoinError| ContentError::Io {
+            path: self.documents_dir(),
+            source: std::io::Error::other(format!("placing stopped: {e}")),
+        };
+        let parents = tokio::task::spawn_blocking(move || -> Result<Vec<PathBuf>, ContentError> {
+            for tmp in again {
+                std::fs::remove_file(&tmp).map_err(io_error(&tmp))?;
+            }
+            let mut parents = std::collections::BTreeSet::new();
+            for (tmp, dest) in &moves {
+                if let Some(parent) = dest.parent()
+                    && parents.insert(parent.to_path_buf())
+                {
+                    std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+                }
+                std::fs::rename(tmp, dest).map_err(io_error(dest))?;
+            }
+            Ok(parents.into_iter().collect())
+        })
+        .await
+        .map_err(stopped)??;
+        // Persist the directory entries, so a crash cannot lose a renamed document; the
+        // flushes wait on the disk, so several run at once.
+        let mut flushes = tokio::task::JoinSet::new();
+        for group in parents.chunks(parents.len().div_ceil(DIRECTORY_FLUSHES).max(1)) {
+            let group = group.to_vec();
+            flushes.spawn_blocking(move || -> Result<(), ContentError> {
+                for parent in group {
+                    std::fs::File::open(&parent)
+                        .and_then(|dir| dir.sync_all())
+                        .map_err(io_error(&parent))?;
+                }
+                Ok(())
+            });
+        }
+        while let Some(done) = flushes.join_next().await {
+            done.map_err(stopped)??;
+        }
+        Ok(())
+    }
+
     /// Path of the stored (encrypted) bytes of `sha256` (hex) on the file-system back end.
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         let prefix = sha256.get(..2).unwrap_or("xx");
@@ -365,6 +497,35 @@ impl ContentStore {
                 tokio::fs::remove_file(tmp).await.map_err(io_error(tmp))
             }
         }
+    }
+
+    /// Under the placement locks: keeps the stored copy of `sha256` when its key is live,
+    /// or records `data_key` and stores the ciphertext `tmp` (the key first: a stored
+    /// document always has its key; a key without its bytes, after a crash here, is replaced
+    /// by the next store of these bytes).
+    async fn place_one(
+        &self,
+        tmp: &Path,
+        sha256: &str,
+        data_key: &DataKey,
+    ) -> Result<(), ContentError> {
+        let live_key = self
+            .storage
+            .document_key(sha256)
+            .await?
+            .is_some_and(|k| k.wrapped_key.is_some());
+        if live_key && self.is_stored(sha256).await? {
+            // Same bytes already stored under their key: keep the existing copy, and say the
+            // bytes were stored again so the purge keeps them for the letter to come.
+            tokio::fs::remove_file(tmp).await.map_err(io_error(tmp))?;
+            self.storage
+                .touch_document_key(sha256, unix_micros(self.clock.now()))
+                .await?;
+        } else {
+            self.record_key(sha256, data_key, None).await?;
+            self.put(tmp, sha256).await?;
+        }
+        Ok(())
     }
 
     /// The unwrapped data key of a stored document.
@@ -781,28 +942,7 @@ impl IncomingContent {
     /// Under the placement locks: keeps the stored copy of the same bytes, or records the
     /// key and stores this copy.
     async fn place(&self, store: &ContentStore, sha256: &str) -> Result<(), ContentError> {
-        let live_key = store
-            .storage
-            .document_key(sha256)
-            .await?
-            .is_some_and(|k| k.wrapped_key.is_some());
-        if live_key && store.is_stored(sha256).await? {
-            // Same bytes already stored under their key: keep the existing copy, and say the
-            // bytes were stored again so the purge keeps them for the letter to come.
-            tokio::fs::remove_file(&self.tmp)
-                .await
-                .map_err(io_error(&self.tmp))?;
-            store
-                .storage
-                .touch_document_key(sha256, unix_micros(store.clock.now()))
-                .await?;
-        } else {
-            // The key first: a stored document always has its key (a key without its bytes,
-            // after a crash here, is replaced by the next store of these bytes).
-            store.record_key(sha256, &self.data_key, None).await?;
-            store.put(&self.tmp, sha256).await?;
-        }
-        Ok(())
+        store.place_one(&self.tmp, sha256, &self.data_key).await
     }
 }
 
@@ -897,6 +1037,63 @@ async fn upload(s3: &S3Backend, tmp: &Path, sha256: &str) -> Result<(), ContentE
             Err(e)
         }
     }
+}
+
+/// Directories flushed at once by [`ContentStore::place_many`].
+const DIRECTORY_FLUSHES: usize = 8;
+
+/// A document encrypted to a temporary file by [`ContentStore::write_pending`], not yet
+/// placed.
+pub struct PendingContent {
+    tmp: PathBuf,
+    sha256: String,
+    size: u64,
+    media_type: Option<&'static str>,
+    data_key: DataKey,
+}
+
+impl PendingContent {
+    /// Removes the temporary file of a document that will not be placed.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Encrypts `doc` under a new data key into a synced temporary file of `incoming`, in the
+/// segments [`IncomingContent`] writes.
+fn write_encrypted(incoming: &Path, doc: &[u8]) -> Result<PendingContent, ContentError> {
+    use std::io::Write;
+    let tmp = incoming.join(uuid::Uuid::new_v4().to_string());
+    let data_key = DataKey::generate().map_err(ContentError::Cipher)?;
+    let mut sealer = SegmentSealer::new(&data_key).map_err(ContentError::Cipher)?;
+    let mut out = Vec::with_capacity(cipher::HEADER.len() + doc.len() + 64);
+    out.extend_from_slice(cipher::HEADER);
+    let segments = doc.len().div_ceil(SEGMENT).max(1);
+    for i in 0..segments {
+        let start = (i * SEGMENT).min(doc.len());
+        let end = ((i + 1) * SEGMENT).min(doc.len());
+        let sealed = sealer
+            .seal(&doc[start..end], i + 1 == segments)
+            .map_err(ContentError::Cipher)?;
+        out.extend_from_slice(&sealed);
+    }
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(&out)?;
+            file.sync_all()
+        })
+        .map_err(io_error(&tmp));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(PendingContent {
+        tmp,
+        sha256: hex::encode(Sha256::digest(doc)),
+        size: doc.len() as u64,
+        media_type: sniff_media_type(&doc[..doc.len().min(SNIFF_LEN)]),
+        data_key,
+    })
 }
 
 /// Renames a fully written temporary file to its content address and persists the directory

@@ -35,6 +35,9 @@ pub struct BatchBenchReport {
     pub peak_rss_mib: Option<f64>,
     /// Raw batched insert of rows of the same shape, letters per second.
     pub raw_letters_per_second: f64,
+    /// With `compose`: milliseconds to render one of the bench's letters on one thread, with
+    /// the fast writer and with krilla.
+    pub render_ms: Option<(f64, f64)>,
 }
 
 impl fmt::Display for BatchBenchReport {
@@ -70,7 +73,15 @@ impl fmt::Display for BatchBenchReport {
             f,
             "  ratio             : {:>9.1} %",
             100.0 * rate / self.raw_letters_per_second
-        )
+        )?;
+        if let Some((fast, krilla)) = self.render_ms {
+            write!(
+                f,
+                "\n  render one letter : {fast:>9.3} ms fast writer, {krilla:.3} ms krilla (one thread; {:.0} letters/s/core)",
+                1000.0 / fast
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +228,11 @@ async fn run_in(
     let engine = service.storage.engine();
     server.abort();
     service.storage.close().await;
+    let render_ms = if compose {
+        Some(tokio::task::spawn_blocking(render_figures).await??)
+    } else {
+        None
+    };
 
     Ok(BatchBenchReport {
         engine,
@@ -226,7 +242,40 @@ async fn run_in(
         accepted_seconds,
         peak_rss_mib,
         raw_letters_per_second: letters as f64 / raw_seconds,
+        render_ms,
     })
+}
+
+/// Milliseconds per letter to render the bench's first letter, fast writer and krilla.
+fn render_figures() -> anyhow::Result<(f64, f64)> {
+    use crate::collection::pdf::{Backend, render_with};
+    let body: Value = serde_json::from_slice(&batch_body(1, "", 0, true))?;
+    let mut request = body["defaults"]["compose"].clone();
+    if let (Some(target), Some(row)) = (
+        request.as_object_mut(),
+        body["letters"][0]["compose"].as_object(),
+    ) {
+        target.extend(row.clone());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let composition = crate::collection::ComposeRequest::parse(
+        &request,
+        now.date(),
+        &crate::collection::RatesTable::embedded(),
+    )
+    .map_err(|e| anyhow::anyhow!("bench letter: {e:?}"))?;
+    let letter = crate::collection::write_letter(&composition, None)
+        .map_err(|e| anyhow::anyhow!("bench letter: {e:?}"))?;
+    let summary = serde_json::to_vec(&letter.summary(&composition))?;
+    let time = |backend: Backend, n: u32| -> anyhow::Result<f64> {
+        let started = Instant::now();
+        for _ in 0..n {
+            render_with(backend, &letter, "Mise en demeure", "Bench", now, &summary)
+                .map_err(anyhow::Error::msg)?;
+        }
+        Ok(started.elapsed().as_secs_f64() * 1000.0 / f64::from(n))
+    };
+    Ok((time(Backend::Fast, 500)?, time(Backend::Krilla, 50)?))
 }
 
 /// A JSON batch of `letters` professional recipients sharing one sender and either one

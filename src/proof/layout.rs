@@ -55,7 +55,14 @@ struct LoadedFace {
     pdf: Font,
     bytes: &'static [u8],
     units_per_em: f32,
+    /// Advance width (font units) of every character below [`ADVANCE_TABLE`], half an em for
+    /// characters the face lacks: measuring a line is then a table look-up per character.
+    advances: Vec<f32>,
 }
+
+/// Characters whose advances are tabulated once per face (Latin, Greek, Cyrillic,
+/// punctuation, currency, arrows, mathematical operators); others are looked up each time.
+const ADVANCE_TABLE: u32 = 0x3000;
 
 struct Fonts {
     regular: LoadedFace,
@@ -77,10 +84,17 @@ static FONTS: LazyLock<Fonts> = LazyLock::new(|| {
                 )
             })
             .unwrap_or(2048.0);
+        let advances = (0..ADVANCE_TABLE)
+            .map(|c| {
+                char::from_u32(c)
+                    .map_or(units_per_em / 2.0, |c| slow_advance(bytes, units_per_em, c))
+            })
+            .collect();
         LoadedFace {
             pdf,
             bytes,
             units_per_em,
+            advances,
         }
     };
     Fonts {
@@ -99,25 +113,54 @@ impl Face {
         }
     }
 
-    /// Width of `text` at `size` points.
+    /// Width of `text` at `size` points: the advances of its characters, unshaped (no
+    /// kerning, no ligature), which is also how the fast backend draws them.
     pub fn width(self, text: &str, size: f32) -> f32 {
         let face = self.loaded();
-        let Ok(font) = skrifa::FontRef::new(face.bytes) else {
-            return 0.0;
-        };
-        let charmap = font.charmap();
-        let metrics = font.glyph_metrics(Size::unscaled(), LocationRef::default());
-        let units: f32 = text
-            .chars()
-            .map(|c| {
-                charmap
-                    .map(c)
-                    .and_then(|g| metrics.advance_width(g))
-                    .unwrap_or(face.units_per_em / 2.0)
-            })
-            .sum();
-        units * size / face.units_per_em
+        let mut units = 0.0f32;
+        for c in text.chars() {
+            units += face.advance(c);
+        }
+        face.to_points(units, size)
     }
+
+    /// Units per em of the face.
+    pub(crate) fn units_per_em(self) -> f32 {
+        self.loaded().units_per_em
+    }
+
+    /// The font file.
+    pub(crate) fn bytes(self) -> &'static [u8] {
+        self.loaded().bytes
+    }
+}
+
+impl LoadedFace {
+    /// Advance of `c` in font units (half an em when the face lacks it).
+    fn advance(&self, c: char) -> f32 {
+        match self.advances.get(c as usize) {
+            Some(units) => *units,
+            None => slow_advance(self.bytes, self.units_per_em, c),
+        }
+    }
+
+    fn to_points(&self, units: f32, size: f32) -> f32 {
+        units * size / self.units_per_em
+    }
+}
+
+/// Advance of `c` read from the font file (half an em when the face lacks it).
+fn slow_advance(bytes: &[u8], units_per_em: f32, c: char) -> f32 {
+    let Ok(font) = skrifa::FontRef::new(bytes) else {
+        return units_per_em / 2.0;
+    };
+    font.charmap()
+        .map(c)
+        .and_then(|g| {
+            font.glyph_metrics(Size::unscaled(), LocationRef::default())
+                .advance_width(g)
+        })
+        .unwrap_or(units_per_em / 2.0)
 }
 
 /// An RGB colour.
@@ -137,8 +180,10 @@ pub const PALE_GREY: Colour = Colour(242, 242, 242);
 /// Dark blue for titles and links.
 pub const BLUE: Colour = Colour(20, 50, 110);
 
+/// A drawing operation; positions are in points from the top-left corner of the page.
 #[derive(Debug, Clone)]
-enum Op {
+pub(crate) enum Op {
+    /// A run of text, its baseline starting at (`x`, `baseline`).
     Text {
         x: f32,
         baseline: f32,
@@ -147,6 +192,7 @@ enum Op {
         colour: Colour,
         text: String,
     },
+    /// A filled rectangle, top-left corner at (`x`, `y`).
     Rect {
         x: f32,
         y: f32,
@@ -154,10 +200,9 @@ enum Op {
         h: f32,
         colour: Colour,
     },
-    Squares {
-        squares: Vec<(f32, f32)>,
-        side: f32,
-    },
+    /// Black squares (QR code modules).
+    Squares { squares: Vec<(f32, f32)>, side: f32 },
+    /// A link annotation.
     Link {
         x: f32,
         y: f32,
@@ -165,6 +210,18 @@ enum Op {
         h: f32,
         url: String,
     },
+}
+
+/// The footer of page `index` (from 0) of `count`.
+pub(crate) fn footer_op(info: &DocumentInfo, index: usize, count: usize) -> Op {
+    Op::Text {
+        x: MARGIN_X,
+        baseline: PAGE_HEIGHT - MARGIN_BOTTOM / 2.0,
+        face: Face::Regular,
+        size: 7.5,
+        colour: GREY,
+        text: format!("{} — page {}/{}", info.footer, index + 1, count),
+    }
 }
 
 /// A file attached to the PDF (PDF/A-3 associated file).
@@ -489,7 +546,25 @@ impl Layout {
         self.y = self.y.max(top + side) + 6.0;
     }
 
-    /// Renders the pages into a PDF/A-3b file with `attachments` associated to it.
+    /// Renders the pages into a PDF/A-3b file with `attachments` associated to it, with the
+    /// fast writer ([`super::fastpdf`]) when every operation and character is within what it
+    /// draws (text in DejaVu Sans and Sans Bold from its fixed subset, rectangles), otherwise
+    /// with [`Layout::render`]. Line breaks are the same either way: both measure text with
+    /// [`Face::width`].
+    pub fn render_fast(
+        self,
+        info: &DocumentInfo,
+        attachments: Vec<Attachment>,
+    ) -> Result<Vec<u8>, String> {
+        if super::fastpdf::supports(&self.pages, info) {
+            super::fastpdf::render(&self.pages, info, &attachments)
+        } else {
+            self.render(info, attachments)
+        }
+    }
+
+    /// Renders the pages into a PDF/A-3b file with `attachments` associated to it (krilla:
+    /// shaped text, fonts subset per document).
     pub fn render(
         self,
         info: &DocumentInfo,
@@ -523,15 +598,7 @@ impl Layout {
             let mut links = Vec::new();
             {
                 let mut surface = page.surface();
-                let footer = format!("{} — page {}/{}", info.footer, index + 1, count);
-                let footer_op = Op::Text {
-                    x: MARGIN_X,
-                    baseline: PAGE_HEIGHT - MARGIN_BOTTOM / 2.0,
-                    face: Face::Regular,
-                    size: 7.5,
-                    colour: GREY,
-                    text: footer,
-                };
+                let footer_op = footer_op(info, index, count);
                 for op in ops.iter().chain(std::iter::once(&footer_op)) {
                     match op {
                         Op::Text {
@@ -642,16 +709,29 @@ fn pdf_date(t: time::OffsetDateTime) -> DateTime {
 /// Splits `text` into lines no wider than `width`: at spaces when possible, inside a word
 /// when a word alone is too wide (digests, URLs).
 pub fn wrap(text: &str, face: Face, size: f32, width: f32) -> Vec<String> {
+    // Widths are summed character by character from the start of the line, in the same order
+    // as `Face::width` would sum them, so the result is the same as measuring each candidate
+    // line from scratch, without doing so.
+    let loaded = face.loaded();
+    let fits = |units: f32| loaded.to_points(units, size) <= width;
+    let space = loaded.advance(' ');
     let mut lines = Vec::new();
     let mut line = String::new();
+    let mut line_units = 0.0f32;
     for word in text.split(' ') {
-        let candidate = if line.is_empty() {
-            word.to_string()
-        } else {
-            format!("{line} {word}")
-        };
-        if face.width(&candidate, size) <= width {
-            line = candidate;
+        let mut candidate = line_units;
+        if !line.is_empty() {
+            candidate += space;
+        }
+        for c in word.chars() {
+            candidate += loaded.advance(c);
+        }
+        if fits(candidate) {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+            line_units = candidate;
             continue;
         }
         if !line.is_empty() {
@@ -659,15 +739,18 @@ pub fn wrap(text: &str, face: Face, size: f32, width: f32) -> Vec<String> {
         }
         // The word alone: break it by characters if it does not fit.
         let mut piece = String::new();
+        let mut piece_units = 0.0f32;
         for c in word.chars() {
-            piece.push(c);
-            if face.width(&piece, size) > width && piece.chars().count() > 1 {
-                piece.pop();
+            let advance = loaded.advance(c);
+            if !piece.is_empty() && !fits(piece_units + advance) {
                 lines.push(std::mem::take(&mut piece));
-                piece.push(c);
+                piece_units = 0.0;
             }
+            piece.push(c);
+            piece_units += advance;
         }
         line = piece;
+        line_units = piece_units;
     }
     if !line.is_empty() || lines.is_empty() {
         lines.push(line);

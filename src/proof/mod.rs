@@ -18,6 +18,7 @@ use crate::storage::EvidenceRow;
 use crate::timestamp::ParsedToken;
 use crate::window::paris_french_seconds;
 
+pub mod fastpdf;
 pub mod layout;
 
 use layout::{Attachment, BLACK, DocumentInfo, Face, GREY, Layout, PALE_RED, RED};

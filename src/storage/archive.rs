@@ -82,6 +82,67 @@ impl Storage {
         Ok(())
     }
 
+    /// [`Storage::put_document_key`] for many documents (distinct digests), in one
+    /// transaction: `(sha256, master_key_id, wrapped_key)`.
+    pub async fn put_document_keys(
+        &self,
+        keys: &[(String, String, Vec<u8>)],
+        now: i64,
+    ) -> Result<(), StorageError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            for part in keys.chunks(500) {
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO document_keys (sha256, master_key_id, wrapped_key, created_at, stored_at) ",
+                );
+                query.push_values(part, |mut row, (sha256, master_key_id, wrapped)| {
+                    row.push_bind(sha256)
+                        .push_bind(master_key_id)
+                        .push_bind(wrapped)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                query.push(
+                    " ON CONFLICT (sha256) DO UPDATE SET \
+                     master_key_id = excluded.master_key_id, wrapped_key = excluded.wrapped_key, \
+                     created_at = excluded.created_at, stored_at = excluded.stored_at, \
+                     destroyed_at = NULL",
+                );
+                query.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The key rows of the documents among `sha256s` that have one.
+    pub async fn document_keys_among(
+        &self,
+        sha256s: &[String],
+    ) -> Result<Vec<DocumentKeyRow>, StorageError> {
+        let mut out = Vec::new();
+        for part in sha256s.chunks(500) {
+            dispatch!(self, read, |pool, Db| {
+                let mut query = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT sha256, master_key_id, wrapped_key, created_at, stored_at, destroyed_at \
+                     FROM document_keys WHERE sha256 IN (",
+                );
+                let mut list = query.separated(", ");
+                for sha256 in part {
+                    list.push_bind(sha256);
+                }
+                list.push_unseparated(")");
+                for row in query.build().fetch_all(pool).await? {
+                    out.push(key_from_row!(row));
+                }
+            });
+        }
+        Ok(out)
+    }
+
     /// Records that already stored bytes were uploaded again at `now` (see `stored_at`).
     pub async fn touch_document_key(&self, sha256: &str, now: i64) -> Result<(), StorageError> {
         dispatch!(self, write, |pool, Db| {

@@ -716,6 +716,65 @@ impl Storage {
         })
     }
 
+    /// [`Storage::insert_document`] for many documents of one tenant, in one transaction;
+    /// returns each one's row (the existing one for bytes the tenant already holds), in order.
+    pub async fn insert_documents(
+        &self,
+        docs: &[DocumentRow],
+    ) -> Result<Vec<DocumentRow>, StorageError> {
+        let Some(first) = docs.first() else {
+            return Ok(Vec::new());
+        };
+        let tenant_id = &first.tenant_id;
+        if docs.iter().any(|d| &d.tenant_id != tenant_id) {
+            return Err(StorageError::Corrupt(
+                "insert_documents: documents of several tenants".into(),
+            ));
+        }
+        let mut found = std::collections::HashMap::new();
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            for part in docs.chunks(500) {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO documents (id, tenant_id, sha256, size, media_type, filename, created_at) ",
+                );
+                query.push_values(part, |mut row, doc| {
+                    row.push_bind(&doc.id)
+                        .push_bind(&doc.tenant_id)
+                        .push_bind(&doc.sha256)
+                        .push_bind(doc.size)
+                        .push_bind(&doc.media_type)
+                        .push_bind(&doc.filename)
+                        .push_bind(doc.created_at);
+                });
+                query.push(" ON CONFLICT (tenant_id, sha256) DO NOTHING");
+                query.build().execute(&mut *tx).await?;
+                let mut query = QueryBuilder::<Db>::new(
+                    "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
+                     FROM documents WHERE tenant_id = ",
+                );
+                query.push_bind(tenant_id).push(" AND sha256 IN (");
+                let mut list = query.separated(", ");
+                for doc in part {
+                    list.push_bind(&doc.sha256);
+                }
+                list.push_unseparated(")");
+                for row in query.build().fetch_all(&mut *tx).await? {
+                    let doc = document_from_row!(row);
+                    found.insert(doc.sha256.clone(), doc);
+                }
+            }
+            tx.commit().await?;
+        });
+        docs.iter()
+            .map(|d| {
+                found.get(&d.sha256).cloned().ok_or_else(|| {
+                    StorageError::Corrupt(format!("document {} not recorded", d.sha256))
+                })
+            })
+            .collect()
+    }
+
     /// The tenant's documents among `ids` (unknown or foreign ids are simply absent).
     pub async fn documents(
         &self,

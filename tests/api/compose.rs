@@ -12,7 +12,8 @@ crate::on_both_engines!(
     a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts,
     every_problem_of_a_composed_letter_is_listed_at_once,
     a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows,
-    the_payment_link_is_offered_to_the_recipient_only_after_acceptance
+    the_payment_link_is_offered_to_the_recipient_only_after_acceptance,
+    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached
 );
 
 fn compose(debtor_kind: &str, agency: bool) -> Value {
@@ -46,7 +47,7 @@ fn body(compose: Value, consumer: bool) -> Value {
     })
 }
 
-async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
+async fn pdf_bytes(app: &TestApp, letter: &Value) -> Vec<u8> {
     let sha = letter["documents"][0]["sha256"].as_str().expect("sha");
     let mut bytes = Vec::new();
     let mut reader = app.service.content.open_read(sha).await.expect("stored");
@@ -54,6 +55,11 @@ async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
         bytes.extend_from_slice(&chunk);
     }
     assert!(bytes.starts_with(b"%PDF-"), "the composed letter is a PDF");
+    bytes
+}
+
+async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
+    let bytes = pdf_bytes(app, letter).await;
     let dir = tempfile::tempdir().expect("dir");
     let pdf = dir.path().join("letter.pdf");
     let txt = dir.path().join("letter.txt");
@@ -442,5 +448,94 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
     assert!(
         !page(None).await.contains("pay.example.fr"),
         "never to a bare link"
+    );
+}
+
+/// The composed letter as an archive file: `qpdf --check` finds no damage, `pdffonts` lists
+/// only embedded fonts with a ToUnicode map, the XMP identifies PDF/A-3B, and the attached
+/// `composition.json` is the summary the API answered with.
+async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", true), false))
+        .await;
+    assert_eq!(response.status(), 201);
+    let letter: Value = response.json().await.expect("json");
+    let bytes = pdf_bytes(&app, &letter).await;
+
+    // PDF/A-3B identification (ISO 19005-3 §6.6.4) in the uncompressed XMP packet.
+    let raw = String::from_utf8_lossy(&bytes);
+    assert!(raw.contains("<pdfaid:part>3</pdfaid:part>"), "PDF/A part");
+    assert!(
+        raw.contains("<pdfaid:conformance>B</pdfaid:conformance>"),
+        "PDF/A conformance"
+    );
+    assert!(!raw.contains("/Encrypt"), "no encryption");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pdf = dir.path().join("letter.pdf");
+    std::fs::write(&pdf, &bytes).expect("write");
+    let path = pdf.to_str().expect("path");
+
+    match std::process::Command::new("qpdf")
+        .args(["--check", path])
+        .output()
+    {
+        Ok(out) => {
+            let log = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            // Exit 0: no error, no warning (3 would be warnings).
+            assert_eq!(out.status.code(), Some(0), "qpdf --check: {log}");
+            assert!(log.contains("No syntax or stream encoding errors"), "{log}");
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "qpdf must be installed in CI: {e}"
+            );
+            eprintln!("NOTICE: qpdf not installed ({e}); structure check not run");
+        }
+    }
+
+    let Some((ok, fonts)) = poppler("pdffonts", &[path]) else {
+        return;
+    };
+    assert!(ok, "{fonts}");
+    // name, type (two words), encoding, emb, sub, uni, object, generation.
+    let rows: Vec<Vec<&str>> = fonts
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(rows.len() >= 2, "regular and bold faces: {fonts}");
+    for row in &rows {
+        assert!(
+            row.first().is_some_and(|n| n.contains("+DejaVuSans")),
+            "{fonts}"
+        );
+        assert_eq!(
+            row.get(4..7),
+            Some(&["yes", "yes", "yes"][..]),
+            "embedded, subset, ToUnicode: {fonts}"
+        );
+    }
+
+    let out = dir.path().join("attachments");
+    std::fs::create_dir_all(&out).expect("dir");
+    let (ok, log) = poppler(
+        "pdfdetach",
+        &["-saveall", "-o", out.to_str().expect("path"), path],
+    )
+    .expect("poppler present");
+    assert!(ok, "pdfdetach: {log}");
+    let attached = std::fs::read(out.join("composition.json")).expect("composition.json attached");
+    let summary: Value = serde_json::from_slice(&attached).expect("json");
+    assert_eq!(
+        summary, letter["collection"],
+        "the attachment is the summary"
     );
 }
