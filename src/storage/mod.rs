@@ -968,6 +968,7 @@ mod batches;
 mod consents;
 mod lifecycle;
 pub mod log;
+pub mod renewal;
 mod templates;
 mod webhooks;
 

@@ -264,7 +264,11 @@ pub(crate) fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)
 }
 
 fn failed(bytes: &[u8], anchors: &TrustAnchors) -> Vec<String> {
-    match verify_bundle(std::io::Cursor::new(bytes), Some(anchors)) {
+    match verify_bundle(
+        std::io::Cursor::new(bytes),
+        Some(anchors),
+        time::OffsetDateTime::now_utc(),
+    ) {
         Ok(report) => report
             .checks
             .iter()

@@ -158,11 +158,12 @@ async fn upload(
         }
     };
     let anchors = service.anchors.clone();
+    let at = service.clock.now();
     // Hashing and signature checks are CPU work: off the async threads. The spool is moved
     // in and dropped (deleted) there.
     let verdict = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&spool.path).map_err(|e| e.to_string())?;
-        Ok::<_, String>(verify_bundle(BufReader::new(file), Some(&anchors)))
+        Ok::<_, String>(verify_bundle(BufReader::new(file), Some(&anchors), at))
     })
     .await;
     match verdict {
