@@ -19,6 +19,7 @@ mod pages;
 mod process;
 mod production_pki;
 mod proofs;
+mod renewal;
 mod restart;
 mod smtp;
 mod templates;
