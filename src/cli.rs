@@ -313,6 +313,19 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Seconds of an archive timestamp renewal over every record, twice (generation 1 over
+    /// the original tokens, generation 2 over the first renewal).
+    Renew {
+        /// Letters to deposit first (one evidence record each).
+        #[arg(long, default_value_t = 10_000)]
+        letters: usize,
+        /// Database (default: SQLite in a temporary directory).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Sealing threads for the deposits (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Milliseconds to verify a 6-evidence proof bundle (target ≤ 10 ms).
     Verify {
         /// Verifications to run.
@@ -535,6 +548,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
         }) => {
             let report = crate::bench::deposit::run(
+                letters,
+                database_url,
+                threads.unwrap_or_else(available_cores),
+            )
+            .await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Renew {
+            letters,
+            database_url,
+            threads,
+        }) => {
+            let report = crate::bench::renew::run(
                 letters,
                 database_url,
                 threads.unwrap_or_else(available_cores),
