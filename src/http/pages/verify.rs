@@ -656,6 +656,18 @@ impl VerifyWording {
                 "Fifteen-day window (CPCE R.53-3)",
             ),
             "documents_match" => ("Documents déposés", "Deposited documents"),
+            "timestamp_renewal" => (
+                "Horodatage valide aujourd'hui ou renouvelé à temps (RFC 4998)",
+                "Timestamp valid today or renewed in time (RFC 4998)",
+            ),
+            "log_tree_head" => (
+                "Tête d'arbre du journal de transparence",
+                "Transparency log tree head",
+            ),
+            "log_inclusion" => (
+                "Inscription au journal de transparence",
+                "Entry in the transparency log",
+            ),
             _ => ("Vérification", "Check"),
         };
         if self.is_french() { fr } else { en }
