@@ -812,6 +812,42 @@ mod tests {
     }
 
     #[test]
+    fn renewal_and_rotation_settings_are_read_and_checked() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(
+            (s.renewal_interval_seconds, s.renewal_margin_days),
+            (86_400, 90)
+        );
+        assert_eq!(s.pki.development_validity_days, 3652);
+        let s = load(
+            Some("[renewal]\ninterval_seconds = 3600\nmargin_days = 30\n[pki]\nretired_roots = [\"old.pem\"]\ndevelopment_validity_days = 30\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.renewal_interval_seconds, 3600);
+        assert_eq!(s.renewal_margin_days, 30);
+        assert_eq!(s.pki.retired_roots, vec![PathBuf::from("old.pem")]);
+        assert_eq!(s.pki.development_validity_days, 30);
+        // Retired roots alone keep the development PKI.
+        assert!(s.pki.is_development());
+        let e = load(
+            Some("[renewal]\ninterval_seconds = 864000\nmargin_days = 5\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("a certificate could expire between two runs");
+        assert!(e.to_string().contains("renewal.margin_days"), "{e}");
+        let e = load(
+            Some("[pki]\ndevelopment_validity_days = 0\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("zero days");
+        assert!(e.to_string().contains("development_validity_days"), "{e}");
+    }
+
+    #[test]
     fn flags_override_environment_which_overrides_the_file() {
         let file =
             "listen = \"127.0.0.1:1\"\nprovider_name = \"from file\"\nmax_upload_bytes = 10\n";

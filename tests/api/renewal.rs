@@ -297,6 +297,45 @@ async fn old_evidence_stays_verifiable_after_rotation_and_expiry_thanks_to_renew
     let failures = failing_commands(unzipped.path(), &commands);
     assert!(failures.is_empty(), "{failures:#?}");
 
+    // On demand: only the record never renewed (the new letter's) is due; then nothing.
+    let (code, output) = recommande(&[
+        "archive",
+        "renew",
+        "--reason",
+        "operator check",
+        "--data-dir",
+        path(&data_dir),
+        "--database-url",
+        &database_url,
+    ]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("Renewal 2: 1 records covered"), "{output}");
+    let (code, output) = recommande(&[
+        "archive",
+        "renew",
+        "--data-dir",
+        path(&data_dir),
+        "--database-url",
+        &database_url,
+    ]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("No record due for renewal"), "{output}");
+    let renewed = bundle_bytes(&second, &new_id).await;
+    let record: serde_json::Value = serde_json::from_slice(&member(
+        &renewed,
+        "renewals/01-SubmissionAcceptance.renewal-1.json",
+    ))
+    .expect("renewal of the new letter");
+    assert_eq!(record["reason"], "operator check");
+    assert_eq!(record["renewal_id"], 2);
+    let report = verify_bundle(
+        std::io::Cursor::new(&renewed),
+        Some(&anchors),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("readable");
+    assert!(report.is_valid(), "{:#?}", report.checks);
+
     // Renewals are insert-only.
     assert!(
         second
