@@ -15,7 +15,8 @@ use crate::bundle::{bundle_bytes, failing_commands, rebuild, unzip, verify_txt_c
 use crate::helpers::{Engine, fresh_database, openssl, path, settings_for, start_on};
 
 crate::on_both_engines!(
-    old_evidence_stays_verifiable_after_rotation_and_expiry_thanks_to_renewals_by_the_new_tsa
+    old_evidence_stays_verifiable_after_rotation_and_expiry_thanks_to_renewals_by_the_new_tsa,
+    a_tsa_certificate_ending_within_the_margin_gets_its_tokens_renewed_again_in_a_chain,
 );
 
 fn recommande(args: &[&str]) -> (i32, String) {
@@ -349,4 +350,78 @@ async fn old_evidence_stays_verifiable_after_rotation_and_expiry_thanks_to_renew
             .await
             .is_err()
     );
+}
+
+async fn a_tsa_certificate_ending_within_the_margin_gets_its_tokens_renewed_again_in_a_chain(
+    engine: Engine,
+) {
+    // Certificates of 30 days, a margin of 90: every scheduled run finds the newest tokens
+    // due again, and each generation covers the previous one's token.
+    let Some(app) = crate::helpers::spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.pki.development_validity_days = 30;
+    })
+    .await
+    else {
+        return;
+    };
+    let id = app.deposit().await["id"].as_str().expect("id").to_string();
+    app.deposit().await;
+    let first = recommande::renewal::job::scheduled(&app.service)
+        .await
+        .expect("first renewal");
+    assert_eq!((first.renewal_id, first.records), (Some(1), 2));
+    let second = recommande::renewal::job::scheduled(&app.service)
+        .await
+        .expect("second renewal");
+    assert_eq!((second.renewal_id, second.records), (Some(2), 2));
+
+    let bundle = bundle_bytes(&app, &id).await;
+    let generation = |g: u32| -> serde_json::Value {
+        serde_json::from_slice(&member(
+            &bundle,
+            &format!("renewals/01-SubmissionAcceptance.renewal-{g}.json"),
+        ))
+        .expect("renewal record")
+    };
+    let (one, two) = (generation(1), generation(2));
+    assert_eq!(two["generation"], 2);
+    assert_eq!(two["tree_size"], 2);
+    let first_token = member(&bundle, "renewals/01-SubmissionAcceptance.renewal-1.tsr");
+    assert_eq!(
+        two["covered_token_sha256"],
+        hex::encode(sha2::Sha256::digest(&first_token)),
+        "generation 2 covers generation 1's token"
+    );
+    assert_ne!(one["root"], two["root"]);
+    let report = verify_bundle(
+        std::io::Cursor::new(&bundle),
+        Some(&app.service.anchors),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("readable");
+    assert!(report.is_valid(), "{:#?}", report.checks);
+    let detail = &report
+        .checks
+        .iter()
+        .find(|c| c.name == "timestamp_renewal")
+        .expect("renewal check")
+        .detail;
+    assert!(detail.contains("2 renewal(s)"), "{detail}");
+
+    // Generation 2 without generation 1 is a broken chain.
+    let gap = rebuild(&bundle, |members| {
+        members.retain(|(name, _)| !name.contains(".renewal-1."));
+    });
+    let report = verify_bundle(
+        std::io::Cursor::new(&gap),
+        Some(&app.service.anchors),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("readable");
+    let renewal = report
+        .checks
+        .iter()
+        .find(|c| c.name == "timestamp_renewal" && c.scope == "evidence/01-SubmissionAcceptance")
+        .expect("renewal check");
+    assert!(!renewal.passed, "{renewal:?}");
 }
