@@ -407,6 +407,12 @@ async fn a_tsa_certificate_ending_within_the_margin_gets_its_tokens_renewed_agai
         .expect("renewal check")
         .detail;
     assert!(detail.contains("2 renewal(s)"), "{detail}");
+    // The archive audit checks the renewal chains too.
+    let audit = recommande::audit::run(&app.service, recommande::audit::AuditScope::All)
+        .await
+        .expect("audit runs");
+    assert!(audit.report.passed, "{:#?}", audit.report.failures);
+    assert_eq!(audit.report.evidence_checked, 2);
 
     // Generation 2 without generation 1 is a broken chain.
     let gap = rebuild(&bundle, |members| {
