@@ -6,6 +6,9 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{Backend, Storage, StorageError};
 
+/// Renewal leaves written per transaction.
+const LEAVES_PER_TRANSACTION: usize = 5_000;
+
 /// A record due for renewal, with the token it must cover.
 #[derive(Debug, Clone)]
 pub struct RenewalCandidate {
@@ -127,30 +130,51 @@ impl Storage {
         })
     }
 
-    /// Stores a renewal and its leaves in one transaction.
+    /// Stores a renewal and its leaves: the renewal with the first [`LEAVES_PER_TRANSACTION`]
+    /// leaves, then the rest in transactions of as many, so that SQLite's single writer is
+    /// never held for long. Every leaf is complete on its own (its record names the root,
+    /// whose token is in the renewal row): a crash midway leaves some records uncovered,
+    /// and the next run covers them.
     pub async fn insert_renewal(
         &self,
         renewal: &RenewalRow,
         leaves: &[NewRenewalLeaf],
     ) -> Result<(), StorageError> {
+        let mut chunks = leaves.chunks(LEAVES_PER_TRANSACTION);
+        self.insert_renewal_leaves(Some(renewal), renewal.id, chunks.next().unwrap_or_default())
+            .await?;
+        for chunk in chunks {
+            self.insert_renewal_leaves(None, renewal.id, chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_renewal_leaves(
+        &self,
+        renewal: Option<&RenewalRow>,
+        renewal_id: i64,
+        leaves: &[NewRenewalLeaf],
+    ) -> Result<(), StorageError> {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO renewals (id, reason, created_at, tree_size, root_hash, \
+            if let Some(renewal) = renewal {
+                sqlx::query(
+                    "INSERT INTO renewals (id, reason, created_at, tree_size, root_hash, \
                  timestamp_token, tsa_certificate_sha256, tsa_not_after) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(renewal.id)
-            .bind(&renewal.reason)
-            .bind(renewal.created_at)
-            .bind(renewal.tree_size)
-            .bind(&renewal.root_hash)
-            .bind(&renewal.timestamp_token)
-            .bind(&renewal.tsa_certificate_sha256)
-            .bind(renewal.tsa_not_after)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| StorageError::from_insert(e, "renewal"))?;
+                )
+                .bind(renewal.id)
+                .bind(&renewal.reason)
+                .bind(renewal.created_at)
+                .bind(renewal.tree_size)
+                .bind(&renewal.root_hash)
+                .bind(&renewal.timestamp_token)
+                .bind(&renewal.tsa_certificate_sha256)
+                .bind(renewal.tsa_not_after)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StorageError::from_insert(e, "renewal"))?;
+            }
             for chunk in leaves.chunks(super::INSERT_CHUNK) {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO renewal_leaves (evidence_id, generation, renewal_id, leaf_index, record) ",
@@ -158,7 +182,7 @@ impl Storage {
                 query.push_values(chunk, |mut b, leaf| {
                     b.push_bind(&leaf.evidence_id)
                         .push_bind(leaf.generation)
-                        .push_bind(renewal.id)
+                        .push_bind(renewal_id)
                         .push_bind(leaf.leaf_index)
                         .push_bind(&leaf.record);
                 });
