@@ -336,6 +336,8 @@ impl Run<'_> {
     async fn letter(&mut self, letter_id: &str, head: Option<&str>) -> Result<(), AuditError> {
         self.letters += 1;
         let rows = self.service.storage.evidence_of_letter(letter_id).await?;
+        let renewals = self.service.storage.renewals_of_letter(letter_id).await?;
+        let now = self.service.clock.now();
         let mut previous: Option<String> = None;
         for row in &rows {
             self.evidence += 1;
@@ -365,6 +367,27 @@ impl Run<'_> {
             );
             for check in report.checks.iter().filter(|c| !c.passed) {
                 let f = self.fail("evidence", check.name, check.detail.clone());
+                f.letter_id = Some(letter_id.to_string());
+                f.evidence_id = Some(row.id.clone());
+            }
+            // RFC 4998 spirit: the token is still valid today, or its renewals hold.
+            let files: Vec<crate::renewal::RenewalFiles<'_>> = renewals
+                .iter()
+                .filter(|r| r.evidence_id == row.id)
+                .map(|r| crate::renewal::RenewalFiles {
+                    record: &r.record,
+                    token: &r.timestamp_token,
+                })
+                .collect();
+            if let Err(detail) = crate::renewal::verify_chain(
+                &report.sha256,
+                Some(&row.id),
+                &row.timestamp_token,
+                &files,
+                &self.service.anchors,
+                now,
+            ) {
+                let f = self.fail("evidence", crate::renewal::CHECK_NAME, detail);
                 f.letter_id = Some(letter_id.to_string());
                 f.evidence_id = Some(row.id.clone());
             }

@@ -71,7 +71,14 @@ enum Command {
         /// Language of the human report.
         #[arg(long, value_enum, default_value_t = Lang::Fr)]
         lang: Lang,
+        /// Verification time (RFC 3339, e.g. 2040-01-01T00:00:00Z; default: now). Tokens
+        /// whose TSA certificate has expired by then must be covered by timestamp renewals.
+        #[arg(long)]
+        at: Option<String>,
     },
+    /// Key material of the service.
+    #[command(subcommand)]
+    Pki(PkiCommand),
     /// The transparency log, for witnesses holding tree heads.
     #[command(subcommand)]
     Log(LogCommand),
@@ -131,12 +138,46 @@ enum ArchiveCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// Archive timestamp renewal now (RFC 4998 spirit): one Merkle tree over every record
+    /// not yet renewed or whose newest token's TSA certificate ends within `[renewal]
+    /// margin_days` (or is not the current one), its root timestamped. The service does it
+    /// every `[renewal] interval_seconds`. Exit code 0: done (or nothing due); 2: failed.
+    Renew {
+        /// Why (kept in every renewal record).
+        #[arg(long, default_value = "operator request")]
+        reason: String,
+        /// Cover every record (a new generation for all), e.g. after a key rotation.
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable outcome.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        location: Location,
+    },
     /// Prints a new random master key line `<id>:<base64>` for a key file or
     /// `RECOMMANDE_MASTER_KEY`.
     NewKey {
         /// The key's id (letters, digits, '-', '_', '.').
         #[arg(long)]
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiCommand {
+    /// Key rotation of the development PKI: a new root, seal and TSA; the old certificates
+    /// are kept under DATA_DIR/pki/retired/ (still trusted for verification, served in
+    /// /v1/trust/roots.pem) and their keys deleted; then a renewal by the new TSA covers
+    /// every record (RFC 4998 spirit). Production keys rotate through the [pki] files and
+    /// `retired_roots`, followed by `recommande archive renew --all`.
+    Rotate {
+        /// Validity of the new seal and TSA certificates, days (default
+        /// `[pki] development_validity_days`).
+        #[arg(long)]
+        validity_days: Option<u32>,
+        #[command(flatten)]
+        location: Location,
     },
 }
 
@@ -272,6 +313,19 @@ enum BenchCommand {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Seconds of an archive timestamp renewal over every record, twice (generation 1 over
+    /// the original tokens, generation 2 over the first renewal).
+    Renew {
+        /// Letters to deposit first (one evidence record each).
+        #[arg(long, default_value_t = 10_000)]
+        letters: usize,
+        /// Database (default: SQLite in a temporary directory).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Sealing threads for the deposits (default: available cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Milliseconds to verify a 6-evidence proof bundle (target ≤ 10 ms).
     Verify {
         /// Verifications to run.
@@ -332,7 +386,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trust,
             json,
             lang,
-        } => Ok(verify(&bundle, trust.as_deref(), json, lang)),
+            at,
+        } => Ok(verify(&bundle, trust.as_deref(), json, lang, at.as_deref())),
+        Command::Pki(PkiCommand::Rotate {
+            validity_days,
+            location,
+        }) => pki_rotate(location.settings()?, validity_days).await,
+        Command::Archive(ArchiveCommand::Renew {
+            reason,
+            all,
+            json,
+            location,
+        }) => {
+            let service = Service::start(location.settings()?, Arc::new(SystemClock))
+                .await
+                .context("starting the service to renew its timestamps")?;
+            let scope = if all {
+                crate::renewal::job::Scope::Everything
+            } else {
+                crate::renewal::job::Scope::Due
+            };
+            report_renewal(
+                crate::renewal::job::renew(&service, reason.trim(), scope).await,
+                json,
+            )
+        }
         Command::Archive(ArchiveCommand::Audit {
             sample,
             all: _,
@@ -470,6 +548,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
         }) => {
             let report = crate::bench::deposit::run(
+                letters,
+                database_url,
+                threads.unwrap_or_else(available_cores),
+            )
+            .await?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Renew {
+            letters,
+            database_url,
+            threads,
+        }) => {
+            let report = crate::bench::renew::run(
                 letters,
                 database_url,
                 threads.unwrap_or_else(available_cores),
@@ -690,16 +782,90 @@ async fn verify_consistency(
     ExitCode::SUCCESS
 }
 
+/// `recommande pki rotate`.
+async fn pki_rotate(settings: Settings, validity_days: Option<u32>) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        settings.pki.is_development(),
+        "pki rotate rotates the generated development PKI; with production keys, configure the new [pki] files, list the old root in [pki] retired_roots, restart, then run `recommande archive renew --all --reason \"key rotation\"`"
+    );
+    let validity = validity_days.unwrap_or(settings.pki.development_validity_days);
+    anyhow::ensure!(
+        (1..=36_525).contains(&validity),
+        "--validity-days must be between 1 and 36525"
+    );
+    let dir = settings.data_dir.join("pki");
+    let retired =
+        crate::pki::rotate_development_pki(&dir, time::OffsetDateTime::now_utc(), validity)
+            .with_context(|| format!("rotating the development PKI in {}", dir.display()))?;
+    eprintln!(
+        "new root, seal and TSA in {}; the retired certificates are kept in {}",
+        dir.display(),
+        retired.display()
+    );
+    let service = Service::start(settings, Arc::new(SystemClock))
+        .await
+        .context("starting the service with the new keys")?;
+    report_renewal(
+        crate::renewal::job::renew(
+            &service,
+            "key rotation",
+            crate::renewal::job::Scope::Everything,
+        )
+        .await,
+        false,
+    )
+}
+
+fn report_renewal(
+    outcome: Result<crate::renewal::job::RenewalOutcome, crate::renewal::job::RenewalError>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: the renewal failed: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        match (&outcome.renewal_id, &outcome.root, &outcome.timestamp_time) {
+            (Some(id), Some(root), Some(at)) => println!(
+                "Renewal {id}: {} records covered, root {root}, timestamped at {at} ({:.3} s)",
+                outcome.records, outcome.seconds
+            ),
+            _ => println!("No record due for renewal"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `recommande verify`: prints the report; the exit code says the verdict.
 fn verify(
     bundle: &std::path::Path,
     trust: Option<&std::path::Path>,
     json: bool,
     lang: Lang,
+    at: Option<&str>,
 ) -> ExitCode {
     let unusable = |message: String| {
         eprintln!("{message}");
         ExitCode::from(2)
+    };
+    let at = match at {
+        None => time::OffsetDateTime::now_utc(),
+        Some(text) => {
+            match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    return unusable(format!(
+                        "error: --at {text:?} is not an RFC 3339 time such as 2040-01-01T00:00:00Z: {e}"
+                    ));
+                }
+            }
+        }
     };
     let anchors = match trust {
         Some(path) => match std::fs::read(path)
@@ -720,7 +886,7 @@ fn verify(
         Ok(f) => std::io::BufReader::new(f),
         Err(e) => return unusable(format!("error: cannot open {}: {e}", bundle.display())),
     };
-    let report = match crate::bundle::verify::verify_bundle(file, anchors.as_ref()) {
+    let report = match crate::bundle::verify::verify_bundle(file, anchors.as_ref(), at) {
         Ok(r) => r,
         Err(e) => return unusable(format!("error: {e}")),
     };

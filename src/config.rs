@@ -68,7 +68,7 @@ pub enum TimestampMode {
 }
 
 /// Operator-supplied certificates and keys (production). All absent = development PKI.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkiSettings {
     /// PEM chain of the seal certificate (leaf first).
     pub seal_certificate: Option<PathBuf>,
@@ -80,12 +80,39 @@ pub struct PkiSettings {
     pub tsa_key: Option<PathBuf>,
     /// PEM trust anchors that verify the seal and timestamp chains.
     pub roots: Option<PathBuf>,
+    /// PEM files of retired roots (after a key rotation): not used to sign, still trusted to
+    /// verify archived evidence, served at `/v1/trust/roots.pem` and put in bundles.
+    pub retired_roots: Vec<PathBuf>,
+    /// Validity in days of the leaf certificates a generated development PKI gets (default
+    /// 3652); short values let tests reach a certificate's expiry.
+    pub development_validity_days: u32,
 }
+
+impl Default for PkiSettings {
+    fn default() -> Self {
+        PkiSettings {
+            seal_certificate: None,
+            seal_key: None,
+            tsa_certificate: None,
+            tsa_key: None,
+            roots: None,
+            retired_roots: Vec::new(),
+            development_validity_days: DEFAULT_DEVELOPMENT_VALIDITY_DAYS,
+        }
+    }
+}
+
+/// Validity of generated development leaf certificates, days (about ten years).
+pub const DEFAULT_DEVELOPMENT_VALIDITY_DAYS: u32 = 3652;
 
 impl PkiSettings {
     /// True when no production key material is configured.
     pub fn is_development(&self) -> bool {
-        self == &PkiSettings::default()
+        self.seal_certificate.is_none()
+            && self.seal_key.is_none()
+            && self.tsa_certificate.is_none()
+            && self.tsa_key.is_none()
+            && self.roots.is_none()
     }
 }
 
@@ -150,6 +177,12 @@ pub struct Settings {
     /// Master key files (`[archive] master_key_files`), in order; the first is active unless
     /// `master_key` is set. None at all: a development key in `DATA_DIR/keys/`.
     pub master_key_files: Vec<PathBuf>,
+    /// Archive timestamp renewal (`[renewal] interval_seconds`): how often due records are
+    /// renewed.
+    pub renewal_interval_seconds: u64,
+    /// `[renewal] margin_days`: records whose newest token's TSA certificate ends within this
+    /// many days are renewed (RFC 4998 §5.2: before the certificate expires).
+    pub renewal_margin_days: u32,
     /// `[archive] evidence_retention`: `None` = `forever` (default); `Some(n)` = the parties'
     /// personal data outside the sealed evidence is erased `n` years after `retain_until`.
     pub evidence_retention_years: Option<u32>,
@@ -280,6 +313,7 @@ struct FileConfig {
     #[serde(default)]
     storage: FileStorage,
     metrics: FileMetrics,
+    renewal: FileRenewal,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,6 +340,13 @@ struct FileS3 {
 struct FileMetrics {
     token: Option<String>,
     public: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRenewal {
+    interval_seconds: Option<u64>,
+    margin_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -372,6 +413,9 @@ struct FilePki {
     tsa_certificate: Option<PathBuf>,
     tsa_key: Option<PathBuf>,
     roots: Option<PathBuf>,
+    #[serde(default)]
+    retired_roots: Vec<PathBuf>,
+    development_validity_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -766,7 +810,41 @@ impl Settings {
             tsa_certificate: file.pki.tsa_certificate,
             tsa_key: file.pki.tsa_key,
             roots: file.pki.roots,
+            retired_roots: file.pki.retired_roots,
+            development_validity_days: file
+                .pki
+                .development_validity_days
+                .unwrap_or(DEFAULT_DEVELOPMENT_VALIDITY_DAYS),
         };
+        if !(1..=36_525).contains(&pki.development_validity_days) {
+            return Err(ConfigError::Invalid {
+                key: "pki.development_validity_days",
+                message: format!(
+                    "{} must be between 1 and 36525",
+                    pki.development_validity_days
+                ),
+            });
+        }
+        let renewal_interval_seconds = file.renewal.interval_seconds.unwrap_or(86_400);
+        if !(60..=30 * 86_400).contains(&renewal_interval_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "renewal.interval_seconds",
+                message: format!(
+                    "{renewal_interval_seconds} must be between 60 and 2592000 (30 days)"
+                ),
+            });
+        }
+        let renewal_margin_days = file.renewal.margin_days.unwrap_or(90);
+        if !(1..=3650).contains(&renewal_margin_days)
+            || u64::from(renewal_margin_days) * 86_400 <= renewal_interval_seconds
+        {
+            return Err(ConfigError::Invalid {
+                key: "renewal.margin_days",
+                message: format!(
+                    "{renewal_margin_days} must be between 1 and 3650 and longer than renewal.interval_seconds, or a certificate could expire between two runs"
+                ),
+            });
+        }
         let timestamp = match file.timestamp.mode.as_deref().unwrap_or("embedded") {
             "embedded" => TimestampMode::Embedded,
             "remote" => {
@@ -939,6 +1017,8 @@ impl Settings {
             master_key_files: file.archive.master_key_files,
             storage,
             evidence_retention_years,
+            renewal_interval_seconds,
+            renewal_margin_days,
         })
     }
 }
@@ -1212,6 +1292,42 @@ mod tests {
                 .to_string();
             assert!(err.contains(named), "{named}: {err}");
         }
+    }
+
+    #[test]
+    fn renewal_and_rotation_settings_are_read_and_checked() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(
+            (s.renewal_interval_seconds, s.renewal_margin_days),
+            (86_400, 90)
+        );
+        assert_eq!(s.pki.development_validity_days, 3652);
+        let s = load(
+            Some("[renewal]\ninterval_seconds = 3600\nmargin_days = 30\n[pki]\nretired_roots = [\"old.pem\"]\ndevelopment_validity_days = 30\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.renewal_interval_seconds, 3600);
+        assert_eq!(s.renewal_margin_days, 30);
+        assert_eq!(s.pki.retired_roots, vec![PathBuf::from("old.pem")]);
+        assert_eq!(s.pki.development_validity_days, 30);
+        // Retired roots alone keep the development PKI.
+        assert!(s.pki.is_development());
+        let e = load(
+            Some("[renewal]\ninterval_seconds = 864000\nmargin_days = 5\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("a certificate could expire between two runs");
+        assert!(e.to_string().contains("renewal.margin_days"), "{e}");
+        let e = load(
+            Some("[pki]\ndevelopment_validity_days = 0\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect_err("zero days");
+        assert!(e.to_string().contains("development_validity_days"), "{e}");
     }
 
     #[test]

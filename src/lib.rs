@@ -33,6 +33,7 @@ pub mod log;
 pub mod mail;
 pub mod pki;
 pub mod proof;
+pub mod renewal;
 pub mod seal;
 pub mod service;
 pub mod storage;

@@ -395,6 +395,9 @@ pub struct TrustMaterial {
     pub roots_der: Vec<Vec<u8>>,
     /// The same roots as a PEM bundle (what `openssl -CAfile` takes).
     pub roots_pem: String,
+    /// Roots of retired key generations (after a rotation), PEM: they sign nothing any more
+    /// but still verify archived evidence, so they are trusted, served and bundled.
+    pub retired_roots_pem: String,
     /// The electronic-seal identity.
     pub seal: Arc<SigningIdentity>,
     /// The embedded TSA identity; `None` in production when no TSA certificate is
@@ -521,6 +524,7 @@ pub fn load_production_pki(
     Ok(TrustMaterial {
         roots_der: anchors.roots_der().to_vec(),
         roots_pem,
+        retired_roots_pem: String::new(),
         seal: Arc::new(seal),
         tsa: tsa.map(Arc::new),
         qualified,
@@ -545,9 +549,23 @@ pub fn load_or_create_development_pki(
     dir: &Path,
     now: OffsetDateTime,
 ) -> Result<(TrustMaterial, bool), PkiError> {
+    load_or_create_development_pki_valid_for(
+        dir,
+        now,
+        crate::config::DEFAULT_DEVELOPMENT_VALIDITY_DAYS,
+    )
+}
+
+/// [`load_or_create_development_pki`] whose generated leaf certificates are valid
+/// `validity_days` days (`[pki] development_validity_days`).
+pub fn load_or_create_development_pki_valid_for(
+    dir: &Path,
+    now: OffsetDateTime,
+    validity_days: u32,
+) -> Result<(TrustMaterial, bool), PkiError> {
     let present: Vec<bool> = DEV_FILES.iter().map(|f| dir.join(f).exists()).collect();
     let created = if present.iter().all(|p| !p) {
-        let files = generate_development_pki(now)?;
+        let files = generate_development_pki(now, validity_days)?;
         write_development_pki(dir, &files)?;
         true
     } else if present.iter().all(|p| *p) {
@@ -584,6 +602,7 @@ pub fn load_or_create_development_pki(
         TrustMaterial {
             roots_der: anchors.roots_der().to_vec(),
             roots_pem,
+            retired_roots_pem: retired_development_roots(dir)?,
             seal: Arc::new(seal),
             tsa: Some(Arc::new(tsa)),
             qualified: false,
@@ -591,6 +610,87 @@ pub fn load_or_create_development_pki(
         },
         created,
     ))
+}
+
+/// Folder of the retired generations of a development PKI, one sub-folder each.
+pub const RETIRED_DIR: &str = "retired";
+
+/// The roots of every retired generation under `dir/retired/*/root.pem`, in folder order.
+fn retired_development_roots(dir: &Path) -> Result<String, PkiError> {
+    let retired = dir.join(RETIRED_DIR);
+    if !retired.exists() {
+        return Ok(String::new());
+    }
+    let mut folders: Vec<PathBuf> = fs::read_dir(&retired)
+        .map_err(|source| PkiError::Read {
+            path: retired.clone(),
+            source,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("root.pem").is_file())
+        .collect();
+    folders.sort();
+    let mut pem = String::new();
+    for folder in folders {
+        let (_, text) = load_roots(&folder.join("root.pem"))?;
+        pem.push_str(&text);
+    }
+    Ok(pem)
+}
+
+/// Key rotation of the development PKI (`recommande pki rotate`): generates a new root, seal
+/// and TSA (leaves valid `validity_days`), moves the current certificates to
+/// `dir/retired/<time>/` (kept and trusted for verification) and deletes the current private
+/// keys, so the old generation can verify but never sign again. The new set is written
+/// complete into `dir/next/` first; returns the retired folder.
+pub fn rotate_development_pki(
+    dir: &Path,
+    now: OffsetDateTime,
+    validity_days: u32,
+) -> Result<PathBuf, PkiError> {
+    let missing: Vec<&str> = DEV_FILES
+        .iter()
+        .filter(|f| !dir.join(f).exists())
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(PkiError::IncompleteDevelopmentPki {
+            dir: dir.to_path_buf(),
+            missing: missing.join(", "),
+        });
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PkiError::Write { path, source }
+    };
+    let next = dir.join("next");
+    if next.exists() {
+        fs::remove_dir_all(&next).map_err(io(&next))?;
+    }
+    write_development_pki(&next, &generate_development_pki(now, validity_days)?)?;
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .map_err(|e| PkiError::Generate(e.to_string()))?;
+    let mut retired = dir.join(RETIRED_DIR).join(&stamp);
+    let mut n = 1;
+    while retired.exists() {
+        n += 1;
+        retired = dir.join(RETIRED_DIR).join(format!("{stamp}-{n}"));
+    }
+    fs::create_dir_all(&retired).map_err(io(&retired))?;
+    for file in ["root.pem", "seal.pem", "tsa.pem"] {
+        fs::rename(dir.join(file), retired.join(file)).map_err(io(&dir.join(file)))?;
+    }
+    for file in ["root.key.pem", "seal.key.pem", "tsa.key.pem"] {
+        fs::remove_file(dir.join(file)).map_err(io(&dir.join(file)))?;
+    }
+    for file in DEV_FILES {
+        fs::rename(next.join(file), dir.join(file)).map_err(io(&next.join(file)))?;
+    }
+    fs::remove_dir(&next).map_err(io(&next))?;
+    Ok(retired)
 }
 
 /// PEM texts of a generated development PKI.
@@ -628,16 +728,17 @@ fn dev_name(cn: &str) -> DistinguishedName {
     dn
 }
 
-/// Parameters for a development leaf certificate of `role`, valid ~10 years from `now`.
+/// Parameters for a development leaf certificate of `role`, valid `validity_days` from `now`.
 fn leaf_params(
     role: CertificateRole,
     now: OffsetDateTime,
+    validity_days: u32,
     rng: &SystemRandom,
     key: &KeyPair,
 ) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.not_before = now - Duration::minutes(5);
-    params.not_after = now + Duration::days(3652);
+    params.not_after = now + Duration::days(i64::from(validity_days));
     params.serial_number = Some(random_serial(rng)?);
     // rcgen's `IsCa::ExplicitNoCa` encodes `cA FALSE` explicitly, which violates
     // DER (X.690 §11.5: DEFAULT values are omitted) and is rejected by strict
@@ -685,7 +786,10 @@ fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
-fn generate_development_pki(now: OffsetDateTime) -> Result<DevelopmentPki, PkiError> {
+fn generate_development_pki(
+    now: OffsetDateTime,
+    validity_days: u32,
+) -> Result<DevelopmentPki, PkiError> {
     let now = whole_seconds(now);
     let rng = SystemRandom::new();
     let new_key = || KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err);
@@ -702,13 +806,19 @@ fn generate_development_pki(now: OffsetDateTime) -> Result<DevelopmentPki, PkiEr
     let issuer = Issuer::new(root, &root_key);
 
     let seal_key = new_key()?;
-    let seal_cert = leaf_params(CertificateRole::Seal, now, &rng, &seal_key)?
+    let seal_cert = leaf_params(CertificateRole::Seal, now, validity_days, &rng, &seal_key)?
         .signed_by(&seal_key, &issuer)
         .map_err(gen_err)?;
     let tsa_key = new_key()?;
-    let tsa_cert = leaf_params(CertificateRole::Timestamping, now, &rng, &tsa_key)?
-        .signed_by(&tsa_key, &issuer)
-        .map_err(gen_err)?;
+    let tsa_cert = leaf_params(
+        CertificateRole::Timestamping,
+        now,
+        validity_days,
+        &rng,
+        &tsa_key,
+    )?
+    .signed_by(&tsa_key, &issuer)
+    .map_err(gen_err)?;
     Ok(DevelopmentPki {
         root_pem: root_cert.pem(),
         root_key_pem: root_key.serialize_pem(),
@@ -831,7 +941,14 @@ pub(crate) mod test_support {
         let root_cert = root.self_signed(&root_key).expect("root");
         let issuer = Issuer::new(root, &root_key);
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut params = leaf_params(role, now, &rng, &key).expect("params");
+        let mut params = leaf_params(
+            role,
+            now,
+            crate::config::DEFAULT_DEVELOPMENT_VALIDITY_DAYS,
+            &rng,
+            &key,
+        )
+        .expect("params");
         customize(&mut params);
         let cert = params.signed_by(&key, &issuer).expect("leaf");
         (root_cert.pem(), cert.pem(), key.serialize_pem())

@@ -24,7 +24,9 @@ use crate::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, depo
 use crate::lifecycle::{Lifecycle, RecipientKeys};
 use crate::log::TransparencyLog;
 use crate::mail::{MailError, Mailer};
-use crate::pki::{PkiError, TrustMaterial, load_or_create_development_pki, load_production_pki};
+use crate::pki::{
+    PkiError, TrustMaterial, load_or_create_development_pki_valid_for, load_production_pki,
+};
 use crate::proof::{ProofContext, ProofError, ProofKind};
 use crate::seal::Sealer;
 use crate::storage::{EvidenceRow, Storage, StorageError};
@@ -125,7 +127,11 @@ impl Service {
 
         let trust = if settings.pki.is_development() {
             let dir = settings.data_dir.join("pki");
-            let (material, created) = load_or_create_development_pki(&dir, now)?;
+            let (material, created) = load_or_create_development_pki_valid_for(
+                &dir,
+                now,
+                settings.pki.development_validity_days,
+            )?;
             tracing::warn!(
                 pki.dir = %dir.display(),
                 pki.created = created,
@@ -155,7 +161,24 @@ impl Service {
         };
         let trust = Arc::new(trust);
 
+        // Current roots, then the retired generations' (key rotation: old evidence stays
+        // verifiable), then a remote TSA's.
         let mut anchors_pem = trust.roots_pem.clone();
+        anchors_pem.push_str(&trust.retired_roots_pem);
+        for path in &settings.pki.retired_roots {
+            let pem = std::fs::read(path).map_err(|e| {
+                StartError::Config(format!(
+                    "cannot read pki.retired_roots {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let retired = TrustAnchors::from_pem(&pem).map_err(|e| {
+                StartError::Config(format!("pki.retired_roots {}: {e}", path.display()))
+            })?;
+            for der in retired.roots_der() {
+                anchors_pem.push_str(&crate::trust::pem_encode("CERTIFICATE", der));
+            }
+        }
         if let Some(extra) = &settings.remote_tsa_roots {
             let pem = std::fs::read_to_string(extra).map_err(|e| {
                 StartError::Config(format!(

@@ -116,7 +116,21 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
             }
         })
     };
+    // Archive timestamp renewal (RFC 4998 spirit): at start (a key rotation made while the
+    // service was down is followed at once) and every `[renewal] interval_seconds`.
+    let renewal = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let interval = Duration::from_secs(service.settings.renewal_interval_seconds);
+            loop {
+                if let Err(e) = crate::renewal::job::scheduled(&service).await {
+                    tracing::error!(error = %e, "archive timestamp renewal");
+                }
+                tokio::time::sleep(interval).await;
+            }
+        })
+    };
     vec![
-        outbox, expiry, webhooks, witnesses, log, batches, purge, audit,
+        outbox, expiry, webhooks, witnesses, log, batches, purge, audit, renewal,
     ]
 }

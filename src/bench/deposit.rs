@@ -92,72 +92,15 @@ async fn run_in(
     let service = Service::start(settings, Arc::new(SystemClock))
         .await
         .context("starting the service")?;
-    let now = unix_micros(service.clock.now());
-    let tenant = service
-        .storage
-        .ensure_tenant(&format!("bench-{}", uuid::Uuid::new_v4()), now)
-        .await?;
-    let caller = Caller {
-        tenant_id: tenant.id.clone(),
-        tenant_name: tenant.name.clone(),
-        api_key_id: "bench".into(),
-    };
-    // One shared document, as in a mailing of reminders.
-    let mut incoming = service.content.begin(1 << 20).await?;
-    incoming
-        .write(
-            format!(
-                "%PDF-1.7\n% recommande bench {}\n%%EOF\n",
-                uuid::Uuid::new_v4()
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let content = incoming.finish().await?;
-    let document = service
-        .storage
-        .insert_document(&DocumentRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            tenant_id: tenant.id.clone(),
-            sha256: content.sha256,
-            size: content.size as i64,
-            media_type: "application/pdf".into(),
-            filename: "relance.pdf".into(),
-            created_at: now,
-        })
-        .await?;
-    let documents = vec![document];
-    let requests = |n: usize| -> anyhow::Result<Vec<DepositRequest>> {
-        (0..n)
-            .map(|i| {
-                Ok(DepositRequest {
-                    sender: Sender {
-                        name: "Cabinet de recouvrement Exemple".into(),
-                        email: EmailAddress::parse("envoi@recouvrement.example")
-                            .map_err(anyhow::Error::msg)?,
-                        organization: None,
-                    },
-                    recipient: Recipient {
-                        name: format!("Débiteur n°{i}"),
-                        email: EmailAddress::parse(&format!("debiteur{i}@exemple.fr"))
-                            .map_err(anyhow::Error::msg)?,
-                        kind: RecipientKind::Professional,
-                        consent_id: None,
-                    },
-                    reference: Some(format!("DOS-{i:06}")),
-                    document_ids: vec![documents[0].id.clone()],
-                    compose: None,
-                    template_id: None,
-                    collection: None,
-                })
-            })
-            .collect()
-    };
+    let mailing = Mailing::create(&service).await?;
+    let caller = &mailing.caller;
+    let documents = &mailing.documents;
+    let requests = |n: usize| mailing.requests(n);
 
     // Warm-up: connections, page cache, code paths.
     let warm = service
         .deposits
-        .prepare_many(&caller, requests(200)?, &documents, threads)
+        .prepare_many(caller, requests(200)?, documents, threads)
         .await?;
     service.deposits.commit(&warm, None).await?;
 
@@ -165,7 +108,7 @@ async fn run_in(
     let started = Instant::now();
     let prepared = service
         .deposits
-        .prepare_many(&caller, batch, &documents, threads)
+        .prepare_many(caller, batch, documents, threads)
         .await?;
     let sealed_at = Instant::now();
     for chunk in prepared.chunks(LETTERS_PER_TRANSACTION) {
@@ -202,4 +145,84 @@ async fn run_in(
         store_seconds: finished.duration_since(sealed_at).as_secs_f64(),
         raw_letters_per_second: letters as f64 / raw_seconds,
     })
+}
+
+/// A tenant with one shared document, as in a mailing of reminders (also used by
+/// `bench renew`).
+pub(crate) struct Mailing {
+    /// The sending account.
+    pub caller: Caller,
+    /// The shared document.
+    pub documents: Vec<DocumentRow>,
+}
+
+impl Mailing {
+    /// Creates the tenant and stores the document.
+    pub(crate) async fn create(service: &Service) -> anyhow::Result<Self> {
+        let now = unix_micros(service.clock.now());
+        let tenant = service
+            .storage
+            .ensure_tenant(&format!("bench-{}", uuid::Uuid::new_v4()), now)
+            .await?;
+        let caller = Caller {
+            tenant_id: tenant.id.clone(),
+            tenant_name: tenant.name.clone(),
+            api_key_id: "bench".into(),
+        };
+        let mut incoming = service.content.begin(1 << 20).await?;
+        incoming
+            .write(
+                format!(
+                    "%PDF-1.7\n% recommande bench {}\n%%EOF\n",
+                    uuid::Uuid::new_v4()
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let content = incoming.finish().await?;
+        let document = service
+            .storage
+            .insert_document(&DocumentRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant_id: tenant.id.clone(),
+                sha256: content.sha256,
+                size: content.size as i64,
+                media_type: "application/pdf".into(),
+                filename: "relance.pdf".into(),
+                created_at: now,
+            })
+            .await?;
+        Ok(Mailing {
+            caller,
+            documents: vec![document],
+        })
+    }
+
+    /// `n` letters to distinct recipients with the shared document.
+    pub(crate) fn requests(&self, n: usize) -> anyhow::Result<Vec<DepositRequest>> {
+        (0..n)
+            .map(|i| {
+                Ok(DepositRequest {
+                    sender: Sender {
+                        name: "Cabinet de recouvrement Exemple".into(),
+                        email: EmailAddress::parse("envoi@recouvrement.example")
+                            .map_err(anyhow::Error::msg)?,
+                        organization: None,
+                    },
+                    recipient: Recipient {
+                        name: format!("Débiteur n°{i}"),
+                        email: EmailAddress::parse(&format!("debiteur{i}@exemple.fr"))
+                            .map_err(anyhow::Error::msg)?,
+                        kind: RecipientKind::Professional,
+                        consent_id: None,
+                    },
+                    reference: Some(format!("DOS-{i:06}")),
+                    document_ids: vec![self.documents[0].id.clone()],
+                    compose: None,
+                    template_id: None,
+                    collection: None,
+                })
+            })
+            .collect()
+    }
 }

@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod deposit;
+pub mod renew;
 pub mod tsa;
 pub mod verify;

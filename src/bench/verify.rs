@@ -93,8 +93,12 @@ async fn run_in(dir: &std::path::Path, iterations: usize) -> anyhow::Result<Veri
     let anchors = service.anchors.clone();
 
     // Warm-up, and a check that the figure is about a valid bundle.
-    let report = verify_bundle(std::io::Cursor::new(&bundle.0), Some(&anchors))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = verify_bundle(
+        std::io::Cursor::new(&bundle.0),
+        Some(&anchors),
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(
         report.is_valid(),
         "the benchmark bundle does not verify: {:?}",
@@ -105,8 +109,12 @@ async fn run_in(dir: &std::path::Path, iterations: usize) -> anyhow::Result<Veri
     let started = Instant::now();
     for _ in 0..iterations {
         let one = Instant::now();
-        let report = verify_bundle(std::io::Cursor::new(&bundle.0), Some(&anchors))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let report = verify_bundle(
+            std::io::Cursor::new(&bundle.0),
+            Some(&anchors),
+            time::OffsetDateTime::now_utc(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         max = max.max(one.elapsed());
         anyhow::ensure!(report.is_valid(), "a verification failed");
     }
@@ -242,6 +250,7 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
         // The records here are built in memory, not stored, so they are in no log; the
         // inclusion check adds a few dozen hashes per bundle.
         log: None,
+        renewals: &[],
     });
     let seal = service.sealer.seal_bytes(&plan.asic_manifest, now)?;
     let zip = write(

@@ -92,6 +92,23 @@ pub struct BundleInput<'a> {
     /// The transparency log's signed tree head covering every record, and the records'
     /// inclusion proofs against it (`log/`).
     pub log: Option<&'a BundleLog>,
+    /// The archive timestamp renewals of the records (`renewals/`), by record then
+    /// generation; empty for a letter never renewed (then nothing of `renewals/` appears, and
+    /// the bundle is exactly what earlier versions made).
+    pub renewals: &'a [crate::storage::renewal::RecordRenewal],
+}
+
+/// Folder of the renewal records and tokens: `renewals/NN-<Event>.renewal-G.json|.tsr`, where
+/// `NN-<Event>` is the stem of the evidence file and `G` the generation (1, 2, …).
+pub const RENEWALS_DIR: &str = "renewals/";
+
+/// The path stem of generation `generation` of the renewals of evidence file `evidence_stem`
+/// (`evidence/NN-<Event>`).
+pub fn renewal_stem(evidence_stem: &str, generation: u32) -> String {
+    let base = evidence_stem
+        .strip_prefix("evidence/")
+        .unwrap_or(evidence_stem);
+    format!("{RENEWALS_DIR}{base}.renewal-{generation}")
 }
 
 /// Path of the tree head (canonical JSON, as sealed) in a bundle.
@@ -167,6 +184,23 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
                 format!("{stem}.{ext}"),
                 bytes.clone(),
                 media_type,
+            ));
+        }
+    }
+    // Renewals after all the evidence, so a bundle without them keeps the v1 layout.
+    for (i, e) in input.evidence.iter().enumerate() {
+        let stem = format!("evidence/{:02}-{}", i + 1, safe_name(&e.event));
+        for renewal in input.renewals.iter().filter(|r| r.evidence_id == e.id) {
+            let renewal_stem = renewal_stem(&stem, renewal.generation.max(0) as u32);
+            entries.push(bytes_entry(
+                format!("{renewal_stem}.json"),
+                renewal.record.clone(),
+                "application/json",
+            ));
+            entries.push(bytes_entry(
+                format!("{renewal_stem}.tsr"),
+                renewal.timestamp_token.clone(),
+                "application/timestamp-token",
             ));
         }
     }
@@ -498,6 +532,39 @@ fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
             &mut c,
             format!("grep -o '\"root_hash\":\"[0-9a-f]*\"' {LOG_TREE_HEAD}"),
         );
+    }
+    let renewals: Vec<(&str, String)> = entries
+        .iter()
+        .filter(|e| e.path.starts_with(RENEWALS_DIR))
+        .filter_map(|e| {
+            let stem = e.path.strip_suffix(".json")?;
+            let Source::Bytes(bytes) = &e.source else {
+                return None;
+            };
+            let record: crate::renewal::RenewalRecord = serde_json::from_slice(bytes).ok()?;
+            // Only a hex digest goes into a shell command.
+            let hex = record.root.len() == 64 && record.root.bytes().all(|b| b.is_ascii_hexdigit());
+            hex.then_some((stem, record.root))
+        })
+        .collect();
+    if !renewals.is_empty() {
+        c.push_str(
+            "\n9. Renouvellement des horodatages (RFC 4998) / Archive timestamp renewal (RFC 4998)\n\
+             L'horodatage de chaque renouvellement porte sur la racine de son arbre (champ \"root\").\n\
+             Each renewal token is a timestamp of its tree's root (the \"root\" field).\n",
+        );
+        for (stem, root) in &renewals {
+            run(
+                &mut c,
+                format!("grep -qF '\"root\":\"{root}\"' {stem}.json && echo '{stem}: OK'"),
+            );
+            run(
+                &mut c,
+                format!(
+                    "openssl ts -verify -digest {root} -in {stem}.tsr -token_in -CAfile {ROOTS}"
+                ),
+            );
+        }
     }
     format!(
         "Dossier de preuves / Proof bundle — lettre / letter {letter_id}\n\

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::{
     ASIC_E_MIMETYPE, ASIC_MANIFEST, ASIC_SIGNATURE, CHECKSUMS, InclusionFile, LOG_INCLUSION,
-    LOG_TREE_HEAD, LOG_TREE_HEAD_SEAL, LOG_TREE_HEAD_TOKEN,
+    LOG_TREE_HEAD, LOG_TREE_HEAD_SEAL, LOG_TREE_HEAD_TOKEN, renewal_stem,
 };
 use crate::evidence::{EvidenceEvent, EvidenceRecord};
 use crate::log::{TreeHead, root_of, verify_sealed};
@@ -76,10 +76,14 @@ impl BundleReport {
 pub struct UnusableBundle(pub String);
 
 /// Verifies a bundle read from `reader`, against `trust` when given (else against the roots
-/// inside the bundle, which the report flags).
+/// inside the bundle, which the report flags), at verification time `at`: seals and
+/// timestamps are judged at the time each token proves, and a token whose TSA certificate has
+/// expired by `at` must be covered by an unbroken chain of renewals (`timestamp_renewal`,
+/// RFC 4998 spirit, see [`crate::renewal::verify_chain`]).
 pub fn verify_bundle<R: Read + Seek>(
     reader: R,
     trust: Option<&TrustAnchors>,
+    at: OffsetDateTime,
 ) -> Result<BundleReport, UnusableBundle> {
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| UnusableBundle(e.to_string()))?;
     let mut checks = Vec::new();
@@ -271,6 +275,57 @@ pub fn verify_bundle<R: Read + Seek>(
                 },
             );
         }
+        // Archive timestamp renewals of this record: generations 1, 2, … without a gap.
+        let mut renewal_files = Vec::new();
+        let mut problem = None;
+        for generation in 1u32.. {
+            let base = renewal_stem(stem, generation);
+            let json = format!("{base}.json");
+            if !names.contains(&json) {
+                break;
+            }
+            match (
+                small(&mut zip, &json),
+                small(&mut zip, &format!("{base}.tsr")),
+            ) {
+                (Ok(record), Ok(token)) => renewal_files.push((record, token)),
+                (Err(e), _) | (_, Err(e)) => {
+                    problem = Some(e);
+                    break;
+                }
+            }
+        }
+        let prefix = renewal_stem(stem, 0);
+        let prefix = prefix.trim_end_matches('0');
+        let listed_renewals = names
+            .iter()
+            .filter(|n| n.starts_with(prefix) && n.ends_with(".json"))
+            .count();
+        if problem.is_none() && listed_renewals != renewal_files.len() {
+            problem = Some(format!(
+                "{listed_renewals} renewal records for this record, but only generations 1 to {} follow each other",
+                renewal_files.len()
+            ));
+        }
+        let files: Vec<crate::renewal::RenewalFiles<'_>> = renewal_files
+            .iter()
+            .map(|(record, token)| crate::renewal::RenewalFiles { record, token })
+            .collect();
+        check(
+            stem,
+            crate::renewal::CHECK_NAME,
+            match problem {
+                Some(p) => Err(p),
+                None => crate::renewal::verify_chain(
+                    &report.sha256,
+                    report.record.as_ref().map(|r| r.evidence_id.as_str()),
+                    &token,
+                    &files,
+                    &anchors,
+                    at,
+                ),
+            },
+        );
         previous = Some(hex::encode(report.sha256));
         events.push(ProvenEvent {
             event: report

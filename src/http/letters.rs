@@ -696,6 +696,7 @@ pub async fn bundle(
         .bundle_material(&evidence)
         .await
         .map_err(Problem::from)?;
+    let renewals = service.storage.renewals_of_letter(&row.id).await?;
     let plan = crate::bundle::plan(&crate::bundle::BundleInput {
         letter_id: &row.id,
         evidence: &evidence,
@@ -703,6 +704,7 @@ pub async fn bundle(
         roots_pem: &service.anchors_pem,
         proofs: &proofs,
         log: log.as_ref(),
+        renewals: &renewals,
     });
     let key = plan.asic_manifest_sha256();
     let seal = match service.storage.existing_bundle_seal(&row.id, &key).await? {

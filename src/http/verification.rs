@@ -141,6 +141,8 @@ pub(crate) async fn verify_letter(
     if rows.is_empty() {
         return Ok(None);
     }
+    let renewals = service.storage.renewals_of_letter(&letter_id).await?;
+    let at = service.clock.now();
     let anchors = service.anchors.clone();
     // Seal and timestamp checks are CPU work (ECDSA, certificate paths): off the async threads.
     let verification = tokio::task::spawn_blocking(move || {
@@ -160,22 +162,46 @@ pub(crate) async fn verify_letter(
                 chain,
             );
             let sha256 = hex::encode(report.sha256);
+            // Archive timestamp renewal (RFC 4998 spirit): the token must be valid today or
+            // covered by an unbroken chain of renewals.
+            let files: Vec<crate::renewal::RenewalFiles<'_>> = renewals
+                .iter()
+                .filter(|r| r.evidence_id == row.id)
+                .map(|r| crate::renewal::RenewalFiles {
+                    record: &r.record,
+                    token: &r.timestamp_token,
+                })
+                .collect();
+            let renewal = crate::renewal::verify_chain(
+                &report.sha256,
+                Some(&row.id),
+                &row.timestamp_token,
+                &files,
+                &anchors,
+                at,
+            );
+            let mut checks: Vec<CheckVerdict> = report
+                .checks
+                .iter()
+                .map(|c| CheckVerdict {
+                    name: c.name.to_string(),
+                    passed: c.passed,
+                    detail: c.detail.clone(),
+                })
+                .collect();
+            checks.push(CheckVerdict {
+                name: crate::renewal::CHECK_NAME.to_string(),
+                passed: renewal.is_ok(),
+                detail: renewal.clone().unwrap_or_else(|e| e),
+            });
             events.push(VerifiedEvent {
                 position: i + 1,
                 event: row.event.clone(),
                 timestamp: report.timestamp_time.map(rfc3339_micros),
                 timestamp_paris: report.timestamp_time.map(rfc3339_paris),
                 evidence_sha256: sha256.clone(),
-                valid: report.is_valid(),
-                checks: report
-                    .checks
-                    .iter()
-                    .map(|c| CheckVerdict {
-                        name: c.name.to_string(),
-                        passed: c.passed,
-                        detail: c.detail.clone(),
-                    })
-                    .collect(),
+                valid: report.is_valid() && renewal.is_ok(),
+                checks,
             });
             if let Some(record) = report.record {
                 records.push((

@@ -1028,6 +1028,7 @@ mod consents;
 mod lifecycle;
 pub mod log;
 pub mod metrics;
+pub mod renewal;
 mod templates;
 mod webhooks;
 pub mod witnesses;

@@ -437,6 +437,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
     let report = recommande::bundle::verify::verify_bundle(
         std::io::Cursor::new(zip.clone()),
         Some(&app.service.anchors),
+        time::OffsetDateTime::now_utc(),
     )
     .expect("readable bundle");
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();

@@ -200,6 +200,7 @@ async fn a_json_batch_deposits_each_letter_with_its_evidence_and_notification(en
     let report = recommande::bundle::verify::verify_bundle(
         std::io::Cursor::new(bundle.to_vec()),
         Some(&app.service.anchors),
+        time::OffsetDateTime::now_utc(),
     )
     .expect("readable bundle");
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();

@@ -264,7 +264,11 @@ pub(crate) fn rebuild(bytes: &[u8], change: impl Fn(&mut Vec<(String, Vec<u8>)>)
 }
 
 fn failed(bytes: &[u8], anchors: &TrustAnchors) -> Vec<String> {
-    match verify_bundle(std::io::Cursor::new(bytes), Some(anchors)) {
+    match verify_bundle(
+        std::io::Cursor::new(bytes),
+        Some(anchors),
+        time::OffsetDateTime::now_utc(),
+    ) {
         Ok(report) => report
             .checks
             .iter()
@@ -371,7 +375,7 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
 }
 
 /// The commands of `VERIFY.txt`: the lines behind the `$ ` prompt, as a judge types them.
-fn verify_txt_commands(text: &str) -> Vec<String> {
+pub(crate) fn verify_txt_commands(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix(recommande::bundle::COMMAND_PROMPT))
         .map(str::to_string)
@@ -380,7 +384,10 @@ fn verify_txt_commands(text: &str) -> Vec<String> {
 
 /// Runs each command with `sh -c` inside `dir`; returns the commands that failed, with their
 /// output.
-fn failing_commands(dir: &std::path::Path, commands: &[String]) -> Vec<(String, String)> {
+pub(crate) fn failing_commands(
+    dir: &std::path::Path,
+    commands: &[String],
+) -> Vec<(String, String)> {
     commands
         .iter()
         .filter_map(|command| {

@@ -30,7 +30,12 @@ async fn the_golden_v1_bundle_still_verifies() {
         std::fs::read(dir.join("bundle.zip")).expect("tests/fixtures/bundle-v1/bundle.zip");
     let roots = std::fs::read(dir.join("roots.pem")).expect("tests/fixtures/bundle-v1/roots.pem");
     let anchors = TrustAnchors::from_pem(&roots).expect("anchors");
-    let report = verify_bundle(std::io::Cursor::new(&bundle), Some(&anchors)).expect("readable");
+    let report = verify_bundle(
+        std::io::Cursor::new(&bundle),
+        Some(&anchors),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("readable");
     let failed: Vec<_> = report.checks.iter().filter(|c| !c.passed).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     assert!(report.anchored_outside);
@@ -58,7 +63,12 @@ async fn the_golden_v1_bundle_still_verifies() {
     // Against foreign anchors the same bytes are refused.
     let foreign = rcgen_root_pem();
     let foreign = TrustAnchors::from_pem(foreign.as_bytes()).expect("anchors");
-    let report = verify_bundle(std::io::Cursor::new(&bundle), Some(&foreign)).expect("readable");
+    let report = verify_bundle(
+        std::io::Cursor::new(&bundle),
+        Some(&foreign),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("readable");
     assert!(
         !report.is_valid(),
         "another provider's roots must not validate it"

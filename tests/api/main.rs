@@ -21,6 +21,7 @@ mod pages;
 mod process;
 mod production_pki;
 mod proofs;
+mod renewal;
 mod restart;
 mod retention;
 mod s3;

@@ -113,6 +113,7 @@ fn with_pki(settings: &mut Settings, dir: &Path, seal_key: &str, tsa_cert: &str)
         tsa_certificate: Some(dir.join(format!("{tsa_cert}.pem"))),
         tsa_key: Some(dir.join("tsa.key")),
         roots: Some(dir.join("root.pem")),
+        ..PkiSettings::default()
     };
     settings.evidence_policy = Some("urn:example:operator:evidence-policy:1".into());
     settings.tsa_policy_oid = "1.3.6.1.4.1.99999.1.1".into();

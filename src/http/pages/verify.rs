@@ -158,11 +158,12 @@ async fn upload(
         }
     };
     let anchors = service.anchors.clone();
+    let at = service.clock.now();
     // Hashing and signature checks are CPU work: off the async threads. The spool is moved
     // in and dropped (deleted) there.
     let verdict = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&spool.path).map_err(|e| e.to_string())?;
-        Ok::<_, String>(verify_bundle(BufReader::new(file), Some(&anchors)))
+        Ok::<_, String>(verify_bundle(BufReader::new(file), Some(&anchors), at))
     })
     .await;
     match verdict {
@@ -655,6 +656,18 @@ impl VerifyWording {
                 "Fifteen-day window (CPCE R.53-3)",
             ),
             "documents_match" => ("Documents déposés", "Deposited documents"),
+            "timestamp_renewal" => (
+                "Horodatage valide aujourd'hui ou renouvelé à temps (RFC 4998)",
+                "Timestamp valid today or renewed in time (RFC 4998)",
+            ),
+            "log_tree_head" => (
+                "Tête d'arbre du journal de transparence",
+                "Transparency log tree head",
+            ),
+            "log_inclusion" => (
+                "Inscription au journal de transparence",
+                "Entry in the transparency log",
+            ),
             _ => ("Vérification", "Check"),
         };
         if self.is_french() { fr } else { en }

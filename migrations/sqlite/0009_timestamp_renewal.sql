@@ -1,0 +1,42 @@
+-- Archive timestamp renewal in the spirit of RFC 4998 (Evidence Record Syntax): each renewal
+-- is one Merkle tree over H(record digest ‖ the record's newest timestamp token), whose root
+-- is timestamped (RFC 3161). `renewals` holds one row per tree and its token;
+-- `renewal_leaves` holds, per record and generation, the canonical JSON renewal record (leaf
+-- input, reduced hash-tree path, root). Both are insert-only, like evidence.
+CREATE TABLE renewals (
+    id                      BIGINT PRIMARY KEY,
+    reason                  TEXT NOT NULL,
+    created_at              BIGINT NOT NULL,
+    tree_size               BIGINT NOT NULL,
+    root_hash               TEXT NOT NULL,
+    timestamp_token         BLOB NOT NULL,
+    tsa_certificate_sha256  TEXT NOT NULL,
+    tsa_not_after           BIGINT NOT NULL
+);
+
+CREATE TABLE renewal_leaves (
+    evidence_id   TEXT NOT NULL REFERENCES evidence(id),
+    generation    INTEGER NOT NULL,
+    renewal_id    BIGINT NOT NULL REFERENCES renewals(id),
+    leaf_index    BIGINT NOT NULL,
+    record        BLOB NOT NULL,
+    PRIMARY KEY (evidence_id, generation)
+);
+CREATE INDEX renewal_leaves_by_renewal ON renewal_leaves (renewal_id, leaf_index);
+
+CREATE TRIGGER renewals_are_append_only_update BEFORE UPDATE ON renewals
+BEGIN
+    SELECT RAISE(ABORT, 'timestamp renewals are append-only');
+END;
+CREATE TRIGGER renewals_are_append_only_delete BEFORE DELETE ON renewals
+BEGIN
+    SELECT RAISE(ABORT, 'timestamp renewals are append-only');
+END;
+CREATE TRIGGER renewal_leaves_are_append_only_update BEFORE UPDATE ON renewal_leaves
+BEGIN
+    SELECT RAISE(ABORT, 'timestamp renewals are append-only');
+END;
+CREATE TRIGGER renewal_leaves_are_append_only_delete BEFORE DELETE ON renewal_leaves
+BEGIN
+    SELECT RAISE(ABORT, 'timestamp renewals are append-only');
+END;
