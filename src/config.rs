@@ -312,7 +312,9 @@ struct FileConfig {
     archive: FileArchive,
     #[serde(default)]
     storage: FileStorage,
+    #[serde(default)]
     metrics: FileMetrics,
+    #[serde(default)]
     renewal: FileRenewal,
 }
 
