@@ -279,6 +279,7 @@ struct FileConfig {
     archive: FileArchive,
     #[serde(default)]
     storage: FileStorage,
+    #[serde(default)]
     metrics: FileMetrics,
 }
 
