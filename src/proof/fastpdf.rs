@@ -739,7 +739,7 @@ fn write_sfnt(version: u32, tables: &mut [([u8; 4], Vec<u8>)]) -> Vec<u8> {
             sum.wrapping_add(u32::from_be_bytes(padded))
         })
     }
-    tables.sort_by(|a, b| a.0.cmp(&b.0));
+    tables.sort_by_key(|a| a.0);
     for (tag, data) in tables.iter_mut() {
         if tag == b"head" && data.len() >= 12 {
             data[8..12].copy_from_slice(&[0, 0, 0, 0]);
