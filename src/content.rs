@@ -297,11 +297,13 @@ impl ContentStore {
     }
 
     /// First step of storing a document from blocking code (a rendering thread): encrypts
-    /// `doc` under a new data key into a flushed temporary file. [`ContentStore::place_many`]
-    /// then records the keys of many such documents in one transaction and moves them into
-    /// place: the same files, keys and guarantees as [`ContentStore::begin`]…
-    /// [`IncomingContent::finish`] per document, with one transaction and one flush per
-    /// directory for all of them. A pending document never placed leaves its temporary file,
+    /// `doc` under a new data key into a temporary file, not flushed yet.
+    /// [`ContentStore::place_many`] then flushes all such files to stable storage together
+    /// (many `fsync` at once, which the file system groups into few journal commits), records
+    /// their keys in one transaction and moves them into place: the same files, keys and
+    /// guarantees as [`ContentStore::begin`]… [`IncomingContent::finish`] per document — a
+    /// document is on stable storage before its key is recorded, so before any evidence can
+    /// refer to it — with one transaction and one flush per directory for all of them. A pending document never placed leaves its temporary file,
     /// which [`PendingContent::discard`] removes.
     pub fn write_pending(&self, doc: &[u8], limit: u64) -> Result<PendingContent, ContentError> {
         if doc.len() as u64 > limit {
@@ -356,6 +358,15 @@ impl ContentStore {
             }
             return Ok(());
         }
+        // The bytes on stable storage before anything refers to them (their keys, then the
+        // evidence the caller commits after this returns).
+        let tmps: Vec<PathBuf> = written.iter().map(|w| w.tmp.clone()).collect();
+        tokio::task::spawn_blocking(move || sync_files(&tmps))
+            .await
+            .map_err(|e| ContentError::Io {
+                path: self.incoming_dir(),
+                source: std::io::Error::other(format!("flushing stopped: {e}")),
+            })??;
         let shas: Vec<String> = written.iter().map(|w| w.sha256.clone()).collect();
         let live: std::collections::HashSet<String> = self
             .storage
@@ -1042,6 +1053,9 @@ async fn upload(s3: &S3Backend, tmp: &Path, sha256: &str) -> Result<(), ContentE
 /// Directories flushed at once by [`ContentStore::place_many`].
 const DIRECTORY_FLUSHES: usize = 8;
 
+/// Threads flushing the pending files of a batch at once (they wait on the disk, not the CPU).
+const FILE_FLUSHES: usize = 32;
+
 /// A document encrypted to a temporary file by [`ContentStore::write_pending`], not yet
 /// placed.
 pub struct PendingContent {
@@ -1059,8 +1073,8 @@ impl PendingContent {
     }
 }
 
-/// Encrypts `doc` under a new data key into a synced temporary file of `incoming`, in the
-/// segments [`IncomingContent`] writes.
+/// Encrypts `doc` under a new data key into a temporary file of `incoming`, in the segments
+/// [`IncomingContent`] writes. The file is not flushed yet: see [`sync_files`].
 fn write_encrypted(incoming: &Path, doc: &[u8]) -> Result<PendingContent, ContentError> {
     use std::io::Write;
     let tmp = incoming.join(uuid::Uuid::new_v4().to_string());
@@ -1077,11 +1091,10 @@ fn write_encrypted(incoming: &Path, doc: &[u8]) -> Result<PendingContent, Conten
             .map_err(ContentError::Cipher)?;
         out.extend_from_slice(&sealed);
     }
+    // Not flushed here: [`ContentStore::place_many`] flushes all the pending files of a batch
+    // at once, before their keys are recorded and they are renamed into place.
     let written = std::fs::File::create(&tmp)
-        .and_then(|mut file| {
-            file.write_all(&out)?;
-            file.sync_all()
-        })
+        .and_then(|mut file| file.write_all(&out))
         .map_err(io_error(&tmp));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -1093,6 +1106,44 @@ fn write_encrypted(incoming: &Path, doc: &[u8]) -> Result<PendingContent, Conten
         size: doc.len() as u64,
         media_type: sniff_media_type(&doc[..doc.len().min(SNIFF_LEN)]),
         data_key,
+    })
+}
+
+/// Flushes written files to stable storage (`fsync(2)`), from [`FILE_FLUSHES`] threads at
+/// once: concurrent flushes wait on the same journal commits instead of one commit each, so
+/// thousands of small files take a few commits instead of thousands.
+fn sync_files(paths: &[PathBuf]) -> Result<(), ContentError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let per_thread = paths.len().div_ceil(FILE_FLUSHES).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = paths
+            .chunks(per_thread)
+            .map(|group| {
+                scope.spawn(move || -> Result<(), ContentError> {
+                    for path in group {
+                        std::fs::File::open(path)
+                            .and_then(|file| file.sync_all())
+                            .map_err(io_error(path))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        for worker in workers {
+            let done = worker.join().unwrap_or_else(|_| {
+                Err(ContentError::Io {
+                    path: PathBuf::new(),
+                    source: std::io::Error::other("a flushing thread panicked"),
+                })
+            });
+            if result.is_ok() {
+                result = done;
+            }
+        }
+        result
     })
 }
 

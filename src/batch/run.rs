@@ -85,6 +85,13 @@ struct ValidRow {
     request: DepositRequest,
 }
 
+/// One chunk whose composed letters are rendered and stored, ready to seal.
+struct ComposedChunk {
+    rows: Vec<ValidRow>,
+    errors: Vec<RowError>,
+    composed: HashMap<String, DocumentRow>,
+}
+
 /// One chunk sealed and ready to commit.
 struct SealedChunk {
     from_row: i64,
@@ -560,19 +567,59 @@ impl Batches {
             chunks.push((start, end, chunk));
             start = end;
         }
-        // One sealed chunk waits while the next is being sealed: memory stays at about three
-        // chunks whatever the batch size.
+        // A pipeline of three stages, each one chunk ahead of the next: composed letters are
+        // rendered and stored for chunk k+2 while chunk k+1 is sealed and chunk k committed
+        // (rendering and sealing keep both cores busy; storing and committing wait on the
+        // disk). One chunk waits between stages: memory stays at a few chunks whatever the
+        // batch size (a composed chunk holds its rows, its PDFs are on disk).
+        let (composed_sender, mut composed_receiver) = tokio::sync::mpsc::channel(1);
+        let composer = {
+            let batches = self.clone();
+            let caller = caller.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                for (start, end, mut rows) in chunks {
+                    let started = std::time::Instant::now();
+                    let mut errors = Vec::new();
+                    let composed = batches
+                        .compose_rows(&caller, &mut rows, &mut errors)
+                        .await
+                        .map(|composed| ComposedChunk {
+                            rows,
+                            errors,
+                            composed,
+                        });
+                    tracing::debug!(batch.id = %id, to_row = end, seconds = started.elapsed().as_secs_f64(), "batch chunk composed");
+                    let failed = composed.is_err();
+                    if composed_sender.send((start, end, composed)).await.is_err() || failed {
+                        break;
+                    }
+                }
+            })
+        };
         let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
         let producer = {
             let batches = self.clone();
             let caller = caller.clone();
             let id = id.to_string();
             tokio::spawn(async move {
-                for (start, end, chunk) in chunks {
+                while let Some((start, end, composed)) = composed_receiver.recv().await {
                     let started = std::time::Instant::now();
-                    let sealed = batches
-                        .seal_chunk(&id, &caller, chunk, &documents, start as i64, end as i64)
-                        .await;
+                    let sealed = match composed {
+                        Ok(chunk) => {
+                            batches
+                                .seal_composed(
+                                    &id,
+                                    &caller,
+                                    chunk,
+                                    &documents,
+                                    start as i64,
+                                    end as i64,
+                                )
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
                     tracing::debug!(batch.id = %id, to_row = end, seconds = started.elapsed().as_secs_f64(), "batch chunk sealed");
                     let failed = sealed.is_err();
                     if sender.send(sealed).await.is_err() || failed {
@@ -608,6 +655,7 @@ impl Batches {
         }
         drop(receiver);
         producer.abort();
+        composer.abort();
         outcome
     }
 
@@ -622,12 +670,42 @@ impl Batches {
         from_row: i64,
         to_row: i64,
     ) -> Result<SealedChunk, DepositError> {
-        let now = self.clock.now();
-        // CPCE L.100: consents are checked again at the time of deposit.
-        let consents = self.consents_of(caller, rows.iter()).await?;
         let mut errors = Vec::new();
         // Composed letters are written now, in this chunk, on the sealing threads.
         let composed = self.compose_rows(caller, &mut rows, &mut errors).await?;
+        self.seal_composed(
+            batch_id,
+            caller,
+            ComposedChunk {
+                rows,
+                errors,
+                composed,
+            },
+            documents,
+            from_row,
+            to_row,
+        )
+        .await
+    }
+
+    /// Builds, seals and timestamps one chunk whose letters are composed already.
+    async fn seal_composed(
+        &self,
+        batch_id: &str,
+        caller: &Caller,
+        chunk: ComposedChunk,
+        documents: &HashMap<String, DocumentRow>,
+        from_row: i64,
+        to_row: i64,
+    ) -> Result<SealedChunk, DepositError> {
+        let ComposedChunk {
+            rows,
+            mut errors,
+            composed,
+        } = chunk;
+        let now = self.clock.now();
+        // CPCE L.100: consents are checked again at the time of deposit.
+        let consents = self.consents_of(caller, rows.iter()).await?;
         let mut built = Vec::with_capacity(rows.len());
         let mut row_documents: Vec<DocumentRow> = Vec::new();
         let mut row_document_ids: &[String] = &[];

@@ -200,6 +200,7 @@ fn prepare_face(face: Face, first: i32, chunk: &mut Chunk) -> Result<Embedded, S
     }
     let program =
         subsetter::subset(bytes, 0, &remapper).map_err(|e| format!("font subset: {e}"))?;
+    let program = strip_hinting(&program).unwrap_or(program);
 
     let postscript = match face {
         Face::Bold => "DejaVuSans-Bold",
@@ -610,4 +611,249 @@ fn escape_xml(s: &str) -> String {
         }
     }
     out
+}
+
+/// A TrueType program without its hinting: the `fpgm`, `prep` and `cvt ` tables dropped and
+/// the instructions of every glyph removed (`glyf` and `loca` rebuilt, `maxp` told). Hints
+/// adjust outlines to a pixel grid at small sizes on screen; PDF viewers and printers draw
+/// the outlines unhinted at these sizes, and each letter carries the program, so the bytes
+/// are worth saving. `None` when the program is not laid out as expected (the caller keeps
+/// it as it is).
+fn strip_hinting(font: &[u8]) -> Option<Vec<u8>> {
+    let u16_at = |data: &[u8], at: usize| -> Option<u16> {
+        Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
+    };
+    let u32_at = |data: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+    };
+    let count = usize::from(u16_at(font, 4)?);
+    let mut tables: Vec<([u8; 4], &[u8])> = Vec::with_capacity(count);
+    for i in 0..count {
+        let record = 12 + 16 * i;
+        let tag: [u8; 4] = font.get(record..record + 4)?.try_into().ok()?;
+        let offset = usize::try_from(u32_at(font, record + 8)?).ok()?;
+        let length = usize::try_from(u32_at(font, record + 12)?).ok()?;
+        tables.push((tag, font.get(offset..offset.checked_add(length)?)?));
+    }
+    let table = |tag: &[u8; 4]| tables.iter().find(|(t, _)| t == tag).map(|(_, d)| *d);
+    let head = table(b"head")?;
+    let long_offsets = match u16_at(head, 50)? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let glyphs = usize::from(u16_at(table(b"maxp")?, 4)?);
+    let loca = table(b"loca")?;
+    let glyf = table(b"glyf")?;
+    let offset_of = |i: usize| -> Option<usize> {
+        if long_offsets {
+            usize::try_from(u32_at(loca, 4 * i)?).ok()
+        } else {
+            Some(usize::from(u16_at(loca, 2 * i)?) * 2)
+        }
+    };
+    let mut new_glyf = Vec::with_capacity(glyf.len());
+    let mut offsets = Vec::with_capacity(glyphs + 1);
+    for i in 0..glyphs {
+        offsets.push(new_glyf.len());
+        let (start, end) = (offset_of(i)?, offset_of(i + 1)?);
+        if end <= start {
+            continue;
+        }
+        let glyph = glyf.get(start..end)?;
+        let contours = u16_at(glyph, 0)? as i16;
+        if contours >= 0 {
+            // Header, end points of the contours, instruction length, instructions, rest.
+            let at = 10 + 2 * usize::from(contours as u16);
+            let length = usize::from(u16_at(glyph, at)?);
+            new_glyf.extend_from_slice(glyph.get(..at)?);
+            new_glyf.extend_from_slice(&[0, 0]);
+            new_glyf.extend_from_slice(glyph.get(at + 2 + length..)?);
+        } else {
+            // Composite (OpenType `glyf`): components, the instructions after the last one
+            // when a component says WE_HAVE_INSTRUCTIONS (0x0100).
+            let mut copy = glyph.get(..10)?.to_vec();
+            let mut at = 10;
+            loop {
+                let flags = u16_at(glyph, at)?;
+                let arguments = if flags & 0x0001 != 0 { 4 } else { 2 };
+                let transform = if flags & 0x0008 != 0 {
+                    2
+                } else if flags & 0x0040 != 0 {
+                    4
+                } else if flags & 0x0080 != 0 {
+                    8
+                } else {
+                    0
+                };
+                let next = at + 4 + arguments + transform;
+                copy.extend_from_slice(&(flags & !0x0100).to_be_bytes());
+                copy.extend_from_slice(glyph.get(at + 2..next)?);
+                at = next;
+                if flags & 0x0020 == 0 {
+                    break;
+                }
+            }
+            new_glyf.extend_from_slice(&copy);
+        }
+        // Glyphs start at even offsets (short `loca` stores offsets / 2); four for both.
+        while new_glyf.len() % 4 != 0 {
+            new_glyf.push(0);
+        }
+    }
+    offsets.push(new_glyf.len());
+    let mut new_loca = Vec::with_capacity(loca.len());
+    for offset in offsets {
+        if long_offsets {
+            new_loca.extend_from_slice(&u32::try_from(offset).ok()?.to_be_bytes());
+        } else {
+            new_loca.extend_from_slice(&u16::try_from(offset / 2).ok()?.to_be_bytes());
+        }
+    }
+    let mut new_maxp = table(b"maxp")?.to_vec();
+    // maxSizeOfInstructions (version 1.0 `maxp` only).
+    if new_maxp.len() >= 32 {
+        new_maxp[26..28].copy_from_slice(&[0, 0]);
+    }
+    let mut kept: Vec<([u8; 4], Vec<u8>)> = Vec::with_capacity(tables.len());
+    for (tag, data) in &tables {
+        let data = match tag {
+            b"fpgm" | b"prep" | b"cvt " | b"hdmx" | b"LTSH" | b"VDMX" => continue,
+            b"glyf" => std::mem::take(&mut new_glyf),
+            b"loca" => std::mem::take(&mut new_loca),
+            b"maxp" => std::mem::take(&mut new_maxp),
+            _ => data.to_vec(),
+        };
+        kept.push((*tag, data));
+    }
+    Some(write_sfnt(u32_at(font, 0)?, &mut kept))
+}
+
+/// Serialises TrueType tables (sorted by tag) with their directory and checksums, and the
+/// `head` checksum adjustment (OpenType `head` table).
+fn write_sfnt(version: u32, tables: &mut [([u8; 4], Vec<u8>)]) -> Vec<u8> {
+    fn checksum(data: &[u8]) -> u32 {
+        data.chunks(4).fold(0u32, |sum, word| {
+            let mut padded = [0u8; 4];
+            padded[..word.len()].copy_from_slice(word);
+            sum.wrapping_add(u32::from_be_bytes(padded))
+        })
+    }
+    tables.sort_by_key(|a| a.0);
+    for (tag, data) in tables.iter_mut() {
+        if tag == b"head" && data.len() >= 12 {
+            data[8..12].copy_from_slice(&[0, 0, 0, 0]);
+        }
+    }
+    let count = tables.len() as u16;
+    let mut power = 1u16;
+    let mut log = 0u16;
+    while power * 2 <= count {
+        power *= 2;
+        log += 1;
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&(power * 16).to_be_bytes());
+    out.extend_from_slice(&log.to_be_bytes());
+    out.extend_from_slice(&((count - power) * 16).to_be_bytes());
+    let mut offset = 12 + 16 * tables.len();
+    let mut head_at = None;
+    for (tag, data) in tables.iter() {
+        out.extend_from_slice(tag);
+        out.extend_from_slice(&checksum(data).to_be_bytes());
+        out.extend_from_slice(&(offset as u32).to_be_bytes());
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        if tag == b"head" {
+            head_at = Some(offset);
+        }
+        offset += data.len().div_ceil(4) * 4;
+    }
+    for (_, data) in tables.iter() {
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(4) * 4, 0);
+    }
+    if let Some(at) = head_at {
+        let adjustment = 0xB1B0_AFBAu32.wrapping_sub(checksum(&out));
+        out[at + 8..at + 12].copy_from_slice(&adjustment.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skrifa::MetadataProvider;
+    use skrifa::outline::{DrawSettings, OutlinePen};
+
+    /// Records the points of an outline.
+    #[derive(Default)]
+    struct Points(Vec<(i32, i32)>);
+
+    impl OutlinePen for Points {
+        fn move_to(&mut self, x: f32, y: f32) {
+            self.0.push((x as i32, y as i32));
+        }
+        fn line_to(&mut self, x: f32, y: f32) {
+            self.0.push((x as i32, y as i32));
+        }
+        fn quad_to(&mut self, _: f32, _: f32, x: f32, y: f32) {
+            self.0.push((x as i32, y as i32));
+        }
+        fn curve_to(&mut self, _: f32, _: f32, _: f32, _: f32, x: f32, y: f32) {
+            self.0.push((x as i32, y as i32));
+        }
+        fn close(&mut self) {}
+    }
+
+    fn outlines(font: &[u8]) -> Vec<Vec<(i32, i32)>> {
+        let font = skrifa::FontRef::new(font).expect("font parses");
+        let glyphs = font.outline_glyphs();
+        (0..font.maxp().expect("maxp").num_glyphs())
+            .map(|g| {
+                let mut pen = Points::default();
+                if let Some(glyph) = glyphs.get(skrifa::GlyphId::new(u32::from(g))) {
+                    glyph
+                        .draw(
+                            DrawSettings::unhinted(Size::unscaled(), LocationRef::default()),
+                            &mut pen,
+                        )
+                        .expect("glyph draws");
+                }
+                pen.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stripping_hints_keeps_every_outline_and_drops_the_programs() {
+        for face in FACES {
+            let font = skrifa::FontRef::new(face.bytes()).expect("font parses");
+            let charmap = font.charmap();
+            let mut remapper = subsetter::GlyphRemapper::new();
+            // Letters, accented letters, and composite glyphs (Ǻ is built from components).
+            for c in "AaÉéœŒ€«»…ǺÅ".chars() {
+                if let Some(g) = charmap.map(c) {
+                    remapper.remap(u16::try_from(g.to_u32()).expect("glyph id"));
+                }
+            }
+            let program = subsetter::subset(face.bytes(), 0, &remapper).expect("subset");
+            let stripped = strip_hinting(&program).expect("program laid out as expected");
+            assert!(stripped.len() < program.len(), "{face:?}: no byte saved");
+            let parsed = skrifa::FontRef::new(&stripped).expect("stripped font parses");
+            for tag in [b"fpgm", b"prep", b"cvt "] {
+                assert!(
+                    parsed
+                        .table_data(skrifa::raw::types::Tag::new(tag))
+                        .is_none(),
+                    "{face:?}: {} kept",
+                    String::from_utf8_lossy(tag)
+                );
+            }
+            let before = outlines(&program);
+            assert!(before.iter().filter(|o| !o.is_empty()).count() > 5);
+            assert_eq!(before, outlines(&stripped), "{face:?}: outlines changed");
+        }
+    }
 }
