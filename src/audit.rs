@@ -198,8 +198,7 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         passed: run.failures.is_empty(),
         failures: run.failures,
     };
-    let bytes =
-        serde_json_canonicalizer::to_vec(&report).map_err(|e| AuditError::Seal(e.to_string()))?;
+    let bytes = crate::canonical::to_vec(&report).map_err(|e| AuditError::Seal(e.to_string()))?;
     let seal = service
         .sealer
         .seal_bytes(&bytes, finished)

@@ -129,43 +129,52 @@ impl Composer {
         Ok(document)
     }
 
-    /// Renders many letters on `threads` blocking threads and stores their PDFs; returns,
-    /// in order, each letter's document and composition summary.
-    pub async fn store_many(
+    /// Checks, writes and renders many letters on `threads` blocking threads, each PDF
+    /// encrypted into a temporary file on the thread that rendered it and then dropped (a
+    /// chunk's PDFs are never all in memory). Returns, in order, each letter's rendering or
+    /// the reasons it no longer composes. The files are placed by [`Composer::place_many`].
+    pub async fn render_many(
         &self,
-        caller: &Caller,
-        letters: Vec<(Composed, String)>,
+        letters: Vec<ToCompose>,
         threads: usize,
-    ) -> Result<Vec<(DocumentRow, Value)>, DepositError> {
+    ) -> Result<Vec<Result<Rendered, Vec<FieldError>>>, DepositError> {
         let now = self.clock.now();
-        let started = std::time::Instant::now();
+        let date = self.letter_date();
         let count = letters.len();
-        // Each PDF is encrypted and flushed to a temporary file on the thread that rendered
-        // it, then dropped: a chunk's PDFs are never all in memory. Twice as many tasks as
-        // threads, so that one renders while another waits on the disk.
+        // Twice as many tasks as threads, so that one renders while another writes.
         let tasks_wanted = threads.max(1) * 2;
-        let chunk_size = letters.len().div_ceil(tasks_wanted).max(1);
+        let chunk_size = count.div_ceil(tasks_wanted).max(1);
         let mut tasks = Vec::new();
         let mut rest = letters;
         while !rest.is_empty() {
             let tail = rest.split_off(chunk_size.min(rest.len()));
             let chunk = std::mem::replace(&mut rest, tail);
-            let content = self.content.clone();
+            let composer = self.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                let mut done: Vec<(PendingContent, Value, &'static str)> =
-                    Vec::with_capacity(chunk.len());
-                for (composed, author) in chunk {
-                    let written =
-                        render_one(&composed, &author, now).and_then(|(pdf, summary, kind)| {
-                            let pending = content.write_pending(&pdf, MAX_COMPOSED_PDF)?;
-                            Ok((pending, summary, kind))
-                        });
-                    match written {
-                        Ok(w) => done.push(w),
-                        Err(e) => {
-                            for (pending, _, _) in done {
-                                pending.discard();
+                let mut done = Vec::with_capacity(chunk.len());
+                for letter in chunk {
+                    let composed =
+                        match composer.check(&letter.compose, letter.wording.as_ref(), date) {
+                            Ok(composed) => composed,
+                            Err(errors) => {
+                                done.push(Err(errors));
+                                continue;
                             }
+                        };
+                    let written = render_one(&composed, &letter.author, now).and_then(
+                        |(pdf, summary, kind)| {
+                            let pending = composer.content.write_pending(&pdf, MAX_COMPOSED_PDF)?;
+                            Ok(Rendered {
+                                pending,
+                                summary,
+                                kind,
+                            })
+                        },
+                    );
+                    match written {
+                        Ok(w) => done.push(Ok(w)),
+                        Err(e) => {
+                            discard(done);
                             return Err(e);
                         }
                     }
@@ -173,11 +182,11 @@ impl Composer {
                 Ok(done)
             }));
         }
-        let mut written = Vec::with_capacity(count);
+        let mut rendered = Vec::with_capacity(count);
         let mut failure = None;
         for task in tasks {
             match task.await {
-                Ok(Ok(done)) => written.extend(done),
+                Ok(Ok(done)) => rendered.extend(done),
                 Ok(Err(e)) => failure = Some(e),
                 Err(e) => {
                     failure = Some(DepositError::Composition(format!("rendering stopped: {e}")))
@@ -185,19 +194,26 @@ impl Composer {
             }
         }
         if let Some(e) = failure {
-            for (pending, _, _) in written {
-                pending.discard();
-            }
+            discard(rendered);
             return Err(e);
         }
-        let rendered_in = started.elapsed();
-        let mut meta = Vec::with_capacity(written.len());
-        let mut pending = Vec::with_capacity(written.len());
-        for (p, summary, kind) in written {
-            pending.push(p);
-            meta.push((summary, kind));
+        Ok(rendered)
+    }
+
+    /// Places rendered letters in the content store (flushed, then their keys recorded in
+    /// one transaction, then moved into place) and records them as documents of the
+    /// account. Returns, in order, each letter's document and composition summary.
+    pub async fn place_many(
+        &self,
+        caller: &Caller,
+        rendered: Vec<Rendered>,
+    ) -> Result<Vec<(DocumentRow, Value)>, DepositError> {
+        let mut meta = Vec::with_capacity(rendered.len());
+        let mut pending = Vec::with_capacity(rendered.len());
+        for r in rendered {
+            pending.push(r.pending);
+            meta.push((r.summary, r.kind));
         }
-        // Placed together: one transaction for the data keys, one flush per directory.
         let stored = self.content.place_many(pending).await?;
         let created_at = unix_micros(self.clock.now());
         let candidates: Vec<DocumentRow> = stored
@@ -214,18 +230,11 @@ impl Composer {
             })
             .collect();
         let documents = self.storage.insert_documents(&candidates).await?;
-        let out: Vec<(DocumentRow, Value)> = documents
+        Ok(documents
             .into_iter()
             .zip(meta)
             .map(|(document, (summary, _))| (document, summary))
-            .collect();
-        tracing::debug!(
-            letters = count,
-            render_seconds = rendered_in.as_secs_f64(),
-            total_seconds = started.elapsed().as_secs_f64(),
-            "composed letters rendered and stored"
-        );
-        Ok(out)
+            .collect())
     }
 
     async fn store_pdf(
@@ -261,15 +270,45 @@ impl Composer {
     }
 }
 
-/// A rendered letter: its PDF, its summary (JSON) and its kind.
-type Rendered = (Vec<u8>, Value, &'static str);
+/// A letter of a batch to compose: its `compose` object, the wording of its template, and
+/// the author written in the PDF's metadata.
+#[derive(Debug, Clone)]
+pub struct ToCompose {
+    /// The `compose` object of the letter.
+    pub compose: Value,
+    /// The wording of the template it names, if any.
+    pub wording: Option<Wording>,
+    /// The sender's organisation or name.
+    pub author: String,
+}
 
-/// Renders one letter.
+/// A letter rendered and encrypted into a temporary file, not placed yet.
+pub struct Rendered {
+    pending: PendingContent,
+    summary: Value,
+    kind: &'static str,
+}
+
+impl Rendered {
+    /// Removes the temporary file of a letter that will not be placed.
+    pub fn discard(self) {
+        self.pending.discard();
+    }
+}
+
+/// Removes the temporary files of rendered letters that will not be placed.
+pub fn discard(rendered: Vec<Result<Rendered, Vec<FieldError>>>) {
+    for r in rendered.into_iter().flatten() {
+        r.discard();
+    }
+}
+
+/// Renders one letter: its PDF, its summary (JSON) and its kind.
 fn render_one(
     composed: &Composed,
     author: &str,
     now: time::OffsetDateTime,
-) -> Result<Rendered, DepositError> {
+) -> Result<(Vec<u8>, Value, &'static str), DepositError> {
     let summary = composed.letter.summary(&composed.composition);
     let mut summary_json =
         serde_json::to_value(&summary).map_err(|e| DepositError::Composition(e.to_string()))?;
@@ -283,7 +322,7 @@ fn render_one(
             Value::String(link.as_str().to_string()),
         );
     }
-    let summary_bytes = serde_json_canonicalizer::to_vec(&summary_json)
+    let summary_bytes = crate::canonical::value_to_vec(&summary_json)
         .map_err(|e| DepositError::Composition(e.to_string()))?;
     let kind = composed.composition.request.kind;
     let title = match kind {

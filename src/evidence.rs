@@ -193,7 +193,7 @@ pub enum EvidenceError {
 impl EvidenceRecord {
     /// The record's RFC 8785 canonical bytes: what is hashed, sealed and timestamped.
     pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, EvidenceError> {
-        serde_json_canonicalizer::to_vec(self).map_err(|e| EvidenceError::Canonical(e.to_string()))
+        crate::canonical::to_vec(self).map_err(|e| EvidenceError::Canonical(e.to_string()))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod bench;
 pub mod bounce;
 pub mod bundle;
+pub mod canonical;
 pub mod cli;
 pub mod clock;
 pub mod collection;

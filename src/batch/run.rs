@@ -92,6 +92,22 @@ struct ComposedChunk {
     composed: HashMap<String, DocumentRow>,
 }
 
+/// One chunk whose composed letters are rendered into temporary files, not placed yet.
+/// Dropped unplaced (the pipeline stopped), it removes those files.
+struct RenderedChunk {
+    rows: Vec<ValidRow>,
+    errors: Vec<RowError>,
+    rendered: Vec<(usize, crate::composer::Rendered)>,
+}
+
+impl Drop for RenderedChunk {
+    fn drop(&mut self) {
+        for (_, r) in self.rendered.drain(..) {
+            r.discard();
+        }
+    }
+}
+
 /// One chunk sealed and ready to commit.
 struct SealedChunk {
     from_row: i64,
@@ -282,43 +298,45 @@ impl Batches {
         now: OffsetDateTime,
     ) -> Result<(Vec<(ValidRow, Value)>, Vec<RowError>), StorageError> {
         let mut errors = input.errors;
-        let mut parsed = Vec::with_capacity(input.rows.len());
         let date = self.composer.letter_date();
+        // The templates the rows name, read once each; then the rows are checked on the
+        // worker threads (pure work: the letter fields and, for a composed letter, its
+        // composition — so that every problem of a row is reported before anything is
+        // deposited; the letter is written again when its chunk is rendered).
         let mut wordings = HashMap::new();
-        for row in input.rows {
-            let checked = check_letter(&row);
-            // A composed letter: the composition is checked now, so that every problem of the
-            // row is reported before anything is deposited (the letter is written later).
-            let composition = match row.letter.get("compose").filter(|c| c.is_object()) {
-                Some(compose) => {
-                    let wording = self.row_wording(caller, &row.letter, &mut wordings).await;
-                    match wording {
-                        Err(e) => Err(e),
-                        Ok(w) => self.composer.check(compose, w.as_ref(), date).map(|_| ()),
-                    }
-                }
-                None => Ok(()),
-            };
-            let row_errors = |errors: Vec<crate::letter::FieldError>| {
-                errors.into_iter().map(|e| RowError {
-                    row: row.row,
-                    field: e.field,
-                    message: e.message,
-                })
-            };
-            match (checked, composition) {
-                (Ok(request), Ok(())) => parsed.push((
-                    ValidRow {
-                        row: row.row,
-                        request,
-                    },
-                    row.letter,
-                )),
-                (Ok(_), Err(c)) => errors.extend(row_errors(c)),
-                (Err(e), Ok(())) => errors.extend(e),
-                (Err(e), Err(c)) => {
-                    errors.extend(e);
-                    errors.extend(row_errors(c));
+        for row in &input.rows {
+            if row.letter.get("compose").is_some_and(Value::is_object) {
+                let (template, kind) = template_and_kind(&row.letter);
+                // Loaded into the cache; the result is read again per row below.
+                let _ = self
+                    .row_wording(caller, template, kind, &mut wordings)
+                    .await;
+            }
+        }
+        let wordings = Arc::new(wordings);
+        let rows = input.rows;
+        let per_task = rows.len().div_ceil(self.threads).max(1);
+        let mut tasks = Vec::new();
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per_task.min(rest.len()));
+            let part = std::mem::replace(&mut rest, tail);
+            let (composer, wordings) = (self.composer.clone(), wordings.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                part.into_iter()
+                    .map(|row| check_row(&composer, &wordings, row, date))
+                    .collect::<Vec<_>>()
+            }));
+        }
+        let mut parsed = Vec::new();
+        for task in tasks {
+            let checked = task
+                .await
+                .map_err(|e| StorageError::Corrupt(format!("checking rows stopped: {e}")))?;
+            for row in checked {
+                match row {
+                    Ok(valid) => parsed.push(valid),
+                    Err(e) => errors.extend(e),
                 }
             }
         }
@@ -360,72 +378,53 @@ impl Batches {
     async fn row_wording(
         &self,
         caller: &Caller,
-        letter: &Value,
-        cache: &mut HashMap<
-            String,
-            Result<crate::collection::Wording, Vec<crate::letter::FieldError>>,
-        >,
+        template: Option<String>,
+        kind: Option<&str>,
+        cache: &mut Wordings,
     ) -> Result<Option<crate::collection::Wording>, Vec<crate::letter::FieldError>> {
-        let Some(id) = letter
-            .get("template_id")
-            .and_then(Value::as_str)
-            .and_then(|t| uuid::Uuid::try_parse(t).ok())
-            .map(|u| u.to_string())
-        else {
+        let Some(id) = template else {
             return Ok(None);
         };
         if !cache.contains_key(&id) {
-            let kind = letter
-                .get("compose")
-                .and_then(|c| c.get("kind"))
-                .and_then(Value::as_str);
             let wording = self.composer.wording(caller, &id, kind).await;
             cache.insert(id.clone(), wording);
         }
-        match cache.get(&id) {
-            Some(Ok(w)) => Ok(Some(w.clone())),
-            Some(Err(e)) => Err(e.clone()),
-            None => Ok(None),
-        }
+        cached_wording(cache, Some(id))
     }
 
-    /// Writes, renders and stores the composed letters of a chunk, filling each request's
-    /// documents and collection summary; rows that no longer compose become row errors.
-    async fn compose_rows(
+    /// Checks, writes and renders the composed letters of a chunk into temporary files;
+    /// rows that no longer compose become row errors.
+    async fn render_rows(
         &self,
         caller: &Caller,
-        rows: &mut [ValidRow],
-        errors: &mut Vec<RowError>,
-    ) -> Result<HashMap<String, DocumentRow>, DepositError> {
-        let date = self.composer.letter_date();
+        rows: Vec<ValidRow>,
+    ) -> Result<RenderedChunk, DepositError> {
         let mut wordings = HashMap::new();
+        let mut errors = Vec::new();
         let mut to_render = Vec::new();
         let mut positions = Vec::new();
         for (i, row) in rows.iter().enumerate() {
-            let Some(compose) = row.request.compose.clone() else {
+            let Some(compose) = &row.request.compose else {
                 continue;
             };
-            let mut letter = serde_json::Map::new();
-            if let Some(id) = &row.request.template_id {
-                letter.insert("template_id".into(), Value::String(id.clone()));
-            }
-            letter.insert("compose".into(), compose.clone());
-            let composed = match self
-                .row_wording(caller, &Value::Object(letter), &mut wordings)
-                .await
-            {
-                Ok(w) => self.composer.check(&compose, w.as_ref(), date),
-                Err(e) => Err(e),
-            };
-            match composed {
-                Ok(composed) => {
+            let template = row.request.template_id.clone();
+            let kind = compose.get("kind").and_then(Value::as_str);
+            let wording = self
+                .row_wording(caller, template, kind, &mut wordings)
+                .await;
+            match wording {
+                Ok(wording) => {
                     let author = row
                         .request
                         .sender
                         .organization
                         .clone()
                         .unwrap_or_else(|| row.request.sender.name.clone());
-                    to_render.push((composed, author));
+                    to_render.push(crate::composer::ToCompose {
+                        compose: compose.clone(),
+                        wording,
+                        author,
+                    });
                     positions.push(i);
                 }
                 Err(e) => errors.extend(e.into_iter().map(|e| RowError {
@@ -435,20 +434,52 @@ impl Batches {
                 })),
             }
         }
+        let mut rendered = Vec::with_capacity(to_render.len());
+        if !to_render.is_empty() {
+            let results = self.composer.render_many(to_render, self.threads).await?;
+            for (i, result) in positions.into_iter().zip(results) {
+                match result {
+                    Ok(r) => rendered.push((i, r)),
+                    Err(e) => errors.extend(e.into_iter().map(|e| RowError {
+                        row: rows[i].row,
+                        field: e.field,
+                        message: e.message,
+                    })),
+                }
+            }
+        }
+        Ok(RenderedChunk {
+            rows,
+            errors,
+            rendered,
+        })
+    }
+
+    /// Places the rendered letters of a chunk and fills each request's documents and
+    /// collection summary with them.
+    async fn place_rows(
+        &self,
+        caller: &Caller,
+        mut chunk: RenderedChunk,
+    ) -> Result<ComposedChunk, DepositError> {
+        let rendered = std::mem::take(&mut chunk.rendered);
+        let mut rows = std::mem::take(&mut chunk.rows);
+        let errors = std::mem::take(&mut chunk.errors);
         let mut documents = HashMap::new();
-        if to_render.is_empty() {
-            return Ok(documents);
+        if !rendered.is_empty() {
+            let (positions, rendered): (Vec<usize>, Vec<_>) = rendered.into_iter().unzip();
+            let placed = self.composer.place_many(caller, rendered).await?;
+            for (i, (document, summary)) in positions.into_iter().zip(placed) {
+                rows[i].request.document_ids = vec![document.id.clone()];
+                rows[i].request.collection = Some(summary);
+                documents.insert(document.id.clone(), document);
+            }
         }
-        let stored = self
-            .composer
-            .store_many(caller, to_render, self.threads)
-            .await?;
-        for (i, (document, summary)) in positions.into_iter().zip(stored) {
-            rows[i].request.document_ids = vec![document.id.clone()];
-            rows[i].request.collection = Some(summary);
-            documents.insert(document.id.clone(), document);
-        }
-        Ok(documents)
+        Ok(ComposedChunk {
+            rows,
+            errors,
+            composed: documents,
+        })
     }
 
     /// The tenant's documents named by `rows`, by id (one query for the whole batch).
@@ -567,80 +598,65 @@ impl Batches {
             chunks.push((start, end, chunk));
             start = end;
         }
-        // A pipeline of three stages, each one chunk ahead of the next: composed letters are
-        // rendered and stored for chunk k+2 while chunk k+1 is sealed and chunk k committed
-        // (rendering and sealing keep both cores busy; storing and committing wait on the
-        // disk). One chunk waits between stages: memory stays at a few chunks whatever the
-        // batch size (a composed chunk holds its rows, its PDFs are on disk).
-        let (composed_sender, mut composed_receiver) = tokio::sync::mpsc::channel(1);
-        let composer = {
-            let batches = self.clone();
-            let caller = caller.clone();
-            let id = id.to_string();
-            tokio::spawn(async move {
-                for (start, end, mut rows) in chunks {
-                    let started = std::time::Instant::now();
-                    let mut errors = Vec::new();
-                    let composed = batches
-                        .compose_rows(&caller, &mut rows, &mut errors)
-                        .await
-                        .map(|composed| ComposedChunk {
-                            rows,
-                            errors,
-                            composed,
-                        });
-                    tracing::debug!(batch.id = %id, to_row = end, seconds = started.elapsed().as_secs_f64(), "batch chunk composed");
-                    let failed = composed.is_err();
-                    if composed_sender.send((start, end, composed)).await.is_err() || failed {
-                        break;
-                    }
+        // A pipeline of four stages, each one chunk ahead of the next: composed letters are
+        // rendered into temporary files for chunk k+3 while chunk k+2's are flushed and
+        // placed, chunk k+1 is sealed and chunk k committed (rendering and sealing keep both
+        // cores busy; placing and committing wait on the disk). One chunk waits between
+        // stages: memory stays at a few chunks whatever the batch size (a rendered chunk
+        // holds its rows; its PDFs are in files).
+        let (first, input) = tokio::sync::mpsc::channel(1);
+        let feeder = tokio::spawn(async move {
+            for chunk in chunks {
+                if first.send(Ok(chunk)).await.is_err() {
+                    break;
                 }
+            }
+        });
+        let (renderer, rendered) = {
+            let (batches, caller) = (self.clone(), caller.clone());
+            stage(input, Stage::Render, move |_, _, rows: Vec<ValidRow>| {
+                let (batches, caller) = (batches.clone(), caller.clone());
+                async move { batches.render_rows(&caller, rows).await }
             })
         };
-        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
-        let producer = {
-            let batches = self.clone();
-            let caller = caller.clone();
-            let id = id.to_string();
-            tokio::spawn(async move {
-                while let Some((start, end, composed)) = composed_receiver.recv().await {
-                    let started = std::time::Instant::now();
-                    let sealed = match composed {
-                        Ok(chunk) => {
-                            batches
-                                .seal_composed(
-                                    &id,
-                                    &caller,
-                                    chunk,
-                                    &documents,
-                                    start as i64,
-                                    end as i64,
-                                )
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    tracing::debug!(batch.id = %id, to_row = end, seconds = started.elapsed().as_secs_f64(), "batch chunk sealed");
-                    let failed = sealed.is_err();
-                    if sender.send(sealed).await.is_err() || failed {
-                        break;
-                    }
-                }
+        let (placer, placed) = {
+            let (batches, caller) = (self.clone(), caller.clone());
+            stage(rendered, Stage::Place, move |_, _, chunk: RenderedChunk| {
+                let (batches, caller) = (batches.clone(), caller.clone());
+                async move { batches.place_rows(&caller, chunk).await }
             })
+        };
+        let (sealer, mut receiver) = {
+            let (batches, caller, id) = (self.clone(), caller.clone(), id.to_string());
+            stage(
+                placed,
+                Stage::Seal,
+                move |from, to, chunk: ComposedChunk| {
+                    let (batches, caller, id) = (batches.clone(), caller.clone(), id.clone());
+                    let documents = documents.clone();
+                    async move {
+                        batches
+                            .seal_composed(&id, &caller, chunk, &documents, from as i64, to as i64)
+                            .await
+                    }
+                },
+            )
         };
         let mut outcome = Ok(());
         while let Some(sealed) = receiver.recv().await {
             let chunk = match sealed {
-                Ok(chunk) => chunk,
+                Ok((_, _, chunk)) => chunk,
                 Err(e) => {
                     outcome = Err(e);
                     break;
                 }
             };
             let last = chunk.to_row as usize == total;
+            let to_row = chunk.to_row;
             let started = std::time::Instant::now();
             let committed = self.commit(id, caller, chunk, last).await;
-            tracing::debug!(batch.id = %id, seconds = started.elapsed().as_secs_f64(), "batch chunk committed");
+            STAGE_TIMES.add(Stage::Commit, started.elapsed());
+            tracing::debug!(batch.id = %id, to_row, seconds = started.elapsed().as_secs_f64(), "batch chunk committed");
             match committed {
                 Ok(true) => {}
                 Ok(false) => {
@@ -654,8 +670,9 @@ impl Batches {
             }
         }
         drop(receiver);
-        producer.abort();
-        composer.abort();
+        for task in [feeder, renderer, placer, sealer] {
+            task.abort();
+        }
         outcome
     }
 
@@ -665,27 +682,16 @@ impl Batches {
         &self,
         batch_id: &str,
         caller: &Caller,
-        mut rows: Vec<ValidRow>,
+        rows: Vec<ValidRow>,
         documents: &HashMap<String, DocumentRow>,
         from_row: i64,
         to_row: i64,
     ) -> Result<SealedChunk, DepositError> {
-        let mut errors = Vec::new();
         // Composed letters are written now, in this chunk, on the sealing threads.
-        let composed = self.compose_rows(caller, &mut rows, &mut errors).await?;
-        self.seal_composed(
-            batch_id,
-            caller,
-            ComposedChunk {
-                rows,
-                errors,
-                composed,
-            },
-            documents,
-            from_row,
-            to_row,
-        )
-        .await
+        let rendered = self.render_rows(caller, rows).await?;
+        let composed = self.place_rows(caller, rendered).await?;
+        self.seal_composed(batch_id, caller, composed, documents, from_row, to_row)
+            .await
     }
 
     /// Builds, seals and timestamps one chunk whose letters are composed already.
@@ -850,6 +856,108 @@ impl Batches {
     }
 }
 
+/// A stage of the batch pipeline, for the time spent in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Composed letters checked, written, rendered and encrypted into temporary files.
+    Render,
+    /// Rendered letters flushed, their keys recorded, moved into place, recorded as documents.
+    Place,
+    /// Deposit evidence built, sealed and timestamped.
+    Seal,
+    /// Letters, evidence, jobs and progress committed.
+    Commit,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Render, Stage::Place, Stage::Seal, Stage::Commit];
+
+    /// Name used in metrics and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Render => "render",
+            Stage::Place => "place",
+            Stage::Seal => "seal",
+            Stage::Commit => "commit",
+        }
+    }
+}
+
+/// Time spent in each stage by this process since it started, and chunks through it.
+#[derive(Debug, Default)]
+pub struct StageTimes {
+    micros: [std::sync::atomic::AtomicU64; 4],
+    chunks: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl StageTimes {
+    fn add(&self, stage: Stage, elapsed: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let i = stage as usize;
+        self.micros[i].fetch_add(elapsed.as_micros() as u64, Relaxed);
+        self.chunks[i].fetch_add(1, Relaxed);
+    }
+
+    /// Seconds spent in `stage` and chunks it handled.
+    pub fn get(&self, stage: Stage) -> (f64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let i = stage as usize;
+        (
+            self.micros[i].load(Relaxed) as f64 / 1e6,
+            self.chunks[i].load(Relaxed),
+        )
+    }
+}
+
+/// Stage times of every batch of this process (exported by `/metrics`, printed by the bench).
+pub static STAGE_TIMES: StageTimes = StageTimes {
+    micros: [const { std::sync::atomic::AtomicU64::new(0) }; 4],
+    chunks: [const { std::sync::atomic::AtomicU64::new(0) }; 4],
+};
+
+type Chunk<T> = Result<(usize, usize, T), DepositError>;
+
+/// Runs one stage of the pipeline: takes chunks (first row, end row, content) from `input`,
+/// applies `f` to each, and passes the result on through a channel of one; stops at the
+/// first failure (passed on) or when the next stage has gone.
+fn stage<I, O, F, Fut>(
+    mut input: tokio::sync::mpsc::Receiver<Chunk<I>>,
+    which: Stage,
+    f: F,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::Receiver<Chunk<O>>,
+)
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(usize, usize, I) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<O, DepositError>> + Send,
+{
+    let (sender, output) = tokio::sync::mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        while let Some(chunk) = input.recv().await {
+            let started = std::time::Instant::now();
+            let result = match chunk {
+                Ok((from, to, content)) => f(from, to, content).await.map(|out| (from, to, out)),
+                Err(e) => Err(e),
+            };
+            STAGE_TIMES.add(which, started.elapsed());
+            tracing::debug!(
+                stage = which.as_str(),
+                seconds = started.elapsed().as_secs_f64(),
+                "batch chunk through stage"
+            );
+            let failed = result.is_err();
+            if sender.send(result).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    (task, output)
+}
+
 /// Takes over batches whose runner stopped (lease ended) every [`RESUME_INTERVAL`], at start
 /// too, until the task is aborted.
 pub fn spawn_resumer(batches: Batches) -> tokio::task::JoinHandle<()> {
@@ -942,6 +1050,76 @@ fn consent_refusal(
     check_for_deposit(consents.get(id), &recipient.email, now)
         .err()
         .map(|refusal| refusal.message(id))
+}
+
+/// Template wordings by id, as read for a batch (a failed read is kept as its errors).
+type Wordings = HashMap<String, Result<crate::collection::Wording, Vec<crate::letter::FieldError>>>;
+
+/// The template id a letter names (when it is a UUID) and the kind of its composed letter.
+fn template_and_kind(letter: &Value) -> (Option<String>, Option<&str>) {
+    let template = letter
+        .get("template_id")
+        .and_then(Value::as_str)
+        .and_then(|t| uuid::Uuid::try_parse(t).ok())
+        .map(|u| u.to_string());
+    let kind = letter
+        .get("compose")
+        .and_then(|c| c.get("kind"))
+        .and_then(Value::as_str);
+    (template, kind)
+}
+
+/// The cached wording of `template`; `None` without a template.
+fn cached_wording(
+    cache: &Wordings,
+    template: Option<String>,
+) -> Result<Option<crate::collection::Wording>, Vec<crate::letter::FieldError>> {
+    match template.and_then(|id| cache.get(&id)) {
+        Some(Ok(w)) => Ok(Some(w.clone())),
+        Some(Err(e)) => Err(e.clone()),
+        None => Ok(None),
+    }
+}
+
+/// Checks one row without the database: its letter fields and, for a composed letter, its
+/// composition with the template wordings read before.
+fn check_row(
+    composer: &crate::composer::Composer,
+    wordings: &Wordings,
+    row: BatchRow,
+    date: time::Date,
+) -> Result<(ValidRow, Value), Vec<RowError>> {
+    let checked = check_letter(&row);
+    let composition = match row.letter.get("compose").filter(|c| c.is_object()) {
+        Some(compose) => {
+            let (template, _) = template_and_kind(&row.letter);
+            cached_wording(wordings, template)
+                .and_then(|w| composer.check(compose, w.as_ref(), date).map(|_| ()))
+        }
+        None => Ok(()),
+    };
+    let row_errors = |errors: Vec<crate::letter::FieldError>| {
+        errors.into_iter().map(|e| RowError {
+            row: row.row,
+            field: e.field,
+            message: e.message,
+        })
+    };
+    match (checked, composition) {
+        (Ok(request), Ok(())) => Ok((
+            ValidRow {
+                row: row.row,
+                request,
+            },
+            row.letter,
+        )),
+        (Ok(_), Err(c)) => Err(row_errors(c).collect()),
+        (Err(e), Ok(())) => Err(e),
+        (Err(mut e), Err(c)) => {
+            e.extend(row_errors(c));
+            Err(e)
+        }
+    }
 }
 
 /// Distinct rows among errors.

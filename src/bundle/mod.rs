@@ -229,7 +229,7 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
         };
         entries.push(bytes_entry(
             LOG_INCLUSION.into(),
-            serde_json_canonicalizer::to_vec(&file).unwrap_or_default(),
+            crate::canonical::to_vec(&file).unwrap_or_default(),
             "application/json",
         ));
     }
@@ -256,7 +256,7 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
             .collect(),
     };
     // RFC 8785: the manifest's bytes are reproducible too.
-    let manifest_bytes = serde_json_canonicalizer::to_vec(&manifest).unwrap_or_default();
+    let manifest_bytes = crate::canonical::to_vec(&manifest).unwrap_or_default();
     entries.insert(
         0,
         bytes_entry("manifest.json".into(), manifest_bytes, "application/json"),

@@ -97,7 +97,7 @@ impl PublishedTreeHead {
         let at = verify_sealed(&bytes, &seal, &token, anchors)?;
         let head: TreeHead = serde_json::from_slice(&bytes)
             .map_err(|e| format!("the sealed head is not a tree head: {e}"))?;
-        let canonical = serde_json_canonicalizer::to_vec(&head).map_err(|e| e.to_string())?;
+        let canonical = crate::canonical::to_vec(&head).map_err(|e| e.to_string())?;
         if canonical != bytes {
             return Err("the sealed head is not in canonical form (RFC 8785)".into());
         }
@@ -330,8 +330,7 @@ impl TransparencyLog {
             root_hash: hex::encode(root),
             issued_at: rfc3339_micros(now),
         };
-        let bytes =
-            serde_json_canonicalizer::to_vec(&head).map_err(|e| LogError::Seal(e.to_string()))?;
+        let bytes = crate::canonical::to_vec(&head).map_err(|e| LogError::Seal(e.to_string()))?;
         let seal = self
             .sealer
             .seal_bytes(&bytes, now)

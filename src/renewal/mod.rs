@@ -183,7 +183,7 @@ pub struct RenewalRecord {
 impl RenewalRecord {
     /// The canonical bytes (RFC 8785) stored and put in bundles.
     pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, String> {
-        serde_json_canonicalizer::to_vec(self).map_err(|e| e.to_string())
+        crate::canonical::to_vec(self).map_err(|e| e.to_string())
     }
 }
 
