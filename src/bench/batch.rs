@@ -36,8 +36,15 @@ pub struct BatchBenchReport {
     /// Raw batched insert of rows of the same shape, letters per second.
     pub raw_letters_per_second: f64,
     /// With `compose`: milliseconds to render one of the bench's letters on one thread, with
-    /// the fast writer and with krilla.
-    pub render_ms: Option<(f64, f64)>,
+    /// the fast writer and with krilla, and the size of that letter's PDF (fast writer).
+    pub render_ms: Option<(f64, f64, usize)>,
+    /// Processor time of the process (user + system, all threads) from the POST to reading
+    /// `completed`, seconds; `None` without `/proc/self/stat`.
+    pub cpu_seconds: Option<f64>,
+    /// Seconds each pipeline stage spent on this batch's chunks (render, place, seal,
+    /// commit), summed over chunks; the stages overlap, so they add up to more than the
+    /// batch took.
+    pub stages: Vec<(&'static str, f64, u64)>,
 }
 
 impl fmt::Display for BatchBenchReport {
@@ -74,11 +81,32 @@ impl fmt::Display for BatchBenchReport {
             "  ratio             : {:>9.1} %",
             100.0 * rate / self.raw_letters_per_second
         )?;
-        if let Some((fast, krilla)) = self.render_ms {
+        if let Some(cpu) = self.cpu_seconds {
             write!(
                 f,
-                "\n  render one letter : {fast:>9.3} ms fast writer, {krilla:.3} ms krilla (one thread; {:.0} letters/s/core)",
-                1000.0 / fast
+                "\n  processor time    : {:>9.3} ms per letter  ({cpu:.2} s user + system over {:.3} s: {:.0} % of one core)",
+                cpu * 1000.0 / self.letters as f64,
+                self.seconds,
+                100.0 * cpu / self.seconds
+            )?;
+        }
+        for (stage, seconds, chunks) in &self.stages {
+            write!(
+                f,
+                "\n  stage {stage:<12}: {seconds:>9.3} s  ({chunks} chunks, {:.1} ms per chunk)",
+                if *chunks > 0 {
+                    seconds * 1000.0 / *chunks as f64
+                } else {
+                    0.0
+                }
+            )?;
+        }
+        if let Some((fast, krilla, size)) = self.render_ms {
+            write!(
+                f,
+                "\n  render one letter : {fast:>9.3} ms fast writer, {krilla:.3} ms krilla (one thread; {:.0} letters/s/core); {:.1} KB",
+                1000.0 / fast,
+                size as f64 / 1000.0
             )?;
         }
         Ok(())
@@ -178,11 +206,42 @@ async fn run_in(
     .await?;
     wait_completed(&client, &base, &key, &warm).await?;
 
+    let stages_before: Vec<(f64, u64)> = crate::batch::run::Stage::ALL
+        .iter()
+        .map(|s| crate::batch::run::STAGE_TIMES.get(*s))
+        .collect();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let id = submit(&client, &base, &key, body).await?;
     let accepted_seconds = started.elapsed().as_secs_f64();
     let deposited = wait_completed(&client, &base, &key, &id).await?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_before
+        .zip(cpu_seconds())
+        .map(|(before, after)| after - before);
+    // The last chunk's commit time is counted just after the batch reads completed.
+    let sealed_before = stages_before[2].1;
+    let committed_before = stages_before[3].1;
+    for _ in 0..100 {
+        let sealed = crate::batch::run::STAGE_TIMES
+            .get(crate::batch::run::Stage::Seal)
+            .1;
+        let committed = crate::batch::run::STAGE_TIMES
+            .get(crate::batch::run::Stage::Commit)
+            .1;
+        if committed - committed_before >= sealed - sealed_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stages = crate::batch::run::Stage::ALL
+        .iter()
+        .zip(stages_before)
+        .map(|(stage, (seconds, chunks))| {
+            let (now, chunks_now) = crate::batch::run::STAGE_TIMES.get(*stage);
+            (stage.as_str(), now - seconds, chunks_now - chunks)
+        })
+        .collect();
     anyhow::ensure!(
         deposited == letters as i64,
         "the batch deposited {deposited} letters out of {letters}"
@@ -243,11 +302,26 @@ async fn run_in(
         peak_rss_mib,
         raw_letters_per_second: letters as f64 / raw_seconds,
         render_ms,
+        cpu_seconds,
+        stages,
     })
 }
 
-/// Milliseconds per letter to render the bench's first letter, fast writer and krilla.
-fn render_figures() -> anyhow::Result<(f64, f64)> {
+/// Processor time of this process so far (user + system, every thread), seconds, from
+/// `/proc/self/stat` (fields 14 and 15, in USER_HZ ticks: 100 per second on Linux).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it follow its ')'.
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
+/// Milliseconds per letter to render the bench's first letter, fast writer and krilla, and
+/// the size of its PDF.
+fn render_figures() -> anyhow::Result<(f64, f64, usize)> {
     use crate::collection::pdf::{Backend, render_with};
     let body: Value = serde_json::from_slice(&batch_body(1, "", 0, true))?;
     let mut request = body["defaults"]["compose"].clone();
@@ -275,7 +349,17 @@ fn render_figures() -> anyhow::Result<(f64, f64)> {
         }
         Ok(started.elapsed().as_secs_f64() * 1000.0 / f64::from(n))
     };
-    Ok((time(Backend::Fast, 500)?, time(Backend::Krilla, 50)?))
+    let size = render_with(
+        Backend::Fast,
+        &letter,
+        "Mise en demeure",
+        "Bench",
+        now,
+        &summary,
+    )
+    .map_err(anyhow::Error::msg)?
+    .len();
+    Ok((time(Backend::Fast, 500)?, time(Backend::Krilla, 50)?, size))
 }
 
 /// A JSON batch of `letters` professional recipients sharing one sender and either one

@@ -299,14 +299,49 @@ fn subset_tag(postscript: &str) -> String {
         .collect()
 }
 
+/// Zlib-deflates `data` at `level`. Each thread keeps one compressor per level and resets it
+/// between streams: setting one up allocates and clears a few hundred kilobytes of tables,
+/// which cost more than compressing a page.
 fn deflate(data: &[u8], level: u32) -> Vec<u8> {
-    let mut encoder = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(level),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    encoder.finish().unwrap_or_default()
+    use std::cell::RefCell;
+    thread_local! {
+        static COMPRESSORS: RefCell<Vec<(u32, flate2::Compress)>> = const { RefCell::new(Vec::new()) };
+    }
+    let deflated = COMPRESSORS.with(|cell| {
+        let mut compressors = cell.try_borrow_mut().ok()?;
+        let index = match compressors.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                compressors.push((
+                    level,
+                    flate2::Compress::new(flate2::Compression::new(level), true),
+                ));
+                compressors.len() - 1
+            }
+        };
+        let (_, compressor) = compressors.get_mut(index)?;
+        compressor.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let consumed = usize::try_from(compressor.total_in()).ok()?;
+            let input = data.get(consumed..)?;
+            match compressor.compress_vec(input, &mut out, flate2::FlushCompress::Finish) {
+                Ok(flate2::Status::StreamEnd) => return Some(out),
+                Ok(_) => out.reserve(out.capacity().max(1024)),
+                Err(_) => return None,
+            }
+        }
+    });
+    // A compressor in use on this thread (not expected) or a failure: a fresh one.
+    deflated.unwrap_or_else(|| {
+        let mut encoder = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(data.len() / 2 + 64),
+            flate2::Compression::new(level),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(data);
+        encoder.finish().unwrap_or_default()
+    })
 }
 
 fn face_index(face: Face) -> Option<usize> {
@@ -786,6 +821,49 @@ mod tests {
     use super::*;
     use skrifa::MetadataProvider;
     use skrifa::outline::{DrawSettings, OutlinePen};
+
+    #[test]
+    fn reused_compressors_give_the_bytes_of_fresh_ones() {
+        use std::io::Read;
+        let mut seed = 7u32;
+        let mut noise = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (seed >> 16) as u8
+                })
+                .collect()
+        };
+        let text: Vec<u8> = b"BT /F1 10 Tf 72 700 Td (Mise en demeure) Tj ET\n".repeat(900);
+        for data in [
+            Vec::new(),
+            b"x".to_vec(),
+            noise(200_000),
+            text.clone(),
+            text,
+        ] {
+            for level in [1, 6, 9] {
+                // A compressor never used before, one shot.
+                let mut compressor = flate2::Compress::new(flate2::Compression::new(level), true);
+                let mut fresh = Vec::with_capacity(data.len() * 2 + 1024);
+                let status = compressor
+                    .compress_vec(&data, &mut fresh, flate2::FlushCompress::Finish)
+                    .expect("compress");
+                assert_eq!(status, flate2::Status::StreamEnd);
+                let reused = deflate(&data, level);
+                assert!(
+                    reused == fresh,
+                    "level {level}, {} bytes: reused compressor differs",
+                    data.len()
+                );
+                let mut back = Vec::new();
+                flate2::read::ZlibDecoder::new(&reused[..])
+                    .read_to_end(&mut back)
+                    .expect("inflate");
+                assert_eq!(back, data);
+            }
+        }
+    }
 
     /// Records the points of an outline.
     #[derive(Default)]
