@@ -206,6 +206,7 @@ async fn run_in(
     .await?;
     wait_completed(&client, &base, &key, &warm).await?;
 
+    settle_stage_times().await;
     let stages_before: Vec<(f64, u64)> = crate::batch::run::Stage::ALL
         .iter()
         .map(|s| crate::batch::run::STAGE_TIMES.get(*s))
@@ -219,21 +220,7 @@ async fn run_in(
     let cpu_seconds = cpu_before
         .zip(cpu_seconds())
         .map(|(before, after)| after - before);
-    // The last chunk's commit time is counted just after the batch reads completed.
-    let sealed_before = stages_before[2].1;
-    let committed_before = stages_before[3].1;
-    for _ in 0..100 {
-        let sealed = crate::batch::run::STAGE_TIMES
-            .get(crate::batch::run::Stage::Seal)
-            .1;
-        let committed = crate::batch::run::STAGE_TIMES
-            .get(crate::batch::run::Stage::Commit)
-            .1;
-        if committed - committed_before >= sealed - sealed_before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settle_stage_times().await;
     let stages = crate::batch::run::Stage::ALL
         .iter()
         .zip(stages_before)
@@ -305,6 +292,18 @@ async fn run_in(
         cpu_seconds,
         stages,
     })
+}
+
+/// Waits (up to a second) until every sealed chunk's commit is counted: a chunk's commit time
+/// is added just after its transaction, when the batch may already read `completed`.
+async fn settle_stage_times() {
+    use crate::batch::run::{STAGE_TIMES, Stage};
+    for _ in 0..100 {
+        if STAGE_TIMES.get(Stage::Commit).1 >= STAGE_TIMES.get(Stage::Seal).1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Processor time of this process so far (user + system, every thread), seconds, from
