@@ -219,15 +219,7 @@ impl Composer {
         let candidates: Vec<DocumentRow> = stored
             .iter()
             .zip(&meta)
-            .map(|(stored, (_, kind))| DocumentRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                tenant_id: caller.tenant_id.clone(),
-                sha256: stored.sha256.clone(),
-                size: stored.size as i64,
-                media_type: "application/pdf".into(),
-                filename: format!("{kind}-{}.pdf", &stored.sha256[..12]),
-                created_at,
-            })
+            .map(|(stored, (_, kind))| composed_document(caller, stored, kind, created_at))
             .collect();
         let documents = self.storage.insert_documents(&candidates).await?;
         Ok(documents
@@ -257,16 +249,26 @@ impl Composer {
         stored: &crate::content::StoredContent,
         kind: &str,
     ) -> Result<DocumentRow, DepositError> {
-        let candidate = DocumentRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            tenant_id: caller.tenant_id.clone(),
-            sha256: stored.sha256.clone(),
-            size: stored.size as i64,
-            media_type: "application/pdf".into(),
-            filename: format!("{kind}-{}.pdf", &stored.sha256[..12]),
-            created_at: unix_micros(self.clock.now()),
-        };
+        let candidate = composed_document(caller, stored, kind, unix_micros(self.clock.now()));
         Ok(self.storage.insert_document(&candidate).await?)
+    }
+}
+
+/// The document row of a stored composed letter of `kind`.
+fn composed_document(
+    caller: &Caller,
+    stored: &crate::content::StoredContent,
+    kind: &str,
+    created_at: i64,
+) -> DocumentRow {
+    DocumentRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: caller.tenant_id.clone(),
+        sha256: stored.sha256.clone(),
+        size: stored.size as i64,
+        media_type: "application/pdf".into(),
+        filename: format!("{kind}-{}.pdf", &stored.sha256[..12]),
+        created_at,
     }
 }
 

@@ -427,11 +427,7 @@ impl Batches {
                     });
                     positions.push(i);
                 }
-                Err(e) => errors.extend(e.into_iter().map(|e| RowError {
-                    row: row.row,
-                    field: e.field,
-                    message: e.message,
-                })),
+                Err(e) => errors.extend(row_errors(row.row, e)),
             }
         }
         let mut rendered = Vec::with_capacity(to_render.len());
@@ -440,11 +436,7 @@ impl Batches {
             for (i, result) in positions.into_iter().zip(results) {
                 match result {
                     Ok(r) => rendered.push((i, r)),
-                    Err(e) => errors.extend(e.into_iter().map(|e| RowError {
-                        row: rows[i].row,
-                        field: e.field,
-                        message: e.message,
-                    })),
+                    Err(e) => errors.extend(row_errors(rows[i].row, e)),
                 }
             }
         }
@@ -1098,13 +1090,6 @@ fn check_row(
         }
         None => Ok(()),
     };
-    let row_errors = |errors: Vec<crate::letter::FieldError>| {
-        errors.into_iter().map(|e| RowError {
-            row: row.row,
-            field: e.field,
-            message: e.message,
-        })
-    };
     match (checked, composition) {
         (Ok(request), Ok(())) => Ok((
             ValidRow {
@@ -1113,13 +1098,22 @@ fn check_row(
             },
             row.letter,
         )),
-        (Ok(_), Err(c)) => Err(row_errors(c).collect()),
+        (Ok(_), Err(c)) => Err(row_errors(row.row, c).collect()),
         (Err(e), Ok(())) => Err(e),
         (Err(mut e), Err(c)) => {
-            e.extend(row_errors(c));
+            e.extend(row_errors(row.row, c));
             Err(e)
         }
     }
+}
+
+/// The field errors of row `row` as row errors.
+fn row_errors(row: i64, errors: Vec<crate::letter::FieldError>) -> impl Iterator<Item = RowError> {
+    errors.into_iter().map(move |e| RowError {
+        row,
+        field: e.field,
+        message: e.message,
+    })
 }
 
 /// Distinct rows among errors.
