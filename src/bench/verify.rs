@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::bundle::verify::verify_bundle;
-use crate::bundle::{BundleInput, plan, write};
+use crate::bundle::{BundleInput, crc32, plan, write_stream};
 use crate::clock::{SystemClock, rfc3339_micros, unix_micros};
 use crate::config::{Overrides, Settings};
 use crate::evidence::{ContentItem, EvidenceEvent, PartyInfo, deposit_record};
@@ -253,13 +253,14 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
         renewals: &[],
     });
     let seal = service.sealer.seal_bytes(&plan.asic_manifest, now)?;
-    let zip = write(
+    let mut zip = Vec::new();
+    write_stream(
         &plan,
         &seal,
-        std::io::Cursor::new(Vec::new()),
+        &mut zip,
         documents
             .into_iter()
-            .map(|(_, bytes)| std::io::Cursor::new(bytes)),
+            .map(|(_, bytes)| (crc32(&bytes), std::io::Cursor::new(bytes))),
     )?;
-    Ok((zip.into_inner(), rows.len()))
+    Ok((zip, rows.len()))
 }

@@ -9,16 +9,15 @@
 //! entries carry a fixed date and a fixed order, and the manifest seal is kept per manifest
 //! digest, so the same letter state always yields the same bytes.
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipWriter};
 
 use crate::storage::{DocumentRow, EvidenceRow};
 
+mod container;
 pub mod verify;
 
 /// Media type of an ASiC-E container, the content of the `mimetype` entry.
@@ -284,72 +283,161 @@ fn checksums(entries: &[Entry]) -> String {
         .collect()
 }
 
-/// Writes the zip: `mimetype` (stored, first), the data entries, the ASiC manifest and its
-/// seal, into a seekable output; `documents` yields a reader per document entry, in order.
-pub fn write<W: Write + Seek, R: Read>(
-    plan: &BundlePlan,
-    seal: &[u8],
-    out: W,
-    documents: impl IntoIterator<Item = R>,
-) -> Result<W, zip::result::ZipError> {
-    let mut zip = ZipWriter::new(out);
-    fill(&mut zip, plan, seal, documents)?;
-    zip.finish()
-}
-
-/// The same zip written as a stream (entries followed by data descriptors), so a bundle can
-/// go to the network as it is made: documents pass through a few kilobytes at a time and
-/// the whole bundle is never held in memory or written to disk. Deterministic like [`write`].
+/// Writes the zip: `mimetype` (first), the data entries, the ASiC manifest and its seal.
+/// `documents` yields, per document entry and in order, the CRC-32 of its bytes (computed
+/// by the caller on a first read) and a reader of those bytes.
+///
+/// Every entry is STORED with its CRC-32 and sizes in the local header and no data
+/// descriptor (APPNOTE.TXT §4.3.7, general purpose bit 3 clear), so that streaming readers
+/// (`bsdtar -xf -`, Java's `ZipInputStream`) read the same files as the central directory
+/// lists. Documents are PDFs, already compressed; the other files are small. The zip still
+/// goes out as it is made: documents pass through a few kilobytes at a time and the whole
+/// bundle is never held in memory or written to disk. Fixed date, order and mode: the same
+/// plan and seal always give the same bytes.
 pub fn write_stream<W: Write, R: Read>(
     plan: &BundlePlan,
     seal: &[u8],
     out: W,
-    documents: impl IntoIterator<Item = R>,
-) -> Result<(), zip::result::ZipError> {
-    let mut zip = ZipWriter::new_stream(out);
-    fill(&mut zip, plan, seal, documents)?;
-    zip.finish()?;
-    Ok(())
-}
-
-fn fill<W: Write + Seek, R: Read>(
-    zip: &mut ZipWriter<W>,
-    plan: &BundlePlan,
-    seal: &[u8],
-    documents: impl IntoIterator<Item = R>,
-) -> Result<(), zip::result::ZipError> {
+    documents: impl IntoIterator<Item = (u32, R)>,
+) -> std::io::Result<()> {
     let mut documents = documents.into_iter();
-    let fixed = DateTime::default(); // 1980-01-01 00:00: reproducible bytes
-    let stored = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Stored)
-        .last_modified_time(fixed)
-        .unix_permissions(0o644);
-    let deflated = stored.compression_method(CompressionMethod::Deflated);
-    zip.start_file("mimetype", stored)?;
-    zip.write_all(ASIC_E_MIMETYPE.as_bytes())?;
+    let mut zip = StoredZip {
+        out,
+        offset: 0,
+        count: 0,
+        central: Vec::new(),
+    };
+    zip.bytes("mimetype", ASIC_E_MIMETYPE.as_bytes())?;
     for entry in &plan.entries {
-        // Documents (PDF) are already compressed; storing them keeps streaming cheap.
-        let options = if matches!(entry.source, Source::Document(_)) {
-            stored
-        } else {
-            deflated
-        };
-        zip.start_file(entry.path.as_str(), options)?;
         match &entry.source {
-            Source::Bytes(bytes) => zip.write_all(bytes)?,
+            Source::Bytes(bytes) => zip.bytes(&entry.path, bytes)?,
             Source::Document(sha256) => {
-                let mut reader = documents.next().ok_or_else(|| {
+                let (crc, reader) = documents.next().ok_or_else(|| {
                     std::io::Error::other(format!("no reader given for document {sha256}"))
                 })?;
-                std::io::copy(&mut reader, zip)?;
+                zip.entry(&entry.path, crc, entry.size, reader)?;
             }
         }
     }
-    zip.start_file(ASIC_MANIFEST, deflated)?;
-    zip.write_all(&plan.asic_manifest)?;
-    zip.start_file(ASIC_SIGNATURE, stored)?;
-    zip.write_all(seal)?;
-    Ok(())
+    zip.bytes(ASIC_MANIFEST, &plan.asic_manifest)?;
+    zip.bytes(ASIC_SIGNATURE, seal)?;
+    zip.finish()
+}
+
+/// CRC-32 (ISO-HDLC, the zip one, APPNOTE.TXT §4.4.7) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// A zip of stored entries written front to back (APPNOTE.TXT §4.3.6): local header and
+/// data per entry, then the central directory and its end record. No zip64: an entry, an
+/// offset or a count past the 32-bit (16-bit for counts) fields is an error.
+struct StoredZip<W> {
+    out: W,
+    offset: u64,
+    count: usize,
+    central: Vec<u8>,
+}
+
+/// 1980-01-01 00:00 in MS-DOS date format (APPNOTE.TXT §4.4.6): day 1, month 1, year 0.
+const DOS_DATE: u16 = (1 << 5) | 1;
+/// Version needed to extract: 1.0, stored entries (APPNOTE.TXT §4.4.3.2).
+const VERSION_NEEDED: u16 = 10;
+/// Version made by: UNIX (3) in the high byte, 2.0 in the low (APPNOTE.TXT §4.4.2), so that
+/// the external attributes carry the mode.
+const VERSION_MADE_BY: u16 = (3 << 8) | 20;
+/// Regular file, mode 0644, in the high half of the external attributes.
+const EXTERNAL_ATTRIBUTES: u32 = 0o100_644 << 16;
+
+impl<W: Write> StoredZip<W> {
+    fn bytes(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.entry(name, crc32(bytes), bytes.len() as u64, bytes)
+    }
+
+    fn entry(
+        &mut self,
+        name: &str,
+        crc: u32,
+        size: u64,
+        mut reader: impl Read,
+    ) -> std::io::Result<()> {
+        let too_big = |what: &str| std::io::Error::other(format!("{name}: {what} needs zip64"));
+        let size32 = u32::try_from(size).map_err(|_| too_big("its size"))?;
+        let offset32 = u32::try_from(self.offset).map_err(|_| too_big("its offset"))?;
+        let name_len = u16::try_from(name.len()).map_err(|_| too_big("its name"))?;
+        // §4.3.7 local file header: sizes and CRC known before the data, bit 3 clear.
+        let mut header = Vec::with_capacity(30 + name.len());
+        header.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        header.extend_from_slice(&VERSION_NEEDED.to_le_bytes());
+        header.extend_from_slice(&0u16.to_le_bytes()); // flags
+        header.extend_from_slice(&0u16.to_le_bytes()); // method: stored
+        header.extend_from_slice(&0u16.to_le_bytes()); // time 00:00:00
+        header.extend_from_slice(&DOS_DATE.to_le_bytes());
+        header.extend_from_slice(&crc.to_le_bytes());
+        header.extend_from_slice(&size32.to_le_bytes());
+        header.extend_from_slice(&size32.to_le_bytes());
+        header.extend_from_slice(&name_len.to_le_bytes());
+        header.extend_from_slice(&0u16.to_le_bytes()); // extra field length
+        header.extend_from_slice(name.as_bytes());
+        self.out.write_all(&header)?;
+        // The data, checked against what the header promised: a reader that gives other
+        // bytes fails the bundle rather than making a zip that lies.
+        let mut hasher = crc32fast::Hasher::new();
+        let mut written = 0u64;
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = reader.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+            written += n as u64;
+            self.out.write_all(&buffer[..n])?;
+        }
+        if written != size || hasher.finalize() != crc {
+            return Err(std::io::Error::other(format!(
+                "{name}: {written} bytes read, not the {size} bytes with the CRC-32 announced"
+            )));
+        }
+        // §4.3.12 central directory header.
+        let c = &mut self.central;
+        c.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        c.extend_from_slice(&VERSION_MADE_BY.to_le_bytes());
+        c.extend_from_slice(&header[4..30]); // version needed … extra length, as above
+        c.extend_from_slice(&0u16.to_le_bytes()); // comment length
+        c.extend_from_slice(&0u16.to_le_bytes()); // disk number start
+        c.extend_from_slice(&0u16.to_le_bytes()); // internal attributes
+        c.extend_from_slice(&EXTERNAL_ATTRIBUTES.to_le_bytes());
+        c.extend_from_slice(&offset32.to_le_bytes());
+        c.extend_from_slice(name.as_bytes());
+        self.offset += header.len() as u64 + size;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        let too_big = || std::io::Error::other("the bundle needs zip64");
+        // 0xFFFF itself would announce zip64 (APPNOTE.TXT §4.4.22).
+        let count = u16::try_from(self.count)
+            .ok()
+            .filter(|&c| c < u16::MAX)
+            .ok_or_else(too_big)?;
+        let cd_offset = u32::try_from(self.offset).map_err(|_| too_big())?;
+        let cd_size = u32::try_from(self.central.len()).map_err(|_| too_big())?;
+        self.out.write_all(&self.central)?;
+        // §4.3.16 end of central directory record, no comment.
+        let mut end = Vec::with_capacity(22);
+        end.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        end.extend_from_slice(&0u16.to_le_bytes()); // this disk
+        end.extend_from_slice(&0u16.to_le_bytes()); // disk of the central directory
+        end.extend_from_slice(&count.to_le_bytes());
+        end.extend_from_slice(&count.to_le_bytes());
+        end.extend_from_slice(&cd_size.to_le_bytes());
+        end.extend_from_slice(&cd_offset.to_le_bytes());
+        end.extend_from_slice(&0u16.to_le_bytes()); // comment length
+        self.out.write_all(&end)?;
+        self.out.flush()
+    }
 }
 
 fn bytes_entry(path: String, bytes: Vec<u8>, media_type: &'static str) -> Entry {

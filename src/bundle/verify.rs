@@ -7,12 +7,16 @@ use std::io::{Read, Seek};
 
 use base64::Engine;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+pub use super::container::Limits;
+use super::container::{
+    CHECK_EXTENT, CHECK_HEADERS, CHECK_LAYOUT, CHECK_LIMITS, CHECK_LOCAL_ENTRIES, CHECK_NAMES,
+    Container,
+};
 use super::{
     ASIC_E_MIMETYPE, ASIC_MANIFEST, ASIC_SIGNATURE, CHECKSUMS, InclusionFile, LOG_INCLUSION,
-    LOG_TREE_HEAD, LOG_TREE_HEAD_SEAL, LOG_TREE_HEAD_TOKEN, renewal_stem,
+    LOG_TREE_HEAD, LOG_TREE_HEAD_SEAL, LOG_TREE_HEAD_TOKEN, ROOTS, renewal_stem,
 };
 use crate::evidence::{EvidenceEvent, EvidenceRecord};
 use crate::log::{TreeHead, root_of, verify_sealed};
@@ -85,7 +89,18 @@ pub fn verify_bundle<R: Read + Seek>(
     trust: Option<&TrustAnchors>,
     at: OffsetDateTime,
 ) -> Result<BundleReport, UnusableBundle> {
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| UnusableBundle(e.to_string()))?;
+    verify_bundle_within(reader, trust, at, Limits::default())
+}
+
+/// [`verify_bundle`] behind explicit caps on the work (issue 12 §2): a cap reached while
+/// inflating fails the `container_limits` check and ends the verification there.
+pub fn verify_bundle_within<R: Read + Seek>(
+    reader: R,
+    trust: Option<&TrustAnchors>,
+    at: OffsetDateTime,
+    limits: Limits,
+) -> Result<BundleReport, UnusableBundle> {
+    let mut zip = Container::open(reader, limits).map_err(|e| UnusableBundle(e.0))?;
     let mut checks = Vec::new();
     let mut check = |scope: &str, name: &'static str, result: Result<String, String>| {
         let (passed, detail) = match result {
@@ -101,20 +116,13 @@ pub fn verify_bundle<R: Read + Seek>(
     };
 
     // Container: mimetype first and stored (ETSI EN 319 162-1 §A.1).
-    let names: Vec<String> = (0..zip.len())
-        .filter_map(|i| {
-            zip.by_index_raw(i)
-                .ok()
-                .and_then(|f| f.name().ok().map(|n| n.to_string()))
-        })
-        .collect();
-    let mimetype_ok = match zip.by_index(0) {
-        Ok(mut first) => {
-            let stored = first.compression() == zip::CompressionMethod::Stored;
-            let mut text = String::new();
-            let name = first.name().map(|n| n.to_string()).unwrap_or_default();
-            let _ = first.read_to_string(&mut text);
-            if name == "mimetype" && stored && text == ASIC_E_MIMETYPE {
+    let names: Vec<String> = zip.entries().iter().map(|e| e.name.clone()).collect();
+    let mimetype_ok = match zip.entries().first().cloned() {
+        Some(first) => {
+            let stored = first.method == 0;
+            let text = zip.read(&first.name, 1024).unwrap_or_default();
+            let name = first.name;
+            if name == "mimetype" && stored && text == ASIC_E_MIMETYPE.as_bytes() {
                 Ok(format!(
                     "first entry is the stored mimetype {ASIC_E_MIMETYPE}"
                 ))
@@ -124,21 +132,63 @@ pub fn verify_bundle<R: Read + Seek>(
                 ))
             }
         }
-        Err(e) => Err(format!("empty or unreadable zip: {e}")),
+        None => Err("empty zip".to_string()),
     };
     check("bundle", "container", mimetype_ok);
 
-    let small = |zip: &mut zip::ZipArchive<R>, name: &str| -> Result<Vec<u8>, String> {
-        let mut file = zip
-            .by_name(name)
-            .map_err(|_| format!("{name} is missing"))?;
-        if file.size() > MAX_SMALL_ENTRY {
-            return Err(format!("{name} is larger than {MAX_SMALL_ENTRY} bytes"));
-        }
-        let mut bytes = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut bytes)
-            .map_err(|e| format!("{name}: {e}"))?;
-        Ok(bytes)
+    // Every entry inflated once, behind the caps; then the container rules, each its own
+    // check: every reader of this zip must see the same files as this verifier.
+    let digests = zip.digest_all();
+    let passing = [
+        (
+            CHECK_EXTENT,
+            "no byte before, between or after the entries and their directory",
+        ),
+        (
+            CHECK_HEADERS,
+            "every local header agrees with its central-directory entry",
+        ),
+        (
+            CHECK_LOCAL_ENTRIES,
+            "the local headers are exactly the listed entries, none overlapping",
+        ),
+        (
+            CHECK_NAMES,
+            "every name is a plain relative path, none repeated",
+        ),
+        (CHECK_LAYOUT, "every entry belongs to the bundle layout"),
+        (CHECK_LIMITS, "every entry inflated within the caps"),
+    ];
+    for (name, ok) in passing {
+        let found: Vec<&str> = zip
+            .breaches()
+            .iter()
+            .filter(|b| b.check == name)
+            .map(|b| b.detail.as_str())
+            .collect();
+        check(
+            "bundle",
+            name,
+            if found.is_empty() {
+                Ok(ok.to_string())
+            } else {
+                Err(found.join("; "))
+            },
+        );
+    }
+    if zip.breaches().iter().any(|b| b.check == CHECK_LIMITS) {
+        // Bounded work: nothing more is read from a bundle that reached a cap.
+        return Ok(BundleReport {
+            letter_id: None,
+            anchored_outside: trust.is_some(),
+            events: Vec::new(),
+            warnings: Vec::new(),
+            checks,
+        });
+    }
+
+    let small = |zip: &mut Container<R>, name: &str| -> Result<Vec<u8>, String> {
+        zip.read(name, MAX_SMALL_ENTRY)
     };
 
     // Anchors: from outside, or (loudly) from the bundle itself.
@@ -186,16 +236,12 @@ pub fn verify_bundle<R: Read + Seek>(
         if name == "mimetype" || name.starts_with("META-INF/") || name.ends_with('/') {
             continue;
         }
-        match zip.by_name(name) {
-            Ok(mut file) => {
-                let mut hasher = Sha256::new();
-                if let Err(e) = std::io::copy(&mut file, &mut hasher) {
-                    digest_problems.push(format!("{name}: {e}"));
-                    continue;
-                }
-                actual.insert(name.clone(), hex::encode(hasher.finalize()));
+        match digests.get(name) {
+            Some(Ok(digest)) => {
+                actual.insert(name.clone(), digest.clone());
             }
-            Err(e) => digest_problems.push(format!("{name}: {e}")),
+            Some(Err(e)) => digest_problems.push(format!("{name}: {e}")),
+            None => digest_problems.push(format!("{name}: not read")),
         }
     }
     for (name, digest) in &actual {
@@ -427,6 +473,53 @@ pub fn verify_bundle<R: Read + Seek>(
         warnings,
         checks,
     })
+}
+
+/// Whether `name` has a place in the bundle layout of docs/EVIDENCE.md: anything else (an
+/// unknown `META-INF/` member, a folder entry, a stray file) is a failure, since a reader
+/// could take meaning from a file the verifier ignores.
+pub(crate) fn in_layout(name: &str) -> bool {
+    let plain = |rest: &str| {
+        !rest.is_empty()
+            && rest.len() <= 100
+            && !rest.starts_with('.')
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    // `NN-<name>`: two digits, a dash, a safe name.
+    let numbered = |rest: &str| {
+        let b = rest.as_bytes();
+        b.len() > 3 && b[0].is_ascii_digit() && b[1].is_ascii_digit() && b[2] == b'-' && plain(rest)
+    };
+    match name {
+        "mimetype" | "manifest.json" | "VERIFY.txt" | CHECKSUMS | ROOTS | ASIC_MANIFEST
+        | ASIC_SIGNATURE | LOG_TREE_HEAD | LOG_TREE_HEAD_SEAL | LOG_TREE_HEAD_TOKEN
+        | LOG_INCLUSION => true,
+        _ => {
+            if let Some(rest) = name.strip_prefix("documents/") {
+                numbered(rest)
+            } else if let Some(rest) = name.strip_prefix("evidence/") {
+                [".json", ".p7s", ".tsr"]
+                    .iter()
+                    .any(|ext| rest.strip_suffix(ext).is_some_and(numbered))
+            } else if let Some(rest) = name.strip_prefix(super::RENEWALS_DIR) {
+                [".json", ".tsr"].iter().any(|ext| {
+                    rest.strip_suffix(ext)
+                        .and_then(|stem| stem.rsplit_once(".renewal-"))
+                        .is_some_and(|(record, generation)| {
+                            numbered(record)
+                                && !generation.is_empty()
+                                && generation.bytes().all(|b| b.is_ascii_digit())
+                        })
+                })
+            } else if let Some(rest) = name.strip_prefix("proofs/") {
+                rest.ends_with(".pdf") && plain(rest)
+            } else {
+                false
+            }
+        }
+    }
 }
 
 /// Where `SHA256SUMS` disagrees with the files: a wrong digest, a file it names that is not

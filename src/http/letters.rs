@@ -675,14 +675,21 @@ pub async fn bundle(
     // Every document is read through once first: its digest is checked at the end of the
     // read, so a damaged document fails the request with a 500 before a byte of the bundle
     // is sent, rather than cutting a download short.
+    // The same read gives each document's CRC-32, which the zip's local header carries
+    // before the data (no data descriptor, so streaming readers accept the bundle).
+    let mut crcs = Vec::with_capacity(documents.len());
     for doc in &documents {
         let mut reader = service.content.open_read(&doc.sha256).await?;
-        while reader.next_chunk().await?.is_some() {}
+        let mut crc = crc32fast::Hasher::new();
+        while let Some(chunk) = reader.next_chunk().await? {
+            crc.update(&chunk);
+        }
+        crcs.push(crc.finalize());
     }
     // Decrypting readers, opened (keys unwrapped) before the blocking zip writer runs.
     let mut readers = Vec::with_capacity(documents.len());
-    for doc in &documents {
-        readers.push(service.content.open_blocking(&doc.sha256).await?);
+    for (doc, crc) in documents.iter().zip(crcs) {
+        readers.push((crc, service.content.open_blocking(&doc.sha256).await?));
     }
     let proofs: Vec<(String, Vec<u8>)> = service
         .render_proofs(&row.id, evidence.clone(), ProofKind::ALL.to_vec())
@@ -732,7 +739,6 @@ pub async fn bundle(
             buffer: Vec::with_capacity(BODY_CHUNK),
         };
         let written = crate::bundle::write_stream(&plan, &seal, &mut body, readers)
-            .map_err(std::io::Error::other)
             .and_then(|()| body.send_buffer());
         if let Err(e) = written {
             tracing::error!(letter.id = %letter_id, error = %e, "bundle stream stopped");

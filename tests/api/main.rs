@@ -11,6 +11,7 @@ mod bundle;
 mod cli;
 mod compose;
 mod consents;
+mod container;
 mod deposit;
 mod golden;
 mod instances;

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Chrome, Lang, render};
-use crate::bundle::verify::{BundleReport, verify_bundle};
+use crate::bundle::verify::{BundleReport, Limits, verify_bundle_within};
 use crate::clock::rfc3339_paris;
 use crate::http::MULTIPART_OVERHEAD;
 use crate::http::throttle::{self, ClientThrottle, Refusal};
@@ -39,6 +39,17 @@ use crate::service::Service;
 
 /// The multipart field holding the bundle.
 const BUNDLE_FIELD: &str = "bundle";
+
+/// The work one upload may cost (issue 12 §2): a public page must not let a small zip
+/// inflate to gigabytes or hold a core for minutes. Real bundles are far below these caps;
+/// the CLI, run by the judge on their own machine, has no time budget.
+const UPLOAD_LIMITS: Limits = Limits {
+    max_entries: 10_000,
+    max_entry_size: 512 * 1024 * 1024,
+    max_total_size: 1024 * 1024 * 1024,
+    max_ratio: 100,
+    time_budget: Some(Duration::from_secs(30)),
+};
 
 /// The routes of the verification page, rate-limited.
 pub(super) fn routes(service: &Service, throttle: Arc<ClientThrottle>) -> Router<Service> {
@@ -163,7 +174,12 @@ async fn upload(
     // in and dropped (deleted) there.
     let verdict = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&spool.path).map_err(|e| e.to_string())?;
-        Ok::<_, String>(verify_bundle(BufReader::new(file), Some(&anchors), at))
+        Ok::<_, String>(verify_bundle_within(
+            BufReader::new(file),
+            Some(&anchors),
+            at,
+            UPLOAD_LIMITS,
+        ))
     })
     .await;
     match verdict {
@@ -618,6 +634,30 @@ impl VerifyWording {
     fn check_label(&self, name: &str) -> &'static str {
         let (fr, en) = match name {
             "container" => ("Conteneur ASiC-E", "ASiC-E container"),
+            "container_extent" => (
+                "Aucun octet hors des fichiers du conteneur",
+                "No byte outside the container's files",
+            ),
+            "container_headers" => (
+                "En-têtes locaux conformes au répertoire central",
+                "Local headers agree with the central directory",
+            ),
+            "container_local_entries" => (
+                "Aucun fichier caché ni chevauchant",
+                "No hidden or overlapping file",
+            ),
+            "container_names" => (
+                "Noms de fichiers uniques et relatifs",
+                "File names unique and relative",
+            ),
+            "container_layout" => (
+                "Aucun fichier étranger au dossier de preuves",
+                "No file foreign to the proof bundle",
+            ),
+            "container_limits" => (
+                "Décompression dans les limites (taille, nombre, taux, durée)",
+                "Inflation within the limits (size, count, ratio, time)",
+            ),
             "manifest_seal" => (
                 "Sceau du prestataire sur le manifeste",
                 "Provider's seal over the manifest",
@@ -760,6 +800,12 @@ mod tests {
     fn every_check_has_a_plain_name_in_both_languages() {
         let bundle_checks = [
             "container",
+            "container_extent",
+            "container_headers",
+            "container_local_entries",
+            "container_names",
+            "container_layout",
+            "container_limits",
             "manifest_seal",
             "file_digests",
             "evidence_files",
