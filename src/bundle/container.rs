@@ -177,6 +177,29 @@ impl<R: Read + Seek> Container<R> {
                 ),
             );
         }
+        // Bytes put before a zip (a self-extracting stub, a polyglot file) shift everything:
+        // the directory then sits right before its end record, not where the record says.
+        let mut signature_at = |at: u64| -> Result<u32, NotAZip> {
+            let mut word = [0u8; 4];
+            source.seek(SeekFrom::Start(at)).map_err(io)?;
+            Ok(match source.read_exact(&mut word) {
+                Ok(()) => u32::from_le_bytes(word),
+                Err(_) => 0,
+            })
+        };
+        let mut prefix = 0u64;
+        if cd_size > 0
+            && cd_offset + cd_size < end_offset
+            && signature_at(cd_offset)? != CENTRAL_SIGNATURE
+            && signature_at(end_offset - cd_size)? == CENTRAL_SIGNATURE
+        {
+            prefix = end_offset - cd_size - cd_offset;
+            breach(
+                CHECK_EXTENT,
+                format!("{prefix} bytes before the first local file header"),
+            );
+        }
+        let cd_offset = cd_offset + prefix;
         if cd_offset + cd_size != end_offset {
             breach(
                 CHECK_EXTENT,
@@ -218,12 +241,12 @@ impl<R: Read + Seek> Container<R> {
                 crc32: le32(h, 16),
                 compressed_size: u64::from(le32(h, 20)),
                 size: u64::from(le32(h, 24)),
-                local_offset: u64::from(le32(h, 42)),
+                local_offset: u64::from(le32(h, 42)) + prefix,
                 data_offset: None,
             };
             if entry.compressed_size == 0xFFFF_FFFF
                 || entry.size == 0xFFFF_FFFF
-                || entry.local_offset == 0xFFFF_FFFF
+                || le32(h, 42) == 0xFFFF_FFFF
             {
                 return Err(NotAZip("zip64 entries are not bundle entries".into()));
             }
@@ -303,7 +326,7 @@ impl<R: Read + Seek> Container<R> {
                 );
             }
         }
-        let mut offset = 0u64;
+        let mut offset = prefix;
         let mut walked = 0usize;
         let mut reached = BTreeSet::new();
         while offset < cd_offset {
