@@ -884,6 +884,40 @@ mod tests {
     }
 
     #[test]
+    fn the_layout_admits_the_bundle_files_and_nothing_else() {
+        for name in [
+            "mimetype",
+            "manifest.json",
+            "documents/01-relance.pdf",
+            "evidence/01-SubmissionAcceptance.json",
+            "evidence/12-ContentHandover.tsr",
+            "renewals/01-SubmissionAcceptance.renewal-2.tsr",
+            "proofs/summary.pdf",
+            "log/inclusion.json",
+            "certs/roots.pem",
+            "VERIFY.txt",
+            "SHA256SUMS",
+            "META-INF/ASiCManifest.xml",
+            "META-INF/signature001.p7s",
+        ] {
+            assert!(in_layout(name), "{name}");
+        }
+        for name in [
+            "META-INF/extra.xml",
+            "documents/",
+            "documents/relance.pdf",
+            "evidence/01-SubmissionAcceptance.xml",
+            "renewals/01-SubmissionAcceptance.renewal-.tsr",
+            "proofs/.hidden.pdf",
+            "notes.txt",
+            "/etc/passwd",
+            "documents/../01-a.pdf",
+        ] {
+            assert!(!in_layout(name), "{name}");
+        }
+    }
+
+    #[test]
     fn sha256sums_must_agree_with_every_file() {
         let actual: BTreeMap<String, String> = [
             ("manifest.json", "aa"),
