@@ -112,6 +112,38 @@ pub enum ContentError {
     Storage(#[from] StorageError),
 }
 
+/// Temporary files in `DATA_DIR/incoming` older than this are leftovers of a crash or an
+/// I/O error: no upload, placement or bundle lasts a day.
+pub const STALE_INCOMING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes files of `incoming` last modified more than [`STALE_INCOMING`] before `now`
+/// (at start). Recent files may belong to another instance sharing the directory.
+pub fn sweep_incoming(incoming: &Path, now: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(incoming) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let stale = meta.is_file()
+            && meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > STALE_INCOMING);
+        if stale {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temporary file"),
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "stale temporary files removed from incoming");
+    }
+    removed
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContentError + '_ {
     move |source| ContentError::Io {
         path: path.to_path_buf(),
@@ -205,6 +237,7 @@ impl ContentStore {
         for dir in [root.join("documents"), root.join("incoming")] {
             std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
+        sweep_incoming(&root.join("incoming"), std::time::SystemTime::now());
         Ok(ContentStore {
             root: root.to_path_buf(),
             backend: Backend::Filesystem,

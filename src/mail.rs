@@ -98,6 +98,7 @@ impl Mailer {
                         outbox_dir.display()
                     ))
                 })?;
+                sweep_temporary_mails(&outbox_dir);
                 MailTransport::Directory(outbox_dir)
             }
         };
@@ -235,11 +236,37 @@ async fn write_eml(
     let tmp = dir.join(format!(".{name}.tmp"));
     let io =
         |e: std::io::Error| MailError::Transient(format!("cannot write {}: {e}", path.display()));
-    tokio::fs::write(&tmp, bytes).await.map_err(io)?;
-    let file = tokio::fs::File::open(&tmp).await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+    let written = async {
+        tokio::fs::write(&tmp, bytes).await?;
+        let file = tokio::fs::File::open(&tmp).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&tmp, &path).await
+    }
+    .await;
+    if let Err(e) = written {
+        // A full disk must not leave half a mail behind (invariant 8: nothing half-written).
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(io(e));
+    }
     Ok(format!("written to {}", path.display()))
+}
+
+/// Removes `.…tmp` files a crash left in the mail directory: a temporary file is never a
+/// mail handed over (the rename is), so none of them is covered by evidence or awaited.
+fn sweep_temporary_mails(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %name, "stale temporary mail removed"),
+                Err(e) => tracing::warn!(file = %name, error = %e, "cannot remove a stale temporary mail"),
+            }
+        }
+    }
 }
 
 /// `jean.dupont@exemple.fr` → `j***@exemple.fr`: enough for a person to recognise the

@@ -39,6 +39,23 @@ pub const LEASE: time::Duration = time::Duration::seconds(120);
 /// How often abandoned batches are looked for.
 pub const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Outages in a row a runner waits through before leaving the batch to the resumer.
+const OUTAGE_RETRIES: u32 = 8;
+
+/// Wait before retry `n` (1-based) after an outage: 0.5 s doubling, at most 10 s.
+fn outage_backoff(n: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << n.min(6))).min(Duration::from_secs(10))
+}
+
+/// True when a deposit failed because the database could not take it for now.
+fn deposit_is_transient(err: &DepositError) -> bool {
+    match err {
+        DepositError::Storage(e) => e.is_transient(),
+        DepositError::Content(crate::content::ContentError::Storage(e)) => e.is_transient(),
+        _ => false,
+    }
+}
+
 /// Name of the webhook event sent when a batch reaches a final state.
 pub const BATCH_COMPLETED: &str = "batch.completed";
 
@@ -235,7 +252,7 @@ impl Batches {
             let runner = self.clone();
             let caller = caller.clone();
             tokio::spawn(async move {
-                runner.deposit(&id, &caller, mode, rows, 0).await;
+                runner.deposit(&id, &caller, mode, rows, 0, 0).await;
             });
         }
         Ok((accepted, response))
@@ -244,6 +261,11 @@ impl Batches {
     /// Resumes batch `id` from its last committed chunk (after a restart). Its rows are read
     /// back from the stored single-letter bodies and checked again.
     pub async fn run(&self, id: &str) -> Result<(), StorageError> {
+        self.run_attempt(id, 0).await
+    }
+
+    /// [`Batches::run`] after `retries` database outages met by this runner in a row.
+    async fn run_attempt(&self, id: &str, retries: u32) -> Result<(), StorageError> {
         let Some((record, letters)) = self.storage.batch_to_run(id).await? else {
             return Ok(());
         };
@@ -284,9 +306,35 @@ impl Batches {
             }
         }
         tracing::info!(batch.id = %id, batch.next_row = record.next_row, "resuming batch");
-        self.deposit(id, &caller, mode, valid, record.next_row as usize)
+        self.deposit(id, &caller, mode, valid, record.next_row as usize, retries)
             .await;
         Ok(())
+    }
+
+    /// After a database outage stopped the deposit: waits, then resumes from the progress
+    /// the database holds (each chunk commit is guarded by it, so a commit whose answer was
+    /// lost is not deposited twice). After [`OUTAGE_RETRIES`] the runner gives up its turn
+    /// and the batch stays `depositing`: its lease ends and the resumer takes it over.
+    async fn resume_after_outage(&self, id: &str, mut retries: u32) {
+        while retries < OUTAGE_RETRIES {
+            retries += 1;
+            tokio::time::sleep(outage_backoff(retries)).await;
+            // Boxed and typed: the resumed run may meet another outage and come back here.
+            let resumed: std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send + '_>,
+            > = Box::pin(self.run_attempt(id, retries));
+            match resumed.await {
+                Ok(()) => return,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(batch.id = %id, error = %e, retries, "batch still waiting for the database");
+                }
+                Err(e) => {
+                    tracing::error!(batch.id = %id, error = %e, "batch resumption failed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(batch.id = %id, "database outage outlasted the retries; the resumer will take the batch over");
     }
 
     /// Checks the rows: letter fields, then documents and consents against the database.
@@ -524,11 +572,21 @@ impl Batches {
         mode: BatchMode,
         rows: Vec<ValidRow>,
         from: usize,
+        retries: u32,
     ) {
         let outcome = match mode {
             BatchMode::AllOrNothing => self.deposit_all(id, caller, rows).await,
             BatchMode::ValidRows => self.deposit_chunks(id, caller, rows, from).await,
         };
+        if let Err(e) = &outcome
+            && deposit_is_transient(e)
+        {
+            // A connection blip or a full disk is not the batch's fault: what was committed
+            // stays, and the rest is deposited once the database takes writes again.
+            tracing::warn!(batch.id = %id, error = %e, "batch deposit interrupted by a database outage; resuming");
+            self.resume_after_outage(id, retries).await;
+            return;
+        }
         if let Err(e) = outcome {
             tracing::error!(batch.id = %id, error = %e, "batch deposit failed");
             self.fail(caller, id, &e.to_string()).await;
