@@ -134,7 +134,9 @@ pub fn sweep_incoming(incoming: &Path, now: std::time::SystemTime) -> usize {
         if stale {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => removed += 1,
-                Err(e) => tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temporary file"),
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temporary file")
+                }
             }
         }
     }

@@ -263,7 +263,9 @@ fn sweep_temporary_mails(dir: &std::path::Path) {
         if name.starts_with('.') && name.ends_with(".tmp") {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => tracing::info!(file = %name, "stale temporary mail removed"),
-                Err(e) => tracing::warn!(file = %name, error = %e, "cannot remove a stale temporary mail"),
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "cannot remove a stale temporary mail")
+                }
             }
         }
     }

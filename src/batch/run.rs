@@ -252,7 +252,9 @@ impl Batches {
             let runner = self.clone();
             let caller = caller.clone();
             tokio::spawn(async move {
-                runner.deposit(&id, &caller, mode, rows, 0, 0).await;
+                if runner.deposit(&id, &caller, mode, rows, 0).await {
+                    runner.resume_after_outage(&id).await;
+                }
             });
         }
         Ok((accepted, response))
@@ -261,16 +263,19 @@ impl Batches {
     /// Resumes batch `id` from its last committed chunk (after a restart). Its rows are read
     /// back from the stored single-letter bodies and checked again.
     pub async fn run(&self, id: &str) -> Result<(), StorageError> {
-        self.run_attempt(id, 0).await
+        if self.run_once(id).await? {
+            self.resume_after_outage(id).await;
+        }
+        Ok(())
     }
 
-    /// [`Batches::run`] after `retries` database outages met by this runner in a row.
-    async fn run_attempt(&self, id: &str, retries: u32) -> Result<(), StorageError> {
+    /// One run of [`Batches::run`]; `true` when a database outage interrupted it.
+    async fn run_once(&self, id: &str) -> Result<bool, StorageError> {
         let Some((record, letters)) = self.storage.batch_to_run(id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if record.state != BatchState::Depositing.as_str() {
-            return Ok(());
+            return Ok(false);
         }
         let mode = BatchMode::parse(&record.mode).unwrap_or(BatchMode::ValidRows);
         let caller = Caller {
@@ -283,7 +288,7 @@ impl Batches {
             Err(e) => {
                 self.fail(&caller, id, &format!("stored rows unreadable: {e}"))
                     .await;
-                return Ok(());
+                return Ok(false);
             }
         };
         let mut valid = Vec::with_capacity(rows.len());
@@ -301,30 +306,26 @@ impl Batches {
                         &format!("stored row {} no longer parses", row.row),
                     )
                     .await;
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
         tracing::info!(batch.id = %id, batch.next_row = record.next_row, "resuming batch");
-        self.deposit(id, &caller, mode, valid, record.next_row as usize, retries)
-            .await;
-        Ok(())
+        Ok(self
+            .deposit(id, &caller, mode, valid, record.next_row as usize)
+            .await)
     }
 
     /// After a database outage stopped the deposit: waits, then resumes from the progress
     /// the database holds (each chunk commit is guarded by it, so a commit whose answer was
     /// lost is not deposited twice). After [`OUTAGE_RETRIES`] the runner gives up its turn
     /// and the batch stays `depositing`: its lease ends and the resumer takes it over.
-    async fn resume_after_outage(&self, id: &str, mut retries: u32) {
-        while retries < OUTAGE_RETRIES {
-            retries += 1;
+    async fn resume_after_outage(&self, id: &str) {
+        for retries in 1..=OUTAGE_RETRIES {
             tokio::time::sleep(outage_backoff(retries)).await;
-            // Boxed and typed: the resumed run may meet another outage and come back here.
-            let resumed: std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<(), StorageError>> + Send + '_>,
-            > = Box::pin(self.run_attempt(id, retries));
-            match resumed.await {
-                Ok(()) => return,
+            match self.run_once(id).await {
+                Ok(false) => return,
+                Ok(true) => {}
                 Err(e) if e.is_transient() => {
                     tracing::warn!(batch.id = %id, error = %e, retries, "batch still waiting for the database");
                 }
@@ -564,7 +565,8 @@ impl Batches {
     }
 
     /// Deposits `rows[from..]` of batch `id`; every outcome, including a failure, is
-    /// recorded on the batch. Returns when the batch is final or another runner has it.
+    /// recorded on the batch. Returns when the batch is final or another runner has it, or
+    /// `true` when a database outage interrupted it (then nothing is recorded as failed).
     async fn deposit(
         &self,
         id: &str,
@@ -572,8 +574,7 @@ impl Batches {
         mode: BatchMode,
         rows: Vec<ValidRow>,
         from: usize,
-        retries: u32,
-    ) {
+    ) -> bool {
         let outcome = match mode {
             BatchMode::AllOrNothing => self.deposit_all(id, caller, rows).await,
             BatchMode::ValidRows => self.deposit_chunks(id, caller, rows, from).await,
@@ -584,13 +585,13 @@ impl Batches {
             // A connection blip or a full disk is not the batch's fault: what was committed
             // stays, and the rest is deposited once the database takes writes again.
             tracing::warn!(batch.id = %id, error = %e, "batch deposit interrupted by a database outage; resuming");
-            self.resume_after_outage(id, retries).await;
-            return;
+            return true;
         }
         if let Err(e) = outcome {
             tracing::error!(batch.id = %id, error = %e, "batch deposit failed");
             self.fail(caller, id, &e.to_string()).await;
         }
+        false
     }
 
     /// `all_or_nothing`: seal everything, then one transaction, or nothing at all.

@@ -92,7 +92,7 @@ pub(crate) fn outage_of(err: &sqlx::Error) -> Option<Outage> {
                 // primary code of an extended code.
                 let primary = code.parse::<i32>().ok()? & 0xff;
                 match primary {
-                    13 => Some(Outage::Full),                    // SQLITE_FULL
+                    13 => Some(Outage::Full),                     // SQLITE_FULL
                     5 | 6 | 10 | 14 => Some(Outage::Unavailable), // BUSY, LOCKED, IOERR, CANTOPEN
                     _ => None,
                 }

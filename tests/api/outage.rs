@@ -70,7 +70,10 @@ async fn a_postgres_connection_blip_during_a_batch_is_waited_out_and_the_batch_c
         tokio::time::sleep(Duration::from_millis(150)).await;
         terminated += terminate_backends(&server, &database).await;
     }
-    assert!(terminated > 0, "the blip terminated the service's connections");
+    assert!(
+        terminated > 0,
+        "the blip terminated the service's connections"
+    );
 
     // Assert: the batch ends completed with every row deposited once.
     let mut view = Value::Null;
