@@ -1225,6 +1225,31 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_start_sweep_removes_incoming_files_older_than_a_day_and_keeps_recent_ones() {
+        let dir = tempfile::tempdir().expect("dir");
+        let now = std::time::SystemTime::now();
+        let old = dir.path().join("upload-old.tmp");
+        let recent = dir.path().join("upload-recent.tmp");
+        std::fs::write(&old, b"left by a crash").expect("old");
+        std::fs::write(&recent, b"in progress").expect("recent");
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .expect("open")
+            .set_modified(now - STALE_INCOMING - std::time::Duration::from_secs(60))
+            .expect("age it");
+
+        let removed = sweep_incoming(dir.path(), now);
+
+        assert_eq!(removed, 1);
+        assert!(!old.exists(), "a day-old temporary file is swept");
+        assert!(
+            recent.exists(),
+            "a recent one may belong to a running upload"
+        );
+    }
+
     async fn test_store(dir: &Path) -> ContentStore {
         let storage = Storage::connect(&format!("sqlite:{}", dir.join("t.db").display()))
             .await

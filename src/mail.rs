@@ -287,6 +287,22 @@ pub fn mask_address(address: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn temporary_mails_left_by_a_crash_are_removed_when_the_mailer_starts() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join(".lre.x.notify.1_exemple.fr.tmp"), b"half").expect("tmp");
+        std::fs::write(dir.path().join("lre.y.notify.1_exemple.fr.eml"), b"sent").expect("eml");
+
+        Mailer::new(None, dir.path().to_path_buf(), "lre@exemple.fr").expect("mailer");
+
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["lre.y.notify.1_exemple.fr.eml"]);
+    }
+
     #[tokio::test]
     async fn the_hash_covers_the_exact_bytes_written() {
         let dir = tempfile::tempdir().expect("dir");
