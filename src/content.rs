@@ -112,6 +112,40 @@ pub enum ContentError {
     Storage(#[from] StorageError),
 }
 
+/// Temporary files in `DATA_DIR/incoming` older than this are leftovers of a crash or an
+/// I/O error: no upload, placement or bundle lasts a day.
+pub const STALE_INCOMING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes files of `incoming` last modified more than [`STALE_INCOMING`] before `now`
+/// (at start). Recent files may belong to another instance sharing the directory.
+pub fn sweep_incoming(incoming: &Path, now: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(incoming) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let stale = meta.is_file()
+            && meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age > STALE_INCOMING);
+        if stale {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temporary file")
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, "stale temporary files removed from incoming");
+    }
+    removed
+}
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ContentError + '_ {
     move |source| ContentError::Io {
         path: path.to_path_buf(),
@@ -205,6 +239,7 @@ impl ContentStore {
         for dir in [root.join("documents"), root.join("incoming")] {
             std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
+        sweep_incoming(&root.join("incoming"), std::time::SystemTime::now());
         Ok(ContentStore {
             root: root.to_path_buf(),
             backend: Backend::Filesystem,
@@ -1189,6 +1224,31 @@ pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_sweep_removes_incoming_files_older_than_a_day_and_keeps_recent_ones() {
+        let dir = tempfile::tempdir().expect("dir");
+        let now = std::time::SystemTime::now();
+        let old = dir.path().join("upload-old.tmp");
+        let recent = dir.path().join("upload-recent.tmp");
+        std::fs::write(&old, b"left by a crash").expect("old");
+        std::fs::write(&recent, b"in progress").expect("recent");
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .expect("open")
+            .set_modified(now - STALE_INCOMING - std::time::Duration::from_secs(60))
+            .expect("age it");
+
+        let removed = sweep_incoming(dir.path(), now);
+
+        assert_eq!(removed, 1);
+        assert!(!old.exists(), "a day-old temporary file is swept");
+        assert!(
+            recent.exists(),
+            "a recent one may belong to a running upload"
+        );
+    }
 
     async fn test_store(dir: &Path) -> ContentStore {
         let storage = Storage::connect(&format!("sqlite:{}", dir.join("t.db").display()))

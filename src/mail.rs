@@ -98,6 +98,7 @@ impl Mailer {
                         outbox_dir.display()
                     ))
                 })?;
+                sweep_temporary_mails(&outbox_dir);
                 MailTransport::Directory(outbox_dir)
             }
         };
@@ -235,11 +236,39 @@ async fn write_eml(
     let tmp = dir.join(format!(".{name}.tmp"));
     let io =
         |e: std::io::Error| MailError::Transient(format!("cannot write {}: {e}", path.display()));
-    tokio::fs::write(&tmp, bytes).await.map_err(io)?;
-    let file = tokio::fs::File::open(&tmp).await.map_err(io)?;
-    file.sync_all().await.map_err(io)?;
-    tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+    let written = async {
+        tokio::fs::write(&tmp, bytes).await?;
+        let file = tokio::fs::File::open(&tmp).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&tmp, &path).await
+    }
+    .await;
+    if let Err(e) = written {
+        // A full disk must not leave half a mail behind (invariant 8: nothing half-written).
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(io(e));
+    }
     Ok(format!("written to {}", path.display()))
+}
+
+/// Removes `.…tmp` files a crash left in the mail directory: a temporary file is never a
+/// mail handed over (the rename is), so none of them is covered by evidence or awaited.
+fn sweep_temporary_mails(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(file = %name, "stale temporary mail removed"),
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "cannot remove a stale temporary mail")
+                }
+            }
+        }
+    }
 }
 
 /// `jean.dupont@exemple.fr` → `j***@exemple.fr`: enough for a person to recognise the
@@ -257,6 +286,22 @@ pub fn mask_address(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_mails_left_by_a_crash_are_removed_when_the_mailer_starts() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join(".lre.x.notify.1_exemple.fr.tmp"), b"half").expect("tmp");
+        std::fs::write(dir.path().join("lre.y.notify.1_exemple.fr.eml"), b"sent").expect("eml");
+
+        Mailer::new(None, dir.path().to_path_buf(), "lre@exemple.fr").expect("mailer");
+
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["lre.y.notify.1_exemple.fr.eml"]);
+    }
 
     #[tokio::test]
     async fn the_hash_covers_the_exact_bytes_written() {

@@ -39,6 +39,23 @@ pub const LEASE: time::Duration = time::Duration::seconds(120);
 /// How often abandoned batches are looked for.
 pub const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Outages in a row a runner waits through before leaving the batch to the resumer.
+const OUTAGE_RETRIES: u32 = 8;
+
+/// Wait before retry `n` (1-based) after an outage: 0.5 s doubling, at most 10 s.
+fn outage_backoff(n: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << n.min(6))).min(Duration::from_secs(10))
+}
+
+/// True when a deposit failed because the database could not take it for now.
+fn deposit_is_transient(err: &DepositError) -> bool {
+    match err {
+        DepositError::Storage(e) => e.is_transient(),
+        DepositError::Content(crate::content::ContentError::Storage(e)) => e.is_transient(),
+        _ => false,
+    }
+}
+
 /// Name of the webhook event sent when a batch reaches a final state.
 pub const BATCH_COMPLETED: &str = "batch.completed";
 
@@ -235,7 +252,9 @@ impl Batches {
             let runner = self.clone();
             let caller = caller.clone();
             tokio::spawn(async move {
-                runner.deposit(&id, &caller, mode, rows, 0).await;
+                if runner.deposit(&id, &caller, mode, rows, 0).await {
+                    runner.resume_after_outage(&id).await;
+                }
             });
         }
         Ok((accepted, response))
@@ -244,11 +263,19 @@ impl Batches {
     /// Resumes batch `id` from its last committed chunk (after a restart). Its rows are read
     /// back from the stored single-letter bodies and checked again.
     pub async fn run(&self, id: &str) -> Result<(), StorageError> {
+        if self.run_once(id).await? {
+            self.resume_after_outage(id).await;
+        }
+        Ok(())
+    }
+
+    /// One run of [`Batches::run`]; `true` when a database outage interrupted it.
+    async fn run_once(&self, id: &str) -> Result<bool, StorageError> {
         let Some((record, letters)) = self.storage.batch_to_run(id).await? else {
-            return Ok(());
+            return Ok(false);
         };
         if record.state != BatchState::Depositing.as_str() {
-            return Ok(());
+            return Ok(false);
         }
         let mode = BatchMode::parse(&record.mode).unwrap_or(BatchMode::ValidRows);
         let caller = Caller {
@@ -261,7 +288,7 @@ impl Batches {
             Err(e) => {
                 self.fail(&caller, id, &format!("stored rows unreadable: {e}"))
                     .await;
-                return Ok(());
+                return Ok(false);
             }
         };
         let mut valid = Vec::with_capacity(rows.len());
@@ -279,14 +306,36 @@ impl Batches {
                         &format!("stored row {} no longer parses", row.row),
                     )
                     .await;
-                    return Ok(());
+                    return Ok(false);
                 }
             }
         }
         tracing::info!(batch.id = %id, batch.next_row = record.next_row, "resuming batch");
-        self.deposit(id, &caller, mode, valid, record.next_row as usize)
-            .await;
-        Ok(())
+        Ok(self
+            .deposit(id, &caller, mode, valid, record.next_row as usize)
+            .await)
+    }
+
+    /// After a database outage stopped the deposit: waits, then resumes from the progress
+    /// the database holds (each chunk commit is guarded by it, so a commit whose answer was
+    /// lost is not deposited twice). After [`OUTAGE_RETRIES`] the runner gives up its turn
+    /// and the batch stays `depositing`: its lease ends and the resumer takes it over.
+    async fn resume_after_outage(&self, id: &str) {
+        for retries in 1..=OUTAGE_RETRIES {
+            tokio::time::sleep(outage_backoff(retries)).await;
+            match self.run_once(id).await {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(batch.id = %id, error = %e, retries, "batch still waiting for the database");
+                }
+                Err(e) => {
+                    tracing::error!(batch.id = %id, error = %e, "batch resumption failed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!(batch.id = %id, "database outage outlasted the retries; the resumer will take the batch over");
     }
 
     /// Checks the rows: letter fields, then documents and consents against the database.
@@ -516,7 +565,8 @@ impl Batches {
     }
 
     /// Deposits `rows[from..]` of batch `id`; every outcome, including a failure, is
-    /// recorded on the batch. Returns when the batch is final or another runner has it.
+    /// recorded on the batch. Returns when the batch is final or another runner has it, or
+    /// `true` when a database outage interrupted it (then nothing is recorded as failed).
     async fn deposit(
         &self,
         id: &str,
@@ -524,15 +574,24 @@ impl Batches {
         mode: BatchMode,
         rows: Vec<ValidRow>,
         from: usize,
-    ) {
+    ) -> bool {
         let outcome = match mode {
             BatchMode::AllOrNothing => self.deposit_all(id, caller, rows).await,
             BatchMode::ValidRows => self.deposit_chunks(id, caller, rows, from).await,
         };
+        if let Err(e) = &outcome
+            && deposit_is_transient(e)
+        {
+            // A connection blip or a full disk is not the batch's fault: what was committed
+            // stays, and the rest is deposited once the database takes writes again.
+            tracing::warn!(batch.id = %id, error = %e, "batch deposit interrupted by a database outage; resuming");
+            return true;
+        }
         if let Err(e) = outcome {
             tracing::error!(batch.id = %id, error = %e, "batch deposit failed");
             self.fail(caller, id, &e.to_string()).await;
         }
+        false
     }
 
     /// `all_or_nothing`: seal everything, then one transaction, or nothing at all.

@@ -245,6 +245,7 @@ impl Problem {
             status: status.as_u16(),
             detail: title.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 }

@@ -9,7 +9,11 @@ use crate::batch::BatchInputError;
 use crate::content::ContentError;
 use crate::deposit::DepositError;
 use crate::letter::FieldError;
-use crate::storage::StorageError;
+use crate::storage::{Outage, StorageError};
+
+/// Seconds a client is told to wait (`Retry-After`) when the database cannot take a write:
+/// long enough for a pool to reconnect or an operator to free space, short enough to retry.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
 
 /// Prefix of every problem `type`. A URN: stable, and it does not pretend to resolve.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:recommande:problem:";
@@ -29,6 +33,9 @@ pub struct Problem {
     /// Every invalid field, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Seconds for the `Retry-After` header (RFC 9110 §10.2.3), when retrying later helps.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -39,6 +46,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -328,6 +336,29 @@ impl Problem {
         )
     }
 
+    /// 507 (disk full) or 503 (database unreachable), with `Retry-After`: the database could
+    /// not take the write, so nothing was recorded and nothing is acknowledged.
+    pub fn storage_outage(outage: Outage, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, ?outage, "database outage; request refused");
+        let mut problem = match outage {
+            Outage::Full => Problem::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage-full",
+                "Insufficient storage",
+                "the service has no room left to store this request; nothing was recorded. \
+                 Retry later (see Retry-After)",
+            ),
+            Outage::Unavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Service unavailable",
+                "the database cannot be reached; nothing was recorded. Retry later (see Retry-After)",
+            ),
+        };
+        problem.retry_after = Some(STORAGE_RETRY_AFTER_SECS);
+        problem
+    }
+
     /// 500: logs `cause` with full detail and answers without internals.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -368,6 +399,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -379,7 +415,10 @@ impl IntoResponse for Problem {
 
 impl From<StorageError> for Problem {
     fn from(err: StorageError) -> Self {
-        Problem::internal(&err)
+        match err.outage() {
+            Some(outage) => Problem::storage_outage(outage, &err),
+            None => Problem::internal(&err),
+        }
     }
 }
 
@@ -391,6 +430,15 @@ impl From<ContentError> for Problem {
                 sha256,
                 destroyed_at,
             } => Problem::content_destroyed(&sha256, destroyed_at),
+            ContentError::Storage(e) => e.into(),
+            // ENOSPC/EDQUOT while spooling a document: the disk is full, nothing was kept
+            // (the temporary file is removed on every error).
+            ContentError::Io { ref source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull
+                    || source.kind() == std::io::ErrorKind::QuotaExceeded =>
+            {
+                Problem::storage_outage(Outage::Full, &err)
+            }
             other => Problem::internal(&other),
         }
     }
@@ -408,6 +456,8 @@ impl From<DepositError> for Problem {
                     "the timestamp authority did not answer correctly; nothing was recorded, retry later",
                 )
             }
+            DepositError::Storage(e) => e.into(),
+            DepositError::Content(e) => e.into(),
             other => Problem::internal(&other),
         }
     }

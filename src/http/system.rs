@@ -14,12 +14,19 @@ use crate::service::Service;
 /// and some extensions stays well under 1 KiB; 16 KiB leaves room without inviting abuse.
 pub const MAX_TSA_QUERY: usize = 16 * 1024;
 
-/// Liveness and readiness: the database answers.
+/// Liveness and readiness: the database answers *and takes a write*. A ping alone would say
+/// 200 while a full disk or a writer stuck in a transaction refuses (or silently loses) every
+/// deposit, so the check commits one small row through the writer itself.
 #[utoipa::path(get, path = "/healthz", tag = "service",
-    responses((status = 200, description = "The service and its database answer"),
-              (status = 503, description = "The database does not answer", body = Problem)))]
+    responses((status = 200, description = "The service and its database answer and take a write"),
+              (status = 503, description = "The database does not answer or cannot write", body = Problem)))]
 pub async fn healthz(State(service): State<Service>) -> Response {
-    match service.storage.ping().await {
+    let now = crate::clock::unix_micros(service.clock.now());
+    let checked = match service.storage.ping().await {
+        Ok(()) => service.storage.probe_write(now).await,
+        Err(e) => Err(e),
+    };
+    match checked {
         Ok(()) => (
             StatusCode::OK,
             axum::Json(json!({
@@ -30,8 +37,11 @@ pub async fn healthz(State(service): State<Service>) -> Response {
         )
             .into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "health check: database unavailable");
-            Problem::unavailable("the database does not answer").into_response()
+            tracing::error!(error = %e, "health check: database unavailable or cannot write");
+            let mut problem =
+                Problem::unavailable("the database does not answer or cannot take a write");
+            problem.retry_after = Some(super::problem::STORAGE_RETRY_AFTER_SECS);
+            problem.into_response()
         }
     }
 }

@@ -41,12 +41,76 @@ pub enum StorageError {
     Database(#[from] sqlx::Error),
 }
 
+/// What a storage failure means for the caller: the database cannot take this write now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The disk (or the database's size limit) is full: SQLITE_FULL, PostgreSQL 53100.
+    Full,
+    /// The database cannot be reached or refused for a passing reason: pool timeout, broken
+    /// or terminated connection, I/O error, lock contention, server shutting down.
+    Unavailable,
+}
+
 impl StorageError {
+    /// `Some` when the failure is an outage of the database rather than a fault of the
+    /// request or of the code: the write was not made and may succeed later.
+    pub fn outage(&self) -> Option<Outage> {
+        let StorageError::Database(err) = self else {
+            return None;
+        };
+        outage_of(err)
+    }
+
+    /// True when retrying the same work later can succeed (an outage, not a bug or a
+    /// conflict): what background jobs retry instead of failing.
+    pub fn is_transient(&self) -> bool {
+        self.outage().is_some()
+    }
+
     fn from_insert(err: sqlx::Error, what: &'static str) -> Self {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(what),
             _ => StorageError::Database(err),
         }
+    }
+}
+
+/// Classifies a driver error as an outage of the database, or `None` for anything else.
+pub(crate) fn outage_of(err: &sqlx::Error) -> Option<Outage> {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => Some(Outage::Unavailable),
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            let code: &str = &code;
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite result codes (https://sqlite.org/rescode.html): the low byte is the
+                // primary code of an extended code.
+                let primary = code.parse::<i32>().ok()? & 0xff;
+                match primary {
+                    13 => Some(Outage::Full),                     // SQLITE_FULL
+                    5 | 6 | 10 | 14 => Some(Outage::Unavailable), // BUSY, LOCKED, IOERR, CANTOPEN
+                    _ => None,
+                }
+            } else if code == "53100" {
+                Some(Outage::Full) // PostgreSQL disk_full
+            } else if code.starts_with("08") // connection exception
+                || code.starts_with("53") // insufficient resources
+                || code.starts_with("57P") // admin/crash shutdown, cannot connect now
+                || code == "40001" // serialization failure
+                || code == "40P01"
+            // deadlock detected
+            {
+                Some(Outage::Unavailable)
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 
@@ -237,6 +301,50 @@ enum Backend {
 #[derive(Clone)]
 pub struct Storage {
     backend: std::sync::Arc<Backend>,
+}
+
+/// How long a PostgreSQL request waits for a pooled connection before answering 503.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The SQLite writer's release check: flushes the rollback a dropped transaction queued,
+/// then asks SQLite itself whether a transaction is still open (`BEGIN` fails inside one).
+/// `Ok(false)` makes the pool close the connection, which rolls back whatever it held.
+async fn writer_is_clean(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // The ping runs after any queued ROLLBACK on the connection's worker, in order.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::error!("database writer still inside a transaction after release; reconnecting");
+        return Ok(false);
+    }
+    // A raw BEGIN, not `Connection::begin`: sqlx's own depth says no transaction, and this
+    // asks the engine, which is what decides whether a later COMMIT really commits.
+    if sqlx::query("BEGIN").execute(&mut *conn).await.is_err() {
+        tracing::error!("database writer left inside a transaction; reconnecting");
+        return Ok(false);
+    }
+    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    Ok(true)
+}
+
+/// Ends a transaction by what its statements did: commit after success, an explicit
+/// rollback after a failure (not the lazy one of `Drop`), and the first error wins.
+pub(crate) async fn finish<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'_, DB>,
+    result: Result<T, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::error!(error = %rollback, "rollback after a failed statement failed");
+            }
+            Err(err)
+        }
+    }
 }
 
 /// Runs `$body` with `$pool` bound to the right pool and `$db` to the sqlx database type.
@@ -495,6 +603,13 @@ impl Storage {
             // pages to the WAL in the middle of the transaction.
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
+                // A write that failed (SQLITE_FULL on COMMIT above all) can leave the one
+                // writer connection inside an open transaction: every later "commit" would
+                // then only release a savepoint of that transaction and acknowledge letters
+                // that are never stored. Each release therefore proves the connection is back
+                // in autocommit mode, or the pool closes it (closing rolls the transaction
+                // back) and opens a fresh one.
+                .after_release(|conn, _| Box::pin(async move { writer_is_clean(conn).await }))
                 .connect_with(options.clone().pragma("cache_size", "-32768"))
                 .await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await?;
@@ -507,7 +622,9 @@ impl Storage {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                // Fail fast in an outage: a request waits at most this long for a connection,
+                // then answers 503 with Retry-After instead of holding the client for 10 s.
+                .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("migrations/postgres").run(&pool).await?;
@@ -543,6 +660,25 @@ impl Storage {
     pub async fn ping(&self) -> Result<(), StorageError> {
         dispatch!(self, read, |pool, Db| {
             sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Proves that the writer can write now: one committed write of one small row
+    /// (`health_probe`), through the same pool and connection every deposit uses. A full
+    /// disk, a read-only file system or a writer stuck in a transaction fails here, so
+    /// readiness reports what a deposit would meet.
+    pub async fn probe_write(&self, now: i64) -> Result<(), StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let written = sqlx::query(
+                "INSERT INTO health_probe (id, checked_at) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            finish(tx, written).await?;
         });
         Ok(())
     }
