@@ -306,6 +306,25 @@ impl EvidenceSealer {
         Ok(self.sealer.seal(bytes, at)?)
     }
 
+    /// A detached CMS seal over `bytes` with a signature timestamp over its signature value
+    /// (CAdES B-T, ETSI EN 319 122-1 §6.3): the bundle's ASiC manifest seal, so the time it
+    /// was made is proven by the TSA and not only by the signing-time the seal claims.
+    pub async fn seal_bytes_timestamped(
+        &self,
+        bytes: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<Vec<u8>, EvidenceError> {
+        let seal = self.sealer.seal(bytes, at)?;
+        let signature = crate::seal::ParsedSeal::parse(&seal)?
+            .signature_value()
+            .to_vec();
+        let token = self
+            .timestamper
+            .timestamp(Sha256::digest(&signature).into())
+            .await?;
+        Ok(crate::seal::with_signature_timestamp(&seal, &token)?)
+    }
+
     /// The timestamp source.
     pub fn timestamper(&self) -> &Timestamper {
         &self.timestamper

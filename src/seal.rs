@@ -40,6 +40,9 @@ pub mod oids {
     pub const SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
     /// id-ct-TSTInfo (RFC 3161 §2.4.2).
     pub const TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
+    /// id-aa-signatureTimeStampToken (RFC 3161 appendix A; ETSI EN 319 122-1 §5.3): an
+    /// unsigned attribute holding a timestamp token over the SignerInfo's signature value.
+    pub const SIGNATURE_TIME_STAMP_TOKEN: &str = "1.2.840.113549.1.9.16.2.14";
 }
 
 /// Errors while building, parsing or verifying CMS signed data.
@@ -294,6 +297,49 @@ fn content_info(signed_data: &[u8]) -> Vec<u8> {
     asn1::sequence(&[&SIGNED_DATA_OID, &asn1::context(0, true, signed_data)])
 }
 
+/// Adds `token_der`, an RFC 3161 token over the SHA-256 of the seal's signature value, as
+/// the unsigned attribute signature-time-stamp (RFC 3161 appendix A): the seal becomes a
+/// CAdES baseline B-T signature (ETSI EN 319 122-1 §5.3, §6.3). The signed part is left
+/// byte for byte as it was, so the signature stays valid.
+pub fn with_signature_timestamp(seal_der: &[u8], token_der: &[u8]) -> Result<Vec<u8>, SealError> {
+    let ci = asn1::parse_single_expected(seal_der, tag::SEQUENCE)?;
+    let mut ci = ci.children()?;
+    let content_type = ci.read_expected(tag::OID)?.oid()?;
+    if content_type != oids::SIGNED_DATA {
+        return Err(SealError::UnexpectedContentType {
+            found: content_type,
+            expected: oids::SIGNED_DATA,
+        });
+    }
+    let sd = ci.read_expected(tag::context(0, true))?.single_child()?;
+    ci.finish()?;
+    let mut fields = sd.children_vec()?;
+    let signer_infos = fields
+        .pop()
+        .ok_or_else(|| malformed("SignedData without SignerInfos"))?;
+    signer_infos.expect_tag(tag::SET)?;
+    let signer_infos = signer_infos.children_vec()?;
+    let [signer_info] = signer_infos.as_slice() else {
+        return Err(malformed("expected exactly one SignerInfo"));
+    };
+    let parts = signer_info.children_vec()?;
+    if parts.iter().any(|p| p.tag == tag::context(1, true)) {
+        return Err(malformed("the SignerInfo already has unsigned attributes"));
+    }
+    let unsigned = asn1::context(
+        1,
+        true,
+        &attribute(&oid_der(oids::SIGNATURE_TIME_STAMP_TOKEN)?, token_der),
+    );
+    let mut children: Vec<&[u8]> = parts.iter().map(|p| p.raw).collect();
+    children.push(&unsigned);
+    let signer_info = asn1::sequence(&children);
+    let mut sd_children: Vec<&[u8]> = fields.iter().map(|f| f.raw).collect();
+    let signer_set = asn1::set(&[&signer_info]);
+    sd_children.push(&signer_set);
+    Ok(content_info(&asn1::sequence(&sd_children)))
+}
+
 /// Creates detached CMS seals with one identity.
 pub struct Sealer {
     signer: CmsSigner,
@@ -376,6 +422,8 @@ pub(crate) struct SignerInfoParts {
     pub(crate) attributes: Vec<(String, Vec<Vec<u8>>)>,
     pub(crate) signature_algorithm: String,
     pub(crate) signature: Vec<u8>,
+    /// Unsigned attributes (type, encoded values), in order of appearance.
+    pub(crate) unsigned_attributes: Vec<(String, Vec<Vec<u8>>)>,
 }
 
 /// A parsed `ContentInfo(SignedData)` with exactly one signer, owned.
@@ -487,8 +535,24 @@ fn parse_signer_info(si: &Tlv<'_>) -> Result<SignerInfoParts, SealError> {
         .ok_or(SealError::MissingAttribute("(signed attributes)"))?;
     let signature_algorithm = algorithm_oid(&d.read_expected(tag::SEQUENCE)?)?;
     let signature = d.read_expected(tag::OCTET_STRING)?.content.to_vec();
-    d.read_optional(tag::context(1, true))?; // unsignedAttrs
+    let unsigned = d.read_optional(tag::context(1, true))?;
     d.finish()?;
+    let mut unsigned_attributes = Vec::new();
+    if let Some(unsigned) = unsigned {
+        for attr in unsigned.children_vec()? {
+            attr.expect_tag(tag::SEQUENCE)?;
+            let mut a = attr.children()?;
+            let attr_type = a.read_expected(tag::OID)?.oid()?;
+            let values = a
+                .read_expected(tag::SET)?
+                .children_vec()?
+                .iter()
+                .map(|v| v.raw.to_vec())
+                .collect::<Vec<_>>();
+            a.finish()?;
+            unsigned_attributes.push((attr_type, values));
+        }
+    }
 
     let mut attributes: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     for attr in attrs.children_vec()? {
@@ -517,6 +581,7 @@ fn parse_signer_info(si: &Tlv<'_>) -> Result<SignerInfoParts, SealError> {
         attributes,
         signature_algorithm,
         signature,
+        unsigned_attributes,
     })
 }
 
@@ -721,6 +786,32 @@ impl ParsedSeal {
         self.parts.signer.signing_time()
     }
 
+    /// The SignerInfo's signature value (what a signature-time-stamp covers).
+    pub fn signature_value(&self) -> &[u8] {
+        &self.parts.signer.signature
+    }
+
+    /// The token of the signature-time-stamp unsigned attribute (RFC 3161 appendix A), if
+    /// any; more than one attribute or value is malformed.
+    pub fn signature_timestamp(&self) -> Result<Option<&[u8]>, SealError> {
+        let mut found = self
+            .parts
+            .signer
+            .unsigned_attributes
+            .iter()
+            .filter(|(t, _)| t == oids::SIGNATURE_TIME_STAMP_TOKEN);
+        let Some((_, values)) = found.next() else {
+            return Ok(None);
+        };
+        if found.next().is_some() {
+            return Err(malformed("more than one signature-time-stamp attribute"));
+        }
+        match values.as_slice() {
+            [token] => Ok(Some(token.as_slice())),
+            _ => Err(malformed("a signature-time-stamp attribute needs one value")),
+        }
+    }
+
     /// SignedData version.
     pub fn version(&self) -> u64 {
         self.parts.version
@@ -803,6 +894,43 @@ mod tests {
         bad[off] ^= 0x01;
         let (ok, _) = openssl_cms_verify(&dir, &bad, EVIDENCE);
         assert!(!ok, "openssl accepted a changed signature");
+    }
+
+    #[test]
+    fn a_signature_timestamp_is_added_without_touching_what_is_signed() {
+        use crate::timestamp::{ParsedToken, SerialNumbers, TimestampAuthority};
+        let pki = dev_pki();
+        let sealer = Sealer::new(pki.material.seal.clone());
+        let seal = sealer.seal(EVIDENCE, pki.now).expect("seal");
+        let parsed = ParsedSeal::parse(&seal).expect("parse");
+        assert!(parsed.signature_timestamp().expect("attributes").is_none());
+        let tsa = pki.material.tsa.clone().expect("tsa identity");
+        let authority =
+            TimestampAuthority::new(tsa, "1.3.6.1.4.1.99999.1", SerialNumbers::new(1)).expect("tsa");
+        let token = authority
+            .timestamp_sha256(sha256(parsed.signature_value()), pki.now)
+            .expect("token");
+        let stamped = with_signature_timestamp(&seal, &token).expect("attach");
+
+        let reparsed = ParsedSeal::parse(&stamped).expect("parse stamped");
+        reparsed.verify_signature(EVIDENCE).expect("signature still valid");
+        assert_eq!(reparsed.signature_value(), parsed.signature_value());
+        let carried = reparsed
+            .signature_timestamp()
+            .expect("attributes")
+            .expect("a token");
+        assert_eq!(carried, token.as_slice());
+        ParsedToken::parse(carried)
+            .expect("token parses")
+            .check_imprint(reparsed.signature_value())
+            .expect("the token covers the signature value");
+        let dir = TempDir::new("seal-bt");
+        let (ok, out) = openssl_cms_verify(&dir, &stamped, EVIDENCE);
+        assert!(ok, "openssl cms -verify refused the B-T seal: {out}");
+        assert!(
+            with_signature_timestamp(&stamped, &token).is_err(),
+            "a second set of unsigned attributes was accepted"
+        );
     }
 
     #[test]

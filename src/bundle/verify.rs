@@ -21,6 +21,7 @@ use super::{
 use crate::evidence::{EvidenceEvent, EvidenceRecord};
 use crate::log::{TreeHead, root_of, verify_sealed};
 use crate::seal::ParsedSeal;
+use crate::timestamp::ParsedToken;
 use crate::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
 use crate::verify::{ChainExpectation, verify_evidence};
 
@@ -595,9 +596,46 @@ fn check_manifest_seal(
         CertificatePurpose::Seal,
     )
     .map_err(|e| e.to_string())?;
+    // CAdES B-T (ETSI EN 319 122-1 §6.3): the signature-time-stamp proves when the seal was
+    // made. Bundles made before manifests were timestamped carry none (B-B): still valid,
+    // and the report says which it is.
+    let Some(token) = seal
+        .signature_timestamp()
+        .map_err(|e| format!("signature timestamp: {e}"))?
+    else {
+        return Ok(format!(
+            "the ASiC manifest is sealed by the provider (signing time {}, no signature timestamp)",
+            crate::clock::rfc3339_micros(at)
+        ));
+    };
+    let token = ParsedToken::parse(token).map_err(|e| format!("signature timestamp: {e}"))?;
+    let tsa = token
+        .verify_signature(&[])
+        .map_err(|e| format!("signature timestamp: {e}"))?;
+    token
+        .check_imprint(seal.signature_value())
+        .map_err(|e| format!("signature timestamp does not cover the seal's signature: {e}"))?;
+    let stamped = token.info().gen_time;
+    verify_certificate_path(
+        &tsa,
+        token.certificates(),
+        anchors,
+        stamped,
+        CertificatePurpose::Timestamping,
+    )
+    .map_err(|e| format!("signature timestamp TSA certificate: {e}"))?;
+    // signing-time has whole seconds; the token is issued after the seal was made.
+    if stamped + time::Duration::seconds(1) < at {
+        return Err(format!(
+            "the signature timestamp ({}) is earlier than the seal's signing time ({})",
+            crate::clock::rfc3339_micros(stamped),
+            crate::clock::rfc3339_micros(at)
+        ));
+    }
     Ok(format!(
-        "the ASiC manifest is sealed by the provider (signing time {})",
-        crate::clock::rfc3339_micros(at)
+        "the ASiC manifest is sealed by the provider (signing time {}) and its seal timestamped at {} (CAdES B-T)",
+        crate::clock::rfc3339_micros(at),
+        crate::clock::rfc3339_micros(stamped)
     ))
 }
 

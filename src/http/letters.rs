@@ -720,7 +720,8 @@ pub async fn bundle(
             let now = service.clock.now();
             let seal = service
                 .sealer
-                .seal_bytes(&plan.asic_manifest, now)
+                .seal_bytes_timestamped(&plan.asic_manifest, now)
+                .await
                 .map_err(|e| Problem::internal(&e))?;
             service
                 .storage
