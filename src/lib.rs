@@ -34,9 +34,9 @@ pub mod log;
 pub mod mail;
 pub mod pki;
 pub mod private_files;
+pub mod proof;
 #[cfg(test)]
 mod properties;
-pub mod proof;
 pub mod renewal;
 pub mod seal;
 pub mod secrets;

@@ -131,9 +131,22 @@ mod canonical {
         // escaping rules differ (RFC 8785 §3.2.2.2, §3.2.3).
         prop::collection::vec(
             prop_oneof![
-                Just('a'), Just('Z'), Just('"'), Just('\\'), Just('/'), Just('\n'), Just('\u{0}'),
-                Just('\u{1f}'), Just('\u{7f}'), Just('é'), Just('\u{2028}'), Just('\u{e000}'),
-                Just('\u{ffff}'), Just('\u{10000}'), Just('\u{1f600}'), any::<char>(),
+                Just('a'),
+                Just('Z'),
+                Just('"'),
+                Just('\\'),
+                Just('/'),
+                Just('\n'),
+                Just('\u{0}'),
+                Just('\u{1f}'),
+                Just('\u{7f}'),
+                Just('é'),
+                Just('\u{2028}'),
+                Just('\u{e000}'),
+                Just('\u{ffff}'),
+                Just('\u{10000}'),
+                Just('\u{1f600}'),
+                any::<char>(),
             ],
             0..6,
         )
@@ -233,7 +246,11 @@ mod der {
         Ok(match tlv.tag {
             tag::INTEGER => {
                 let magnitude = tlv.unsigned_integer_bytes()?;
-                Node::Integer(magnitude.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b)))
+                Node::Integer(
+                    magnitude
+                        .iter()
+                        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)),
+                )
             }
             tag::OCTET_STRING => Node::Octets(tlv.octet_string()?.to_vec()),
             tag::UTF8_STRING => Node::Text(
@@ -303,8 +320,7 @@ mod window {
 
     /// The last Sunday of `month` of `year`, at 01:00 UTC (Directive 2000/84/EC, art. 2–3).
     fn last_sunday_0100_utc(year: i32, month: Month) -> OffsetDateTime {
-        let mut day = Date::from_calendar_date(year, month, time::util::days_in_year_month(year, month))
-            .expect("date");
+        let mut day = Date::from_calendar_date(year, month, month.length(year)).expect("date");
         while day.weekday() != Weekday::Sunday {
             day = day.previous_day().expect("date");
         }

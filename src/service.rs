@@ -121,9 +121,11 @@ pub struct Service {
 impl Service {
     /// Connects, loads or creates trust material, and checks the whole evidence pipeline.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Service, StartError> {
-        crate::private_files::create_dir(&settings.data_dir).map_err(|source| StartError::DataDir {
-            path: settings.data_dir.clone(),
-            source,
+        crate::private_files::create_dir(&settings.data_dir).map_err(|source| {
+            StartError::DataDir {
+                path: settings.data_dir.clone(),
+                source,
+            }
         })?;
         let now = clock.now();
         let storage = Storage::connect(&settings.database_url).await?;
@@ -286,7 +288,10 @@ impl Service {
         let storage = storage.with_secret_keys(keyring.clone());
         let sealed = storage.seal_clear_webhook_secrets().await?;
         if sealed > 0 {
-            tracing::info!(webhooks = sealed, "clear webhook secrets sealed under the master key");
+            tracing::info!(
+                webhooks = sealed,
+                "clear webhook secrets sealed under the master key"
+            );
         }
         let content = ContentStore::open_with(
             &settings.storage,

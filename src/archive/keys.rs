@@ -220,7 +220,11 @@ impl Keyring {
         let mut body = body.to_vec();
         let plain = master
             .key
-            .open_in_place(nonce, Aad::from(secret_context(id, purpose, name)), &mut body)
+            .open_in_place(
+                nonce,
+                Aad::from(secret_context(id, purpose, name)),
+                &mut body,
+            )
             .map_err(|_| refused())?
             .to_vec();
         body.fill(0);
@@ -334,7 +338,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let ring = Keyring::load(None, &[], dir.path()).expect("load");
         let (id, sealed) = ring.seal_secret("service", "a", b"material").expect("seal");
-        assert_eq!(ring.open_secret(&id, "service", "a", &sealed).expect("open"), b"material");
+        assert_eq!(
+            ring.open_secret(&id, "service", "a", &sealed)
+                .expect("open"),
+            b"material"
+        );
         assert!(ring.open_secret(&id, "service", "b", &sealed).is_err());
         assert!(ring.open_secret(&id, "webhook", "a", &sealed).is_err());
         assert!(ring.open_secret("other", "service", "a", &sealed).is_err());

@@ -178,16 +178,16 @@ pub fn router(service: Service) -> Router {
         })
         // Issue 12 §4: the default span logs the whole URI, which holds link tokens
         // (`/r/{token}`, `/v1/recipient/{token}`) and verification codes (`?code=`).
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<axum::body::Body>| {
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
                 tracing::debug_span!(
                     "request",
                     method = %request.method(),
                     uri = %redacted_uri(request.uri()),
                     version = ?request.version(),
                 )
-            }),
-        )
+            },
+        ))
         .with_state(service)
 }
 

@@ -571,7 +571,9 @@ impl Storage {
     /// The master keys set by [`Storage::with_secret_keys`].
     pub(crate) fn secret_keys(&self) -> Result<&crate::archive::keys::Keyring, StorageError> {
         self.secret_keys.as_deref().ok_or(StorageError::Sealing(
-            crate::archive::keys::KeyError::Unknown("(none: the store was opened without master keys)".into()),
+            crate::archive::keys::KeyError::Unknown(
+                "(none: the store was opened without master keys)".into(),
+            ),
         ))
     }
 
@@ -605,15 +607,22 @@ impl Storage {
     // ----- installation-wide values ---------------------------------------------------------
 
     /// The installation secret `name` as sealed under a master key: `(master key id, sealed)`.
-    pub async fn sealed_secret(&self, name: &str) -> Result<Option<(String, Vec<u8>)>, StorageError> {
+    pub async fn sealed_secret(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StorageError> {
         dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?;
+            let row =
+                sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?;
             match row {
                 None => Ok(None),
-                Some(row) => Ok(Some((row.try_get("master_key_id")?, row.try_get("sealed")?))),
+                Some(row) => Ok(Some((
+                    row.try_get("master_key_id")?,
+                    row.try_get("sealed")?,
+                ))),
             }
         })
     }
@@ -702,10 +711,11 @@ impl Storage {
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
-            let row = sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
+            let row =
+                sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
             let stored: (String, Vec<u8>) = (row.try_get("master_key_id")?, row.try_get("sealed")?);
             tx.commit().await?;
             Ok(stored)

@@ -331,9 +331,11 @@ impl Storage {
         );
         // Issue 12 §4: the secret is stored only sealed under the master key (bound to the
         // webhook id); the clear column keeps the empty string.
-        let (key_id, sealed) =
-            self.secret_keys()?
-                .seal_secret(WEBHOOK_SECRET_PURPOSE, &webhook.id, webhook.secret.as_bytes())?;
+        let (key_id, sealed) = self.secret_keys()?.seal_secret(
+            WEBHOOK_SECRET_PURPOSE,
+            &webhook.id,
+            webhook.secret.as_bytes(),
+        )?;
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {

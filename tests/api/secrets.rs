@@ -67,7 +67,8 @@ async fn every_stored_value(database_url: &str) -> Vec<Vec<u8>> {
         .await
         .expect("columns");
         for (table, column, kind) in columns {
-            let sql = format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL");
+            let sql =
+                format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL");
             if kind == "bytea" {
                 let values: Vec<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&mut conn)
@@ -169,9 +170,7 @@ async fn insert_webhook(app: &TestApp) -> String {
     id
 }
 
-async fn a_copy_of_the_database_cannot_recompute_a_link_token_a_code_or_an_api_key(
-    engine: Engine,
-) {
+async fn a_copy_of_the_database_cannot_recompute_a_link_token_a_code_or_an_api_key(engine: Engine) {
     let Some(app) = crate::helpers::spawn_app(engine).await else {
         return;
     };
@@ -192,7 +191,10 @@ async fn a_copy_of_the_database_cannot_recompute_a_link_token_a_code_or_an_api_k
 
     // Act: every stored value, tried as the HMAC key.
     let candidates = every_stored_value(&app.database_url).await;
-    assert!(candidates.len() > 50, "the copy holds the installation's rows");
+    assert!(
+        candidates.len() > 50,
+        "the copy holds the installation's rows"
+    );
 
     // Assert: none of them yields the link token, the code's stored HMAC or the key's HMAC,
     // and the webhook secret is nowhere in clear.
@@ -202,16 +204,26 @@ async fn a_copy_of_the_database_cannot_recompute_a_link_token_a_code_or_an_api_k
     let stored: HashSet<&[u8]> = candidates.iter().map(Vec::as_slice).collect();
     let otp_message = format!("{letter_id}:{otp}");
     for key in &candidates {
-        assert_ne!(hmac(key, letter_id.as_bytes()), token_bytes, "link key in the database");
+        assert_ne!(
+            hmac(key, letter_id.as_bytes()),
+            token_bytes,
+            "link key in the database"
+        );
         let code_mac = hmac(key, otp_message.as_bytes());
-        assert!(!stored.contains(code_mac.as_slice()), "OTP key in the database");
+        assert!(
+            !stored.contains(code_mac.as_slice()),
+            "OTP key in the database"
+        );
         let key_mac = hmac(key, app.api_key.as_bytes());
-        assert!(!stored.contains(key_mac.as_slice()), "API-key HMAC key in the database");
+        assert!(
+            !stored.contains(key_mac.as_slice()),
+            "API-key HMAC key in the database"
+        );
     }
     assert!(
-        !candidates
-            .iter()
-            .any(|c| c.windows(WEBHOOK_SECRET.len()).any(|w| w == WEBHOOK_SECRET.as_bytes())),
+        !candidates.iter().any(|c| c
+            .windows(WEBHOOK_SECRET.len())
+            .any(|w| w == WEBHOOK_SECRET.as_bytes())),
         "webhook secret in clear in the database"
     );
     // And the service itself still recognises all of them.
@@ -232,7 +244,12 @@ async fn an_installation_of_the_previous_version_keeps_its_links_api_keys_and_we
     };
     let letter = first.deposit().await;
     let letter_id = letter["id"].as_str().expect("id").to_string();
-    first.service.lifecycle.run_due_jobs(10).await.expect("jobs");
+    first
+        .service
+        .lifecycle
+        .run_due_jobs(10)
+        .await
+        .expect("jobs");
     let webhook_id = insert_webhook(&first).await;
     let tenant = tenant_id(&first).await;
 
@@ -291,7 +308,10 @@ async fn an_installation_of_the_previous_version_keeps_its_links_api_keys_and_we
     .await;
 
     // Assert: the live link, the API key and the webhook secret still work…
-    assert_eq!(app.service.lifecycle.recipient_token(&letter_id), legacy_token);
+    assert_eq!(
+        app.service.lifecycle.recipient_token(&letter_id),
+        legacy_token
+    );
     let shown = app
         .client
         .get(app.url(&format!("/v1/recipient/{legacy_token}")))
@@ -318,12 +338,15 @@ async fn an_installation_of_the_previous_version_keeps_its_links_api_keys_and_we
     // …and no clear copy is left.
     let candidates = every_stored_value(&app.database_url).await;
     for b in [0x11, 0x22, 0x33, 0x44] {
-        assert!(!candidates.contains(&clear(b).to_vec()), "clear key {b:#x} left");
+        assert!(
+            !candidates.contains(&clear(b).to_vec()),
+            "clear key {b:#x} left"
+        );
     }
     assert!(
-        !candidates
-            .iter()
-            .any(|c| c.windows(WEBHOOK_SECRET.len()).any(|w| w == WEBHOOK_SECRET.as_bytes())),
+        !candidates.iter().any(|c| c
+            .windows(WEBHOOK_SECRET.len())
+            .any(|w| w == WEBHOOK_SECRET.as_bytes())),
         "webhook secret left in clear"
     );
 }
@@ -368,8 +391,15 @@ async fn served_process_is_private_and_logs_no_secret(umask: &str) {
     .env("RUST_LOG", "warn")
     .output()
     .expect("api-key create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -464,10 +494,16 @@ async fn served_process_is_private_and_logs_no_secret(umask: &str) {
     let logged = std::fs::read_to_string(&log_path).expect("log");
 
     // The log is a trace-level log of all of that…
-    assert!(logged.contains("/v1/recipient/<token>/session"), "trace spans were logged");
+    assert!(
+        logged.contains("/v1/recipient/<token>/session"),
+        "trace spans were logged"
+    );
     // …and names no token nor code.
     assert!(!logged.contains(&token), "the link token is in the log");
-    assert!(!logged.contains(verification), "the verification code is in the log");
+    assert!(
+        !logged.contains(verification),
+        "the verification code is in the log"
+    );
     let bytes = logged.as_bytes();
     for (at, _) in logged.match_indices(&otp) {
         let before = at.checked_sub(1).map(|i| bytes[i]);
@@ -476,7 +512,11 @@ async fn served_process_is_private_and_logs_no_secret(umask: &str) {
         // stand alone.
         let alone = !before.is_some_and(|b| b.is_ascii_digit() || b == b'.')
             && !after.is_some_and(|b| b.is_ascii_digit());
-        assert!(!alone, "the one-time code is in the log: …{}…", &logged[at.saturating_sub(80)..(at + 40).min(logged.len())]);
+        assert!(
+            !alone,
+            "the one-time code is in the log: …{}…",
+            &logged[at.saturating_sub(80)..(at + 40).min(logged.len())]
+        );
     }
 
     // The data directory is private, whatever the umask.
@@ -494,23 +534,27 @@ async fn served_process_is_private_and_logs_no_secret(umask: &str) {
     let mut databases = 0;
     for entry in std::fs::read_dir(&data).expect("data") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.contains(".db") || name.contains("sqlite") {
             databases += 1;
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
     }
-    assert!(databases >= 1, "the SQLite database is in the data directory");
+    assert!(
+        databases >= 1,
+        "the SQLite database is in the data directory"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_served_process_logs_no_token_or_code_and_keeps_its_files_private_under_umask_022()
-{
+async fn the_served_process_logs_no_token_or_code_and_keeps_its_files_private_under_umask_022() {
     served_process_is_private_and_logs_no_secret("022").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_served_process_logs_no_token_or_code_and_keeps_its_files_private_under_umask_000()
-{
+async fn the_served_process_logs_no_token_or_code_and_keeps_its_files_private_under_umask_000() {
     served_process_is_private_and_logs_no_secret("000").await;
 }
