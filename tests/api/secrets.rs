@@ -462,6 +462,25 @@ async fn served_process_is_private_and_logs_no_secret(umask: &str) {
     let letter_id = letter["id"].as_str().expect("letter id").to_string();
     let mail_dir = data.join("mail");
     let token = crate::smtp::link_token(&wait_for_mail(&mail_dir, |b| b.contains("/r/")).await);
+    // The mail is written before the notification is committed: wait for the commit.
+    let mut notified = false;
+    for _ in 0..200 {
+        let shown: Value = client
+            .get(format!("{base}/v1/letters/{letter_id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("GET letter")
+            .json()
+            .await
+            .expect("json");
+        if shown["state"] == "notified" {
+            notified = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notified, "the letter is notified");
     let page = client
         .get(format!("{base}/r/{token}"))
         .send()
