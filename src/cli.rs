@@ -427,8 +427,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} data keys re-wrapped; every live data key is now under master key {:?}",
                 report.rewrapped, report.active_key_id
             );
-            let secrets = crate::secrets::reseal_under_active_key(&service.storage).await?;
-            println!("{secrets} service and webhook secrets re-sealed under the same key");
+            println!(
+                "{} service and webhook secrets re-sealed under the same key",
+                report.secrets_resealed
+            );
             service.storage.close().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -56,8 +56,10 @@ pub async fn installation_secret(
 /// Re-seals every installation secret and webhook secret sealed under an older master key
 /// under the active one (`recommande archive rewrap`), so that the older key can be removed;
 /// returns how many were re-sealed. The key material is unchanged.
-pub async fn reseal_under_active_key(storage: &Storage) -> Result<u64, SecretError> {
-    let keyring = storage.secret_keys()?;
+pub async fn reseal_under_active_key(
+    storage: &Storage,
+    keyring: &Keyring,
+) -> Result<u64, SecretError> {
     let mut resealed = 0;
     for (name, key_id, sealed) in storage.sealed_secrets().await? {
         if key_id == keyring.active_id() {
@@ -72,6 +74,6 @@ pub async fn reseal_under_active_key(storage: &Storage) -> Result<u64, SecretErr
             resealed += 1;
         }
     }
-    resealed += storage.reseal_webhook_secrets().await?;
+    resealed += storage.reseal_webhook_secrets(keyring).await?;
     Ok(resealed)
 }

@@ -279,8 +279,10 @@ impl Storage {
 
     /// Re-seals under the active master key every webhook secret sealed under another one,
     /// in one transaction; returns how many.
-    pub async fn reseal_webhook_secrets(&self) -> Result<u64, StorageError> {
-        let keys = self.secret_keys()?;
+    pub async fn reseal_webhook_secrets(
+        &self,
+        keys: &crate::archive::keys::Keyring,
+    ) -> Result<u64, StorageError> {
         let active = keys.active_id().to_string();
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
