@@ -1,9 +1,11 @@
 //! API keys: 256-bit random secrets shown once, stored only as HMAC-SHA256 under an
-//! installation secret, looked up by that HMAC and compared in constant time.
+//! installation secret (sealed under the master key, src/secrets.rs), looked up by that HMAC and compared in constant time.
 
 use base64::Engine;
 use ring::rand::SecureRandom;
 
+use crate::archive::keys::Keyring;
+use crate::secrets::{SecretError, installation_secret};
 use crate::storage::{ApiKeyRow, Storage, StorageError};
 
 /// Prefix of every key, so that leaked keys are easy to recognise in logs and scanners.
@@ -28,11 +30,10 @@ pub struct Caller {
 }
 
 impl ApiKeyHasher {
-    /// Loads the installation's HMAC secret, creating it on first use.
-    pub async fn load(storage: &Storage, now: i64) -> Result<Self, StorageError> {
-        let secret = storage
-            .service_secret(HMAC_SECRET_NAME, now, || random_bytes::<32>().to_vec())
-            .await?;
+    /// Loads the installation's HMAC secret (sealed under the master key), creating it on
+    /// first use.
+    pub async fn load(storage: &Storage, keyring: &Keyring, now: i64) -> Result<Self, SecretError> {
+        let secret = installation_secret(storage, keyring, HMAC_SECRET_NAME, now).await?;
         Ok(ApiKeyHasher {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
         })

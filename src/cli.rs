@@ -427,6 +427,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} data keys re-wrapped; every live data key is now under master key {:?}",
                 report.rewrapped, report.active_key_id
             );
+            println!(
+                "{} service and webhook secrets re-sealed under the same key",
+                report.secrets_resealed
+            );
             service.storage.close().await;
             Ok(ExitCode::SUCCESS)
         }
@@ -978,7 +982,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 async fn open_storage(location: &Location) -> anyhow::Result<Storage> {
     let settings = location.settings()?;
     if settings.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
+        crate::private_files::create_dir(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
     }
     Storage::connect(&settings.database_url)
@@ -995,8 +999,15 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
                 !tenant.is_empty() && tenant.len() <= 200 && !tenant.chars().any(char::is_control),
                 "--tenant must be a non-empty name of at most 200 characters"
             );
+            let settings = location.settings()?;
+            let keyring = crate::archive::keys::Keyring::load(
+                settings.master_key.as_ref().map(|k| k.expose()),
+                &settings.master_key_files,
+                &settings.data_dir,
+            )
+            .context("cannot load the master keys that seal the API-key HMAC secret")?;
             let storage = open_storage(&location).await?;
-            let hasher = ApiKeyHasher::load(&storage, now).await?;
+            let hasher = ApiKeyHasher::load(&storage, &keyring, now).await?;
             let (id, key) = hasher.create(&storage, tenant, now).await?;
             tracing::info!(api_key.id = %id, tenant = %tenant, "API key created");
             println!("{key}");

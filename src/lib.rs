@@ -33,9 +33,13 @@ pub mod lifecycle;
 pub mod log;
 pub mod mail;
 pub mod pki;
+pub mod private_files;
 pub mod proof;
+#[cfg(test)]
+mod properties;
 pub mod renewal;
 pub mod seal;
+pub mod secrets;
 pub mod service;
 pub mod storage;
 pub mod timestamp;

@@ -204,19 +204,20 @@ impl RecipientKeys {
         out
     }
 
-    /// Loads the installation secrets (created on first use).
-    pub async fn load(storage: &Storage, now: i64) -> Result<Self, StorageError> {
+    /// Loads the installation secrets, sealed under the master key (created on first use).
+    /// The OTP key is one of them, so the 10^6 codes cannot be searched offline from a copy
+    /// of the database (issue 12 §4).
+    pub async fn load(
+        storage: &Storage,
+        keyring: &crate::archive::keys::Keyring,
+        now: i64,
+    ) -> Result<Self, crate::secrets::SecretError> {
+        use crate::secrets::installation_secret;
         let key = |s: Vec<u8>| hmac::Key::new(hmac::HMAC_SHA256, &s);
         Ok(RecipientKeys {
-            token: key(storage
-                .service_secret("recipient_token_v1", now, || random_bytes::<32>().to_vec())
-                .await?),
-            otp: key(storage
-                .service_secret("recipient_otp_v1", now, || random_bytes::<32>().to_vec())
-                .await?),
-            client: key(storage
-                .service_secret("recipient_client_v1", now, || random_bytes::<32>().to_vec())
-                .await?),
+            token: key(installation_secret(storage, keyring, "recipient_token_v1", now).await?),
+            otp: key(installation_secret(storage, keyring, "recipient_otp_v1", now).await?),
+            client: key(installation_secret(storage, keyring, "recipient_client_v1", now).await?),
         })
     }
 }

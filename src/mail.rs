@@ -92,7 +92,12 @@ impl Mailer {
                     .build(),
             ),
             None => {
-                std::fs::create_dir_all(&outbox_dir).map_err(|e| {
+                // A development transport: the files hold recipient links and codes in clear.
+                tracing::warn!(
+                    dir = %outbox_dir.display(),
+                    "mail is written as .eml files instead of being sent (development transport): configure smtp_url for real recipients"
+                );
+                crate::private_files::create_dir(&outbox_dir).map_err(|e| {
                     MailError::Invalid(format!(
                         "cannot create mail directory {}: {e}",
                         outbox_dir.display()
@@ -236,9 +241,15 @@ async fn write_eml(
     let tmp = dir.join(format!(".{name}.tmp"));
     let io =
         |e: std::io::Error| MailError::Transient(format!("cannot write {}: {e}", path.display()));
+    // Mode 0600: the file holds the recipient's link or code in clear (issue 12 §4).
     let written = async {
-        tokio::fs::write(&tmp, bytes).await?;
-        let file = tokio::fs::File::open(&tmp).await?;
+        let mut file = tokio::fs::OpenOptions::from(crate::private_files::file_options())
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .await?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await?;
         file.sync_all().await?;
         tokio::fs::rename(&tmp, &path).await
     }

@@ -55,6 +55,9 @@ pub enum StartError {
     /// Database connection or migration.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// An installation secret could not be loaded (see src/secrets.rs).
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     /// Settings that do not fit together.
     #[error("configuration: {0}")]
     Config(String),
@@ -118,9 +121,11 @@ pub struct Service {
 impl Service {
     /// Connects, loads or creates trust material, and checks the whole evidence pipeline.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Service, StartError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
-            path: settings.data_dir.clone(),
-            source,
+        crate::private_files::create_dir(&settings.data_dir).map_err(|source| {
+            StartError::DataDir {
+                path: settings.data_dir.clone(),
+                source,
+            }
         })?;
         let now = clock.now();
         let storage = Storage::connect(&settings.database_url).await?;
@@ -270,23 +275,35 @@ impl Service {
                 "no master key configured: documents are encrypted under a generated key kept in DATA_DIR/keys, next to the data; configure [archive] master_key_files or RECOMMANDE_MASTER_KEY"
             );
         }
-        let keyring = Keyring::load(
-            settings.master_key.as_ref().map(|k| k.expose()),
-            &settings.master_key_files,
-            &settings.data_dir,
-        )
-        .map_err(ContentError::from)?;
+        let keyring = Arc::new(
+            Keyring::load(
+                settings.master_key.as_ref().map(|k| k.expose()),
+                &settings.master_key_files,
+                &settings.data_dir,
+            )
+            .map_err(ContentError::from)?,
+        );
+        // Issue 12 §4: the secrets kept in rows (webhook signing secrets) are sealed under the
+        // master key; clear ones left by an earlier version are sealed now, in one transaction.
+        let storage = storage.with_secret_keys(keyring.clone());
+        let sealed = storage.seal_clear_webhook_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(
+                webhooks = sealed,
+                "clear webhook secrets sealed under the master key"
+            );
+        }
         let content = ContentStore::open_with(
             &settings.storage,
             &settings.data_dir,
             storage.clone(),
-            Arc::new(keyring),
+            keyring.clone(),
             clock.clone(),
         )?;
         // Fail at start, not at the first download of an old letter (issue 6 §1).
         content.check_master_keys().await?;
         content.check_backend().await?;
-        let api_keys = ApiKeyHasher::load(&storage, unix_micros(now)).await?;
+        let api_keys = ApiKeyHasher::load(&storage, &keyring, unix_micros(now)).await?;
         let deposits = Deposits::new(
             storage.clone(),
             sealer.clone(),
@@ -337,7 +354,7 @@ impl Service {
             sealer.clone(),
             clock.clone(),
             mailer,
-            RecipientKeys::load(&storage, unix_micros(now)).await?,
+            RecipientKeys::load(&storage, &keyring, unix_micros(now)).await?,
             settings.public_url.clone(),
             settings.provider_name.clone(),
             settings.reminder_days.clone(),

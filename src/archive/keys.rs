@@ -168,6 +168,82 @@ impl Keyring {
     }
 }
 
+impl Keyring {
+    /// Seals a service secret (`purpose` and `name` say what it is) under the active key:
+    /// returns the key id and `nonce ‖ ciphertext ‖ tag`. The purpose, the name and the key id
+    /// are bound as associated data, so a sealed value cannot be moved to another slot
+    /// (issue 12 §4: the database alone yields no secret).
+    pub fn seal_secret(
+        &self,
+        purpose: &str,
+        name: &str,
+        plain: &[u8],
+    ) -> Result<(String, Vec<u8>), KeyError> {
+        let master = self.keys.first().ok_or(KeyError::Unknown(String::new()))?;
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| KeyError::Crypto("system random generator"))?;
+        let mut sealed = plain.to_vec();
+        master
+            .key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(secret_context(&master.id, purpose, name)),
+                &mut sealed,
+            )
+            .map_err(|_| KeyError::Crypto("AES-256-GCM seal"))?;
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        Ok((master.id.clone(), out))
+    }
+
+    /// Opens a secret sealed by [`Keyring::seal_secret`] under master key `id`.
+    pub fn open_secret(
+        &self,
+        id: &str,
+        purpose: &str,
+        name: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, KeyError> {
+        let master = self
+            .keys
+            .iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| KeyError::Unknown(id.to_string()))?;
+        let refused = || KeyError::Unwrap(format!("{purpose} {name}"));
+        if sealed.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(refused());
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| refused())?;
+        let mut body = body.to_vec();
+        let plain = master
+            .key
+            .open_in_place(
+                nonce,
+                Aad::from(secret_context(id, purpose, name)),
+                &mut body,
+            )
+            .map_err(|_| refused())?
+            .to_vec();
+        body.fill(0);
+        Ok(plain)
+    }
+}
+
+/// Domain separation of sealed service secrets (distinct from document data keys).
+const SECRET_CONTEXT: &[u8] = b"recommande service secret v1";
+
+fn secret_context(id: &str, purpose: &str, name: &str) -> Vec<u8> {
+    let mut aad = SECRET_CONTEXT.to_vec();
+    for part in [id, purpose, name] {
+        aad.push(0);
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
+}
+
 fn context(id: &str, sha256: &str) -> Vec<u8> {
     let mut aad = WRAP_CONTEXT.to_vec();
     aad.push(0);
@@ -239,18 +315,15 @@ fn write_development_key(path: &Path) -> Result<String, KeyError> {
         source,
     };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::private_files::create_dir(dir).map_err(io)?;
     }
     let id = format!("dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let line = generate_key(&id)?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(io)?;
+    let mut file = crate::private_files::file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io)?;
     std::io::Write::write_all(&mut file, line.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     Ok(line)
@@ -259,6 +332,22 @@ fn write_development_key(path: &Path) -> Result<String, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_in_its_own_slot_and_under_its_own_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ring = Keyring::load(None, &[], dir.path()).expect("load");
+        let (id, sealed) = ring.seal_secret("service", "a", b"material").expect("seal");
+        assert_eq!(
+            ring.open_secret(&id, "service", "a", &sealed)
+                .expect("open"),
+            b"material"
+        );
+        assert!(ring.open_secret(&id, "service", "b", &sealed).is_err());
+        assert!(ring.open_secret(&id, "webhook", "a", &sealed).is_err());
+        assert!(ring.open_secret("other", "service", "a", &sealed).is_err());
+        assert!(!sealed.windows(8).any(|w| w == b"material"));
+    }
 
     #[test]
     fn a_wrapped_key_opens_only_for_its_document_and_master_key() {

@@ -183,6 +183,8 @@ pub struct RewrapReport {
     pub active_key_id: String,
     /// Data keys re-wrapped by this run.
     pub rewrapped: u64,
+    /// Installation and webhook secrets re-sealed by this run.
+    pub secrets_resealed: u64,
 }
 
 /// Re-wraps every live data key not under the active master key (same data key, so the
@@ -192,9 +194,18 @@ pub struct RewrapReport {
 pub async fn rewrap(content: &ContentStore) -> Result<RewrapReport, ContentError> {
     let keyring = content.keyring();
     let active = keyring.active_id().to_string();
+    // The installation HMAC keys and webhook secrets are sealed under the master keys too
+    // (src/secrets.rs): once this returns, the old key can be removed.
+    let secrets_resealed = crate::secrets::reseal_under_active_key(content.storage(), keyring)
+        .await
+        .map_err(|e| match e {
+            crate::secrets::SecretError::Storage(e) => ContentError::from(e),
+            crate::secrets::SecretError::Key(e) => ContentError::from(e),
+        })?;
     let mut report = RewrapReport {
         active_key_id: active.clone(),
         rewrapped: 0,
+        secrets_resealed,
     };
     loop {
         let rows = content

@@ -176,8 +176,52 @@ pub fn router(service: Service) -> Router {
                 "Method not allowed",
             )
         })
-        .layer(TraceLayer::new_for_http())
+        // Issue 12 §4: the default span logs the whole URI, which holds link tokens
+        // (`/r/{token}`, `/v1/recipient/{token}`) and verification codes (`?code=`).
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    uri = %redacted_uri(request.uri()),
+                    version = ?request.version(),
+                )
+            },
+        ))
         .with_state(service)
+}
+
+/// What the logs may say of a request's URI: the path with the link token after `/r/` and
+/// `/v1/recipient/` replaced, and every query value dropped (the verification code travels as
+/// `?code=`). Tokens and codes are bearer secrets: a log line must not hand them out.
+pub fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let mut out = String::with_capacity(uri.path().len());
+    let mut token_follows = false;
+    for (i, segment) in uri.path().split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if token_follows && !segment.is_empty() {
+            out.push_str("<token>");
+        } else {
+            out.push_str(segment);
+        }
+        token_follows = match (i, segment) {
+            (1, "r") => true,
+            (2, "recipient") => out.starts_with("/v1/"),
+            _ => false,
+        };
+    }
+    if let Some(query) = uri.query() {
+        let keys: Vec<&str> = query
+            .split('&')
+            .map(|pair| pair.split_once('=').map_or(pair, |(key, _)| key))
+            .collect();
+        out.push('?');
+        out.push_str(&keys.join("=…&"));
+        out.push_str("=…");
+    }
+    out
 }
 
 /// Middleware refusing, from its headers alone, a request whose `Content-Length` announces more
@@ -456,4 +500,25 @@ pub(crate) fn with_location(mut response: Response, path: &str) -> Response {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_uris_hide_link_tokens_and_query_values() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().expect("uri");
+        assert_eq!(redacted_uri(&uri("/r/abcDEF123/code")), "/r/<token>/code");
+        assert_eq!(
+            redacted_uri(&uri("/v1/recipient/abcDEF123/session")),
+            "/v1/recipient/<token>/session"
+        );
+        assert_eq!(
+            redacted_uri(&uri("/v1/verify/0190-id?code=ABCD-EFGH&x=1")),
+            "/v1/verify/0190-id?code=…&x=…"
+        );
+        assert_eq!(redacted_uri(&uri("/v1/letters/42")), "/v1/letters/42");
+        assert_eq!(redacted_uri(&uri("/r/")), "/r/");
+    }
 }

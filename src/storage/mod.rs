@@ -36,6 +36,9 @@ pub enum StorageError {
     /// Migrations failed to apply.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A secret kept in a row could not be sealed or opened under the master keys.
+    #[error("sealed secret: {0}")]
+    Sealing(#[from] crate::archive::keys::KeyError),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -297,10 +300,45 @@ enum Backend {
     Postgres(PgPool),
 }
 
+/// Creates the SQLite file `path` with mode 0600 before SQLite does (it would follow the
+/// umask), and narrows an existing one and its `-wal`/`-shm` companions, which SQLite
+/// creates with the database file's mode (issue 12 §4: the data directory is private).
+fn private_database_file(path: &std::path::Path) -> Result<(), StorageError> {
+    let name = path.to_string_lossy();
+    if name.is_empty() || name.starts_with(':') {
+        return Ok(()); // in memory
+    }
+    let io = |e: std::io::Error| {
+        StorageError::Database(sqlx::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        )))
+    };
+    match crate::private_files::file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        // A missing directory or another failure is SQLite's to report, with its own words.
+        Err(_) => return Ok(()),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        crate::private_files::narrow_file(std::path::Path::new(&file)).map_err(io)?;
+    }
+    Ok(())
+}
+
 /// The relational store. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     backend: std::sync::Arc<Backend>,
+    /// The master keys sealing the secrets kept in rows (webhook signing secrets), set by
+    /// [`Storage::with_secret_keys`]; without them such rows can be neither written nor read.
+    secret_keys: Option<std::sync::Arc<crate::archive::keys::Keyring>>,
 }
 
 /// How long a PostgreSQL request waits for a pooled connection before answering 503.
@@ -590,7 +628,9 @@ impl Storage {
     /// Connects to `url` (`sqlite:PATH` or `postgres://…`) and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
         let backend = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
+            let options = SqliteConnectOptions::from_str(url)?;
+            private_database_file(options.get_filename())?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // WAL + NORMAL: durable against a process crash, one fsync per checkpoint
@@ -634,7 +674,24 @@ impl Storage {
         };
         Ok(Storage {
             backend: std::sync::Arc::new(backend),
+            secret_keys: None,
         })
+    }
+
+    /// The same store, sealing and opening the secrets kept in rows (webhook signing
+    /// secrets) under `keys` (issue 12 §4: the database alone yields no secret).
+    pub fn with_secret_keys(mut self, keys: std::sync::Arc<crate::archive::keys::Keyring>) -> Self {
+        self.secret_keys = Some(keys);
+        self
+    }
+
+    /// The master keys set by [`Storage::with_secret_keys`].
+    pub(crate) fn secret_keys(&self) -> Result<&crate::archive::keys::Keyring, StorageError> {
+        self.secret_keys.as_deref().ok_or(StorageError::Sealing(
+            crate::archive::keys::KeyError::Unknown(
+                "(none: the store was opened without master keys)".into(),
+            ),
+        ))
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -685,30 +742,119 @@ impl Storage {
 
     // ----- installation-wide values ---------------------------------------------------------
 
-    /// Returns the secret called `name`, creating it with `generate` on first use. Concurrent
-    /// first uses agree on one value.
-    pub async fn service_secret(
+    /// The installation secret `name` as sealed under a master key: `(master key id, sealed)`.
+    pub async fn sealed_secret(
         &self,
         name: &str,
-        now: i64,
-        generate: impl FnOnce() -> Vec<u8>,
-    ) -> Result<Vec<u8>, StorageError> {
-        let candidate = generate();
+    ) -> Result<Option<(String, Vec<u8>)>, StorageError> {
+        dispatch!(self, read, |pool, Db| {
+            let row =
+                sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?;
+            match row {
+                None => Ok(None),
+                Some(row) => Ok(Some((
+                    row.try_get("master_key_id")?,
+                    row.try_get("sealed")?,
+                ))),
+            }
+        })
+    }
+
+    /// Every sealed installation secret: `(name, master key id, sealed)`.
+    pub async fn sealed_secrets(&self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
+        dispatch!(self, read, |pool, Db| {
+            let rows =
+                sqlx::query("SELECT name, master_key_id, sealed FROM sealed_secrets ORDER BY name")
+                    .fetch_all(pool)
+                    .await?;
+            rows.iter()
+                .map(|row| -> Result<(String, String, Vec<u8>), StorageError> {
+                    Ok((
+                        row.try_get("name")?,
+                        row.try_get("master_key_id")?,
+                        row.try_get("sealed")?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Replaces the sealing of `name` if it is still under master key `old_key_id`; returns
+    /// whether it was replaced.
+    pub async fn replace_sealed_secret(
+        &self,
+        name: &str,
+        old_key_id: &str,
+        master_key_id: &str,
+        sealed: &[u8],
+    ) -> Result<bool, StorageError> {
         dispatch!(self, write, |pool, Db| {
-            sqlx::query(
-                "INSERT INTO service_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO NOTHING",
+            let done = sqlx::query(
+                "UPDATE sealed_secrets SET master_key_id = $1, sealed = $2 \
+                 WHERE name = $3 AND master_key_id = $4",
             )
+            .bind(master_key_id)
+            .bind(sealed)
             .bind(name)
-            .bind(&candidate)
-            .bind(now)
+            .bind(old_key_id)
             .execute(pool)
             .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// The clear value of `name` left in `service_secrets` by a version before migration
+    /// 0014, if any (to be sealed with the same material by [`Storage::store_sealed_secret`]).
+    pub async fn clear_service_secret(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        dispatch!(self, read, |pool, Db| {
             let row = sqlx::query("SELECT value FROM service_secrets WHERE name = $1")
                 .bind(name)
-                .fetch_one(pool)
+                .fetch_optional(pool)
                 .await?;
-            Ok(row.try_get("value")?)
+            match row {
+                None => Ok(None),
+                Some(row) => Ok(Some(row.try_get("value")?)),
+            }
+        })
+    }
+
+    /// Stores `sealed` as the installation secret `name` unless one is already stored, and
+    /// erases its clear copy in `service_secrets` in the same transaction; returns what is
+    /// stored, so concurrent first starts agree on one value.
+    pub async fn store_sealed_secret(
+        &self,
+        name: &str,
+        master_key_id: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> Result<(String, Vec<u8>), StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO sealed_secrets (name, master_key_id, sealed, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(master_key_id)
+            .bind(sealed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM service_secrets WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            let row =
+                sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let stored: (String, Vec<u8>) = (row.try_get("master_key_id")?, row.try_get("sealed")?);
+            tx.commit().await?;
+            Ok(stored)
         })
     }
 

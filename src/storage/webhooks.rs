@@ -158,7 +158,7 @@ pub enum AttemptOutcome {
 
 macro_rules! webhook_columns {
     () => {
-        "id, tenant_id, url, secret, events, created_at, deleted_at"
+        "id, tenant_id, url, secret, events, created_at, deleted_at, secret_key_id, secret_sealed"
     };
 }
 
@@ -171,10 +171,17 @@ macro_rules! delivery_columns {
 }
 
 macro_rules! webhook_from_row {
-    ($row:expr) => {{
+    ($row:expr, $keys:expr) => {{
         let row = $row;
         let events: String = row.try_get("events")?;
         let id: String = row.try_get("id")?;
+        let secret = open_webhook_secret(
+            $keys,
+            &id,
+            row.try_get("secret")?,
+            row.try_get("secret_key_id")?,
+            row.try_get("secret_sealed")?,
+        )?;
         WebhookRow {
             events: serde_json::from_str(&events).map_err(|e| {
                 StorageError::Corrupt(format!("webhook {id} has unreadable events: {e}"))
@@ -182,7 +189,7 @@ macro_rules! webhook_from_row {
             id,
             tenant_id: row.try_get("tenant_id")?,
             url: row.try_get("url")?,
-            secret: row.try_get("secret")?,
+            secret,
             created_at: row.try_get("created_at")?,
             deleted_at: row.try_get("deleted_at")?,
         }
@@ -214,7 +221,102 @@ macro_rules! delivery_from_row {
     }};
 }
 
+/// What webhook secrets are, bound into their sealing (associated data).
+const WEBHOOK_SECRET_PURPOSE: &str = "webhook signing secret";
+
+/// The clear signing secret of webhook `id` from its columns: opened when sealed; a row of
+/// an earlier version not yet sealed at start still has it in `clear`.
+fn open_webhook_secret(
+    keys: Option<&crate::archive::keys::Keyring>,
+    id: &str,
+    clear: String,
+    key_id: Option<String>,
+    sealed: Option<Vec<u8>>,
+) -> Result<String, StorageError> {
+    let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
+        return Ok(clear);
+    };
+    let keys = keys.ok_or_else(|| {
+        StorageError::Sealing(crate::archive::keys::KeyError::Unknown(key_id.clone()))
+    })?;
+    let plain = keys.open_secret(&key_id, WEBHOOK_SECRET_PURPOSE, id, &sealed)?;
+    String::from_utf8(plain)
+        .map_err(|_| StorageError::Corrupt(format!("webhook {id} has a non-UTF-8 secret")))
+}
+
 impl Storage {
+    /// Seals every webhook secret still kept in clear (rows written before migration 0015)
+    /// under the active master key and erases the clear copies, all in one transaction:
+    /// the same secret keeps signing deliveries. Returns how many rows were sealed.
+    pub async fn seal_clear_webhook_secrets(&self) -> Result<u64, StorageError> {
+        let keys = self.secret_keys()?;
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query("SELECT id, secret FROM webhooks WHERE secret_sealed IS NULL")
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut sealed_rows = 0;
+            for row in rows {
+                let id: String = row.try_get("id")?;
+                let clear: String = row.try_get("secret")?;
+                let (key_id, sealed) =
+                    keys.seal_secret(WEBHOOK_SECRET_PURPOSE, &id, clear.as_bytes())?;
+                sealed_rows += sqlx::query(
+                    "UPDATE webhooks SET secret = '', secret_key_id = $1, secret_sealed = $2 \
+                     WHERE id = $3 AND secret_sealed IS NULL",
+                )
+                .bind(&key_id)
+                .bind(&sealed)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(sealed_rows)
+        })
+    }
+
+    /// Re-seals under the active master key every webhook secret sealed under another one,
+    /// in one transaction; returns how many.
+    pub async fn reseal_webhook_secrets(
+        &self,
+        keys: &crate::archive::keys::Keyring,
+    ) -> Result<u64, StorageError> {
+        let active = keys.active_id().to_string();
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, secret_key_id, secret_sealed FROM webhooks \
+                 WHERE secret_sealed IS NOT NULL AND secret_key_id <> $1",
+            )
+            .bind(&active)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut resealed = 0;
+            for row in rows {
+                let id: String = row.try_get("id")?;
+                let key_id: String = row.try_get("secret_key_id")?;
+                let sealed: Vec<u8> = row.try_get("secret_sealed")?;
+                let plain = keys.open_secret(&key_id, WEBHOOK_SECRET_PURPOSE, &id, &sealed)?;
+                let (new_id, new_sealed) = keys.seal_secret(WEBHOOK_SECRET_PURPOSE, &id, &plain)?;
+                resealed += sqlx::query(
+                    "UPDATE webhooks SET secret_key_id = $1, secret_sealed = $2 \
+                     WHERE id = $3 AND secret_key_id = $4",
+                )
+                .bind(&new_id)
+                .bind(&new_sealed)
+                .bind(&id)
+                .bind(&key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(resealed)
+        })
+    }
+
     /// Records a webhook and the optional idempotency record in one transaction. An
     /// idempotency key already used yields `Conflict("idempotency key")`.
     pub async fn insert_webhook(
@@ -227,8 +329,15 @@ impl Storage {
         let sql = concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         );
+        // Issue 12 §4: the secret is stored only sealed under the master key (bound to the
+        // webhook id); the clear column keeps the empty string.
+        let (key_id, sealed) = self.secret_keys()?.seal_secret(
+            WEBHOOK_SECRET_PURPOSE,
+            &webhook.id,
+            webhook.secret.as_bytes(),
+        )?;
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
@@ -238,10 +347,12 @@ impl Storage {
                 .bind(&webhook.id)
                 .bind(&webhook.tenant_id)
                 .bind(&webhook.url)
-                .bind(&webhook.secret)
+                .bind("")
                 .bind(&events)
                 .bind(webhook.created_at)
                 .bind(webhook.deleted_at)
+                .bind(&key_id)
+                .bind(&sealed)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StorageError::from_insert(e, "webhook"))?;
@@ -261,6 +372,7 @@ impl Storage {
             webhook_columns!(),
             " FROM webhooks WHERE tenant_id = $1 AND id = $2"
         );
+        let keys = self.secret_keys.as_deref();
         dispatch!(self, read, |pool, Db| {
             let row = sqlx::query(sql)
                 .bind(tenant_id)
@@ -268,7 +380,7 @@ impl Storage {
                 .fetch_optional(pool)
                 .await?;
             match row {
-                Some(row) => Ok(Some(webhook_from_row!(row))),
+                Some(row) => Ok(Some(webhook_from_row!(row, keys))),
                 None => Ok(None),
             }
         })
@@ -281,12 +393,13 @@ impl Storage {
             webhook_columns!(),
             " FROM webhooks WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY id"
         );
+        let keys = self.secret_keys.as_deref();
         // Through the write pool on SQLite: fan-out right after a webhook is created or
         // deleted must see that write.
         dispatch!(self, write, |pool, Db| {
             let rows = sqlx::query(sql).bind(tenant_id).fetch_all(pool).await?;
             rows.into_iter()
-                .map(|row| Ok(webhook_from_row!(row)))
+                .map(|row| Ok(webhook_from_row!(row, keys)))
                 .collect()
         })
     }
@@ -376,6 +489,7 @@ impl Storage {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedDelivery>, StorageError> {
+        let keys = self.secret_keys.as_deref();
         // The webhook must still exist: deletion also clears `next_attempt_at`, the join is a
         // second guard against a delivery created concurrently with the deletion.
         let select = match self.engine() {
@@ -416,7 +530,8 @@ impl Storage {
                 "SELECT d.id, d.webhook_id, d.tenant_id, d.event, d.letter_id, d.evidence_id, d.batch_id, \
                  d.payload, d.attempts, d.next_attempt_at, d.first_attempt_at, d.last_attempt_at, \
                  d.last_status, d.last_error, d.delivered_at, d.failed_at, d.created_at, \
-                 w.url AS webhook_url, w.secret AS webhook_secret \
+                 w.url AS webhook_url, w.secret AS webhook_secret, \
+                 w.secret_key_id AS webhook_secret_key_id, w.secret_sealed AS webhook_secret_sealed \
                  FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id IN (",
             );
             let mut list = query.separated(", ");
@@ -427,10 +542,17 @@ impl Storage {
             let rows = query.build().fetch_all(&mut *tx).await?;
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
+                let delivery = delivery_from_row!(&row);
                 claimed.push(ClaimedDelivery {
                     url: row.try_get("webhook_url")?,
-                    secret: row.try_get("webhook_secret")?,
-                    delivery: delivery_from_row!(row),
+                    secret: open_webhook_secret(
+                        keys,
+                        &delivery.webhook_id,
+                        row.try_get("webhook_secret")?,
+                        row.try_get("webhook_secret_key_id")?,
+                        row.try_get("webhook_secret_sealed")?,
+                    )?,
+                    delivery,
                 });
             }
             tx.commit().await?;

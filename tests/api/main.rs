@@ -28,6 +28,7 @@ mod renewal;
 mod restart;
 mod retention;
 mod s3;
+mod secrets;
 mod smtp;
 mod templates;
 mod tsa;
