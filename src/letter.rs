@@ -551,7 +551,9 @@ mod tests {
 
     #[test]
     fn names_and_references_with_bidirectional_overrides_are_refused() {
-        for bad in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{2029}'] {
+        for bad in [
+            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{2029}',
+        ] {
             let mut body = valid();
             body["sender"]["name"] = Value::String(format!("Agence{bad}Durand"));
             body["recipient"]["name"] = Value::String(format!("Jean{bad}Dupont"));
@@ -559,7 +561,10 @@ mod tests {
             let errors = DepositRequest::parse(&body).expect_err("refused");
             let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
             for expected in ["sender.name", "recipient.name", "reference"] {
-                assert!(fields.contains(&expected), "{bad:?}: {expected} not in {fields:?}");
+                assert!(
+                    fields.contains(&expected),
+                    "{bad:?}: {expected} not in {fields:?}"
+                );
             }
         }
         assert!(!is_deceptive_char('é'));

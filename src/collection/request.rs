@@ -1110,14 +1110,11 @@ fn address(
         ));
         return None;
     }
-    if lines
-        .iter()
-        .any(|l| {
-            l.chars().count() > MAX_TEXT_LEN
-                || l.chars()
-                    .any(|c| c.is_control() || crate::letter::is_deceptive_char(c))
-        })
-    {
+    if lines.iter().any(|l| {
+        l.chars().count() > MAX_TEXT_LEN
+            || l.chars()
+                .any(|c| c.is_control() || crate::letter::is_deceptive_char(c))
+    }) {
         errors.push(field_error(
             &path,
             &format!("lines must be at most {MAX_TEXT_LEN} characters, without control or bidirectional-override characters"),
