@@ -9,6 +9,16 @@ pub const MAX_DOCUMENTS_PER_LETTER: usize = 20;
 /// Maximum length of names, references and identifiers given by clients.
 pub const MAX_TEXT_LEN: usize = 200;
 
+/// Whether `c` can make a displayed text read differently from its stored characters:
+/// the Unicode bidirectional embeddings and overrides (U+202A–U+202E) and isolates
+/// (U+2066–U+2069), which reorder what follows them (the "Trojan Source" trick, which
+/// makes `fdp.exe` display as `exe.pdf`), and the line and paragraph separators
+/// (U+2028, U+2029), which break a name over lines on proofs and in mail headers.
+/// Neither is a control character in Unicode's sense, so `char::is_control` misses them.
+pub fn is_deceptive_char(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
 /// A syntactically valid email address (RFC 5321 sizes; a pragmatic subset of RFC 5322
 /// syntax that mail relays accept without quoting).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +428,12 @@ pub(crate) fn text_field(
             } else if t.chars().any(char::is_control) {
                 errors.push(field_error(path, "must not contain control characters"));
                 None
+            } else if t.chars().any(is_deceptive_char) {
+                errors.push(field_error(
+                    path,
+                    "must not contain bidirectional-override or line-separator characters",
+                ));
+                None
             } else {
                 Some(t.to_string())
             }
@@ -531,6 +547,29 @@ mod tests {
         let errors = DepositRequest::parse(&body).expect_err("invalid");
         assert_eq!(errors[0].field, "documents[1]");
         assert_eq!(errors[1].field, "documents[2]");
+    }
+
+    #[test]
+    fn names_and_references_with_bidirectional_overrides_are_refused() {
+        for bad in [
+            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{2029}',
+        ] {
+            let mut body = valid();
+            body["sender"]["name"] = Value::String(format!("Agence{bad}Durand"));
+            body["recipient"]["name"] = Value::String(format!("Jean{bad}Dupont"));
+            body["reference"] = Value::String(format!("fdp{bad}.exe"));
+            let errors = DepositRequest::parse(&body).expect_err("refused");
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            for expected in ["sender.name", "recipient.name", "reference"] {
+                assert!(
+                    fields.contains(&expected),
+                    "{bad:?}: {expected} not in {fields:?}"
+                );
+            }
+        }
+        assert!(!is_deceptive_char('é'));
+        assert!(!is_deceptive_char('\u{2027}'));
+        assert!(!is_deceptive_char('\u{206A}'));
     }
 
     #[test]

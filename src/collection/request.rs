@@ -1052,6 +1052,12 @@ fn text(
             } else if t.chars().any(char::is_control) {
                 errors.push(field_error(&path, "must not contain control characters"));
                 None
+            } else if t.chars().any(crate::letter::is_deceptive_char) {
+                errors.push(field_error(
+                    &path,
+                    "must not contain bidirectional-override or line-separator characters",
+                ));
+                None
             } else {
                 Some(t.to_string())
             }
@@ -1104,13 +1110,14 @@ fn address(
         ));
         return None;
     }
-    if lines
-        .iter()
-        .any(|l| l.chars().count() > MAX_TEXT_LEN || l.chars().any(char::is_control))
-    {
+    if lines.iter().any(|l| {
+        l.chars().count() > MAX_TEXT_LEN
+            || l.chars()
+                .any(|c| c.is_control() || crate::letter::is_deceptive_char(c))
+    }) {
         errors.push(field_error(
             &path,
-            &format!("lines must be at most {MAX_TEXT_LEN} characters, without control characters"),
+            &format!("lines must be at most {MAX_TEXT_LEN} characters, without control or bidirectional-override characters"),
         ));
         return None;
     }

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
@@ -10,7 +10,7 @@ use super::problem::Problem;
 use super::{IdempotencyKey, json_response, replay_idempotent, request_fingerprint};
 use crate::api_key::Caller;
 use crate::clock::unix_micros;
-use crate::letter::{FieldError, MAX_TEXT_LEN};
+use crate::letter::{FieldError, MAX_TEXT_LEN, is_deceptive_char};
 use crate::service::Service;
 use crate::storage::{DocumentRow, IdempotencyRow};
 
@@ -108,6 +108,18 @@ pub async fn upload(
                 message: "send one file per request".into(),
             }]));
         }
+        // A bidirectional override in a file name makes `facture\u{202E}fdp.exe` display as
+        // `facture` + `exe.pdf`; such a name is refused rather than silently cleaned, so the
+        // sender learns why.
+        if field
+            .file_name()
+            .is_some_and(|n| n.chars().any(is_deceptive_char))
+        {
+            return Err(Problem::validation(vec![FieldError {
+                field: "file".into(),
+                message: "the file name must not contain bidirectional-override or line-separator characters".into(),
+            }]));
+        }
         let filename = clean_filename(field.file_name());
         let mut incoming = service.content.begin(limit).await?;
         while let Some(chunk) = field
@@ -195,6 +207,45 @@ fn multipart_problem(err: MultipartError, limit: u64) -> Problem {
     Problem::bad_request(format!("malformed multipart body: {}", err.body_text()))
 }
 
+/// The `Content-Disposition` of a served document: an attachment whose name always ends in
+/// `.pdf`, whatever the uploader called it, so a saved copy never opens as something else.
+/// RFC 6266 §4.3: `filename` holds an ASCII fallback (other characters become `_`) and
+/// `filename*` the exact UTF-8 name, percent-encoded (RFC 8187).
+pub(crate) fn pdf_attachment(stored_name: &str) -> HeaderValue {
+    let mut name: String = stored_name
+        .chars()
+        .filter(|c| !c.is_control() && !is_deceptive_char(*c))
+        .collect();
+    if !name.to_ascii_lowercase().ends_with(".pdf") {
+        name.push_str(".pdf");
+    }
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        // RFC 8187 attr-char: ALPHA / DIGIT and a few marks; every other byte is encoded.
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or(HeaderValue::from_static(
+        "attachment; filename=\"document.pdf\"",
+    ))
+}
+
 /// Keeps the last path component, drops control characters, bounds the length.
 fn clean_filename(raw: Option<&str>) -> String {
     let name = raw
@@ -216,7 +267,25 @@ fn clean_filename(raw: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::clean_filename;
+    use super::{clean_filename, pdf_attachment};
+
+    #[test]
+    fn served_documents_are_attachments_whose_name_ends_in_pdf() {
+        let header = |name: &str| pdf_attachment(name).to_str().expect("ascii").to_string();
+        assert_eq!(
+            header("relance.pdf"),
+            "attachment; filename=\"relance.pdf\"; filename*=UTF-8''relance.pdf"
+        );
+        assert_eq!(
+            header("setup.exe"),
+            "attachment; filename=\"setup.exe.pdf\"; filename*=UTF-8''setup.exe.pdf"
+        );
+        assert_eq!(
+            header("mise en \"demeure\" é.PDF"),
+            "attachment; filename=\"mise en _demeure_ _.PDF\"; filename*=UTF-8''mise%20en%20%22demeure%22%20%C3%A9.PDF"
+        );
+        assert!(header("fdp\u{202E}.exe").ends_with("fdp.exe.pdf"));
+    }
 
     #[test]
     fn file_names_lose_paths_and_control_characters() {

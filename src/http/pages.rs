@@ -855,6 +855,14 @@ async fn page_headers(State(service): State<Service>, request: Request, next: Ne
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // RFC 6797 §7.2: HSTS is only meaningful (and only honoured) over https, so it is sent
+    // when the public URL is https; one year, subdomains included.
+    if service.settings.public_url.starts_with("https://") {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     if let Some(lang) = chosen {
         let secure = if service.settings.public_url.starts_with("https://") {
             "; Secure"

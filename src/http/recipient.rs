@@ -349,11 +349,7 @@ pub async fn document(
         futures_util::stream::iter(first.map(Ok)),
         reader.into_stream(),
     );
-    let disposition = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        doc.filename.replace(['"', '\\'], "_")
-    ))
-    .unwrap_or(HeaderValue::from_static("attachment"));
+    let disposition = super::documents::pdf_attachment(&doc.filename);
     Ok((
         [
             (
@@ -362,6 +358,12 @@ pub async fn document(
                     .unwrap_or(HeaderValue::from_static("application/octet-stream")),
             ),
             (header::CONTENT_DISPOSITION, disposition),
+            // The media type was read from the bytes at upload; browsers must not guess
+            // another one from them.
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
             (
                 header::CONTENT_LENGTH,
                 HeaderValue::from(doc.size.max(0) as u64),

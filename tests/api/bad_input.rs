@@ -18,6 +18,7 @@ crate::on_both_engines!(
     unknown_routes_and_ids_answer_problem_json,
     an_oversized_json_body_is_a_413_problem,
     a_refused_upload_leaves_no_file_behind,
+    names_references_and_file_names_with_bidi_overrides_are_refused,
 );
 
 async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
@@ -551,4 +552,32 @@ async fn a_refused_upload_leaves_no_file_behind(engine: Engine) {
             .count(),
         0
     );
+}
+
+async fn names_references_and_file_names_with_bidi_overrides_are_refused(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    // U+202E makes `facture\u{202E}fdp.exe` display as `facture` followed by `exe.pdf`.
+    let response = app
+        .upload_with_key(&app.api_key, "facture\u{202E}fdp.exe", sample_pdf("bidi"))
+        .await;
+    let problem = assert_problem(response, 422, "validation-failed").await;
+    assert_eq!(problem["errors"][0]["field"], "file");
+
+    let document = app.upload_pdf().await;
+    for bad in ['\u{202B}', '\u{2067}', '\u{2028}', '\u{2029}'] {
+        let mut body = letter_body(&document);
+        body["recipient"]["name"] = json!(format!("SARL{bad}Débitrice"));
+        body["reference"] = json!(format!("DOS{bad}2026"));
+        let problem = assert_problem(app.post_letter(&body).await, 422, "validation-failed").await;
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .map(|e| e["field"].as_str().expect("field"))
+            .collect();
+        assert_eq!(fields, ["recipient.name", "reference"], "{bad:?}");
+    }
+    assert_eq!(app.letter_count().await, 0);
 }

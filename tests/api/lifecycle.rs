@@ -288,6 +288,11 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
             .await
             .expect("GET");
         assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(
+            response.headers()["content-disposition"],
+            "attachment; filename=\"relance.pdf\"; filename*=UTF-8''relance.pdf"
+        );
         let bytes = response.bytes().await.expect("bytes");
         assert_eq!(
             bytes.as_ref(),

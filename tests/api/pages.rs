@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 
-use crate::helpers::{Engine, TestApp, spawn_app};
+use crate::helpers::{Engine, TestApp, spawn_app, spawn_app_with};
 use crate::smtp::{body_text, code, link_token};
 
 crate::on_both_engines!(
@@ -21,6 +21,7 @@ crate::on_both_engines!(
     an_unknown_link_is_an_html_404,
     a_cross_origin_post_is_refused_and_records_nothing,
     five_wrong_codes_show_a_locked_page,
+    pages_send_hsts_only_when_the_public_url_is_https,
 );
 
 const SENDER_TRACES: [&str; 3] = ["cabinet recouvr", "recouvr sas", "envoi@recouvr.fr"];
@@ -619,4 +620,47 @@ async fn five_wrong_codes_show_a_locked_page(engine: Engine) {
         )
         .await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+async fn pages_send_hsts_only_when_the_public_url_is_https(engine: Engine) {
+    let unknown = format!("/r/{}", "A".repeat(43));
+    let Some(plain) = spawn_app(engine).await else {
+        return;
+    };
+    let response = plain
+        .client
+        .get(plain.url(&unknown))
+        .send()
+        .await
+        .expect("GET");
+    assert_html(&response);
+    assert!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .is_none()
+    );
+
+    let Some(https) = spawn_app_with(
+        engine,
+        std::sync::Arc::new(recommande::clock::SystemClock),
+        |s| s.public_url = "https://lre.example.fr".into(),
+    )
+    .await
+    else {
+        return;
+    };
+    // The listener itself speaks plain http here (TLS ends at the proxy in front of it); the
+    // header follows the public URL the recipients are given.
+    let response = https
+        .client
+        .get(https.url(&unknown))
+        .send()
+        .await
+        .expect("GET");
+    assert_html(&response);
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
 }
