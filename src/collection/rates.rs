@@ -298,7 +298,7 @@ mod tests {
     fn embedded_table_parses_and_is_ordered() {
         let table = RatesTable::from_toml(EMBEDDED_RATES_TOML).expect("accepted");
         assert_eq!(table, RatesTable::embedded());
-        assert_eq!(table.first_half_year(), HalfYear::parse("2021-H1"));
+        assert_eq!(table.first_half_year(), HalfYear::parse("2015-H1"));
     }
 
     #[test]
@@ -315,6 +315,10 @@ mod tests {
                     .basis_points,
             )
         };
+        assert_eq!(legal("2015-H1"), (93, 406));
+        assert_eq!(legal("2016-H1"), (101, 454));
+        assert_eq!(legal("2018-H2"), (88, 360));
+        assert_eq!(legal("2020-H2"), (84, 311));
         assert_eq!(legal("2022-H1"), (76, 313));
         assert_eq!(legal("2023-H2"), (422, 682));
         assert_eq!(legal("2024-H1"), (507, 801));
@@ -334,6 +338,8 @@ mod tests {
             ],
             [0, 250, 425, 315]
         );
+        // 0.05 % from 10 September 2014 (in force on 1 January 2016), 0.00 % from 16 March 2016.
+        assert_eq!([ecb("2015-H1"), ecb("2016-H1"), ecb("2016-H2")], [5, 5, 0]);
     }
 
     #[test]
@@ -359,7 +365,7 @@ mod tests {
         assert_eq!(
             t.lookup(
                 ReferenceRate::EcbMainRefinancing,
-                HalfYear::of(date!(2020 - 12 - 31))
+                HalfYear::of(date!(2014 - 12 - 31))
             ),
             None
         );
