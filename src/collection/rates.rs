@@ -279,6 +279,35 @@ impl RatesTable {
             })
     }
 
+    /// Every half-year from the table's first one up to the one containing `today` (started,
+    /// so its rates are needed) that lacks one of the three rates: the service names them
+    /// at start so that the operator adds them from the official publication.
+    pub fn missing_half_years(&self, today: Date) -> Vec<HalfYear> {
+        let Some(mut h) = self.first_half_year() else {
+            return Vec::new();
+        };
+        let last = HalfYear::of(today);
+        let mut missing = Vec::new();
+        while h <= last {
+            let complete = self.entries.iter().any(|e| {
+                e.half_year == h
+                    && e.ecb.is_some()
+                    && e.legal_other.is_some()
+                    && e.legal_private.is_some()
+            });
+            if !complete {
+                missing.push(h);
+            }
+            h = h.next();
+        }
+        missing
+    }
+
+    /// The newest half-year of the table (exposed by `/metrics`).
+    pub fn last_half_year(&self) -> Option<HalfYear> {
+        self.entries.last().map(|e| e.half_year)
+    }
+
     /// The first half-year of the table.
     pub fn first_half_year(&self) -> Option<HalfYear> {
         self.entries.first().map(|e| e.half_year)
@@ -357,6 +386,17 @@ mod tests {
             )
             .expect("accepted");
         assert_eq!(known.missing, None);
+    }
+
+    #[test]
+    fn the_half_years_missing_up_to_today_are_named() {
+        let t = RatesTable::embedded();
+        assert_eq!(t.missing_half_years(date!(2026 - 06 - 30)), []);
+        assert_eq!(
+            t.missing_half_years(date!(2026 - 12 - 01)),
+            [HalfYear::parse("2026-H2").expect("accepted")]
+        );
+        assert_eq!(t.last_half_year(), HalfYear::parse("2026-H1"));
     }
 
     #[test]
