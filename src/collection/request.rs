@@ -981,6 +981,27 @@ pub struct FirstLetterBody {
 /// For a request that failed its checks: the time-barred invoices among those that are
 /// themselves valid, when the creditor's and debtor's kinds can be read — so that a sender
 /// learns of every problem at once. Nothing when `override_prescription` is true.
+/// The deposit's `recipient.kind` and `compose.debtor.kind` must agree: a consumer debtor
+/// passed off as a professional recipient would skip the consent CPCE L.100 requires (and
+/// the consumer rules of the composer). `None` when they agree or one is absent (the
+/// missing field is reported by its own check).
+pub fn kind_mismatch(deposit: &Value) -> Option<FieldError> {
+    let recipient = deposit.get("recipient")?.get("kind")?.as_str()?;
+    let debtor = deposit
+        .get("compose")?
+        .get("debtor")?
+        .get("kind")?
+        .as_str()?;
+    (recipient != debtor).then(|| {
+        field_error(
+            "compose.debtor.kind",
+            &format!(
+                "is \"{debtor}\" but recipient.kind is \"{recipient}\": the debtor and the recipient are the same party and must be of the same kind"
+            ),
+        )
+    })
+}
+
 pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<FieldError> {
     let Some(obj) = value.as_object() else {
         return Vec::new();
