@@ -322,6 +322,14 @@ impl Service {
                 })?
             }
         };
+        // Issue 13 §1: a started half-year absent from the table is applied from the latest
+        // earlier value on letters; the operator is told at start which ones to add.
+        for missing in rates.missing_half_years(now.date()) {
+            tracing::warn!(
+                half_year = %missing,
+                "the collection rates table has no complete entry for this half-year: letters apply the latest earlier value and say so; add it from the official publication with collection.rates_file"
+            );
+        }
         let composer = Composer::new(
             storage.clone(),
             content.clone(),

@@ -206,10 +206,19 @@ pub fn compute(
             (InterestRegime::Commercial, _) | (InterestRegime::Civil, Some(_)) => {
                 invoice.due_date.next_day()
             }
-            // The mise en demeure starts interest on the following day, as for a due date.
+            // Code civil 1231-6, 1344-1: interest runs from the day after a mise en demeure
+            // that covered this invoice. An earlier notice covers only the invoices already
+            // overdue on its date (it cannot have claimed what was not yet owed); any other
+            // invoice runs only from the present letter, i.e. earns nothing before it.
             (InterestRegime::Civil, None) => formal_notice_date
-                .and_then(Date::next_day)
-                .map(|d| d.max(invoice.due_date.next_day().unwrap_or(d))),
+                .map(|notice| {
+                    if invoice.due_date < notice {
+                        notice
+                    } else {
+                        letter_date
+                    }
+                })
+                .and_then(Date::next_day),
         }
         .filter(|from| *from <= letter_date);
 

@@ -245,7 +245,7 @@ fn head(c: &Composition) -> Vec<Block> {
         references.push(format!("Mandat : {}", a.mandate_reference));
     }
     if let Some(f) = &r.first_letter {
-        // CPCE R.124-4: later letters recall the first one's reference and date.
+        // Code des procédures civiles d'exécution, art. R.124-4: later letters recall the first one's reference and date.
         references.push(format!(
             "Rappel de notre premier courrier : référence {} du {}",
             f.reference,
@@ -449,7 +449,7 @@ fn tail(c: &Composition) -> Vec<Block> {
         footer: vec![footer],
     });
 
-    // CPCE R.124-4 3°: principal, interest and other sums, distinguished.
+    // Code des procédures civiles d'exécution, art. R.124-4 3°: principal, interest and other sums, distinguished.
     let mut parts = vec![
         vec![
             "Principal restant dû".to_string(),
@@ -476,9 +476,9 @@ fn tail(c: &Composition) -> Vec<Block> {
     });
     out.push(Block::Paragraph {
         text: if commercial {
-            "Ces sommes ne comprennent aucun frais de recouvrement à la charge du créancier (CPCE, art. L.111-8), hors l'indemnité forfaitaire de 40 € due de plein droit par tout professionnel en retard de paiement (Code de commerce, art. L.441-10)."
+            "Ces sommes ne comprennent aucun frais de recouvrement à la charge du créancier (Code des procédures civiles d'exécution, art. L.111-8), hors l'indemnité forfaitaire de 40 € due de plein droit par tout professionnel en retard de paiement (Code de commerce, art. L.441-10)."
         } else {
-            "Ces sommes ne comprennent aucun frais de recouvrement : ils restent à la charge du créancier (CPCE, art. L.111-8)."
+            "Ces sommes ne comprennent aucun frais de recouvrement : ils restent à la charge du créancier (Code des procédures civiles d'exécution, art. L.111-8)."
         }
         .into(),
     });
@@ -544,9 +544,11 @@ fn tail(c: &Composition) -> Vec<Block> {
     {
         out.push(Block::Notice {
             text: format!(
-                "Le {} du {} n'étant pas connu à la date de la présente lettre, celui du {} a été appliqué ; le montant des intérêts pourra être ajusté.",
-                u.rate.label_fr(),
+                // Stated as a fact about our table, never as "not known": the value has
+                // been published, the table just does not hold it yet.
+                "Faute de valeur pour le {} dans notre table, le {} du {} a été appliqué ; le montant des intérêts pourra être ajusté.",
                 mentions::half_year_fr(u.half_year),
+                u.rate.label_fr(),
                 mentions::half_year_fr(u.table_half_year)
             ),
         });
@@ -619,7 +621,7 @@ fn interest_basis(c: &Composition) -> String {
             "Intérêts de retard dus de plein droit, sans qu'un rappel soit nécessaire, à compter du jour suivant la date d'échéance (Code de commerce, art. L.441-10), au taux contractuel de {}, qui ne peut être inférieur à trois fois le taux de l'intérêt légal{}. Indemnité forfaitaire pour frais de recouvrement de 40 € par facture payée en retard (Code de commerce, art. D.441-5).",
             french::percent(bp),
             if floored { " : ce minimum s'applique aux semestres où le taux contractuel lui était inférieur" } else { "" }
-        ),
+        ) + " Lecture retenue de l'article L.441-10 : le minimum est de trois fois le taux de l'intérêt légal (autres cas) de chaque semestre, comparé semestre par semestre au taux contractuel.",
         (InterestRegime::Civil, Some(bp)) => format!(
             "Intérêts de retard au taux contractuel de {}, à compter du jour suivant la date d'échéance.",
             french::percent(bp)

@@ -3,8 +3,8 @@
 //!
 //! Sources: for a mise en demeure (DESIGN §2, Code civil 1344 and usage before an
 //! injonction de payer): the words "mise en demeure", creditor, debtor, invoice references,
-//! amounts, the deadline, the consequences. For an agency collecting for a creditor, CPCE
-//! R.124-4: 1° the agency's identity and that it collects amicably, 2° the creditor's name and
+//! amounts, the deadline, the consequences. For an agency collecting for a creditor, Code des
+//! procédures civiles d'exécution, art. R.124-4: 1° the agency's identity and that it collects amicably, 2° the creditor's name and
 //! address, 3° the basis and amount broken into principal, interest and other sums, 4° the
 //! request to pay and how, 5° the text of L.111-8 paragraphs 2 and 3; and later letters
 //! recall the first one's reference and date.
@@ -16,10 +16,10 @@ use super::french::{self, normalize_spaces};
 use super::request::LetterKind;
 use super::{Composition, wording};
 
-/// CPCE L.111-8, second paragraph, verbatim (version in force since 19 March 2014, loi
+/// Code des procédures civiles d'exécution, art. L.111-8, second paragraph, verbatim (version in force since 19 March 2014, loi
 /// n° 2014-344 art. 12).
 pub const L111_8_PARAGRAPH_2: &str = "Les frais de recouvrement entrepris sans titre exécutoire restent à la charge du créancier, sauf s'ils concernent un acte dont l'accomplissement est prescrit par la loi au créancier. Toute stipulation contraire est réputée non écrite, sauf disposition législative contraire.";
-/// CPCE L.111-8, third paragraph, verbatim.
+/// Code des procédures civiles d'exécution, art. L.111-8, third paragraph, verbatim.
 pub const L111_8_PARAGRAPH_3: &str = "Cependant, le créancier qui justifie du caractère nécessaire des démarches entreprises pour recouvrer sa créance peut demander au juge de l'exécution de laisser tout ou partie des frais ainsi exposés à la charge du débiteur de mauvaise foi.";
 
 /// One mandatory mention.
@@ -52,7 +52,7 @@ pub enum Mention {
     AgencyIdentity,
     /// The statement that the agency collects amicably.
     AmicableCollection,
-    /// CPCE L.111-8 paragraphs 2 and 3, verbatim.
+    /// Code des procédures civiles d'exécution, art. L.111-8 paragraphs 2 and 3, verbatim.
     L111_8Text,
     /// The first letter's reference and date.
     FirstLetterReference,
@@ -82,25 +82,37 @@ impl Mention {
     pub fn rule(self) -> &'static str {
         match self {
             Mention::MiseEnDemeureWords => "Code civil, art. 1344 (mise en demeure)",
-            Mention::CreditorIdentity => "identité du créancier; CPCE R.124-4 2°",
+            Mention::CreditorIdentity => {
+                "identité du créancier; Code des procédures civiles d'exécution, art. R.124-4 2°"
+            }
             Mention::DebtorIdentity => "identité du débiteur",
             Mention::InvoiceReferences => "références des factures",
-            Mention::AmountBreakdown => "CPCE R.124-4 3° (principal, intérêts, autres sommes)",
+            Mention::AmountBreakdown => {
+                "Code des procédures civiles d'exécution, art. R.124-4 3° (principal, intérêts, autres sommes)"
+            }
             Mention::RatesUsed => "Code de commerce L.441-10; Code civil 1231-6 (taux appliqués)",
-            Mention::MissingRateNotice => "taux de référence non publiés à la date de la lettre",
+            Mention::MissingRateNotice => "taux de référence absents de la table des taux",
             Mention::Deadline => "délai de paiement",
-            Mention::PaymentRequest => "CPCE R.124-4 4° (indication d'avoir à payer)",
-            Mention::PaymentMethod => "CPCE R.124-4 4° (modalités de paiement)",
+            Mention::PaymentRequest => {
+                "Code des procédures civiles d'exécution, art. R.124-4 4° (indication d'avoir à payer)"
+            }
+            Mention::PaymentMethod => {
+                "Code des procédures civiles d'exécution, art. R.124-4 4° (modalités de paiement)"
+            }
             Mention::Consequences => {
                 "conséquences du défaut de paiement (injonction de payer, référé-provision, assignation)"
             }
             Mention::AgencyIdentity => {
-                "CPCE R.124-4 1° (identité de la personne chargée du recouvrement)"
+                "Code des procédures civiles d'exécution, art. R.124-4 1° (identité de la personne chargée du recouvrement)"
             }
-            Mention::AmicableCollection => "CPCE R.124-4 1° (activité de recouvrement amiable)",
-            Mention::L111_8Text => "CPCE R.124-4 5° (reproduction de L.111-8 al. 2 et 3)",
+            Mention::AmicableCollection => {
+                "Code des procédures civiles d'exécution, art. R.124-4 1° (activité de recouvrement amiable)"
+            }
+            Mention::L111_8Text => {
+                "Code des procédures civiles d'exécution, art. R.124-4 5° (reproduction de L.111-8 al. 2 et 3)"
+            }
             Mention::FirstLetterReference => {
-                "CPCE R.124-4 dernier alinéa (référence et date du premier courrier)"
+                "Code des procédures civiles d'exécution, art. R.124-4 dernier alinéa (référence et date du premier courrier)"
             }
         }
     }

@@ -105,6 +105,23 @@ impl ComposeRequest {
         let mut overrides = Vec::new();
         let mut prescriptions = Vec::with_capacity(request.invoices.len());
         for (i, invoice) in request.invoices.iter().enumerate() {
+            // Code de commerce L.622-7, L.622-21: once collective proceedings are opened, a
+            // debt born before the judgment can neither be paid nor claimed individually;
+            // it is declared to the mandataire judiciaire (L.622-24). The debt is born when
+            // the goods were delivered or the service performed.
+            if let Some(insolvency) = request.debtor.insolvency
+                && invoice.performed_on < insolvency.opened_on
+            {
+                errors.push(field_error(
+                    &format!("compose.invoices[{i}]"),
+                    &format!(
+                        "the debt was born on {} (performed_on), before the judgment of {} opening {} proceedings against the debtor: it cannot be claimed by letter (Code de commerce L.622-7, L.622-21); the creditor must declare the claim to the mandataire judiciaire (L.622-24)",
+                        invoice.performed_on,
+                        insolvency.opened_on,
+                        insolvency.kind.label_fr()
+                    ),
+                ));
+            }
             let p = prescription::assess(
                 invoice,
                 request.creditor.kind,
@@ -116,7 +133,7 @@ impl ComposeRequest {
                     warnings.push(Warning {
                         code: "prescription_overridden".into(),
                         message: format!(
-                            "invoice {} is time-barred since {} ({}); claimed because override_prescription is true, and recorded in the evidence",
+                            "invoice {} is time-barred since {} ({}) unless interrupted or suspended (Code civil 2240, 2241, 2244, 2238); claimed because override_prescription is true, and recorded in the evidence",
                             invoice.number, p.limit, p.rule
                         ),
                         invoice: Some(invoice.number.clone()),
@@ -207,7 +224,7 @@ fn time_barred_error(i: usize, p: &Prescription) -> FieldError {
     field_error(
         &format!("compose.invoices[{i}].due_date"),
         &format!(
-            "the invoice is time-barred: the last day to claim it was {} ({}); set override_prescription to claim it anyway",
+            "the invoice is time-barred unless interrupted or suspended (Code civil 2240, 2241, 2244, 2238): the last day to claim it was {} ({}); set override_prescription to claim it anyway",
             p.limit, p.rule
         ),
     )

@@ -4,9 +4,15 @@
 //! - 2 years when a professional claims against a consumer for goods or services it supplied
 //!   (Code de la consommation L.218-2); 5 years otherwise (Code civil 2224, Code de commerce
 //!   L.110-4).
-//! - The time runs from the due date (when the debt became payable). Code civil 2229: it is
-//!   acquired when the last day of the term is over, so the last day to act is the
-//!   anniversary of the due date; an anniversary falling on 29 February of a common year is
+//! - The time runs from the day the creditor knew or should have known the facts (Code civil
+//!   2224): for a professional's claim against a consumer, case law counts from the delivery
+//!   or the performance of the service, not from the invoice or its due date (Cass. 1re civ.
+//!   19 mai 2021 n° 20-12.520; Cass. com. 26 févr. 2020 n° 18-25.036; Cass. 3e civ. 1er mars
+//!   2023 n° 21-23.176). The composer takes `performed_on` (default: the issue date), and the
+//!   due date only when the input says the contract sets it as the starting point. An
+//!   acknowledgement (`acknowledged_on`) restarts the period (Code civil 2240). Code civil
+//!   2229: it is acquired when the last day of the term is over, so the last day to act is the
+//!   anniversary of the starting day; an anniversary falling on 29 February of a common year is
 //!   taken as 28 February (the earlier day: the composer never claims a day too late).
 //! - The composer refuses a time-barred invoice unless `override_prescription` is true, and
 //!   then records the override so the deposit evidence can carry it; it warns when the limit
@@ -68,7 +74,14 @@ pub fn assess(
         }
         (CreditorKind::PrivatePerson, _) => (5, "Code civil, art. 2224 (5 ans)"),
     };
-    let limit = anniversary(invoice.due_date, years);
+    let start = if invoice.prescription_from_due_date {
+        invoice.due_date
+    } else {
+        invoice.performed_on
+    };
+    // Code civil 2240: the debtor's acknowledgement interrupts the period; a new one starts.
+    let start = invoice.acknowledged_on.map_or(start, |a| a.max(start));
+    let limit = anniversary(start, years);
     let days_left = (limit - letter_date).whole_days();
     let status = if days_left < 0 {
         PrescriptionStatus::TimeBarred
@@ -107,7 +120,53 @@ mod tests {
             due_date: due,
             amount_cents: 10_000,
             paid_cents: 0,
+            performed_on: due,
+            acknowledged_on: None,
+            prescription_from_due_date: false,
         }
+    }
+
+    #[test]
+    fn two_years_run_from_performance_day_before_day_of_day_after() {
+        // Performed 2024-03-10, invoiced 2024-04-01, due 2024-05-01: against a consumer the
+        // limit is 2026-03-10 (L.218-2, from performance), not 2026-05-01.
+        let mut inv = invoice(date!(2024 - 05 - 01));
+        inv.issue_date = date!(2024 - 04 - 01);
+        inv.performed_on = date!(2024 - 03 - 10);
+        let p =
+            |inv: &Invoice, d| assess(inv, CreditorKind::Professional, RecipientKind::Consumer, d);
+        assert_eq!(
+            p(&inv, date!(2026 - 03 - 09)).status,
+            PrescriptionStatus::Near
+        );
+        let last = p(&inv, date!(2026 - 03 - 10));
+        assert_eq!((last.limit, last.days_left), (date!(2026 - 03 - 10), 0));
+        assert_eq!(
+            p(&inv, date!(2026 - 03 - 11)).status,
+            PrescriptionStatus::TimeBarred
+        );
+        // The contract sets the due date as the start: 2026-05-01.
+        let mut by_contract = inv.clone();
+        by_contract.prescription_from_due_date = true;
+        assert_eq!(
+            p(&by_contract, date!(2026 - 03 - 11)).limit,
+            date!(2026 - 05 - 01)
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_restarts_the_period() {
+        let mut inv = invoice(date!(2024 - 05 - 01));
+        inv.performed_on = date!(2024 - 03 - 10);
+        inv.acknowledged_on = Some(date!(2025 - 01 - 15));
+        let p = |d| assess(&inv, CreditorKind::Professional, RecipientKind::Consumer, d);
+        // Code civil 2240: a new two-year period from 2025-01-15, last day 2027-01-15.
+        assert_eq!(p(date!(2027 - 01 - 14)).status, PrescriptionStatus::Near);
+        assert_eq!(p(date!(2027 - 01 - 15)).days_left, 0);
+        assert_eq!(
+            p(date!(2027 - 01 - 16)).status,
+            PrescriptionStatus::TimeBarred
+        );
     }
 
     #[test]

@@ -279,6 +279,35 @@ impl RatesTable {
             })
     }
 
+    /// Every half-year from the table's first one up to the one containing `today` (started,
+    /// so its rates are needed) that lacks one of the three rates: the service names them
+    /// at start so that the operator adds them from the official publication.
+    pub fn missing_half_years(&self, today: Date) -> Vec<HalfYear> {
+        let Some(mut h) = self.first_half_year() else {
+            return Vec::new();
+        };
+        let last = HalfYear::of(today);
+        let mut missing = Vec::new();
+        while h <= last {
+            let complete = self.entries.iter().any(|e| {
+                e.half_year == h
+                    && e.ecb.is_some()
+                    && e.legal_other.is_some()
+                    && e.legal_private.is_some()
+            });
+            if !complete {
+                missing.push(h);
+            }
+            h = h.next();
+        }
+        missing
+    }
+
+    /// The newest half-year of the table (exposed by `/metrics`).
+    pub fn last_half_year(&self) -> Option<HalfYear> {
+        self.entries.last().map(|e| e.half_year)
+    }
+
     /// The first half-year of the table.
     pub fn first_half_year(&self) -> Option<HalfYear> {
         self.entries.first().map(|e| e.half_year)
@@ -298,7 +327,7 @@ mod tests {
     fn embedded_table_parses_and_is_ordered() {
         let table = RatesTable::from_toml(EMBEDDED_RATES_TOML).expect("accepted");
         assert_eq!(table, RatesTable::embedded());
-        assert_eq!(table.first_half_year(), HalfYear::parse("2021-H1"));
+        assert_eq!(table.first_half_year(), HalfYear::parse("2015-H1"));
     }
 
     #[test]
@@ -315,6 +344,10 @@ mod tests {
                     .basis_points,
             )
         };
+        assert_eq!(legal("2015-H1"), (93, 406));
+        assert_eq!(legal("2016-H1"), (101, 454));
+        assert_eq!(legal("2018-H2"), (88, 360));
+        assert_eq!(legal("2020-H2"), (84, 311));
         assert_eq!(legal("2022-H1"), (76, 313));
         assert_eq!(legal("2023-H2"), (422, 682));
         assert_eq!(legal("2024-H1"), (507, 801));
@@ -334,6 +367,8 @@ mod tests {
             ],
             [0, 250, 425, 315]
         );
+        // 0.05 % from 10 September 2014 (in force on 1 January 2016), 0.00 % from 16 March 2016.
+        assert_eq!([ecb("2015-H1"), ecb("2016-H1"), ecb("2016-H2")], [5, 5, 0]);
     }
 
     #[test]
@@ -354,12 +389,23 @@ mod tests {
     }
 
     #[test]
+    fn the_half_years_missing_up_to_today_are_named() {
+        let t = RatesTable::embedded();
+        assert_eq!(t.missing_half_years(date!(2026 - 06 - 30)), []);
+        assert_eq!(
+            t.missing_half_years(date!(2026 - 12 - 01)),
+            [HalfYear::parse("2026-H2").expect("accepted")]
+        );
+        assert_eq!(t.last_half_year(), HalfYear::parse("2026-H1"));
+    }
+
+    #[test]
     fn nothing_is_found_before_the_table_starts() {
         let t = RatesTable::embedded();
         assert_eq!(
             t.lookup(
                 ReferenceRate::EcbMainRefinancing,
-                HalfYear::of(date!(2020 - 12 - 31))
+                HalfYear::of(date!(2014 - 12 - 31))
             ),
             None
         );

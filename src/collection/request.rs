@@ -7,7 +7,7 @@
 //!   not claimed, and without the payment date its late interest cannot be computed), and a
 //!   `due_date` on or after its `issue_date`; invoice numbers are unique;
 //! - a `mise_en_demeure` needs at least one invoice overdue on the letter date;
-//! - `payment` must say how to pay (a link, an IBAN or instructions): CPCE R.124-4 4° for an
+//! - `payment` must say how to pay (a link, an IBAN or instructions): Code des procédures civiles d'exécution, art. R.124-4 4° for an
 //!   agency, and a demand without a way to pay is of no use;
 //! - `first_letter.date` is before the letter date; `first_letter.kind` (optional) tells
 //!   whether that first letter was a mise en demeure — only then does a consumer owe
@@ -238,14 +238,14 @@ pub struct Creditor {
     pub kind: CreditorKind,
 }
 
-/// The collection agency acting for the creditor (CPCE R.124-1 and following).
+/// The collection agency acting for the creditor (Code des procédures civiles d'exécution, art. R.124-1 and following).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Agency {
     /// Name or company name.
     pub name: String,
     /// Address or registered office.
     pub address: PostalAddress,
-    /// Reference of the written mandate given by the creditor (CPCE R.124-3).
+    /// Reference of the written mandate given by the creditor (Code des procédures civiles d'exécution, art. R.124-3).
     pub mandate_reference: String,
 }
 
@@ -258,6 +258,45 @@ pub struct Debtor {
     pub address: PostalAddress,
     /// Professional or consumer: interest, indemnity and prescription differ.
     pub kind: RecipientKind,
+    /// Collective proceedings opened against the debtor, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insolvency: Option<Insolvency>,
+}
+
+/// The kind of collective proceedings (Code de commerce, livre VI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InsolvencyKind {
+    /// Procédure de sauvegarde (L.620-1 and following).
+    Sauvegarde,
+    /// Redressement judiciaire (L.631-1 and following).
+    Redressement,
+    /// Liquidation judiciaire (L.640-1 and following).
+    Liquidation,
+}
+
+impl InsolvencyKind {
+    /// French name, as in a refusal message.
+    pub fn label_fr(self) -> &'static str {
+        match self {
+            InsolvencyKind::Sauvegarde => "sauvegarde",
+            InsolvencyKind::Redressement => "redressement judiciaire",
+            InsolvencyKind::Liquidation => "liquidation judiciaire",
+        }
+    }
+}
+
+/// Collective proceedings opened against the debtor: debts born before the opening judgment
+/// cannot be paid nor claimed outside the proceedings (Code de commerce L.622-7, L.622-21);
+/// the creditor declares them to the mandataire judiciaire instead (L.622-24).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Insolvency {
+    /// Which proceedings.
+    pub kind: InsolvencyKind,
+    /// Date of the opening judgment.
+    #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "crate::collection::french::iso_date::serialize")]
+    pub opened_on: Date,
 }
 
 /// One unpaid invoice.
@@ -277,6 +316,19 @@ pub struct Invoice {
     pub amount_cents: i64,
     /// Already paid, in cents.
     pub paid_cents: i64,
+    /// When the goods were delivered or the service performed (default: the issue date).
+    /// Code civil 2224, Code de la consommation L.218-2: prescription runs from it.
+    #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "crate::collection::french::iso_date::serialize")]
+    pub performed_on: Date,
+    /// The debtor's last acknowledgement of the debt, if any: it restarts prescription
+    /// (Code civil 2240).
+    #[schema(value_type = Option<String>, format = Date)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::collection::french::iso_date::option::serialize")]
+    pub acknowledged_on: Option<Date>,
+    /// The contract makes the due date the start of prescription.
+    pub prescription_from_due_date: bool,
 }
 
 /// How to pay.
@@ -293,7 +345,7 @@ pub struct Payment {
     pub instructions: Option<String>,
 }
 
-/// The first letter sent for this debt, which later letters recall (CPCE R.124-4).
+/// The first letter sent for this debt, which later letters recall (Code des procédures civiles d'exécution, art. R.124-4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FirstLetter {
     /// Its reference.
@@ -460,9 +512,50 @@ impl ComposeRequest {
             unknown_keys(
                 d,
                 "compose.debtor",
-                &["name", "address", "kind"],
+                &["name", "address", "kind", "insolvency"],
                 &mut errors,
             );
+            let insolvency = match d.get("insolvency") {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::Object(p)) => {
+                    let path = "compose.debtor.insolvency";
+                    unknown_keys(p, path, &["kind", "opened_on"], &mut errors);
+                    let kind = match p.get("kind").and_then(Value::as_str) {
+                        Some("sauvegarde") => Some(InsolvencyKind::Sauvegarde),
+                        Some("redressement") => Some(InsolvencyKind::Redressement),
+                        Some("liquidation") => Some(InsolvencyKind::Liquidation),
+                        _ => {
+                            errors.push(field_error(
+                                &format!("{path}.kind"),
+                                "must be \"sauvegarde\", \"redressement\" or \"liquidation\"",
+                            ));
+                            None
+                        }
+                    };
+                    let opened_on = date_field(p, path, "opened_on", &mut errors);
+                    if let Some(d) = opened_on
+                        && d > letter_date
+                    {
+                        errors.push(field_error(
+                            &format!("{path}.opened_on"),
+                            "must not be after the letter date",
+                        ));
+                    }
+                    match (kind, opened_on) {
+                        (Some(kind), Some(opened_on)) if opened_on <= letter_date => {
+                            Some(Some(Insolvency { kind, opened_on }))
+                        }
+                        _ => None,
+                    }
+                }
+                Some(_) => {
+                    errors.push(field_error(
+                        "compose.debtor.insolvency",
+                        "must be an object {kind, opened_on}",
+                    ));
+                    None
+                }
+            };
             let name = text(d, "compose.debtor", "name", true, MAX_TEXT_LEN, &mut errors);
             let address = address(d, "compose.debtor", &mut errors);
             let kind = match d.get("kind") {
@@ -487,6 +580,7 @@ impl ComposeRequest {
                 name: name?,
                 address: address?,
                 kind: kind?,
+                insolvency: insolvency?,
             })
         });
 
@@ -617,7 +711,7 @@ impl ComposeRequest {
                 } else if link.is_none() && iban.is_none() && instructions.is_none() {
                     errors.push(field_error(
                         "compose.payment",
-                        "must give at least one of link, iban, instructions: how to pay (CPCE R.124-4 4°)",
+                        "must give at least one of link, iban, instructions: how to pay (Code des procédures civiles d'exécution, art. R.124-4 4°)",
                     ));
                     None
                 } else {
@@ -632,7 +726,7 @@ impl ComposeRequest {
                 if !errors.iter().any(|e| e.field == "compose.payment") {
                     errors.push(field_error(
                         "compose.payment",
-                        "is required: how to pay (link, iban or instructions; CPCE R.124-4 4°)",
+                        "is required: how to pay (link, iban or instructions; Code des procédures civiles d'exécution, art. R.124-4 4°)",
                     ));
                 }
                 None
@@ -753,7 +847,7 @@ pub struct ComposeBody {
     kind: LetterKind,
     /// Who is owed.
     creditor: CreditorBody,
-    /// The agency collecting for the creditor (CPCE R.124-4 mentions are then required).
+    /// The agency collecting for the creditor (Code des procédures civiles d'exécution, art. R.124-4 mentions are then required).
     agency: Option<AgencyBody>,
     /// Who owes.
     debtor: DebtorBody,
@@ -801,7 +895,7 @@ pub struct AgencyBody {
     name: String,
     /// Address or registered office.
     address: AddressBody,
-    /// Reference of the creditor's written mandate (CPCE R.124-3).
+    /// Reference of the creditor's written mandate (Code des procédures civiles d'exécution, art. R.124-3).
     mandate_reference: String,
 }
 
@@ -815,6 +909,20 @@ pub struct DebtorBody {
     address: AddressBody,
     /// `professional` or `consumer`.
     kind: RecipientKind,
+    /// Collective proceedings: `{"kind": "sauvegarde"|"redressement"|"liquidation",
+    /// "opened_on": "YYYY-MM-DD"}`; debts born before the opening are refused.
+    insolvency: Option<InsolvencyBody>,
+}
+
+/// `compose.debtor.insolvency`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct InsolvencyBody {
+    /// `sauvegarde`, `redressement` or `liquidation`.
+    kind: String,
+    /// Opening judgment, YYYY-MM-DD.
+    #[schema(format = Date)]
+    opened_on: String,
 }
 
 /// One entry of `compose.invoices`.
@@ -833,6 +941,16 @@ pub struct InvoiceBody {
     amount_cents: i64,
     /// Already paid in cents, less than the amount (default 0).
     paid_cents: Option<i64>,
+    /// Delivery or performance date, YYYY-MM-DD (default: issue_date); prescription runs
+    /// from it (Code civil 2224, Code de la consommation L.218-2).
+    #[schema(format = Date)]
+    performed_on: Option<String>,
+    /// Last acknowledgement of the debt by the debtor, YYYY-MM-DD: restarts prescription
+    /// (Code civil 2240).
+    #[schema(format = Date)]
+    acknowledged_on: Option<String>,
+    /// `true` when the contract sets the due date as the start of prescription.
+    prescription_from_due_date: Option<bool>,
 }
 
 /// `compose.payment`.
@@ -863,6 +981,27 @@ pub struct FirstLetterBody {
 /// For a request that failed its checks: the time-barred invoices among those that are
 /// themselves valid, when the creditor's and debtor's kinds can be read — so that a sender
 /// learns of every problem at once. Nothing when `override_prescription` is true.
+/// The deposit's `recipient.kind` and `compose.debtor.kind` must agree: a consumer debtor
+/// passed off as a professional recipient would skip the consent CPCE L.100 requires (and
+/// the consumer rules of the composer). `None` when they agree or one is absent (the
+/// missing field is reported by its own check).
+pub fn kind_mismatch(deposit: &Value) -> Option<FieldError> {
+    let recipient = deposit.get("recipient")?.get("kind")?.as_str()?;
+    let debtor = deposit
+        .get("compose")?
+        .get("debtor")?
+        .get("kind")?
+        .as_str()?;
+    (recipient != debtor).then(|| {
+        field_error(
+            "compose.debtor.kind",
+            &format!(
+                "is \"{debtor}\" but recipient.kind is \"{recipient}\": the debtor and the recipient are the same party and must be of the same kind"
+            ),
+        )
+    })
+}
+
 pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<FieldError> {
     let Some(obj) = value.as_object() else {
         return Vec::new();
@@ -922,10 +1061,40 @@ fn invoice(
             "due_date",
             "amount_cents",
             "paid_cents",
+            "performed_on",
+            "acknowledged_on",
+            "prescription_from_due_date",
         ],
         errors,
     );
     let number = text(obj, &path, "number", true, MAX_TEXT_LEN, errors);
+    let optional_date = |key: &str, errors: &mut Vec<FieldError>| -> Option<Option<Date>> {
+        if obj.get(key).is_none_or(Value::is_null) {
+            return Some(None);
+        }
+        let d = date_field(obj, &path, key, errors)?;
+        if d > letter_date {
+            errors.push(field_error(
+                &format!("{path}.{key}"),
+                "must not be after the letter date",
+            ));
+            return None;
+        }
+        Some(Some(d))
+    };
+    let performed_on = optional_date("performed_on", errors);
+    let acknowledged_on = optional_date("acknowledged_on", errors);
+    let from_due_date = match obj.get("prescription_from_due_date") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            errors.push(field_error(
+                &format!("{path}.prescription_from_due_date"),
+                "must be true or false",
+            ));
+            None
+        }
+    };
     let issue_date = date_field(obj, &path, "issue_date", errors);
     let due_date = date_field(obj, &path, "due_date", errors);
     let amount = cents(obj, &path, "amount_cents", true, errors);
@@ -974,12 +1143,16 @@ fn invoice(
     if !ok {
         return None;
     }
+    let issue_date = issue_date?;
     Some(Invoice {
         number: number?,
-        issue_date: issue_date?,
+        issue_date,
         due_date: due_date?,
         amount_cents: amount?,
         paid_cents: paid?,
+        performed_on: performed_on?.unwrap_or(issue_date),
+        acknowledged_on: acknowledged_on?,
+        prescription_from_due_date: from_due_date?,
     })
 }
 

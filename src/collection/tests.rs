@@ -268,10 +268,10 @@ fn prescription_is_two_years_against_a_consumer() {
 
 #[test]
 fn interest_needing_a_rate_before_the_table_is_refused_not_guessed() {
-    let v = b2b(json!([invoice("F-1", "2020-11-30", 100_000)]));
-    let errors = parse(&v, date!(2021 - 02 - 01)).expect_err("no rate for 2020-H2");
+    let v = b2b(json!([invoice("F-1", "2014-11-30", 100_000)]));
+    let errors = parse(&v, date!(2015 - 02 - 01)).expect_err("no rate for 2014-H2");
     assert_eq!(errors[0].field, "compose.invoices[0].due_date");
-    assert!(errors[0].message.contains("2020-H2"));
+    assert!(errors[0].message.contains("2014-H2"));
 }
 
 #[test]
@@ -670,4 +670,102 @@ fn a_consumer_never_owes_the_recovery_indemnity_and_amounts_always_add_up() {
         );
     }
     assert!(consumer_cases > 200, "only {consumer_cases} consumer cases");
+}
+
+// Worked cases computed independently of the code (Python 3, `fractions.Fraction`):
+// interest = principal × rate_bp × days / (10 000 × days of the year), days counted with
+// both ends included, rounded once half up — the actual/actual convention of Code de
+// commerce L.441-10 and Code civil 1231-6 applied per calendar year.
+
+#[test]
+fn worked_case_a_consumer_owes_interest_only_on_invoices_the_first_mise_en_demeure_covered() {
+    // Notice of 1 March 2026 covers C-1 (due 31 January) but not C-2 (due 15 March, owed
+    // only after the notice): Code civil 1231-6, 1344-1.
+    // C-1: 2 March – 30 April 2026 = 60 days at 2,62 % (legal rate "autres cas", 2026-H1):
+    //   >>> Fraction(150000*262*60, 10000*365)  →  47160/73 = 646.027… → 646 cents
+    // C-2: no interest before the present letter.
+    let v = with(
+        consumer(b2b(json!([
+            invoice("C-1", "2026-01-31", 150_000),
+            invoice("C-2", "2026-03-15", 80_000)
+        ]))),
+        "first_letter",
+        json!({"reference": "MED-1", "date": "2026-03-01", "kind": "mise_en_demeure"}),
+    );
+    let c = ok(&v, date!(2026 - 04 - 30));
+    let b = &c.breakdown;
+    assert_eq!(b.invoices[0].interest_from, Some(date!(2026 - 03 - 02)));
+    assert_eq!(b.invoices[0].interest_cents, 646);
+    assert_eq!(b.invoices[1].interest_cents, 0);
+    assert!(b.invoices[1].periods.is_empty());
+    assert_eq!(b.totals.indemnity_cents, 0);
+    assert_eq!(b.totals.total_cents, 150_000 + 80_000 + 646);
+}
+
+#[test]
+fn worked_case_a_debt_born_before_collective_proceedings_is_refused_with_the_reason() {
+    // Code de commerce L.622-7, L.622-21: redressement opened on 1 March 2026; F-OLD was
+    // performed on 15 January (before), F-NEW on 10 March (after, payable normally).
+    let mut v = b2b(json!([
+        {"number": "F-OLD", "issue_date": "2026-01-20", "performed_on": "2026-01-15", "due_date": "2026-02-20", "amount_cents": 100_000},
+        {"number": "F-NEW", "issue_date": "2026-03-10", "due_date": "2026-03-31", "amount_cents": 50_000}
+    ]));
+    v["debtor"]["insolvency"] = json!({"kind": "redressement", "opened_on": "2026-03-01"});
+    let errors = parse(&v, date!(2026 - 04 - 30)).expect_err("refused");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "compose.invoices[0]");
+    assert!(
+        errors[0].message.contains("L.622-21"),
+        "{}",
+        errors[0].message
+    );
+    assert!(errors[0].message.contains("declare the claim"));
+
+    // Only the debt born after the opening: 1–30 April 2026 = 30 days at ECB 2,15 % + 10:
+    //   >>> Fraction(50000*1215*30, 10000*365)  →  499.315… → 499 cents, plus 40 €.
+    v["invoices"] = json!([{"number": "F-NEW", "issue_date": "2026-03-10", "due_date": "2026-03-31", "amount_cents": 50_000}]);
+    let c = ok(&v, date!(2026 - 04 - 30));
+    assert_eq!(c.breakdown.invoices[0].interest_cents, 499);
+    assert_eq!(c.breakdown.totals.total_cents, 50_000 + 499 + 4_000);
+}
+
+#[test]
+fn prescription_runs_from_performance_and_restarts_at_an_acknowledgement() {
+    // Consumer, performed 10 March 2024, invoiced and due later: the two years of L.218-2
+    // end on 10 March 2026 (day of: open; day after: time-barred).
+    let inv = |extra: Value| {
+        let mut i = json!({"number": "C-1", "issue_date": "2024-04-01", "performed_on": "2024-03-10", "due_date": "2024-05-01", "amount_cents": 10_000});
+        if let (Some(o), Some(e)) = (i.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        consumer(with(b2b(json!([i])), "kind", json!("relance")))
+    };
+    let plain = inv(json!({}));
+    assert!(parse(&plain, date!(2026 - 03 - 09)).is_ok());
+    assert!(parse(&plain, date!(2026 - 03 - 10)).is_ok());
+    let errors = parse(&plain, date!(2026 - 03 - 11)).expect_err("time-barred");
+    assert!(
+        errors[0]
+            .message
+            .contains("unless interrupted or suspended (Code civil 2240, 2241, 2244, 2238)")
+    );
+    // An acknowledgement on 2 February 2026 restarts two years (Code civil 2240).
+    let acknowledged = inv(json!({"acknowledged_on": "2026-02-02"}));
+    assert!(parse(&acknowledged, date!(2026 - 03 - 11)).is_ok());
+    assert!(parse(&acknowledged, date!(2028 - 02 - 02)).is_ok());
+    assert!(parse(&acknowledged, date!(2028 - 02 - 03)).is_err());
+}
+
+#[test]
+fn a_missing_half_year_is_stated_as_absent_from_our_table_never_as_unknown() {
+    let c = ok(
+        &b2b(json!([invoice("F-1", "2026-06-30", 100_000)])),
+        date!(2026 - 07 - 31),
+    );
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(
+        text.contains("Faute de valeur pour le second semestre 2026 dans notre table"),
+        "{text}"
+    );
+    assert!(!text.contains("pas connu"), "{text}");
 }

@@ -42,6 +42,17 @@ pub const PLACEHOLDERS: [(&str, &str); 21] = [
     ("payment.instructions", "the payment instructions"),
 ];
 
+/// Words of judicial and bailiff's acts that custom wording may not use (Code pénal 433-13:
+/// a private document must not be mistaken for an act of a judicial officer). Lower case.
+pub const JUDICIAL_TERMS: &[&str] = &[
+    "commandement de payer",
+    "huissier",
+    "commissaire de justice",
+    "saisie",
+    "acte d'huissier",
+    "signification",
+];
+
 /// Checked custom wording.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Wording {
@@ -67,6 +78,18 @@ impl Wording {
             .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
         {
             errors.push(field_error(path, "must not contain control characters"));
+        }
+        // Code pénal 433-13: a private letter must not look like a judicial or bailiff's act.
+        let folded = text.to_lowercase().replace('\u{2019}', "'");
+        for term in JUDICIAL_TERMS {
+            if folded.contains(term) {
+                errors.push(field_error(
+                    path,
+                    &format!(
+                        "must not contain \"{term}\": wording that imitates a judicial or bailiff's act is an offence (Code pénal, art. 433-13)"
+                    ),
+                ));
+            }
         }
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -290,5 +313,23 @@ mod tests {
     fn paragraphs_are_split_on_blank_lines() {
         let w = Wording::parse("Un\ndeux\n\n\nTrois {{ total }}", "w").expect("accepted");
         assert_eq!(w.paragraphs(), ["Un deux", "Trois {{ total }}"]);
+    }
+
+    #[test]
+    fn wording_that_imitates_a_bailiffs_act_is_refused_with_the_reason() {
+        for text in [
+            "Ceci vaut Commandement de payer.",
+            "Notre huissier passera.",
+            "Un commissaire de justice sera mandaté.",
+            "Une saisie suivra.",
+            "Signification vous est faite.",
+        ] {
+            let errors = Wording::parse(text, "wording").expect_err("refused");
+            assert!(
+                errors[0].message.contains("Code pénal, art. 433-13"),
+                "{text}: {errors:?}"
+            );
+        }
+        assert!(Wording::parse("Nous saisirons le tribunal.", "w").is_ok());
     }
 }

@@ -252,6 +252,7 @@ pub(crate) async fn compose_if_asked(
     if let Some(Err(e)) = &composed {
         errors.extend(e.iter().cloned());
     }
+    errors.extend(crate::collection::request::kind_mismatch(value));
     match (parsed, composed) {
         (Ok(mut request), Some(Ok(composed))) if errors.is_empty() => {
             service

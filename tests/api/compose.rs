@@ -170,6 +170,18 @@ async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(eng
 
     // A consumer is never charged the €40 indemnity, and owes no interest before the first
     // mise en demeure.
+    // A consumer debtor cannot be passed off as a professional recipient to skip the
+    // consent (CPCE L.100): the two kinds must agree, and the 422 names both fields.
+    let disguised = body(compose("consumer", false), false);
+    let response = app.post_letter(&disguised).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem.to_string().contains("compose.debtor.kind")
+            && problem.to_string().contains("recipient.kind"),
+        "{problem}"
+    );
+
     let consent = crate::consents::create_consent(&app, &app.api_key, "jeanne@example.fr").await;
     let mut consumer = body(compose("consumer", false), true);
     consumer["recipient"]["consent_id"] = consent["id"].clone();

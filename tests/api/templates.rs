@@ -157,6 +157,21 @@ async fn every_invalid_template_field_and_unknown_placeholder_is_listed_in_one_4
     );
     let messages = body.to_string();
     assert!(messages.contains("{{debtor.nom}}") && messages.contains("{{totl}}"));
+    // Code pénal 433-13: wording imitating a bailiff's act is refused, with the reason.
+    let bailiff = post_template(
+        &app,
+        &app.api_key,
+        &json!({"name": "menace", "kind": "mise_en_demeure", "wording": "Ceci vaut commandement de payer : un commissaire de justice procédera à la saisie."}),
+    )
+    .await;
+    let body = problem(bailiff, 422, "validation-failed").await;
+    let messages = body.to_string();
+    assert!(
+        messages.contains("433-13")
+            && messages.contains("commandement de payer")
+            && messages.contains("saisie"),
+        "{body}"
+    );
     let all: Value = app.get("/v1/templates").await.json().await.expect("json");
     assert_eq!(all["items"], json!([]));
 
