@@ -6,7 +6,7 @@
 //! ([`crate::archive::keys`]): a copy of the database alone cannot recompute a link token, a
 //! code's hash or an API key's HMAC, nor search the 10^6 one-time codes offline.
 //!
-//! Versions before migration 0014 kept these keys in clear in `service_secrets`. The first
+//! Versions before migration 0012 kept these keys in clear in `service_secrets`. The first
 //! start of this version seals the *same* bytes and erases the clear copy in one transaction,
 //! so every live link, code, session and API key keeps matching.
 

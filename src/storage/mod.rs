@@ -807,7 +807,7 @@ impl Storage {
     }
 
     /// The clear value of `name` left in `service_secrets` by a version before migration
-    /// 0014, if any (to be sealed with the same material by [`Storage::store_sealed_secret`]).
+    /// 0012, if any (to be sealed with the same material by [`Storage::store_sealed_secret`]).
     pub async fn clear_service_secret(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
         dispatch!(self, read, |pool, Db| {
             let row = sqlx::query("SELECT value FROM service_secrets WHERE name = $1")

@@ -245,7 +245,7 @@ fn open_webhook_secret(
 }
 
 impl Storage {
-    /// Seals every webhook secret still kept in clear (rows written before migration 0015)
+    /// Seals every webhook secret still kept in clear (rows written before migration 0013)
     /// under the active master key and erases the clear copies, all in one transaction:
     /// the same secret keeps signing deliveries. Returns how many rows were sealed.
     pub async fn seal_clear_webhook_secrets(&self) -> Result<u64, StorageError> {
