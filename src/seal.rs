@@ -808,7 +808,9 @@ impl ParsedSeal {
         }
         match values.as_slice() {
             [token] => Ok(Some(token.as_slice())),
-            _ => Err(malformed("a signature-time-stamp attribute needs one value")),
+            _ => Err(malformed(
+                "a signature-time-stamp attribute needs one value",
+            )),
         }
     }
 
@@ -905,15 +907,17 @@ mod tests {
         let parsed = ParsedSeal::parse(&seal).expect("parse");
         assert!(parsed.signature_timestamp().expect("attributes").is_none());
         let tsa = pki.material.tsa.clone().expect("tsa identity");
-        let authority =
-            TimestampAuthority::new(tsa, "1.3.6.1.4.1.99999.1", SerialNumbers::new(1)).expect("tsa");
+        let authority = TimestampAuthority::new(tsa, "1.3.6.1.4.1.99999.1", SerialNumbers::new(1))
+            .expect("tsa");
         let token = authority
             .timestamp_sha256(sha256(parsed.signature_value()), pki.now)
             .expect("token");
         let stamped = with_signature_timestamp(&seal, &token).expect("attach");
 
         let reparsed = ParsedSeal::parse(&stamped).expect("parse stamped");
-        reparsed.verify_signature(EVIDENCE).expect("signature still valid");
+        reparsed
+            .verify_signature(EVIDENCE)
+            .expect("signature still valid");
         assert_eq!(reparsed.signature_value(), parsed.signature_value());
         let carried = reparsed
             .signature_timestamp()
