@@ -196,7 +196,7 @@ fn multipart_problem(err: MultipartError, limit: u64) -> Problem {
 }
 
 /// Keeps the last path component, drops control characters, bounds the length.
-fn clean_filename(raw: Option<&str>) -> String {
+pub fn clean_filename(raw: Option<&str>) -> String {
     let name = raw
         .unwrap_or("")
         .rsplit(['/', '\\'])
