@@ -247,7 +247,7 @@ pub(crate) fn pdf_attachment(stored_name: &str) -> HeaderValue {
 }
 
 /// Keeps the last path component, drops control characters, bounds the length.
-fn clean_filename(raw: Option<&str>) -> String {
+pub fn clean_filename(raw: Option<&str>) -> String {
     let name = raw
         .unwrap_or("")
         .rsplit(['/', '\\'])
