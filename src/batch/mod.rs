@@ -437,18 +437,23 @@ pub fn read_csv(
         }
         match column_type(name) {
             Some(kind) => columns.push((name.to_string(), kind)),
-            None => errors.push(field_error(
-                name,
-                &format!(
-                    "is not a known column; known columns: {}",
-                    COLUMNS
-                        .iter()
-                        .map(|(c, _)| *c)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )),
+            None => errors.push(field_error(name, "is not a known column")),
         }
+    }
+    // The known columns are listed once, whatever the number of unknown ones: a header of
+    // 100,000 unknown columns must not make an answer of megabytes (issue 12 §2).
+    if errors.iter().any(|e| e.message == "is not a known column") {
+        errors.push(field_error(
+            "header",
+            &format!(
+                "known columns: {}",
+                COLUMNS
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
     }
     if !errors.is_empty() {
         return Err(BatchInputError::Fields(errors));

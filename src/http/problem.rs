@@ -117,6 +117,7 @@ impl Problem {
 
     /// 400: invalid query parameters, each listed.
     pub fn invalid_query(errors: Vec<FieldError>) -> Self {
+        let errors = bounded(errors);
         let mut p = Problem::new(
             StatusCode::BAD_REQUEST,
             "invalid-query",
@@ -129,6 +130,7 @@ impl Problem {
 
     /// 422: fields of the body are invalid, each listed.
     pub fn validation(errors: Vec<FieldError>) -> Self {
+        let errors = bounded(errors);
         let mut p = Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation-failed",
@@ -141,6 +143,7 @@ impl Problem {
 
     /// 422: the letter names documents this account never uploaded.
     pub fn unknown_documents(errors: Vec<FieldError>) -> Self {
+        let errors = bounded(errors);
         let mut p = Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown-document",
@@ -153,6 +156,7 @@ impl Problem {
 
     /// 422: a consumer recipient without an active prior consent (CPCE L.100).
     pub fn consent_required(errors: Vec<FieldError>) -> Self {
+        let errors = bounded(errors);
         let mut p = Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "consent-required",
@@ -201,6 +205,7 @@ impl Problem {
                 detail,
             ),
             BatchInputError::Fields(errors) => {
+                let errors = bounded(errors);
                 let mut p = Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid-batch",
@@ -376,9 +381,63 @@ impl Problem {
     }
 }
 
+/// At most this many errors with the same message are listed; the others are counted in one
+/// closing entry. Every answer that lists field errors stays a small multiple of its request,
+/// whatever the request holds (issue 12 §2: a CSV header of 100,000 unknown columns made an
+/// answer of megabytes).
+pub const MAX_ERRORS_PER_KIND: usize = 20;
+/// At most this many errors are listed in all.
+pub const MAX_ERRORS: usize = 200;
+/// A field name or message echoed back is cut after this many characters.
+const MAX_ECHO_CHARS: usize = 200;
+/// The `detail` sentence names at most this many errors; `errors` has the rest.
+const MAX_SUMMARY_ERRORS: usize = 10;
+
+/// The errors to send: at most [`MAX_ERRORS_PER_KIND`] per message and [`MAX_ERRORS`] in
+/// all, long names cut, and one last entry counting those left out.
+pub fn bounded(errors: Vec<FieldError>) -> Vec<FieldError> {
+    let mut per_kind: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(errors.len().min(MAX_ERRORS + 1));
+    let mut left_out = 0usize;
+    for e in errors {
+        let seen = per_kind.entry(e.message.clone()).or_insert(0);
+        if *seen >= MAX_ERRORS_PER_KIND || out.len() >= MAX_ERRORS {
+            left_out += 1;
+            continue;
+        }
+        *seen += 1;
+        out.push(FieldError {
+            field: cut(&e.field),
+            message: if e.message.starts_with("known columns: ") {
+                e.message // one list, written by the service, never echoed input
+            } else {
+                cut(&e.message)
+            },
+        });
+    }
+    if left_out > 0 {
+        out.push(FieldError {
+            field: String::new(),
+            message: format!(
+                "{left_out} more {} not listed (at most {MAX_ERRORS_PER_KIND} of each kind and {MAX_ERRORS} in all are shown)",
+                if left_out == 1 { "error" } else { "errors" }
+            ),
+        });
+    }
+    out
+}
+
+fn cut(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 fn summary(errors: &[FieldError]) -> String {
-    errors
+    let mut listed: Vec<String> = errors
         .iter()
+        .take(MAX_SUMMARY_ERRORS)
         .map(|e| {
             if e.field.is_empty() {
                 e.message.clone()
@@ -386,8 +445,14 @@ fn summary(errors: &[FieldError]) -> String {
                 format!("{} {}", e.field, e.message)
             }
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    if errors.len() > MAX_SUMMARY_ERRORS {
+        listed.push(format!(
+            "and {} more (see `errors`)",
+            errors.len() - MAX_SUMMARY_ERRORS
+        ));
+    }
+    listed.join("; ")
 }
 
 impl IntoResponse for Problem {

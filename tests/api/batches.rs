@@ -24,6 +24,7 @@ crate::on_both_engines!(
     a_resumed_batch_continues_after_its_last_committed_chunk,
     batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are_checked_per_row,
     a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_cancelled,
+    a_header_of_a_hundred_thousand_unknown_columns_gets_a_small_answer,
 );
 
 fn defaults(document: &str) -> Value {
@@ -1002,4 +1003,49 @@ async fn a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_can
     let response = cancel(app.api_key.clone(), done_id).await;
     assert_eq!(response.status(), 409);
     assert_eq!(app.letter_count().await, 1, "the deposited letter stays");
+}
+
+async fn a_header_of_a_hundred_thousand_unknown_columns_gets_a_small_answer(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let mut csv = (0..100_000)
+        .map(|i| format!("colonne{i}"))
+        .collect::<Vec<_>>()
+        .join(";");
+    csv.push_str("\nA\n");
+    let response = post_batch(&app, "text/csv", "", csv.into_bytes(), None).await;
+    assert_eq!(response.status(), 422);
+    let body = response.bytes().await.expect("body");
+    assert!(
+        body.len() < 64 * 1024,
+        "a 1.2 MB header made a {} byte answer",
+        body.len()
+    );
+    let problem: Value = serde_json::from_slice(&body).expect("problem");
+    assert_eq!(problem["type"], "urn:recommande:problem:invalid-batch");
+    let errors = problem["errors"].as_array().expect("errors");
+    let unknown = errors
+        .iter()
+        .filter(|e| e["message"] == "is not a known column")
+        .count();
+    assert_eq!(unknown, 20, "at most 20 errors of one kind: {problem}");
+    let known_lists = errors
+        .iter()
+        .filter(|e| {
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("known columns: ") && m.contains("recipient.email"))
+        })
+        .count();
+    assert_eq!(known_lists, 1, "the known columns are listed once");
+    let last = errors.last().expect("a closing entry");
+    assert!(
+        last["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("99980 more errors not listed"),
+        "{last}"
+    );
+    assert_eq!(app.letter_count().await, 0);
 }
