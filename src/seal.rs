@@ -302,17 +302,7 @@ fn content_info(signed_data: &[u8]) -> Vec<u8> {
 /// CAdES baseline B-T signature (ETSI EN 319 122-1 §5.3, §6.3). The signed part is left
 /// byte for byte as it was, so the signature stays valid.
 pub fn with_signature_timestamp(seal_der: &[u8], token_der: &[u8]) -> Result<Vec<u8>, SealError> {
-    let ci = asn1::parse_single_expected(seal_der, tag::SEQUENCE)?;
-    let mut ci = ci.children()?;
-    let content_type = ci.read_expected(tag::OID)?.oid()?;
-    if content_type != oids::SIGNED_DATA {
-        return Err(SealError::UnexpectedContentType {
-            found: content_type,
-            expected: oids::SIGNED_DATA,
-        });
-    }
-    let sd = ci.read_expected(tag::context(0, true))?.single_child()?;
-    ci.finish()?;
+    let sd = signed_data_of(seal_der)?;
     let mut fields = sd.children_vec()?;
     let signer_infos = fields
         .pop()
@@ -456,8 +446,9 @@ fn algorithm_oid(t: &Tlv<'_>) -> Result<String, SealError> {
     Ok(oid)
 }
 
-/// Parses `ContentInfo { id-signedData, [0] SignedData }` (RFC 5652 §3, §5).
-pub(crate) fn parse_signed_data(der: &[u8]) -> Result<SignedDataParts, SealError> {
+/// The `SignedData` inside `ContentInfo { id-signedData, [0] EXPLICIT SignedData }`
+/// (RFC 5652 §3).
+fn signed_data_of(der: &[u8]) -> Result<Tlv<'_>, SealError> {
     let ci = asn1::parse_single_expected(der, tag::SEQUENCE)?;
     let mut ci = ci.children()?;
     let content_type = ci.read_expected(tag::OID)?.oid()?;
@@ -469,6 +460,12 @@ pub(crate) fn parse_signed_data(der: &[u8]) -> Result<SignedDataParts, SealError
     }
     let sd = ci.read_expected(tag::context(0, true))?.single_child()?;
     ci.finish()?;
+    Ok(sd)
+}
+
+/// Parses `ContentInfo { id-signedData, [0] SignedData }` (RFC 5652 §3, §5).
+pub(crate) fn parse_signed_data(der: &[u8]) -> Result<SignedDataParts, SealError> {
+    let sd = signed_data_of(der)?;
     sd.expect_tag(tag::SEQUENCE)?;
     let mut sd = sd.children()?;
     let version = sd.read_expected(tag::INTEGER)?.u64()?;
@@ -537,39 +534,15 @@ fn parse_signer_info(si: &Tlv<'_>) -> Result<SignerInfoParts, SealError> {
     let signature = d.read_expected(tag::OCTET_STRING)?.content.to_vec();
     let unsigned = d.read_optional(tag::context(1, true))?;
     d.finish()?;
-    let mut unsigned_attributes = Vec::new();
-    if let Some(unsigned) = unsigned {
-        for attr in unsigned.children_vec()? {
-            attr.expect_tag(tag::SEQUENCE)?;
-            let mut a = attr.children()?;
-            let attr_type = a.read_expected(tag::OID)?.oid()?;
-            let values = a
-                .read_expected(tag::SET)?
-                .children_vec()?
-                .iter()
-                .map(|v| v.raw.to_vec())
-                .collect::<Vec<_>>();
-            a.finish()?;
-            unsigned_attributes.push((attr_type, values));
-        }
-    }
-
-    let mut attributes: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-    for attr in attrs.children_vec()? {
-        attr.expect_tag(tag::SEQUENCE)?;
-        let mut a = attr.children()?;
-        let attr_type = a.read_expected(tag::OID)?.oid()?;
-        let values = a
-            .read_expected(tag::SET)?
-            .children_vec()?
-            .iter()
-            .map(|v| v.raw.to_vec())
-            .collect::<Vec<_>>();
-        a.finish()?;
-        if attributes.iter().any(|(t, _)| *t == attr_type) {
+    let unsigned_attributes = match unsigned {
+        Some(unsigned) => attribute_list(&unsigned)?,
+        None => Vec::new(),
+    };
+    let attributes = attribute_list(&attrs)?;
+    for (i, (attr_type, _)) in attributes.iter().enumerate() {
+        if attributes[..i].iter().any(|(t, _)| t == attr_type) {
             return Err(malformed(format!("duplicate signed attribute {attr_type}")));
         }
-        attributes.push((attr_type, values));
     }
     let mut signed_attrs = attrs.raw.to_vec();
     // RFC 5652 §5.4: the signature is over the EXPLICIT SET OF encoding.
@@ -583,6 +556,26 @@ fn parse_signer_info(si: &Tlv<'_>) -> Result<SignerInfoParts, SealError> {
         signature,
         unsigned_attributes,
     })
+}
+
+/// `SET OF Attribute { attrType, SET OF attrValues }` (RFC 5652 §5.3) as (type, encoded
+/// values) in order of appearance.
+fn attribute_list(attrs: &Tlv<'_>) -> Result<Vec<(String, Vec<Vec<u8>>)>, SealError> {
+    let mut out = Vec::new();
+    for attr in attrs.children_vec()? {
+        attr.expect_tag(tag::SEQUENCE)?;
+        let mut a = attr.children()?;
+        let attr_type = a.read_expected(tag::OID)?.oid()?;
+        let values = a
+            .read_expected(tag::SET)?
+            .children_vec()?
+            .iter()
+            .map(|v| v.raw.to_vec())
+            .collect::<Vec<_>>();
+        a.finish()?;
+        out.push((attr_type, values));
+    }
+    Ok(out)
 }
 
 impl SignerInfoParts {
