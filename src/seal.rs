@@ -558,9 +558,12 @@ fn parse_signer_info(si: &Tlv<'_>) -> Result<SignerInfoParts, SealError> {
     })
 }
 
+/// An attribute's type (OID) and its encoded values.
+type Attribute = (String, Vec<Vec<u8>>);
+
 /// `SET OF Attribute { attrType, SET OF attrValues }` (RFC 5652 §5.3) as (type, encoded
 /// values) in order of appearance.
-fn attribute_list(attrs: &Tlv<'_>) -> Result<Vec<(String, Vec<Vec<u8>>)>, SealError> {
+fn attribute_list(attrs: &Tlv<'_>) -> Result<Vec<Attribute>, SealError> {
     let mut out = Vec::new();
     for attr in attrs.children_vec()? {
         attr.expect_tag(tag::SEQUENCE)?;

@@ -788,9 +788,11 @@ mod tests {
         let BatchInputError::Fields(errors) = err else {
             panic!("{err:?}");
         };
-        assert_eq!(errors.len(), 2);
+        assert_eq!(errors.len(), 3);
         assert_eq!(errors[0].field, "colour");
         assert!(errors[1].message.contains("twice"));
+        assert_eq!(errors[2].field, "header");
+        assert!(errors[2].message.starts_with("known columns: "));
         assert_eq!(read_csv(b"", None), Err(BatchInputError::NoHeader));
         assert_eq!(
             read_csv(b"recipient.name\n", None),
