@@ -302,6 +302,46 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
         "re-zipping alone changes nothing"
     );
 
+    // The manifest seal carries its own RFC 3161 timestamp (CAdES B-T), and a token that no
+    // longer matches the seal's signature is caught.
+    let report = verify_bundle(
+        std::io::Cursor::new(&bytes),
+        Some(&anchors),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("readable");
+    let manifest = report
+        .checks
+        .iter()
+        .find(|c| c.name == "manifest_seal")
+        .expect("manifest_seal");
+    assert!(manifest.detail.contains("CAdES B-T"), "{}", manifest.detail);
+    let restamped = rebuild(&bytes, |members| {
+        let seal = &mut members
+            .iter_mut()
+            .find(|(n, _)| n == "META-INF/signature001.p7s")
+            .expect("seal")
+            .1;
+        let parsed = recommande::seal::ParsedSeal::parse(seal).expect("seal parses");
+        let token = parsed
+            .signature_timestamp()
+            .expect("attributes")
+            .expect("a signature timestamp")
+            .to_vec();
+        let at = seal
+            .windows(token.len())
+            .position(|w| w == token.as_slice())
+            .expect("token inside the seal");
+        // A byte of the token's TSTInfo (the message imprint sits in its first part).
+        seal[at + token.len() / 3] ^= 0x01;
+    });
+    assert!(
+        failed(&restamped, &anchors)
+            .iter()
+            .any(|f| f == "manifest_seal"),
+        "a damaged signature timestamp went unnoticed"
+    );
+
     let names: Vec<String> = {
         let zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("zip");
         zip.file_names()
