@@ -510,3 +510,45 @@ pub fn view(service: &Service, letter: RecipientLetter) -> RecipientView {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn a_code_is_six_digits_once_spaces_are_removed() {
+        assert_eq!(one_time_code("123456").as_deref(), Some("123456"));
+        assert_eq!(one_time_code(" 123 456\t").as_deref(), Some("123456"));
+        for typed in [
+            "",
+            "12345",
+            "1234567",
+            "12a456",
+            "١٢٣٤٥٦",
+            "12-456",
+            "+12345",
+        ] {
+            assert_eq!(one_time_code(typed), None, "{typed:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_session_in_the_cookie_is_judged_for_its_origin() {
+        let cookie = ("cookie", "lang=fr; recommande_session=abc");
+        assert!(session_in_cookie(&headers(&[cookie])));
+        assert!(!session_in_cookie(&headers(&[
+            cookie,
+            ("authorization", "Bearer xyz")
+        ])));
+        assert!(!session_in_cookie(&headers(&[("cookie", "lang=fr")])));
+        assert!(!session_in_cookie(&headers(&[])));
+    }
+}
