@@ -176,6 +176,10 @@ pub fn router(service: Service) -> Router {
                 "Method not allowed",
             )
         })
+        // Issue 12 §5: no response may be sniffed into another type than the one declared
+        // (WHATWG Fetch §3.6 `X-Content-Type-Options`): problem+json, PDFs, evidence bytes
+        // and pages alike. The pages' own security headers are left as they are.
+        .layer(axum::middleware::map_response(nosniff))
         // Issue 12 §4: the default span logs the whole URI, which holds link tokens
         // (`/r/{token}`, `/v1/recipient/{token}`) and verification codes (`?code=`).
         .layer(TraceLayer::new_for_http().make_span_with(
@@ -189,6 +193,15 @@ pub fn router(service: Service) -> Router {
             },
         ))
         .with_state(service)
+}
+
+/// Adds `X-Content-Type-Options: nosniff` to a response that does not carry it yet.
+async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// What the logs may say of a request's URI: the path with the link token after `/r/` and

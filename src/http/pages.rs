@@ -197,10 +197,9 @@ async fn open_session(
         return bad_form(&service, lang, &token);
     };
     let t = lang.wording();
-    // People paste codes with spaces; anything else than six digits is a typing slip, not
-    // a guess, so it is sent back without counting an attempt.
-    let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
-    let error = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+    // Anything else than six digits is a typing slip, not a guess: it is sent back without
+    // counting an attempt (the same rule as the JSON API).
+    let error = if let Some(code) = super::recipient::one_time_code(&form.code) {
         match service.lifecycle.open_session(&token, &code).await {
             Ok(session) => {
                 let mut response = see_other(&letter_path(&token));

@@ -303,6 +303,27 @@ impl Problem {
         )
     }
 
+    /// 403: a state-changing recipient request carried by the session cookie came from
+    /// another site (CSRF defence in depth, as on the HTML forms).
+    pub fn cross_site(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "cross-site",
+            "Cross-site request refused",
+            detail,
+        )
+    }
+
+    /// 422: a one-time code that is not six digits; a typing slip, not counted as an attempt.
+    pub fn otp_malformed(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "otp-malformed",
+            "Malformed code",
+            detail,
+        )
+    }
+
     /// One-time code problems (401 wrong code, 429 locked or rate-limited).
     pub fn otp(slug: &str, status: StatusCode, detail: String) -> Self {
         Problem::new(status, slug, "Identification refused", detail)

@@ -130,6 +130,42 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_string())
 }
 
+/// Whether the session travels in the cookie rather than in `Authorization: Bearer`: only
+/// a cookie is sent by the browser on its own, so only a cookie needs the cross-site check.
+fn session_in_cookie(headers: &HeaderMap) -> bool {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+    !bearer && session_token(headers).is_some()
+}
+
+/// Refuses a POST carrying the session cookie that a browser sent from another site: the
+/// same judgement as the HTML forms (`pages::from_our_pages`: `Sec-Fetch-Site`, `Origin`,
+/// `Referer`), defence in depth behind the `SameSite=Strict` cookie. A bearer token is never
+/// attached by a browser on its own, so it is not judged.
+fn refuse_cross_site_cookie(service: &Service, headers: &HeaderMap) -> Result<(), Problem> {
+    if session_in_cookie(headers)
+        && !super::pages::from_our_pages(headers, &service.settings.public_url)
+    {
+        tracing::warn!("cross-site recipient API post with the session cookie refused");
+        return Err(Problem::cross_site(
+            "a request carrying the session cookie must come from this service's own pages; \
+             API clients send the session as `Authorization: Bearer`",
+        ));
+    }
+    Ok(())
+}
+
+/// A one-time code as the recipient typed it, spaces removed (people paste `123 456`), if it
+/// is six ASCII digits. Anything else is a typing slip, not a guess: it is answered without
+/// counting an attempt toward the lock.
+pub fn one_time_code(typed: &str) -> Option<String> {
+    let code: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
 impl From<LifecycleError> for Problem {
     fn from(err: LifecycleError) -> Self {
         match err {
@@ -208,7 +244,9 @@ async fn identified(
 pub async fn request_code(
     State(service): State<Service>,
     Path(token): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    refuse_cross_site_cookie(&service, &headers)?;
     let sent = service.lifecycle.send_code(&token).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -227,18 +265,24 @@ pub async fn request_code(
     responses((status = 201, description = "Session opened", body = SessionView),
               (status = 400, description = "Malformed body", body = Problem),
               (status = 401, description = "Wrong or expired code", body = Problem),
+              (status = 403, description = "Session cookie sent from another site", body = Problem),
+              (status = 422, description = "Not six digits; not counted as an attempt", body = Problem),
               (status = 429, description = "Locked after 5 wrong codes", body = Problem)))]
 pub async fn open_session(
     State(service): State<Service>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
+    refuse_cross_site_cookie(&service, &headers)?;
     let request: SessionRequest = serde_json::from_slice(&body)
         .map_err(|e| Problem::malformed_json(format!("expected {{\"code\": \"123456\"}}: {e}")))?;
-    let session = service
-        .lifecycle
-        .open_session(&token, &request.code)
-        .await?;
+    let Some(code) = one_time_code(&request.code) else {
+        return Err(Problem::otp_malformed(
+            "the code is the six digits of the mail; this was not counted as an attempt",
+        ));
+    };
+    let session = service.lifecycle.open_session(&token, &code).await?;
     let cookie = session_cookie(&service, &session.token);
     let mut response = (
         StatusCode::CREATED,
@@ -276,6 +320,7 @@ pub fn session_cookie(service: &Service, session_token: &str) -> Option<HeaderVa
     params(("token" = String, Path, description = "Token from the notification link")),
     responses((status = 200, description = "Accepted", body = RecipientView),
               (status = 401, description = "No valid session", body = Problem),
+              (status = 403, description = "Session cookie sent from another site", body = Problem),
               (status = 409, description = "Already decided, or the window has ended", body = Problem)),
     security(("recipient_session" = [])))]
 pub async fn accept(
@@ -292,6 +337,7 @@ pub async fn accept(
     params(("token" = String, Path, description = "Token from the notification link")),
     responses((status = 200, description = "Refused", body = RecipientView),
               (status = 401, description = "No valid session", body = Problem),
+              (status = 403, description = "Session cookie sent from another site", body = Problem),
               (status = 409, description = "Already decided, or the window has ended", body = Problem)),
     security(("recipient_session" = [])))]
 pub async fn refuse(
@@ -310,6 +356,7 @@ async fn decide(
     client: ClientInfo,
     decision: Decision,
 ) -> Result<Json<RecipientView>, Problem> {
+    refuse_cross_site_cookie(&service, &headers)?;
     let session = session_token(&headers)
         .ok_or_else(|| Problem::recipient_unauthenticated("identify first".into()))?;
     let letter = service
@@ -414,8 +461,15 @@ pub async fn evidence_file(
             ));
         }
     };
+    // Saved under its own name (`<evidence id>.<ext>`), the name the bundle and VERIFY.txt use.
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}.{extension}\"", e.id))
+            .unwrap_or(HeaderValue::from_static("attachment"));
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
         bytes,
     )
         .into_response())
@@ -454,5 +508,47 @@ pub fn view(service: &Service, letter: RecipientLetter) -> RecipientView {
                 sha256: e.record_sha256.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn a_code_is_six_digits_once_spaces_are_removed() {
+        assert_eq!(one_time_code("123456").as_deref(), Some("123456"));
+        assert_eq!(one_time_code(" 123 456\t").as_deref(), Some("123456"));
+        for typed in [
+            "",
+            "12345",
+            "1234567",
+            "12a456",
+            "١٢٣٤٥٦",
+            "12-456",
+            "+12345",
+        ] {
+            assert_eq!(one_time_code(typed), None, "{typed:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_session_in_the_cookie_is_judged_for_its_origin() {
+        let cookie = ("cookie", "lang=fr; recommande_session=abc");
+        assert!(session_in_cookie(&headers(&[cookie])));
+        assert!(!session_in_cookie(&headers(&[
+            cookie,
+            ("authorization", "Bearer xyz")
+        ])));
+        assert!(!session_in_cookie(&headers(&[("cookie", "lang=fr")])));
+        assert!(!session_in_cookie(&headers(&[])));
     }
 }
