@@ -1302,6 +1302,53 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_default_to_10_s_60_s_and_64_and_come_from_the_file_or_the_environment() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(s.http, HttpSettings::default());
+        assert_eq!(
+            s.http.header_read_timeout,
+            std::time::Duration::from_secs(10)
+        );
+        assert_eq!(s.http.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.http.max_connections_per_address, 64);
+        let s = load(
+            Some("[http]\nheader_read_timeout_seconds = 5\nidle_timeout_seconds = 30\n"),
+            &[("RECOMMANDE_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "500")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(
+            s.http.header_read_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(s.http.idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(s.http.max_connections_per_address, 500);
+    }
+
+    #[test]
+    fn http_limits_out_of_range_are_refused_at_start() {
+        for (file, key) in [
+            (
+                "[http]\nheader_read_timeout_seconds = 0\n",
+                "http.header_read_timeout_seconds",
+            ),
+            (
+                "[http]\nidle_timeout_seconds = 3601\n",
+                "http.idle_timeout_seconds",
+            ),
+            (
+                "[http]\nmax_connections_per_address = 0\n",
+                "http.max_connections_per_address",
+            ),
+        ] {
+            match load(Some(file), &[], Overrides::default()) {
+                Err(ConfigError::Invalid { key: refused, .. }) => assert_eq!(refused, key),
+                other => panic!("{file}: expected {key} refused, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn s3_storage_comes_from_the_file_and_the_environment() {
         let file = "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"lre-archive\"\nprefix = \"/prod/\"\nregion = \"eu-west-3\"\n";
         let s = load(
@@ -1664,4 +1711,3 @@ webhooks = [{ url = "https://huissier.example.fr/tete", secret = "0123456789abcd
         assert!(err.to_string().contains("policy_oid"), "{err}");
     }
 }
-

@@ -177,7 +177,9 @@ struct Slot {
 
 impl Slot {
     fn take(table: &Arc<Mutex<HashMap<IpAddr, u32>>>, address: IpAddr, cap: u32) -> Option<Slot> {
-        let mut counts = table.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = counts.entry(address).or_insert(0);
         if *count >= cap {
             return None;
