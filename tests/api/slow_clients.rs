@@ -141,3 +141,68 @@ async fn an_over_long_uri_answers_414_and_over_large_headers_431_as_problem_json
     let body: serde_json::Value = answer.json().await.expect("json");
     assert_eq!(body["status"], 431);
 }
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_for_no_idle_one() {
+    let Some(app) = spawn_app_with(
+        Engine::Sqlite,
+        std::sync::Arc::new(recommande::clock::SystemClock),
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let limits = recommande::config::HttpSettings {
+        idle_timeout: Duration::from_secs(1),
+        ..app.service.settings.http
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(recommande::http::server::serve_connections(
+        listener,
+        recommande::http::router(app.service.clone()),
+        limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    // A keep-alive connection that answered one request, then says nothing.
+    let mut idle = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).await.expect("answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let quiet = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match idle.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection was not closed");
+    assert!(quiet.elapsed() >= Duration::from_millis(900));
+
+    // A fresh idle connection does not hold the shutdown back.
+    let _waiting = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = stop.send(());
+    let finished = tokio::time::timeout(Duration::from_secs(3), server).await;
+    assert!(
+        matches!(finished, Ok(Ok(Ok(())))),
+        "shutdown did not finish: {finished:?}"
+    );
+}
