@@ -258,6 +258,17 @@ impl Problem {
         )
     }
 
+    /// 400: a path whose percent-encoded bytes are not UTF-8 (RFC 3986 §2.5: we read every
+    /// path segment as UTF-8).
+    pub fn invalid_path() -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-path",
+            "Invalid path",
+            "the percent-decoded path is not valid UTF-8",
+        )
+    }
+
     /// 414: the request target is longer than the server reads (RFC 9110 §15.5.15).
     pub fn uri_too_long(limit: usize) -> Self {
         Problem::new(

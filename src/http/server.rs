@@ -36,7 +36,9 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Answers 414 or 431 as problem+json when the request target or the header fields are
-/// larger than this service reads; everything else goes on to the router.
+/// larger than this service reads, 400 when the path does not decode to UTF-8 (which the
+/// path extractors would otherwise refuse in plain text); everything else goes on to the
+/// router.
 pub async fn limit_request_head(request: Request, next: Next) -> Response {
     let target = request
         .uri()
@@ -53,7 +55,33 @@ pub async fn limit_request_head(request: Request, next: Next) -> Response {
     if headers > MAX_HEADER_BYTES {
         return Problem::headers_too_large(MAX_HEADER_BYTES).into_response();
     }
+    if !decodes_to_utf8(request.uri().path()) {
+        return Problem::invalid_path().into_response();
+    }
     next.run(request).await
+}
+
+/// Whether the percent-decoded `path` is UTF-8. A `%` not followed by two hex digits stays a
+/// literal `%`, as the router reads it.
+fn decodes_to_utf8(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let hex = |b: Option<&u8>| b.and_then(|&b| char::from(b).to_digit(16));
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                // Two hex digits are at most 0xFF: the conversion cannot fail.
+                decoded.push(u8::try_from(high * 16 + low).unwrap_or(u8::MAX));
+                i += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting, lets
@@ -256,5 +284,20 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_utf8;
+
+    #[test]
+    fn a_path_decodes_to_utf8_unless_a_percent_escape_makes_invalid_bytes() {
+        assert!(decodes_to_utf8("/v1/letters/0190a2b4"));
+        assert!(decodes_to_utf8("/r/caf%C3%A9"));
+        assert!(decodes_to_utf8("/r/100%"));
+        assert!(decodes_to_utf8("/r/%G1"));
+        assert!(!decodes_to_utf8("/v1/verify/%FF%FE"));
+        assert!(!decodes_to_utf8("/r/%C3"));
     }
 }

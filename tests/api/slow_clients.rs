@@ -206,3 +206,28 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_
         "shutdown did not finish: {finished:?}"
     );
 }
+
+#[tokio::test]
+async fn a_path_that_does_not_decode_to_utf8_answers_400_as_problem_json() {
+    let Some(app) = spawn_app_with(
+        Engine::Sqlite,
+        std::sync::Arc::new(recommande::clock::SystemClock),
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    for path in ["/v1/verify/%FF%FE", "/r/%C3"] {
+        let answer = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), 400, "{path}");
+        assert_eq!(answer.headers()["content-type"], "application/problem+json");
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(body["type"], "urn:recommande:problem:invalid-path");
+    }
+}
