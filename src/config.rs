@@ -16,6 +16,14 @@ pub const DEFAULT_VERIFY_MAX_UPLOAD_BYTES: u64 = 200 * 1024 * 1024;
 /// Default number of public verifications (`/verify`, `/v1/verify/…`) per client address and
 /// minute.
 pub const DEFAULT_VERIFY_REQUESTS_PER_MINUTE: u32 = 30;
+/// Default `[http] header_read_timeout_seconds`: a client has this long to send a request's
+/// whole head (request line and headers), so a slow client cannot hold a connection open.
+pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
+/// Default `[http] idle_timeout_seconds`: a keep-alive connection with no traffic is closed
+/// after this long.
+pub const DEFAULT_HTTP_IDLE_TIMEOUT_SECONDS: u64 = 60;
+/// Default `[http] max_connections_per_address`: open connections from one client IP.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS_PER_ADDRESS: u32 = 64;
 /// Default retention: CPCE R.53-2/R.53-3 require at least one year; we keep ten.
 pub const DEFAULT_RETENTION_YEARS: u32 = 10;
 /// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
@@ -168,6 +176,8 @@ pub struct Settings {
     pub metrics_token: Option<SecretText>,
     /// `[metrics] public = true`: `GET /metrics` without a token (a private network only).
     pub metrics_public: bool,
+    /// Connection limits of the HTTP server (`[http]`).
+    pub http: HttpSettings,
     /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
     /// the one built in, e.g. with a newly published half-year.
     pub collection_rates_file: Option<PathBuf>,
@@ -268,6 +278,29 @@ impl std::fmt::Debug for SecretText {
     }
 }
 
+/// Connection limits of the HTTP server, so that slow or greedy clients cannot exhaust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Time allowed to receive a request's whole head.
+    pub header_read_timeout: std::time::Duration,
+    /// Time a connection may stay without any traffic between requests.
+    pub idle_timeout: std::time::Duration,
+    /// Open connections allowed per client IP address; more are closed at once.
+    pub max_connections_per_address: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout: std::time::Duration::from_secs(
+                DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECONDS,
+            ),
+            idle_timeout: std::time::Duration::from_secs(DEFAULT_HTTP_IDLE_TIMEOUT_SECONDS),
+            max_connections_per_address: DEFAULT_HTTP_MAX_CONNECTIONS_PER_ADDRESS,
+        }
+    }
+}
+
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -298,6 +331,8 @@ struct FileConfig {
     evidence_policy: Option<String>,
     #[serde(default)]
     verify: FileVerify,
+    #[serde(default)]
+    http: FileHttp,
     #[serde(default)]
     mail: FileMail,
     #[serde(default)]
@@ -389,6 +424,14 @@ struct FileWitnesses {
 struct FileWitnessWebhook {
     url: String,
     secret: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    header_read_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_connections_per_address: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -502,6 +545,24 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         "RECOMMANDE_VERIFY_REQUESTS_PER_MINUTE",
         Some("verify"),
         "requests_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_HTTP_HEADER_READ_TIMEOUT_SECONDS",
+        Some("http"),
+        "header_read_timeout_seconds",
+        true,
+    ),
+    (
+        "RECOMMANDE_HTTP_IDLE_TIMEOUT_SECONDS",
+        Some("http"),
+        "idle_timeout_seconds",
+        true,
+    ),
+    (
+        "RECOMMANDE_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
+        Some("http"),
+        "max_connections_per_address",
         true,
     ),
     ("RECOMMANDE_MAIL_SMTP_URL", Some("mail"), "smtp_url", false),
@@ -798,6 +859,7 @@ impl Settings {
                 message: format!("{verify_requests_per_minute} must be between 1 and 100000"),
             });
         }
+        let http = http_settings(&file.http)?;
         let retention_years = file.retention_years.unwrap_or(DEFAULT_RETENTION_YEARS);
         if !(1..=100).contains(&retention_years) {
             // CPCE R.53-2 and R.53-3: proofs are kept at least one year.
@@ -1010,6 +1072,7 @@ impl Settings {
             log_witnesses,
             metrics_token: metrics_token.map(SecretText::new),
             metrics_public: file.metrics.public.unwrap_or(false),
+            http,
             collection_rates_file: file.collection.rates_file,
             master_key: file
                 .archive
@@ -1164,6 +1227,45 @@ fn is_dotted_oid(s: &str) -> bool {
         && matches!(arcs[0], "0" | "1" | "2")
 }
 
+/// Checks the `[http]` section: timeouts of 1 s to 1 h, 1 to 100000 connections per address.
+fn http_settings(file: &FileHttp) -> Result<HttpSettings, ConfigError> {
+    let seconds = |value: Option<u64>, default: u64, key: &'static str| {
+        let value = value.unwrap_or(default);
+        if (1..=3600).contains(&value) {
+            Ok(std::time::Duration::from_secs(value))
+        } else {
+            Err(ConfigError::Invalid {
+                key,
+                message: format!("{value} must be between 1 and 3600"),
+            })
+        }
+    };
+    let header_read_timeout = seconds(
+        file.header_read_timeout_seconds,
+        DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECONDS,
+        "http.header_read_timeout_seconds",
+    )?;
+    let idle_timeout = seconds(
+        file.idle_timeout_seconds,
+        DEFAULT_HTTP_IDLE_TIMEOUT_SECONDS,
+        "http.idle_timeout_seconds",
+    )?;
+    let max_connections_per_address = file
+        .max_connections_per_address
+        .unwrap_or(DEFAULT_HTTP_MAX_CONNECTIONS_PER_ADDRESS);
+    if !(1..=100_000).contains(&max_connections_per_address) {
+        return Err(ConfigError::Invalid {
+            key: "http.max_connections_per_address",
+            message: format!("{max_connections_per_address} must be between 1 and 100000"),
+        });
+    }
+    Ok(HttpSettings {
+        header_read_timeout,
+        idle_timeout,
+        max_connections_per_address,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1197,6 +1299,53 @@ mod tests {
         assert_eq!(s.timestamp, TimestampMode::Embedded);
         assert!(s.pki.is_development());
         assert_eq!(s.max_upload_bytes, 25 * 1024 * 1024);
+    }
+
+    #[test]
+    fn http_limits_default_to_10_s_60_s_and_64_and_come_from_the_file_or_the_environment() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(s.http, HttpSettings::default());
+        assert_eq!(
+            s.http.header_read_timeout,
+            std::time::Duration::from_secs(10)
+        );
+        assert_eq!(s.http.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(s.http.max_connections_per_address, 64);
+        let s = load(
+            Some("[http]\nheader_read_timeout_seconds = 5\nidle_timeout_seconds = 30\n"),
+            &[("RECOMMANDE_HTTP_MAX_CONNECTIONS_PER_ADDRESS", "500")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(
+            s.http.header_read_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(s.http.idle_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(s.http.max_connections_per_address, 500);
+    }
+
+    #[test]
+    fn http_limits_out_of_range_are_refused_at_start() {
+        for (file, key) in [
+            (
+                "[http]\nheader_read_timeout_seconds = 0\n",
+                "http.header_read_timeout_seconds",
+            ),
+            (
+                "[http]\nidle_timeout_seconds = 3601\n",
+                "http.idle_timeout_seconds",
+            ),
+            (
+                "[http]\nmax_connections_per_address = 0\n",
+                "http.max_connections_per_address",
+            ),
+        ] {
+            match load(Some(file), &[], Overrides::default()) {
+                Err(ConfigError::Invalid { key: refused, .. }) => assert_eq!(refused, key),
+                other => panic!("{file}: expected {key} refused, got {other:?}"),
+            }
+        }
     }
 
     #[test]

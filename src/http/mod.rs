@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod pages;
 pub mod problem;
 pub mod recipient;
+pub mod server;
 pub mod system;
 pub mod throttle;
 pub mod verification;
@@ -192,6 +193,8 @@ pub fn router(service: Service) -> Router {
                 )
             },
         ))
+        // Outermost: an over-long target or header block is refused before any routing.
+        .layer(axum::middleware::from_fn(server::limit_request_head))
         .with_state(service)
 }
 
@@ -259,12 +262,9 @@ async fn refuse_announced_oversize(
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let workers = crate::worker::spawn(&service);
-    let served = axum::serve(
-        listener,
-        router(service).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await;
+    let limits = service.settings.http;
+    let served =
+        server::serve_connections(listener, router(service), limits, shutdown_signal()).await;
     for worker in workers {
         worker.abort();
     }

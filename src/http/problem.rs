@@ -258,6 +258,37 @@ impl Problem {
         )
     }
 
+    /// 400: a path whose percent-encoded bytes are not UTF-8 (RFC 3986 §2.5: we read every
+    /// path segment as UTF-8).
+    pub fn invalid_path() -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-path",
+            "Invalid path",
+            "the percent-decoded path is not valid UTF-8",
+        )
+    }
+
+    /// 414: the request target is longer than the server reads (RFC 9110 §15.5.15).
+    pub fn uri_too_long(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "URI too long",
+            format!("the request target exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// 431: the request's header fields are larger than the server reads (RFC 6585 §5).
+    pub fn headers_too_large(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request-header-fields-too-large",
+            "Request header fields too large",
+            format!("the header fields exceed the limit of {limit} bytes"),
+        )
+    }
+
     /// 415: wrong request content type, or a document type we do not accept.
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Problem::new(

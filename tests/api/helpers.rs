@@ -110,10 +110,14 @@ pub async fn start_on(
         .await
         .expect("service starts");
     let router = recommande::http::router(service.clone());
+    let limits = service.settings.http;
+    // The server's own connection loop, so tests see its timeouts and per-address cap.
     let server = tokio::spawn(async move {
-        axum::serve(
+        recommande::http::server::serve_connections(
             listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            router,
+            limits,
+            std::future::pending(),
         )
         .await
         .expect("server");

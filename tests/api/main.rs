@@ -30,6 +30,7 @@ mod restart;
 mod retention;
 mod s3;
 mod secrets;
+mod slow_clients;
 mod smtp;
 mod templates;
 mod tsa;
