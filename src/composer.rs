@@ -39,6 +39,11 @@ pub struct Composer {
 }
 
 impl Composer {
+    /// The rates table letters are composed with (`/metrics` shows its newest half-year).
+    pub fn rates(&self) -> &RatesTable {
+        &self.rates
+    }
+
     /// A composer using `rates`.
     pub fn new(
         storage: Storage,

@@ -181,6 +181,9 @@ pub struct Settings {
     /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
     /// the one built in, e.g. with a newly published half-year.
     pub collection_rates_file: Option<PathBuf>,
+    /// `[collection] missing_rate`: `apply_latest` (default) or `refuse` for letters needing
+    /// a half-year absent from the rates table.
+    pub collection_missing_rate: crate::collection::MissingRate,
     /// A master key `<id>:<base64>` (`RECOMMANDE_MASTER_KEY` or `[archive] master_key`):
     /// the active key when set.
     pub master_key: Option<SecretText>,
@@ -390,6 +393,7 @@ struct FileRenewal {
 #[serde(deny_unknown_fields)]
 struct FileCollection {
     rates_file: Option<PathBuf>,
+    missing_rate: Option<crate::collection::MissingRate>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -570,6 +574,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         "RECOMMANDE_COLLECTION_RATES_FILE",
         Some("collection"),
         "rates_file",
+        false,
+    ),
+    (
+        "RECOMMANDE_COLLECTION_MISSING_RATE",
+        Some("collection"),
+        "missing_rate",
         false,
     ),
     (
@@ -1074,6 +1084,7 @@ impl Settings {
             metrics_public: file.metrics.public.unwrap_or(false),
             http,
             collection_rates_file: file.collection.rates_file,
+            collection_missing_rate: file.collection.missing_rate.unwrap_or_default(),
             master_key: file
                 .archive
                 .master_key

@@ -1358,7 +1358,7 @@ fn notification_body(
 fn otp_body(provider: &str, letter_id: &str, code: &str, expires_at: OffsetDateTime) -> String {
     format!(
         "Votre code de vérification pour la lettre {letter_id} ({provider}) : {code}\n\
-         Il est valable jusqu'au {fr}. Ne le communiquez à personne.\n\n\
+         Il est valable jusqu'au {fr} (heure de Paris). Ne le communiquez à personne.\n\n\
          Your verification code for letter {letter_id} ({provider}): {code}\n\
          It is valid until {en}. Do not share it with anyone.\n",
         fr = paris_french(expires_at),
@@ -1369,6 +1369,18 @@ fn otp_body(provider: &str, letter_id: &str, code: &str, expires_at: OffsetDateT
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_code_mail_states_paris_time_in_french_as_in_english() {
+        // 8 December 2026, 22:59 UTC is 23:59 in Paris (UTC+01:00 in winter).
+        let expires_at = time::macros::datetime!(2026-12-08 22:59 UTC);
+        let body = otp_body("Recommande", "L-1", "ABCD-EFGH", expires_at);
+        assert!(
+            body.contains("valable jusqu'au 8 décembre 2026 à 23:59 (heure de Paris)."),
+            "{body}"
+        );
+        assert!(body.contains("valid until 8 December 2026, 23:59 (Paris time)."));
+    }
 
     #[test]
     fn verification_codes_are_stable_distinct_and_forgiving_when_typed() {

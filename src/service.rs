@@ -321,7 +321,8 @@ impl Service {
                     StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
                 })?
             }
-        };
+        }
+        .with_missing_rate(settings.collection_missing_rate);
         // Issue 13 §1: a started half-year absent from the table is applied from the latest
         // earlier value on letters; the operator is told at start which ones to add.
         for missing in rates.missing_half_years(now.date()) {

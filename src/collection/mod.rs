@@ -30,7 +30,7 @@ pub use amounts::{Breakdown, InterestRegime, InvoiceAmounts, Totals};
 pub use blocks::{Block, ComposedLetter, write_letter};
 pub use mentions::{Mention, MentionCheck, MentionStatus};
 pub use prescription::{Prescription, PrescriptionStatus};
-pub use rates::{HalfYear, RatesError, RatesTable, ReferenceRate};
+pub use rates::{HalfYear, MissingRate, RatesError, RatesTable, ReferenceRate};
 pub use request::{ComposeRequest, LetterKind};
 pub use wording::Wording;
 
@@ -178,15 +178,28 @@ impl ComposeRequest {
                 }
             }
         }
+        if rates.missing_rate() == MissingRate::Refuse && !missing.is_empty() {
+            // `[collection] missing_rate = "refuse"`: the operator prefers no letter to one
+            // whose interest rests on a stand-in rate.
+            return Err(missing
+                .iter()
+                .map(|(rate, half_year, used)| {
+                    field_error(
+                        "compose.invoices",
+                        &format!(
+                            "the rates table has no {} for {half_year} and missing_rate is \"refuse\": the letter is not composed (the latest value is {used}); the operator must add {half_year} to the table",
+                            rate_name(*rate)
+                        ),
+                    )
+                })
+                .collect());
+        }
         for (rate, half_year, used) in missing {
             warnings.push(Warning {
                 code: "rate_missing".into(),
                 message: format!(
                     "the rates table has no {} for {half_year}: the {used} value was used; the operator can supply an updated table",
-                    serde_json::to_value(rate)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
+                    rate_name(rate)
                 ),
                 invoice: None,
                 on_letter: true,
@@ -217,6 +230,14 @@ impl ComposeRequest {
             overrides,
         })
     }
+}
+
+/// The rate's API name (`legal_other`, …).
+fn rate_name(rate: ReferenceRate) -> String {
+    serde_json::to_value(rate)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// The error for invoice `i`, time-barred without an override.

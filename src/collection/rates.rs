@@ -160,6 +160,30 @@ pub enum RatesError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RatesTable {
     entries: Vec<HalfYearEntry>,
+    missing_rate: MissingRate,
+}
+
+/// What a composed letter does when it needs a half-year absent from the table
+/// (`[collection] missing_rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingRate {
+    /// Apply the latest earlier value, say so on the letter and warn (`rate_missing`).
+    #[default]
+    ApplyLatest,
+    /// Refuse the letter (`422` naming the half-year) until the operator adds it.
+    Refuse,
+}
+
+impl MissingRate {
+    /// Parses the setting's value: `apply_latest` or `refuse`.
+    pub fn parse(s: &str) -> Option<MissingRate> {
+        match s {
+            "apply_latest" => Some(MissingRate::ApplyLatest),
+            "refuse" => Some(MissingRate::Refuse),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +276,21 @@ impl RatesTable {
         if entries.is_empty() {
             return Err(RatesError::Format("the table lists no half-year".into()));
         }
-        Ok(RatesTable { entries })
+        Ok(RatesTable {
+            entries,
+            missing_rate: MissingRate::default(),
+        })
+    }
+
+    /// The same table, with `policy` for half-years it lacks.
+    pub fn with_missing_rate(mut self, policy: MissingRate) -> RatesTable {
+        self.missing_rate = policy;
+        self
+    }
+
+    /// What letters do when they need a half-year the table lacks.
+    pub fn missing_rate(&self) -> MissingRate {
+        self.missing_rate
     }
 
     /// The `rate` applying during `half_year`: its own entry, or else the latest earlier

@@ -769,3 +769,44 @@ fn a_missing_half_year_is_stated_as_absent_from_our_table_never_as_unknown() {
     );
     assert!(!text.contains("pas connu"), "{text}");
 }
+
+#[test]
+fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused_naming_it() {
+    // The shipped table ends at 2026-H1; a consumer letter counting interest from
+    // 2 September 2026 needs the 2026-H2 legal rate.
+    let later = with(
+        consumer(b2b(json!([invoice("C-1", "2026-06-30", 200_000)]))),
+        "first_letter",
+        json!({"reference": "MED-2026-0042", "date": "2026-09-01", "kind": "mise_en_demeure"}),
+    );
+    let refuse = RatesTable::embedded().with_missing_rate(MissingRate::Refuse);
+    let errors = ComposeRequest::parse(&later, date!(2026 - 10 - 01), &refuse)
+        .expect_err("refused without 2026-H2");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].field, "compose.invoices");
+    assert!(
+        errors[0].message.contains("2026-H2"),
+        "{}",
+        errors[0].message
+    );
+    assert!(errors[0].message.contains("refuse"));
+}
+
+#[test]
+fn by_default_a_letter_needing_an_absent_half_year_applies_the_latest_value_and_warns() {
+    let later = with(
+        consumer(b2b(json!([invoice("C-1", "2026-06-30", 200_000)]))),
+        "first_letter",
+        json!({"reference": "MED-2026-0042", "date": "2026-09-01", "kind": "mise_en_demeure"}),
+    );
+    assert_eq!(
+        RatesTable::embedded().missing_rate(),
+        MissingRate::ApplyLatest
+    );
+    let c = ok(&later, date!(2026 - 10 - 01));
+    // 30 days at the 2026-H1 legal rate (2,62 %): 200 000 × 262 × 30 / 3 650 000 = 430,7 → 431.
+    assert_eq!(c.breakdown.invoices[0].interest_cents, 431);
+    assert!(c.warnings.iter().any(|w| w.code == "rate_missing"
+        && w.message.contains("2026-H2")
+        && w.message.contains("2026-H1")));
+}

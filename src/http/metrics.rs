@@ -39,6 +39,16 @@ pub async fn metrics(
     let audit = service.storage.latest_audit_run().await?;
     let mut out = Exposition::default();
 
+    // An info metric (value 1, the fact in a label): an alert can watch for a half-year
+    // label older than the current one, i.e. an operator table to update (issue 13).
+    if let Some(newest) = service.composer.rates().last_half_year() {
+        out.gauge(
+            "recommande_collection_rates_newest_half_year_info",
+            "The newest half-year of the collection rates table, as a label.",
+            &[("half_year", &newest.to_string())],
+            1.0,
+        );
+    }
     let seconds = |micros: i64| micros as f64 / 1e6;
     let age = |at: Option<i64>| at.map_or(0.0, |t| seconds((now - t).max(0)));
     if let Some(run) = &audit {

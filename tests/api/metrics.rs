@@ -97,6 +97,11 @@ async fn metrics_need_the_token_parse_as_prometheus_text_and_follow_the_audit(en
 
     let before = scrape(&app).await;
     assert_eq!(before["recommande_documents"], 0.0);
+    // The shipped rates table ends with 2026-H1.
+    assert_eq!(
+        before["recommande_collection_rates_newest_half_year_info{half_year=\"2026-H1\"}"],
+        1.0
+    );
     assert!(
         !before.keys().any(|k| k.starts_with("recommande_audit_")),
         "no audit yet: {before:?}"
