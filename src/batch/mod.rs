@@ -283,16 +283,19 @@ pub fn letter_body(defaults: Option<&Map<String, Value>>, row: Value) -> Value {
 
 /// Checks one row exactly as `POST /v1/letters` checks its body; the errors carry the row.
 pub fn check_letter(row: &BatchRow) -> Result<DepositRequest, Vec<RowError>> {
-    DepositRequest::parse(&row.letter).map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|e| RowError {
-                row: row.row,
-                field: e.field,
-                message: e.message,
-            })
-            .collect()
-    })
+    let to_row = |e: FieldError| RowError {
+        row: row.row,
+        field: e.field,
+        message: e.message,
+    };
+    // The same agreement of recipient.kind and compose.debtor.kind as `POST /v1/letters`
+    // (CPCE L.100: a consumer passed off as a professional would skip consent).
+    let mismatch = crate::collection::request::kind_mismatch(&row.letter);
+    match (DepositRequest::parse(&row.letter), mismatch) {
+        (Ok(request), None) => Ok(request),
+        (Ok(_), Some(e)) => Err(vec![to_row(e)]),
+        (Err(errors), mismatch) => Err(errors.into_iter().chain(mismatch).map(to_row).collect()),
+    }
 }
 
 fn merge_into(base: &mut Map<String, Value>, over: Map<String, Value>) {
@@ -779,6 +782,30 @@ mod tests {
         ] {
             assert_eq!(parse_boolean(parsed), expected, "{parsed}");
         }
+    }
+
+    #[test]
+    fn a_row_whose_debtor_and_recipient_kinds_differ_is_refused_naming_the_debtor_kind() {
+        let row = BatchRow {
+            row: 7,
+            letter: json!({
+                "sender": {"name": "Cabinet Recouvr", "email": "envoi@recouvr.fr"},
+                "recipient": {"name": "Jean Martin", "email": "jean@exemple.fr", "kind": "professional"},
+                "documents": ["0192f3a4-5b6c-7d8e-9f00-112233445566"],
+                "compose": {"debtor": {"kind": "consumer"}}
+            }),
+        };
+        let errors = check_letter(&row).expect_err("refused");
+        let mismatch = errors
+            .iter()
+            .find(|e| e.field == "compose.debtor.kind")
+            .expect("the kind mismatch is named");
+        assert_eq!(mismatch.row, 7);
+        assert!(
+            mismatch.message.contains("recipient.kind"),
+            "{}",
+            mismatch.message
+        );
     }
 
     #[test]

@@ -978,9 +978,6 @@ pub struct FirstLetterBody {
     kind: Option<LetterKind>,
 }
 
-/// For a request that failed its checks: the time-barred invoices among those that are
-/// themselves valid, when the creditor's and debtor's kinds can be read — so that a sender
-/// learns of every problem at once. Nothing when `override_prescription` is true.
 /// The deposit's `recipient.kind` and `compose.debtor.kind` must agree: a consumer debtor
 /// passed off as a professional recipient would skip the consent CPCE L.100 requires (and
 /// the consumer rules of the composer). `None` when they agree or one is absent (the
@@ -1002,6 +999,9 @@ pub fn kind_mismatch(deposit: &Value) -> Option<FieldError> {
     })
 }
 
+/// For a request that failed its checks: the time-barred invoices among those that are
+/// themselves valid, when the creditor's and debtor's kinds can be read — so that a sender
+/// learns of every problem at once. Nothing when `override_prescription` is true.
 pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<FieldError> {
     let Some(obj) = value.as_object() else {
         return Vec::new();
