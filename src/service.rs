@@ -325,7 +325,8 @@ impl Service {
         .with_missing_rate(settings.collection_missing_rate);
         // Issue 13 §1: a started half-year absent from the table is applied from the latest
         // earlier value on letters; the operator is told at start which ones to add.
-        for missing in rates.missing_half_years(now.date()) {
+        // The half-year is the one of today in Europe/Paris, where letters are dated.
+        for missing in rates.missing_half_years_at(now) {
             tracing::warn!(
                 half_year = %missing,
                 "the collection rates table has no complete entry for this half-year: letters apply the latest earlier value and say so; add it from the official publication with collection.rates_file"

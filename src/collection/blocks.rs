@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::amounts::{InterestRegime, RateBasis};
 use super::mentions::{
-    self, L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3, Mention, MentionCheck, MentionStatus,
+    self, ART_750_1_MAX_CENTS, ART_750_1_SENTENCE, L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3, Mention,
+    MentionCheck, MentionStatus,
 };
 use super::request::{CreditorKind, LetterKind};
 use super::wording::{Wording, deadline_text};
@@ -137,6 +138,7 @@ impl ComposedLetter {
             prescription: c.prescription.clone(),
             warnings: c.warnings.clone(),
             prescription_overrides: c.overrides.clone(),
+            prescription_overridden: !c.overrides.is_empty(),
             mentions: self.mentions.clone(),
         }
     }
@@ -195,6 +197,22 @@ pub fn write_letter(
         let still = mentions::missing(c, &blocks);
         (blocks, still)
     };
+    if !c.overrides.is_empty() {
+        // Code de la consommation L.121-2 (misleading practice), and in every case: a letter
+        // claiming a time-barred invoice does not threaten a court action the debtor would
+        // defeat by pleading prescription. The default body leaves the consequences out;
+        // custom wording that threatens one is refused.
+        let terms = mentions::court_action_terms(&blocks);
+        if !terms.is_empty() {
+            return Err(vec![field_error(
+                "compose.override_prescription",
+                &format!(
+                    "a letter claiming a time-barred invoice must not threaten a court action (Code de la consommation L.121-2), but its wording says: {}",
+                    terms.join(", ")
+                ),
+            )]);
+        }
+    }
     if !still.is_empty() {
         return Err(still
             .into_iter()
@@ -206,9 +224,8 @@ pub fn write_letter(
             })
             .collect());
     }
-    let mentions = Mention::ALL
+    let mentions = mentions::required(c, &blocks)
         .into_iter()
-        .filter(|m| m.applies(c))
         .map(|m| MentionCheck {
             mention: m,
             rule: m.rule().to_string(),
@@ -289,7 +306,8 @@ fn head(c: &Composition) -> Vec<Block> {
 fn default_body(c: &Composition) -> Vec<Block> {
     let mut body = vec![intro(c)];
     body.push(demand(c));
-    if c.request.kind == LetterKind::MiseEnDemeure {
+    // Never with a time-barred invoice claimed on override (see `Mention::applies`).
+    if c.request.kind == LetterKind::MiseEnDemeure && c.overrides.is_empty() {
         body.push(consequences(c));
     }
     body
@@ -327,12 +345,18 @@ fn demand(c: &Composition) -> Block {
 }
 
 fn consequences(c: &Composition) -> Block {
-    Block::Paragraph {
-        text: format!(
-            "À défaut de paiement dans ce délai, {} pourra saisir sans autre avis la juridiction compétente pour obtenir le paiement de sa créance, par une requête en injonction de payer, un référé-provision ou une assignation en paiement.",
-            c.request.creditor.name
-        ),
+    let mut text = format!(
+        "À défaut de paiement dans ce délai, {} pourra saisir sans autre avis la juridiction compétente pour obtenir le paiement de sa créance, par une requête en injonction de payer, un référé-provision ou une assignation en paiement.",
+        c.request.creditor.name
+    );
+    // Code de procédure civile, art. 750-1: up to 5 000 €, an assignation is preceded by a
+    // conciliation, médiation or procédure participative attempt (the injonction de payer
+    // is not).
+    if c.breakdown.totals.total_cents <= ART_750_1_MAX_CENTS {
+        text.push(' ');
+        text.push_str(ART_750_1_SENTENCE);
     }
+    Block::Paragraph { text }
 }
 
 /// The standard text carrying a mention, added when the wording lacks it.

@@ -22,6 +22,28 @@ pub const L111_8_PARAGRAPH_2: &str = "Les frais de recouvrement entrepris sans t
 /// Code des procédures civiles d'exécution, art. L.111-8, third paragraph, verbatim.
 pub const L111_8_PARAGRAPH_3: &str = "Cependant, le créancier qui justifie du caractère nécessaire des démarches entreprises pour recouvrer sa créance peut demander au juge de l'exécution de laisser tout ou partie des frais ainsi exposés à la charge du débiteur de mauvaise foi.";
 
+/// Code de procédure civile, art. 750-1: a claim for a sum of 5 000 € or less brought by
+/// assignation is preceded by an amicable resolution attempt; in cents, inclusive.
+pub const ART_750_1_MAX_CENTS: i64 = 500_000;
+
+/// The sentence a letter of 5 000 € or less mentioning an assignation carries (Code de
+/// procédure civile, art. 750-1). The injonction de payer (art. 1405 and following) is not a
+/// demand subject to it.
+pub const ART_750_1_SENTENCE: &str = "La somme réclamée n'excédant pas 5 000 €, une assignation en paiement serait précédée, lorsque l'article 750-1 du code de procédure civile l'exige, d'une tentative de conciliation menée par un conciliateur de justice, d'une tentative de médiation ou d'une tentative de procédure participative ; la requête en injonction de payer n'y est pas soumise.";
+
+/// Words that threaten court action, which a letter claiming a time-barred invoice must not
+/// use (Code de la consommation L.121-2: a misleading practice towards a consumer; and in all
+/// cases a time-barred claim cannot be won in court). Lower case, spaces folded.
+pub const COURT_ACTION_TERMS: &[&str] = &[
+    "injonction de payer",
+    "référé",
+    "assignation",
+    "juridiction",
+    "tribunal",
+    "poursuites judiciaires",
+    "action en justice",
+];
+
 /// One mandatory mention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -46,7 +68,8 @@ pub enum Mention {
     PaymentRequest,
     /// How to pay: every link, IBAN and instruction given.
     PaymentMethod,
-    /// Injonction de payer, référé-provision, assignation.
+    /// Injonction de payer, référé-provision, assignation; for 5 000 € or less, the amicable
+    /// resolution attempt of Code de procédure civile art. 750-1.
     Consequences,
     /// The agency's name and address.
     AgencyIdentity,
@@ -100,7 +123,7 @@ impl Mention {
                 "Code des procédures civiles d'exécution, art. R.124-4 4° (modalités de paiement)"
             }
             Mention::Consequences => {
-                "conséquences du défaut de paiement (injonction de payer, référé-provision, assignation)"
+                "conséquences du défaut de paiement (injonction de payer, référé-provision, assignation ; jusqu'à 5 000 €, tentative de résolution amiable préalable : Code de procédure civile, art. 750-1)"
             }
             Mention::AgencyIdentity => {
                 "Code des procédures civiles d'exécution, art. R.124-4 1° (identité de la personne chargée du recouvrement)"
@@ -117,13 +140,14 @@ impl Mention {
         }
     }
 
-    /// Whether this letter must carry it.
+    /// Whether this letter must carry it. A letter claiming a time-barred invoice on the
+    /// sender's override never carries the consequences: it must not threaten a court action
+    /// the debtor could defeat by pleading prescription (Code de la consommation L.121-2).
     pub fn applies(self, c: &Composition) -> bool {
         let r = &c.request;
         match self {
-            Mention::MiseEnDemeureWords | Mention::Consequences => {
-                r.kind == LetterKind::MiseEnDemeure
-            }
+            Mention::MiseEnDemeureWords => r.kind == LetterKind::MiseEnDemeure,
+            Mention::Consequences => r.kind == LetterKind::MiseEnDemeure && c.overrides.is_empty(),
             Mention::AgencyIdentity | Mention::AmicableCollection | Mention::L111_8Text => {
                 r.agency.is_some()
             }
@@ -192,7 +216,10 @@ impl Mention {
                     && r.payment.instructions.as_ref().is_none_or(|s| has(s))
             }
             Mention::Consequences => {
-                has("injonction de payer") && has("référé-provision") && has("assignation")
+                has("injonction de payer")
+                    && has("référé-provision")
+                    && has("assignation")
+                    && (totals.total_cents > ART_750_1_MAX_CENTS || has("750-1"))
             }
             Mention::AgencyIdentity => r
                 .agency
@@ -237,7 +264,41 @@ pub fn missing(c: &Composition, blocks: &[Block]) -> Vec<Mention> {
     let text = LetterText::of(blocks);
     Mention::ALL
         .into_iter()
-        .filter(|m| m.applies(c) && !m.found_in(c, &text))
+        .filter(|m| required_by(*m, c, &text) && !m.found_in(c, &text))
+        .collect()
+}
+
+/// The mentions `blocks` must carry, in [`Mention::ALL`] order: those of [`Mention::applies`],
+/// and the consequences of any letter (a relance too) whose wording speaks of an assignation,
+/// so that a claim of 5 000 € or less then says what art. 750-1 requires first.
+pub fn required(c: &Composition, blocks: &[Block]) -> Vec<Mention> {
+    let text = LetterText::of(blocks);
+    Mention::ALL
+        .into_iter()
+        .filter(|m| required_by(*m, c, &text))
+        .collect()
+}
+
+fn required_by(m: Mention, c: &Composition, text: &LetterText) -> bool {
+    m.applies(c)
+        || (m == Mention::Consequences
+            && c.overrides.is_empty()
+            && text.lower.contains("assignation"))
+}
+
+/// The court-action words the letter's own text uses (quoted legal texts aside), for a
+/// letter that must not threaten one.
+pub fn court_action_terms(blocks: &[Block]) -> Vec<&'static str> {
+    let own: Vec<Block> = blocks
+        .iter()
+        .filter(|b| !matches!(b, Block::Quote { .. }))
+        .cloned()
+        .collect();
+    let text = LetterText::of(&own);
+    COURT_ACTION_TERMS
+        .iter()
+        .copied()
+        .filter(|t| text.lower.contains(t))
         .collect()
 }
 

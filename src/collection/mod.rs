@@ -122,12 +122,7 @@ impl ComposeRequest {
                     ),
                 ));
             }
-            let p = prescription::assess(
-                invoice,
-                request.creditor.kind,
-                request.debtor.kind,
-                letter_date,
-            );
+            let p = prescription::assess(invoice, request.parties(), letter_date);
             match p.status {
                 PrescriptionStatus::TimeBarred if request.override_prescription => {
                     warnings.push(Warning {
@@ -270,6 +265,11 @@ pub struct CompositionSummary {
     pub warnings: Vec<Warning>,
     /// Time-barred invoices claimed on the sender's override.
     pub prescription_overrides: Vec<PrescriptionOverride>,
+    /// `true` when at least one time-barred invoice is claimed on the override: the letter
+    /// then threatens no court action. Absent otherwise, so that the summaries of letters
+    /// without an override keep their exact form.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prescription_overridden: bool,
     /// Each mandatory mention and whether the wording had it or it was added.
     pub mentions: Vec<MentionCheck>,
 }

@@ -1,9 +1,15 @@
 //! Prescription of each invoice: after it, the debt can no longer be claimed in court, and
 //! a letter demanding it would mislead the debtor.
 //!
-//! - 2 years when a professional claims against a consumer for goods or services it supplied
-//!   (Code de la consommation L.218-2); 5 years otherwise (Code civil 2224, Code de commerce
-//!   L.110-4).
+//! - 2 years when a professional (merchant or not) claims against a consumer for goods or
+//!   services it supplied (Code de la consommation L.218-2, which as the special rule prevails
+//!   over L.110-4 even when the professional is a merchant).
+//! - Otherwise 5 years: Code de commerce L.110-4 when either party is a merchant (obligations
+//!   "nées à l'occasion de leur commerce entre commerçants ou entre commerçants et
+//!   non-commerçants": mixed acts included), Code civil 2224 in every other case (two
+//!   professionals neither of whom is a merchant — a liberal profession, a farmer, a civil
+//!   company —, or a private-person creditor and a non-merchant debtor). Being a merchant is
+//!   said by `creditor.merchant` and `debtor.merchant`, never guessed from a SIREN.
 //! - The time runs from the day the creditor knew or should have known the facts (Code civil
 //!   2224): for a professional's claim against a consumer, case law counts from the delivery
 //!   or the performance of the service, not from the invoice or its due date (Cass. 1re civ.
@@ -58,22 +64,33 @@ pub struct Prescription {
     pub status: PrescriptionStatus,
 }
 
+/// The parties as prescription sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties {
+    /// Professional or private-person creditor.
+    pub creditor: CreditorKind,
+    /// Professional or consumer debtor.
+    pub debtor: RecipientKind,
+    /// Whether the creditor or the debtor is a merchant (commerçant, Code de commerce L.121-1).
+    pub merchant: bool,
+}
+
+/// The term and the rule citing it, for these parties.
+pub fn term(parties: Parties) -> (i32, &'static str) {
+    match parties {
+        Parties {
+            creditor: CreditorKind::Professional,
+            debtor: RecipientKind::Consumer,
+            ..
+        } => (2, "Code de la consommation, art. L.218-2 (2 ans)"),
+        Parties { merchant: true, .. } => (5, "Code de commerce, art. L.110-4 (5 ans)"),
+        Parties { .. } => (5, "Code civil, art. 2224 (5 ans)"),
+    }
+}
+
 /// The prescription of `invoice` for a letter dated `letter_date`.
-pub fn assess(
-    invoice: &Invoice,
-    creditor: CreditorKind,
-    debtor: RecipientKind,
-    letter_date: Date,
-) -> Prescription {
-    let (years, rule) = match (creditor, debtor) {
-        (CreditorKind::Professional, RecipientKind::Consumer) => {
-            (2, "Code de la consommation, art. L.218-2 (2 ans)")
-        }
-        (CreditorKind::Professional, RecipientKind::Professional) => {
-            (5, "Code de commerce, art. L.110-4 (5 ans)")
-        }
-        (CreditorKind::PrivatePerson, _) => (5, "Code civil, art. 2224 (5 ans)"),
-    };
+pub fn assess(invoice: &Invoice, parties: Parties, letter_date: Date) -> Prescription {
+    let (years, rule) = term(parties);
     let start = if invoice.prescription_from_due_date {
         invoice.due_date
     } else {
@@ -113,6 +130,17 @@ mod tests {
     use super::*;
     use time::macros::date;
 
+    const CONSUMER: Parties = Parties {
+        creditor: CreditorKind::Professional,
+        debtor: RecipientKind::Consumer,
+        merchant: false,
+    };
+    const B2B: Parties = Parties {
+        creditor: CreditorKind::Professional,
+        debtor: RecipientKind::Professional,
+        merchant: false,
+    };
+
     fn invoice(due: Date) -> Invoice {
         Invoice {
             number: "F-1".into(),
@@ -133,8 +161,7 @@ mod tests {
         let mut inv = invoice(date!(2024 - 05 - 01));
         inv.issue_date = date!(2024 - 04 - 01);
         inv.performed_on = date!(2024 - 03 - 10);
-        let p =
-            |inv: &Invoice, d| assess(inv, CreditorKind::Professional, RecipientKind::Consumer, d);
+        let p = |inv: &Invoice, d| assess(inv, CONSUMER, d);
         assert_eq!(
             p(&inv, date!(2026 - 03 - 09)).status,
             PrescriptionStatus::Near
@@ -159,7 +186,7 @@ mod tests {
         let mut inv = invoice(date!(2024 - 05 - 01));
         inv.performed_on = date!(2024 - 03 - 10);
         inv.acknowledged_on = Some(date!(2025 - 01 - 15));
-        let p = |d| assess(&inv, CreditorKind::Professional, RecipientKind::Consumer, d);
+        let p = |d| assess(&inv, CONSUMER, d);
         // Code civil 2240: a new two-year period from 2025-01-15, last day 2027-01-15.
         assert_eq!(p(date!(2027 - 01 - 14)).status, PrescriptionStatus::Near);
         assert_eq!(p(date!(2027 - 01 - 15)).days_left, 0);
@@ -172,14 +199,7 @@ mod tests {
     #[test]
     fn five_years_between_professionals_last_day_is_the_anniversary() {
         let inv = invoice(date!(2021 - 11 - 23));
-        let p = |d| {
-            assess(
-                &inv,
-                CreditorKind::Professional,
-                RecipientKind::Professional,
-                d,
-            )
-        };
+        let p = |d| assess(&inv, B2B, d);
         assert_eq!(p(date!(2026 - 11 - 22)).status, PrescriptionStatus::Near);
         let last = p(date!(2026 - 11 - 23));
         assert_eq!((last.status, last.days_left), (PrescriptionStatus::Near, 0));
@@ -194,7 +214,7 @@ mod tests {
     #[test]
     fn two_years_against_a_consumer() {
         let inv = invoice(date!(2024 - 11 - 23));
-        let p = |d| assess(&inv, CreditorKind::Professional, RecipientKind::Consumer, d);
+        let p = |d| assess(&inv, CONSUMER, d);
         assert_eq!(p(date!(2026 - 11 - 23)).status, PrescriptionStatus::Near);
         assert_eq!(
             p(date!(2026 - 11 - 24)).status,
@@ -204,8 +224,10 @@ mod tests {
         // A private-person creditor is not a professional: five years.
         let private = assess(
             &inv,
-            CreditorKind::PrivatePerson,
-            RecipientKind::Consumer,
+            Parties {
+                creditor: CreditorKind::PrivatePerson,
+                ..CONSUMER
+            },
             date!(2026 - 11 - 24),
         );
         assert_eq!(
@@ -218,8 +240,7 @@ mod tests {
     fn the_warning_starts_ninety_days_before_the_limit() {
         let inv = invoice(date!(2024 - 03 - 01));
         let limit = date!(2026 - 03 - 01);
-        let p =
-            |d: Date| assess(&inv, CreditorKind::Professional, RecipientKind::Consumer, d).status;
+        let p = |d: Date| assess(&inv, CONSUMER, d).status;
         assert_eq!(
             p(limit - time::Duration::days(90)),
             PrescriptionStatus::Near
@@ -233,12 +254,115 @@ mod tests {
     #[test]
     fn a_29_february_due_date_ends_on_28_february() {
         let inv = invoice(date!(2024 - 02 - 29));
-        let p = assess(
-            &inv,
-            CreditorKind::Professional,
-            RecipientKind::Consumer,
-            date!(2026 - 01 - 01),
-        );
+        let p = assess(&inv, CONSUMER, date!(2026 - 01 - 01));
         assert_eq!(p.limit, date!(2026 - 02 - 28));
+    }
+
+    #[test]
+    fn l110_4_is_cited_only_when_a_party_is_a_merchant() {
+        let merchant = Parties {
+            merchant: true,
+            ..B2B
+        };
+        assert_eq!(
+            term(merchant),
+            (5, "Code de commerce, art. L.110-4 (5 ans)")
+        );
+        // Two professionals, neither a merchant (a liberal profession, say): Code civil 2224.
+        assert_eq!(term(B2B), (5, "Code civil, art. 2224 (5 ans)"));
+        // A mixed act: a private person owed by a merchant.
+        let mixed = Parties {
+            creditor: CreditorKind::PrivatePerson,
+            debtor: RecipientKind::Professional,
+            merchant: true,
+        };
+        assert_eq!(term(mixed).1, "Code de commerce, art. L.110-4 (5 ans)");
+        // A merchant's claim against a consumer: the special two-year rule prevails.
+        let consumer = Parties {
+            merchant: true,
+            ..CONSUMER
+        };
+        assert_eq!(
+            term(consumer),
+            (2, "Code de la consommation, art. L.218-2 (2 ans)")
+        );
+        let private = Parties {
+            creditor: CreditorKind::PrivatePerson,
+            ..CONSUMER
+        };
+        assert_eq!(term(private), (5, "Code civil, art. 2224 (5 ans)"));
+    }
+
+    #[test]
+    fn five_years_run_from_performance_day_before_day_of_day_after() {
+        // Performed 2021-02-10, invoiced 2021-03-01, due 2021-03-31: the limit is the
+        // anniversary of the performance, 2026-02-10, whether L.110-4 or 2224 sets it.
+        let mut inv = invoice(date!(2021 - 03 - 31));
+        inv.issue_date = date!(2021 - 03 - 01);
+        inv.performed_on = date!(2021 - 02 - 10);
+        for parties in [
+            B2B,
+            Parties {
+                merchant: true,
+                ..B2B
+            },
+        ] {
+            let p = |d| assess(&inv, parties, d);
+            let before = p(date!(2026 - 02 - 09));
+            assert_eq!(
+                (before.status, before.days_left, before.years),
+                (PrescriptionStatus::Near, 1, 5)
+            );
+            let last = p(date!(2026 - 02 - 10));
+            assert_eq!((last.limit, last.days_left), (date!(2026 - 02 - 10), 0));
+            assert_eq!(last.status, PrescriptionStatus::Near);
+            let after = p(date!(2026 - 02 - 11));
+            assert_eq!(
+                (after.status, after.days_left),
+                (PrescriptionStatus::TimeBarred, -1)
+            );
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_restarts_five_years_day_before_day_of_day_after() {
+        let mut inv = invoice(date!(2021 - 03 - 31));
+        inv.performed_on = date!(2021 - 02 - 10);
+        inv.acknowledged_on = Some(date!(2023 - 06 - 15));
+        let p = |d| {
+            assess(
+                &inv,
+                Parties {
+                    merchant: true,
+                    ..B2B
+                },
+                d,
+            )
+        };
+        // Without the acknowledgement this would be time-barred since 2026-02-11; Code
+        // civil 2240 starts a new five-year period on 2023-06-15: last day 2028-06-15.
+        assert_eq!(p(date!(2026 - 02 - 11)).status, PrescriptionStatus::Open);
+        assert_eq!(p(date!(2028 - 06 - 14)).days_left, 1);
+        let last = p(date!(2028 - 06 - 15));
+        assert_eq!((last.limit, last.days_left), (date!(2028 - 06 - 15), 0));
+        assert_eq!(
+            p(date!(2028 - 06 - 16)).status,
+            PrescriptionStatus::TimeBarred
+        );
+    }
+
+    #[test]
+    fn an_acknowledgement_before_the_start_changes_nothing() {
+        // Acknowledged before the service was even performed (a quote signed, say): the
+        // period still runs from the performance, never from an earlier day.
+        let mut inv = invoice(date!(2024 - 05 - 01));
+        inv.performed_on = date!(2024 - 03 - 10);
+        inv.acknowledged_on = Some(date!(2024 - 01 - 05));
+        let p = assess(&inv, CONSUMER, date!(2026 - 03 - 10));
+        assert_eq!((p.limit, p.days_left), (date!(2026 - 03 - 10), 0));
+        assert_eq!(
+            assess(&inv, CONSUMER, date!(2026 - 03 - 11)).status,
+            PrescriptionStatus::TimeBarred
+        );
     }
 }

@@ -341,6 +341,12 @@ impl RatesTable {
         missing
     }
 
+    /// [`RatesTable::missing_half_years`] up to the day `now` is in Europe/Paris: letters are
+    /// dated in Paris, so at 23:30 UTC on 30 June the half-year that has started is H2.
+    pub fn missing_half_years_at(&self, now: time::OffsetDateTime) -> Vec<HalfYear> {
+        self.missing_half_years(crate::window::paris_date(now).unwrap_or(now.date()))
+    }
+
     /// The newest half-year of the table (exposed by `/metrics`).
     pub fn last_half_year(&self) -> Option<HalfYear> {
         self.entries.last().map(|e| e.half_year)
@@ -435,6 +441,22 @@ mod tests {
             [HalfYear::parse("2026-H2").expect("accepted")]
         );
         assert_eq!(t.last_half_year(), HalfYear::parse("2026-H1"));
+    }
+
+    #[test]
+    fn the_start_up_check_finds_the_current_half_year_by_the_paris_date() {
+        use time::macros::datetime;
+        let t = RatesTable::embedded();
+        let h2 = [HalfYear::parse("2026-H2").expect("accepted")];
+        // 30 June 2026 22:30 UTC is already 1 July 00:30 in Paris (UTC+2): H2 has started.
+        assert_eq!(t.missing_half_years_at(datetime!(2026-06-30 22:30 UTC)), h2);
+        // 21:59 UTC is 23:59 in Paris, still H1.
+        assert_eq!(t.missing_half_years_at(datetime!(2026-06-30 21:59 UTC)), []);
+        // 31 December 23:30 UTC is 1 January 00:30 in Paris (UTC+1): 2027-H1 too.
+        assert_eq!(
+            t.missing_half_years_at(datetime!(2026-12-31 23:30 UTC)),
+            [h2[0], HalfYear::parse("2027-H1").expect("accepted")]
+        );
     }
 
     #[test]

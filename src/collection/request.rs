@@ -14,7 +14,13 @@
 //!   legal-rate interest from its date (Code civil 1231-6); it is never assumed;
 //! - `creditor.kind` (optional, default `professional`) is `private_person` for a natural
 //!   person not acting for professional purposes: the legal rate differs, and neither the
-//!   commercial late-payment rules nor the two-year consumer prescription apply.
+//!   commercial late-payment rules nor the two-year consumer prescription apply;
+//! - `creditor.merchant` and `debtor.merchant` (optional, default `false`) say that the party
+//!   is a merchant (commerçant, Code de commerce L.121-1): only then is prescription that of
+//!   Code de commerce L.110-4 rather than Code civil 2224. A private person and a consumer
+//!   are not acting for their trade, so neither may be a merchant for this claim. A flag, not
+//!   a third `kind`: being a merchant does not change the interest regime (L.441-10 applies
+//!   to every professional), and `professional` keeps its meaning for existing senders.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -236,6 +242,9 @@ pub struct Creditor {
     pub siren: Option<Siren>,
     /// Professional or private person.
     pub kind: CreditorKind,
+    /// A merchant (commerçant): prescription of Code de commerce L.110-4.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merchant: bool,
 }
 
 /// The collection agency acting for the creditor (Code des procédures civiles d'exécution, art. R.124-1 and following).
@@ -258,6 +267,9 @@ pub struct Debtor {
     pub address: PostalAddress,
     /// Professional or consumer: interest, indemnity and prescription differ.
     pub kind: RecipientKind,
+    /// A merchant (commerçant): prescription of Code de commerce L.110-4.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merchant: bool,
     /// Collective proceedings opened against the debtor, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insolvency: Option<Insolvency>,
@@ -398,6 +410,15 @@ const TOP_KEYS: [&str; 10] = [
 ];
 
 impl ComposeRequest {
+    /// The parties as prescription sees them.
+    pub fn parties(&self) -> super::prescription::Parties {
+        super::prescription::Parties {
+            creditor: self.creditor.kind,
+            debtor: self.debtor.kind,
+            merchant: self.creditor.merchant || self.debtor.merchant,
+        }
+    }
+
     /// Checks the shape and values of a `compose` object for a letter dated `letter_date`,
     /// reporting every invalid element at once. Paths start with `compose.`.
     pub fn check(value: &Value, letter_date: Date) -> Result<ComposeRequest, Vec<FieldError>> {
@@ -435,7 +456,7 @@ impl ComposeRequest {
             unknown_keys(
                 c,
                 "compose.creditor",
-                &["name", "address", "siren", "kind"],
+                &["name", "address", "siren", "kind", "merchant"],
                 &mut errors,
             );
             let name = text(
@@ -472,6 +493,14 @@ impl ComposeRequest {
                     None
                 }
             };
+            let merchant = merchant_flag(c, "compose.creditor", &mut errors);
+            if kind == Some(CreditorKind::PrivatePerson) && merchant == Some(true) {
+                errors.push(field_error(
+                    "compose.creditor.merchant",
+                    "must not be true for a private_person creditor: a merchant acts for its trade (Code de commerce L.121-1)",
+                ));
+                return None;
+            }
             if siren_invalid {
                 return None;
             }
@@ -480,6 +509,7 @@ impl ComposeRequest {
                 address: address?,
                 siren,
                 kind: kind?,
+                merchant: merchant?,
             })
         });
 
@@ -512,7 +542,7 @@ impl ComposeRequest {
             unknown_keys(
                 d,
                 "compose.debtor",
-                &["name", "address", "kind", "insolvency"],
+                &["name", "address", "kind", "insolvency", "merchant"],
                 &mut errors,
             );
             let insolvency = match d.get("insolvency") {
@@ -576,10 +606,19 @@ impl ComposeRequest {
                     None
                 }
             };
+            let merchant = merchant_flag(d, "compose.debtor", &mut errors);
+            if kind == Some(RecipientKind::Consumer) && merchant == Some(true) {
+                errors.push(field_error(
+                    "compose.debtor.merchant",
+                    "must not be true for a consumer debtor: a consumer does not act for a trade (Code de la consommation, article liminaire)",
+                ));
+                return None;
+            }
             Some(Debtor {
                 name: name?,
                 address: address?,
                 kind: kind?,
+                merchant: merchant?,
                 insolvency: insolvency?,
             })
         });
@@ -885,6 +924,9 @@ pub struct CreditorBody {
     siren: Option<String>,
     /// `professional` (default) or `private_person`.
     kind: Option<CreditorKind>,
+    /// `true` when the creditor is a merchant (commerçant): prescription of Code de commerce
+    /// L.110-4 rather than Code civil 2224. Default false; never with `private_person`.
+    merchant: Option<bool>,
 }
 
 /// `compose.agency`.
@@ -909,6 +951,9 @@ pub struct DebtorBody {
     address: AddressBody,
     /// `professional` or `consumer`.
     kind: RecipientKind,
+    /// `true` when the debtor is a merchant (commerçant): prescription of Code de commerce
+    /// L.110-4 rather than Code civil 2224. Default false; never with `consumer`.
+    merchant: Option<bool>,
     /// Collective proceedings: `{"kind": "sauvegarde"|"redressement"|"liquidation",
     /// "opened_on": "YYYY-MM-DD"}`; debts born before the opening are refused.
     insolvency: Option<InsolvencyBody>,
@@ -1024,6 +1069,20 @@ pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<Fi
         Some("consumer") => RecipientKind::Consumer,
         _ => return Vec::new(),
     };
+    let mut merchant = false;
+    for party in ["creditor", "debtor"] {
+        match obj.get(party).and_then(|p| p.get("merchant")) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => merchant = true,
+            // Unreadable: the term is not known, so nothing is said about it.
+            Some(_) => return Vec::new(),
+        }
+    }
+    let parties = super::prescription::Parties {
+        creditor,
+        debtor,
+        merchant,
+    };
     let Some(items) = obj.get("invoices").and_then(Value::as_array) else {
         return Vec::new();
     };
@@ -1033,7 +1092,7 @@ pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<Fi
         let Some(invoice) = invoice(item, i, letter_date, &mut scratch) else {
             continue;
         };
-        let p = super::prescription::assess(&invoice, creditor, debtor, letter_date);
+        let p = super::prescription::assess(&invoice, parties, letter_date);
         if p.status == super::PrescriptionStatus::TimeBarred {
             errors.push(super::time_barred_error(i, &p));
         }
@@ -1154,6 +1213,25 @@ fn invoice(
         acknowledged_on: acknowledged_on?,
         prescription_from_due_date: from_due_date?,
     })
+}
+
+/// `merchant`: optional, `true` or `false` (default `false`).
+fn merchant_flag(
+    obj: &Map<String, Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<bool> {
+    match obj.get("merchant") {
+        None | Some(Value::Null) => Some(false),
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            errors.push(field_error(
+                &format!("{prefix}.merchant"),
+                "must be true or false",
+            ));
+            None
+        }
+    }
 }
 
 fn unknown_keys(

@@ -478,7 +478,8 @@ fn custom_wording_that_drops_mentions_gets_them_added() {
     // Wording that says it all gets nothing added.
     let complete = Wording::parse(
         "{{agency.name}} exerce une activité de recouvrement amiable pour {{creditor.name}}, {{creditor.address}}.\n\n\
-         Nous vous mettons en demeure de payer {{total}} dans un délai de {{deadline}}, faute de quoi une injonction de payer, un référé-provision ou une assignation pourront suivre.",
+         Nous vous mettons en demeure de payer {{total}} dans un délai de {{deadline}}, faute de quoi une injonction de payer, un référé-provision ou une assignation pourront suivre ; \
+         l'assignation serait précédée d'une tentative de résolution amiable (code de procédure civile, art. 750-1).",
         "wording",
     )
     .expect("wording");
@@ -809,4 +810,280 @@ fn by_default_a_letter_needing_an_absent_half_year_applies_the_latest_value_and_
     assert!(c.warnings.iter().any(|w| w.code == "rate_missing"
         && w.message.contains("2026-H2")
         && w.message.contains("2026-H1")));
+}
+
+fn b2b_merchants(invoices: Value) -> Value {
+    let mut v = b2b(invoices);
+    v["creditor"]["merchant"] = json!(true);
+    v
+}
+
+#[test]
+fn l110_4_is_cited_only_when_the_creditor_or_the_debtor_is_a_merchant() {
+    let letter_date = date!(2026 - 11 - 23);
+    let invoices = json!([invoice("F-1", "2026-05-31", 50_000)]);
+    let rule = |v: &Value| ok(v, letter_date).prescription[0].rule.clone();
+    assert_eq!(
+        rule(&b2b(invoices.clone())),
+        "Code civil, art. 2224 (5 ans)"
+    );
+    assert_eq!(
+        rule(&b2b_merchants(invoices.clone())),
+        "Code de commerce, art. L.110-4 (5 ans)"
+    );
+    let mut debtor_merchant = b2b(invoices.clone());
+    debtor_merchant["debtor"]["merchant"] = json!(true);
+    assert_eq!(
+        rule(&debtor_merchant),
+        "Code de commerce, art. L.110-4 (5 ans)"
+    );
+    // A merchant's claim against a consumer: two years (L.218-2), not L.110-4.
+    let consumer_of_merchant = consumer(b2b_merchants(invoices.clone()));
+    let p = &ok(&consumer_of_merchant, letter_date).prescription[0];
+    assert_eq!(
+        (p.years, p.rule.as_str()),
+        (2, "Code de la consommation, art. L.218-2 (2 ans)")
+    );
+    // The flag changes prescription only: the commercial interest regime stays.
+    assert_eq!(
+        ok(&b2b_merchants(invoices.clone()), letter_date)
+            .breakdown
+            .regime,
+        InterestRegime::Commercial
+    );
+
+    // A private person or a consumer is not a merchant for this claim; a flag is a boolean.
+    let mut private = b2b_merchants(invoices.clone());
+    private["creditor"]["kind"] = json!("private_person");
+    let mut consumer_merchant = consumer(b2b(invoices.clone()));
+    consumer_merchant["debtor"]["merchant"] = json!(true);
+    let mut not_bool = b2b(invoices);
+    not_bool["debtor"]["merchant"] = json!("yes");
+    for (v, field) in [
+        (private, "compose.creditor.merchant"),
+        (consumer_merchant, "compose.debtor.merchant"),
+        (not_bool, "compose.debtor.merchant"),
+    ] {
+        let errors = parse(&v, letter_date).expect_err("refused");
+        assert_eq!(
+            errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+            [field],
+            "{errors:?}"
+        );
+    }
+}
+
+#[test]
+fn a_time_barred_invoice_reported_with_other_errors_cites_l110_4_for_merchants() {
+    let mut v = b2b_merchants(json!([invoice("OLD-1", "2020-01-10", 100_000)]));
+    v["deadline_days"] = json!(0);
+    let errors = parse(&v, date!(2026 - 11 - 23)).expect_err("invalid");
+    let barred = errors
+        .iter()
+        .find(|e| e.field == "compose.invoices[0].due_date")
+        .expect("the time-barred invoice is listed too");
+    assert!(
+        barred.message.contains("L.110-4")
+            && barred.message.contains(
+                "time-barred unless interrupted or suspended (Code civil 2240, 2241, 2244, 2238)"
+            ),
+        "{}",
+        barred.message
+    );
+}
+
+/// Boundaries of the prescription through the whole composer: the day before and the day
+/// of the limit compose, the day after is refused with the rule and the interruptions named.
+fn assert_limit(v: &Value, limit: Date, rule: &str) {
+    let before = ok(v, limit.previous_day().expect("day"));
+    assert_eq!(before.prescription[0].days_left, 1);
+    assert!(
+        before
+            .warnings
+            .iter()
+            .any(|w| w.code == "prescription_near" && !w.on_letter)
+    );
+    let last = ok(v, limit);
+    assert_eq!(
+        (last.prescription[0].limit, last.prescription[0].days_left),
+        (limit, 0)
+    );
+    let after = limit.next_day().expect("day");
+    let errors = parse(v, after).expect_err("time-barred the day after");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "compose.invoices[0].due_date");
+    for needle in [
+        "time-barred unless interrupted or suspended (Code civil 2240, 2241, 2244, 2238)",
+        rule,
+        limit.to_string().as_str(),
+    ] {
+        assert!(
+            errors[0].message.contains(needle),
+            "{needle:?} not in {}",
+            errors[0].message
+        );
+    }
+}
+
+#[test]
+fn two_years_against_a_consumer_from_performance_with_and_without_acknowledgement() {
+    // L.218-2; Cass. 1re civ. 19 mai 2021 n° 20-12.520: from the performance (15 January
+    // 2024), not from the invoice (1 March) nor the due date (31 March).
+    let inv = |extra: Value| {
+        let mut i = json!({"number": "C-7", "performed_on": "2024-01-15", "issue_date": "2024-03-01", "due_date": "2024-03-31", "amount_cents": 30_000});
+        if let (Some(o), Some(e)) = (i.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        consumer(b2b(json!([i])))
+    };
+    let rule = "Code de la consommation, art. L.218-2 (2 ans)";
+    assert_limit(&inv(json!({})), date!(2026 - 01 - 15), rule);
+    // Code civil 2240: acknowledged on 20 June 2025, two new years.
+    assert_limit(
+        &inv(json!({"acknowledged_on": "2025-06-20"})),
+        date!(2027 - 06 - 20),
+        rule,
+    );
+}
+
+#[test]
+fn five_years_from_performance_with_and_without_acknowledgement() {
+    let inv = |v: fn(Value) -> Value, extra: Value| {
+        let mut i = json!({"number": "F-9", "performed_on": "2021-09-30", "issue_date": "2021-10-15", "due_date": "2021-11-15", "amount_cents": 30_000});
+        if let (Some(o), Some(e)) = (i.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        v(json!([i]))
+    };
+    for (make, rule) in [
+        (
+            b2b_merchants as fn(Value) -> Value,
+            "Code de commerce, art. L.110-4 (5 ans)",
+        ),
+        (b2b as fn(Value) -> Value, "Code civil, art. 2224 (5 ans)"),
+    ] {
+        assert_limit(&inv(make, json!({})), date!(2026 - 09 - 30), rule);
+        assert_limit(
+            &inv(make, json!({"acknowledged_on": "2023-03-01"})),
+            date!(2028 - 03 - 01),
+            rule,
+        );
+    }
+}
+
+#[test]
+fn an_overridden_prescription_leaves_out_every_court_threat_and_is_recorded() {
+    let v = with(
+        consumer(b2b(json!([invoice("C-1", "2023-01-31", 80_000)]))),
+        "override_prescription",
+        json!(true),
+    );
+    let c = ok(&v, date!(2026 - 11 - 23));
+    assert_eq!(c.overrides.len(), 1);
+    let letter = write_letter(&c, None).expect("letter");
+    let text = letter.plain_text().to_lowercase();
+    for term in mentions::COURT_ACTION_TERMS {
+        assert!(!text.contains(term), "{term:?} in\n{text}");
+    }
+    assert!(text.contains("mise en demeure"), "still a mise en demeure");
+    assert!(
+        !letter
+            .mentions
+            .iter()
+            .any(|m| m.mention == Mention::Consequences)
+    );
+    let summary = serde_json::to_value(letter.summary(&c)).expect("json");
+    assert_eq!(summary["prescription_overridden"], true);
+    assert_eq!(summary["prescription_overrides"][0]["invoice"], "C-1");
+
+    // Custom wording threatening court on a time-barred claim is refused, naming the words.
+    let threat = Wording::parse(
+        "Nous vous mettons en demeure de payer {{total}} sous {{deadline}}, faute de quoi nous saisirons le tribunal.",
+        "wording",
+    )
+    .expect("wording");
+    let errors = write_letter(&c, Some(&threat)).expect_err("refused");
+    assert_eq!(errors[0].field, "compose.override_prescription");
+    assert!(
+        errors[0].message.contains("tribunal") && errors[0].message.contains("L.121-2"),
+        "{}",
+        errors[0].message
+    );
+
+    // The flag alone, on invoices within their term, changes nothing: the consequences
+    // stay and the summary has no `prescription_overridden` key.
+    let within = with(
+        b2b(json!([invoice("F-1", "2026-05-31", 50_000)])),
+        "override_prescription",
+        json!(true),
+    );
+    let c = ok(&within, date!(2026 - 11 - 23));
+    let letter = write_letter(&c, None).expect("letter");
+    assert!(letter.plain_text().contains("assignation"));
+    let summary = serde_json::to_value(letter.summary(&c)).expect("json");
+    assert!(
+        summary.get("prescription_overridden").is_none(),
+        "{summary}"
+    );
+}
+
+#[test]
+fn up_to_5000_euros_an_assignation_is_said_to_follow_an_amicable_attempt() {
+    // A consumer's first mise en demeure: no interest, no indemnity, so the total is the
+    // principal and the 5 000,00 € boundary can be hit exactly.
+    let letter_date = date!(2026 - 11 - 23);
+    let text_for = |cents: i64| {
+        let v = consumer(b2b(json!([invoice("C-1", "2026-09-30", cents)])));
+        let c = ok(&v, letter_date);
+        assert_eq!(c.breakdown.totals.total_cents, cents);
+        write_letter(&c, None).expect("letter").plain_text()
+    };
+    for (cents, expected) in [(499_999, true), (500_000, true), (500_001, false)] {
+        let text = text_for(cents);
+        assert!(text.contains("assignation"));
+        assert_eq!(
+            text.contains(mentions::ART_750_1_SENTENCE),
+            expected,
+            "{cents} cents:\n{text}"
+        );
+    }
+    // The sentence names the three attempts and keeps the injonction de payer out of it.
+    for needle in [
+        "750-1",
+        "conciliateur de justice",
+        "médiation",
+        "procédure participative",
+        "injonction de payer n'y est pas soumise",
+    ] {
+        assert!(mentions::ART_750_1_SENTENCE.contains(needle), "{needle}");
+    }
+
+    // A relance says nothing of court, so nothing of 750-1...
+    let relance = with(
+        consumer(b2b(json!([invoice("C-1", "2026-09-30", 20_000)]))),
+        "kind",
+        json!("relance"),
+    );
+    let c = ok(&relance, letter_date);
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(!text.contains("assignation") && !text.contains("750-1"));
+    // ...unless its wording mentions an assignation: the consequences are then added, with
+    // the amicable attempt.
+    let wording = Wording::parse(
+        "Sans règlement de {{total}} sous {{deadline}}, une assignation pourra vous être délivrée.",
+        "wording",
+    )
+    .expect("wording");
+    let letter = write_letter(&c, Some(&wording)).expect("letter");
+    assert!(
+        letter.plain_text().contains(mentions::ART_750_1_SENTENCE),
+        "{}",
+        letter.plain_text()
+    );
+    assert!(
+        letter
+            .mentions
+            .iter()
+            .any(|m| m.mention == Mention::Consequences && m.status == MentionStatus::Added)
+    );
 }

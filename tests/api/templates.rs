@@ -323,7 +323,8 @@ async fn a_stored_template_composes_a_letter_with_the_mandatory_mentions_added_o
         .map(|m| m.mention)
         .collect();
     // The wording asks to pay within the deadline, but says nothing of the consequences,
-    // of the amicable collection or of the creditor's address (CPCE R.124-4).
+    // of the amicable collection or of the creditor's address (Code des procédures civiles
+    // d'exécution, art. R.124-4).
     assert_eq!(
         added,
         [
