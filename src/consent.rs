@@ -2,9 +2,18 @@
 //!
 //! CPCE L.100: an electronic registered letter is equivalent to a paper one, but a *consumer*
 //! recipient must have consented beforehand to receive them from the sender. The tenant
-//! records each consent (who, when, how, with an optional proof document); a deposit to a
-//! consumer must cite an active consent of the same tenant for the same address, and the
-//! proof of deposit cites it in turn. A withdrawn consent stays recorded, with its date.
+//! records each consent (who, when, how, with an optional proof document, and the sender the
+//! consumer agreed to hear from); a deposit to a consumer must cite an active consent of the
+//! same tenant for the same address, and the proof of deposit cites it in turn. A withdrawn
+//! consent stays recorded, with its date.
+//!
+//! The sender is the one that deposits the letter and whose identity the letter bears: when
+//! an agency collects for a creditor (a composed letter with `compose.agency`), that is the
+//! agency, not the creditor — a consent the consumer gave the creditor does not extend to
+//! the agency. Such a letter needs a consent whose `sender` names the agency. Otherwise the
+//! account deposits in its own name: a consent naming no sender is the account's (as before
+//! consents could name one), and a consent naming one must name the deposit's
+//! `sender.name` or `sender.organization` (or, for a composed letter, the creditor).
 //!
 //! This module parses requests and decides whether a consent covers a deposit; it does no I/O.
 
@@ -13,7 +22,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::clock::{from_unix_micros, rfc3339_micros};
-use crate::letter::{EmailAddress, FieldError, email_field, field_error, text_field};
+use crate::letter::{
+    DepositRequest, EmailAddress, FieldError, email_field, field_error, text_field,
+};
 use crate::storage::ConsentRow;
 
 /// How the consumer's consent was collected. A fixed list, so that the evidence says
@@ -69,6 +80,9 @@ pub struct ConsentRequest {
     pub method: ConsentMethod,
     /// The tenant's uploaded proof document (existence is checked by the caller).
     pub document_id: Option<String>,
+    /// The sender the consumer agreed to receive letters from (the agency, for an agency's
+    /// letters), if the consent names one.
+    pub sender: Option<String>,
 }
 
 impl ConsentRequest {
@@ -79,12 +93,22 @@ impl ConsentRequest {
         };
         let mut errors = Vec::new();
         for key in obj.keys() {
-            if !["email", "name", "given_at", "method", "document_id"].contains(&key.as_str()) {
+            if ![
+                "email",
+                "name",
+                "given_at",
+                "method",
+                "document_id",
+                "sender",
+            ]
+            .contains(&key.as_str())
+            {
                 errors.push(field_error(key, "is not a known field"));
             }
         }
         let email = email_field(obj, "email", &mut errors);
         let name = text_field(obj, "name", "name", true, &mut errors);
+        let sender = text_field(obj, "sender", "sender", false, &mut errors);
         let given_at = match obj.get("given_at") {
             None | Some(Value::Null) => {
                 errors.push(field_error(
@@ -161,6 +185,7 @@ impl ConsentRequest {
                     given_at,
                     method,
                     document_id,
+                    sender,
                 })
             }
             _ => Err(errors),
@@ -206,6 +231,108 @@ pub enum ConsentRefusal {
     OtherEmail,
     /// It is dated after the deposit.
     NotYetGiven(OffsetDateTime),
+    /// It names no sender, but an agency deposits the letter for a creditor.
+    AgencyNotNamed {
+        /// The agency depositing.
+        agency: String,
+        /// The creditor it collects for.
+        creditor: String,
+    },
+    /// It names another sender than the one depositing.
+    OtherSender {
+        /// The sender the consent names.
+        named: String,
+        /// Who deposits the letter.
+        depositing: String,
+    },
+}
+
+/// Who deposits a letter, as a consent must name it (CPCE L.100: consent to receive letters
+/// *from this sender*).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepositingSender {
+    /// An agency deposits a composed letter for a creditor: the letter bears the agency's
+    /// identity, and the consent must name the agency.
+    Agency {
+        /// `compose.agency.name`.
+        agency: String,
+        /// `compose.creditor.name`.
+        creditor: String,
+    },
+    /// The account deposits in its own name, known by any of these names.
+    Own(Vec<String>),
+}
+
+/// The sender depositing `request`: the agency of a composed letter that has one, else the
+/// deposit's sender (its name and organisation, and for a composed letter the creditor).
+pub fn depositing_sender(request: &DepositRequest) -> DepositingSender {
+    let compose = request.compose.as_ref();
+    let name_of = |party: &str| {
+        compose
+            .and_then(|c| c.get(party))
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    };
+    let creditor = name_of("creditor");
+    match name_of("agency") {
+        Some(agency) => DepositingSender::Agency {
+            agency,
+            creditor: creditor.unwrap_or_default(),
+        },
+        None => DepositingSender::Own(
+            std::iter::once(request.sender.name.clone())
+                .chain(request.sender.organization.clone())
+                .chain(creditor)
+                .collect(),
+        ),
+    }
+}
+
+/// Names compared as a person reads them: spaces folded, case ignored.
+fn same_name(a: &str, b: &str) -> bool {
+    let fold = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    fold(a) == fold(b)
+}
+
+/// Whether `consent` names `sender` (or, naming no one, is the account's own consent).
+fn names_sender(consent: &ConsentRow, sender: &DepositingSender) -> Result<(), ConsentRefusal> {
+    match (consent.sender.as_deref(), sender) {
+        (None, DepositingSender::Own(_)) => Ok(()),
+        (None, DepositingSender::Agency { agency, creditor }) => {
+            Err(ConsentRefusal::AgencyNotNamed {
+                agency: agency.clone(),
+                creditor: creditor.clone(),
+            })
+        }
+        (Some(named), DepositingSender::Agency { agency, .. }) => {
+            if same_name(named, agency) {
+                Ok(())
+            } else {
+                Err(ConsentRefusal::OtherSender {
+                    named: named.to_string(),
+                    depositing: agency.clone(),
+                })
+            }
+        }
+        (Some(named), DepositingSender::Own(names)) => {
+            if names.iter().any(|n| same_name(named, n)) {
+                Ok(())
+            } else {
+                Err(ConsentRefusal::OtherSender {
+                    named: named.to_string(),
+                    depositing: names.join(" / "),
+                })
+            }
+        }
+    }
 }
 
 impl ConsentRefusal {
@@ -226,6 +353,17 @@ impl ConsentRefusal {
                 "consent {consent_id} is dated {}, after this deposit",
                 rfc3339_micros(*at)
             ),
+            // The rule first for these two: API problems cut messages at 200 characters.
+            ConsentRefusal::AgencyNotNamed { agency, creditor } => {
+                return format!(
+                    "CPCE L.100: consent {consent_id} names no sender, but the agency \"{agency}\" deposits this letter for \"{creditor}\": cite a consent naming the agency"
+                );
+            }
+            ConsentRefusal::OtherSender { named, depositing } => {
+                return format!(
+                    "CPCE L.100: consent {consent_id} is for letters from \"{named}\", not from \"{depositing}\", who deposits this one (an agency's letter is the agency's)"
+                );
+            }
         };
         format!(
             "{why}; CPCE L.100 requires a consumer's prior consent to receive electronic registered letters from this sender"
@@ -234,11 +372,12 @@ impl ConsentRefusal {
 }
 
 /// Decides whether `consent` — what the tenant's records hold under the cited id — allows a
-/// deposit to `recipient` at `now` (CPCE L.100: given beforehand, for this address, not
-/// withdrawn).
+/// deposit by `sender` to `recipient` at `now` (CPCE L.100: given beforehand, for this
+/// address, to receive letters from this sender, not withdrawn).
 pub fn check_for_deposit<'a>(
     consent: Option<&'a ConsentRow>,
     recipient: &EmailAddress,
+    sender: &DepositingSender,
     now: OffsetDateTime,
 ) -> Result<&'a ConsentRow, ConsentRefusal> {
     let Some(consent) = consent else {
@@ -250,6 +389,7 @@ pub fn check_for_deposit<'a>(
     if consent.email != recipient.as_str() {
         return Err(ConsentRefusal::OtherEmail);
     }
+    names_sender(consent, sender)?;
     let given_at = from_unix_micros(consent.given_at);
     if given_at > now {
         return Err(ConsentRefusal::NotYetGiven(given_at));
@@ -277,7 +417,12 @@ mod tests {
             created_at: 0,
             withdrawn_at: None,
             withdrawal_reason: None,
+            sender: None,
         }
+    }
+
+    fn own() -> DepositingSender {
+        DepositingSender::Own(vec!["Service contentieux".into(), "Recouvr SAS".into()])
     }
 
     fn email(s: &str) -> EmailAddress {
@@ -336,29 +481,130 @@ mod tests {
     fn only_an_active_consent_for_the_same_address_given_before_allows_a_deposit() {
         let c = consent();
         let recipient = email("jean.dupont@exemple.fr");
-        assert_eq!(check_for_deposit(Some(&c), &recipient, NOW), Ok(&c));
+        assert_eq!(check_for_deposit(Some(&c), &recipient, &own(), NOW), Ok(&c));
         assert_eq!(
-            check_for_deposit(None, &recipient, NOW),
+            check_for_deposit(None, &recipient, &own(), NOW),
             Err(ConsentRefusal::Unknown)
         );
         assert_eq!(
-            check_for_deposit(Some(&c), &email("autre@exemple.fr"), NOW),
+            check_for_deposit(Some(&c), &email("autre@exemple.fr"), &own(), NOW),
             Err(ConsentRefusal::OtherEmail)
         );
         assert_eq!(
-            check_for_deposit(Some(&c), &recipient, datetime!(2026-02-01 00:00 UTC)),
+            check_for_deposit(
+                Some(&c),
+                &recipient,
+                &own(),
+                datetime!(2026-02-01 00:00 UTC)
+            ),
             Err(ConsentRefusal::NotYetGiven(datetime!(2026-03-01 10:00 UTC)))
         );
         let withdrawn = ConsentRow {
             withdrawn_at: Some(crate::clock::unix_micros(datetime!(2026-06-01 08:00 UTC))),
             ..consent()
         };
-        let refusal = check_for_deposit(Some(&withdrawn), &recipient, NOW).expect_err("withdrawn");
+        let refusal =
+            check_for_deposit(Some(&withdrawn), &recipient, &own(), NOW).expect_err("withdrawn");
         let message = refusal.message(&withdrawn.id);
         assert!(
             message.contains("withdrawn on 2026-06-01T08:00:00.000000Z")
                 && message.contains("L.100"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn an_agency_letter_needs_a_consent_naming_the_agency() {
+        let recipient = email("jean.dupont@exemple.fr");
+        let agency = DepositingSender::Agency {
+            agency: "Recouvr SAS".into(),
+            creditor: "Atelier Durand SARL".into(),
+        };
+        // A consent naming no one is the account's own: not enough for an agency's letter.
+        let unnamed = consent();
+        let refusal =
+            check_for_deposit(Some(&unnamed), &recipient, &agency, NOW).expect_err("refused");
+        let message = refusal.message(&unnamed.id);
+        assert!(
+            message.contains("names no sender")
+                && message.contains("\"Recouvr SAS\"")
+                && message.contains("Atelier Durand SARL")
+                && message.contains("L.100"),
+            "{message}"
+        );
+        // A consent given to the creditor does not extend to its agency.
+        let to_creditor = ConsentRow {
+            sender: Some("Atelier Durand SARL".into()),
+            ..consent()
+        };
+        assert_eq!(
+            check_for_deposit(Some(&to_creditor), &recipient, &agency, NOW),
+            Err(ConsentRefusal::OtherSender {
+                named: "Atelier Durand SARL".into(),
+                depositing: "Recouvr SAS".into()
+            })
+        );
+        // Naming the agency (spaces and case as a person writes them) is enough.
+        let to_agency = ConsentRow {
+            sender: Some(" recouvr  SAS".into()),
+            ..consent()
+        };
+        assert_eq!(
+            check_for_deposit(Some(&to_agency), &recipient, &agency, NOW),
+            Ok(&to_agency)
+        );
+        // An own deposit: a named consent must name the deposit's sender or organisation.
+        assert_eq!(
+            check_for_deposit(Some(&to_agency), &recipient, &own(), NOW),
+            Ok(&to_agency)
+        );
+        assert!(matches!(
+            check_for_deposit(Some(&to_creditor), &recipient, &own(), NOW),
+            Err(ConsentRefusal::OtherSender { .. })
+        ));
+        assert_eq!(
+            check_for_deposit(Some(&unnamed), &recipient, &own(), NOW),
+            Ok(&unnamed)
+        );
+    }
+
+    #[test]
+    fn the_depositing_sender_is_the_agency_of_a_composed_letter() {
+        let body = json!({
+            "sender": {"name": "Service contentieux", "email": "contentieux@recouvr.fr", "organization": "Recouvr SAS"},
+            "recipient": {"name": "Jeanne Petit", "email": "jeanne@example.fr", "kind": "consumer", "consent_id": "0190a1b2-0000-7000-8000-00000000c0de"},
+            "compose": {"creditor": {"name": "Atelier Durand SARL"}, "agency": {"name": " Recouvr SAS "}}
+        });
+        let request = DepositRequest::parse(&body).expect("valid");
+        assert_eq!(
+            depositing_sender(&request),
+            DepositingSender::Agency {
+                agency: "Recouvr SAS".into(),
+                creditor: "Atelier Durand SARL".into()
+            }
+        );
+        let mut own = body.clone();
+        own["compose"] = json!({"creditor": {"name": "Atelier Durand SARL"}});
+        let request = DepositRequest::parse(&own).expect("valid");
+        assert_eq!(
+            depositing_sender(&request),
+            DepositingSender::Own(vec![
+                "Service contentieux".into(),
+                "Recouvr SAS".into(),
+                "Atelier Durand SARL".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_consent_may_name_its_sender() {
+        let body = json!({"email": "jean.dupont@exemple.fr", "name": "Jean Dupont",
+            "given_at": "2026-03-01T11:00:00+01:00", "method": "signed_form", "sender": " Recouvr SAS "});
+        let request = ConsentRequest::parse(&body, NOW).expect("valid");
+        assert_eq!(request.sender.as_deref(), Some("Recouvr SAS"));
+        let bad = json!({"email": "jean.dupont@exemple.fr", "name": "Jean Dupont",
+            "given_at": "2026-03-01T11:00:00+01:00", "method": "signed_form", "sender": 7});
+        let errors = ConsentRequest::parse(&bad, NOW).expect_err("invalid");
+        assert_eq!(errors[0].field, "sender");
     }
 }

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::api_key::Caller;
 use crate::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
-use crate::consent::check_for_deposit;
+use crate::consent::{check_for_deposit, depositing_sender};
 use crate::evidence::{
     ContentItem, EvidenceError, EvidenceRecord, EvidenceSealer, IdentityInfo, PartyInfo,
     SealedEvidence, deposit_record, hex_digest,
@@ -302,7 +302,7 @@ impl Deposits {
             // empty id here is simply unknown.
             let id = recipient.consent_id.as_deref().unwrap_or("");
             let consent = found.iter().find(|c| c.id == id);
-            match check_for_deposit(consent, &recipient.email, now) {
+            match check_for_deposit(consent, &recipient.email, &depositing_sender(request), now) {
                 Ok(consent) => resolved.push(Some(consent.clone())),
                 Err(refusal) => refused.push(FieldError {
                     field: if indexed {
@@ -363,14 +363,17 @@ impl Deposits {
         }
         if let Some(consent) = consent {
             // CPCE L.100: when and how the consumer consented, as recorded before the deposit.
-            details.insert(
-                "consent".into(),
-                json!({
-                    "id": consent.id,
-                    "given_at": rfc3339_micros(from_unix_micros(consent.given_at)),
-                    "method": consent.method,
-                }),
-            );
+            let mut cited = json!({
+                "id": consent.id,
+                "given_at": rfc3339_micros(from_unix_micros(consent.given_at)),
+                "method": consent.method,
+            });
+            // Whom the consumer agreed to receive letters from, when the consent names one
+            // (only then, so that earlier proofs keep their exact form).
+            if let (Some(sender), Some(obj)) = (&consent.sender, cited.as_object_mut()) {
+                obj.insert("sender".into(), Value::String(sender.clone()));
+            }
+            details.insert("consent".into(), cited);
         }
         details.insert(
             "retain_until".into(),

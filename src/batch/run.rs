@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use super::{BatchInput, BatchMode, BatchRow, BatchState, RowError, check_letter};
 use crate::api_key::Caller;
 use crate::clock::{Clock, rfc3339_micros, unix_micros};
-use crate::consent::check_for_deposit;
+use crate::consent::{check_for_deposit, depositing_sender};
 use crate::deposit::{DepositError, Deposits};
 use crate::evidence::hex_digest;
 use crate::letter::{DepositRequest, RecipientKind};
@@ -1098,9 +1098,14 @@ fn consent_refusal(
         return None;
     }
     let id = recipient.consent_id.as_deref().unwrap_or("");
-    check_for_deposit(consents.get(id), &recipient.email, now)
-        .err()
-        .map(|refusal| refusal.message(id))
+    check_for_deposit(
+        consents.get(id),
+        &recipient.email,
+        &depositing_sender(&row.request),
+        now,
+    )
+    .err()
+    .map(|refusal| refusal.message(id))
 }
 
 /// Template wordings by id, as read for a batch (a failed read is kept as its errors).

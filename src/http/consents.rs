@@ -49,6 +49,9 @@ pub struct ConsentView {
     /// The uploaded proof document, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document_id: Option<String>,
+    /// The sender the consumer agreed to receive letters from, when the consent names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
     /// `active` or `withdrawn`.
     pub status: ConsentStatus,
     /// When it was recorded here (RFC 3339 UTC).
@@ -87,6 +90,9 @@ pub struct ConsentBody {
     method: ConsentMethod,
     /// An uploaded document of this account proving the consent.
     document_id: Option<String>,
+    /// The sender the consumer agreed to receive letters from, as it deposits them: the
+    /// agency, for letters an agency deposits for a creditor (required for those).
+    sender: Option<String>,
 }
 
 /// Optional body of `DELETE /v1/consents/{id}`.
@@ -167,6 +173,7 @@ pub async fn create(
         created_at: unix_micros(now),
         withdrawn_at: None,
         withdrawal_reason: None,
+        sender: request.sender,
     };
     let response = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
     let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
@@ -349,6 +356,7 @@ fn view(row: &ConsentRow) -> Result<ConsentView, Problem> {
         given_at: time(row.given_at),
         method,
         document_id: row.document_id.clone(),
+        sender: row.sender.clone(),
         status: if is_active(row) {
             ConsentStatus::Active
         } else {

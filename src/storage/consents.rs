@@ -2,7 +2,7 @@
 //!
 //! This module offers insert, read and withdraw — nothing that deletes a row or changes a
 //! consent other than by withdrawing it; the 0003 migration adds triggers that refuse
-//! anything else at the database level, whatever the caller.
+//! anything else at the database level, whatever the caller (0018 extends them to `sender`).
 
 use sqlx::{QueryBuilder, Row};
 
@@ -31,6 +31,9 @@ pub struct ConsentRow {
     pub withdrawn_at: Option<i64>,
     /// Why, as told by the tenant.
     pub withdrawal_reason: Option<String>,
+    /// The sender the consumer agreed to receive letters from, as it deposits them (the
+    /// agency when one collects for a creditor); `None` when the consent names no one.
+    pub sender: Option<String>,
 }
 
 /// Filters for listing consents; results are ordered by id (creation time).
@@ -46,7 +49,7 @@ pub struct ConsentFilter {
 
 macro_rules! consent_columns {
     () => {
-        "id, tenant_id, email, name, given_at, method, document_id, created_at, withdrawn_at, withdrawal_reason"
+        "id, tenant_id, email, name, given_at, method, document_id, created_at, withdrawn_at, withdrawal_reason, sender"
     };
 }
 
@@ -64,6 +67,7 @@ macro_rules! consent_from_row {
             created_at: row.try_get("created_at")?,
             withdrawn_at: row.try_get("withdrawn_at")?,
             withdrawal_reason: row.try_get("withdrawal_reason")?,
+            sender: row.try_get("sender")?,
         }
     }};
 }
@@ -79,7 +83,7 @@ impl Storage {
         let sql = concat!(
             "INSERT INTO consents (",
             consent_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
@@ -97,6 +101,7 @@ impl Storage {
                 .bind(consent.created_at)
                 .bind(consent.withdrawn_at)
                 .bind(&consent.withdrawal_reason)
+                .bind(&consent.sender)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StorageError::from_insert(e, "consent"))?;

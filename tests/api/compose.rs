@@ -13,7 +13,13 @@ crate::on_both_engines!(
     every_problem_of_a_composed_letter_is_listed_at_once,
     a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows,
     the_payment_link_is_offered_to_the_recipient_only_after_acceptance,
-    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached
+    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached,
+    a_letter_on_an_overridden_prescription_threatens_no_court_action_and_the_proof_says_so,
+    up_to_5000_euros_the_letter_says_an_amicable_attempt_precedes_an_assignation,
+    l110_4_applies_only_when_a_party_is_said_to_be_a_merchant,
+    with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused,
+    by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof,
+    an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency
 );
 
 fn compose(debtor_kind: &str, agency: bool) -> Value {
@@ -549,5 +555,391 @@ async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_a
     assert_eq!(
         summary, letter["collection"],
         "the attachment is the summary"
+    );
+}
+
+/// The `collection` summary recorded in the letter's proof of deposit.
+async fn recorded_collection(app: &TestApp, letter: &Value) -> Value {
+    let id = letter["id"].as_str().expect("id");
+    let rows = app
+        .service
+        .storage
+        .evidence_of_letter(id)
+        .await
+        .expect("evidence");
+    let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+    record["details"]["collection"].clone()
+}
+
+async fn created(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+async fn a_letter_on_an_overridden_prescription_threatens_no_court_action_and_the_proof_says_so(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    // Without the override, a letter within its term has no `prescription_overridden`.
+    let letter = created(
+        app.post_letter(&body(compose("professional", false), false))
+            .await,
+    )
+    .await;
+    assert!(
+        letter["collection"]
+            .get("prescription_overridden")
+            .is_none(),
+        "{}",
+        letter["collection"]
+    );
+
+    let mut old = body(compose("professional", false), false);
+    old["compose"]["invoices"] = json!([{"number": "F-2019-004", "issue_date": "2019-02-01", "due_date": "2019-03-01", "amount_cents": 100_000}]);
+    old["compose"]["override_prescription"] = json!(true);
+    let letter = created(app.post_letter(&old).await).await;
+    let collection = &letter["collection"];
+    assert_eq!(collection["prescription_overridden"], true, "{collection}");
+    assert_eq!(
+        collection["prescription_overrides"][0]["invoice"],
+        "F-2019-004"
+    );
+    assert!(
+        !collection["mentions"]
+            .as_array()
+            .expect("mentions")
+            .iter()
+            .any(|m| m["mention"] == "consequences"),
+        "{collection}"
+    );
+    // The proof of deposit records the same summary, override flag included.
+    assert_eq!(recorded_collection(&app, &letter).await, *collection);
+    if let Some(text) = pdf_text(&app, &letter).await {
+        let lower = text.to_lowercase();
+        assert!(lower.contains("mise en demeure"), "{text}");
+        for term in [
+            "injonction de payer",
+            "référé",
+            "assignation",
+            "juridiction",
+        ] {
+            assert!(!lower.contains(term), "{term:?} in the letter:\n{text}");
+        }
+    }
+
+    // A template threatening court on a time-barred claim: 422, nothing deposited.
+    let template: Value = app
+        .client
+        .post(app.url("/v1/templates"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({
+            "name": "Menace",
+            "kind": "mise_en_demeure",
+            "wording": "Nous vous mettons en demeure de régler {{total}} sous {{deadline}}, faute de quoi nous saisirons le tribunal."
+        }))
+        .send()
+        .await
+        .expect("template")
+        .json()
+        .await
+        .expect("json");
+    let before = app.letter_count().await;
+    old["template_id"] = template["id"].clone();
+    let response = app.post_letter(&old).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    let error = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .find(|e| e["field"] == "compose.override_prescription")
+        .cloned()
+        .unwrap_or_else(|| panic!("no override error in {problem}"));
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("tribunal")),
+        "{error}"
+    );
+    assert_eq!(app.letter_count().await, before);
+}
+
+async fn up_to_5000_euros_the_letter_says_an_amicable_attempt_precedes_an_assignation(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let mut small = body(compose("professional", false), false);
+    small["compose"]["invoices"] = json!([{"number": "F-2026-200", "issue_date": "2026-05-01", "due_date": "2026-05-31", "amount_cents": 120_000}]);
+    let letter = created(app.post_letter(&small).await).await;
+    let total = letter["collection"]["breakdown"]["totals"]["total_cents"]
+        .as_i64()
+        .expect("total");
+    assert!(total <= 500_000, "{total}");
+    // The large letter of `compose` claims more than 5 000 €: no such sentence.
+    let large = created(
+        app.post_letter(&body(compose("professional", false), false))
+            .await,
+    )
+    .await;
+    assert!(
+        large["collection"]["breakdown"]["totals"]["total_cents"]
+            .as_i64()
+            .expect("total")
+            > 500_000
+    );
+    if let (Some(small_text), Some(large_text)) =
+        (pdf_text(&app, &letter).await, pdf_text(&app, &large).await)
+    {
+        for needle in [
+            "750-1 du code de procédure civile",
+            "conciliateur de justice",
+            "procédure participative",
+            "la requête en injonction de payer n'y est pas soumise",
+        ] {
+            assert!(small_text.contains(needle), "{needle:?}:\n{small_text}");
+        }
+        assert!(small_text.contains("assignation"));
+        assert!(large_text.contains("assignation"));
+        assert!(!large_text.contains("750-1"), "{large_text}");
+    }
+}
+
+async fn l110_4_applies_only_when_a_party_is_said_to_be_a_merchant(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let plain = created(
+        app.post_letter(&body(compose("professional", false), false))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        plain["collection"]["prescription"][0]["rule"],
+        "Code civil, art. 2224 (5 ans)"
+    );
+    let mut merchant = body(compose("professional", false), false);
+    merchant["compose"]["debtor"]["merchant"] = json!(true);
+    let letter = created(app.post_letter(&merchant).await).await;
+    let p = &letter["collection"]["prescription"][0];
+    assert_eq!(p["rule"], "Code de commerce, art. L.110-4 (5 ans)", "{p}");
+    assert_eq!(p["years"], 5);
+
+    let mut private = body(compose("professional", false), false);
+    private["compose"]["creditor"]["kind"] = json!("private_person");
+    private["compose"]["creditor"]["merchant"] = json!(true);
+    let before = app.letter_count().await;
+    let response = app.post_letter(&private).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert_eq!(
+        problem["type"]
+            .as_str()
+            .map(|t| t.ends_with("validation-failed")),
+        Some(true),
+        "{problem}"
+    );
+    assert_eq!(
+        problem["errors"][0]["field"], "compose.creditor.merchant",
+        "{problem}"
+    );
+    assert_eq!(app.letter_count().await, before);
+}
+
+/// A rates table ending with 2025-H2: every letter composed now needs a later half-year.
+fn short_rates_table(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("rates.toml");
+    std::fs::write(
+        &path,
+        "[[half_year]]\nperiod = \"2025-H1\"\necb_mro_bp = 315\necb_source = \"BCE, essai\"\n\
+         legal_other_bp = 371\nlegal_private_creditor_bp = 721\nlegal_source = \"arrêté, essai\"\n\n\
+         [[half_year]]\nperiod = \"2025-H2\"\necb_mro_bp = 215\necb_source = \"BCE, essai\"\n\
+         legal_other_bp = 276\nlegal_private_creditor_bp = 665\nlegal_source = \"arrêté, essai\"\n",
+    )
+    .expect("rates file");
+    path
+}
+
+fn overdue_since_2025() -> Value {
+    let mut b = body(compose("professional", false), false);
+    b["compose"]["invoices"] = json!([{"number": "F-2025-300", "issue_date": "2025-09-01", "due_date": "2025-09-30", "amount_cents": 200_000}]);
+    b
+}
+
+async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused(engine: Engine) {
+    let dir = tempfile::tempdir().expect("dir");
+    let rates = short_rates_table(dir.path());
+    let Some(app) = crate::helpers::spawn_app_with(
+        engine,
+        std::sync::Arc::new(recommande::clock::SystemClock),
+        |s| {
+            s.collection_rates_file = Some(rates);
+            s.collection_missing_rate = recommande::collection::MissingRate::Refuse;
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let response = app.post_letter(&overdue_since_2025()).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    let errors = problem["errors"].as_array().expect("errors");
+    assert!(!errors.is_empty(), "{problem}");
+    for e in errors {
+        assert_eq!(e["field"], "compose.invoices", "{problem}");
+        let m = e["message"].as_str().unwrap_or_default();
+        assert!(m.contains("refuse") && m.contains("2025-H2"), "{m}");
+    }
+    // The first half-year after the table is named (2026-H1 at least).
+    assert!(problem.to_string().contains("2026-H1"), "{problem}");
+    assert_eq!(app.letter_count().await, 0, "nothing half-written");
+    // A letter needing no interest rate (a consumer's first mise en demeure) still goes.
+    let consent = crate::consents::create_consent(&app, &app.api_key, "jeanne@example.fr").await;
+    let mut consumer = body(compose("consumer", false), true);
+    consumer["recipient"]["consent_id"] = consent["id"].clone();
+    let letter = created(app.post_letter(&consumer).await).await;
+    assert!(
+        letter["collection"]["breakdown"]["rates_used"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{}",
+        letter["collection"]
+    );
+}
+
+async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof(
+    engine: Engine,
+) {
+    let dir = tempfile::tempdir().expect("dir");
+    let rates = short_rates_table(dir.path());
+    let Some(app) = crate::helpers::spawn_app_with(
+        engine,
+        std::sync::Arc::new(recommande::clock::SystemClock),
+        |s| s.collection_rates_file = Some(rates),
+    )
+    .await
+    else {
+        return;
+    };
+    let letter = created(app.post_letter(&overdue_since_2025()).await).await;
+    let collection = &letter["collection"];
+    let warning = collection["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .find(|w| w["code"] == "rate_missing")
+        .cloned()
+        .unwrap_or_else(|| panic!("no rate_missing warning: {collection}"));
+    assert_eq!(warning["on_letter"], true);
+    assert!(
+        warning["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("2026-H1") && m.contains("2025-H2")),
+        "{warning}"
+    );
+    assert_eq!(recorded_collection(&app, &letter).await, *collection);
+    if let Some(text) = pdf_text(&app, &letter).await {
+        assert!(
+            text.contains("Faute de valeur pour le premier semestre 2026 dans notre table"),
+            "{text}"
+        );
+    }
+}
+
+async fn consent_naming(app: &TestApp, sender: Option<&str>) -> String {
+    let mut consent = json!({"email": "jeanne@example.fr", "name": "Jeanne Petit",
+        "given_at": "2026-01-15T10:30:00+01:00", "method": "signed_form"});
+    if let Some(sender) = sender {
+        consent["sender"] = json!(sender);
+    }
+    let response = app
+        .client
+        .post(app.url("/v1/consents"))
+        .bearer_auth(&app.api_key)
+        .json(&consent)
+        .send()
+        .await
+        .expect("POST /v1/consents");
+    let view = created(response).await;
+    assert_eq!(
+        view.get("sender").and_then(Value::as_str),
+        sender.map(str::trim),
+        "{view}"
+    );
+    view["id"].as_str().expect("id").to_string()
+}
+
+async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let letter_to = |consent_id: &str| {
+        let mut b = body(compose("consumer", true), true);
+        b["recipient"]["consent_id"] = json!(consent_id);
+        b
+    };
+    // The consent names no one, or the creditor: the agency may not use it (CPCE L.100).
+    for (sender, needle) in [
+        (None, "names no sender"),
+        (Some("Atelier Durand SARL"), "not from \"Recouvr SAS\""),
+    ] {
+        let id = consent_naming(&app, sender).await;
+        let response = app.post_letter(&letter_to(&id)).await;
+        assert_eq!(response.status(), 422);
+        let problem: Value = response.json().await.expect("json");
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("consent-required")),
+            "{problem}"
+        );
+        assert_eq!(problem["errors"][0]["field"], "recipient.consent_id");
+        // The detail begins with the reason; the error's message is whole.
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(needle), "{detail}");
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle)
+                && message.contains("Recouvr SAS")
+                && message.contains("L.100"),
+            "{message}"
+        );
+    }
+    assert_eq!(app.letter_count().await, 0, "nothing half-written");
+
+    // A consent naming the agency: deposited, and the proof says whom the consent names.
+    let id = consent_naming(&app, Some(" Recouvr SAS ")).await;
+    let letter = created(app.post_letter(&letter_to(&id)).await).await;
+    let rows = app
+        .service
+        .storage
+        .evidence_of_letter(letter["id"].as_str().expect("id"))
+        .await
+        .expect("evidence");
+    let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+    assert_eq!(record["details"]["consent"]["id"], json!(id));
+    assert_eq!(record["details"]["consent"]["sender"], "Recouvr SAS");
+
+    // Without an agency, a consent naming no one stays the account's own, as before.
+    let id = consent_naming(&app, None).await;
+    let mut own = body(compose("consumer", false), true);
+    own["recipient"]["consent_id"] = json!(id);
+    let letter = created(app.post_letter(&own).await).await;
+    let rows = app
+        .service
+        .storage
+        .evidence_of_letter(letter["id"].as_str().expect("id"))
+        .await
+        .expect("evidence");
+    let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+    assert!(
+        record["details"]["consent"].get("sender").is_none(),
+        "{record}"
     );
 }
