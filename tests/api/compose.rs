@@ -19,7 +19,8 @@ crate::on_both_engines!(
     l110_4_applies_only_when_a_party_is_said_to_be_a_merchant,
     with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused,
     by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof,
-    an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency
+    an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency,
+    in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency
 );
 
 fn compose(debtor_kind: &str, agency: bool) -> Value {
@@ -942,4 +943,73 @@ async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine
         record["details"]["consent"].get("sender").is_none(),
         "{record}"
     );
+}
+
+async fn in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let named = consent_naming(&app, Some("Recouvr SAS")).await;
+    let unnamed = consent_naming(&app, None).await;
+    let row = |consent_id: &str, reference: &str| {
+        let mut b = body(compose("consumer", true), true);
+        b["recipient"]["consent_id"] = json!(consent_id);
+        b["reference"] = json!(reference);
+        b.as_object_mut().map(|o| o.remove("sender"));
+        b
+    };
+    let batch = json!({
+        "defaults": {"sender": {"name": "Service contentieux", "email": "contentieux@recouvr.fr", "organization": "Recouvr SAS"}},
+        "letters": [row(&named, "DOS-1"), row(&unnamed, "DOS-2")]
+    });
+    let response = app
+        .client
+        .post(app.url("/v1/batches"))
+        .bearer_auth(&app.api_key)
+        .json(&batch)
+        .send()
+        .await
+        .expect("batch");
+    let status = response.status();
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().expect("id");
+    let mut view = Value::Null;
+    for _ in 0..600 {
+        view = app
+            .get(&format!("/v1/batches/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if view["state"] != "depositing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "completed", "{view}");
+    assert_eq!(
+        (view["deposited"].as_i64(), view["rejected"].as_i64()),
+        (Some(1), Some(1)),
+        "{view}"
+    );
+    let error = &view["errors"][0];
+    // JSON rows count from 0: the second letter.
+    assert_eq!(error["row"], 1, "{view}");
+    assert_eq!(error["field"], "recipient.consent_id", "{view}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("names no sender") && m.contains("Recouvr SAS")),
+        "{view}"
+    );
+    let page: Value = app
+        .get("/v1/letters?limit=10")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let letters = page["items"].as_array().expect("items");
+    assert_eq!(letters.len(), 1, "{page}");
+    assert_eq!(letters[0]["reference"], "DOS-1");
 }
