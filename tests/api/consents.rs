@@ -12,6 +12,7 @@ crate::on_both_engines!(
     a_deposit_to_a_consumer_is_refused_unless_an_active_consent_of_the_account_covers_them,
     a_deposit_citing_an_active_consent_is_accepted_and_its_evidence_cites_the_consent,
     the_database_refuses_to_erase_or_rewrite_a_consent,
+    the_sender_a_consent_names_changes_with_nothing_not_even_a_withdrawal,
 );
 
 /// Records a consent for `email` with `key`; returns the 201 body.
@@ -435,5 +436,57 @@ async fn the_database_refuses_to_erase_or_rewrite_a_consent(engine: Engine) {
         .await
         .expect("json");
     assert_eq!(read["email"], "jean.dupont@exemple.fr");
+    assert_eq!(read["status"], "withdrawn");
+}
+
+async fn the_sender_a_consent_names_changes_with_nothing_not_even_a_withdrawal(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = post_consent(
+        &app,
+        &app.api_key,
+        &json!({"email": "jean.dupont@exemple.fr", "name": "Jean Dupont",
+            "given_at": "2026-01-15T10:30:00+01:00", "method": "signed_form", "sender": "Recouvr SAS"}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let consent: Value = response.json().await.expect("json");
+    assert_eq!(consent["sender"], "Recouvr SAS");
+    let id = consent["id"].as_str().expect("id");
+    let run = |sql: &'static str| {
+        let url = app.database_url.clone();
+        async move {
+            use sqlx::Connection;
+            match engine {
+                Engine::Sqlite => {
+                    let mut conn = sqlx::SqliteConnection::connect(&url)
+                        .await
+                        .expect("connect");
+                    sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
+                }
+                Engine::Postgres => {
+                    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                    sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
+                }
+            }
+        }
+    };
+    // A withdrawal that would also rewrite the sender is refused (migration 0018)...
+    let err = run("UPDATE consents SET withdrawn_at = 1, sender = 'Autre SAS'")
+        .await
+        .expect_err("the database refuses");
+    assert!(err.to_string().contains("consent"), "{err}");
+    // ...while the same withdrawal alone is allowed: the refusal was the sender's.
+    run("UPDATE consents SET withdrawn_at = 1")
+        .await
+        .expect("a withdrawal");
+    let read: Value = app
+        .get(&format!("/v1/consents/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["sender"], "Recouvr SAS");
     assert_eq!(read["status"], "withdrawn");
 }
