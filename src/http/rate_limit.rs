@@ -554,6 +554,21 @@ mod tests {
     }
 
     #[test]
+    fn deposits_batches_and_uploads_have_their_own_tenant_quota() {
+        let limits = RateLimits::new(&RateLimitSettings::default());
+        let name = |method: Method, path: &str| {
+            limits.tenant_route(&method, path).map(|l| l.policy().name)
+        };
+        assert_eq!(name(Method::POST, "/v1/letters"), Some("deposits"));
+        assert_eq!(name(Method::POST, "/v1/batches"), Some("batches"));
+        assert_eq!(name(Method::POST, "/v1/documents"), Some("documents"));
+        assert_eq!(name(Method::GET, "/v1/letters"), None);
+        assert_eq!(name(Method::POST, "/v1/batches/x/cancel"), None);
+        assert_eq!(limits.deposits.policy().quota, 600);
+        assert_eq!(limits.otp_letter.policy().window, HOUR);
+    }
+
+    #[test]
     fn only_code_requests_are_counted_as_such() {
         assert_eq!(
             code_request_token(&Method::POST, "/r/abc/code"),
