@@ -24,6 +24,17 @@ pub const DEFAULT_HTTP_HEADER_READ_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_HTTP_IDLE_TIMEOUT_SECONDS: u64 = 60;
 /// Default `[http] max_connections_per_address`: open connections from one client IP.
 pub const DEFAULT_HTTP_MAX_CONNECTIONS_PER_ADDRESS: u32 = 64;
+/// Default `[rate_limits]`: see [`RateLimitSettings::default`].
+pub const DEFAULT_RATE_LIMITS: RateLimitSettings = RateLimitSettings {
+    api_per_minute: 6_000,
+    deposits_per_minute: 600,
+    batches_per_minute: 60,
+    documents_per_minute: 600,
+    failed_auth_per_minute: 20,
+    recipient_per_minute: 120,
+    otp_per_letter_per_hour: 10,
+    otp_per_address_per_hour: 30,
+};
 /// Default retention: CPCE R.53-2/R.53-3 require at least one year; we keep ten.
 pub const DEFAULT_RETENTION_YEARS: u32 = 10;
 /// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
@@ -178,6 +189,11 @@ pub struct Settings {
     pub metrics_public: bool,
     /// Connection limits of the HTTP server (`[http]`).
     pub http: HttpSettings,
+    /// `[http] trusted_proxies`: only a TCP peer inside one of these networks is believed
+    /// when it names the client in `Forwarded` or `X-Forwarded-For`. Empty by default.
+    pub trusted_proxies: Vec<Cidr>,
+    /// In-memory request quotas per tenant and per client address (`[rate_limits]`).
+    pub rate_limits: RateLimitSettings,
     /// An operator's rates table (TOML, same format as `src/collection/rates.toml`) replacing
     /// the one built in, e.g. with a newly published half-year.
     pub collection_rates_file: Option<PathBuf>,
@@ -304,6 +320,111 @@ impl Default for HttpSettings {
     }
 }
 
+/// Request quotas (`[rate_limits]`), each a token bucket of that many requests refilled
+/// evenly over its window (so a full quota may be spent in one burst). Kept in memory by one
+/// process: several instances behind a load balancer each apply them on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Authenticated API requests per tenant and minute, every route together.
+    pub api_per_minute: u32,
+    /// `POST /v1/letters` per tenant and minute.
+    pub deposits_per_minute: u32,
+    /// `POST /v1/batches` per tenant and minute.
+    pub batches_per_minute: u32,
+    /// `POST /v1/documents` per tenant and minute.
+    pub documents_per_minute: u32,
+    /// Refused API keys (401) per client address and minute; past it, the address gets 429
+    /// before its key is even looked at.
+    pub failed_auth_per_minute: u32,
+    /// Requests to the recipient pages `/r/…` and the recipient API `/v1/recipient/…` per
+    /// client address and minute.
+    pub recipient_per_minute: u32,
+    /// Code requests per letter link and hour (on top of the lifecycle's own, stored,
+    /// limit of codes actually sent).
+    pub otp_per_letter_per_hour: u32,
+    /// Code requests per client address and hour, all letters together.
+    pub otp_per_address_per_hour: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        DEFAULT_RATE_LIMITS
+    }
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`; a bare address is a
+/// network of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `address[/prefix]`; the address bits past the prefix must be zero.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = address
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or network"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?,
+        };
+        let cidr = Cidr { network, prefix };
+        if !cidr.contains(network) || cidr.masked(network) != Some(bits(network)) {
+            return Err(format!(
+                "{text:?} has address bits set past the /{prefix} prefix"
+            ));
+        }
+        Ok(cidr)
+    }
+
+    /// The address bits kept by the prefix, `None` for the other IP version.
+    fn masked(&self, address: std::net::IpAddr) -> Option<u128> {
+        if address.is_ipv4() != self.network.is_ipv4() {
+            return None;
+        }
+        let width = if address.is_ipv4() { 32 } else { 128 };
+        let shift = width - u32::from(self.prefix);
+        let value = bits(address);
+        Some(if shift >= 128 {
+            0
+        } else {
+            (value >> shift) << shift
+        })
+    }
+
+    /// Whether `address` is inside the network. An IPv4-mapped IPv6 address
+    /// (`::ffff:192.0.2.1`) counts as its IPv4 address.
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.masked(address) == Some(self.masked(self.network).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn bits(address: std::net::IpAddr) -> u128 {
+    match address {
+        std::net::IpAddr::V4(a) => u128::from(u32::from(a)),
+        std::net::IpAddr::V6(a) => u128::from(a),
+    }
+}
+
 /// What the command line may override (flags and their `RECOMMANDE_*` variables via clap).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -336,6 +457,8 @@ struct FileConfig {
     verify: FileVerify,
     #[serde(default)]
     http: FileHttp,
+    #[serde(default)]
+    rate_limits: FileRateLimits,
     #[serde(default)]
     mail: FileMail,
     #[serde(default)]
@@ -436,6 +559,21 @@ struct FileHttp {
     header_read_timeout_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     max_connections_per_address: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRateLimits {
+    api_per_minute: Option<u32>,
+    deposits_per_minute: Option<u32>,
+    batches_per_minute: Option<u32>,
+    documents_per_minute: Option<u32>,
+    failed_auth_per_minute: Option<u32>,
+    recipient_per_minute: Option<u32>,
+    otp_per_letter_per_hour: Option<u32>,
+    otp_per_address_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -567,6 +705,54 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         "RECOMMANDE_HTTP_MAX_CONNECTIONS_PER_ADDRESS",
         Some("http"),
         "max_connections_per_address",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_API_PER_MINUTE",
+        Some("rate_limits"),
+        "api_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_DEPOSITS_PER_MINUTE",
+        Some("rate_limits"),
+        "deposits_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_BATCHES_PER_MINUTE",
+        Some("rate_limits"),
+        "batches_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_DOCUMENTS_PER_MINUTE",
+        Some("rate_limits"),
+        "documents_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_FAILED_AUTH_PER_MINUTE",
+        Some("rate_limits"),
+        "failed_auth_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_RECIPIENT_PER_MINUTE",
+        Some("rate_limits"),
+        "recipient_per_minute",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_OTP_PER_LETTER_PER_HOUR",
+        Some("rate_limits"),
+        "otp_per_letter_per_hour",
+        true,
+    ),
+    (
+        "RECOMMANDE_RATE_LIMITS_OTP_PER_ADDRESS_PER_HOUR",
+        Some("rate_limits"),
+        "otp_per_address_per_hour",
         true,
     ),
     ("RECOMMANDE_MAIL_SMTP_URL", Some("mail"), "smtp_url", false),
@@ -870,6 +1056,17 @@ impl Settings {
             });
         }
         let http = http_settings(&file.http)?;
+        let trusted_proxies = file
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|text| Cidr::parse(text))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConfigError::Invalid {
+                key: "http.trusted_proxies",
+                message,
+            })?;
+        let rate_limits = rate_limit_settings(&file.rate_limits)?;
         let retention_years = file.retention_years.unwrap_or(DEFAULT_RETENTION_YEARS);
         if !(1..=100).contains(&retention_years) {
             // CPCE R.53-2 and R.53-3: proofs are kept at least one year.
@@ -1083,6 +1280,8 @@ impl Settings {
             metrics_token: metrics_token.map(SecretText::new),
             metrics_public: file.metrics.public.unwrap_or(false),
             http,
+            trusted_proxies,
+            rate_limits,
             collection_rates_file: file.collection.rates_file,
             collection_missing_rate: file.collection.missing_rate.unwrap_or_default(),
             master_key: file
@@ -1277,10 +1476,134 @@ fn http_settings(file: &FileHttp) -> Result<HttpSettings, ConfigError> {
     })
 }
 
+/// Checks the `[rate_limits]` section: every quota from 1 to 1000000.
+fn rate_limit_settings(file: &FileRateLimits) -> Result<RateLimitSettings, ConfigError> {
+    let d = DEFAULT_RATE_LIMITS;
+    let quota = |value: Option<u32>, default: u32, key: &'static str| {
+        let value = value.unwrap_or(default);
+        if (1..=1_000_000).contains(&value) {
+            Ok(value)
+        } else {
+            Err(ConfigError::Invalid {
+                key,
+                message: format!("{value} must be between 1 and 1000000"),
+            })
+        }
+    };
+    Ok(RateLimitSettings {
+        api_per_minute: quota(
+            file.api_per_minute,
+            d.api_per_minute,
+            "rate_limits.api_per_minute",
+        )?,
+        deposits_per_minute: quota(
+            file.deposits_per_minute,
+            d.deposits_per_minute,
+            "rate_limits.deposits_per_minute",
+        )?,
+        batches_per_minute: quota(
+            file.batches_per_minute,
+            d.batches_per_minute,
+            "rate_limits.batches_per_minute",
+        )?,
+        documents_per_minute: quota(
+            file.documents_per_minute,
+            d.documents_per_minute,
+            "rate_limits.documents_per_minute",
+        )?,
+        failed_auth_per_minute: quota(
+            file.failed_auth_per_minute,
+            d.failed_auth_per_minute,
+            "rate_limits.failed_auth_per_minute",
+        )?,
+        recipient_per_minute: quota(
+            file.recipient_per_minute,
+            d.recipient_per_minute,
+            "rate_limits.recipient_per_minute",
+        )?,
+        otp_per_letter_per_hour: quota(
+            file.otp_per_letter_per_hour,
+            d.otp_per_letter_per_hour,
+            "rate_limits.otp_per_letter_per_hour",
+        )?,
+        otp_per_address_per_hour: quota(
+            file.otp_per_address_per_hour,
+            d.otp_per_address_per_hour,
+            "rate_limits.otp_per_address_per_hour",
+        )?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn rate_limits_have_real_defaults_and_come_from_the_file_or_the_environment() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(s.rate_limits, RateLimitSettings::default());
+        assert_eq!(s.rate_limits.deposits_per_minute, 600);
+        assert_eq!(s.rate_limits.failed_auth_per_minute, 20);
+        assert!(
+            s.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        let s = load(
+            Some(
+                "[rate_limits]\ndeposits_per_minute = 5\n[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::1\"]\n",
+            ),
+            &[("RECOMMANDE_RATE_LIMITS_FAILED_AUTH_PER_MINUTE", "3")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.rate_limits.deposits_per_minute, 5);
+        assert_eq!(s.rate_limits.failed_auth_per_minute, 3);
+        assert_eq!(s.rate_limits.batches_per_minute, 60);
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert!(s.trusted_proxies[0].contains([10, 1, 2, 3].into()));
+        assert!(!s.trusted_proxies[0].contains([11, 0, 0, 1].into()));
+        for (file, key) in [
+            (
+                "[rate_limits]\napi_per_minute = 0\n",
+                "rate_limits.api_per_minute",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"10.0.0.1/8\"]\n",
+                "http.trusted_proxies",
+            ),
+            (
+                "[http]\ntrusted_proxies = [\"proxy.example\"]\n",
+                "http.trusted_proxies",
+            ),
+        ] {
+            match load(Some(file), &[], Overrides::default()) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{file}"),
+                other => panic!("{file}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cidrs_contain_their_addresses_only() {
+        let net = Cidr::parse("192.0.2.0/24").expect("v4");
+        assert!(net.contains([192, 0, 2, 200].into()));
+        assert!(!net.contains([192, 0, 3, 1].into()));
+        assert!(net.contains("::ffff:192.0.2.7".parse().expect("mapped")));
+        let all = Cidr::parse("0.0.0.0/0").expect("all v4");
+        assert!(all.contains([203, 0, 113, 1].into()));
+        assert!(!all.contains("2001:db8::1".parse().expect("v6")));
+        let v6 = Cidr::parse("2001:db8::/32").expect("v6");
+        assert!(v6.contains("2001:db8:ffff::1".parse().expect("v6")));
+        assert!(!v6.contains("2001:db9::1".parse().expect("v6")));
+        assert!(
+            Cidr::parse("::/0")
+                .expect("all v6")
+                .contains("::1".parse().expect("v6"))
+        );
+        assert!(Cidr::parse("192.0.2.0/33").is_err());
+        assert!(Cidr::parse("192.0.2.1/24").is_err());
+    }
 
     fn load(
         file: Option<&str>,

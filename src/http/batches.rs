@@ -131,7 +131,8 @@ pub struct BatchBody {
         (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
         (status = 413, description = "Body over 32 MiB", body = Problem),
         (status = 415, description = "Neither application/json nor text/csv", body = Problem),
-        (status = 422, description = "No header, unknown or duplicate columns, no letter, more than 10,000 letters, unknown template, Idempotency-Key reused", body = Problem)),
+        (status = 422, description = "No header, unknown or duplicate columns, no letter, more than 10,000 letters, unknown template, Idempotency-Key reused", body = Problem),
+        (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem)),
     security(("api_key" = [])))]
 pub async fn submit(
     State(service): State<Service>,

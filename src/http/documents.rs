@@ -62,7 +62,8 @@ pub struct UploadForm {
         (status = 401, description = "Missing or wrong API key", body = Problem),
         (status = 413, description = "Document too large", body = Problem),
         (status = 415, description = "Not multipart, or not a PDF", body = Problem),
-        (status = 422, description = "No file field, empty file, or Idempotency-Key reused", body = Problem)),
+        (status = 422, description = "No file field, empty file, or Idempotency-Key reused", body = Problem),
+        (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem)),
     security(("api_key" = [])))]
 pub async fn upload(
     State(service): State<Service>,

@@ -156,6 +156,7 @@ pub struct EvidenceList {
         (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
         (status = 415, description = "Not application/json", body = Problem),
         (status = 422, description = "Invalid fields (all listed), unknown documents, consumer without consent, Idempotency-Key reused", body = Problem),
+        (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem),
         (status = 503, description = "Timestamp authority unavailable; nothing recorded", body = Problem)),
     security(("api_key" = [])))]
 pub async fn deposit(

@@ -21,6 +21,7 @@ use crate::storage::IdempotencyRow;
 
 pub mod batches;
 pub mod bounces;
+pub mod client_address;
 pub mod consents;
 pub mod documents;
 pub mod letter_templates;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
+pub mod rate_limit;
 pub mod recipient;
 pub mod server;
 pub mod system;
@@ -55,6 +57,11 @@ pub fn router(service: Service) -> Router {
     ));
     let api_refusal: throttle::Refusal =
         Arc::new(|_, wait| Problem::rate_limited(wait).into_response());
+    let rate_limits = Arc::new(rate_limit::RateLimits::new(&service.settings.rate_limits));
+    let trusted_proxies: Arc<[crate::config::Cidr]> =
+        service.settings.trusted_proxies.clone().into();
+    let recipient_limit =
+        axum::middleware::from_fn_with_state(rate_limit::api_refusal(), rate_limit::recipient);
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(metrics::metrics))
@@ -111,21 +118,25 @@ pub fn router(service: Service) -> Router {
             "/v1/letters/{id}/evidence/{file}",
             get(letters::evidence_file),
         )
-        .route("/v1/recipient/{token}", get(recipient::show))
-        .route("/v1/recipient/{token}/otp", post(recipient::request_code))
-        .route(
-            "/v1/recipient/{token}/session",
-            post(recipient::open_session).layer(DefaultBodyLimit::max(4096)),
-        )
-        .route("/v1/recipient/{token}/accept", post(recipient::accept))
-        .route("/v1/recipient/{token}/refuse", post(recipient::refuse))
-        .route(
-            "/v1/recipient/{token}/documents/{document_id}",
-            get(recipient::document),
-        )
-        .route(
-            "/v1/recipient/{token}/evidence/{file}",
-            get(recipient::evidence_file),
+        .merge(
+            Router::new()
+                .route("/v1/recipient/{token}", get(recipient::show))
+                .route("/v1/recipient/{token}/otp", post(recipient::request_code))
+                .route(
+                    "/v1/recipient/{token}/session",
+                    post(recipient::open_session).layer(DefaultBodyLimit::max(4096)),
+                )
+                .route("/v1/recipient/{token}/accept", post(recipient::accept))
+                .route("/v1/recipient/{token}/refuse", post(recipient::refuse))
+                .route(
+                    "/v1/recipient/{token}/documents/{document_id}",
+                    get(recipient::document),
+                )
+                .route(
+                    "/v1/recipient/{token}/evidence/{file}",
+                    get(recipient::evidence_file),
+                )
+                .layer(recipient_limit),
         )
         .route(
             "/v1/bounces",
@@ -181,17 +192,29 @@ pub fn router(service: Service) -> Router {
         // (WHATWG Fetch §3.6 `X-Content-Type-Options`): problem+json, PDFs, evidence bytes
         // and pages alike. The pages' own security headers are left as they are.
         .layer(axum::middleware::map_response(nosniff))
+        // Quotas per tenant and per client address, and their `RateLimit` fields.
+        .layer(axum::middleware::from_fn_with_state(
+            rate_limits,
+            rate_limit::attach,
+        ))
         // Issue 12 §4: the default span logs the whole URI, which holds link tokens
         // (`/r/{token}`, `/v1/recipient/{token}`) and verification codes (`?code=`).
         .layer(TraceLayer::new_for_http().make_span_with(
             |request: &axum::http::Request<axum::body::Body>| {
                 tracing::debug_span!(
                     "request",
+                    client = %client_address::ClientAddress::of(request.extensions()),
                     method = %request.method(),
                     uri = %redacted_uri(request.uri()),
                     version = ?request.version(),
                 )
             },
+        ))
+        // Who the client is (the TCP peer, or what a trusted proxy says), for the span above
+        // and everything inside.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            client_address::attach,
         ))
         // Outermost: an over-long target or header block is refused before any routing.
         .layer(axum::middleware::from_fn(server::limit_request_head))
@@ -308,6 +331,11 @@ impl Problem {
 }
 
 /// The authenticated tenant: `Authorization: Bearer <api key>`.
+///
+/// With the router's [`rate_limit::RateContext`]: an address that has had too many keys
+/// refused gets 429 before its key is looked at, each refusal counts against its address, and
+/// an accepted key spends its tenant's general quota and the route's own (deposits, batches,
+/// uploads).
 impl FromRequestParts<Service> for Caller {
     type Rejection = Problem;
 
@@ -315,32 +343,77 @@ impl FromRequestParts<Service> for Caller {
         parts: &mut Parts,
         service: &Service,
     ) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(Problem::unauthorized(
-                "send the API key as `Authorization: Bearer <key>`",
-            ));
-        };
-        let value = value
-            .to_str()
-            .map_err(|_| Problem::unauthorized("the Authorization header is not valid text"))?;
-        let Some((scheme, key)) = value.split_once(' ') else {
-            return Err(Problem::unauthorized(
-                "the Authorization header must be `Bearer <key>`",
-            ));
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(Problem::unauthorized(
-                "the Authorization scheme must be Bearer",
-            ));
+        let context = parts.extensions.get::<rate_limit::RateContext>().cloned();
+        let now = std::time::Instant::now();
+        if let Some(context) = &context {
+            let standing = context.limits.failed_auth.peek(&context.client, now);
+            if standing.refused.is_some() {
+                context.note(standing);
+                tracing::warn!(client = %context.client, "too many refused API keys");
+                return Err(standing.problem());
+            }
         }
-        match service
-            .api_keys
-            .authenticate(&service.storage, key.trim())
-            .await?
-        {
-            Some(caller) => Ok(caller),
-            None => Err(Problem::unauthorized("the API key is unknown or revoked")),
+        let authenticated = authenticate(parts, service).await;
+        let Some(context) = context else {
+            return authenticated;
+        };
+        let caller = match authenticated {
+            Ok(caller) => caller,
+            Err(problem) => {
+                if problem.status == StatusCode::UNAUTHORIZED.as_u16() {
+                    context.note(context.limits.failed_auth.take(&context.client, now));
+                }
+                return Err(problem);
+            }
+        };
+        let mut standings = vec![context.limits.api.take(&caller.tenant_id, now)];
+        if let Some(route) = context.limits.tenant_route(&parts.method, parts.uri.path()) {
+            standings.push(route.take(&caller.tenant_id, now));
         }
+        for standing in &standings {
+            context.note(*standing);
+        }
+        match standings.iter().find(|s| s.refused.is_some()) {
+            Some(refused) => {
+                tracing::warn!(
+                    tenant = %caller.tenant_id,
+                    limit = refused.policy.name,
+                    "tenant rate limit"
+                );
+                Err(refused.problem())
+            }
+            None => Ok(caller),
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <api key>`.
+async fn authenticate(parts: &Parts, service: &Service) -> Result<Caller, Problem> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(Problem::unauthorized(
+            "send the API key as `Authorization: Bearer <key>`",
+        ));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Problem::unauthorized("the Authorization header is not valid text"))?;
+    let Some((scheme, key)) = value.split_once(' ') else {
+        return Err(Problem::unauthorized(
+            "the Authorization header must be `Bearer <key>`",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Problem::unauthorized(
+            "the Authorization scheme must be Bearer",
+        ));
+    }
+    match service
+        .api_keys
+        .authenticate(&service.storage, key.trim())
+        .await?
+    {
+        Some(caller) => Ok(caller),
+        None => Err(Problem::unauthorized("the API key is unknown or revoked")),
     }
 }
 

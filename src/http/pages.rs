@@ -24,8 +24,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
+use super::rate_limit;
 use super::recipient::{Client, session_cookie, session_token};
-use super::throttle::ClientThrottle;
+use super::throttle::{ClientThrottle, Refusal};
 use crate::clock::{from_unix_micros, unix_micros};
 use crate::letter::{LetterState, Sender};
 use crate::lifecycle::{Decision, LifecycleError, RecipientLetter};
@@ -50,6 +51,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self' 
 /// The routes of the recipient pages and of the public verification page, with their
 /// response headers.
 pub fn routes(service: Service, throttle: Arc<ClientThrottle>) -> Router<Service> {
+    let page_service = service.clone();
+    let refusal: Refusal = Arc::new(move |parts, wait| rate_limited(&page_service, parts, wait));
     Router::new()
         .route("/r/{token}", get(landing))
         .route("/r/{token}/code", get(code_form).post(request_code))
@@ -57,6 +60,10 @@ pub fn routes(service: Service, throttle: Arc<ClientThrottle>) -> Router<Service
         .route("/r/{token}/accept", post(accept))
         .route("/r/{token}/refuse", post(refuse))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
+        .layer(middleware::from_fn_with_state(
+            refusal,
+            rate_limit::recipient,
+        ))
         .merge(verify::routes(&service, throttle))
         .layer(middleware::from_fn_with_state(service, page_headers))
 }
@@ -679,6 +686,30 @@ fn failure(
         }
     };
     message(service, lang, token, status, title, text, back)
+}
+
+/// The 429 page of the recipient routes' request limits ([`rate_limit::recipient`]), in the
+/// reader's language; `Retry-After` is added by the middleware.
+fn rate_limited(service: &Service, parts: &Parts, wait: std::time::Duration) -> Response {
+    let lang = Lang::from_query(&parts.uri)
+        .or_else(|| Lang::from_cookie(&parts.headers))
+        .unwrap_or(Lang::French);
+    let t = lang.wording();
+    let token = parts
+        .uri
+        .path()
+        .strip_prefix("/r/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("");
+    message(
+        service,
+        lang,
+        token,
+        StatusCode::TOO_MANY_REQUESTS,
+        t.rate_limited_title,
+        t.rate_limited_text(wait.as_secs().max(1)),
+        Some(letter_path(token)),
+    )
 }
 
 fn unavailable(

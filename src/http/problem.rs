@@ -39,7 +39,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &str,
+        detail: impl Into<String>,
+    ) -> Self {
         Problem {
             kind: format!("{PROBLEM_TYPE_PREFIX}{slug}"),
             title: title.to_string(),

@@ -3,15 +3,15 @@
 //!
 //! A token bucket per client address, in memory: each address may make `per_minute`
 //! requests in a burst, and regains one every `60 / per_minute` seconds. Over the limit the
-//! answer is 429 with `Retry-After`. Behind a reverse proxy every client shares the proxy's
-//! address; `X-Forwarded-For` is not trusted, since any client can write it.
+//! answer is 429 with `Retry-After`. The client address is the one judged by
+//! [`super::client_address`]: the TCP peer, or what one of `[http] trusted_proxies` says.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -87,11 +87,7 @@ pub async fn limit(
     request: Request,
     next: Next,
 ) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let client = super::client_address::ClientAddress::of(request.extensions());
     match throttle.admit(client, Instant::now()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {

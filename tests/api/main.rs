@@ -24,6 +24,7 @@ mod pages;
 mod process;
 mod production_pki;
 mod proofs;
+mod rate_limits;
 mod recipient_guards;
 mod renewal;
 mod restart;

@@ -178,6 +178,8 @@ pub struct Wording {
     pub locked_title: &'static str,
     /// Too many codes title.
     pub too_many_title: &'static str,
+    /// Title of the 429 page of the per-address and per-letter request limits.
+    pub rate_limited_title: &'static str,
     /// Too many codes text.
     pub too_many_text: &'static str,
     /// 503 title.
@@ -288,6 +290,7 @@ pub static FRENCH: Wording = Wording {
     session_text: "Vous n'êtes pas identifié(e), ou votre session a pris fin (elle dure 30 minutes). Rien n'a été enregistré. Demandez un nouveau code depuis la page de la lettre.",
     locked_title: "Identification bloquée",
     too_many_title: "Trop de codes demandés",
+    rate_limited_title: "Trop de demandes",
     too_many_text: "Vous ne pouvez pas demander plus de 5 codes par heure. Utilisez le dernier code reçu, valable 10 minutes, ou réessayez plus tard.",
     unavailable_title: "Service momentanément indisponible",
     unavailable_text: "Votre demande n'a pas pu aboutir et rien n'a été enregistré. Réessayez dans quelques minutes.",
@@ -389,6 +392,7 @@ pub static ENGLISH: Wording = Wording {
     session_text: "You are not identified, or your session has ended (it lasts 30 minutes). Nothing was recorded. Ask for a new code from the letter's page.",
     locked_title: "Identification locked",
     too_many_title: "Too many codes requested",
+    rate_limited_title: "Too many requests",
     too_many_text: "At most 5 codes can be sent per hour. Use the last code you received, valid for 10 minutes, or try again later.",
     unavailable_title: "Service temporarily unavailable",
     unavailable_text: "Your request could not be completed and nothing was recorded. Please try again in a few minutes.",
@@ -467,6 +471,21 @@ impl Wording {
             format!(
                 "wrong or expired code. {remaining} attempt(s) left before identification is \
                  locked for 15 minutes."
+            )
+        }
+    }
+
+    /// Too many requests from this address, or codes for this letter: wait `seconds`.
+    pub fn rate_limited_text(&self, seconds: u64) -> String {
+        if self.is_french() {
+            format!(
+                "Trop de demandes ont été faites depuis votre adresse ou pour cette lettre. \
+                 Rien n'a été enregistré. Réessayez dans {seconds} secondes."
+            )
+        } else {
+            format!(
+                "Too many requests were made from your address or for this letter. Nothing \
+                 was recorded. Try again in {seconds} seconds."
             )
         }
     }
