@@ -1149,7 +1149,9 @@ fn resolve_allowed_private(
             .into_iter()
             .map(|item| match item {
                 toml::Value::String(text) => Ok(text),
-                other => Err(invalid(format!("{other} is not a range such as \"10.0.0.0/8\""))),
+                other => Err(invalid(format!(
+                    "{other} is not a range such as \"10.0.0.0/8\""
+                ))),
             })
             .collect::<Result<_, _>>()?,
         Some(other) => {
@@ -1616,8 +1618,14 @@ mod tests {
         let s = load(None, &[], Overrides::default()).expect("settings");
         assert!(s.outbound_allowed_private.is_empty(), "none by default");
         assert!(s.outbound_policy().permits("8.8.8.8".parse().expect("ip")));
-        assert!(!s.outbound_policy().permits("127.0.0.1".parse().expect("ip")));
-        assert!(!s.outbound_policy().require_https, "development PKI: http allowed");
+        assert!(
+            !s.outbound_policy()
+                .permits("127.0.0.1".parse().expect("ip"))
+        );
+        assert!(
+            !s.outbound_policy().require_https,
+            "development PKI: http allowed"
+        );
         let s = load(
             Some("[outbound]\nallowed_private = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n"),
             &[],
@@ -1633,7 +1641,10 @@ mod tests {
         assert!(s.outbound_policy().permits("10.2.3.4".parse().expect("ip")));
         let s = load(
             None,
-            &[("RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE", "192.168.0.0/16, fd00::/8")],
+            &[(
+                "RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE",
+                "192.168.0.0/16, fd00::/8",
+            )],
             Overrides::default(),
         )
         .expect("environment");
@@ -1645,7 +1656,10 @@ mod tests {
             "[outbound]\nallowed_private = 8\n",
         ] {
             let err = load(Some(bad), &[], Overrides::default()).expect_err(bad);
-            assert!(err.to_string().contains("outbound.allowed_private"), "{err}");
+            assert!(
+                err.to_string().contains("outbound.allowed_private"),
+                "{err}"
+            );
         }
     }
 

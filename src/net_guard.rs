@@ -74,12 +74,7 @@ pub fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 /// forms (NAT64, 6to4, Teredo) are judged by [`non_public_reason`] without being equivalent.
 pub fn mapped_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let v4 = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
         [0, 0, 0, 0, 0, 0xffff, _, _] => Some(v4),
         // `::` and `::1` are IPv6's own unspecified and loopback addresses.
@@ -107,7 +102,10 @@ pub fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     match s {
         // NAT64 well-known prefix (RFC 6052 §2.1): the last 32 bits are the IPv4 address.
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
-            return embedded(v4_at(hi, lo), "NAT64 of a non-public IPv4 address (RFC 6052)");
+            return embedded(
+                v4_at(hi, lo),
+                "NAT64 of a non-public IPv4 address (RFC 6052)",
+            );
         }
         // Local-use NAT64 prefix (RFC 8215): translates into a private network.
         [0x64, 0xff9b, 1, ..] => return Some("local-use NAT64 64:ff9b:1::/48 (RFC 8215)"),
@@ -129,7 +127,10 @@ pub fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
         }
         // 6to4 (RFC 3056 §2): the IPv4 address in bits 16–47.
         [0x2002, hi, lo, ..] => {
-            return embedded(v4_at(hi, lo), "6to4 of a non-public IPv4 address (RFC 3056)");
+            return embedded(
+                v4_at(hi, lo),
+                "6to4 of a non-public IPv4 address (RFC 3056)",
+            );
         }
         [0x2001, 2, 0, ..] => return Some("benchmarking 2001:2::/48 (RFC 5180)"),
         [0x2001, 0x10..=0x2f, ..] => return Some("ORCHID 2001:10::/28, 2001:20::/28 (RFC 7343)"),
@@ -221,16 +222,14 @@ fn parse_ipv4_number(part: &str) -> Option<u64> {
     if part.is_empty() || part.len() > 34 {
         return None;
     }
-    let (digits, radix) = if let Some(hex) = part
-        .strip_prefix("0x")
-        .or_else(|| part.strip_prefix("0X"))
-    {
-        (hex, 16)
-    } else if part.len() > 1 && part.starts_with('0') {
-        (&part[1..], 8)
-    } else {
-        (part, 10)
-    };
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
     if digits.is_empty() {
         // `0x` alone is zero for the URL standard.
         return (radix == 16).then_some(0);
@@ -250,7 +249,9 @@ impl IpRange {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(ip) & mask == u32::from(net)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -411,34 +412,45 @@ struct GuardedResolver {
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_string();
-        let policy = self.policy.clone();
-        let lookup = self.lookup.clone();
-        Box::pin(async move {
-            if let Some(reason) = refused_name(&host) {
-                return Err(Box::new(Refused(format!("{host} is {reason}"))) as _);
-            }
-            let addresses = match parse_ip_literal(&host) {
-                Some(ip) => vec![ip],
-                None => lookup.lookup(host.clone()).await?,
-            };
-            if addresses.is_empty() {
-                return Err(Box::new(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{host} has no address"),
-                )) as _);
-            }
-            // One refused address refuses them all: the connection must not depend on which
-            // one happens to be tried.
-            if let Some(ip) = addresses.iter().find(|ip| !policy.permits(**ip)) {
-                let reason = non_public_reason(*ip).unwrap_or("not public");
-                return Err(Box::new(Refused(format!("{host} resolves to {ip}, {reason}"))) as _);
-            }
-            let addrs: reqwest::dns::Addrs =
-                Box::new(addresses.into_iter().map(|ip| SocketAddr::new(ip, 0)));
-            Ok(addrs)
-        })
+        Box::pin(resolve_checked(
+            name.as_str().to_string(),
+            self.policy.clone(),
+            self.lookup.clone(),
+        ))
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn resolve_checked(
+    host: String,
+    policy: Arc<OutboundPolicy>,
+    lookup: Arc<dyn Lookup>,
+) -> Result<reqwest::dns::Addrs, BoxError> {
+    if let Some(reason) = refused_name(&host) {
+        return Err(Box::new(Refused(format!("{host} is {reason}"))));
+    }
+    let addresses = match parse_ip_literal(&host) {
+        Some(ip) => vec![ip],
+        None => lookup.lookup(host.clone()).await?,
+    };
+    if addresses.is_empty() {
+        return Err(Box::new(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} has no address"),
+        )));
+    }
+    // One refused address refuses them all: the connection must not depend on which one
+    // happens to be tried.
+    if let Some(ip) = addresses.iter().find(|ip| !policy.permits(**ip)) {
+        let reason = non_public_reason(*ip).unwrap_or("not public");
+        return Err(Box::new(Refused(format!(
+            "{host} resolves to {ip}, {reason}"
+        ))));
+    }
+    Ok(Box::new(
+        addresses.into_iter().map(|ip| SocketAddr::new(ip, 0)),
+    ))
 }
 
 /// The HTTP client of every outbound notification: guarded resolution, no redirects, no
@@ -517,7 +529,13 @@ impl Outbound {
             tracing::warn!(outbound.host = %host, reason, "outbound request refused");
             return failed(REFUSED);
         }
-        let result = self.client.post(parsed).headers(headers).body(body).send().await;
+        let result = self
+            .client
+            .post(parsed)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
         match result {
             Ok(response) if response.status().is_success() => PostOutcome {
                 status: Some(response.status().as_u16()),
@@ -688,8 +706,18 @@ mod tests {
             parse_ip_literal("[::ffff:169.254.169.254]"),
             Some(ip("::ffff:a9fe:a9fe"))
         );
-        assert_eq!(parse_ip_literal("[::ffff:7f00:1]"), Some(ip("::ffff:127.0.0.1")));
-        for name in ["example.fr", "127.0.0.1.example.fr", "1.2.3.4.5", "256.1.1.1", "08.1.1.1", ""] {
+        assert_eq!(
+            parse_ip_literal("[::ffff:7f00:1]"),
+            Some(ip("::ffff:127.0.0.1"))
+        );
+        for name in [
+            "example.fr",
+            "127.0.0.1.example.fr",
+            "1.2.3.4.5",
+            "256.1.1.1",
+            "08.1.1.1",
+            "",
+        ] {
             assert_eq!(parse_ip_literal(name), None, "{name}");
         }
     }
@@ -708,7 +736,11 @@ mod tests {
         ] {
             assert!(refused_name(name).is_some(), "{name}");
         }
-        for name in ["hooks.example.fr", "internal.example.fr", "localhost.example.fr"] {
+        for name in [
+            "hooks.example.fr",
+            "internal.example.fr",
+            "localhost.example.fr",
+        ] {
             assert!(refused_name(name).is_none(), "{name}");
         }
     }
@@ -744,7 +776,11 @@ mod tests {
             allowed_private: vec!["127.0.0.1/32".parse().expect("range")],
             require_https: false,
         };
-        for url in ["http://127.0.0.1:9/h", "http://2130706433:9/h", "http://[::ffff:7f00:1]:9/h"] {
+        for url in [
+            "http://127.0.0.1:9/h",
+            "http://2130706433:9/h",
+            "http://[::ffff:7f00:1]:9/h",
+        ] {
             assert!(on_premise.check_url(url).is_ok(), "{url} refused");
         }
         assert!(on_premise.check_url("http://127.0.0.2/h").is_err());
@@ -769,7 +805,13 @@ mod tests {
         assert!(v6.contains(ip("fd12::1")));
         let all: IpRange = "0.0.0.0/0".parse().expect("range");
         assert!(all.contains(ip("192.168.0.1")));
-        for bad in ["10.0.0.1/8", "10.0.0.0/33", "fd00::/129", "example.fr/8", "10.0.0.0/x"] {
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "example.fr/8",
+            "10.0.0.0/x",
+        ] {
             assert!(bad.parse::<IpRange>().is_err(), "{bad}");
         }
         let policy = OutboundPolicy {

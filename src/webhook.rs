@@ -491,9 +491,7 @@ struct TenantSlot {
 }
 
 impl TenantSlots {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, TenantSlot>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, TenantSlot>> {
         // A panic while holding this lock leaves only counters behind: keep using them.
         self.tenants
             .lock()
@@ -631,7 +629,10 @@ impl Deliverer {
             }
         }
         // Unrecorded, the delivery is retried when its lease ends.
-        self.storage.record_delivery_attempt(&attempt).await.map(|_| ())
+        self.storage
+            .record_delivery_attempt(&attempt)
+            .await
+            .map(|_| ())
     }
 }
 

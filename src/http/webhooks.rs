@@ -170,8 +170,8 @@ pub async fn create(
     }
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
-    let request = WebhookRequest::parse(&value, service.outbound.policy())
-        .map_err(Problem::validation)?;
+    let request =
+        WebhookRequest::parse(&value, service.outbound.policy()).map_err(Problem::validation)?;
     let now = unix_micros(service.clock.now());
     let row = WebhookRow {
         id: uuid::Uuid::now_v7().to_string(),

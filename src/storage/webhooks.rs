@@ -534,10 +534,7 @@ impl Storage {
                 // Rows locked by another instance's claim are skipped, not waited for.
                 select.push(" FOR UPDATE OF d SKIP LOCKED");
             }
-            let ids: Vec<String> = select
-                .build_query_scalar()
-                .fetch_all(&mut *tx)
-                .await?;
+            let ids: Vec<String> = select.build_query_scalar().fetch_all(&mut *tx).await?;
             if ids.is_empty() {
                 return Ok(Vec::new());
             }

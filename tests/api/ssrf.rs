@@ -151,7 +151,11 @@ async fn every_form_of_a_non_public_address_is_refused_at_registration_and_nothi
         );
         let problem: Value = response.json().await.expect("problem");
         assert_eq!(problem["errors"][0]["field"], "url", "{url}: {problem}");
-        assert_eq!(problem["errors"].as_array().map(Vec::len), Some(1), "{problem}");
+        assert_eq!(
+            problem["errors"].as_array().map(Vec::len),
+            Some(1),
+            "{problem}"
+        );
     }
     let listed: Value = app.get("/v1/webhooks").await.json().await.expect("json");
     assert_eq!(listed["items"], json!([]), "nothing half-registered");
@@ -206,7 +210,11 @@ async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once
         assert!(n <= recommande::webhook::PER_TENANT_CONCURRENCY, "{n}");
         attempted += n;
     }
-    assert_eq!(received.load(Ordering::SeqCst), 0, "nothing reached 127.0.0.1");
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        0,
+        "nothing reached 127.0.0.1"
+    );
     for webhook in storage.active_webhooks(&tenant).await.expect("webhooks") {
         let log = storage
             .list_deliveries(&tenant, &webhook.id, None, 10)
@@ -214,7 +222,12 @@ async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once
             .expect("deliveries");
         assert_eq!(log.len(), 1);
         assert_eq!(log[0].attempts, 1, "{}", webhook.url);
-        assert_eq!(log[0].last_error.as_deref(), Some(REFUSED), "{}", webhook.url);
+        assert_eq!(
+            log[0].last_error.as_deref(),
+            Some(REFUSED),
+            "{}",
+            webhook.url
+        );
         assert!(log[0].delivered_at.is_none());
     }
 
@@ -260,7 +273,10 @@ fn table() -> Arc<Table> {
                 vec![ip("93.184.215.14"), ip("127.0.0.1")],
             ),
             ("meta.example.test".to_string(), vec![ip("169.254.169.254")]),
-            ("mapped.example.test".to_string(), vec![ip("::ffff:127.0.0.1")]),
+            (
+                "mapped.example.test".to_string(),
+                vec![ip("::ffff:127.0.0.1")],
+            ),
         ]),
         lookups: Mutex::default(),
     })
@@ -298,7 +314,13 @@ async fn a_name_is_resolved_once_refused_if_any_address_is_not_public_and_connec
     // A refused name is never even looked up.
     let outcome = post(&strict, &format!("http://localhost:{port}/hooks")).await;
     assert_eq!(outcome.1.as_deref(), Some(REFUSED));
-    assert!(!names.lookups.lock().expect("lock").contains(&"localhost".to_string()));
+    assert!(
+        !names
+            .lookups
+            .lock()
+            .expect("lock")
+            .contains(&"localhost".to_string())
+    );
 
     // Loopback allowed: the request goes to the one address the table gave — a name no
     // real resolver knows, so a second resolution could not have reached the receiver.
@@ -327,7 +349,11 @@ async fn a_name_is_resolved_once_refused_if_any_address_is_not_public_and_connec
     drop(closed);
     let outcome = post(&allowed, &format!("http://127.0.0.1:{closed_port}/hooks")).await;
     assert_eq!(outcome, (None, Some("unreachable".to_string())));
-    let outcome = post(&allowed, &format!("http://unknown.example.test:{port}/hooks")).await;
+    let outcome = post(
+        &allowed,
+        &format!("http://unknown.example.test:{port}/hooks"),
+    )
+    .await;
     assert_eq!(outcome, (None, Some("unreachable".to_string())));
     let outcome = post(&allowed, &format!("http://127.0.0.1:{port}/missing")).await;
     assert_eq!(outcome, (Some(404), Some("HTTP 404".to_string())));
@@ -369,8 +395,12 @@ async fn one_tenants_hanging_receiver_does_not_delay_another_tenants_delivery(en
     let (slow_port, accepted) = hanging_receiver().await;
     let (fast_port, received) = receiver().await;
     let key_b = app.new_api_key("Autre Cabinet").await;
-    let slow = post_webhook(&app, &app.api_key, &format!("http://127.0.0.1:{slow_port}/hooks"))
-        .await;
+    let slow = post_webhook(
+        &app,
+        &app.api_key,
+        &format!("http://127.0.0.1:{slow_port}/hooks"),
+    )
+    .await;
     assert_eq!(slow.status(), 201);
     let slow: Value = slow.json().await.expect("json");
     let fast = post_webhook(&app, &key_b, &format!("http://127.0.0.1:{fast_port}/hooks")).await;
@@ -389,17 +419,28 @@ async fn one_tenants_hanging_receiver_does_not_delay_another_tenants_delivery(en
         app.service.outbound.clone(),
     );
 
-    fan_out(&storage, &event_of(&letter, &tenant_a), OffsetDateTime::now_utc())
-        .await
-        .expect("fan out A");
+    fan_out(
+        &storage,
+        &event_of(&letter, &tenant_a),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("fan out A");
     assert!(
-        wait_until(Duration::from_secs(5), async || accepted.load(Ordering::SeqCst) > 0).await,
+        wait_until(Duration::from_secs(5), async || accepted
+            .load(Ordering::SeqCst)
+            > 0)
+        .await,
         "tenant A's attempt started"
     );
     let started = Instant::now();
-    fan_out(&storage, &event_of(&letter, &tenant_b), OffsetDateTime::now_utc())
-        .await
-        .expect("fan out B");
+    fan_out(
+        &storage,
+        &event_of(&letter, &tenant_b),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect("fan out B");
     let delivery = async |tenant: &str, webhook: &Value| {
         storage
             .list_deliveries(tenant, webhook["id"].as_str().expect("id"), None, 10)
