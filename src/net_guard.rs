@@ -366,7 +366,7 @@ impl OutboundPolicy {
         }
         match url.host_str() {
             None => Err("must name a host".into()),
-            Some(host) => match self.refuse_host(&host) {
+            Some(host) => match self.refuse_host(host) {
                 Some(reason) => Err(reason),
                 None => Ok(normalised),
             },
