@@ -28,6 +28,7 @@ crate::on_both_engines!(
     webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once_it_is_not,
     one_tenants_hanging_receiver_does_not_delay_another_tenants_delivery,
     a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_allowed,
+    claims_take_at_most_four_deliveries_per_tenant_and_none_of_a_busy_tenant,
 );
 
 const SECRET: &str = "whsec-0123456789-abcdef";
@@ -520,4 +521,64 @@ async fn a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_a
             .is_ok(),
         "an allowed on-premise witness"
     );
+}
+
+async fn claims_take_at_most_four_deliveries_per_tenant_and_none_of_a_busy_tenant(engine: Engine) {
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+        return;
+    };
+    let key_b = app.new_api_key("Autre Cabinet").await;
+    for _ in 0..6 {
+        let response = post_webhook(&app, &app.api_key, "http://127.0.0.1:9/unused").await;
+        assert_eq!(response.status(), 201);
+    }
+    let response = post_webhook(&app, &key_b, "http://127.0.0.1:9/unused").await;
+    assert_eq!(response.status(), 201);
+    let tenant_a = tenant_of(&app, "Cabinet Recouvr").await;
+    let tenant_b = tenant_of(&app, "Autre Cabinet").await;
+    let letter = app.deposit().await;
+    let storage = &app.service.storage;
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        fan_out(storage, &event_of(&letter, &tenant_a), now)
+            .await
+            .expect("fan out A"),
+        6
+    );
+    assert_eq!(
+        fan_out(storage, &event_of(&letter, &tenant_b), now)
+            .await
+            .expect("fan out B"),
+        1
+    );
+    let at = unix_micros(now);
+    let lease = unix_micros(now + time::Duration::minutes(1));
+    let tenants = |claimed: &[recommande::storage::ClaimedDelivery]| -> Vec<String> {
+        claimed
+            .iter()
+            .map(|c| c.delivery.tenant_id.clone())
+            .collect()
+    };
+    // A is busy: only B's delivery is claimed.
+    let claimed = storage
+        .claim_due_deliveries(at, lease, 100, 4, std::slice::from_ref(&tenant_a))
+        .await
+        .expect("claim");
+    assert_eq!(tenants(&claimed), [tenant_b.clone()]);
+    // Then four of A's six, then the last two.
+    let claimed = storage
+        .claim_due_deliveries(at, lease, 100, 4, &[])
+        .await
+        .expect("claim");
+    assert_eq!(tenants(&claimed), vec![tenant_a.clone(); 4]);
+    let claimed = storage
+        .claim_due_deliveries(at, lease, 100, 4, &[])
+        .await
+        .expect("claim");
+    assert_eq!(tenants(&claimed), vec![tenant_a.clone(); 2]);
+    let claimed = storage
+        .claim_due_deliveries(at, lease, 100, 4, &[])
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "all leased");
 }
