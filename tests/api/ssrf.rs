@@ -564,7 +564,7 @@ async fn claims_take_at_most_four_deliveries_per_tenant_and_none_of_a_busy_tenan
         .claim_due_deliveries(at, lease, 100, 4, std::slice::from_ref(&tenant_a))
         .await
         .expect("claim");
-    assert_eq!(tenants(&claimed), [tenant_b.clone()]);
+    assert_eq!(tenants(&claimed), vec![tenant_b]);
     // Then four of A's six, then the last two.
     let claimed = storage
         .claim_due_deliveries(at, lease, 100, 4, &[])
