@@ -47,6 +47,10 @@ fn forms(port: u16) -> Vec<String> {
         "[::1]",
         "localhost",
         "api.localhost",
+        "metadata.google.internal",
+        "instance-data",
+        "169.254.169.254",
+        "[::ffff:169.254.169.254]",
     ]
     .iter()
     .map(|host| format!("http://{host}:{port}/hooks"))
@@ -233,7 +237,8 @@ async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once
     }
 
     // Control: with loopback allowed, the same deliveries do reach the receiver — except
-    // the names refused whatever they resolve to, and ::1 (not in 127.0.0.1/32).
+    // the names refused whatever they resolve to (4), ::1 (not in 127.0.0.1/32) and the
+    // metadata address (2 spellings), refused again.
     let later = now + time::Duration::hours(1);
     let mut attempted = 0;
     while attempted < urls.len() {
@@ -241,7 +246,7 @@ async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once
             .await
             .expect("deliver");
     }
-    assert_eq!(received.load(Ordering::SeqCst), urls.len() - 3);
+    assert_eq!(received.load(Ordering::SeqCst), urls.len() - 7);
 }
 
 /// A fixed name table standing for DNS, counting lookups.
