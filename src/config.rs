@@ -217,6 +217,9 @@ pub struct Settings {
     pub evidence_retention_years: Option<u32>,
     /// Where the (encrypted) document bytes live (`[storage]`).
     pub storage: StorageBackend,
+    /// `[outbound] allowed_private`: non-public address ranges webhook and witness
+    /// deliveries may reach (on-premise receivers); none by default (see src/net_guard.rs).
+    pub outbound_allowed_private: Vec<crate::net_guard::IpRange>,
 }
 
 /// Where document bytes are stored. Either way they are ciphertext: encryption happens above
@@ -477,6 +480,15 @@ struct FileConfig {
     metrics: FileMetrics,
     #[serde(default)]
     renewal: FileRenewal,
+    #[serde(default)]
+    outbound: FileOutbound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOutbound {
+    /// A list of ranges, or (from the environment) one string of comma-separated ranges.
+    allowed_private: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -649,6 +661,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         "RECOMMANDE_S3_ALLOW_HTTP",
         Some("storage.s3"),
         "allow_http",
+        false,
+    ),
+    (
+        "RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE",
+        Some("outbound"),
+        "allowed_private",
         false,
     ),
     ("RECOMMANDE_DATA_DIR", None, "data_dir", false),
@@ -1216,6 +1234,7 @@ impl Settings {
         }
         let storage = resolve_storage(file.storage)?;
         let log_witnesses = resolve_witnesses(file.log.witnesses)?;
+        let outbound_allowed_private = resolve_allowed_private(file.outbound.allowed_private)?;
         let metrics_token = file.metrics.token.filter(|t| !t.is_empty());
         if metrics_token.as_ref().is_some_and(|t| t.len() < 32) {
             return Err(ConfigError::Invalid {
@@ -1294,8 +1313,56 @@ impl Settings {
             evidence_retention_years,
             renewal_interval_seconds,
             renewal_margin_days,
+            outbound_allowed_private,
         })
     }
+
+    /// Where webhook and witness deliveries may go: public addresses, the allowed private
+    /// ranges, and https only unless the development PKI is in use.
+    pub fn outbound_policy(&self) -> crate::net_guard::OutboundPolicy {
+        crate::net_guard::OutboundPolicy {
+            allowed_private: self.outbound_allowed_private.clone(),
+            require_https: !self.pki.is_development(),
+        }
+    }
+}
+
+/// Reads `[outbound] allowed_private`: a list of `address/prefix` ranges, or one string of
+/// comma-separated ranges (`RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE`).
+fn resolve_allowed_private(
+    value: Option<toml::Value>,
+) -> Result<Vec<crate::net_guard::IpRange>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "outbound.allowed_private",
+        message,
+    };
+    let items: Vec<String> = match value {
+        None => Vec::new(),
+        Some(toml::Value::String(text)) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::String(text) => Ok(text),
+                other => Err(invalid(format!(
+                    "{other} is not a range such as \"10.0.0.0/8\""
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(invalid(format!(
+                "{other} must be a list of ranges such as [\"10.0.0.0/8\", \"127.0.0.1/32\"]"
+            )));
+        }
+    };
+    items
+        .iter()
+        .map(|text| text.parse().map_err(invalid))
+        .collect()
 }
 
 fn resolve_storage(file: FileStorage) -> Result<StorageBackend, ConfigError> {
@@ -1867,6 +1934,56 @@ mod tests {
                 url: "https://tsa.example/".into()
             }
         );
+    }
+
+    #[test]
+    fn outbound_allowed_private_ranges_come_from_the_file_or_the_environment_and_are_checked() {
+        let s = load(None, &[], Overrides::default()).expect("settings");
+        assert!(s.outbound_allowed_private.is_empty(), "none by default");
+        assert!(s.outbound_policy().permits("8.8.8.8".parse().expect("ip")));
+        assert!(
+            !s.outbound_policy()
+                .permits("127.0.0.1".parse().expect("ip"))
+        );
+        assert!(
+            !s.outbound_policy().require_https,
+            "development PKI: http allowed"
+        );
+        let s = load(
+            Some("[outbound]\nallowed_private = [\"10.0.0.0/8\", \"127.0.0.1/32\"]\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("file");
+        let ranges: Vec<String> = s
+            .outbound_allowed_private
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(ranges, ["10.0.0.0/8", "127.0.0.1/32"]);
+        assert!(s.outbound_policy().permits("10.2.3.4".parse().expect("ip")));
+        let s = load(
+            None,
+            &[(
+                "RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE",
+                "192.168.0.0/16, fd00::/8",
+            )],
+            Overrides::default(),
+        )
+        .expect("environment");
+        assert_eq!(s.outbound_allowed_private.len(), 2);
+        for bad in [
+            "[outbound]\nallowed_private = [\"10.0.0.1/8\"]\n",
+            "[outbound]\nallowed_private = [\"intranet\"]\n",
+            "[outbound]\nallowed_private = [8]\n",
+            "[outbound]\nallowed_private = 8\n",
+        ] {
+            let err = load(Some(bad), &[], Overrides::default()).expect_err(bad);
+            assert!(
+                err.to_string().contains("outbound.allowed_private"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod letter;
 pub mod lifecycle;
 pub mod log;
 pub mod mail;
+pub mod net_guard;
 pub mod pki;
 pub mod private_files;
 pub mod proof;

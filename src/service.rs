@@ -110,6 +110,8 @@ pub struct Service {
     pub log: TransparencyLog,
     /// Outside witnesses that receive each signed tree head.
     pub witnesses: Witnesses,
+    /// The guarded HTTP client of webhook and witness deliveries (src/net_guard.rs).
+    pub outbound: crate::net_guard::Outbound,
     /// Debt-collection letters written by the service.
     pub composer: Composer,
     /// API key HMAC.
@@ -351,14 +353,27 @@ impl Service {
             &settings.mail_from,
         )?;
         mailer.check().await?;
+        let policy = settings.outbound_policy();
+        // Witness URLs come from the operator: checked like a tenant's webhook, at start
+        // (https outside development, no non-public address unless allowed).
+        for witness in &settings.log_witnesses.webhooks {
+            policy.check_url(&witness.url).map_err(|message| {
+                StartError::Config(format!(
+                    "invalid setting log.witnesses.webhooks: url {:?} {message}",
+                    witness.url
+                ))
+            })?;
+        }
+        let outbound = crate::net_guard::Outbound::new(policy)
+            .map_err(|e| StartError::Config(format!("outbound HTTP client: {e}")))?;
         let witnesses = Witnesses::new(
             storage.clone(),
             mailer.clone(),
+            outbound.clone(),
             &settings.log_witnesses,
             &settings.public_url,
             &settings.provider_name,
-        )
-        .map_err(|e| StartError::Config(format!("witness HTTP client: {e}")))?;
+        );
         let lifecycle = Lifecycle::new(
             storage.clone(),
             sealer.clone(),
@@ -392,6 +407,7 @@ impl Service {
             lifecycle,
             log,
             witnesses,
+            outbound,
             composer,
             api_keys,
             clock,

@@ -17,6 +17,15 @@
 //! redirect is a failure, so a webhook cannot be bounced to an address nobody registered).
 //! Failures are retried with exponential backoff ([`retry_delay`]) until [`RETRY_WINDOW`]
 //! after the first attempt, then the delivery is marked failed.
+//!
+//! Every POST goes through [`crate::net_guard::Outbound`]: a URL naming or resolving to a
+//! non-public address is refused (issue 12 §3), and a tenant reads only `unreachable`,
+//! `refused: address not public`, `timeout` or `HTTP <status>` of a failure.
+//!
+//! One tenant's slow receiver never delays another tenant's deliveries ([`Deliverer`]): the
+//! worker does not wait for a pass's attempts before the next pass, each tenant has at most
+//! [`PER_TENANT_CONCURRENCY`] attempts in flight, and a tenant at that bound gets no new
+//! claims until one ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +37,7 @@ use time::OffsetDateTime;
 use crate::clock::{Clock, unix_micros};
 use crate::evidence::EvidenceEvent;
 use crate::letter::{FieldError, field_error};
+use crate::net_guard::{Outbound, OutboundPolicy};
 use crate::storage::{
     AttemptOutcome, ClaimedDelivery, DeliveryAttempt, NewDelivery, Storage, StorageError,
 };
@@ -51,8 +61,10 @@ pub const SIGNATURE_HEADER: &str = "Recommande-Signature";
 pub const EVENT_HEADER: &str = "Recommande-Event";
 /// Name of the delivery-id header.
 pub const DELIVERY_HEADER: &str = "Recommande-Delivery";
-/// How long a receiver has to answer one attempt.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a receiver has to answer one attempt (connection included).
+pub const ATTEMPT_TIMEOUT: Duration = crate::net_guard::ATTEMPT_TIMEOUT;
+/// Attempts of one tenant in flight at once, at most.
+pub const PER_TENANT_CONCURRENCY: usize = 4;
 /// Retries stop this long after the first attempt.
 pub const RETRY_WINDOW: time::Duration = time::Duration::hours(48);
 /// Delay after the first failed attempt; it doubles with each further failure.
@@ -172,8 +184,12 @@ impl std::fmt::Debug for WebhookRequest {
 }
 
 impl WebhookRequest {
-    /// Checks a body, reporting **every** invalid field at once.
-    pub fn parse(body: &serde_json::Value) -> Result<WebhookRequest, Vec<FieldError>> {
+    /// Checks a body, reporting **every** invalid field at once; the URL must be one
+    /// `policy` lets deliveries reach ([`OutboundPolicy::check_url`]).
+    pub fn parse(
+        body: &serde_json::Value,
+        policy: &OutboundPolicy,
+    ) -> Result<WebhookRequest, Vec<FieldError>> {
         let Some(obj) = body.as_object() else {
             return Err(vec![field_error("", "the body must be a JSON object")]);
         };
@@ -191,10 +207,10 @@ impl WebhookRequest {
                 ));
                 None
             }
-            Some(serde_json::Value::String(s)) => match check_url(s) {
+            Some(serde_json::Value::String(s)) => match policy.check_url(s) {
                 Ok(url) => Some(url),
                 Err(message) => {
-                    errors.push(field_error("url", message));
+                    errors.push(field_error("url", &message));
                     None
                 }
             },
@@ -424,37 +440,164 @@ pub async fn fan_out_batch(
     Ok(created)
 }
 
-/// Sends every due delivery (at most `limit`), records each attempt, schedules retries.
+/// Sends every due delivery (at most `limit`, at most [`PER_TENANT_CONCURRENCY`] of each
+/// tenant), records each attempt, schedules retries, and returns once all are recorded.
 /// Returns how many were attempted.
 pub async fn deliver_due(
     storage: &Storage,
-    client: &reqwest::Client,
+    outbound: &Outbound,
     now: OffsetDateTime,
     limit: i64,
 ) -> Result<usize, StorageError> {
-    let claimed = storage
-        .claim_due_deliveries(unix_micros(now), unix_micros(now + CLAIM_LEASE), limit)
-        .await?;
-    let count = claimed.len();
-    // Attempts run concurrently: one slow receiver must not hold back the others' deliveries.
-    let mut attempts = tokio::task::JoinSet::new();
-    for claim in claimed {
-        let client = client.clone();
-        attempts.spawn(async move {
-            let (status, error) = send(&client, &claim, now).await;
-            (claim, status, error)
-        });
-    }
+    let deliverer = Deliverer::new(storage.clone(), outbound.clone());
+    let attempts = deliverer.start_due(now, limit).await?;
+    let count = attempts.len();
     let mut first_error = None;
-    while let Some(joined) = attempts.join_next().await {
-        let (claim, status, error) = match joined {
-            Ok(result) => result,
-            Err(e) => {
-                // The lease ends and another pass retries the delivery.
-                tracing::error!(error = %e, "webhook attempt task stopped");
-                continue;
+    for attempt in attempts {
+        match attempt.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
             }
-        };
+            // The lease ends and another pass retries the delivery.
+            Err(e) => tracing::error!(error = %e, "webhook attempt task stopped"),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(count),
+    }
+}
+
+/// Sends deliveries without letting one tenant hold back another: each claimed delivery is
+/// attempted in its own task, at most [`PER_TENANT_CONCURRENCY`] per tenant at once, and
+/// [`Deliverer::start_due`] returns as soon as the attempts are started.
+#[derive(Clone)]
+pub struct Deliverer {
+    storage: Storage,
+    outbound: Outbound,
+    slots: Arc<TenantSlots>,
+}
+
+/// Attempts in flight per tenant (started, waiting for a permit or running).
+#[derive(Default)]
+struct TenantSlots {
+    tenants: std::sync::Mutex<std::collections::HashMap<String, TenantSlot>>,
+}
+
+struct TenantSlot {
+    in_flight: usize,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl TenantSlots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, TenantSlot>> {
+        // A panic while holding this lock leaves only counters behind: keep using them.
+        self.tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tenants with [`PER_TENANT_CONCURRENCY`] attempts or more in flight.
+    fn busy(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, slot)| slot.in_flight >= PER_TENANT_CONCURRENCY)
+            .map(|(tenant, _)| tenant.clone())
+            .collect()
+    }
+
+    /// Counts one more attempt of `tenant`; returns the semaphore bounding its attempts.
+    fn enter(&self, tenant: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut tenants = self.lock();
+        let slot = tenants
+            .entry(tenant.to_string())
+            .or_insert_with(|| TenantSlot {
+                in_flight: 0,
+                permits: Arc::new(tokio::sync::Semaphore::new(PER_TENANT_CONCURRENCY)),
+            });
+        slot.in_flight += 1;
+        slot.permits.clone()
+    }
+
+    fn leave(&self, tenant: &str) {
+        let mut tenants = self.lock();
+        if let Some(slot) = tenants.get_mut(tenant) {
+            slot.in_flight = slot.in_flight.saturating_sub(1);
+            if slot.in_flight == 0 {
+                tenants.remove(tenant);
+            }
+        }
+    }
+}
+
+/// Leaves the tenant's slot when the attempt's task ends, even by a panic.
+struct SlotGuard {
+    slots: Arc<TenantSlots>,
+    tenant: String,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.slots.leave(&self.tenant);
+    }
+}
+
+impl Deliverer {
+    /// A deliverer posting through `outbound`.
+    pub fn new(storage: Storage, outbound: Outbound) -> Deliverer {
+        Deliverer {
+            storage,
+            outbound,
+            slots: Arc::new(TenantSlots::default()),
+        }
+    }
+
+    /// Claims due deliveries of the tenants below their bound (at most `limit`, at most
+    /// [`PER_TENANT_CONCURRENCY`] each) and starts their attempts; each task records its
+    /// own attempt. Awaiting the handles is optional.
+    pub async fn start_due(
+        &self,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<tokio::task::JoinHandle<Result<(), StorageError>>>, StorageError> {
+        let busy = self.slots.busy();
+        let claimed = self
+            .storage
+            .claim_due_deliveries(
+                unix_micros(now),
+                unix_micros(now + CLAIM_LEASE),
+                limit,
+                PER_TENANT_CONCURRENCY as i64,
+                &busy,
+            )
+            .await?;
+        let mut attempts = Vec::with_capacity(claimed.len());
+        for claim in claimed {
+            let tenant = claim.delivery.tenant_id.clone();
+            let permits = self.slots.enter(&tenant);
+            let guard = SlotGuard {
+                slots: self.slots.clone(),
+                tenant,
+            };
+            let this = self.clone();
+            attempts.push(tokio::spawn(async move {
+                let _guard = guard;
+                // At most PER_TENANT_CONCURRENCY of this tenant run; the others wait here, an
+                // attempt at most, well within the claim's lease.
+                let _permit = permits.acquire_owned().await.ok();
+                this.attempt(claim, now).await
+            }));
+        }
+        Ok(attempts)
+    }
+
+    async fn attempt(
+        &self,
+        claim: ClaimedDelivery,
+        now: OffsetDateTime,
+    ) -> Result<(), StorageError> {
+        let (status, error) = send(&self.outbound, &claim, now).await;
         let delivery = &claim.delivery;
         let first_attempt = delivery.first_attempt_at.unwrap_or(unix_micros(now));
         let outcome = if error.is_none() {
@@ -476,23 +619,20 @@ pub async fn deliver_due(
         };
         match outcome {
             AttemptOutcome::Delivered => {
-                tracing::info!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, letter.id = delivery.letter_id.as_deref().unwrap_or(""), batch.id = delivery.batch_id.as_deref().unwrap_or(""), http.status = status, "webhook delivered")
+                tracing::info!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, tenant.id = %delivery.tenant_id, letter.id = delivery.letter_id.as_deref().unwrap_or(""), batch.id = delivery.batch_id.as_deref().unwrap_or(""), http.status = status, "webhook delivered")
             }
             AttemptOutcome::RetryAt(_) => {
-                tracing::warn!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook attempt failed; will retry")
+                tracing::warn!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, tenant.id = %delivery.tenant_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook attempt failed; will retry")
             }
             AttemptOutcome::GiveUp => {
-                tracing::error!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook delivery given up")
+                tracing::error!(webhook.delivery = %delivery.id, webhook.id = %delivery.webhook_id, tenant.id = %delivery.tenant_id, attempts = delivery.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook delivery given up")
             }
         }
-        if let Err(e) = storage.record_delivery_attempt(&attempt).await {
-            // Keep recording the others; the unrecorded one is retried when its lease ends.
-            first_error.get_or_insert(e);
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(count),
+        // Unrecorded, the delivery is retried when its lease ends.
+        self.storage
+            .record_delivery_attempt(&attempt)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -534,34 +674,22 @@ pub fn next_step(
     AttemptOutcome::RetryAt(unix_micros(next))
 }
 
-/// The HTTP client for webhook deliveries: no redirects, [`ATTEMPT_TIMEOUT`] per attempt.
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ATTEMPT_TIMEOUT)
-        .user_agent(concat!("recommande-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// Runs [`deliver_due`] every `interval` (at once again when a full batch was sent) until
-/// the task is aborted. Errors are logged; the loop never panics nor stops on them.
+/// Starts a pass of [`Deliverer::start_due`] every `interval` (at once again when a full
+/// batch was claimed) until the task is aborted, without waiting for the attempts of a pass:
+/// a slow receiver delays nobody else's deliveries. Errors are logged; the loop never panics
+/// nor stops on them.
 pub fn spawn_delivery_worker(
     storage: Storage,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    outbound: Outbound,
 ) -> tokio::task::JoinHandle<()> {
     const BATCH: i64 = 100;
+    let deliverer = Deliverer::new(storage, outbound);
     tokio::spawn(async move {
-        let client = match client() {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::error!(error = %e, "webhook delivery worker cannot build its HTTP client; webhooks are not sent");
-                return;
-            }
-        };
         loop {
-            match deliver_due(&storage, &client, clock.now(), BATCH).await {
-                Ok(n) if n as i64 >= BATCH => continue,
+            match deliverer.start_due(clock.now(), BATCH).await {
+                Ok(started) if started.len() as i64 >= BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "webhook delivery pass failed"),
             }
@@ -573,13 +701,13 @@ pub fn spawn_delivery_worker(
 /// One POST of a delivery; returns the status when the receiver answered, and the error
 /// unless it was 2xx.
 async fn send(
-    client: &reqwest::Client,
+    outbound: &Outbound,
     claim: &ClaimedDelivery,
     now: OffsetDateTime,
 ) -> (Option<u16>, Option<String>) {
     let delivery = &claim.delivery;
     post_signed(
-        client,
+        outbound,
         &claim.url,
         claim.secret.as_bytes(),
         &delivery.event,
@@ -592,10 +720,11 @@ async fn send(
 
 /// POSTs `payload` (JSON) to `url` signed with `secret` at `now` ([`signature`]), with the
 /// event and delivery-id headers: the one way every signed notification of the service
-/// leaves (sender webhooks and log witnesses). Returns the status when the receiver
-/// answered, and the error unless it was 2xx.
+/// leaves (sender webhooks and log witnesses), through the guarded client. Returns the
+/// status when the receiver answered, and the error unless it was 2xx — only words a
+/// tenant may read (`unreachable`, `refused: address not public`, `timeout`, `HTTP 500`).
 pub async fn post_signed(
-    client: &reqwest::Client,
+    outbound: &Outbound,
     url: &str,
     secret: &[u8],
     event: &str,
@@ -603,45 +732,27 @@ pub async fn post_signed(
     payload: &[u8],
     now: OffsetDateTime,
 ) -> (Option<u16>, Option<String>) {
+    use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
     let signed = signature(secret, now.unix_timestamp(), payload);
-    let result = client
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signed)
-        .header(EVENT_HEADER, event)
-        .header(DELIVERY_HEADER, delivery_id)
-        .body(payload.to_vec())
-        .send()
-        .await;
-    match result {
-        Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
-        Ok(response) => {
-            let status = response.status();
-            (
-                Some(status.as_u16()),
-                Some(format!("the receiver answered HTTP {status}")),
-            )
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for (name, value) in [
+        (SIGNATURE_HEADER, signed.as_str()),
+        (EVENT_HEADER, event),
+        (DELIVERY_HEADER, delivery_id),
+    ] {
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                headers.insert(name, value);
+            }
+            Err(_) => {
+                tracing::error!(header = name, "webhook header value is not sendable");
+                return (None, Some(crate::net_guard::UNREACHABLE.to_string()));
+            }
         }
-        // Without the URL: it may carry a token of the receiver's.
-        Err(e) => (None, Some(describe(&e.without_url()))),
     }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text.chars().take(500).collect()
+    let outcome = outbound.post(url, headers, payload.to_vec()).await;
+    (outcome.status, outcome.error)
 }
 
 /// A uniformly drawn jitter in −0.1..=0.1.
@@ -714,7 +825,7 @@ mod tests {
     fn every_invalid_webhook_field_is_reported_at_once() {
         let body = serde_json::json!({"url": "ftp://example.fr/x", "secret": "short",
             "events": ["letter.notified", "letter.notified", "letter.lost"], "colour": 1});
-        let errors = WebhookRequest::parse(&body).expect_err("invalid");
+        let errors = WebhookRequest::parse(&body, &OutboundPolicy::default()).expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -728,13 +839,13 @@ mod tests {
         ] {
             let body = serde_json::json!({"url": url, "secret": "0123456789abcdef",
                 "events": ["letter.accepted"]});
-            let errors = WebhookRequest::parse(&body).expect_err(url);
+            let errors = WebhookRequest::parse(&body, &OutboundPolicy::default()).expect_err(url);
             assert_eq!(errors[0].field, "url", "{url}");
         }
         let body = serde_json::json!({"url": "https://example.fr/", "secret": "0123456789abcdef",
             "events": []});
         assert_eq!(
-            WebhookRequest::parse(&body).expect_err("empty")[0].field,
+            WebhookRequest::parse(&body, &OutboundPolicy::default()).expect_err("empty")[0].field,
             "events"
         );
     }
@@ -743,7 +854,7 @@ mod tests {
     fn a_valid_webhook_request_parses_and_its_debug_form_hides_the_secret() {
         let body = serde_json::json!({"url": "https://Hooks.Example.fr/lre?k=1",
             "secret": "s3cr3t-s3cr3t-s3cr3t", "events": ["letter.accepted", "letter.refused"]});
-        let request = WebhookRequest::parse(&body).expect("valid");
+        let request = WebhookRequest::parse(&body, &OutboundPolicy::default()).expect("valid");
         assert_eq!(request.url, "https://hooks.example.fr/lre?k=1");
         assert_eq!(request.events, ["letter.accepted", "letter.refused"]);
         assert!(!format!("{request:?}").contains("s3cr3t"));

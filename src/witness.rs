@@ -62,7 +62,7 @@ pub fn targets(settings: &WitnessSettings) -> Vec<WitnessTarget> {
 pub struct Witnesses {
     storage: Storage,
     mailer: Mailer,
-    client: reqwest::Client,
+    outbound: crate::net_guard::Outbound,
     emails: Arc<Vec<String>>,
     secrets: Arc<HashMap<String, SecretText>>,
     public_url: String,
@@ -87,18 +87,20 @@ struct Payload<'a> {
 }
 
 impl Witnesses {
-    /// The witnesses of `settings`, mailing through `mailer`.
+    /// The witnesses of `settings`, mailing through `mailer` and posting through
+    /// `outbound` (the guarded client: no witness URL may reach a non-public address).
     pub fn new(
         storage: Storage,
         mailer: Mailer,
+        outbound: crate::net_guard::Outbound,
         settings: &WitnessSettings,
         public_url: &str,
         provider_name: &str,
-    ) -> Result<Witnesses, reqwest::Error> {
-        Ok(Witnesses {
+    ) -> Witnesses {
+        Witnesses {
             storage,
             mailer,
-            client: crate::webhook::client()?,
+            outbound,
             emails: Arc::new(settings.emails.clone()),
             secrets: Arc::new(
                 settings
@@ -109,7 +111,7 @@ impl Witnesses {
             ),
             public_url: public_url.trim_end_matches('/').to_string(),
             provider_name: provider_name.to_string(),
-        })
+        }
     }
 
     /// Sends every due delivery (at most `limit`, one per witness), records each attempt and
@@ -211,7 +213,7 @@ impl Witnesses {
             Err(e) => return Attempt::permanent(e),
         };
         let (status, error) = crate::webhook::post_signed(
-            &self.client,
+            &self.outbound,
             &delivery.witness,
             secret.expose().as_bytes(),
             EVENT,

@@ -56,6 +56,7 @@ pub fn spawn(service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
         service.storage.clone(),
         service.clock.clone(),
         WEBHOOK_INTERVAL,
+        service.outbound.clone(),
     );
     let log = {
         let log = service.log.clone();

@@ -126,7 +126,11 @@ pub struct DeliveryPage {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct WebhookBody {
-    /// Absolute http(s) URL receiving the POSTs; redirects are not followed.
+    /// Absolute URL receiving the POSTs (https outside development); redirects are not
+    /// followed. It must not name a loopback, private, link-local or other non-public
+    /// address nor a metadata name (`localhost`, `metadata.google.internal`, `*.internal`…)
+    /// unless the operator allows the range (`[outbound] allowed_private`); a name that
+    /// resolves to such an address is refused at delivery.
     url: String,
     /// 16 to 256 characters; signs each delivery (`Recommande-Signature`). Never shown again.
     secret: String,
@@ -166,7 +170,8 @@ pub async fn create(
     }
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
-    let request = WebhookRequest::parse(&value).map_err(Problem::validation)?;
+    let request =
+        WebhookRequest::parse(&value, service.outbound.policy()).map_err(Problem::validation)?;
     let now = unix_micros(service.clock.now());
     let row = WebhookRow {
         id: uuid::Uuid::now_v7().to_string(),

@@ -480,39 +480,61 @@ impl Storage {
         })
     }
 
-    /// Claims at most `limit` deliveries due at `now` (oldest due first) and leases them
-    /// until `lease_until`: another worker will not pick them up before then, and a worker
-    /// that dies mid-attempt leaves them to be retried when the lease ends.
+    /// Claims at most `limit` deliveries due at `now` (oldest due first), at most
+    /// `per_tenant` of each tenant and none of the tenants in `busy_tenants` (their
+    /// receivers already have as many attempts in flight as allowed), and leases them until
+    /// `lease_until`: another worker will not pick them up before then, and a worker that
+    /// dies mid-attempt leaves them to be retried when the lease ends. The per-tenant cap
+    /// keeps one tenant's backlog from filling a whole pass.
     pub async fn claim_due_deliveries(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
+        per_tenant: i64,
+        busy_tenants: &[String],
     ) -> Result<Vec<ClaimedDelivery>, StorageError> {
         let keys = self.secret_keys.as_deref();
-        // The webhook must still exist: deletion also clears `next_attempt_at`, the join is a
-        // second guard against a delivery created concurrently with the deletion.
-        let select = match self.engine() {
-            "postgres" => concat!(
-                "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
-                 AND w.deleted_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT $2 ",
-                // Rows locked by another instance's claim are skipped, not waited for.
-                "FOR UPDATE OF d SKIP LOCKED"
-            ),
-            _ => {
-                "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1 \
-                 AND w.deleted_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT $2"
-            }
-        };
+        let postgres = self.engine() == "postgres";
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
-            let ids: Vec<String> = sqlx::query_scalar(select)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
+            // The webhook must still exist: deletion also clears `next_attempt_at`, the join
+            // is a second guard against a delivery created concurrently with the deletion.
+            // The due condition is repeated outside the ranking so that PostgreSQL checks it
+            // again on the rows it locks.
+            let mut select = QueryBuilder::<Db>::new(
+                "SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                 WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ",
+            );
+            select
+                .push_bind(now)
+                .push(
+                    " AND w.deleted_at IS NULL AND d.id IN (SELECT ranked.id FROM (\
+                     SELECT x.id, ROW_NUMBER() OVER (PARTITION BY x.tenant_id \
+                     ORDER BY x.next_attempt_at, x.id) AS n \
+                     FROM webhook_deliveries x JOIN webhooks y ON y.id = x.webhook_id \
+                     WHERE x.next_attempt_at IS NOT NULL AND x.next_attempt_at <= ",
+                )
+                .push_bind(now)
+                .push(" AND y.deleted_at IS NULL");
+            if !busy_tenants.is_empty() {
+                select.push(" AND x.tenant_id NOT IN (");
+                let mut list = select.separated(", ");
+                for tenant in busy_tenants {
+                    list.push_bind(tenant);
+                }
+                list.push_unseparated(")");
+            }
+            select
+                .push(") ranked WHERE ranked.n <= ")
+                .push_bind(per_tenant)
+                .push(") ORDER BY d.next_attempt_at, d.id LIMIT ")
+                .push_bind(limit);
+            if postgres {
+                // Rows locked by another instance's claim are skipped, not waited for.
+                select.push(" FOR UPDATE OF d SKIP LOCKED");
+            }
+            let ids: Vec<String> = select.build_query_scalar().fetch_all(&mut *tx).await?;
             if ids.is_empty() {
                 return Ok(Vec::new());
             }

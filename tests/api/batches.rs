@@ -557,7 +557,7 @@ async fn a_completed_batch_is_announced_to_webhooks(engine: Engine) {
     assert_eq!(view["deposited"], 2);
 
     run_outbox(&app).await;
-    let client = recommande::webhook::client().expect("client");
+    let client = app.service.outbound.clone();
     recommande::webhook::deliver_due(&app.service.storage, &client, app.service.clock.now(), 100)
         .await
         .expect("deliveries");

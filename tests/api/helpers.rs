@@ -62,7 +62,7 @@ pub async fn fresh_database(engine: Engine, dir: &Path) -> Option<String> {
 }
 
 pub fn settings_for(dir: &Path, database_url: &str) -> Settings {
-    Settings::load_from(
+    let mut settings = Settings::load_from(
         &Overrides {
             data_dir: Some(dir.to_path_buf()),
             database_url: Some(database_url.to_string()),
@@ -71,7 +71,11 @@ pub fn settings_for(dir: &Path, database_url: &str) -> Settings {
         },
         |_| None,
     )
-    .expect("test settings")
+    .expect("test settings");
+    // Test receivers (webhooks, witnesses) listen on 127.0.0.1: allowed explicitly, as an
+    // operator allows an on-premise receiver. Tests of the guard itself remove it.
+    settings.outbound_allowed_private = vec!["127.0.0.1/32".parse().expect("range")];
+    settings
 }
 
 /// Starts the whole service on an ephemeral port with a tenant and its API key.

@@ -33,6 +33,7 @@ mod s3;
 mod secrets;
 mod slow_clients;
 mod smtp;
+mod ssrf;
 mod templates;
 mod tsa;
 mod verification;

@@ -155,6 +155,25 @@ async fn operator_certificates_made_with_openssl_seal_evidence_that_openssl_veri
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&files.json).expect("json")).expect("record");
     assert_eq!(record["policy"], "urn:example:operator:evidence-policy:1");
+
+    // Outside development, webhooks must be https (issue 12 §3).
+    let register = async |url: &str| {
+        app.client
+            .post(app.url("/v1/webhooks"))
+            .bearer_auth(&app.api_key)
+            .json(
+                &serde_json::json!({"url": url, "secret": "whsec-0123456789-abcdef",
+                "events": ["letter.deposited"]}),
+            )
+            .send()
+            .await
+            .expect("POST /v1/webhooks")
+    };
+    let plain = register("http://hooks.example.fr/lre").await;
+    assert_eq!(plain.status(), 422);
+    let problem: serde_json::Value = plain.json().await.expect("problem");
+    assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+    assert_eq!(register("https://hooks.example.fr/lre").await.status(), 201);
 }
 
 async fn start_error(seal_key: &str, tsa_cert: &str) -> String {
