@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::bad_input::assert_problem;
 use crate::helpers::{Engine, TestApp, sample_pdf, spawn_app};
@@ -87,18 +87,10 @@ async fn pdfs_from_qpdf_and_from_our_own_writers_are_accepted(engine: Engine) {
 
     // Our own writers: a composed letter (the fast writer) and the proof of deposit.
     let response = app
-        .post_letter(&json!({
-            "sender": {"name": "Service contentieux", "email": "contentieux@recouvr.fr", "organization": "Recouvr SAS"},
-            "recipient": {"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.fr", "kind": "professional"},
-            "reference": "DOS-2026-0042",
-            "compose": {
-                "kind": "mise_en_demeure",
-                "creditor": {"name": "Atelier Durand SARL", "address": "12 rue des Lilas\n69003 Lyon", "siren": "732829320"},
-                "debtor": {"name": "Boulangerie Martin", "address": ["3 place du Marché", "38000 Grenoble"], "kind": "professional"},
-                "invoices": [{"number": "F-2026-101", "issue_date": "2026-05-01", "due_date": "2026-05-31", "amount_cents": 1_250_000}],
-                "deadline_days": 8
-            }
-        }))
+        .post_letter(&crate::compose::body(
+            crate::compose::compose("professional", true),
+            false,
+        ))
         .await;
     assert_eq!(response.status(), 201);
     let letter: Value = response.json().await.expect("json");
