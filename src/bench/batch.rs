@@ -166,7 +166,8 @@ async fn run_in(
     let client = reqwest::Client::new();
 
     // One shared document, uploaded through the API as an agency would.
-    let pdf = crate::content::pdf::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
+    let pdf =
+        crate::content::pdf::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
     let boundary = "recommande-bench-boundary";
     let mut multipart = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"relance.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"

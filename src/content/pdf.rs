@@ -409,10 +409,12 @@ impl PdfCheck {
         let Some(version) = head.strip_prefix(b"%PDF-") else {
             return Err(NotPdf::NoHeader(executable_kind(&head)));
         };
-        let known = [b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"];
-        let version_ok = known.iter().any(|v| {
-            version.starts_with(*v) && version.get(3).is_none_or(|b| !b.is_ascii_digit())
-        });
+        let known = [
+            b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0",
+        ];
+        let version_ok = known
+            .iter()
+            .any(|v| version.starts_with(*v) && version.get(3).is_none_or(|b| !b.is_ascii_digit()));
         if !version_ok {
             return Err(NotPdf::BadVersion);
         }
@@ -421,9 +423,7 @@ impl PdfCheck {
             .iter()
             .find(|m| lower.windows(m.len()).any(|w| w == **m))
         {
-            return Err(NotPdf::Html(
-                std::str::from_utf8(marker).unwrap_or("<html"),
-            ));
+            return Err(NotPdf::Html(std::str::from_utf8(marker).unwrap_or("<html")));
         }
         let end = self.offset;
         self.end_token(end);
@@ -482,7 +482,9 @@ impl PdfCheck {
                 None => Err(NotPdf::NoTrailer),
             };
         }
-        let at = self.xref_streams.partition_point(|(_, start, _)| *start < target);
+        let at = self
+            .xref_streams
+            .partition_point(|(_, start, _)| *start < target);
         match self.xref_streams.get(at) {
             Some((gap, _, root)) if *gap <= target => {
                 if *root {
@@ -588,10 +590,7 @@ mod tests {
     #[test]
     fn an_incremental_update_passes_and_its_last_trailer_must_name_the_root() {
         let base = minimal_pdf("v1");
-        let first_xref = base
-            .windows(5)
-            .position(|w| w == b"xref\n")
-            .expect("xref");
+        let first_xref = base.windows(5).position(|w| w == b"xref\n").expect("xref");
         let update = |root: &str| {
             let mut pdf = base.clone();
             let obj = pdf.len();
@@ -689,7 +688,10 @@ mod tests {
         let far = replace(&good, b"startxref\n", b"startxref\n99999999");
         assert_eq!(all_ways(&far), Err(NotPdf::StartxrefOutside));
         let into_an_object = {
-            let sx = good.windows(9).rposition(|w| w == b"startxref").expect("sx");
+            let sx = good
+                .windows(9)
+                .rposition(|w| w == b"startxref")
+                .expect("sx");
             let mut pdf = good[..sx].to_vec();
             pdf.extend_from_slice(b"startxref\n40\n%%EOF\n");
             pdf

@@ -157,7 +157,8 @@ async fn files_that_only_look_like_pdfs_are_refused_naming_why_and_leave_nothing
         ("past-the-end", past_the_end, "past the end of the file"),
     ];
     for (name, bytes, reason) in cases {
-        let problem = assert_problem(upload(&app, name, bytes).await, 422, "validation-failed").await;
+        let problem =
+            assert_problem(upload(&app, name, bytes).await, 422, "validation-failed").await;
         assert_eq!(problem["errors"][0]["field"], "file", "{name}: {problem}");
         let message = problem["errors"][0]["message"].as_str().expect("message");
         assert!(message.starts_with("not a PDF: "), "{name}: {message}");
