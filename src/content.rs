@@ -38,6 +38,8 @@ use crate::archive::keys::{KeyError, Keyring};
 use crate::clock::{Clock, unix_micros};
 use crate::storage::{Storage, StorageError};
 
+pub mod pdf;
+
 /// How many leading bytes are kept for media-type sniffing.
 const SNIFF_LEN: usize = 1024;
 /// Bytes fetched per ranged GET when reading an object.
@@ -324,6 +326,7 @@ impl ContentStore {
             size: 0,
             limit,
             head: Vec::with_capacity(SNIFF_LEN),
+            pdf: pdf::PdfCheck::new(),
             finished: false,
             data_key,
             sealer,
@@ -899,6 +902,8 @@ pub struct IncomingContent {
     size: u64,
     limit: u64,
     head: Vec<u8>,
+    /// The structural PDF check, fed every byte ([`pdf::PdfCheck`]).
+    pdf: pdf::PdfCheck,
     finished: bool,
     data_key: DataKey,
     sealer: SegmentSealer,
@@ -918,6 +923,7 @@ impl IncomingContent {
             self.head.extend_from_slice(&chunk[..take]);
         }
         self.hasher.update(chunk);
+        self.pdf.feed(chunk);
         let mut rest = chunk;
         while !rest.is_empty() {
             if self.segment.len() == SEGMENT {
@@ -952,6 +958,12 @@ impl IncomingContent {
     /// Media type sniffed from the bytes received so far.
     pub fn media_type(&self) -> Option<&'static str> {
         sniff_media_type(&self.head)
+    }
+
+    /// Whether the bytes received are structurally a PDF ([`pdf::PdfCheck`]); call it once
+    /// every byte is written (a second call judges an empty file).
+    pub fn check_pdf(&mut self) -> Result<(), pdf::NotPdf> {
+        std::mem::take(&mut self.pdf).finish()
     }
 
     /// Hex SHA-256 of the bytes received so far (the content address `finish` will use).
@@ -1211,11 +1223,12 @@ impl Drop for IncomingContent {
 }
 
 /// Recognises the media types we accept from their leading bytes, never from what the client
-/// claims. PDF: ISO 32000-1 §7.5.2 puts `%PDF-` in the header, which readers look for within
-/// the first 1024 bytes.
+/// claims. PDF: ISO 32000-1 §7.5.2 puts the `%PDF-` header at the start of the file; we
+/// want it at offset 0 (readers tolerate it later in the first 1024 bytes, which is how a
+/// file can be a PDF and an executable or a page at once). An upload that starts so is then
+/// checked for the rest of its structure ([`pdf::PdfCheck`]).
 pub fn sniff_media_type(head: &[u8]) -> Option<&'static str> {
-    let window = &head[..head.len().min(SNIFF_LEN)];
-    if window.windows(5).any(|w| w == b"%PDF-") {
+    if head.starts_with(b"%PDF-") {
         return Some("application/pdf");
     }
     None
@@ -1372,10 +1385,9 @@ mod tests {
     #[test]
     fn only_real_pdf_bytes_are_recognised() {
         assert_eq!(sniff_media_type(b"%PDF-1.4"), Some("application/pdf"));
-        assert_eq!(
-            sniff_media_type(b"\xef\xbb\xbf%PDF-1.4"),
-            Some("application/pdf")
-        );
+        // The header at offset 0 only: nothing may come before it.
+        assert_eq!(sniff_media_type(b"\xef\xbb\xbf%PDF-1.4"), None);
+        assert_eq!(sniff_media_type(b"\x7fELF....%PDF-1.4"), None);
         assert_eq!(sniff_media_type(b"GIF89a"), None);
         assert_eq!(sniff_media_type(b""), None);
     }

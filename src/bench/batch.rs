@@ -166,16 +166,14 @@ async fn run_in(
     let client = reqwest::Client::new();
 
     // One shared document, uploaded through the API as an agency would.
-    let pdf = format!(
-        "%PDF-1.7\n% recommande bench {}\n%%EOF\n",
-        uuid::Uuid::new_v4()
-    );
+    let pdf =
+        crate::content::pdf::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
     let boundary = "recommande-bench-boundary";
     let mut multipart = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"relance.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
     )
     .into_bytes();
-    multipart.extend_from_slice(pdf.as_bytes());
+    multipart.extend_from_slice(&pdf);
     multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let uploaded: Value = read_json(
         client

@@ -51,7 +51,7 @@ pub struct UploadForm {
 }
 
 /// Uploads a PDF. The bytes stream to disk while hashed; the media type is read from the
-/// bytes. Uploading the same bytes again returns the same document (200 instead of 201).
+/// bytes, and the file structure checked while it streams ([`crate::content::pdf`]). Uploading the same bytes again returns the same document (200 instead of 201).
 #[utoipa::path(post, path = "/v1/documents", tag = "documents",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
@@ -61,8 +61,8 @@ pub struct UploadForm {
         (status = 400, description = "Malformed multipart body", body = Problem),
         (status = 401, description = "Missing or wrong API key", body = Problem),
         (status = 413, description = "Document too large", body = Problem),
-        (status = 415, description = "Not multipart, or not a PDF", body = Problem),
-        (status = 422, description = "No file field, empty file, or Idempotency-Key reused", body = Problem),
+        (status = 415, description = "Not multipart, or not a PDF (no `%PDF-` header at offset 0)", body = Problem),
+        (status = 422, description = "No file field, empty file, a file starting with `%PDF-` that is not structurally a PDF (`errors[0].message` says why), or Idempotency-Key reused", body = Problem),
         (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem)),
     security(("api_key" = [])))]
 pub async fn upload(
@@ -136,11 +136,23 @@ pub async fn upload(
                 message: "is empty".into(),
             }]));
         }
+        // Another type altogether is a 415; a file that starts as a PDF but lacks the rest of
+        // the structure (ISO 32000-1 §7.5) is a 422 naming what is missing.
         let Some(media_type) = incoming.media_type() else {
-            return Err(Problem::unsupported_media_type(
-                "the file is not a PDF (no %PDF- header in its first 1024 bytes); only PDF documents are accepted",
-            ));
+            let reason = incoming
+                .check_pdf()
+                .err()
+                .unwrap_or(crate::content::pdf::NotPdf::NoHeader(None));
+            return Err(Problem::unsupported_media_type(format!(
+                "the file is {reason}; only PDF documents are accepted"
+            )));
         };
+        if let Err(reason) = incoming.check_pdf() {
+            return Err(Problem::validation(vec![FieldError {
+                field: "file".into(),
+                message: reason.to_string(),
+            }]));
+        }
         // Not moved into the store yet: a later refusal (another part, a reused key) drops it
         // and its temporary file with it, so nothing is left behind.
         stored = Some((incoming, media_type, filename));

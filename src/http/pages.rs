@@ -369,9 +369,11 @@ struct LandingPage {
     heading: String,
     error: Option<&'static str>,
     letter_id: String,
-    state_text: &'static str,
+    /// Hidden from a visitor without a session once the recipient has decided.
+    state_text: Option<&'static str>,
     deadline: Option<String>,
-    content_summary: String,
+    /// Identified recipient only: the notification does not give it.
+    content_summary: Option<String>,
     closed_text: Option<&'static str>,
     /// Only after a decision (CPCE R.53-3).
     sender: Option<Sender>,
@@ -386,7 +388,10 @@ struct LandingPage {
     accepted: bool,
     refused: bool,
     documents: Vec<DocumentLink>,
-    documents_need_session: bool,
+    /// Decided, and seen without a session (a forwarded link): nothing more than the
+    /// notification showed, and a way to identify.
+    withheld: bool,
+    withheld_text: String,
     proofs: Vec<ProofRow>,
 }
 
@@ -475,7 +480,12 @@ fn landing_page(
     let accepted = state == Some(LetterState::Accepted);
     let refused = state == Some(LetterState::Refused);
     let decided = accepted || refused;
-    let documents = if accepted {
+    // Without a session the page shows no more than the notification did — provider, letter
+    // id, deadline, that a letter awaits — before and after the decision (CPCE R.53-3; issue
+    // 12 §5): a forwarded link learns neither the sender, nor the outcome, nor the content.
+    let withheld = decided && !identified;
+    let heading = if withheld { t.title_withheld } else { heading };
+    let documents = if accepted && identified {
         letter
             .documents
             .iter()
@@ -508,14 +518,16 @@ fn landing_page(
         heading: heading.to_string(),
         error,
         letter_id: row.id.clone(),
-        state_text,
+        state_text: (!withheld).then_some(state_text),
         deadline: row
             .deadline
             .map(|d| t.paris(last_minute(from_unix_micros(d)))),
-        content_summary: t.content_summary(
-            letter.documents.len(),
-            letter.documents.iter().map(|d| d.size).sum(),
-        ),
+        content_summary: identified.then(|| {
+            t.content_summary(
+                letter.documents.len(),
+                letter.documents.iter().map(|d| d.size).sum(),
+            )
+        }),
         closed_text,
         // CPCE R.53-3: the sender is revealed only after the decision, and only to the
         // identified recipient (a forwarded link alone shows nothing more than before).
@@ -523,16 +535,17 @@ fn landing_page(
         payment_link: None,
         decision_text: row
             .decided_at
-            .filter(|_| decided)
+            .filter(|_| decided && identified)
             .map(|at| t.decision_text(accepted, from_unix_micros(at))),
         open,
         identify_text: t.identify_text(&mask_address(letter.recipient.email.as_str())),
-        can_identify: (open || refused) && !identified,
+        can_identify: open && !identified,
         can_decide: open && identified,
-        accepted,
-        refused,
+        accepted: accepted && identified,
+        refused: refused && identified,
         documents,
-        documents_need_session: accepted && !identified,
+        withheld,
+        withheld_text: t.withheld_text(&mask_address(letter.recipient.email.as_str())),
         proofs,
     }
 }

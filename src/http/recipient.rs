@@ -20,23 +20,30 @@ use crate::service::Service;
 /// Name of the session cookie set for the HTML pages.
 pub const SESSION_COOKIE: &str = "recommande_session";
 
-/// What the recipient sees of a letter.
+/// What the recipient sees of a letter. Without an identified session (whoever holds a
+/// forwarded notification link) it is no more than the notification said: the provider,
+/// the letter id, the deadline and, while the letter awaits a decision, that it does
+/// (`state` `notified`); never whether it was accepted or refused, when, by whom it was sent,
+/// nor its documents (CPCE R.53-3; issue 12 §5).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecipientView {
     /// The provider carrying the letter.
     pub provider: String,
     /// Letter id.
     pub letter_id: String,
-    /// Lifecycle state.
-    pub state: LetterState,
+    /// Lifecycle state; omitted without a session once the recipient has decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<LetterState>,
     /// End of the acceptance window (exclusive), RFC 3339 UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
-    /// Number of documents.
-    pub document_count: usize,
-    /// Their total size in bytes.
-    pub total_size: i64,
-    /// When the recipient decided.
+    /// Number of documents (identified recipient only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document_count: Option<usize>,
+    /// Their total size in bytes (identified recipient only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_size: Option<i64>,
+    /// When the recipient decided (identified recipient only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<String>,
     /// The sender: shown only once the recipient has accepted or refused (CPCE R.53-3).
@@ -207,14 +214,11 @@ pub async fn show(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<RecipientView>, Problem> {
-    let mut letter = service.lifecycle.recipient_letter(&token).await?;
-    if !identified(&service, &letter, &headers).await? {
-        // The sender and the proofs go to the identified recipient only, never to whoever
-        // holds a forwarded link.
-        letter.sender = None;
-        letter.evidence.clear();
-    }
-    Ok(Json(view(&service, letter)))
+    let letter = service.lifecycle.recipient_letter(&token).await?;
+    // The sender, the proofs, the documents and the decision go to the identified recipient
+    // only, never to whoever holds a forwarded link.
+    let identified = identified(&service, &letter, &headers).await?;
+    Ok(Json(view(&service, letter, identified)))
 }
 
 async fn identified(
@@ -360,7 +364,8 @@ async fn decide(
         .lifecycle
         .decide(&token, &session, decision, &client)
         .await?;
-    Ok(Json(view(&service, letter)))
+    // `decide` checked the session: the caller is the identified recipient.
+    Ok(Json(view(&service, letter, true)))
 }
 
 /// Streams a document of an accepted letter; the first download writes ContentHandover.
@@ -473,18 +478,27 @@ pub async fn evidence_file(
 }
 
 /// Builds the recipient's view.
-pub fn view(service: &Service, letter: RecipientLetter) -> RecipientView {
-    let accepted = letter.letter.state == LetterState::Accepted.as_str();
+pub fn view(service: &Service, mut letter: RecipientLetter, identified: bool) -> RecipientView {
+    let state = LetterState::parse(&letter.letter.state).unwrap_or(LetterState::Deposited);
+    let decided = matches!(state, LetterState::Accepted | LetterState::Refused);
+    if !identified {
+        // No more than the notification showed (issue 12 §5).
+        letter.sender = None;
+        letter.evidence.clear();
+        letter.documents.clear();
+        letter.letter.decided_at = None;
+    }
+    let accepted = state == LetterState::Accepted;
     RecipientView {
         provider: service.settings.provider_name.clone(),
         letter_id: letter.letter.id.clone(),
-        state: LetterState::parse(&letter.letter.state).unwrap_or(LetterState::Deposited),
+        state: (identified || !decided).then_some(state),
         deadline: letter
             .letter
             .deadline
             .map(|d| rfc3339_micros(from_unix_micros(d))),
-        document_count: letter.documents.len(),
-        total_size: letter.documents.iter().map(|d| d.size).sum(),
+        document_count: identified.then_some(letter.documents.len()),
+        total_size: identified.then(|| letter.documents.iter().map(|d| d.size).sum()),
         decided_at: letter
             .letter
             .decided_at

@@ -21,7 +21,7 @@ crate::on_both_engines!(
     names_references_and_file_names_with_bidi_overrides_are_refused,
 );
 
-async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
+pub(crate) async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
         response

@@ -23,7 +23,7 @@ crate::on_both_engines!(
     in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency
 );
 
-fn compose(debtor_kind: &str, agency: bool) -> Value {
+pub(crate) fn compose(debtor_kind: &str, agency: bool) -> Value {
     let mut c = json!({
         "kind": "mise_en_demeure",
         "creditor": {"name": "Atelier Durand SARL", "address": "12 rue des Lilas\n69003 Lyon", "siren": "732829320"},
@@ -41,7 +41,7 @@ fn compose(debtor_kind: &str, agency: bool) -> Value {
     c
 }
 
-fn body(compose: Value, consumer: bool) -> Value {
+pub(crate) fn body(compose: Value, consumer: bool) -> Value {
     let mut recipient = json!({"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.fr", "kind": "professional"});
     if consumer {
         recipient = json!({"name": "Jeanne Petit", "email": "jeanne@example.fr", "kind": "consumer", "consent_id": "0190a1b2-0000-7000-8000-00000000c0de"});

@@ -2,7 +2,7 @@
 //! untrusted upload is bounded work (issue 12 §2): hostile zips built with Python's zipfile
 //! or by hand from a genuine bundle are NOT VALID with the named check, on the CLI and on
 //! the `/verify` page; the bundles we write are read alike by a streaming unzip (`bsdtar -xf
-//! -`) and Python's zipfile; zip bombs and overlapping entries leave the server's memory
+//! -`), Python's zipfile and Java's streaming `java.util.zip.ZipInputStream`; zip bombs and overlapping entries leave the server's memory
 //! bounded and the service answering.
 
 use std::process::{Command, Stdio};
@@ -16,7 +16,10 @@ use crate::bundle::{accepted_letter, bundle_bytes, failing_commands, verify_txt_
 use crate::helpers::{Engine, TestApp, spawn_app_with};
 use crate::smtp::SmtpSink;
 
-crate::on_both_engines!(bundles_we_write_read_the_same_with_a_streaming_unzip_and_python_zipfile,);
+crate::on_both_engines!(
+    bundles_we_write_read_the_same_with_a_streaming_unzip_and_python_zipfile,
+    a_streaming_java_reader_reads_every_entry_of_our_bundles,
+);
 
 /// Builds the hostile copies of a genuine bundle: `python3 - GENUINE OUTDIR` writes one
 /// `<case>.zip` per case below.
@@ -408,4 +411,133 @@ fn walk(dir: &std::path::Path) -> usize {
         .map(|e| e.expect("entry").path())
         .map(|p| if p.is_dir() { walk(&p) } else { 1 })
         .sum()
+}
+
+/// Reads a zip from standard input with `java.util.zip.ZipInputStream`, which sees only the
+/// local headers (as a streaming consumer of the bundle would): one line per entry,
+/// `name<TAB>bytes read<TAB>CRC-32`. The stream checks each entry's CRC and sizes as it
+/// ends; the program also refuses an entry whose announced size is not what it read.
+const JAVA_READER: &str = r#"
+import java.io.*;
+import java.util.zip.*;
+
+public class ZipStreamRead {
+    public static void main(String[] args) throws IOException {
+        ZipInputStream zip = new ZipInputStream(new BufferedInputStream(System.in));
+        byte[] buf = new byte[8192];
+        int entries = 0;
+        ZipEntry entry;
+        while ((entry = zip.getNextEntry()) != null) {
+            CRC32 crc = new CRC32();
+            long read = 0;
+            int n;
+            while ((n = zip.read(buf)) > 0) {
+                crc.update(buf, 0, n);
+                read += n;
+            }
+            zip.closeEntry();
+            if (entry.getSize() != -1 && entry.getSize() != read) {
+                throw new ZipException(entry.getName() + ": announced " + entry.getSize() + " bytes, read " + read);
+            }
+            if (entry.getCrc() != -1 && entry.getCrc() != crc.getValue()) {
+                throw new ZipException(entry.getName() + ": CRC mismatch");
+            }
+            System.out.println(entry.getName() + "\t" + read + "\t" + Long.toHexString(crc.getValue()));
+            entries++;
+        }
+        if (entries == 0) {
+            throw new ZipException("no entry");
+        }
+    }
+}
+"#;
+
+/// The directory holding the compiled reader (compiled once per source, under `target/`),
+/// or `None` with a notice when no JDK is installed outside CI.
+fn java_reader() -> Option<std::path::PathBuf> {
+    static COMPILED: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = compiled.as_ref() {
+        return Some(dir.clone());
+    }
+    let version = Command::new("javac").arg("-version").output();
+    if let Err(e) = version {
+        assert!(
+            std::env::var_os("CI").is_none() && std::env::var_os("TEST_DATABASE_URL").is_none(),
+            "javac (a JDK, e.g. Debian openjdk-17-jdk-headless) must be installed where the full suite runs: {e}"
+        );
+        eprintln!("NOTICE: javac not installed ({e}); the Java ZipInputStream check not run");
+        return None;
+    }
+    let digest = crc32fast::hash(JAVA_READER.as_bytes());
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("java-zip-reader-{digest:08x}"));
+    if !dir.join("ZipStreamRead.class").exists() {
+        // Compiled in a scratch directory then renamed: a concurrent test never sees half a
+        // class file.
+        let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch");
+        let source = scratch.path().join("ZipStreamRead.java");
+        std::fs::write(&source, JAVA_READER).expect("write source");
+        let out = Command::new("javac")
+            .arg("-d")
+            .arg(scratch.path().join("classes"))
+            .arg(&source)
+            .output()
+            .expect("javac");
+        assert!(
+            out.status.success(),
+            "javac: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if std::fs::rename(scratch.path().join("classes"), &dir).is_err() {
+            // Another test process got there first.
+            assert!(dir.join("ZipStreamRead.class").exists(), "compiled reader");
+        }
+    }
+    *compiled = Some(dir.clone());
+    Some(dir)
+}
+
+async fn a_streaming_java_reader_reads_every_entry_of_our_bundles(engine: Engine) {
+    let Some(classes) = java_reader() else {
+        return;
+    };
+    let Some((app, sink)) = app_with_sink(engine).await else {
+        return;
+    };
+    let id = accepted_letter(&app, &sink).await;
+    let bytes = bundle_bytes(&app, &id).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bundle.zip");
+    std::fs::write(&path, &bytes).expect("write");
+
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(&classes)
+        .arg("ZipStreamRead")
+        .stdin(Stdio::from(std::fs::File::open(&path).expect("open")))
+        .output()
+        .expect("java");
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ZipInputStream refused the bundle: {}{listing}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The same entries, in the same order, with the sizes and CRCs of the central directory.
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_slice())).expect("zip");
+    let mut expected = Vec::new();
+    for i in 0..zip.len() {
+        let file = zip.by_index(i).expect("entry");
+        expected.push(format!(
+            "{}\t{}\t{:x}",
+            file.name().expect("name"),
+            file.size(),
+            file.crc32()
+        ));
+    }
+    let streamed: Vec<&str> = listing.lines().collect();
+    assert!(expected.len() > 3, "a real bundle: {expected:?}");
+    assert_eq!(streamed, expected, "what Java streamed");
 }

@@ -21,6 +21,7 @@ mod log;
 mod metrics;
 mod outage;
 mod pages;
+mod pdf_uploads;
 mod process;
 mod production_pki;
 mod proofs;

@@ -22,6 +22,8 @@ crate::on_both_engines!(
     a_cross_origin_post_is_refused_and_records_nothing,
     five_wrong_codes_show_a_locked_page,
     pages_send_hsts_only_when_the_public_url_is_https,
+    a_forwarded_link_shows_no_more_than_the_notification_before_and_after_an_acceptance,
+    a_forwarded_link_shows_no_more_than_the_notification_before_and_after_a_refusal,
 );
 
 const SENDER_TRACES: [&str; 3] = ["cabinet recouvr", "recouvr sas", "envoi@recouvr.fr"];
@@ -399,7 +401,10 @@ async fn the_form_flow_identifies_then_accepts_only_with_the_confirmation(engine
         "the sender needs a session, even after the decision"
     );
     assert!(!html.contains(&href), "no download link without a session");
-    assert!(html.contains("identifiez-vous de nouveau"), "{html}");
+    assert!(
+        html.contains("Pour consulter cette lettre, identifiez-vous"),
+        "{html}"
+    );
 }
 
 async fn a_refusal_through_the_pages_reveals_the_sender_but_not_the_content(engine: Engine) {
@@ -662,5 +667,150 @@ async fn pages_send_hsts_only_when_the_public_url_is_https(engine: Engine) {
     assert_eq!(
         response.headers()["strict-transport-security"],
         "max-age=31536000; includeSubDomains"
+    );
+}
+
+async fn a_forwarded_link_shows_no_more_than_the_notification_before_and_after_an_acceptance(
+    engine: Engine,
+) {
+    forwarded_link_shows_no_more_than_the_notification(engine, "accept").await;
+}
+
+async fn a_forwarded_link_shows_no_more_than_the_notification_before_and_after_a_refusal(
+    engine: Engine,
+) {
+    forwarded_link_shows_no_more_than_the_notification(engine, "refuse").await;
+}
+
+/// The keys of the JSON view of the letter, with the session cookie or without.
+async fn json_view(n: &Notified, cookie: Option<&str>) -> serde_json::Value {
+    let mut request = n.browser.get(n.url(&format!("/v1/recipient/{}", n.token)));
+    if let Some(c) = cookie {
+        request = request.header(COOKIE, c);
+    }
+    let response = request.send().await.expect("GET");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
+fn keys(view: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = view
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// What a page without a session must never show: the sender, the content (its summary,
+/// names, links), the proofs, the outcome.
+fn assert_nothing_beyond_the_notification(html: &str, when: &str) {
+    assert_no_sender(html);
+    let lower = html.to_lowercase();
+    for trace in [
+        "relance.pdf",
+        "/documents/",
+        "/evidence/",
+        "1 document",
+        "acceptée",
+        "refusée",
+        "vous avez accepté",
+        "vous avez refusé",
+        "vos preuves",
+    ] {
+        assert!(!lower.contains(trace), "{when}: {trace:?} shown: {html}");
+    }
+}
+
+async fn forwarded_link_shows_no_more_than_the_notification(engine: Engine, decision: &str) {
+    let Some(n) = notified_letter(engine).await else {
+        return;
+    };
+    let notification = mail_files(&n.app)
+        .into_iter()
+        .map(read_body)
+        .find(|body| body.contains("/r/"))
+        .expect("the notification mail");
+    let landing = format!("/r/{}", n.token);
+
+    // Before the decision, without a session: the notification's facts and a way to identify.
+    let (_, html) = n.page(&landing, None).await;
+    assert!(notification.contains(&n.letter_id));
+    assert!(html.contains(&n.letter_id), "{html}");
+    assert!(html.contains("En attente de votre décision"), "{html}");
+    assert!(html.contains(&format!(r#"action="/r/{}/code""#, n.token)));
+    assert_nothing_beyond_the_notification(&html, "before, without a session");
+    let view = json_view(&n, None).await;
+    assert_eq!(
+        keys(&view),
+        ["deadline", "letter_id", "provider", "state"],
+        "{view}"
+    );
+    assert_eq!(view["state"], "notified");
+
+    // The identified recipient sees what it saw before this rule: the content summary.
+    let cookie = n.identify().await;
+    let (_, html) = n.page(&landing, Some(&cookie)).await;
+    assert!(html.contains("1 document"), "{html}");
+    assert_eq!(json_view(&n, Some(&cookie)).await["document_count"], 1);
+
+    let response = n
+        .post_form(
+            &format!("/r/{}/{decision}", n.token),
+            "confirm=yes",
+            Some(&cookie),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // After it, without a session: still no more than the notification, not even the outcome.
+    let (status, html) = n.page(&landing, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&n.letter_id), "{html}");
+    assert!(html.contains("23:59 (heure de Paris)"), "deadline: {html}");
+    assert!(
+        html.contains("Pour consulter cette lettre, identifiez-vous"),
+        "{html}"
+    );
+    assert!(html.contains(&format!(r#"action="/r/{}/code""#, n.token)));
+    assert_nothing_beyond_the_notification(&html, "after, without a session");
+    let (_, english) = n.page(&format!("{landing}?lang=en"), None).await;
+    for trace in ["accepted", "refused", "relance.pdf", "cabinet recouvr"] {
+        assert!(
+            !english.to_lowercase().contains(trace),
+            "{trace:?} shown in English: {english}"
+        );
+    }
+    let view = json_view(&n, None).await;
+    assert_eq!(keys(&view), ["deadline", "letter_id", "provider"], "{view}");
+    let view = json_view(&n, Some("recommande_session=not-a-session")).await;
+    assert_eq!(keys(&view), ["deadline", "letter_id", "provider"], "{view}");
+
+    // With the session: everything as before.
+    let (_, html) = n.page(&landing, Some(&cookie)).await;
+    assert!(html.contains("Cabinet Recouvr"), "{html}");
+    assert!(html.contains("1 document"), "{html}");
+    let outcome = if decision == "accept" {
+        "Vous avez accepté la lettre le "
+    } else {
+        "Vous avez refusé la lettre le "
+    };
+    assert!(html.contains(outcome), "{html}");
+    let own = json_view(&n, Some(&cookie)).await;
+    let expected = if decision == "accept" {
+        "accepted"
+    } else {
+        "refused"
+    };
+    assert_eq!(own["state"], expected, "{own}");
+    assert_eq!(own["sender"]["name"], "Cabinet Recouvr");
+    assert!(own["decided_at"].is_string(), "{own}");
+    assert_eq!(own["document_count"], 1);
+    assert_eq!(
+        own["documents"].as_array().map(Vec::len),
+        (decision == "accept").then_some(1),
+        "{own}"
     );
 }

@@ -28,6 +28,8 @@ pub struct Wording {
     pub title_waiting: &'static str,
     /// Heading once accepted.
     pub title_accepted: &'static str,
+    /// Heading of a decided letter seen without a session: neither the outcome nor more.
+    pub title_withheld: &'static str,
     /// Heading once refused.
     pub title_refused: &'static str,
     /// Heading once the window has ended.
@@ -122,8 +124,6 @@ pub struct Wording {
     pub documents_heading: &'static str,
     /// About downloading (ContentHandover).
     pub documents_text: &'static str,
-    /// The session ended: identify again to download.
-    pub documents_reidentify: &'static str,
     /// Verb before a document name.
     pub download: &'static str,
     /// A refused letter's content stays closed.
@@ -212,6 +212,7 @@ pub static FRENCH: Wording = Wording {
 
     title_waiting: "Une lettre recommandée électronique vous attend",
     title_accepted: "Vous avez accepté cette lettre recommandée électronique",
+    title_withheld: "Lettre recommandée électronique",
     title_refused: "Vous avez refusé cette lettre recommandée électronique",
     title_expired: "Lettre recommandée électronique non réclamée",
     title_failed: "Notification non remise",
@@ -261,7 +262,6 @@ pub static FRENCH: Wording = Wording {
     decision_heading: "Votre décision",
     documents_heading: "Documents",
     documents_text: "Votre premier téléchargement est enregistré dans une preuve de remise du contenu.",
-    documents_reidentify: "Votre session a pris fin : identifiez-vous de nouveau pour télécharger les documents.",
     download: "Télécharger",
     refused_no_content: "Vous avez refusé la lettre : son contenu ne vous est pas accessible.",
     proofs_heading: "Vos preuves",
@@ -314,6 +314,7 @@ pub static ENGLISH: Wording = Wording {
 
     title_waiting: "An electronic registered letter awaits you",
     title_accepted: "You accepted this electronic registered letter",
+    title_withheld: "Electronic registered letter",
     title_refused: "You refused this electronic registered letter",
     title_expired: "Unclaimed electronic registered letter",
     title_failed: "Notification not delivered",
@@ -363,7 +364,6 @@ pub static ENGLISH: Wording = Wording {
     decision_heading: "Your decision",
     documents_heading: "Documents",
     documents_text: "Your first download is recorded as proof that the content was handed over.",
-    documents_reidentify: "Your session has ended: identify yourself again to download the documents.",
     download: "Download",
     refused_no_content: "You refused the letter: its content is not available to you.",
     proofs_heading: "Your proofs",
@@ -411,6 +411,21 @@ impl Wording {
             format!("{} (heure de Paris)", paris_french(t))
         } else {
             paris_english(t)
+        }
+    }
+
+    /// A decided letter seen without a session: identify to see it (no word of the outcome).
+    pub fn withheld_text(&self, masked_address: &str) -> String {
+        if self.is_french() {
+            format!(
+                "Pour consulter cette lettre, identifiez-vous : un code à six chiffres sera \
+                 envoyé à l'adresse qui a reçu la notification ({masked_address})."
+            )
+        } else {
+            format!(
+                "To see this letter, identify yourself: a six-digit code will be sent to the \
+                 address that received the notification ({masked_address})."
+            )
         }
     }
 

@@ -1,7 +1,8 @@
 //! `POST /v1/documents` reads a multipart/form-data body (RFC 7578) from any API caller. The
 //! target drives axum's `Multipart` extractor over an in-memory request exactly as the upload
 //! handler does: every field's name and file name, its chunks, the file-name cleaning and
-//! the `%PDF-` sniffing of the first bytes. Errors are answers; a panic is a bug.
+//! the `%PDF-` sniffing of the first bytes and the structural PDF check of every byte.
+//! Errors are answers; a panic is a bug.
 #![no_main]
 
 use axum::body::Body;
@@ -41,12 +42,15 @@ async fn read_upload(data: Vec<u8>) {
         let _ = field.name().map(str::len);
         let _ = recommande::http::documents::clean_filename(field.file_name());
         let mut head = Vec::new();
+        let mut pdf = recommande::content::pdf::PdfCheck::new();
         while let Ok(Some(chunk)) = field.chunk().await {
+            pdf.feed(&chunk);
             if head.len() < 1024 {
                 head.extend_from_slice(&chunk[..chunk.len().min(1024 - head.len())]);
             }
         }
         let _ = recommande::content::sniff_media_type(&head);
+        let _ = pdf.finish();
     }
 }
 
