@@ -810,3 +810,329 @@ fn by_default_a_letter_needing_an_absent_half_year_applies_the_latest_value_and_
         && w.message.contains("2026-H2")
         && w.message.contains("2026-H1")));
 }
+
+/// The worked cases of docs/COLLECTION.md, computed independently of this code by
+/// `tests/fixtures/collection/worked_cases.py` (exact `Fraction` arithmetic: principal ×
+/// rate × days ÷ days of the year, per half-year, Code civil 1343-1 imputation, one
+/// half-up rounding of each invoice's running total) into `worked_cases.json`: the
+/// composer must give the same cents of interest, indemnity and total.
+#[test]
+fn worked_cases_match_the_independent_computation() {
+    let cases: Value = serde_json::from_str(include_str!(
+        "../../tests/fixtures/collection/worked_cases.json"
+    ))
+    .expect("the committed worked cases are JSON");
+    let cases = cases["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 7, "every worked case is listed");
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let letter_date = Date::parse(
+            case["letter_date"].as_str().expect("date"),
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .expect("date");
+        let result = parse(&case["compose"], letter_date);
+        if let Some(field) = case["refused_field"].as_str() {
+            let errors = result
+                .err()
+                .unwrap_or_else(|| panic!("{name}: must be refused"));
+            assert!(
+                errors.iter().any(|e| e.field == field),
+                "{name}: {field} not in {errors:?}"
+            );
+            continue;
+        }
+        let c = result.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let expected = case["invoices"].as_array().expect("invoices");
+        assert_eq!(c.breakdown.invoices.len(), expected.len(), "{name}");
+        for (got, want) in c.breakdown.invoices.iter().zip(expected) {
+            let got = json!({
+                "number": got.number,
+                "principal_cents": got.principal_cents,
+                "interest_cents": got.interest_cents,
+                "interest_paid_cents": got.interest_paid_cents,
+                "indemnity_cents": got.indemnity_cents,
+                "total_cents": got.total_cents,
+            });
+            assert_eq!(&got, want, "{name}");
+        }
+        let t = c.breakdown.totals;
+        assert_eq!(
+            json!({
+                "principal_cents": t.principal_cents,
+                "interest_cents": t.interest_cents,
+                "indemnity_cents": t.indemnity_cents,
+                "total_cents": t.total_cents,
+            }),
+            case["totals"],
+            "{name}"
+        );
+        // Every case writes a letter whose mandatory mentions are all there.
+        let letter = write_letter(&c, None).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(!letter.plain_text().is_empty());
+    }
+}
+
+fn fields(errors: &[FieldError]) -> Vec<&str> {
+    errors.iter().map(|e| e.field.as_str()).collect()
+}
+
+#[test]
+fn bad_dated_payments_are_refused_naming_their_path() {
+    let v = b2b(json!([
+        {"number": "F-1", "issue_date": "2026-01-10", "due_date": "2026-01-31", "amount_cents": 100_000,
+         "payments": [
+            {"date": "2026-05-02", "amount_cents": 100},
+            {"date": "2026-01-09", "amount_cents": 100},
+            {"date": "2026-02-01", "amount_cents": 0},
+            {"date": "2026-02-01", "amount_cents": 100, "imputation": "whatever"}
+         ]}
+    ]));
+    let errors = parse(&v, date!(2026 - 05 - 01)).expect_err("refused");
+    for field in [
+        "compose.invoices[0].payments[0].date",
+        "compose.invoices[0].payments[1].date",
+        "compose.invoices[0].payments[2].amount_cents",
+        "compose.invoices[0].payments[3].imputation",
+    ] {
+        assert!(fields(&errors).contains(&field), "{field}: {errors:?}");
+    }
+    // More than was owed on its date (principal + interest so far): refused.
+    let over = b2b(json!([
+        {"number": "F-1", "issue_date": "2026-01-10", "due_date": "2026-01-31", "amount_cents": 100_000,
+         "payments": [{"date": "2026-02-10", "amount_cents": 100_001 + 400}]}
+    ]));
+    let errors = parse(&over, date!(2026 - 05 - 01)).expect_err("refused");
+    assert_eq!(
+        fields(&errors),
+        ["compose.invoices[0].payments[0].amount_cents"],
+        "{errors:?}"
+    );
+    assert!(
+        errors[0]
+            .message
+            .contains("exceeds what was owed on 2026-02-10")
+    );
+}
+
+#[test]
+fn a_payment_pays_interest_first_unless_imputed_to_principal() {
+    // 1 000 000 due 2025-12-31, 300 000 paid 2026-03-01: 60 days at 12,15 % on 1 000 000
+    // = 19 972,6… → 19 973 of interest paid first, 280 027 to the principal.
+    let v = |imputation: Value| {
+        b2b(
+            json!([{"number": "F-1", "issue_date": "2025-12-31", "due_date": "2025-12-31", "amount_cents": 1_000_000,
+            "payments": [{"date": "2026-03-01", "amount_cents": 300_000, "imputation": imputation}]}]),
+        )
+    };
+    let c = ok(&v(Value::Null), date!(2026 - 05 - 15));
+    let inv = &c.breakdown.invoices[0];
+    assert_eq!(
+        (
+            inv.payments[0].to_interest_cents,
+            inv.payments[0].to_principal_cents,
+            inv.principal_cents
+        ),
+        (19_973, 280_027, 719_973)
+    );
+    assert_eq!(inv.periods[0].principal_cents, 1_000_000);
+    assert_eq!(inv.periods.last().map(|p| p.principal_cents), Some(719_973));
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(text.contains("1343-1"), "{text}");
+    assert!(
+        text.contains(&french::euros(719_973)),
+        "principal left shown: {text}"
+    );
+    // Agreed imputation: the whole payment to the principal; the interest stays owed.
+    let c = ok(&v(json!("principal")), date!(2026 - 05 - 15));
+    let inv = &c.breakdown.invoices[0];
+    assert_eq!((inv.principal_cents, inv.interest_paid_cents), (700_000, 0));
+    assert!(inv.interest_cents > 19_973);
+}
+
+#[test]
+fn an_invoice_paid_late_in_full_is_claimed_for_interest_and_indemnity_only() {
+    let v = b2b(
+        json!([{"number": "F-9", "issue_date": "2026-01-31", "due_date": "2026-01-31", "amount_cents": 200_000,
+        "payments": [{"date": "2026-03-15", "amount_cents": 200_000, "imputation": "principal"}]}]),
+    );
+    let c = ok(&v, date!(2026 - 04 - 01));
+    let inv = &c.breakdown.invoices[0];
+    assert_eq!(inv.principal_cents, 0);
+    assert_eq!(inv.indemnity_cents, RECOVERY_INDEMNITY_CENTS);
+    // Interest stops at the payment day: 2026-02-01 to 2026-03-15.
+    assert_eq!(
+        inv.periods.last().map(|p| p.to),
+        Some(date!(2026 - 03 - 15))
+    );
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(text.contains("aucun principal n'est réclamé"), "{text}");
+    // Paid in full on time: nothing to claim, refused.
+    let on_time = b2b(
+        json!([{"number": "F-9", "issue_date": "2026-01-01", "due_date": "2026-01-31", "amount_cents": 200_000,
+        "payments": [{"date": "2026-01-30", "amount_cents": 200_000}]}]),
+    );
+    let errors = parse(&on_time, date!(2026 - 04 - 01)).expect_err("refused");
+    assert!(
+        fields(&errors).contains(&"compose.invoices[0].payments"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn prior_notices_are_checked_against_the_letters_invoices() {
+    let v = with(
+        consumer(b2b(json!([
+            invoice("C-1", "2026-01-15", 10_000),
+            invoice("C-2", "2026-03-01", 10_000)
+        ]))),
+        "prior_notices",
+        json!([
+            {"kind": "mise_en_demeure", "reference": "M-1", "date": "2026-02-10", "invoices": ["C-1", "C-9", "C-2"]},
+            {"kind": "mise_en_demeure", "reference": "M-2", "date": "2026-05-10", "invoices": ["C-1"]},
+            {"kind": "avis", "reference": "M-3", "date": "2026-02-10"},
+            {"kind": "mise_en_demeure", "reference": "M-4", "date": "2026-03-10"}
+        ]),
+    );
+    let errors = parse(&v, date!(2026 - 04 - 20)).expect_err("refused");
+    for field in [
+        "compose.prior_notices[0].invoices[1]",
+        "compose.prior_notices[0].invoices[2]",
+        "compose.prior_notices[1].date",
+        "compose.prior_notices[2].kind",
+        "compose.prior_notices[3].invoices",
+    ] {
+        assert!(fields(&errors).contains(&field), "{field}: {errors:?}");
+    }
+}
+
+#[test]
+fn a_consumer_invoice_earns_interest_only_from_a_notice_that_covered_it() {
+    // `first_letter` (mise en demeure of 2026-02-10) covers C-1 only (overdue then); the
+    // prior notice of 2026-03-10 covers C-2.
+    let v = with(
+        with(
+            consumer(b2b(json!([
+                invoice("C-1", "2026-01-15", 100_000),
+                invoice("C-2", "2026-03-01", 100_000),
+                invoice("C-3", "2026-03-05", 100_000)
+            ]))),
+            "first_letter",
+            json!({"reference": "M-1", "date": "2026-02-10", "kind": "mise_en_demeure"}),
+        ),
+        "prior_notices",
+        json!([{"kind": "mise_en_demeure", "reference": "M-2", "date": "2026-03-10", "invoices": ["C-2"]}]),
+    );
+    let c = ok(&v, date!(2026 - 04 - 20));
+    let from: Vec<Option<Date>> = c
+        .breakdown
+        .invoices
+        .iter()
+        .map(|i| i.interest_from)
+        .collect();
+    assert_eq!(
+        from,
+        [
+            Some(date!(2026 - 02 - 11)),
+            Some(date!(2026 - 03 - 11)),
+            None
+        ]
+    );
+    assert_eq!(c.breakdown.invoices[2].interest_cents, 0);
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(
+        text.contains("facture C-3 : aucun intérêt avant la présente lettre"),
+        "{text}"
+    );
+    assert!(text.contains("1344-1"), "{text}");
+}
+
+#[test]
+fn an_agencys_later_letter_must_recall_its_first_letter_r124_4() {
+    let agency = json!({"name": "Recouvr SAS", "address": "8 avenue Foch\n75116 Paris", "mandate_reference": "MAN-77"});
+    let base = with(
+        b2b(json!([invoice("F-1", "2026-01-15", 100_000)])),
+        "agency",
+        agency,
+    );
+    let later = with(
+        base.clone(),
+        "prior_notices",
+        json!([{"kind": "relance", "reference": "R-1", "date": "2026-02-01", "sent_by": "agency"}]),
+    );
+    let errors = parse(&later, date!(2026 - 04 - 20)).expect_err("refused");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.field == "compose.prior_notices" && e.message.contains("R.124-4")),
+        "{errors:?}"
+    );
+    let recalled = with(
+        base.clone(),
+        "prior_notices",
+        json!([
+            {"kind": "agency_first_letter", "reference": "AG-1", "date": "2026-01-20"},
+            {"kind": "relance", "reference": "R-1", "date": "2026-02-01", "sent_by": "agency"}
+        ]),
+    );
+    let c = ok(&recalled, date!(2026 - 04 - 20));
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(
+        text.contains(
+            "Rappel du premier courrier de Recouvr SAS : référence AG-1 du 20 janvier 2026"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("envoyée par Recouvr SAS"), "{text}");
+    // An agency_first_letter without an agency is refused.
+    let no_agency = with(
+        b2b(json!([invoice("F-1", "2026-01-15", 100_000)])),
+        "prior_notices",
+        json!([{"kind": "agency_first_letter", "reference": "AG-1", "date": "2026-01-20"}]),
+    );
+    assert!(
+        parse(&no_agency, date!(2026 - 04 - 20))
+            .expect_err("refused")
+            .iter()
+            .any(|e| e.field == "compose.prior_notices")
+    );
+}
+
+#[test]
+fn a_public_buyers_rate_is_fixed_at_the_half_year_interest_started() {
+    let mut v = b2b(json!([invoice("P-1", "2025-06-10", 800_000)]));
+    v["debtor"]["kind"] = json!("public_buyer");
+    let c = ok(&v, date!(2026 - 01 - 20));
+    assert_eq!(c.breakdown.regime, InterestRegime::PublicProcurement);
+    // ECB 3,15 % on 1 January 2025 + 8 points, for 2025-H2 and 2026-H1 as well (their own
+    // ECB rate, 2,15 %, is not re-read: R.2192-31).
+    assert!(
+        c.breakdown.invoices[0]
+            .periods
+            .iter()
+            .all(|p| p.rate_bp == 1115 && p.basis == RateBasis::EcbPlusEightPointsFixed),
+        "{:?}",
+        c.breakdown.invoices[0].periods
+    );
+    assert_eq!(c.breakdown.invoices[0].periods.len(), 3);
+    assert_eq!(c.breakdown.totals.indemnity_cents, RECOVERY_INDEMNITY_CENTS);
+    let text = write_letter(&c, None).expect("letter").plain_text();
+    assert!(
+        text.contains("R.2192-31") && text.contains("D.2192-35"),
+        "{text}"
+    );
+    // No contract rate for a public buyer.
+    let errors = parse(
+        &with(v, "contract_rate_percent", json!(12)),
+        date!(2026 - 01 - 20),
+    )
+    .expect_err("refused");
+    assert_eq!(fields(&errors), ["compose.contract_rate_percent"]);
+}
+
+#[test]
+fn a_public_buyer_debtor_is_a_professional_recipient() {
+    let deposit = |recipient: &str| json!({"recipient": {"kind": recipient}, "compose": {"debtor": {"kind": "public_buyer"}}});
+    assert!(request::kind_mismatch(&deposit("professional")).is_none());
+    assert!(request::kind_mismatch(&deposit("consumer")).is_some());
+}
