@@ -13,7 +13,8 @@ crate::on_both_engines!(
     every_problem_of_a_composed_letter_is_listed_at_once,
     a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows,
     the_payment_link_is_offered_to_the_recipient_only_after_acceptance,
-    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached
+    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached,
+    dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_and_fixed_rate
 );
 
 fn compose(debtor_kind: &str, agency: bool) -> Value {
@@ -550,4 +551,121 @@ async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_a
         summary, letter["collection"],
         "the attachment is the summary"
     );
+}
+
+/// A public buyer's letter with a dated part payment: the answer and the proof of deposit
+/// carry the imputation (Code civil 1343-1) and the rate fixed at the half-year interest
+/// started (Code de la commande publique R.2192-31); bad payments are refused with their
+/// path and leave no letter; a JSON batch row carries the same fields.
+async fn dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_and_fixed_rate(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let mut c = compose("public_buyer", false);
+    c["invoices"] = json!([{
+        "number": "P-2025-07", "issue_date": "2025-05-10", "due_date": "2025-06-10", "amount_cents": 800_000,
+        "payments": [{"date": "2025-09-01", "amount_cents": 300_000}]
+    }]);
+    let response = app.post_letter(&body(c.clone(), false)).await;
+    let status = response.status();
+    let letter: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{letter}");
+    let collection = &letter["collection"];
+    let breakdown = &collection["breakdown"];
+    assert_eq!(breakdown["regime"], "public_procurement", "{breakdown}");
+    let invoice = &breakdown["invoices"][0];
+    let payment = &invoice["payments"][0];
+    // 800 000 × 11,15 % × 83 days (2025-06-11 to 2025-09-01) / 365 = 20 283,8… → 20 284
+    // cents of interest paid first, the rest to the principal.
+    assert_eq!(payment["to_interest_cents"], 20_284, "{invoice}");
+    assert_eq!(payment["to_principal_cents"], 279_716, "{invoice}");
+    assert_eq!(invoice["principal_cents"], 520_284, "{invoice}");
+    assert_eq!(invoice["indemnity_cents"], 4_000, "{invoice}");
+    let periods = invoice["periods"].as_array().expect("periods");
+    assert!(
+        periods.iter().all(|p| p["rate_bp"] == 1115),
+        "the ECB rate of 2025-H1 + 8 points, never re-read: {invoice}"
+    );
+    assert_eq!(periods.last().expect("period")["principal_cents"], 520_284);
+    // The proof of deposit records the same breakdown.
+    let id = letter["id"].as_str().expect("id");
+    let rows = app
+        .service
+        .storage
+        .evidence_of_letter(id)
+        .await
+        .expect("evidence");
+    let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+    assert_eq!(record["details"]["collection"], *collection);
+    if let Some(text) = pdf_text(&app, &letter).await {
+        for needle in ["R.2192-31", "D.2192-35", "1343-1", "Principal restant dû"] {
+            assert!(
+                text.contains(needle),
+                "the letter lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+
+    // A payment after the letter date, or more than was owed: 422 naming it, no letter.
+    let mut bad = c.clone();
+    bad["invoices"][0]["payments"] = json!([
+        {"date": "2999-01-01", "amount_cents": 100},
+    ]);
+    let response = app.post_letter(&body(bad.clone(), false)).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem
+            .to_string()
+            .contains("compose.invoices[0].payments[0].date"),
+        "{problem}"
+    );
+    bad["invoices"][0]["payments"] = json!([{"date": "2025-09-01", "amount_cents": 900_000}]);
+    let response = app.post_letter(&body(bad, false)).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem
+            .to_string()
+            .contains("compose.invoices[0].payments[0].amount_cents"),
+        "{problem}"
+    );
+    // A public buyer is not a consumer recipient.
+    let response = app
+        .post_letter(&body(compose("public_buyer", false), true))
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(app.letter_count().await, 1);
+
+    // A JSON batch row takes the same fields (the parser is shared).
+    let row = body(c, false);
+    let response = app
+        .client
+        .post(app.url("/v1/batches"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"letters": [row]}))
+        .send()
+        .await
+        .expect("batch");
+    let status = response.status();
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{accepted}");
+    let batch = accepted["id"].as_str().expect("id");
+    let mut view = Value::Null;
+    for _ in 0..600 {
+        view = app
+            .get(&format!("/v1/batches/{batch}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if view["state"] != "depositing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "completed", "{view}");
+    assert_eq!(app.letter_count().await, 2);
 }
