@@ -481,8 +481,7 @@ fn covering_notice(request: &ComposeRequest, invoice: &Invoice) -> Option<(Date,
         .prior_notices
         .iter()
         .filter(|n| {
-            n.kind == PriorNoticeKind::MiseEnDemeure
-                && n.invoices.iter().any(|x| *x == invoice.number)
+            n.kind == PriorNoticeKind::MiseEnDemeure && n.invoices.contains(&invoice.number)
         })
         .map(|n| (n.date, n.reference.clone()));
     first.into_iter().chain(prior).min_by_key(|n| n.0)

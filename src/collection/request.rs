@@ -3,9 +3,14 @@
 //!
 //! Rules beyond the shape of each field (they are the composer's, documented here):
 //! - every invoice must be due on or before the letter date (a letter does not claim what is
-//!   not yet owed), have an unpaid part (`paid_cents < amount_cents`: a fully paid invoice is
-//!   not claimed, and without the payment date its late interest cannot be computed), and a
-//!   `due_date` on or after its `issue_date`; invoice numbers are unique;
+//!   not yet owed), have `paid_cents < amount_cents` (an undated payment in full leaves no
+//!   date to compute late interest to; dated `payments` may pay it in full, and the interest
+//!   and indemnity of a late payment are then still claimed), and a `due_date` on or after
+//!   its `issue_date`; invoice numbers are unique;
+//! - `payments[]` are dated from the issue date to the letter date, with positive amounts;
+//!   `prior_notices[]` are dated before the letter date and cover invoices of this letter
+//!   already overdue on their date; with an agency that wrote before, its first letter is
+//!   required (Code des procédures civiles d'exécution, art. R.124-4);
 //! - a `mise_en_demeure` needs at least one invoice overdue on the letter date;
 //! - `payment` must say how to pay (a link, an IBAN or instructions): Code des procédures civiles d'exécution, art. R.124-4 4° for an
 //!   agency, and a demand without a way to pay is of no use;
