@@ -252,6 +252,12 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("compose.invoices.#.due_date", ColumnType::Text),
     ("compose.invoices.#.amount_cents", ColumnType::Integer),
     ("compose.invoices.#.paid_cents", ColumnType::Integer),
+    ("compose.invoices.#.payments.#.date", ColumnType::Text),
+    (
+        "compose.invoices.#.payments.#.amount_cents",
+        ColumnType::Integer,
+    ),
+    ("compose.invoices.#.payments.#.imputation", ColumnType::Text),
     ("compose.deadline_days", ColumnType::Integer),
     ("compose.payment.link", ColumnType::Text),
     ("compose.payment.iban", ColumnType::Text),
@@ -259,6 +265,11 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("compose.first_letter.reference", ColumnType::Text),
     ("compose.first_letter.date", ColumnType::Text),
     ("compose.first_letter.kind", ColumnType::Text),
+    ("compose.prior_notices.#.kind", ColumnType::Text),
+    ("compose.prior_notices.#.reference", ColumnType::Text),
+    ("compose.prior_notices.#.date", ColumnType::Text),
+    ("compose.prior_notices.#.invoices", ColumnType::List),
+    ("compose.prior_notices.#.sent_by", ColumnType::Text),
     ("compose.contract_rate_percent", ColumnType::Text),
     ("compose.override_prescription", ColumnType::Boolean),
 ];
@@ -732,6 +743,26 @@ mod tests {
             assert!(fields.contains(&"recipient.kind"), "{fields:?}");
             assert!(errors.iter().all(|e| e.row == 4));
         }
+    }
+
+    #[test]
+    fn csv_columns_carry_dated_payments_and_prior_notices() {
+        let csv = "recipient.name;compose.invoices.0.number;compose.invoices.0.payments.0.date;compose.invoices.0.payments.0.amount_cents;compose.invoices.0.payments.1.date;compose.invoices.0.payments.1.amount_cents;compose.invoices.0.payments.1.imputation;compose.prior_notices.0.kind;compose.prior_notices.0.invoices\n\
+                   A;F-1;2026-03-01;1200;2026-04-01;300;principal;mise_en_demeure;F-1|F-2\n";
+        let input = read_csv(csv.as_bytes(), None).expect("reads");
+        assert!(input.errors.is_empty(), "{:?}", input.errors);
+        let compose = &input.rows[0].letter["compose"];
+        assert_eq!(
+            compose["invoices"][0]["payments"],
+            json!([
+                {"date": "2026-03-01", "amount_cents": 1200},
+                {"date": "2026-04-01", "amount_cents": 300, "imputation": "principal"}
+            ])
+        );
+        assert_eq!(
+            compose["prior_notices"],
+            json!([{"kind": "mise_en_demeure", "invoices": ["F-1", "F-2"]}])
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::mentions::{
     self, ART_750_1_MAX_CENTS, ART_750_1_SENTENCE, L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3, Mention,
     MentionCheck, MentionStatus,
 };
-use super::request::{CreditorKind, LetterKind};
+use super::request::{CreditorKind, Imputation, LetterKind, NoticeSender, PriorNoticeKind};
 use super::wording::{Wording, deadline_text};
 use super::{Composition, CompositionSummary, french};
 use crate::letter::{FieldError, field_error};
@@ -269,6 +269,19 @@ fn head(c: &Composition) -> Vec<Block> {
             french::date(f.date)
         ));
     }
+    for n in r
+        .prior_notices
+        .iter()
+        .filter(|n| n.kind == PriorNoticeKind::AgencyFirstLetter)
+    {
+        // R.124-4, last paragraph: the agency's later letters recall its first letter.
+        references.push(format!(
+            "Rappel du premier courrier de {} : référence {} du {}",
+            r.agency.as_ref().map_or("l'agence", |a| a.name.as_str()),
+            n.reference,
+            french::date(n.date)
+        ));
+    }
     let numbers = invoice_numbers(c);
     let (title, subject) = match r.kind {
         LetterKind::MiseEnDemeure => (
@@ -417,7 +430,8 @@ fn tail(c: &Composition) -> Vec<Block> {
             plural(r.invoices.len())
         ),
     });
-    let commercial = b.regime == InterestRegime::Commercial;
+    let commercial = b.regime.is_late_payment_law();
+    let public = b.regime == InterestRegime::PublicProcurement;
     let mut header: Vec<String> = [
         "Facture",
         "Émise le",
@@ -486,7 +500,12 @@ fn tail(c: &Composition) -> Vec<Block> {
     ];
     if commercial {
         parts.push(vec![
-            "Autres sommes : indemnités forfaitaires pour frais de recouvrement (Code de commerce, art. L.441-10 et D.441-5)".into(),
+            if public {
+                "Autres sommes : indemnités forfaitaires pour frais de recouvrement (Code de la commande publique, art. L.2192-13 et D.2192-35)"
+            } else {
+                "Autres sommes : indemnités forfaitaires pour frais de recouvrement (Code de commerce, art. L.441-10 et D.441-5)"
+            }
+            .into(),
             french::euros(b.totals.indemnity_cents),
         ]);
     }
@@ -499,7 +518,9 @@ fn tail(c: &Composition) -> Vec<Block> {
         ]],
     });
     out.push(Block::Paragraph {
-        text: if commercial {
+        text: if public {
+            "Ces sommes ne comprennent aucun frais de recouvrement à la charge du créancier (Code des procédures civiles d'exécution, art. L.111-8), hors l'indemnité forfaitaire de 40 € due de plein droit par l'acheteur public en retard de paiement (Code de la commande publique, art. L.2192-13 et D.2192-35)."
+        } else if commercial {
             "Ces sommes ne comprennent aucun frais de recouvrement à la charge du créancier (Code des procédures civiles d'exécution, art. L.111-8), hors l'indemnité forfaitaire de 40 € due de plein droit par tout professionnel en retard de paiement (Code de commerce, art. L.441-10)."
         } else {
             "Ces sommes ne comprennent aucun frais de recouvrement : ils restent à la charge du créancier (Code des procédures civiles d'exécution, art. L.111-8)."
@@ -509,31 +530,48 @@ fn tail(c: &Composition) -> Vec<Block> {
     out.push(Block::Paragraph {
         text: interest_basis(c),
     });
+    out.extend(payment_blocks(c));
+    if !r.prior_notices.is_empty() {
+        out.push(Block::Paragraph {
+            text: prior_notices_text(c),
+        });
+    }
 
+    // After a dated payment the principal changes: the table then shows it per period.
+    let dated = b.invoices.iter().any(|a| !a.payments.is_empty());
     let periods: Vec<Vec<String>> = b
         .invoices
         .iter()
         .flat_map(|a| {
-            a.periods.iter().map(|p| {
-                vec![
+            a.periods.iter().map(move |p| {
+                let mut row = vec![
                     a.number.clone(),
                     format!(
                         "du {} au {}",
                         french::short_date(p.from),
                         french::short_date(p.to)
                     ),
+                ];
+                if dated {
+                    row.push(french::euros(p.principal_cents));
+                }
+                row.extend([
                     p.days.to_string(),
                     french::percent(p.rate_bp),
                     french::euros(p.interest_cents),
-                ]
+                ]);
+                row
             })
         })
         .collect();
     if !periods.is_empty() {
+        let mut header = vec!["Facture", "Période"];
+        if dated {
+            header.push("Principal");
+        }
+        header.extend(["Jours", "Taux annuel", "Intérêts"]);
         out.push(Block::Table {
-            header: ["Facture", "Période", "Jours", "Taux annuel", "Intérêts"]
-                .map(String::from)
-                .to_vec(),
+            header: header.into_iter().map(String::from).collect(),
             rows: periods,
             footer: Vec::new(),
         });
@@ -631,9 +669,136 @@ fn tail(c: &Composition) -> Vec<Block> {
     out
 }
 
+/// The dated payments, their imputation (Code civil 1343-1) and the principal left; and,
+/// for an invoice paid in full late, that no principal is claimed.
+fn payment_blocks(c: &Composition) -> Vec<Block> {
+    let b = &c.breakdown;
+    let rows: Vec<Vec<String>> = b
+        .invoices
+        .iter()
+        .flat_map(|a| {
+            a.payments.iter().map(|p| {
+                vec![
+                    a.number.clone(),
+                    french::short_date(p.date),
+                    french::euros(p.amount_cents),
+                    match p.imputation {
+                        Imputation::InterestFirst => {
+                            "intérêts puis principal (C. civ., art. 1343-1)"
+                        }
+                        Imputation::Principal => "principal d'abord (imputation convenue)",
+                    }
+                    .to_string(),
+                    french::euros(p.to_interest_cents),
+                    french::euros(p.to_principal_cents),
+                    french::euros(p.principal_after_cents),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![
+        Block::Table {
+            header: [
+                "Facture",
+                "Paiement du",
+                "Montant",
+                "Imputation",
+                "Sur les intérêts",
+                "Sur le principal",
+                "Principal restant dû",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+            footer: Vec::new(),
+        },
+        Block::Paragraph {
+            text: "Chaque paiement partiel s'impute d'abord sur les intérêts échus à sa date, puis sur le principal, sauf imputation convenue sur le principal (Code civil, art. 1343-1) ; les intérêts courent ensuite sur le principal restant dû.".into(),
+        },
+    ];
+    for a in b.invoices.iter().filter(|a| a.principal_cents == 0) {
+        let last = a.payments.last().map(|p| p.date);
+        out.push(Block::Paragraph {
+            text: format!(
+                "La facture {} a été payée en totalité{}, après son échéance : aucun principal n'est réclamé à ce titre ; seuls restent dus les intérêts de retard courus jusqu'au paiement{}.",
+                a.number,
+                last.map(|d| format!(" le {}", french::date(d))).unwrap_or_default(),
+                if a.indemnity_cents > 0 {
+                    " et l'indemnité forfaitaire de 40 €"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    out
+}
+
+/// The earlier letters, who sent them, and what each changed.
+fn prior_notices_text(c: &Composition) -> String {
+    let r = &c.request;
+    let agency = r.agency.as_ref().map_or("l'agence", |a| a.name.as_str());
+    let items: Vec<String> = r
+        .prior_notices
+        .iter()
+        .map(|n| {
+            let kind = match n.kind {
+                PriorNoticeKind::MiseEnDemeure => "mise en demeure",
+                PriorNoticeKind::Relance => "relance",
+                PriorNoticeKind::AgencyFirstLetter => "premier courrier de l'agence",
+            };
+            let by = match n.sent_by {
+                NoticeSender::Creditor => format!("envoyée par {}", r.creditor.name),
+                NoticeSender::Agency => format!("envoyée par {agency}"),
+            };
+            let covers = if n.invoices.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", visant la facture{} n° {}",
+                    plural(n.invoices.len()),
+                    n.invoices.join(", ")
+                )
+            };
+            format!(
+                "{kind} référence {} du {}, {by}{covers}",
+                n.reference,
+                french::date(n.date)
+            )
+        })
+        .collect();
+    format!("Courriers antérieurs : {}.", items.join(" ; "))
+}
+
 fn interest_basis(c: &Composition) -> String {
     let r = &c.request;
     let b = &c.breakdown;
+    if b.regime == InterestRegime::PublicProcurement {
+        let fixed = b
+            .invoices
+            .iter()
+            .filter_map(|a| a.periods.first().map(|p| (a, p)))
+            .map(|(a, p)| {
+                format!(
+                    "facture {} : {} à compter du {}",
+                    a.number,
+                    french::percent(p.rate_bp),
+                    french::date(p.from)
+                )
+            })
+            .collect::<Vec<_>>();
+        return format!(
+            "Intérêts moratoires dus de plein droit et sans autre formalité dès le lendemain de l'échéance (Code de la commande publique, art. L.2192-13), au taux de la Banque centrale européenne appliqué à ses opérations principales de refinancement les plus récentes, en vigueur au premier jour du semestre au cours duquel les intérêts ont commencé à courir, majoré de 8 points, ce taux restant fixe pour toute la durée du retard (art. R.2192-31){}. Indemnité forfaitaire pour frais de recouvrement de 40 € par facture payée en retard (art. L.2192-13 et D.2192-35).",
+            if fixed.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", fixed.join(" ; "))
+            }
+        );
+    }
     let floored = b
         .invoices
         .iter()
@@ -650,6 +815,32 @@ fn interest_basis(c: &Composition) -> String {
             "Intérêts de retard au taux contractuel de {}, à compter du jour suivant la date d'échéance.",
             french::percent(bp)
         ),
+        (InterestRegime::PublicProcurement, _) => String::new(),
+        (InterestRegime::Civil, None) if !r.prior_notices.is_empty() => {
+            let which = match r.creditor.kind {
+                CreditorKind::Professional => "",
+                CreditorKind::PrivatePerson => " applicable aux créances des personnes physiques n'agissant pas pour des besoins professionnels",
+            };
+            let per_invoice: Vec<String> = b
+                .invoices
+                .iter()
+                .map(|a| match (&a.notice_reference, a.interest_from) {
+                    (Some(reference), Some(from)) => format!(
+                        "facture {} : à compter du {}, lendemain de la mise en demeure référence {reference}",
+                        a.number,
+                        french::date(from)
+                    ),
+                    _ => format!(
+                        "facture {} : aucun intérêt avant la présente lettre, faute de mise en demeure antérieure la visant",
+                        a.number
+                    ),
+                })
+                .collect();
+            format!(
+                "Intérêts au taux de l'intérêt légal{which}, dus seulement à compter d'une mise en demeure visant la facture (Code civil, art. 1231-6 et 1344-1) — {}.",
+                per_invoice.join(" ; ")
+            )
+        }
         (InterestRegime::Civil, None) => {
             let which = match r.creditor.kind {
                 CreditorKind::Professional => "",

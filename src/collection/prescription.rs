@@ -97,7 +97,12 @@ pub fn assess(invoice: &Invoice, parties: Parties, letter_date: Date) -> Prescri
         invoice.performed_on
     };
     // Code civil 2240: the debtor's acknowledgement interrupts the period; a new one starts.
-    let start = invoice.acknowledged_on.map_or(start, |a| a.max(start));
+    // A part payment is such an acknowledgement: the latest dated payment restarts it too.
+    let start = invoice
+        .acknowledged_on
+        .into_iter()
+        .chain(invoice.payments.iter().map(|p| p.date))
+        .fold(start, Date::max);
     let limit = anniversary(start, years);
     let days_left = (limit - letter_date).whole_days();
     let status = if days_left < 0 {
@@ -151,6 +156,7 @@ mod tests {
             performed_on: due,
             acknowledged_on: None,
             prescription_from_due_date: false,
+            payments: Vec::new(),
         }
     }
 
@@ -193,6 +199,29 @@ mod tests {
         assert_eq!(
             p(date!(2027 - 01 - 16)).status,
             PrescriptionStatus::TimeBarred
+        );
+    }
+
+    #[test]
+    fn a_dated_part_payment_restarts_the_period_like_an_acknowledgement() {
+        let mut inv = invoice(date!(2024 - 05 - 01));
+        inv.performed_on = date!(2024 - 03 - 10);
+        let p = |inv: &Invoice, d| assess(inv, CONSUMER, d);
+        assert_eq!(
+            p(&inv, date!(2026 - 06 - 01)).status,
+            PrescriptionStatus::TimeBarred
+        );
+        // Code civil 2240: a part payment on 2025-02-03 acknowledges the debt.
+        inv.payments.push(super::super::request::DatedPayment {
+            date: date!(2025 - 02 - 03),
+            amount_cents: 100,
+            imputation: super::super::request::Imputation::InterestFirst,
+        });
+        inv.acknowledged_on = Some(date!(2024 - 12 - 01));
+        let after = p(&inv, date!(2026 - 06 - 01));
+        assert_eq!(
+            (after.limit, after.status),
+            (date!(2027 - 02 - 03), PrescriptionStatus::Open)
         );
     }
 

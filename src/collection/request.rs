@@ -3,9 +3,14 @@
 //!
 //! Rules beyond the shape of each field (they are the composer's, documented here):
 //! - every invoice must be due on or before the letter date (a letter does not claim what is
-//!   not yet owed), have an unpaid part (`paid_cents < amount_cents`: a fully paid invoice is
-//!   not claimed, and without the payment date its late interest cannot be computed), and a
-//!   `due_date` on or after its `issue_date`; invoice numbers are unique;
+//!   not yet owed), have `paid_cents < amount_cents` (an undated payment in full leaves no
+//!   date to compute late interest to; dated `payments` may pay it in full, and the interest
+//!   and indemnity of a late payment are then still claimed), and a `due_date` on or after
+//!   its `issue_date`; invoice numbers are unique;
+//! - `payments[]` are dated from the issue date to the letter date, with positive amounts;
+//!   `prior_notices[]` are dated before the letter date and cover invoices of this letter
+//!   already overdue on their date; with an agency that wrote before, its first letter is
+//!   required (Code des procédures civiles d'exécution, art. R.124-4);
 //! - a `mise_en_demeure` needs at least one invoice overdue on the letter date;
 //! - `payment` must say how to pay (a link, an IBAN or instructions): Code des procédures civiles d'exécution, art. R.124-4 4° for an
 //!   agency, and a demand without a way to pay is of no use;
@@ -265,11 +270,15 @@ pub struct Debtor {
     pub name: String,
     /// Postal address.
     pub address: PostalAddress,
-    /// Professional or consumer: interest, indemnity and prescription differ.
+    /// Professional or consumer: interest, indemnity and prescription differ. A public
+    /// buyer is a professional recipient (no CPCE L.100 consent) with `public_buyer` set.
     pub kind: RecipientKind,
     /// A merchant (commerçant): prescription of Code de commerce L.110-4.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub merchant: bool,
+    /// `debtor.kind` was `public_buyer`: a buyer under the Code de la commande publique,
+    /// whose late payments bear intérêts moratoires (L.2192-13, R.2192-31).
+    pub public_buyer: bool,
     /// Collective proceedings opened against the debtor, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insolvency: Option<Insolvency>,
@@ -341,6 +350,74 @@ pub struct Invoice {
     pub acknowledged_on: Option<Date>,
     /// The contract makes the due date the start of prescription.
     pub prescription_from_due_date: bool,
+    /// Dated payments, in the order given (applied in date order; see [`DatedPayment`]).
+    pub payments: Vec<DatedPayment>,
+}
+
+/// How a dated payment is imputed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Imputation {
+    /// Code civil 1343-1: a partial payment of a debt bearing interest goes first to the
+    /// interest, then to the principal (the default).
+    InterestFirst,
+    /// Agreed imputation (Code civil 1342-10, 1343-1 "sauf convention contraire"): to the
+    /// principal first, the rest (if any) to the interest.
+    Principal,
+}
+
+/// One dated payment of an invoice (`invoices[].payments[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DatedPayment {
+    /// Day it was received.
+    #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "crate::collection::french::iso_date::serialize")]
+    pub date: Date,
+    /// Amount, in cents.
+    pub amount_cents: i64,
+    /// How it is imputed.
+    pub imputation: Imputation,
+}
+
+/// The kind of an earlier letter (`compose.prior_notices[].kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorNoticeKind {
+    /// A mise en demeure: a consumer's legal interest runs from it, for the invoices it
+    /// covered (Code civil 1231-6, 1344-1).
+    MiseEnDemeure,
+    /// A reminder: starts no interest.
+    Relance,
+    /// The collection agency's first letter, which its later letters recall (Code des
+    /// procédures civiles d'exécution, art. R.124-4).
+    AgencyFirstLetter,
+}
+
+/// Who sent an earlier letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeSender {
+    /// The creditor itself (the default, except for `agency_first_letter`).
+    Creditor,
+    /// The collection agency of `compose.agency`.
+    Agency,
+}
+
+/// An earlier letter for this debt (`compose.prior_notices[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PriorNotice {
+    /// Its kind.
+    pub kind: PriorNoticeKind,
+    /// Its reference.
+    pub reference: String,
+    /// Its date (before the letter date).
+    #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "crate::collection::french::iso_date::serialize")]
+    pub date: Date,
+    /// Numbers of the invoices of this letter it covered (each overdue on its date).
+    pub invoices: Vec<String>,
+    /// Who sent it.
+    pub sent_by: NoticeSender,
 }
 
 /// How to pay.
@@ -390,13 +467,16 @@ pub struct ComposeRequest {
     pub payment: Payment,
     /// The first letter, for later letters.
     pub first_letter: Option<FirstLetter>,
+    /// Earlier letters: mises en demeure (a consumer's interest), relances, the agency's
+    /// first letter (R.124-4).
+    pub prior_notices: Vec<PriorNotice>,
     /// Contractual late-interest rate, in basis points.
     pub contract_rate_bp: Option<i64>,
     /// Claim time-barred invoices anyway (recorded in the evidence).
     pub override_prescription: bool,
 }
 
-const TOP_KEYS: [&str; 10] = [
+const TOP_KEYS: [&str; 11] = [
     "kind",
     "creditor",
     "agency",
@@ -405,9 +485,13 @@ const TOP_KEYS: [&str; 10] = [
     "deadline_days",
     "payment",
     "first_letter",
+    "prior_notices",
     "contract_rate_percent",
     "override_prescription",
 ];
+
+/// Most dated payments per invoice, and most earlier letters.
+pub const MAX_PAYMENTS_PER_INVOICE: usize = 100;
 
 impl ComposeRequest {
     /// The parties as prescription sees them.
@@ -589,36 +673,43 @@ impl ComposeRequest {
             let name = text(d, "compose.debtor", "name", true, MAX_TEXT_LEN, &mut errors);
             let address = address(d, "compose.debtor", &mut errors);
             let kind = match d.get("kind") {
-                Some(Value::String(s)) if s == "professional" => Some(RecipientKind::Professional),
-                Some(Value::String(s)) if s == "consumer" => Some(RecipientKind::Consumer),
+                Some(Value::String(s)) if s == "professional" => {
+                    Some((RecipientKind::Professional, false))
+                }
+                Some(Value::String(s)) if s == "consumer" => Some((RecipientKind::Consumer, false)),
+                Some(Value::String(s)) if s == "public_buyer" => {
+                    Some((RecipientKind::Professional, true))
+                }
                 None | Some(Value::Null) => {
                     errors.push(field_error(
                         "compose.debtor.kind",
-                        "is required: \"professional\" or \"consumer\"",
+                        "is required: \"professional\", \"consumer\" or \"public_buyer\"",
                     ));
                     None
                 }
                 Some(_) => {
                     errors.push(field_error(
                         "compose.debtor.kind",
-                        "must be \"professional\" or \"consumer\"",
+                        "must be \"professional\", \"consumer\" or \"public_buyer\"",
                     ));
                     None
                 }
             };
             let merchant = merchant_flag(d, "compose.debtor", &mut errors);
-            if kind == Some(RecipientKind::Consumer) && merchant == Some(true) {
+            if matches!(kind, Some((RecipientKind::Consumer, _))) && merchant == Some(true) {
                 errors.push(field_error(
                     "compose.debtor.merchant",
                     "must not be true for a consumer debtor: a consumer does not act for a trade (Code de la consommation, article liminaire)",
                 ));
                 return None;
             }
+            let (kind, public_buyer) = kind?;
             Some(Debtor {
                 name: name?,
                 address: address?,
-                kind: kind?,
+                kind,
                 merchant: merchant?,
+                public_buyer,
                 insolvency: insolvency?,
             })
         });
@@ -819,6 +910,41 @@ impl ComposeRequest {
                 })
             });
 
+        let prior_notices = prior_notices(
+            obj.get("prior_notices"),
+            &invoices,
+            invoices_valid,
+            letter_date,
+            &mut errors,
+        );
+        // Code des procédures civiles d'exécution, art. R.124-4 (last paragraph): the
+        // agency's later letters recall the reference and date of its first letter.
+        if let Some(notices) = &prior_notices {
+            let agency_first = notices
+                .iter()
+                .filter(|n| n.kind == PriorNoticeKind::AgencyFirstLetter)
+                .count();
+            if agency_first > 0 && !agency_given {
+                errors.push(field_error(
+                    "compose.prior_notices",
+                    "an agency_first_letter needs compose.agency: it is the collection agency's first letter (Code des procédures civiles d'exécution, art. R.124-4)",
+                ));
+            }
+            if agency_first > 1 {
+                errors.push(field_error(
+                    "compose.prior_notices",
+                    "lists more than one agency_first_letter: the agency has one first letter",
+                ));
+            }
+            let agency_wrote_before = notices.iter().any(|n| n.sent_by == NoticeSender::Agency);
+            if agency_given && agency_wrote_before && agency_first == 0 && !first_letter_given {
+                errors.push(field_error(
+                    "compose.prior_notices",
+                    "the agency wrote before, so this is not its first letter: give its first letter (kind \"agency_first_letter\", reference and date), which later letters must recall (Code des procédures civiles d'exécution, art. R.124-4)",
+                ));
+            }
+        }
+
         let contract_rate_bp = match obj.get("contract_rate_percent") {
             None | Some(Value::Null) => None,
             Some(v) => match percent_to_basis_points(v) {
@@ -832,6 +958,12 @@ impl ComposeRequest {
                 }
             },
         };
+        if contract_rate_bp.is_some() && debtor.as_ref().is_some_and(|d| d.public_buyer) {
+            errors.push(field_error(
+                "compose.contract_rate_percent",
+                "must not be given for a public buyer: the rate of its intérêts moratoires is set by the Code de la commande publique (R.2192-31: ECB rate + 8 points)",
+            ));
+        }
         let contract_rate_invalid = errors
             .iter()
             .any(|e| e.field == "compose.contract_rate_percent");
@@ -867,6 +999,7 @@ impl ComposeRequest {
                     deadline_days,
                     payment,
                     first_letter,
+                    prior_notices: prior_notices.unwrap_or_default(),
                     contract_rate_bp,
                     override_prescription,
                 })
@@ -899,6 +1032,9 @@ pub struct ComposeBody {
     payment: PaymentBody,
     /// The first letter for this debt, recalled by later letters.
     first_letter: Option<FirstLetterBody>,
+    /// Earlier letters: mises en demeure (from which a consumer's interest runs for the
+    /// invoices each covered), relances, the agency's first letter (R.124-4).
+    prior_notices: Option<Vec<PriorNoticeBody>>,
     /// Contractual late-interest rate in percent a year, at most two decimals (e.g. 12.5).
     #[schema(value_type = Option<f64>, example = 12.5)]
     contract_rate_percent: Option<String>,
@@ -949,7 +1085,9 @@ pub struct DebtorBody {
     name: String,
     /// Postal address.
     address: AddressBody,
-    /// `professional` or `consumer`.
+    /// `professional`, `consumer` or `public_buyer` (Code de la commande publique; the
+    /// deposit's `recipient.kind` is then `professional`).
+    #[schema(value_type = String, example = "professional")]
     kind: RecipientKind,
     /// `true` when the debtor is a merchant (commerçant): prescription of Code de commerce
     /// L.110-4 rather than Code civil 2224. Default false; never with `consumer`.
@@ -984,8 +1122,13 @@ pub struct InvoiceBody {
     due_date: String,
     /// Amount in cents, 1 to 2^53 - 1.
     amount_cents: i64,
-    /// Already paid in cents, less than the amount (default 0).
+    /// Already paid in cents, undated, less than the amount (default 0): deducted from the
+    /// principal for the whole time. May be combined with `payments`.
     paid_cents: Option<i64>,
+    /// Dated payments: each imputed first to the interest accrued to its date, then to the
+    /// principal (Code civil 1343-1), unless `imputation` is `principal`; a part payment
+    /// restarts prescription (Code civil 2240).
+    payments: Option<Vec<DatedPaymentBody>>,
     /// Delivery or performance date, YYYY-MM-DD (default: issue_date); prescription runs
     /// from it (Code civil 2224, Code de la consommation L.218-2).
     #[schema(format = Date)]
@@ -996,6 +1139,37 @@ pub struct InvoiceBody {
     acknowledged_on: Option<String>,
     /// `true` when the contract sets the due date as the start of prescription.
     prescription_from_due_date: Option<bool>,
+}
+
+/// One entry of `compose.invoices[].payments`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DatedPaymentBody {
+    /// Day received, YYYY-MM-DD, from the issue date to the letter date.
+    #[schema(format = Date)]
+    date: String,
+    /// Amount in cents, 1 to 2^53 - 1, not more than what was owed on that day.
+    amount_cents: i64,
+    /// `interest_first` (default, Code civil 1343-1) or `principal` (agreed imputation).
+    imputation: Option<Imputation>,
+}
+
+/// One entry of `compose.prior_notices`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PriorNoticeBody {
+    /// `mise_en_demeure`, `relance` or `agency_first_letter`.
+    kind: PriorNoticeKind,
+    /// Its reference.
+    reference: String,
+    /// Its date, YYYY-MM-DD, before the letter date.
+    #[schema(format = Date)]
+    date: String,
+    /// Numbers of invoices of this letter it covered, each overdue on its date (required
+    /// for a mise en demeure).
+    invoices: Option<Vec<String>>,
+    /// `creditor` (default) or `agency` (default for `agency_first_letter`).
+    sent_by: Option<NoticeSender>,
 }
 
 /// `compose.payment`.
@@ -1034,11 +1208,17 @@ pub fn kind_mismatch(deposit: &Value) -> Option<FieldError> {
         .get("debtor")?
         .get("kind")?
         .as_str()?;
-    (recipient != debtor).then(|| {
+    // A public buyer is not a consumer: its recipient kind is "professional".
+    let expected = if debtor == "public_buyer" {
+        "professional"
+    } else {
+        debtor
+    };
+    (recipient != expected).then(|| {
         field_error(
             "compose.debtor.kind",
             &format!(
-                "is \"{debtor}\" but recipient.kind is \"{recipient}\": the debtor and the recipient are the same party and must be of the same kind"
+                "is \"{debtor}\" but recipient.kind is \"{recipient}\": the debtor and the recipient are the same party and must be of the same kind (\"professional\" for a public buyer)"
             ),
         )
     })
@@ -1065,7 +1245,7 @@ pub(crate) fn time_barred_in_partial(value: &Value, letter_date: Date) -> Vec<Fi
         .and_then(|d| d.get("kind"))
         .and_then(Value::as_str)
     {
-        Some("professional") => RecipientKind::Professional,
+        Some("professional" | "public_buyer") => RecipientKind::Professional,
         Some("consumer") => RecipientKind::Consumer,
         _ => return Vec::new(),
     };
@@ -1123,6 +1303,7 @@ fn invoice(
             "performed_on",
             "acknowledged_on",
             "prescription_from_due_date",
+            "payments",
         ],
         errors,
     );
@@ -1199,6 +1380,7 @@ fn invoice(
             "must be less than amount_cents: a fully paid invoice is not claimed",
         ));
     }
+    let payments = payments(obj.get("payments"), &path, issue_date, letter_date, errors);
     if !ok {
         return None;
     }
@@ -1212,6 +1394,7 @@ fn invoice(
         performed_on: performed_on?.unwrap_or(issue_date),
         acknowledged_on: acknowledged_on?,
         prescription_from_due_date: from_due_date?,
+        payments: payments?,
     })
 }
 
@@ -1232,6 +1415,250 @@ fn merchant_flag(
             None
         }
     }
+}
+
+/// `invoices[i].payments`: each `{date, amount_cents, imputation?}` dated from the issue
+/// date to the letter date, with a positive amount. Whether they exceed what was owed is
+/// checked with the interest ([`super::amounts`]).
+fn payments(
+    value: Option<&Value>,
+    path: &str,
+    issue_date: Option<Date>,
+    letter_date: Date,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<DatedPayment>> {
+    let items = match value {
+        None | Some(Value::Null) => return Some(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            errors.push(field_error(
+                &format!("{path}.payments"),
+                "must be a list of {date, amount_cents, imputation}",
+            ));
+            return None;
+        }
+    };
+    if items.len() > MAX_PAYMENTS_PER_INVOICE {
+        errors.push(field_error(
+            &format!("{path}.payments"),
+            &format!("must list at most {MAX_PAYMENTS_PER_INVOICE} payments"),
+        ));
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (j, item) in items.iter().enumerate() {
+        let p = format!("{path}.payments[{j}]");
+        let Some(o) = item.as_object() else {
+            errors.push(field_error(&p, "must be an object"));
+            ok = false;
+            continue;
+        };
+        unknown_keys(o, &p, &["date", "amount_cents", "imputation"], errors);
+        let date = date_field(o, &p, "date", errors);
+        let amount = cents(o, &p, "amount_cents", true, errors);
+        let imputation = match o.get("imputation") {
+            None | Some(Value::Null) => Some(Imputation::InterestFirst),
+            Some(Value::String(s)) if s == "interest_first" => Some(Imputation::InterestFirst),
+            Some(Value::String(s)) if s == "principal" => Some(Imputation::Principal),
+            Some(_) => {
+                errors.push(field_error(
+                    &format!("{p}.imputation"),
+                    "must be \"interest_first\" (Code civil 1343-1, the default) or \"principal\" (agreed imputation)",
+                ));
+                None
+            }
+        };
+        if let Some(d) = date {
+            if d > letter_date {
+                errors.push(field_error(
+                    &format!("{p}.date"),
+                    "must not be after the letter date",
+                ));
+                ok = false;
+            }
+            if let Some(issue) = issue_date
+                && d < issue
+            {
+                errors.push(field_error(
+                    &format!("{p}.date"),
+                    "must not be before the invoice's issue date",
+                ));
+                ok = false;
+            }
+        }
+        match (date, amount, imputation) {
+            (Some(date), Some(amount_cents), Some(imputation)) => out.push(DatedPayment {
+                date,
+                amount_cents,
+                imputation,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `compose.prior_notices`: earlier letters, each covering invoices of this letter that
+/// were overdue on its date. `None` when invalid (errors pushed).
+fn prior_notices(
+    value: Option<&Value>,
+    invoices: &[Invoice],
+    invoices_valid: bool,
+    letter_date: Date,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<PriorNotice>> {
+    let items = match value {
+        None | Some(Value::Null) => return Some(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            errors.push(field_error(
+                "compose.prior_notices",
+                "must be a list of {kind, reference, date, invoices}",
+            ));
+            return None;
+        }
+    };
+    if items.len() > MAX_PAYMENTS_PER_INVOICE {
+        errors.push(field_error(
+            "compose.prior_notices",
+            &format!("must list at most {MAX_PAYMENTS_PER_INVOICE} letters"),
+        ));
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (k, item) in items.iter().enumerate() {
+        let p = format!("compose.prior_notices[{k}]");
+        let Some(o) = item.as_object() else {
+            errors.push(field_error(&p, "must be an object"));
+            ok = false;
+            continue;
+        };
+        unknown_keys(
+            o,
+            &p,
+            &["kind", "reference", "date", "invoices", "sent_by"],
+            errors,
+        );
+        let kind = match o.get("kind").and_then(Value::as_str) {
+            Some("mise_en_demeure") => Some(PriorNoticeKind::MiseEnDemeure),
+            Some("relance") => Some(PriorNoticeKind::Relance),
+            Some("agency_first_letter") => Some(PriorNoticeKind::AgencyFirstLetter),
+            _ => {
+                errors.push(field_error(
+                    &format!("{p}.kind"),
+                    "must be \"mise_en_demeure\", \"relance\" or \"agency_first_letter\"",
+                ));
+                None
+            }
+        };
+        let sent_by = match o.get("sent_by") {
+            None | Some(Value::Null) => Some(match kind {
+                Some(PriorNoticeKind::AgencyFirstLetter) => NoticeSender::Agency,
+                _ => NoticeSender::Creditor,
+            }),
+            Some(Value::String(s)) if s == "creditor" => Some(NoticeSender::Creditor),
+            Some(Value::String(s)) if s == "agency" => Some(NoticeSender::Agency),
+            Some(_) => {
+                errors.push(field_error(
+                    &format!("{p}.sent_by"),
+                    "must be \"creditor\" or \"agency\"",
+                ));
+                None
+            }
+        };
+        if kind == Some(PriorNoticeKind::AgencyFirstLetter)
+            && sent_by == Some(NoticeSender::Creditor)
+        {
+            errors.push(field_error(
+                &format!("{p}.sent_by"),
+                "an agency_first_letter is sent by the agency",
+            ));
+            ok = false;
+        }
+        let reference = text(o, &p, "reference", true, MAX_TEXT_LEN, errors);
+        let date = date_field(o, &p, "date", errors);
+        if let Some(d) = date
+            && d >= letter_date
+        {
+            errors.push(field_error(
+                &format!("{p}.date"),
+                "must be before the letter date",
+            ));
+            ok = false;
+        }
+        let mut numbers = Vec::new();
+        match o.get("invoices") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(list)) => {
+                for (m, n) in list.iter().enumerate() {
+                    let path = format!("{p}.invoices[{m}]");
+                    let Some(n) = n.as_str().map(str::trim) else {
+                        errors.push(field_error(&path, "must be an invoice number"));
+                        ok = false;
+                        continue;
+                    };
+                    if numbers.iter().any(|x: &String| x == n) {
+                        errors.push(field_error(&path, "is listed twice"));
+                        ok = false;
+                        continue;
+                    }
+                    numbers.push(n.to_string());
+                    if !invoices_valid {
+                        continue;
+                    }
+                    match invoices.iter().find(|i| i.number == n) {
+                        None => {
+                            errors.push(field_error(
+                                &path,
+                                &format!("\"{n}\" is not an invoice of this letter"),
+                            ));
+                            ok = false;
+                        }
+                        // It cannot have claimed what was not yet owed (Code civil 1344:
+                        // the notice is a demand to pay a debt that is due).
+                        Some(i) if date.is_some_and(|d| i.due_date >= d) => {
+                            errors.push(field_error(
+                                &path,
+                                &format!(
+                                    "\"{n}\" fell due on {} and was not yet overdue on the letter's date: the letter cannot have claimed it",
+                                    i.due_date
+                                ),
+                            ));
+                            ok = false;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+            Some(_) => {
+                errors.push(field_error(
+                    &format!("{p}.invoices"),
+                    "must be a list of invoice numbers",
+                ));
+                ok = false;
+            }
+        }
+        if kind == Some(PriorNoticeKind::MiseEnDemeure) && numbers.is_empty() {
+            errors.push(field_error(
+                &format!("{p}.invoices"),
+                "is required for a mise en demeure: the invoices it claimed (a consumer's interest runs from it for those only, Code civil 1231-6, 1344-1)",
+            ));
+            ok = false;
+        }
+        match (kind, reference, date, sent_by) {
+            (Some(kind), Some(reference), Some(date), Some(sent_by)) => out.push(PriorNotice {
+                kind,
+                reference,
+                date,
+                invoices: numbers,
+                sent_by,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn unknown_keys(

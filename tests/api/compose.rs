@@ -2,12 +2,9 @@
 //! letter, every mandatory mention is in the PDF's text, the amounts and rates are in the
 //! response and in the proof of deposit, a consumer is never charged the €40 indemnity, and
 //! every problem of a request is reported at once.
-
-use serde_json::{Value, json};
-
 use crate::helpers::{Engine, TestApp, spawn_app};
 use crate::proofs::poppler;
-
+use serde_json::{Value, json};
 crate::on_both_engines!(
     a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts,
     every_problem_of_a_composed_letter_is_listed_at_once,
@@ -20,9 +17,9 @@ crate::on_both_engines!(
     with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused,
     by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof,
     an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency,
-    in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency
+    in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency,
+    dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_and_fixed_rate
 );
-
 pub(crate) fn compose(debtor_kind: &str, agency: bool) -> Value {
     let mut c = json!({
         "kind": "mise_en_demeure",
@@ -40,7 +37,6 @@ pub(crate) fn compose(debtor_kind: &str, agency: bool) -> Value {
     }
     c
 }
-
 pub(crate) fn body(compose: Value, consumer: bool) -> Value {
     let mut recipient = json!({"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.fr", "kind": "professional"});
     if consumer {
@@ -53,7 +49,6 @@ pub(crate) fn body(compose: Value, consumer: bool) -> Value {
         "compose": compose
     })
 }
-
 async fn pdf_bytes(app: &TestApp, letter: &Value) -> Vec<u8> {
     let sha = letter["documents"][0]["sha256"].as_str().expect("sha");
     let mut bytes = Vec::new();
@@ -64,7 +59,6 @@ async fn pdf_bytes(app: &TestApp, letter: &Value) -> Vec<u8> {
     assert!(bytes.starts_with(b"%PDF-"), "the composed letter is a PDF");
     bytes
 }
-
 async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
     let bytes = pdf_bytes(app, letter).await;
     let dir = tempfile::tempdir().expect("dir");
@@ -91,7 +85,6 @@ async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
     );
     Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
-
 async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -210,7 +203,6 @@ async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(eng
         );
     }
 }
-
 async fn every_problem_of_a_composed_letter_is_listed_at_once(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -276,7 +268,6 @@ async fn every_problem_of_a_composed_letter_is_listed_at_once(engine: Engine) {
     // Nothing half-written: the refused requests left no letter behind.
     assert_eq!(app.letter_count().await, 1);
 }
-
 async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows(
     engine: Engine,
 ) {
@@ -385,7 +376,6 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
         );
     }
 }
-
 async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engine: Engine) {
     use crate::smtp::{SmtpSink, body_text, code, link_token};
     let Some(sink) = SmtpSink::start(&[], 0) else {
@@ -469,7 +459,6 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         "never to a bare link"
     );
 }
-
 /// The composed letter as an archive file: `qpdf --check` finds no damage, `pdffonts` lists
 /// only embedded fonts with a ToUnicode map, the XMP identifies PDF/A-3B, and the attached
 /// `composition.json` is the summary the API answered with.
@@ -558,7 +547,6 @@ async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_a
         "the attachment is the summary"
     );
 }
-
 /// The `collection` summary recorded in the letter's proof of deposit.
 async fn recorded_collection(app: &TestApp, letter: &Value) -> Value {
     let id = letter["id"].as_str().expect("id");
@@ -571,14 +559,12 @@ async fn recorded_collection(app: &TestApp, letter: &Value) -> Value {
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     record["details"]["collection"].clone()
 }
-
 async fn created(response: reqwest::Response) -> Value {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     assert_eq!(status, 201, "{text}");
     serde_json::from_str(&text).expect("json")
 }
-
 async fn a_letter_on_an_overridden_prescription_threatens_no_court_action_and_the_proof_says_so(
     engine: Engine,
 ) {
@@ -668,7 +654,6 @@ async fn a_letter_on_an_overridden_prescription_threatens_no_court_action_and_th
     );
     assert_eq!(app.letter_count().await, before);
 }
-
 async fn up_to_5000_euros_the_letter_says_an_amicable_attempt_precedes_an_assignation(
     engine: Engine,
 ) {
@@ -710,7 +695,6 @@ async fn up_to_5000_euros_the_letter_says_an_amicable_attempt_precedes_an_assign
         assert!(!large_text.contains("750-1"), "{large_text}");
     }
 }
-
 async fn l110_4_applies_only_when_a_party_is_said_to_be_a_merchant(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -751,7 +735,6 @@ async fn l110_4_applies_only_when_a_party_is_said_to_be_a_merchant(engine: Engin
     );
     assert_eq!(app.letter_count().await, before);
 }
-
 /// A rates table ending with 2025-H2: every letter composed now needs a later half-year.
 fn short_rates_table(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("rates.toml");
@@ -765,13 +748,11 @@ fn short_rates_table(dir: &std::path::Path) -> std::path::PathBuf {
     .expect("rates file");
     path
 }
-
 fn overdue_since_2025() -> Value {
     let mut b = body(compose("professional", false), false);
     b["compose"]["invoices"] = json!([{"number": "F-2025-300", "issue_date": "2025-09-01", "due_date": "2025-09-30", "amount_cents": 200_000}]);
     b
 }
-
 async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused(engine: Engine) {
     let dir = tempfile::tempdir().expect("dir");
     let rates = short_rates_table(dir.path());
@@ -813,7 +794,6 @@ async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refuse
         letter["collection"]
     );
 }
-
 async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof(
     engine: Engine,
 ) {
@@ -852,7 +832,6 @@ async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in
         );
     }
 }
-
 async fn consent_naming(app: &TestApp, sender: Option<&str>) -> String {
     let mut consent = json!({"email": "jeanne@example.fr", "name": "Jeanne Petit",
         "given_at": "2026-01-15T10:30:00+01:00", "method": "signed_form"});
@@ -875,7 +854,6 @@ async fn consent_naming(app: &TestApp, sender: Option<&str>) -> String {
     );
     view["id"].as_str().expect("id").to_string()
 }
-
 async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -944,7 +922,6 @@ async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine
         "{record}"
     );
 }
-
 async fn in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -1012,4 +989,121 @@ async fn in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency(engin
     let letters = page["items"].as_array().expect("items");
     assert_eq!(letters.len(), 1, "{page}");
     assert_eq!(letters[0]["reference"], "DOS-1");
+}
+
+/// A public buyer's letter with a dated part payment: the answer and the proof of deposit
+/// carry the imputation (Code civil 1343-1) and the rate fixed at the half-year interest
+/// started (Code de la commande publique R.2192-31); bad payments are refused with their
+/// path and leave no letter; a JSON batch row carries the same fields.
+async fn dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_and_fixed_rate(
+    engine: Engine,
+) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let mut c = compose("public_buyer", false);
+    c["invoices"] = json!([{
+        "number": "P-2025-07", "issue_date": "2025-05-10", "due_date": "2025-06-10", "amount_cents": 800_000,
+        "payments": [{"date": "2025-09-01", "amount_cents": 300_000}]
+    }]);
+    let response = app.post_letter(&body(c.clone(), false)).await;
+    let status = response.status();
+    let letter: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{letter}");
+    let collection = &letter["collection"];
+    let breakdown = &collection["breakdown"];
+    assert_eq!(breakdown["regime"], "public_procurement", "{breakdown}");
+    let invoice = &breakdown["invoices"][0];
+    let payment = &invoice["payments"][0];
+    // 800 000 × 11,15 % × 83 days (2025-06-11 to 2025-09-01) / 365 = 20 283,8… → 20 284
+    // cents of interest paid first, the rest to the principal.
+    assert_eq!(payment["to_interest_cents"], 20_284, "{invoice}");
+    assert_eq!(payment["to_principal_cents"], 279_716, "{invoice}");
+    assert_eq!(invoice["principal_cents"], 520_284, "{invoice}");
+    assert_eq!(invoice["indemnity_cents"], 4_000, "{invoice}");
+    let periods = invoice["periods"].as_array().expect("periods");
+    assert!(
+        periods.iter().all(|p| p["rate_bp"] == 1115),
+        "the ECB rate of 2025-H1 + 8 points, never re-read: {invoice}"
+    );
+    assert_eq!(periods.last().expect("period")["principal_cents"], 520_284);
+    // The proof of deposit records the same breakdown.
+    let id = letter["id"].as_str().expect("id");
+    let rows = app
+        .service
+        .storage
+        .evidence_of_letter(id)
+        .await
+        .expect("evidence");
+    let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
+    assert_eq!(record["details"]["collection"], *collection);
+    if let Some(text) = pdf_text(&app, &letter).await {
+        for needle in ["R.2192-31", "D.2192-35", "1343-1", "Principal restant dû"] {
+            assert!(
+                text.contains(needle),
+                "the letter lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+
+    // A payment after the letter date, or more than was owed: 422 naming it, no letter.
+    let mut bad = c.clone();
+    bad["invoices"][0]["payments"] = json!([
+        {"date": "2999-01-01", "amount_cents": 100},
+    ]);
+    let response = app.post_letter(&body(bad.clone(), false)).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem
+            .to_string()
+            .contains("compose.invoices[0].payments[0].date"),
+        "{problem}"
+    );
+    bad["invoices"][0]["payments"] = json!([{"date": "2025-09-01", "amount_cents": 900_000}]);
+    let response = app.post_letter(&body(bad, false)).await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.expect("json");
+    assert!(
+        problem
+            .to_string()
+            .contains("compose.invoices[0].payments[0].amount_cents"),
+        "{problem}"
+    );
+    // A public buyer is not a consumer recipient.
+    let response = app
+        .post_letter(&body(compose("public_buyer", false), true))
+        .await;
+    assert_eq!(response.status(), 422);
+    assert_eq!(app.letter_count().await, 1);
+
+    // A JSON batch row takes the same fields (the parser is shared).
+    let row = body(c, false);
+    let response = app
+        .client
+        .post(app.url("/v1/batches"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"letters": [row]}))
+        .send()
+        .await
+        .expect("batch");
+    let status = response.status();
+    let accepted: Value = response.json().await.expect("json");
+    assert_eq!(status, 202, "{accepted}");
+    let batch = accepted["id"].as_str().expect("id");
+    let mut view = Value::Null;
+    for _ in 0..600 {
+        view = app
+            .get(&format!("/v1/batches/{batch}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        if view["state"] != "depositing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["state"], "completed", "{view}");
+    assert_eq!(app.letter_count().await, 2);
 }
