@@ -372,7 +372,11 @@ impl Lifecycle {
                     prepared_at: unix_micros(now),
                     bytes,
                 };
-                if !self.storage.keep_job_mail(job.id, job.attempts, &kept).await? {
+                if !self
+                    .storage
+                    .keep_job_mail(job.id, job.attempts, &kept)
+                    .await?
+                {
                     // Claimed again meanwhile (this claim's lease ran out): the newer claim
                     // sends, never two different messages.
                     tracing::warn!(letter.id = %letter.id, job.id = job.id, "notification claimed by another worker");
@@ -512,13 +516,13 @@ impl Lifecycle {
                 if job.attempts < NOTIFY_MAX_ATTEMPTS =>
             {
                 Ok(self
-                .storage
-                .retry_job(
-                    job.id,
-                    unix_micros(now + time::Duration::minutes(5)),
-                    &reason,
-                )
-                .await?)
+                    .storage
+                    .retry_job(
+                        job.id,
+                        unix_micros(now + time::Duration::minutes(5)),
+                        &reason,
+                    )
+                    .await?)
             }
             Err(e) => {
                 tracing::warn!(letter.id = %letter.id, error = %e, "reminder not delivered");

@@ -155,8 +155,13 @@ impl Mailer {
         attachments: Vec<MailAttachment>,
     ) -> Result<SentMail, MailError> {
         let bytes = self.build(&mail, attachments)?;
-        self.send_bytes(&mail.envelope_from, &mail.to.email, &mail.message_id, &bytes)
-            .await
+        self.send_bytes(
+            &mail.envelope_from,
+            &mail.to.email,
+            &mail.message_id,
+            &bytes,
+        )
+        .await
     }
 
     /// Builds the message with lettre and returns its exact bytes (with a `Date` header of

@@ -889,16 +889,24 @@ async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it
         ..mail.clone()
     };
     assert!(
-        !storage.keep_job_mail(job.id, 1, &other).await.expect("keep"),
+        !storage
+            .keep_job_mail(job.id, 1, &other)
+            .await
+            .expect("keep"),
         "a kept message is never replaced"
     );
-    assert_eq!(storage.job_mail(job.id).await.expect("read"), Some(mail.clone()));
+    assert_eq!(
+        storage.job_mail(job.id).await.expect("read"),
+        Some(mail.clone())
+    );
 
     // The database alone does not give the recipient link (issue 12 §4).
     let sealed = sealed_column(&app.database_url, job.id).await;
     assert!(sealed.len() > mail.bytes.len());
     assert!(
-        !sealed.windows(b"LINK-TOKEN".len()).any(|w| w == b"LINK-TOKEN"),
+        !sealed
+            .windows(b"LINK-TOKEN".len())
+            .any(|w| w == b"LINK-TOKEN"),
         "the kept message is sealed"
     );
 

@@ -275,5 +275,9 @@ async fn a_silent_postgres_server_gets_fast_503s_and_the_service_recovers_when_i
     assert!(healthy, "/healthz never answered 200 again");
     let response = app.post_letter(&body).await;
     assert_eq!(response.status(), 201, "a deposit after the outage");
-    assert_eq!(app.letter_count().await, 2, "nothing half-written during the outage");
+    assert_eq!(
+        app.letter_count().await,
+        2,
+        "nothing half-written during the outage"
+    );
 }

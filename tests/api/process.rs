@@ -45,12 +45,7 @@ async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
     serve_on(data, None, smtp, port).await
 }
 
-async fn serve_on(
-    data: &std::path::Path,
-    database: Option<&str>,
-    smtp: &str,
-    port: u16,
-) -> Server {
+async fn serve_on(data: &std::path::Path, database: Option<&str>, smtp: &str, port: u16) -> Server {
     let mut child = recommande(database)
         .args(["serve", "--data-dir"])
         .arg(data)
