@@ -462,6 +462,48 @@ impl Storage {
         })
     }
 
+    /// Re-seals the messages kept by unfinished jobs under the active master key (`recommande
+    /// archive rewrap`), so that an older key can be removed while a notification still
+    /// waits for its retry; the bytes are unchanged. Returns how many were re-sealed.
+    pub async fn reseal_job_mails(
+        &self,
+        keys: &crate::archive::keys::Keyring,
+    ) -> Result<u64, StorageError> {
+        let active = keys.active_id().to_string();
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, mail_key_id, mail_sealed FROM outbox \
+                 WHERE done_at IS NULL AND mail_sealed IS NOT NULL AND mail_key_id <> $1",
+            )
+            .bind(&active)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut resealed = 0;
+            for row in rows {
+                let id: i64 = row.try_get("id")?;
+                let key_id: String = row.try_get("mail_key_id")?;
+                let sealed: Vec<u8> = row.try_get("mail_sealed")?;
+                let name = id.to_string();
+                let plain = keys.open_secret(&key_id, JOB_MAIL_PURPOSE, &name, &sealed)?;
+                let (new_id, new_sealed) = keys.seal_secret(JOB_MAIL_PURPOSE, &name, &plain)?;
+                resealed += sqlx::query(
+                    "UPDATE outbox SET mail_key_id = $1, mail_sealed = $2 \
+                     WHERE id = $3 AND mail_key_id = $4",
+                )
+                .bind(&new_id)
+                .bind(&new_sealed)
+                .bind(id)
+                .bind(&key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(resealed)
+        })
+    }
+
     /// Schedules another attempt of a job and forgets the message it kept: for a message
     /// the relay surely did not take (a 4xx reply), so that no copy of it can exist and the
     /// next attempt may build a new one.

@@ -910,6 +910,24 @@ async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it
         "the kept message is sealed"
     );
 
+    // A master key rotation re-seals it, after which the old key can go.
+    use recommande::archive::keys::{DEVELOPMENT_KEY_FILE, Keyring, generate_key};
+    let development = app.dir.path().join("keys").join(DEVELOPMENT_KEY_FILE);
+    let new = generate_key("k-rotated").expect("new key");
+    let both = Keyring::load(Some(&new), &[development], app.dir.path()).expect("keyring");
+    assert_eq!(storage.reseal_job_mails(&both).await.expect("reseal"), 1);
+    assert_eq!(
+        storage.reseal_job_mails(&both).await.expect("reseal"),
+        0,
+        "idempotent"
+    );
+    let only_new = Keyring::load(Some(&new), &[], app.dir.path()).expect("keyring");
+    let rotated = storage.clone().with_secret_keys(Arc::new(only_new));
+    assert_eq!(
+        rotated.job_mail(job.id).await.expect("read"),
+        Some(mail.clone())
+    );
+
     // A message the relay surely did not take is forgotten with the retry.
     storage
         .retry_job_without_mail(job.id, now, "451 try later")
