@@ -360,7 +360,7 @@ impl Lifecycle {
                             &letter,
                             "message",
                             &e.to_string(),
-                            None,
+                            FailureDetail::None,
                             Some(job.id),
                         )
                         .await?;
@@ -482,8 +482,14 @@ impl Lifecycle {
                     MailError::Permanent(r) => ("smtp", r.clone()),
                     MailError::Invalid(r) => ("message", r.clone()),
                 };
-                self.notification_failed(&letter, source, &reason, None, Some(job.id))
-                    .await?;
+                self.notification_failed(
+                    &letter,
+                    source,
+                    &reason,
+                    FailureDetail::Offered(&kept),
+                    Some(job.id),
+                )
+                .await?;
                 Ok(())
             }
         }
@@ -606,13 +612,22 @@ impl Lifecycle {
         letter: &LetterRow,
         source: &str,
         reason: &str,
-        dsn_status: Option<&str>,
+        detail: FailureDetail<'_>,
         completes_job: Option<i64>,
     ) -> Result<Option<SealedEvidence>, LifecycleError> {
         let mut details = Map::new();
         let mut failure = json!({ "source": source, "reason": reason });
-        if let Some(status) = dsn_status {
-            failure["dsn_status"] = Value::String(status.to_string());
+        match detail {
+            FailureDetail::None => {}
+            FailureDetail::DsnStatus(status) => {
+                failure["dsn_status"] = Value::String(status.to_string());
+            }
+            FailureDetail::Offered(mail) => {
+                // An earlier attempt of these very bytes may have been taken just before a
+                // crash: the failure names the one message any such copy can be.
+                failure["message_id"] = Value::String(mail.message_id.clone());
+                failure["message_sha256"] = Value::String(sha256_hex(&mail.bytes));
+            }
         }
         details.insert("failure".into(), failure);
         let sealed = self
@@ -767,7 +782,13 @@ impl Lifecycle {
             .clone()
             .unwrap_or_else(|| format!("delivery status {}", report.status));
         let recorded = self
-            .notification_failed(&letter, "bounce", &reason, Some(&report.status), None)
+            .notification_failed(
+                &letter,
+                "bounce",
+                &reason,
+                FailureDetail::DsnStatus(&report.status),
+                None,
+            )
             .await?;
         Ok(recorded.map(|_| letter.id))
     }
@@ -1290,6 +1311,16 @@ impl Lifecycle {
             envelope_from: self.bounce_address(&letter.id)?,
         })
     }
+}
+
+/// What a notification failure records besides its source and reason.
+enum FailureDetail<'a> {
+    /// Nothing more.
+    None,
+    /// The RFC 3463 status of a bounce.
+    DsnStatus(&'a str),
+    /// The message the relay was offered (kept with the job).
+    Offered(&'a JobMail),
 }
 
 /// The outbox job announcing `event` to the tenant's webhooks.

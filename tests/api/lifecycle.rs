@@ -552,6 +552,17 @@ async fn a_permanent_smtp_refusal_records_a_notification_failure(engine: Engine)
             .contains("550"),
         "{failure}"
     );
+    assert_eq!(
+        failure["details"]["failure"]["message_id"],
+        format!("lre.{letter_id}.notify.1@recommande.localhost"),
+        "the failure names the message offered: {failure}"
+    );
+    assert_eq!(
+        failure["details"]["failure"]["message_sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
     assert!(sink.messages().is_empty());
     assert!(
         app.service
