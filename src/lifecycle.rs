@@ -23,7 +23,7 @@ use crate::identity::{EmailOneTimeCode, IdentityProvider};
 use crate::letter::{LetterState, Recipient, Sender};
 use crate::mail::{MailError, Mailer, OutgoingMail, mask_address};
 use crate::storage::{
-    DocumentRow, Job, LetterRow, LetterUpdate, NewEvidence, NewJob, SessionRow, Storage,
+    DocumentRow, Job, JobMail, LetterRow, LetterUpdate, NewEvidence, NewJob, SessionRow, Storage,
     StorageError, Transition,
 };
 use crate::window::{acceptance_window, last_minute, paris_english, paris_french};
@@ -335,10 +335,66 @@ impl Lifecycle {
             return Ok(self.storage.complete_job(job.id, unix_micros(now)).await?);
         }
         let recipient = parse_recipient(&letter)?;
-        let window = acceptance_window(now).map_err(|e| LifecycleError::Corrupt(e.to_string()))?;
-        let mail =
-            self.notification_mail(&letter, &recipient, window.deadline, None, job.attempts)?;
-        match self.mailer.send(mail).await {
+        // Issue 12 §0: the message is built once and kept with the job, sealed, before its
+        // first hand-over; every later attempt sends the kept bytes. A relay may take a
+        // message and the process die before the evidence below commits: the copy the
+        // recipient then holds is byte for byte the one whose Message-ID and SHA-256 the
+        // evidence of the retry records. The deadline it states counts from when it was
+        // built, and so does the evidence.
+        let kept = match self.storage.job_mail(job.id).await? {
+            Some(kept) => kept,
+            None => {
+                let window =
+                    acceptance_window(now).map_err(|e| LifecycleError::Corrupt(e.to_string()))?;
+                let mail = self.notification_mail(
+                    &letter,
+                    &recipient,
+                    window.deadline,
+                    None,
+                    job.attempts,
+                )?;
+                let bytes = match self.mailer.build(&mail, Vec::new()) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        self.notification_failed(
+                            &letter,
+                            "message",
+                            &e.to_string(),
+                            FailureDetail::None,
+                            Some(job.id),
+                        )
+                        .await?;
+                        return Ok(());
+                    }
+                };
+                let kept = JobMail {
+                    message_id: mail.message_id,
+                    prepared_at: unix_micros(now),
+                    bytes,
+                };
+                if !self
+                    .storage
+                    .keep_job_mail(job.id, job.attempts, &kept)
+                    .await?
+                {
+                    // Claimed again meanwhile (this claim's lease ran out): the newer claim
+                    // sends, never two different messages.
+                    tracing::warn!(letter.id = %letter.id, job.id = job.id, "notification claimed by another worker");
+                    return Ok(());
+                }
+                kept
+            }
+        };
+        let built_at = from_unix_micros(kept.prepared_at);
+        let window =
+            acceptance_window(built_at).map_err(|e| LifecycleError::Corrupt(e.to_string()))?;
+        let to = mailbox(&recipient)?.email;
+        let envelope_from = self.bounce_address(&letter.id)?;
+        match self
+            .mailer
+            .send_bytes(&envelope_from, &to, &kept.message_id, &kept.bytes)
+            .await
+        {
             Ok(sent) => {
                 let mut details = Map::new();
                 details.insert(
@@ -349,7 +405,7 @@ impl Lifecycle {
                         "relay_reply": sent.relay_reply,
                         "transport": sent.transport,
                         "attempt": job.attempts,
-                        "handed_over_from": rfc3339_micros(now),
+                        "handed_over_from": rfc3339_micros(built_at),
                     }),
                 );
                 details.insert(
@@ -377,7 +433,7 @@ impl Lifecycle {
                         details,
                         None,
                         LetterUpdate {
-                            notified_at: Some(unix_micros(now)),
+                            notified_at: Some(kept.prepared_at),
                             deadline: Some(unix_micros(window.deadline)),
                             recipient_token_sha256: Some(sha256_hex(
                                 self.recipient_token(&letter.id).as_bytes(),
@@ -396,27 +452,44 @@ impl Lifecycle {
                 tracing::info!(letter.id = %letter.id, "notification handed to the relay");
                 Ok(())
             }
-            Err(MailError::Transient(reason)) if job.attempts < NOTIFY_MAX_ATTEMPTS => {
+            Err(error @ (MailError::Transient(_) | MailError::Deferred(_)))
+                if job.attempts < NOTIFY_MAX_ATTEMPTS =>
+            {
                 // 30 s, 1 min, 2 min … capped at one hour between attempts.
                 let delay =
                     time::Duration::seconds((30i64 << (job.attempts - 1).clamp(0, 7)).min(3600));
+                let reason = error.to_string();
                 tracing::warn!(letter.id = %letter.id, attempt = job.attempts, error = %reason, "notification deferred");
-                Ok(self
-                    .storage
-                    .retry_job(job.id, unix_micros(now + delay), &reason)
-                    .await?)
+                let run_after = unix_micros(now + delay);
+                if matches!(error, MailError::Deferred(_)) {
+                    // Surely not taken: no copy exists, the next attempt builds a fresh
+                    // message (its deadline counted from then).
+                    self.storage
+                        .retry_job_without_mail(job.id, run_after, &reason)
+                        .await?;
+                } else {
+                    // Perhaps taken: the next attempt resends these very bytes.
+                    self.storage.retry_job(job.id, run_after, &reason).await?;
+                }
+                Ok(())
             }
             Err(error) => {
                 let (source, reason) = match &error {
-                    MailError::Transient(r) => (
+                    MailError::Transient(r) | MailError::Deferred(r) => (
                         "retries-exhausted",
                         format!("gave up after {} attempts: {r}", job.attempts),
                     ),
                     MailError::Permanent(r) => ("smtp", r.clone()),
                     MailError::Invalid(r) => ("message", r.clone()),
                 };
-                self.notification_failed(&letter, source, &reason, None, Some(job.id))
-                    .await?;
+                self.notification_failed(
+                    &letter,
+                    source,
+                    &reason,
+                    FailureDetail::Offered(&kept),
+                    Some(job.id),
+                )
+                .await?;
                 Ok(())
             }
         }
@@ -445,14 +518,18 @@ impl Lifecycle {
                 tracing::info!(letter.id = %letter.id, day, "reminder sent");
                 Ok(self.storage.complete_job(job.id, unix_micros(now)).await?)
             }
-            Err(MailError::Transient(reason)) if job.attempts < NOTIFY_MAX_ATTEMPTS => Ok(self
-                .storage
-                .retry_job(
-                    job.id,
-                    unix_micros(now + time::Duration::minutes(5)),
-                    &reason,
-                )
-                .await?),
+            Err(MailError::Transient(reason) | MailError::Deferred(reason))
+                if job.attempts < NOTIFY_MAX_ATTEMPTS =>
+            {
+                Ok(self
+                    .storage
+                    .retry_job(
+                        job.id,
+                        unix_micros(now + time::Duration::minutes(5)),
+                        &reason,
+                    )
+                    .await?)
+            }
             Err(e) => {
                 tracing::warn!(letter.id = %letter.id, error = %e, "reminder not delivered");
                 Ok(self.storage.complete_job(job.id, unix_micros(now)).await?)
@@ -535,13 +612,22 @@ impl Lifecycle {
         letter: &LetterRow,
         source: &str,
         reason: &str,
-        dsn_status: Option<&str>,
+        detail: FailureDetail<'_>,
         completes_job: Option<i64>,
     ) -> Result<Option<SealedEvidence>, LifecycleError> {
         let mut details = Map::new();
         let mut failure = json!({ "source": source, "reason": reason });
-        if let Some(status) = dsn_status {
-            failure["dsn_status"] = Value::String(status.to_string());
+        match detail {
+            FailureDetail::None => {}
+            FailureDetail::DsnStatus(status) => {
+                failure["dsn_status"] = Value::String(status.to_string());
+            }
+            FailureDetail::Offered(mail) => {
+                // An earlier attempt of these very bytes may have been taken just before a
+                // crash: the failure names the one message any such copy can be.
+                failure["message_id"] = Value::String(mail.message_id.clone());
+                failure["message_sha256"] = Value::String(sha256_hex(&mail.bytes));
+            }
         }
         details.insert("failure".into(), failure);
         let sealed = self
@@ -696,7 +782,13 @@ impl Lifecycle {
             .clone()
             .unwrap_or_else(|| format!("delivery status {}", report.status));
         let recorded = self
-            .notification_failed(&letter, "bounce", &reason, Some(&report.status), None)
+            .notification_failed(
+                &letter,
+                "bounce",
+                &reason,
+                FailureDetail::DsnStatus(&report.status),
+                None,
+            )
             .await?;
         Ok(recorded.map(|_| letter.id))
     }
@@ -1219,6 +1311,16 @@ impl Lifecycle {
             envelope_from: self.bounce_address(&letter.id)?,
         })
     }
+}
+
+/// What a notification failure records besides its source and reason.
+enum FailureDetail<'a> {
+    /// Nothing more.
+    None,
+    /// The RFC 3463 status of a bounce.
+    DsnStatus(&'a str),
+    /// The message the relay was offered (kept with the job).
+    Offered(&'a JobMail),
 }
 
 /// The outbox job announcing `event` to the tenant's webhooks.

@@ -21,9 +21,15 @@ pub enum MailError {
     /// The relay refused for good (SMTP 5xx): retrying will not help.
     #[error("permanent delivery failure: {0}")]
     Permanent(String),
-    /// A temporary problem (SMTP 4xx, connection refused, timeout): retry later.
+    /// A temporary problem whose outcome is unknown (connection lost, timeout, TLS or I/O
+    /// error): the relay may or may not have taken the message. Retry later, with the same
+    /// bytes when they were already offered.
     #[error("temporary delivery failure: {0}")]
     Transient(String),
+    /// The relay answered 4xx, or the mail file could not be written: the message was surely
+    /// not taken (RFC 5321 §4.2.1: "the requested action did not occur"). Retry later.
+    #[error("temporary delivery failure, message not taken: {0}")]
+    Deferred(String),
     /// The message or the configuration is invalid.
     #[error("invalid mail: {0}")]
     Invalid(String),
@@ -148,18 +154,36 @@ impl Mailer {
         mail: OutgoingMail,
         attachments: Vec<MailAttachment>,
     ) -> Result<SentMail, MailError> {
+        let bytes = self.build(&mail, attachments)?;
+        self.send_bytes(
+            &mail.envelope_from,
+            &mail.to.email,
+            &mail.message_id,
+            &bytes,
+        )
+        .await
+    }
+
+    /// Builds the message with lettre and returns its exact bytes (with a `Date` header of
+    /// now, and, with attachments, random MIME boundaries): building twice gives different
+    /// bytes, so a mail that must be resent identically is built once and its bytes kept.
+    pub fn build(
+        &self,
+        mail: &OutgoingMail,
+        attachments: Vec<MailAttachment>,
+    ) -> Result<Vec<u8>, MailError> {
         let builder = Message::builder()
             .from(self.from.clone())
             .to(mail.to.clone())
-            .subject(mail.subject)
+            .subject(mail.subject.clone())
             .message_id(Some(format!("<{}>", mail.message_id)));
         let message = if attachments.is_empty() {
             builder
                 .header(ContentType::TEXT_PLAIN)
-                .body(mail.body)
+                .body(mail.body.clone())
                 .map_err(|e| MailError::Invalid(e.to_string()))?
         } else {
-            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(mail.body));
+            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(mail.body.clone()));
             for file in attachments {
                 let content_type = ContentType::parse(&file.content_type).map_err(|e| {
                     MailError::Invalid(format!("content type {:?}: {e}", file.content_type))
@@ -174,9 +198,20 @@ impl Mailer {
                 .multipart(parts)
                 .map_err(|e| MailError::Invalid(e.to_string()))?
         };
-        let bytes = message.formatted();
-        let message_sha256: [u8; 32] = Sha256::digest(&bytes).into();
-        let envelope = Envelope::new(Some(mail.envelope_from), vec![mail.to.email.clone()])
+        Ok(message.formatted())
+    }
+
+    /// Hands over `bytes`, a message built by [`Mailer::build`], exactly as they are, and
+    /// returns their SHA-256: sending the same bytes again gives the same proof.
+    pub async fn send_bytes(
+        &self,
+        envelope_from: &Address,
+        to: &Address,
+        message_id: &str,
+        bytes: &[u8],
+    ) -> Result<SentMail, MailError> {
+        let message_sha256: [u8; 32] = Sha256::digest(bytes).into();
+        let envelope = Envelope::new(Some(envelope_from.clone()), vec![to.clone()])
             .map_err(|e| MailError::Invalid(e.to_string()))?;
         let (relay_reply, transport) = match &self.transport {
             MailTransport::Smtp(smtp) => {
@@ -184,18 +219,18 @@ impl Mailer {
                 // the message's last line. lettre always writes that whole terminator, so the
                 // message's own final CRLF is left out here: the relay then stores exactly
                 // `bytes`, the bytes whose hash the evidence carries.
-                let data = bytes.strip_suffix(b"\r\n").unwrap_or(&bytes);
+                let data = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
                 let response = smtp.send_raw(&envelope, data).await.map_err(classify)?;
                 let text: Vec<&str> = response.message().collect();
                 (format!("{} {}", response.code(), text.join(" ")), "smtp")
             }
             MailTransport::Directory(dir) => {
-                (write_eml(dir, &mail.message_id, &bytes).await?, "directory")
+                (write_eml(dir, message_id, bytes).await?, "directory")
             }
         };
         Ok(SentMail {
             message_sha256,
-            message_id: mail.message_id,
+            message_id: message_id.to_string(),
             relay_reply,
             transport,
         })
@@ -216,10 +251,28 @@ pub struct MailAttachment {
 fn classify(err: lettre::transport::smtp::Error) -> MailError {
     if err.is_permanent() {
         MailError::Permanent(err.to_string())
+    } else if err.is_transient() || connection_refused(&err) {
+        // A 4xx reply (RFC 5321 §4.2.1), or no connection at all: nothing was taken.
+        MailError::Deferred(err.to_string())
     } else {
-        // 4xx replies, refused connections, TLS and I/O errors, timeouts: all may pass.
+        // Refused or lost connections, TLS and I/O errors, timeouts: all may pass, and a
+        // connection lost after the data may have left the message with the relay.
         MailError::Transient(err.to_string())
     }
+}
+
+/// Whether the relay refused the TCP connection: no byte of the message can have left.
+fn connection_refused(err: &lettre::transport::smtp::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 async fn write_eml(
@@ -239,8 +292,9 @@ async fn write_eml(
         .collect();
     let path = dir.join(format!("{name}.eml"));
     let tmp = dir.join(format!(".{name}.tmp"));
+    // The rename is the hand-over: a failed write leaves no mail behind, hence `Deferred`.
     let io =
-        |e: std::io::Error| MailError::Transient(format!("cannot write {}: {e}", path.display()));
+        |e: std::io::Error| MailError::Deferred(format!("cannot write {}: {e}", path.display()));
     // Mode 0600: the file holds the recipient's link or code in clear (issue 12 §4).
     let written = async {
         let mut file = tokio::fs::OpenOptions::from(crate::private_files::file_options())

@@ -53,7 +53,8 @@ pub async fn installation_secret(
     Ok(keyring.open_secret(&key_id, PURPOSE, name, &sealed)?)
 }
 
-/// Re-seals every installation secret and webhook secret sealed under an older master key
+/// Re-seals every installation secret, webhook secret and kept notification message (outbox)
+/// sealed under an older master key
 /// under the active one (`recommande archive rewrap`), so that the older key can be removed;
 /// returns how many were re-sealed. The key material is unchanged.
 pub async fn reseal_under_active_key(
@@ -75,5 +76,6 @@ pub async fn reseal_under_active_key(
         }
     }
     resealed += storage.reseal_webhook_secrets(keyring).await?;
+    resealed += storage.reseal_job_mails(keyring).await?;
     Ok(resealed)
 }

@@ -198,7 +198,7 @@ impl Witnesses {
                     reply: Some(reply),
                     ..Attempt::default()
                 },
-                Err(MailError::Transient(e)) => Attempt {
+                Err(MailError::Transient(e) | MailError::Deferred(e)) => Attempt {
                     error: Some(e),
                     ..Attempt::default()
                 },

@@ -36,6 +36,32 @@ pub struct Job {
     pub created_at: i64,
 }
 
+/// A notification message fixed before its first hand-over and kept with its outbox job, so
+/// that every attempt sends the same bytes (issue 12 §0).
+#[derive(Clone, PartialEq, Eq)]
+pub struct JobMail {
+    /// Message-ID, without angle brackets.
+    pub message_id: String,
+    /// When the message was built, Unix µs: its `Date` and the deadline it states follow.
+    pub prepared_at: i64,
+    /// The exact bytes, as built by lettre.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for JobMail {
+    // The bytes hold the recipient link in clear: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobMail")
+            .field("message_id", &self.message_id)
+            .field("prepared_at", &self.prepared_at)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// The purpose a kept message is sealed for (associated data of its AES-256-GCM seal).
+const JOB_MAIL_PURPOSE: &str = "notification message";
+
 /// Letter columns a transition may set (absent = unchanged).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LetterUpdate {
@@ -360,6 +386,143 @@ impl Storage {
                 .bind(error)
                 .execute(pool)
                 .await?;
+            Ok(())
+        })
+    }
+
+    /// The message kept with job `id` by [`Storage::keep_job_mail`], opened.
+    pub async fn job_mail(&self, id: i64) -> Result<Option<JobMail>, StorageError> {
+        let row = dispatch!(self, read, |pool, Db| {
+            let row = sqlx::query(
+                "SELECT mail_message_id, mail_prepared_at, mail_key_id, mail_sealed FROM outbox \
+                 WHERE id = $1 AND mail_sealed IS NOT NULL",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok::<_, StorageError>(Some((
+                    row.try_get::<Option<String>, _>("mail_message_id")?,
+                    row.try_get::<Option<i64>, _>("mail_prepared_at")?,
+                    row.try_get::<Option<String>, _>("mail_key_id")?,
+                    row.try_get::<Option<Vec<u8>>, _>("mail_sealed")?,
+                ))),
+                None => Ok(None),
+            }
+        })?;
+        let Some((message_id, prepared_at, key_id, sealed)) = row else {
+            return Ok(None);
+        };
+        let (Some(message_id), Some(prepared_at), Some(key_id), Some(sealed)) =
+            (message_id, prepared_at, key_id, sealed)
+        else {
+            return Err(StorageError::Corrupt(format!(
+                "outbox job {id} keeps part of a message"
+            )));
+        };
+        let bytes =
+            self.secret_keys()?
+                .open_secret(&key_id, JOB_MAIL_PURPOSE, &id.to_string(), &sealed)?;
+        Ok(Some(JobMail {
+            message_id,
+            prepared_at,
+            bytes,
+        }))
+    }
+
+    /// Keeps `mail` with job `id`, sealed under the active master key, before it is handed
+    /// over for the first time: one statement, committed before the send. Only the worker
+    /// holding the claim numbered `attempt` may do it, and only once; false when the job
+    /// was claimed again meanwhile, is done, or already keeps a message (then this worker
+    /// must not send: the holder of the newer claim sends the kept one).
+    pub async fn keep_job_mail(
+        &self,
+        id: i64,
+        attempt: i64,
+        mail: &JobMail,
+    ) -> Result<bool, StorageError> {
+        let (key_id, sealed) =
+            self.secret_keys()?
+                .seal_secret(JOB_MAIL_PURPOSE, &id.to_string(), &mail.bytes)?;
+        dispatch!(self, write, |pool, Db| {
+            let kept = sqlx::query(
+                "UPDATE outbox SET mail_message_id = $3, mail_prepared_at = $4, \
+                 mail_key_id = $5, mail_sealed = $6 \
+                 WHERE id = $1 AND attempts = $2 AND done_at IS NULL AND mail_sealed IS NULL",
+            )
+            .bind(id)
+            .bind(attempt)
+            .bind(&mail.message_id)
+            .bind(mail.prepared_at)
+            .bind(&key_id)
+            .bind(&sealed)
+            .execute(pool)
+            .await?;
+            Ok(kept.rows_affected() == 1)
+        })
+    }
+
+    /// Re-seals the messages kept by unfinished jobs under the active master key (`recommande
+    /// archive rewrap`), so that an older key can be removed while a notification still
+    /// waits for its retry; the bytes are unchanged. Returns how many were re-sealed.
+    pub async fn reseal_job_mails(
+        &self,
+        keys: &crate::archive::keys::Keyring,
+    ) -> Result<u64, StorageError> {
+        let active = keys.active_id().to_string();
+        dispatch!(self, write, |pool, Db| {
+            let mut tx = pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, mail_key_id, mail_sealed FROM outbox \
+                 WHERE done_at IS NULL AND mail_sealed IS NOT NULL AND mail_key_id <> $1",
+            )
+            .bind(&active)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut resealed = 0;
+            for row in rows {
+                let id: i64 = row.try_get("id")?;
+                let key_id: String = row.try_get("mail_key_id")?;
+                let sealed: Vec<u8> = row.try_get("mail_sealed")?;
+                let name = id.to_string();
+                let plain = keys.open_secret(&key_id, JOB_MAIL_PURPOSE, &name, &sealed)?;
+                let (new_id, new_sealed) = keys.seal_secret(JOB_MAIL_PURPOSE, &name, &plain)?;
+                resealed += sqlx::query(
+                    "UPDATE outbox SET mail_key_id = $1, mail_sealed = $2 \
+                     WHERE id = $3 AND mail_key_id = $4",
+                )
+                .bind(&new_id)
+                .bind(&new_sealed)
+                .bind(id)
+                .bind(&key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(resealed)
+        })
+    }
+
+    /// Schedules another attempt of a job and forgets the message it kept: for a message
+    /// the relay surely did not take (a 4xx reply), so that no copy of it can exist and the
+    /// next attempt may build a new one.
+    pub async fn retry_job_without_mail(
+        &self,
+        id: i64,
+        run_after: i64,
+        error: &str,
+    ) -> Result<(), StorageError> {
+        dispatch!(self, write, |pool, Db| {
+            sqlx::query(
+                "UPDATE outbox SET run_after = $2, last_error = $3, mail_message_id = NULL, \
+                 mail_prepared_at = NULL, mail_key_id = NULL, mail_sealed = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(run_after)
+            .bind(error)
+            .execute(pool)
+            .await?;
             Ok(())
         })
     }

@@ -1318,7 +1318,7 @@ pub mod witnesses;
 pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};
 pub use consents::{ConsentFilter, ConsentRow};
-pub use lifecycle::{Job, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
+pub use lifecycle::{Job, JobMail, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
 pub use templates::TemplateRow;
 pub use webhooks::{
     AttemptOutcome, ClaimedDelivery, DeliveryAttempt, DeliveryRow, NewDelivery, WebhookRow,

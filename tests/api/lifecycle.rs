@@ -25,6 +25,7 @@ crate::on_both_engines!(
     a_bounce_turns_a_notified_letter_into_a_notification_failure,
     a_crash_between_deposit_and_notification_loses_nothing,
     the_embedded_default_writes_an_eml_file_without_the_sender,
+    a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it,
 );
 
 async fn app_with_smtp(engine: Engine, sink: &SmtpSink, clock: Arc<dyn Clock>) -> Option<TestApp> {
@@ -551,6 +552,17 @@ async fn a_permanent_smtp_refusal_records_a_notification_failure(engine: Engine)
             .contains("550"),
         "{failure}"
     );
+    assert_eq!(
+        failure["details"]["failure"]["message_id"],
+        format!("lre.{letter_id}.notify.1@recommande.localhost"),
+        "the failure names the message offered: {failure}"
+    );
+    assert_eq!(
+        failure["details"]["failure"]["message_sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
     assert!(sink.messages().is_empty());
     assert!(
         app.service
@@ -824,4 +836,113 @@ async fn the_embedded_default_writes_an_eml_file_without_the_sender(engine: Engi
         events(&app, letter_id).await,
         ["SubmissionAcceptance", "NotificationForAcceptance"]
     );
+}
+
+/// The column holding job `id`'s kept message, read as someone with the database alone would.
+async fn sealed_column(database_url: &str, id: i64) -> Vec<u8> {
+    use sqlx::Connection;
+    let sql = "SELECT mail_sealed FROM outbox WHERE id = $1";
+    if database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database_url)
+            .await
+            .expect("open");
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("mail_sealed")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database_url)
+            .await
+            .expect("connect");
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("mail_sealed")
+    }
+}
+
+async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it(engine: Engine) {
+    // Arrange: a deposited letter whose notification job is claimed (attempt 1), not run.
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+        return;
+    };
+    let letter = app.deposit().await;
+    let letter_id = letter["id"].as_str().expect("id");
+    let storage = &app.service.storage;
+    let now = recommande::clock::unix_micros(time::OffsetDateTime::now_utc());
+    let claimed = storage
+        .claim_jobs(now, 300_000_000, 10)
+        .await
+        .expect("claim");
+    let job = claimed
+        .iter()
+        .find(|j| j.kind == "notify" && j.letter_id.as_deref() == Some(letter_id))
+        .expect("the notify job")
+        .clone();
+    assert_eq!(job.attempts, 1);
+    assert!(storage.job_mail(job.id).await.expect("read").is_none());
+    let mail = recommande::storage::JobMail {
+        message_id: format!("lre.{letter_id}.notify.1@recommande.localhost"),
+        prepared_at: now,
+        bytes: b"Message-ID: <x>\r\n\r\nhttp://localhost/r/LINK-TOKEN-IN-CLEAR\r\n".to_vec(),
+    };
+
+    // Act and assert: only the claim that built it keeps it, and only once.
+    assert!(
+        !storage.keep_job_mail(job.id, 2, &mail).await.expect("keep"),
+        "a stale or foreign claim keeps nothing"
+    );
+    assert!(storage.keep_job_mail(job.id, 1, &mail).await.expect("keep"));
+    let other = recommande::storage::JobMail {
+        bytes: b"another message".to_vec(),
+        ..mail.clone()
+    };
+    assert!(
+        !storage
+            .keep_job_mail(job.id, 1, &other)
+            .await
+            .expect("keep"),
+        "a kept message is never replaced"
+    );
+    assert_eq!(
+        storage.job_mail(job.id).await.expect("read"),
+        Some(mail.clone())
+    );
+
+    // The database alone does not give the recipient link (issue 12 §4).
+    let sealed = sealed_column(&app.database_url, job.id).await;
+    assert!(sealed.len() > mail.bytes.len());
+    assert!(
+        !sealed
+            .windows(b"LINK-TOKEN".len())
+            .any(|w| w == b"LINK-TOKEN"),
+        "the kept message is sealed"
+    );
+
+    // A master key rotation re-seals it, after which the old key can go.
+    use recommande::archive::keys::{DEVELOPMENT_KEY_FILE, Keyring, generate_key};
+    let development = app.dir.path().join("keys").join(DEVELOPMENT_KEY_FILE);
+    let new = generate_key("k-rotated").expect("new key");
+    let both = Keyring::load(Some(&new), &[development], app.dir.path()).expect("keyring");
+    assert_eq!(storage.reseal_job_mails(&both).await.expect("reseal"), 1);
+    assert_eq!(
+        storage.reseal_job_mails(&both).await.expect("reseal"),
+        0,
+        "idempotent"
+    );
+    let only_new = Keyring::load(Some(&new), &[], app.dir.path()).expect("keyring");
+    let rotated = storage.clone().with_secret_keys(Arc::new(only_new));
+    assert_eq!(
+        rotated.job_mail(job.id).await.expect("read"),
+        Some(mail.clone())
+    );
+
+    // A message the relay surely did not take is forgotten with the retry.
+    storage
+        .retry_job_without_mail(job.id, now, "451 try later")
+        .await
+        .expect("retry");
+    assert!(storage.job_mail(job.id).await.expect("read").is_none());
 }

@@ -1,12 +1,16 @@
-//! The real `recommande serve` process: its workers notify by themselves, and a `kill -9`
-//! right after a deposit loses nothing and duplicates no evidence.
+//! The real `recommande serve` process: its workers notify by themselves, a `kill -9` right
+//! after a deposit loses nothing and duplicates no evidence, and one between the relay taking
+//! the notification and the evidence commit is followed by a byte-identical resend that the
+//! evidence covers.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
 
-use crate::helpers::{letter_body, sample_pdf};
+use crate::helpers::{Engine, fresh_database, letter_body, sample_pdf};
 use crate::smtp::SmtpSink;
 
 struct Server {
@@ -26,13 +30,26 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// The binary with `database` (`None`: the data directory's SQLite file).
+fn recommande(database: Option<&str>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recommande"));
+    match database {
+        Some(url) => command.env("RECOMMANDE_DATABASE_URL", url),
+        None => command.env_remove("RECOMMANDE_DATABASE_URL"),
+    };
+    command.env("RUST_LOG", "warn");
+    command
+}
+
 async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recommande"))
+    serve_on(data, None, smtp, port).await
+}
+
+async fn serve_on(data: &std::path::Path, database: Option<&str>, smtp: &str, port: u16) -> Server {
+    let mut child = recommande(database)
         .args(["serve", "--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--smtp-url", smtp])
-        .env_remove("RECOMMANDE_DATABASE_URL")
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -53,7 +70,11 @@ async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
 }
 
 fn api_key(data: &std::path::Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_recommande"))
+    api_key_on(data, None)
+}
+
+fn api_key_on(data: &std::path::Path, database: Option<&str>) -> String {
+    let out = recommande(database)
         .args([
             "api-key",
             "create",
@@ -62,8 +83,6 @@ fn api_key(data: &std::path::Path) -> String {
             "--data-dir",
         ])
         .arg(data)
-        .env_remove("RECOMMANDE_DATABASE_URL")
-        .env("RUST_LOG", "warn")
         .output()
         .expect("api-key create");
     assert!(out.status.success());
@@ -123,6 +142,10 @@ async fn wait_for_state(
     panic!("letter {id} never reached {state}");
 }
 
+crate::on_both_engines!(
+    a_kill_after_the_relay_took_the_notification_is_followed_by_the_same_bytes_and_their_evidence
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_process_notifies_by_itself_and_survives_a_kill_after_deposit() {
     let Some(sink) = SmtpSink::start(&[], 0) else {
@@ -164,4 +187,123 @@ async fn the_served_process_notifies_by_itself_and_survives_a_kill_after_deposit
     // And a second letter on the running process is notified by its workers alone.
     let other = deposit(&client, &second.base, &key).await;
     wait_for_state(&client, &second.base, &key, &other, "notified").await;
+}
+
+/// Runs `sql` on the database of the stopped service (SQLite file or PostgreSQL).
+async fn execute(database: &str, sql: &str) -> u64 {
+    let result = if database.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database)
+            .await
+            .expect("open the SQLite file");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .map(|r| r.rows_affected())
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .map(|r| r.rows_affected())
+    };
+    result.expect("SQL on the stopped service's database")
+}
+
+/// The value of header `name` in a raw message.
+fn header(raw: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    head.split("\r\n")
+        .find_map(|line| {
+            line.split_once(':')
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {name} header in {text}"))
+}
+
+async fn a_kill_after_the_relay_took_the_notification_is_followed_by_the_same_bytes_and_their_evidence(
+    engine: Engine,
+) {
+    // Arrange: a relay that stores the first message and holds back its 250.
+    let Some(sink) = SmtpSink::start_holding(1) else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("dir");
+    let Some(database) = fresh_database(engine, data.path()).await else {
+        return;
+    };
+    let key = api_key_on(data.path(), Some(&database));
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut first = serve_on(data.path(), Some(&database), &sink.url(), port).await;
+    let letter_id = deposit(&client, &first.base, &key).await;
+
+    // Act: the relay has the whole message; the service is killed before it can learn so,
+    // hence before any evidence commit. Killing after the 250 left the relay would race
+    // the service's commit (a few ms); this order always lands in the window, and what the
+    // service holds is the same: a message handed over, no evidence of it. Then the relay
+    // answers 250 into the dead connection and keeps the message, as a relay that took
+    // responsibility for it would (RFC 5321 §6.1), so the recipient has this first copy.
+    sink.wait_until_held(1).await;
+    first.child.kill().expect("kill -9");
+    first.child.wait().expect("reaped");
+    drop(first);
+    sink.release(1);
+    // The dead worker's claim is leased for 5 minutes; end it now instead of waiting.
+    let released = execute(
+        &database,
+        "UPDATE outbox SET run_after = 0 WHERE kind = 'notify' AND done_at IS NULL AND mail_sealed IS NOT NULL",
+    )
+    .await;
+    assert_eq!(
+        released, 1,
+        "the claimed job kept its message before the hand-over"
+    );
+    let second = serve_on(data.path(), Some(&database), &sink.url(), port).await;
+    let letter = wait_for_state(&client, &second.base, &key, &letter_id, "notified").await;
+
+    // Assert: two copies, byte for byte the same, and the evidence names them.
+    let mails = sink.raw_messages();
+    assert_eq!(mails.len(), 2, "the first copy and the retry");
+    assert_eq!(
+        header(&mails[0], "Message-ID"),
+        header(&mails[1], "Message-ID")
+    );
+    let digest = hex::encode(Sha256::digest(&mails[0]));
+    assert_eq!(digest, hex::encode(Sha256::digest(&mails[1])));
+    assert!(mails[0] == mails[1], "byte-identical resend");
+    let evidence = letter["evidence"].as_array().expect("evidence");
+    let events: Vec<&str> = evidence
+        .iter()
+        .map(|e| e["event"].as_str().expect("event"))
+        .collect();
+    assert_eq!(
+        events,
+        ["SubmissionAcceptance", "NotificationForAcceptance"]
+    );
+    let link = evidence[1]["files"]["json"].as_str().expect("record link");
+    let url = if link.starts_with("http") {
+        link.to_string()
+    } else {
+        format!("{}{link}", second.base)
+    };
+    let record: Value = client
+        .get(url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("GET record")
+        .json()
+        .await
+        .expect("record json");
+    let notification = &record["details"]["notification"];
+    assert_eq!(notification["message_sha256"], digest.as_str());
+    assert_eq!(
+        format!("<{}>", notification["message_id"].as_str().expect("id")),
+        header(&mails[0], "Message-ID")
+    );
+    assert_eq!(notification["attempt"], 2, "{record}");
 }

@@ -22,6 +22,16 @@ impl SmtpSink {
     /// Starts a sink refusing addresses containing any of `reject` (550) and answering the
     /// first `tempfail` recipients with 451. `None` outside CI when aiosmtpd is missing.
     pub fn start(reject: &[&str], tempfail: u32) -> Option<SmtpSink> {
+        SmtpSink::start_with(reject, tempfail, 0)
+    }
+
+    /// Starts a sink that stores each of the first `hold` messages, announces it (see
+    /// [`SmtpSink::wait_until_held`]) and answers 250 only once [`SmtpSink::release`] is called.
+    pub fn start_holding(hold: u32) -> Option<SmtpSink> {
+        SmtpSink::start_with(&[], 0, hold)
+    }
+
+    fn start_with(reject: &[&str], tempfail: u32, hold: u32) -> Option<SmtpSink> {
         let available = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -45,7 +55,9 @@ impl SmtpSink {
             .arg("--maildir")
             .arg(maildir.path())
             .arg("--tempfail")
-            .arg(tempfail.to_string());
+            .arg(tempfail.to_string())
+            .arg("--hold")
+            .arg(hold.to_string());
         for r in reject {
             command.arg("--reject").arg(r);
         }
@@ -84,6 +96,38 @@ impl SmtpSink {
             .iter()
             .map(|p| String::from_utf8(std::fs::read(p).expect("eml")).expect("utf-8 mail"))
             .collect()
+    }
+
+    /// The exact bytes of the messages received so far, in arrival order.
+    pub fn raw_messages(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(self.maildir.path())
+            .expect("maildir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read(p).expect("eml"))
+            .collect()
+    }
+
+    /// Waits (bounded) until message `n` (1 for the first) is stored and its 250 held back.
+    pub async fn wait_until_held(&self, n: u32) {
+        let marker = self.maildir.path().join(format!("{n:06}.held"));
+        for _ in 0..400 {
+            if marker.exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("message {n} never reached the sink");
+    }
+
+    /// Lets the sink answer 250 to held message `n`.
+    pub fn release(&self, n: u32) {
+        std::fs::write(self.maildir.path().join(format!("{n:06}.release")), b"")
+            .expect("release marker");
     }
 
     /// Waits (bounded) until `n` messages arrived.

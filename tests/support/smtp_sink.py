@@ -3,8 +3,11 @@
 
 It stores every accepted message, byte for byte, as NNNNNN.eml in --maildir (with the
 envelope in NNNNNN.json), refuses RCPT TO for addresses containing a --reject pattern with a
-permanent 550, and answers the first --tempfail RCPT TO with a temporary 451. It prints the
-port it listens on, then runs until stdin closes (the test process ends) or it is killed.
+permanent 550, and answers the first --tempfail RCPT TO with a temporary 451. With --hold N,
+the first N messages are stored, then announced by an empty NNNNNN.held file, and their 250
+reply waits until the test creates NNNNNN.release: the test can act (kill the client) while
+the relay has the message and the client has no answer yet. It prints the port it listens on,
+then runs until stdin closes (the test process ends) or it is killed.
 """
 import argparse
 import asyncio
@@ -18,8 +21,9 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, maildir, reject, tempfail):
+    def __init__(self, maildir, reject, tempfail, hold):
         self.maildir = maildir
+        self.hold = hold
         self.reject = reject
         self.tempfail = tempfail
         self.count = 0
@@ -46,6 +50,10 @@ class Sink:
         with open(base + ".eml.tmp", "wb") as f:
             f.write(envelope.original_content)
         os.rename(base + ".eml.tmp", base + ".eml")
+        if n <= self.hold:
+            open(base + ".held", "wb").close()
+            while not os.path.exists(base + ".release"):
+                await asyncio.sleep(0.02)
         return "250 2.0.0 Ok: queued as SINK%06d" % n
 
 
@@ -60,9 +68,10 @@ def main():
     parser.add_argument("--maildir", required=True)
     parser.add_argument("--reject", action="append", default=[])
     parser.add_argument("--tempfail", type=int, default=0)
+    parser.add_argument("--hold", type=int, default=0)
     args = parser.parse_args()
     port = free_port()
-    controller = Controller(Sink(args.maildir, args.reject, args.tempfail), hostname="127.0.0.1", port=port)
+    controller = Controller(Sink(args.maildir, args.reject, args.tempfail, args.hold), hostname="127.0.0.1", port=port)
     controller.start()
     print(port, flush=True)
     try:
