@@ -13,10 +13,13 @@ crate::on_both_engines!(
     every_problem_of_a_composed_letter_is_listed_at_once,
     a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows,
     the_payment_link_is_offered_to_the_recipient_only_after_acceptance,
-    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached
+    a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_attached,
+    invoice_tables_keep_every_date_amount_number_and_heading_on_one_line,
+    the_sender_reads_the_summary_and_downloads_the_composed_pdf,
+    the_proofs_of_a_composed_letter_state_the_claim
 );
 
-fn compose(debtor_kind: &str, agency: bool) -> Value {
+pub(crate) fn compose(debtor_kind: &str, agency: bool) -> Value {
     let mut c = json!({
         "kind": "mise_en_demeure",
         "creditor": {"name": "Atelier Durand SARL", "address": "12 rue des Lilas\n69003 Lyon", "siren": "732829320"},
@@ -34,7 +37,7 @@ fn compose(debtor_kind: &str, agency: bool) -> Value {
     c
 }
 
-fn body(compose: Value, consumer: bool) -> Value {
+pub(crate) fn body(compose: Value, consumer: bool) -> Value {
     let mut recipient = json!({"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.fr", "kind": "professional"});
     if consumer {
         recipient = json!({"name": "Jeanne Petit", "email": "jeanne@example.fr", "kind": "consumer", "consent_id": "0190a1b2-0000-7000-8000-00000000c0de"});
@@ -440,10 +443,19 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         .await
         .expect("json");
     let session = session["session"].as_str().expect("session").to_string();
+    let before = page(Some(session.clone())).await;
     assert!(
-        !page(Some(session.clone())).await.contains("pay.example.fr"),
+        !before.contains("pay.example.fr"),
         "identified but not yet accepted"
     );
+    // Where refusal is offered: refusing does not extinguish the debt.
+    assert!(
+        before.contains("Refuser la lettre n&#x27;éteint pas la dette")
+            || before.contains("Refuser la lettre n&#39;éteint pas la dette")
+            || before.contains("Refuser la lettre n'éteint pas la dette"),
+        "{before}"
+    );
+    assert!(!before.contains("FR76 3000"), "no payment details before the decision");
     let accepted = app
         .client
         .post(app.url(&format!("/v1/recipient/{token}/accept")))
@@ -452,11 +464,65 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         .await
         .expect("accept");
     assert_eq!(accepted.status(), 200);
-    let html = page(Some(session)).await;
+    let html = page(Some(session.clone())).await;
     assert!(
         html.contains(r#"href="https://pay.example.fr/i/42""#),
         "the payment link after acceptance:\n{html}"
     );
+    // Every payment means, the total and the last day to pay (8 days after acceptance).
+    let letter: Value = app
+        .get("/v1/letters")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let letter = &letter["items"][0];
+    let total = recommande::collection::french::euros(
+        letter["collection"]["breakdown"]["totals"]["total_cents"]
+            .as_i64()
+            .expect("total"),
+    );
+    let plain = spaces(&html);
+    assert!(plain.contains(&spaces(&total)), "the total {total} on the page:\n{html}");
+    assert!(plain.contains("FR76 3000 6000 0112 3456 7890 189"), "{html}");
+    let decided = time::OffsetDateTime::parse(
+        letter["decided_at"].as_str().expect("decided"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("time");
+    let last_day = recommande::window::paris_date(decided).expect("date") + time::Duration::days(8);
+    assert!(
+        plain.contains(&format!("À payer au plus tard le</dt><dd>{}", recommande::french::date(last_day))),
+        "the deadline to pay:\n{html}"
+    );
+    let english = app
+        .client
+        .get(app.url(&format!("/r/{token}?lang=en")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        english.contains("To pay by") && english.contains(&recommande::window::english_date(last_day)),
+        "{english}"
+    );
+    // The proofs: the receipt states the claim; the proof of dispatch, which the recipient
+    // may be shown before deciding, keeps the creditor out (CPCE R.53-3).
+    let id = letter["id"].as_str().expect("id");
+    if let Some(receipt) = crate::proofs::proof_text(&app, id, "receipt").await {
+        let receipt = spaces(&receipt);
+        assert!(receipt.contains(&format!("Total réclamé : {}", spaces(&total))), "{receipt}");
+        assert!(receipt.contains("Atelier Durand SARL"), "{receipt}");
+    }
+    if let Some(dispatch) = crate::proofs::proof_text(&app, id, "dispatch").await {
+        let dispatch = spaces(&dispatch);
+        assert!(dispatch.contains("Créance réclamée"), "{dispatch}");
+        assert!(dispatch.contains(&format!("Total réclamé : {}", spaces(&total))), "{dispatch}");
+        assert!(!dispatch.contains("Atelier Durand SARL"), "{dispatch}");
+    }
     assert!(
         !page(None).await.contains("pay.example.fr"),
         "never to a bare link"
@@ -550,4 +616,256 @@ async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_a
         summary, letter["collection"],
         "the attachment is the summary"
     );
+}
+
+/// `compose` with `count` invoices whose numbers are 24 characters long and whose amounts
+/// run into millions of euros: the widest tables a letter makes.
+fn many_invoices(count: usize) -> Value {
+    let mut c = compose("professional", false);
+    let start = time::macros::date!(2026 - 03 - 02);
+    c["invoices"] = (0..count)
+        .map(|i| {
+            let issue = start + time::Duration::days(i as i64);
+            let due = issue + time::Duration::days(30);
+            json!({
+                "number": format!("FACT-2026-{:014}", 7_000_000 + i),
+                "issue_date": issue.to_string(),
+                "due_date": due.to_string(),
+                "amount_cents": 123_456_789 + 1_000_000 * i as i64,
+                "paid_cents": 2_345_678,
+            })
+        })
+        .collect();
+    c
+}
+
+/// The text of a PDF as `pdftotext -layout` lays it out (table rows as lines), or `None`
+/// without poppler.
+fn layout_text(pdf: &[u8]) -> Option<String> {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("letter.pdf");
+    let out = dir.path().join("letter.txt");
+    std::fs::write(&file, pdf).expect("write");
+    let (ok, log) = poppler(
+        "pdftotext",
+        &["-layout", "-enc", "UTF-8", file.to_str()?, out.to_str()?],
+    )?;
+    assert!(ok, "{log}");
+    Some(std::fs::read_to_string(out).expect("text"))
+}
+
+/// Plain spaces for the no-break spaces of French typography, runs collapsed.
+fn spaces(s: &str) -> String {
+    recommande::collection::french::normalize_spaces(s)
+}
+
+async fn download(app: &TestApp, letter: &Value) -> reqwest::Response {
+    let id = letter["id"].as_str().expect("id");
+    let document = letter["documents"][0]["id"].as_str().expect("document id");
+    app.get(&format!("/v1/letters/{id}/documents/{document}"))
+        .await
+}
+
+async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    for count in [1, 5, 20] {
+        let response = app.post_letter(&body(many_invoices(count), false)).await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        let letter: Value = response.json().await.expect("json");
+        let pdf = download(&app, &letter).await.bytes().await.expect("pdf");
+        let Some(text) = layout_text(&pdf) else {
+            return;
+        };
+        let lines: Vec<String> = text.lines().map(spaces).collect();
+        let euros = |v: &Value| spaces(&recommande::collection::french::euros(v.as_i64().expect("cents")));
+        let invoices = letter["collection"]["breakdown"]["invoices"]
+            .as_array()
+            .expect("invoices");
+        assert_eq!(invoices.len(), count);
+        let compose = many_invoices(count);
+        for (i, (amounts, asked)) in invoices.iter().zip(compose["invoices"].as_array().expect("asked")).enumerate() {
+            let number = asked["number"].as_str().expect("number");
+            let short = |iso: &Value| {
+                let d = iso.as_str().expect("date");
+                format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4])
+            };
+            let mut tokens = vec![short(&asked["issue_date"]), short(&asked["due_date"])];
+            for key in ["amount_cents", "paid_cents", "principal_cents", "interest_cents", "indemnity_cents", "total_cents"] {
+                tokens.push(euros(&amounts[key]));
+            }
+            // The row of the invoice table: the number on a line, its cells on that line or,
+            // when the table is too wide, on the next one; each cell whole on one line.
+            let row = lines.iter().enumerate().find(|(j, line)| {
+                line.contains(number) && {
+                    let next = lines.get(j + 1).map(String::as_str).unwrap_or_default();
+                    tokens.iter().all(|t| line.contains(t.as_str()) || next.contains(t.as_str()))
+                }
+            });
+            assert!(
+                row.is_some(),
+                "{count} invoices: row {i} ({number}) has a cell split across lines, looking for {tokens:?} in:\n{text}"
+            );
+        }
+        // The totals, whole.
+        let totals = &letter["collection"]["breakdown"]["totals"];
+        for key in ["principal_cents", "interest_cents", "indemnity_cents", "total_cents"] {
+            let total = euros(&totals[key]);
+            assert!(
+                lines.iter().any(|l| l.contains(&total)),
+                "{count} invoices: total {key} {total:?} split:\n{text}"
+            );
+        }
+        // The heading row: each column title starts on the same line, and no title word is
+        // cut (a cut word would leave a fragment such as "forfai" alone on a line).
+        let heading = lines
+            .iter()
+            .find(|l| l.contains("Échéance"))
+            .expect("heading row");
+        for word in ["Émise", "Montant", "Déjà", "Principal", "Intérêts", "Indemnité", "Total"] {
+            assert!(heading.contains(word), "{count}: {word} not in the heading row {heading:?}");
+        }
+        assert!(
+            lines.iter().any(|l| l.split(' ').any(|w| w == "forfaitaire")),
+            "{count}: the word forfaitaire is cut:\n{text}"
+        );
+        // A table continued on the next page repeats its heading row there.
+        for (p, page) in text.split('\u{c}').enumerate() {
+            let page = spaces(page);
+            let has_row = compose["invoices"].as_array().expect("asked").iter().any(|inv| {
+                let d = inv["due_date"].as_str().expect("date");
+                page.contains(inv["number"].as_str().expect("number"))
+                    && page.contains(&format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4]))
+            });
+            if has_row {
+                assert!(page.contains("Échéance"), "{count}: page {} has rows without the heading row:\n{page}", p + 1);
+            }
+        }
+        // The place and date line: the creditor writes from Lyon (its address's last line).
+        assert!(
+            lines.iter().any(|l| l.contains("Lyon, le ")),
+            "{count}: no place and date:\n{text}"
+        );
+    }
+}
+
+async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", true), false))
+        .await;
+    assert_eq!(response.status(), 201);
+    let letter: Value = response.json().await.expect("json");
+    let id = letter["id"].as_str().expect("id");
+
+    let shown: Value = app.get(&format!("/v1/letters/{id}")).await.json().await.expect("json");
+    assert_eq!(shown["collection"], letter["collection"], "the 201 summary, read again");
+    let c = &shown["collection"];
+    assert_eq!(c["kind"], "mise_en_demeure");
+    assert_eq!(c["creditor"]["name"], "Atelier Durand SARL");
+    assert_eq!(c["creditor"]["siren"], "732 829 320");
+    assert_eq!(c["agency"]["name"], "Recouvr SAS");
+    assert_eq!(c["debtor"]["name"], "Boulangerie Martin");
+    assert_eq!(c["debtor"]["kind"], "professional");
+    assert_eq!(c["payment"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
+    assert!(c["breakdown"]["totals"]["total_cents"].as_i64().is_some_and(|t| t > 1_650_000));
+    assert!(c["warnings"].is_array());
+    let listed: Value = app.get("/v1/letters").await.json().await.expect("json");
+    assert!(
+        listed["items"].as_array().expect("items").iter().any(|l| l["id"] == id && l["collection"] == *c),
+        "the list shows it too"
+    );
+
+    let response = download(&app, &letter).await;
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "application/pdf");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let disposition = header("content-disposition");
+    assert!(disposition.starts_with("attachment") && disposition.contains(".pdf"), "{disposition}");
+    let bytes = response.bytes().await.expect("pdf");
+    assert_eq!(bytes.to_vec(), pdf_bytes(&app, &letter).await, "the deposited bytes");
+
+    // Another account sees neither the letter nor its document; an unknown document is a 404.
+    let other = app.new_api_key("another-tenant").await;
+    let document = letter["documents"][0]["id"].as_str().expect("document");
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/letters/{id}/documents/{document}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
+    let response = app
+        .get(&format!("/v1/letters/{id}/documents/0190a1b2-0000-7000-8000-000000000000"))
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+
+    // A letter of uploaded documents has no collection summary.
+    let plain = app.deposit().await;
+    let plain_id = plain["id"].as_str().expect("id");
+    let shown: Value = app.get(&format!("/v1/letters/{plain_id}")).await.json().await.expect("json");
+    assert!(shown.get("collection").is_none(), "{shown}");
+    assert_eq!(download(&app, &plain).await.status(), 200, "uploaded documents download too");
+}
+
+async fn the_proofs_of_a_composed_letter_state_the_claim(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", true), false))
+        .await;
+    assert_eq!(response.status(), 201);
+    let letter: Value = response.json().await.expect("json");
+    let id = letter["id"].as_str().expect("id");
+    let totals = &letter["collection"]["breakdown"]["totals"];
+    let euros = |key: &str| spaces(&recommande::collection::french::euros(totals[key].as_i64().expect("cents")));
+    for kind in ["deposit", "summary"] {
+        let Some(text) = crate::proofs::proof_text(&app, id, kind).await else {
+            return;
+        };
+        let text = spaces(&text);
+        for needle in [
+            "Créance réclamée".to_string(),
+            "Mise en demeure de payer".into(),
+            "Atelier Durand SARL".into(),
+            "SIREN 732 829 320".into(),
+            "représenté par Recouvr SAS".into(),
+            "Boulangerie Martin".into(),
+            format!("Principal restant dû : {}", euros("principal_cents")),
+            format!("Intérêts de retard : {}", euros("interest_cents")),
+            euros("indemnity_cents"),
+            format!("Total réclamé : {}", euros("total_cents")),
+        ] {
+            assert!(text.contains(&needle), "{kind} proof lacks {needle:?}:\n{text}");
+        }
+    }
+    // A letter of uploaded documents: the service did not read them, so states no claim.
+    let plain = app.deposit().await;
+    if let Some(text) =
+        crate::proofs::proof_text(&app, plain["id"].as_str().expect("id"), "deposit").await
+    {
+        assert!(!text.contains("Créance réclamée"), "{text}");
+    }
 }
