@@ -641,11 +641,18 @@ fn many_invoices(count: usize) -> Value {
 
 /// The text of a PDF as `pdftotext -layout` lays it out (table rows as lines), or `None`
 /// without poppler.
-fn layout_text(pdf: &[u8]) -> Option<String> {
+/// The first page is kept as `target/proof-pages/<name>-1.png` to look at.
+fn layout_text(pdf: &[u8], name: &str) -> Option<String> {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("letter.pdf");
     let out = dir.path().join("letter.txt");
     std::fs::write(&file, pdf).expect("write");
+    let pages = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/proof-pages");
+    std::fs::create_dir_all(&pages).expect("dir");
+    let _ = poppler(
+        "pdftoppm",
+        &["-png", "-r", "70", file.to_str()?, pages.join(name).to_str()?],
+    );
     let (ok, log) = poppler(
         "pdftotext",
         &["-layout", "-enc", "UTF-8", file.to_str()?, out.to_str()?],
@@ -680,7 +687,7 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
         );
         let letter: Value = response.json().await.expect("json");
         let pdf = download(&app, &letter).await.bytes().await.expect("pdf");
-        let Some(text) = layout_text(&pdf) else {
+        let Some(text) = layout_text(&pdf, &format!("composed-{count}-invoices")) else {
             return;
         };
         let lines: Vec<String> = text.lines().map(spaces).collect();
@@ -737,12 +744,16 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
         );
         // A table continued on the next page repeats its heading row there.
         for (p, page) in text.split('\u{c}').enumerate() {
-            let page = spaces(page);
-            let has_row = compose["invoices"].as_array().expect("asked").iter().any(|inv| {
-                let d = inv["due_date"].as_str().expect("date");
-                page.contains(inv["number"].as_str().expect("number"))
-                    && page.contains(&format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4]))
+            // A row of the invoice table is the only line with both an issue and a due date.
+            let has_row = page.lines().map(spaces).any(|line| {
+                compose["invoices"].as_array().expect("asked").iter().any(|inv| {
+                    ["issue_date", "due_date"].iter().all(|key| {
+                        let d = inv[key].as_str().expect("date");
+                        line.contains(&format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4]))
+                    })
+                })
             });
+            let page = spaces(page);
             if has_row {
                 assert!(page.contains("Échéance"), "{count}: page {} has rows without the heading row:\n{page}", p + 1);
             }
