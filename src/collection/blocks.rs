@@ -316,7 +316,11 @@ fn place_date(c: &Composition) -> String {
     let r = &c.request;
     let city = match &r.agency {
         Some(a) => a.city.clone().or_else(|| a.address.city()),
-        None => r.creditor.city.clone().or_else(|| r.creditor.address.city()),
+        None => r
+            .creditor
+            .city
+            .clone()
+            .or_else(|| r.creditor.address.city()),
     };
     let date = french::date(c.letter_date);
     match city {
@@ -744,7 +748,10 @@ mod tests {
     #[test]
     fn the_letter_is_dated_from_the_writers_city() {
         let creditor = json!({"name": "Atelier Durand", "address": "12 rue des Lilas\n69002 Lyon"});
-        assert_eq!(place_line(creditor.clone(), None), "Lyon, le 1er décembre 2026");
+        assert_eq!(
+            place_line(creditor.clone(), None),
+            "Lyon, le 1er décembre 2026"
+        );
         // The agency writes: its city.
         let agency = json!({"name": "Recouvr SAS", "address": ["8 avenue Foch", "75116 PARIS CEDEX 16"], "mandate_reference": "M-1"});
         assert_eq!(
@@ -758,19 +765,33 @@ mod tests {
             "Neuilly-sur-Seine, le 1er décembre 2026"
         );
         let with_city = json!({"name": "Atelier Durand", "address": "12 rue des Lilas\n69002 Lyon", "city": "Villeurbanne"});
-        assert_eq!(place_line(with_city, None), "Villeurbanne, le 1er décembre 2026");
+        assert_eq!(
+            place_line(with_city, None),
+            "Villeurbanne, le 1er décembre 2026"
+        );
         // No postal code to read the city from: only the date.
-        let abroad = json!({"name": "Atelier Durand", "address": "Rue du Rhône 12\nCH-1204 Genève"});
+        let abroad =
+            json!({"name": "Atelier Durand", "address": "Rue du Rhône 12\nCH-1204 Genève"});
         assert_eq!(place_line(abroad, None), "Le 1er décembre 2026");
     }
 
     #[test]
     fn the_city_is_read_from_the_postal_codes_line() {
-        let city = |lines: &[&str]| PostalAddress(lines.iter().map(|l| l.to_string()).collect()).city();
+        let city =
+            |lines: &[&str]| PostalAddress(lines.iter().map(|l| l.to_string()).collect()).city();
         assert_eq!(city(&["3 rue X", "69002 Lyon"]).as_deref(), Some("Lyon"));
-        assert_eq!(city(&["42100 SAINT-ÉTIENNE"]).as_deref(), Some("Saint-Étienne"));
-        assert_eq!(city(&["BP 12", "75008 Paris Cedex 08"]).as_deref(), Some("Paris"));
-        assert_eq!(city(&["13001 Marseille 1er"]).as_deref(), Some("Marseille 1er"));
+        assert_eq!(
+            city(&["42100 SAINT-ÉTIENNE"]).as_deref(),
+            Some("Saint-Étienne")
+        );
+        assert_eq!(
+            city(&["BP 12", "75008 Paris Cedex 08"]).as_deref(),
+            Some("Paris")
+        );
+        assert_eq!(
+            city(&["13001 Marseille 1er"]).as_deref(),
+            Some("Marseille 1er")
+        );
         assert_eq!(city(&["69002"]), None);
         assert_eq!(city(&["Lyon"]), None);
         assert_eq!(city(&["6900 Lyon"]), None);

@@ -494,7 +494,14 @@ impl ComposeRequest {
                 &mut errors,
             );
             let address = address(c, "compose.creditor", &mut errors);
-            let city = text(c, "compose.creditor", "city", false, MAX_CITY_LEN, &mut errors);
+            let city = text(
+                c,
+                "compose.creditor",
+                "city",
+                false,
+                MAX_CITY_LEN,
+                &mut errors,
+            );
             let siren =
                 text(c, "compose.creditor", "siren", false, 20, &mut errors).and_then(|s| {
                     match Siren::parse(&s) {
@@ -541,7 +548,14 @@ impl ComposeRequest {
             );
             let name = text(a, "compose.agency", "name", true, MAX_TEXT_LEN, &mut errors);
             let address = address(a, "compose.agency", &mut errors);
-            let city = text(a, "compose.agency", "city", false, MAX_CITY_LEN, &mut errors);
+            let city = text(
+                a,
+                "compose.agency",
+                "city",
+                false,
+                MAX_CITY_LEN,
+                &mut errors,
+            );
             let mandate_reference = text(
                 a,
                 "compose.agency",

@@ -458,7 +458,10 @@ async fn claim_view(
         (t.claim_interest, "interest_cents"),
         (t.claim_indemnity, "indemnity_cents"),
     ] {
-        if let Some(v) = totals[key].as_i64().filter(|v| *v > 0 || key != "indemnity_cents") {
+        if let Some(v) = totals[key]
+            .as_i64()
+            .filter(|v| *v > 0 || key != "indemnity_cents")
+        {
             parts.push((label, euros(v)));
         }
     }
@@ -468,7 +471,9 @@ async fn claim_view(
     let link = text(&payment["link"])
         .or_else(|| text(&c["payment_link"]))
         .filter(|link| link.starts_with("https://"));
-    let days = c["deadline_days"].as_u64().and_then(|d| u8::try_from(d).ok());
+    let days = c["deadline_days"]
+        .as_u64()
+        .and_then(|d| u8::try_from(d).ok());
     let received = row
         .decided_at
         .and_then(|at| crate::window::paris_date(from_unix_micros(at)));

@@ -478,7 +478,14 @@ impl Layout {
             let lines = wrap(lead, face, size, TEXT_WIDTH - CELL_PADDING);
             for (j, line) in lines.iter().enumerate() {
                 let baseline = line_top + leading * (j as f32 + 1.0) - size * 0.3;
-                self.text_at(MARGIN_X + CELL_PADDING / 2.0, baseline, face, size, BLACK, line);
+                self.text_at(
+                    MARGIN_X + CELL_PADDING / 2.0,
+                    baseline,
+                    face,
+                    size,
+                    BLACK,
+                    line,
+                );
             }
             line_top += leading * lines.len() as f32;
         }
@@ -713,8 +720,7 @@ impl TableFit {
     fn new(header: &[String], rows: &[Vec<String>]) -> TableFit {
         for lead_apart in [false, true] {
             for size in TABLE_SIZES {
-                if let Some(widths) = column_widths(header, rows, size, usize::from(lead_apart))
-                {
+                if let Some(widths) = column_widths(header, rows, size, usize::from(lead_apart)) {
                     return TableFit::from_widths(size, widths, lead_apart);
                 }
             }
@@ -778,7 +784,12 @@ impl TableFit {
 /// its longest word (header in bold, cells in regular); the room left goes to the columns
 /// whose cells would otherwise wrap, in proportion to what they lack, and once every cell
 /// fits on one line, to all columns in proportion to their width.
-fn column_widths(header: &[String], rows: &[Vec<String>], size: f32, skip: usize) -> Option<Vec<f32>> {
+fn column_widths(
+    header: &[String],
+    rows: &[Vec<String>],
+    size: f32,
+    skip: usize,
+) -> Option<Vec<f32>> {
     let n = header.len();
     let mut least = vec![0.0f32; n];
     let mut natural = vec![0.0f32; n];
@@ -927,7 +938,11 @@ mod tests {
             .collect()
     }
 
-    fn cells(header: &[&str], rows: usize, row: impl Fn(usize) -> Vec<String>) -> (Vec<String>, Vec<Vec<String>>) {
+    fn cells(
+        header: &[&str],
+        rows: usize,
+        row: impl Fn(usize) -> Vec<String>,
+    ) -> (Vec<String>, Vec<Vec<String>>) {
         (
             header.iter().map(|h| h.to_string()).collect(),
             (0..rows).map(row).collect(),
@@ -937,7 +952,11 @@ mod tests {
     #[test]
     fn a_table_continued_on_the_next_page_repeats_its_heading_row() {
         let (header, rows) = cells(&["Facture", "Échéance", "Total"], 120, |i| {
-            vec![format!("F-{i}"), "31/05/2026".into(), "1\u{202F}234,56\u{A0}€".into()]
+            vec![
+                format!("F-{i}"),
+                "31/05/2026".into(),
+                "1\u{202F}234,56\u{A0}€".into(),
+            ]
         });
         let mut page = Layout::new();
         page.table(&header, &rows);
@@ -964,8 +983,15 @@ mod tests {
     fn numbers_are_never_broken_and_a_too_wide_table_shrinks_then_puts_its_first_column_apart() {
         let amount = "12\u{202F}345\u{202F}678,90\u{A0}€".to_string();
         let header = [
-            "Facture", "Émise le", "Échéance", "Montant", "Déjà réglé", "Principal dû", "Intérêts",
-            "Indemnité forfaitaire", "Total",
+            "Facture",
+            "Émise le",
+            "Échéance",
+            "Montant",
+            "Déjà réglé",
+            "Principal dû",
+            "Intérêts",
+            "Indemnité forfaitaire",
+            "Total",
         ];
         let row = |number: &str| {
             let mut r = vec![number.to_string(), "30/04/2026".into(), "31/05/2026".into()];
@@ -983,14 +1009,24 @@ mod tests {
                 .map(|(_, _, t)| t)
                 .collect();
             // Every cell is drawn whole, as one run of text.
-            assert_eq!(regular.iter().filter(|t| ***t == amount).count(), 18, "{number}: {regular:?}");
-            assert_eq!(regular.iter().filter(|t| **t == number).count(), 3, "{number}");
+            assert_eq!(
+                regular.iter().filter(|t| ***t == amount).count(),
+                18,
+                "{number}: {regular:?}"
+            );
+            assert_eq!(
+                regular.iter().filter(|t| **t == number).count(),
+                3,
+                "{number}"
+            );
             assert_eq!(regular.iter().filter(|t| **t == "31/05/2026").count(), 3);
             // Header words are never cut either.
             for (face, _, text) in &drawn {
                 if *face == Face::Bold {
                     assert!(
-                        header.iter().any(|h| h.split(' ').any(|w| text.split(' ').any(|t| t == w))),
+                        header
+                            .iter()
+                            .any(|h| h.split(' ').any(|w| text.split(' ').any(|t| t == w))),
                         "{text:?} is a piece of a word"
                     );
                 }
@@ -1002,7 +1038,10 @@ mod tests {
             &header.map(String::from),
             &[row("FACT-2026-00000000070001")],
         );
-        assert!(fit.lead_apart, "24-character numbers go on a line of their own");
+        assert!(
+            fit.lead_apart,
+            "24-character numbers go on a line of their own"
+        );
         let mut usual = row("F-2026-101");
         for cell in &mut usual[3..] {
             *cell = "12\u{202F}500,00\u{A0}€".into();

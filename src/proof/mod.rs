@@ -525,7 +525,12 @@ fn claim(page: &mut Layout, deposit: &EvidenceRecord, kind: ProofKind) {
         Some("relance") => "Relance pour impayé",
         _ => "Lettre de recouvrement",
     };
-    page.field("Nature de la lettre", "Kind of letter", letter_kind, Face::Regular);
+    page.field(
+        "Nature de la lettre",
+        "Kind of letter",
+        letter_kind,
+        Face::Regular,
+    );
     // CPCE R.53-3: the sender stays hidden from the recipient until the decision; the
     // creditor (and the agency writing for it) would name it on the proof of dispatch.
     if kind == ProofKind::Dispatch {

@@ -455,7 +455,10 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
             || before.contains("Refuser la lettre n'éteint pas la dette"),
         "{before}"
     );
-    assert!(!before.contains("FR76 3000"), "no payment details before the decision");
+    assert!(
+        !before.contains("FR76 3000"),
+        "no payment details before the decision"
+    );
     let accepted = app
         .client
         .post(app.url(&format!("/v1/recipient/{token}/accept")))
@@ -470,12 +473,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         "the payment link after acceptance:\n{html}"
     );
     // Every payment means, the total and the last day to pay (8 days after acceptance).
-    let letter: Value = app
-        .get("/v1/letters")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let letter: Value = app.get("/v1/letters").await.json().await.expect("json");
     let letter = &letter["items"][0];
     let total = recommande::collection::french::euros(
         letter["collection"]["breakdown"]["totals"]["total_cents"]
@@ -483,8 +481,14 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
             .expect("total"),
     );
     let plain = spaces(&html);
-    assert!(plain.contains(&spaces(&total)), "the total {total} on the page:\n{html}");
-    assert!(plain.contains("FR76 3000 6000 0112 3456 7890 189"), "{html}");
+    assert!(
+        plain.contains(&spaces(&total)),
+        "the total {total} on the page:\n{html}"
+    );
+    assert!(
+        plain.contains("FR76 3000 6000 0112 3456 7890 189"),
+        "{html}"
+    );
     let decided = time::OffsetDateTime::parse(
         letter["decided_at"].as_str().expect("decided"),
         &time::format_description::well_known::Rfc3339,
@@ -492,7 +496,10 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
     .expect("time");
     let last_day = recommande::window::paris_date(decided).expect("date") + time::Duration::days(8);
     assert!(
-        plain.contains(&format!("À payer au plus tard le</dt><dd>{}", recommande::french::date(last_day))),
+        plain.contains(&format!(
+            "À payer au plus tard le</dt><dd>{}",
+            recommande::french::date(last_day)
+        )),
         "the deadline to pay:\n{html}"
     );
     let english = app
@@ -506,7 +513,8 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         .await
         .expect("html");
     assert!(
-        english.contains("To pay by") && english.contains(&recommande::window::english_date(last_day)),
+        english.contains("To pay by")
+            && english.contains(&recommande::window::english_date(last_day)),
         "{english}"
     );
     // The proofs: the receipt states the claim; the proof of dispatch, which the recipient
@@ -514,13 +522,19 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
     let id = letter["id"].as_str().expect("id");
     if let Some(receipt) = crate::proofs::proof_text(&app, id, "receipt").await {
         let receipt = spaces(&receipt);
-        assert!(receipt.contains(&format!("Total réclamé : {}", spaces(&total))), "{receipt}");
+        assert!(
+            receipt.contains(&format!("Total réclamé : {}", spaces(&total))),
+            "{receipt}"
+        );
         assert!(receipt.contains("Atelier Durand SARL"), "{receipt}");
     }
     if let Some(dispatch) = crate::proofs::proof_text(&app, id, "dispatch").await {
         let dispatch = spaces(&dispatch);
         assert!(dispatch.contains("Créance réclamée"), "{dispatch}");
-        assert!(dispatch.contains(&format!("Total réclamé : {}", spaces(&total))), "{dispatch}");
+        assert!(
+            dispatch.contains(&format!("Total réclamé : {}", spaces(&total))),
+            "{dispatch}"
+        );
         assert!(!dispatch.contains("Atelier Durand SARL"), "{dispatch}");
     }
     assert!(
@@ -651,7 +665,13 @@ fn layout_text(pdf: &[u8], name: &str) -> Option<String> {
     std::fs::create_dir_all(&pages).expect("dir");
     let _ = poppler(
         "pdftoppm",
-        &["-png", "-r", "70", file.to_str()?, pages.join(name).to_str()?],
+        &[
+            "-png",
+            "-r",
+            "70",
+            file.to_str()?,
+            pages.join(name).to_str()?,
+        ],
     );
     let (ok, log) = poppler(
         "pdftotext",
@@ -691,20 +711,35 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
             return;
         };
         let lines: Vec<String> = text.lines().map(spaces).collect();
-        let euros = |v: &Value| spaces(&recommande::collection::french::euros(v.as_i64().expect("cents")));
+        let euros = |v: &Value| {
+            spaces(&recommande::collection::french::euros(
+                v.as_i64().expect("cents"),
+            ))
+        };
         let invoices = letter["collection"]["breakdown"]["invoices"]
             .as_array()
             .expect("invoices");
         assert_eq!(invoices.len(), count);
         let compose = many_invoices(count);
-        for (i, (amounts, asked)) in invoices.iter().zip(compose["invoices"].as_array().expect("asked")).enumerate() {
+        for (i, (amounts, asked)) in invoices
+            .iter()
+            .zip(compose["invoices"].as_array().expect("asked"))
+            .enumerate()
+        {
             let number = asked["number"].as_str().expect("number");
             let short = |iso: &Value| {
                 let d = iso.as_str().expect("date");
                 format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4])
             };
             let mut tokens = vec![short(&asked["issue_date"]), short(&asked["due_date"])];
-            for key in ["amount_cents", "paid_cents", "principal_cents", "interest_cents", "indemnity_cents", "total_cents"] {
+            for key in [
+                "amount_cents",
+                "paid_cents",
+                "principal_cents",
+                "interest_cents",
+                "indemnity_cents",
+                "total_cents",
+            ] {
                 tokens.push(euros(&amounts[key]));
             }
             // The row of the invoice table: the number on a line, its cells on that line or,
@@ -712,7 +747,9 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
             let row = lines.iter().enumerate().find(|(j, line)| {
                 line.contains(number) && {
                     let next = lines.get(j + 1).map(String::as_str).unwrap_or_default();
-                    tokens.iter().all(|t| line.contains(t.as_str()) || next.contains(t.as_str()))
+                    tokens
+                        .iter()
+                        .all(|t| line.contains(t.as_str()) || next.contains(t.as_str()))
                 }
             });
             assert!(
@@ -722,7 +759,12 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
         }
         // The totals, whole.
         let totals = &letter["collection"]["breakdown"]["totals"];
-        for key in ["principal_cents", "interest_cents", "indemnity_cents", "total_cents"] {
+        for key in [
+            "principal_cents",
+            "interest_cents",
+            "indemnity_cents",
+            "total_cents",
+        ] {
             let total = euros(&totals[key]);
             assert!(
                 lines.iter().any(|l| l.contains(&total)),
@@ -735,27 +777,48 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
             .iter()
             .find(|l| l.contains("Échéance"))
             .expect("heading row");
-        for word in ["Émise", "Montant", "Déjà", "Principal", "Intérêts", "Indemnité", "Total"] {
-            assert!(heading.contains(word), "{count}: {word} not in the heading row {heading:?}");
+        for word in [
+            "Émise",
+            "Montant",
+            "Déjà",
+            "Principal",
+            "Intérêts",
+            "Indemnité",
+            "Total",
+        ] {
+            assert!(
+                heading.contains(word),
+                "{count}: {word} not in the heading row {heading:?}"
+            );
         }
         assert!(
-            lines.iter().any(|l| l.split(' ').any(|w| w == "forfaitaire")),
+            lines
+                .iter()
+                .any(|l| l.split(' ').any(|w| w == "forfaitaire")),
             "{count}: the word forfaitaire is cut:\n{text}"
         );
         // A table continued on the next page repeats its heading row there.
         for (p, page) in text.split('\u{c}').enumerate() {
             // A row of the invoice table is the only line with both an issue and a due date.
             let has_row = page.lines().map(spaces).any(|line| {
-                compose["invoices"].as_array().expect("asked").iter().any(|inv| {
-                    ["issue_date", "due_date"].iter().all(|key| {
-                        let d = inv[key].as_str().expect("date");
-                        line.contains(&format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4]))
+                compose["invoices"]
+                    .as_array()
+                    .expect("asked")
+                    .iter()
+                    .any(|inv| {
+                        ["issue_date", "due_date"].iter().all(|key| {
+                            let d = inv[key].as_str().expect("date");
+                            line.contains(&format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4]))
+                        })
                     })
-                })
             });
             let page = spaces(page);
             if has_row {
-                assert!(page.contains("Échéance"), "{count}: page {} has rows without the heading row:\n{page}", p + 1);
+                assert!(
+                    page.contains("Échéance"),
+                    "{count}: page {} has rows without the heading row:\n{page}",
+                    p + 1
+                );
             }
         }
         // The place and date line: the creditor writes from Lyon (its address's last line).
@@ -777,8 +840,16 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
     let letter: Value = response.json().await.expect("json");
     let id = letter["id"].as_str().expect("id");
 
-    let shown: Value = app.get(&format!("/v1/letters/{id}")).await.json().await.expect("json");
-    assert_eq!(shown["collection"], letter["collection"], "the 201 summary, read again");
+    let shown: Value = app
+        .get(&format!("/v1/letters/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        shown["collection"], letter["collection"],
+        "the 201 summary, read again"
+    );
     let c = &shown["collection"];
     assert_eq!(c["kind"], "mise_en_demeure");
     assert_eq!(c["creditor"]["name"], "Atelier Durand SARL");
@@ -787,11 +858,19 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
     assert_eq!(c["debtor"]["name"], "Boulangerie Martin");
     assert_eq!(c["debtor"]["kind"], "professional");
     assert_eq!(c["payment"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
-    assert!(c["breakdown"]["totals"]["total_cents"].as_i64().is_some_and(|t| t > 1_650_000));
+    assert!(
+        c["breakdown"]["totals"]["total_cents"]
+            .as_i64()
+            .is_some_and(|t| t > 1_650_000)
+    );
     assert!(c["warnings"].is_array());
     let listed: Value = app.get("/v1/letters").await.json().await.expect("json");
     assert!(
-        listed["items"].as_array().expect("items").iter().any(|l| l["id"] == id && l["collection"] == *c),
+        listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|l| l["id"] == id && l["collection"] == *c),
         "the list shows it too"
     );
 
@@ -808,9 +887,16 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
     assert_eq!(header("content-type"), "application/pdf");
     assert_eq!(header("x-content-type-options"), "nosniff");
     let disposition = header("content-disposition");
-    assert!(disposition.starts_with("attachment") && disposition.contains(".pdf"), "{disposition}");
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains(".pdf"),
+        "{disposition}"
+    );
     let bytes = response.bytes().await.expect("pdf");
-    assert_eq!(bytes.to_vec(), pdf_bytes(&app, &letter).await, "the deposited bytes");
+    assert_eq!(
+        bytes.to_vec(),
+        pdf_bytes(&app, &letter).await,
+        "the deposited bytes"
+    );
 
     // Another account sees neither the letter nor its document; an unknown document is a 404.
     let other = app.new_api_key("another-tenant").await;
@@ -824,20 +910,34 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
         .expect("request");
     assert_eq!(response.status(), 404);
     let response = app
-        .get(&format!("/v1/letters/{id}/documents/0190a1b2-0000-7000-8000-000000000000"))
+        .get(&format!(
+            "/v1/letters/{id}/documents/0190a1b2-0000-7000-8000-000000000000"
+        ))
         .await;
     assert_eq!(response.status(), 404);
     assert_eq!(
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/problem+json")
     );
 
     // A letter of uploaded documents has no collection summary.
     let plain = app.deposit().await;
     let plain_id = plain["id"].as_str().expect("id");
-    let shown: Value = app.get(&format!("/v1/letters/{plain_id}")).await.json().await.expect("json");
+    let shown: Value = app
+        .get(&format!("/v1/letters/{plain_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(shown.get("collection").is_none(), "{shown}");
-    assert_eq!(download(&app, &plain).await.status(), 200, "uploaded documents download too");
+    assert_eq!(
+        download(&app, &plain).await.status(),
+        200,
+        "uploaded documents download too"
+    );
 }
 
 async fn the_proofs_of_a_composed_letter_state_the_claim(engine: Engine) {
@@ -851,7 +951,11 @@ async fn the_proofs_of_a_composed_letter_state_the_claim(engine: Engine) {
     let letter: Value = response.json().await.expect("json");
     let id = letter["id"].as_str().expect("id");
     let totals = &letter["collection"]["breakdown"]["totals"];
-    let euros = |key: &str| spaces(&recommande::collection::french::euros(totals[key].as_i64().expect("cents")));
+    let euros = |key: &str| {
+        spaces(&recommande::collection::french::euros(
+            totals[key].as_i64().expect("cents"),
+        ))
+    };
     for kind in ["deposit", "summary"] {
         let Some(text) = crate::proofs::proof_text(&app, id, kind).await else {
             return;
@@ -869,7 +973,10 @@ async fn the_proofs_of_a_composed_letter_state_the_claim(engine: Engine) {
             euros("indemnity_cents"),
             format!("Total réclamé : {}", euros("total_cents")),
         ] {
-            assert!(text.contains(&needle), "{kind} proof lacks {needle:?}:\n{text}");
+            assert!(
+                text.contains(&needle),
+                "{kind} proof lacks {needle:?}:\n{text}"
+            );
         }
     }
     // A letter of uploaded documents: the service did not read them, so states no claim.
