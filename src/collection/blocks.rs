@@ -776,6 +776,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_city_is_refused_with_its_path() {
+        let request = json!({
+            "kind": "relance",
+            "creditor": {"name": "Atelier Durand", "address": "69002 Lyon", "city": "  "},
+            "agency": {"name": "Recouvr SAS", "address": "75116 Paris", "mandate_reference": "M-1", "city": "x".repeat(101)},
+            "debtor": {"name": "Boulangerie Martin", "address": "38000 Grenoble", "kind": "professional"},
+            "invoices": [{"number": "F-1", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount_cents": 10_000}],
+            "payment": {"instructions": "Chèque"}
+        });
+        let errors =
+            ComposeRequest::parse(&request, date!(2026 - 12 - 01), &RatesTable::embedded())
+                .expect_err("refused");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"compose.creditor.city"), "{errors:?}");
+        assert!(fields.contains(&"compose.agency.city"), "{errors:?}");
+    }
+
+    #[test]
     fn the_city_is_read_from_the_postal_codes_line() {
         let city =
             |lines: &[&str]| PostalAddress(lines.iter().map(|l| l.to_string()).collect()).city();
