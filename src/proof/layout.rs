@@ -435,70 +435,58 @@ impl Layout {
     /// others. A table that continues on the next page repeats its header row there.
     pub fn table(&mut self, header: &[String], rows: &[Vec<String>]) {
         let fit = TableFit::new(header, rows);
-        let header_height = fit.row_height(header, true);
-        let first_height = rows.first().map_or(0.0, |r| fit.row_height(r, false));
+        let header = fit.lay_out(header, true);
+        let rows: Vec<LaidRow> = rows.iter().map(|r| fit.lay_out(r, false)).collect();
         // The header row is never left alone at the foot of a page.
-        self.keep(header_height + first_height);
-        self.table_row(&fit, header, true);
-        for row in rows {
-            let height = fit.row_height(row, false);
-            if self.y + height > PAGE_HEIGHT - MARGIN_BOTTOM {
+        self.keep(header.height + rows.first().map_or(0.0, |r| r.height));
+        self.table_row(&fit, &header);
+        for row in &rows {
+            if self.y + row.height > PAGE_HEIGHT - MARGIN_BOTTOM {
                 self.pages.push(Vec::new());
                 self.y = MARGIN_TOP;
-                self.table_row(&fit, header, true);
+                self.table_row(&fit, &header);
             }
-            self.table_row(&fit, row, false);
+            self.table_row(&fit, row);
         }
         self.space(4.0);
     }
 
     /// Draws one row of a table laid out by `fit` at the cursor, then a rule under it.
-    fn table_row(&mut self, fit: &TableFit, cells: &[String], bold: bool) {
-        let face = if bold { Face::Bold } else { Face::Regular };
+    fn table_row(&mut self, fit: &TableFit, row: &LaidRow) {
+        let face = if row.bold { Face::Bold } else { Face::Regular };
         let size = fit.size;
         let leading = size * 1.35;
-        let height = fit.row_height(cells, bold);
-        self.keep(height);
+        self.keep(row.height);
         let top = self.y;
-        if bold {
+        if row.bold {
             self.push(Op::Rect {
                 x: MARGIN_X,
                 y: top,
                 w: TEXT_WIDTH,
-                h: height,
+                h: row.height,
                 colour: PALE_GREY,
             });
         }
-        let mut line_top = top + 2.0;
-        let mut columns = 0..cells.len();
-        if fit.lead_apart {
-            // The first cell on a line of its own, across the table.
-            columns.start = 1;
-            let lead = cells.first().map(String::as_str).unwrap_or_default();
-            let lines = wrap(lead, face, size, TEXT_WIDTH - CELL_PADDING);
-            for (j, line) in lines.iter().enumerate() {
-                let baseline = line_top + leading * (j as f32 + 1.0) - size * 0.3;
-                self.text_at(
-                    MARGIN_X + CELL_PADDING / 2.0,
-                    baseline,
-                    face,
-                    size,
-                    BLACK,
-                    line,
-                );
-            }
-            line_top += leading * lines.len() as f32;
+        // With the first cell apart, it runs across the table above the others.
+        for (j, line) in row.lead.iter().enumerate() {
+            let baseline = top + 2.0 + leading * (j as f32 + 1.0) - size * 0.3;
+            self.text_at(
+                MARGIN_X + CELL_PADDING / 2.0,
+                baseline,
+                face,
+                size,
+                BLACK,
+                line,
+            );
         }
-        for i in columns {
-            let (Some(cell), Some(&(x, w))) = (cells.get(i), fit.columns.get(i)) else {
-                continue;
-            };
-            for (j, line) in wrap(cell, face, size, w - CELL_PADDING).iter().enumerate() {
+        let line_top = top + 2.0 + leading * row.lead.len() as f32;
+        for (lines, (x, _)) in row.cells.iter().zip(&fit.columns) {
+            for (j, line) in lines.iter().enumerate() {
                 let baseline = line_top + leading * (j as f32 + 1.0) - size * 0.3;
                 self.text_at(x + CELL_PADDING / 2.0, baseline, face, size, BLACK, line);
             }
         }
-        self.y = top + height;
+        self.y = top + row.height;
         self.push(Op::Rect {
             x: MARGIN_X,
             y: self.y,
@@ -756,27 +744,49 @@ impl TableFit {
         }
     }
 
-    /// Height of a row of `cells`.
-    fn row_height(&self, cells: &[String], bold: bool) -> f32 {
+    /// The lines of each cell of a row (the first cell's apart when it is on a line of its
+    /// own; then an empty cell in its place) and the row's height.
+    fn lay_out(&self, cells: &[String], bold: bool) -> LaidRow {
         let face = if bold { Face::Bold } else { Face::Regular };
         let leading = self.size * 1.35;
         let skip = usize::from(self.lead_apart);
-        let tallest = cells
-            .iter()
-            .zip(&self.columns)
-            .skip(skip)
-            .map(|(cell, (_, w))| wrap(cell, face, self.size, w - CELL_PADDING).len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
         let lead = if self.lead_apart {
             let first = cells.first().map(String::as_str).unwrap_or_default();
-            wrap(first, face, self.size, TEXT_WIDTH - CELL_PADDING).len()
+            wrap(first, face, self.size, TEXT_WIDTH - CELL_PADDING)
         } else {
-            0
+            Vec::new()
         };
-        (tallest + lead) as f32 * leading + 4.0
+        let laid: Vec<Vec<String>> = cells
+            .iter()
+            .zip(&self.columns)
+            .enumerate()
+            .map(|(i, (cell, (_, w)))| {
+                if i < skip {
+                    Vec::new()
+                } else {
+                    wrap(cell, face, self.size, w - CELL_PADDING)
+                }
+            })
+            .collect();
+        let tallest = laid.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        LaidRow {
+            height: (tallest + lead.len()) as f32 * leading + 4.0,
+            lead,
+            cells: laid,
+            bold,
+        }
     }
+}
+
+/// A row of a table, its cells wrapped into lines.
+struct LaidRow {
+    /// The first cell's lines when it is written apart, above the others.
+    lead: Vec<String>,
+    /// Each cell's lines (none for a cell written apart).
+    cells: Vec<Vec<String>>,
+    height: f32,
+    /// The heading row.
+    bold: bool,
 }
 
 /// Widths of the columns from `skip` on at `size` (the skipped ones get none), or `None`
