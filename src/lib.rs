@@ -26,6 +26,7 @@ pub mod consent;
 pub mod content;
 pub mod deposit;
 pub mod evidence;
+pub mod french;
 pub mod http;
 pub mod identity;
 pub mod letter;

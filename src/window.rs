@@ -61,62 +61,36 @@ pub fn acceptance_window(notified_at: OffsetDateTime) -> Result<AcceptanceWindow
     })
 }
 
-/// `t` as a French civil date and time in Europe/Paris, e.g. `8 décembre 2026 à 23:59`.
+/// `t` as a French civil date and time in Europe/Paris, e.g. `8 décembre 2026 à 23:59`
+/// (`1er décembre 2026 à 10:00` on the first of the month: [`crate::french::date`]).
 pub fn paris_french(t: OffsetDateTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    match paris_civil(t) {
-        Some(z) => format!(
-            "{} {} {} à {:02}:{:02}",
-            z.day(),
-            MONTHS[(z.month() - 1) as usize % 12],
-            z.year(),
+    match (paris_civil(t), paris_date(t)) {
+        (Some(z), Some(d)) => format!(
+            "{} à {:02}:{:02}",
+            crate::french::date(d),
             z.hour(),
             z.minute()
         ),
-        None => crate::clock::rfc3339_micros(t),
+        _ => crate::clock::rfc3339_micros(t),
     }
 }
 
 /// `t` in Europe/Paris in English, e.g. `8 December 2026, 23:59 (Paris time)`.
 pub fn paris_english(t: OffsetDateTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    match paris_civil(t) {
-        Some(z) => format!(
-            "{} {} {}, {:02}:{:02} (Paris time)",
-            z.day(),
-            MONTHS[(z.month() - 1) as usize % 12],
-            z.year(),
+    match (paris_civil(t), paris_date(t)) {
+        (Some(z), Some(d)) => format!(
+            "{}, {:02}:{:02} (Paris time)",
+            english_date(d),
             z.hour(),
             z.minute()
         ),
-        None => crate::clock::rfc3339_micros(t),
+        _ => crate::clock::rfc3339_micros(t),
     }
+}
+
+/// `2026-12-08` → `8 December 2026`, the English counterpart of [`crate::french::date`].
+pub fn english_date(d: time::Date) -> String {
+    format!("{} {} {}", d.day(), d.month(), d.year())
 }
 
 /// The civil date of `t` in Europe/Paris (the date a French letter bears).
@@ -134,7 +108,7 @@ pub fn paris_french_seconds(t: OffsetDateTime) -> String {
             let offset = z.offset().seconds();
             format!(
                 "{} à {:02}:{:02}:{:02} (heure de Paris, UTC{}{:02}:{:02})",
-                paris_french(t).split(" à ").next().unwrap_or_default(),
+                paris_date(t).map(crate::french::date).unwrap_or_default(),
                 z.hour(),
                 z.minute(),
                 z.second(),
@@ -222,6 +196,17 @@ mod tests {
         assert_eq!(
             paris_english(last_minute(w.deadline)),
             "8 December 2026, 23:59 (Paris time)"
+        );
+    }
+
+    #[test]
+    fn the_first_of_the_month_reads_1er_in_french() {
+        // 1 December 2026, 09:00 UTC is 10:00 in Paris.
+        let t = datetime!(2026-12-01 09:00 UTC);
+        assert_eq!(paris_french(t), "1er décembre 2026 à 10:00");
+        assert_eq!(
+            paris_french_seconds(t),
+            "1er décembre 2026 à 10:00:00 (heure de Paris, UTC+01:00)"
         );
     }
 }

@@ -241,9 +241,11 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("compose.creditor.address", ColumnType::Text),
     ("compose.creditor.siren", ColumnType::Text),
     ("compose.creditor.kind", ColumnType::Text),
+    ("compose.creditor.city", ColumnType::Text),
     ("compose.agency.name", ColumnType::Text),
     ("compose.agency.address", ColumnType::Text),
     ("compose.agency.mandate_reference", ColumnType::Text),
+    ("compose.agency.city", ColumnType::Text),
     ("compose.debtor.name", ColumnType::Text),
     ("compose.debtor.address", ColumnType::Text),
     ("compose.debtor.kind", ColumnType::Text),
@@ -763,6 +765,16 @@ mod tests {
             compose["prior_notices"],
             json!([{"kind": "mise_en_demeure", "invoices": ["F-1", "F-2"]}])
         );
+    }
+
+    #[test]
+    fn the_city_of_the_place_and_date_line_has_its_columns() {
+        let csv = "recipient.name;compose.creditor.city;compose.agency.city\nA;Lyon;Grenoble\n";
+        let input = read_csv(csv.as_bytes(), None).expect("reads");
+        assert!(input.errors.is_empty(), "{:?}", input.errors);
+        let compose = &input.rows[0].letter["compose"];
+        assert_eq!(compose["creditor"]["city"], "Lyon");
+        assert_eq!(compose["agency"]["city"], "Grenoble");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::mentions::{
 };
 use super::request::{CreditorKind, Imputation, LetterKind, NoticeSender, PriorNoticeKind};
 use super::wording::{Wording, deadline_text};
-use super::{Composition, CompositionSummary, french};
+use super::{Composition, CompositionSummary, PartySummary, PaymentSummary, french};
 use crate::letter::{FieldError, field_error};
 
 /// One block of a letter.
@@ -32,7 +32,7 @@ pub enum Block {
         /// Lines.
         lines: Vec<String>,
     },
-    /// `Le 23 novembre 2026`.
+    /// `Lyon, le 23 novembre 2026` (or `Le 23 novembre 2026` when no city is known).
     PlaceDate {
         /// Text.
         text: String,
@@ -130,8 +130,32 @@ pub struct ComposedLetter {
 impl ComposedLetter {
     /// What the API answers and the evidence records.
     pub fn summary(&self, c: &Composition) -> CompositionSummary {
+        let r = &c.request;
+        let kind_name = |v: serde_json::Result<serde_json::Value>| {
+            v.ok().and_then(|v| v.as_str().map(str::to_string))
+        };
         CompositionSummary {
-            kind: c.request.kind,
+            kind: r.kind,
+            creditor: PartySummary {
+                name: r.creditor.name.clone(),
+                siren: r.creditor.siren.as_ref().map(|s| s.display()),
+                kind: kind_name(serde_json::to_value(r.creditor.kind)),
+            },
+            agency: r.agency.as_ref().map(|a| PartySummary {
+                name: a.name.clone(),
+                siren: None,
+                kind: None,
+            }),
+            debtor: PartySummary {
+                name: r.debtor.name.clone(),
+                siren: None,
+                kind: kind_name(serde_json::to_value(r.debtor.kind)),
+            },
+            payment: PaymentSummary {
+                link: r.payment.link.as_ref().map(|l| l.as_str().to_string()),
+                iban: r.payment.iban.as_ref().map(|i| i.display()),
+                instructions: r.payment.instructions.clone(),
+            },
             letter_date: c.letter_date,
             deadline_days: c.request.deadline_days,
             breakdown: c.breakdown.clone(),
@@ -305,7 +329,7 @@ fn head(c: &Composition) -> Vec<Block> {
         Block::SenderAddress { lines: sender },
         Block::RecipientAddress { lines: recipient },
         Block::PlaceDate {
-            text: format!("Le {}", french::date(c.letter_date)),
+            text: place_date(c),
         },
         Block::References { lines: references },
         Block::Subject { text: subject },
@@ -314,6 +338,25 @@ fn head(c: &Composition) -> Vec<Block> {
             text: "Madame, Monsieur,".into(),
         },
     ]
+}
+
+/// `Lyon, le 1er décembre 2026`: the writer's city (the agency's when one writes), given as
+/// `city` or read from the address's last line; `Le 1er décembre 2026` when neither says it.
+fn place_date(c: &Composition) -> String {
+    let r = &c.request;
+    let city = match &r.agency {
+        Some(a) => a.city.clone().or_else(|| a.address.city()),
+        None => r
+            .creditor
+            .city
+            .clone()
+            .or_else(|| r.creditor.address.city()),
+    };
+    let date = french::date(c.letter_date);
+    match city {
+        Some(city) => format!("{city}, le {date}"),
+        None => format!("Le {date}"),
+    }
 }
 
 fn default_body(c: &Composition) -> Vec<Block> {
@@ -882,4 +925,109 @@ fn invoice_numbers(c: &Composition) -> String {
 
 fn plural(n: usize) -> &'static str {
     if n > 1 { "s" } else { "" }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use time::macros::date;
+
+    use super::*;
+    use crate::collection::request::PostalAddress;
+    use crate::collection::{ComposeRequest, RatesTable};
+
+    fn place_line(creditor: Value, agency: Option<Value>) -> String {
+        let mut request = json!({
+            "kind": "relance",
+            "creditor": creditor,
+            "debtor": {"name": "Boulangerie Martin", "address": "3 place du Marché\n38000 Grenoble", "kind": "professional"},
+            "invoices": [{"number": "F-1", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount_cents": 10_000}],
+            "payment": {"instructions": "Chèque à l'ordre du créancier"}
+        });
+        if let Some(agency) = agency {
+            request["agency"] = agency;
+        }
+        let c = ComposeRequest::parse(&request, date!(2026 - 12 - 01), &RatesTable::embedded())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let letter = write_letter(&c, None).unwrap_or_else(|e| panic!("{e:?}"));
+        letter
+            .blocks
+            .iter()
+            .find_map(|b| match b {
+                Block::PlaceDate { text } => Some(text.clone()),
+                _ => None,
+            })
+            .expect("a place and date line")
+    }
+
+    #[test]
+    fn the_letter_is_dated_from_the_writers_city() {
+        let creditor = json!({"name": "Atelier Durand", "address": "12 rue des Lilas\n69002 Lyon"});
+        assert_eq!(
+            place_line(creditor.clone(), None),
+            "Lyon, le 1er décembre 2026"
+        );
+        // The agency writes: its city.
+        let agency = json!({"name": "Recouvr SAS", "address": ["8 avenue Foch", "75116 PARIS CEDEX 16"], "mandate_reference": "M-1"});
+        assert_eq!(
+            place_line(creditor.clone(), Some(agency.clone())),
+            "Paris, le 1er décembre 2026"
+        );
+        let mut named = agency;
+        named["city"] = json!("Neuilly-sur-Seine");
+        assert_eq!(
+            place_line(creditor, Some(named)),
+            "Neuilly-sur-Seine, le 1er décembre 2026"
+        );
+        let with_city = json!({"name": "Atelier Durand", "address": "12 rue des Lilas\n69002 Lyon", "city": "Villeurbanne"});
+        assert_eq!(
+            place_line(with_city, None),
+            "Villeurbanne, le 1er décembre 2026"
+        );
+        // No postal code to read the city from: only the date.
+        let abroad =
+            json!({"name": "Atelier Durand", "address": "Rue du Rhône 12\nCH-1204 Genève"});
+        assert_eq!(place_line(abroad, None), "Le 1er décembre 2026");
+    }
+
+    #[test]
+    fn a_bad_city_is_refused_with_its_path() {
+        let request = json!({
+            "kind": "relance",
+            "creditor": {"name": "Atelier Durand", "address": "69002 Lyon", "city": "  "},
+            "agency": {"name": "Recouvr SAS", "address": "75116 Paris", "mandate_reference": "M-1", "city": "x".repeat(101)},
+            "debtor": {"name": "Boulangerie Martin", "address": "38000 Grenoble", "kind": "professional"},
+            "invoices": [{"number": "F-1", "issue_date": "2026-10-01", "due_date": "2026-10-31", "amount_cents": 10_000}],
+            "payment": {"instructions": "Chèque"}
+        });
+        let errors =
+            ComposeRequest::parse(&request, date!(2026 - 12 - 01), &RatesTable::embedded())
+                .expect_err("refused");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"compose.creditor.city"), "{errors:?}");
+        assert!(fields.contains(&"compose.agency.city"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_city_is_read_from_the_postal_codes_line() {
+        let city =
+            |lines: &[&str]| PostalAddress(lines.iter().map(|l| l.to_string()).collect()).city();
+        assert_eq!(city(&["3 rue X", "69002 Lyon"]).as_deref(), Some("Lyon"));
+        assert_eq!(
+            city(&["42100 SAINT-ÉTIENNE"]).as_deref(),
+            Some("Saint-Étienne")
+        );
+        assert_eq!(
+            city(&["BP 12", "75008 Paris Cedex 08"]).as_deref(),
+            Some("Paris")
+        );
+        assert_eq!(
+            city(&["13001 Marseille 1er"]).as_deref(),
+            Some("Marseille 1er")
+        );
+        assert_eq!(city(&["69002"]), None);
+        assert_eq!(city(&["Lyon"]), None);
+        assert_eq!(city(&["6900 Lyon"]), None);
+        assert_eq!(city(&["69002 CEDEX"]), None);
+    }
 }

@@ -30,29 +30,9 @@ pub fn percent(basis_points: i64) -> String {
     format!("{sign}{},{:02}{NO_BREAK_SPACE}%", abs / 100, abs % 100)
 }
 
-/// `2026-11-23` → `23 novembre 2026`; the first of the month is written `1er`.
-pub fn date(d: Date) -> String {
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    let month = MONTHS[usize::from(d.month() as u8 - 1)];
-    if d.day() == 1 {
-        format!("1er {month} {}", d.year())
-    } else {
-        format!("{} {month} {}", d.day(), d.year())
-    }
-}
+/// `2026-11-23` → `23 novembre 2026`; the first of the month is written `1er`. The one
+/// French date function of the service ([`crate::french::date`]).
+pub use crate::french::date;
 
 /// `2026-11-23` → `23/11/2026`, for tables.
 pub fn short_date(d: Date) -> String {

@@ -246,11 +246,49 @@ fn time_barred_error(i: usize, p: &Prescription) -> FieldError {
     )
 }
 
+/// A party of the claim, as the summary names it (the proofs and the API show it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PartySummary {
+    /// Name or company name.
+    pub name: String,
+    /// SIREN, when given (creditor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siren: Option<String>,
+    /// `professional`, `private_person` (creditor) or `consumer` (debtor); absent for an
+    /// agency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// How the debtor can pay, as the letter says it (Code des procédures civiles
+/// d'exécution, art. R.124-4 4°); the recipient's page repeats it once the letter is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PaymentSummary {
+    /// Payment page (`https://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// IBAN, in groups of four.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iban: Option<String>,
+    /// Free instructions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
 /// What the API answers and the deposit evidence records about a composed letter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CompositionSummary {
     /// Relance or mise en demeure.
     pub kind: LetterKind,
+    /// Who is owed.
+    pub creditor: PartySummary,
+    /// The collection agency writing for the creditor, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency: Option<PartySummary>,
+    /// Who owes.
+    pub debtor: PartySummary,
+    /// How to pay.
+    pub payment: PaymentSummary,
     /// The letter's date.
     #[schema(value_type = String, format = Date)]
     #[serde(serialize_with = "crate::collection::french::iso_date::serialize")]

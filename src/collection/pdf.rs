@@ -117,24 +117,10 @@ pub fn render_with(
                 rows,
                 footer,
             } => {
-                let columns = header.len().max(1);
-                // The first column (invoice, label) is the widest; amounts share the rest.
-                let first = match columns {
-                    1 => 1.0,
-                    2..=4 => 0.40,
-                    _ => 0.16,
-                };
-                let rest = if columns > 1 {
-                    (1.0 - first) / (columns - 1) as f32
-                } else {
-                    0.0
-                };
-                let widths: Vec<f32> = (0..columns)
-                    .map(|i| if i == 0 { first } else { rest })
-                    .collect();
-                let header: Vec<&str> = header.iter().map(String::as_str).collect();
+                // Rows then totals, in columns sized to their content: no date, amount or
+                // invoice number is broken across lines.
                 let all: Vec<Vec<String>> = rows.iter().chain(footer).cloned().collect();
-                page.table(&header, &all, &widths, &vec![Face::Regular; columns]);
+                page.table(header, &all);
                 page.space(4.0);
             }
             Block::Quote { text, source } => {

@@ -42,6 +42,8 @@ pub const MAX_DEADLINE_DAYS: u8 = 60;
 pub const MAX_INVOICES_PER_LETTER: usize = 100;
 /// Most lines of a postal address (NF Z10-011 allows six).
 pub const MAX_ADDRESS_LINES: usize = 6;
+/// Longest city name written before the letter's date.
+pub const MAX_CITY_LEN: usize = 100;
 /// Longest payment instructions or link.
 pub const MAX_LONG_TEXT_LEN: usize = 1000;
 /// Amounts stay below 2^53 so that they survive every JSON parser (RFC 8785 evidence).
@@ -96,6 +98,45 @@ impl PostalAddress {
     pub fn one_line(&self) -> String {
         self.0.join(", ")
     }
+
+    /// The city of a French address: its last line is the postal code and the locality
+    /// (NF Z10-011: `69002 LYON`, `75008 Paris CEDEX 08`), so `69002 Lyon` gives `Lyon`.
+    /// `None` when the last line does not start with a five-digit postal code (a foreign
+    /// address, a country line): the city is then not guessed.
+    pub fn city(&self) -> Option<String> {
+        let last = self.0.last()?.trim();
+        let (code, rest) = last.split_once(char::is_whitespace)?;
+        if code.len() != 5 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let words: Vec<&str> = rest
+            .split_whitespace()
+            .take_while(|w| !w.eq_ignore_ascii_case("cedex"))
+            .collect();
+        if words.is_empty() {
+            return None;
+        }
+        Some(city_case(&words.join(" ")))
+    }
+}
+
+/// `SAINT-ÉTIENNE` → `Saint-Étienne`: postal addresses write the locality in capitals
+/// (NF Z10-011), a letter's place line does not. A name already in mixed case is kept.
+fn city_case(city: &str) -> String {
+    if city.chars().any(char::is_lowercase) {
+        return city.to_string();
+    }
+    let mut out = String::with_capacity(city.len());
+    let mut start = true;
+    for c in city.chars() {
+        if start {
+            out.push(c);
+        } else {
+            out.extend(c.to_lowercase());
+        }
+        start = matches!(c, ' ' | '-' | '\'' | '’');
+    }
+    out
 }
 
 /// A SIREN number (9 digits, Luhn check digit; INSEE).
@@ -250,6 +291,9 @@ pub struct Creditor {
     /// A merchant (commerçant): prescription of Code de commerce L.110-4.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub merchant: bool,
+    /// The city written before the letter's date ("Lyon, le …"); else read from the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 /// The collection agency acting for the creditor (Code des procédures civiles d'exécution, art. R.124-1 and following).
@@ -261,6 +305,9 @@ pub struct Agency {
     pub address: PostalAddress,
     /// Reference of the written mandate given by the creditor (Code des procédures civiles d'exécution, art. R.124-3).
     pub mandate_reference: String,
+    /// The city written before the letter's date ("Lyon, le …"); else read from the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 /// Who owes.
@@ -540,7 +587,7 @@ impl ComposeRequest {
             unknown_keys(
                 c,
                 "compose.creditor",
-                &["name", "address", "siren", "kind", "merchant"],
+                &["name", "address", "siren", "kind", "merchant", "city"],
                 &mut errors,
             );
             let name = text(
@@ -552,6 +599,14 @@ impl ComposeRequest {
                 &mut errors,
             );
             let address = address(c, "compose.creditor", &mut errors);
+            let city = text(
+                c,
+                "compose.creditor",
+                "city",
+                false,
+                MAX_CITY_LEN,
+                &mut errors,
+            );
             let siren =
                 text(c, "compose.creditor", "siren", false, 20, &mut errors).and_then(|s| {
                     match Siren::parse(&s) {
@@ -594,6 +649,7 @@ impl ComposeRequest {
                 siren,
                 kind: kind?,
                 merchant: merchant?,
+                city,
             })
         });
 
@@ -601,11 +657,19 @@ impl ComposeRequest {
             unknown_keys(
                 a,
                 "compose.agency",
-                &["name", "address", "mandate_reference"],
+                &["name", "address", "mandate_reference", "city"],
                 &mut errors,
             );
             let name = text(a, "compose.agency", "name", true, MAX_TEXT_LEN, &mut errors);
             let address = address(a, "compose.agency", &mut errors);
+            let city = text(
+                a,
+                "compose.agency",
+                "city",
+                false,
+                MAX_CITY_LEN,
+                &mut errors,
+            );
             let mandate_reference = text(
                 a,
                 "compose.agency",
@@ -618,6 +682,7 @@ impl ComposeRequest {
                 name: name?,
                 address: address?,
                 mandate_reference: mandate_reference?,
+                city,
             })
         });
         let agency_given = matches!(obj.get("agency"), Some(v) if !v.is_null());
@@ -1063,6 +1128,9 @@ pub struct CreditorBody {
     /// `true` when the creditor is a merchant (commerçant): prescription of Code de commerce
     /// L.110-4 rather than Code civil 2224. Default false; never with `private_person`.
     merchant: Option<bool>,
+    /// City written before the letter's date (≤ 100 characters); default: read from the
+    /// address's last line (`69002 Lyon`).
+    city: Option<String>,
 }
 
 /// `compose.agency`.
@@ -1075,6 +1143,9 @@ pub struct AgencyBody {
     address: AddressBody,
     /// Reference of the creditor's written mandate (Code des procédures civiles d'exécution, art. R.124-3).
     mandate_reference: String,
+    /// City written before the letter's date (≤ 100 characters); default: read from the
+    /// address's last line.
+    city: Option<String>,
 }
 
 /// `compose.debtor`.

@@ -1,11 +1,14 @@
 //! Tests of the composer as a whole: amounts, regimes, prescription, warnings, errors and
 //! mentions, through `ComposeRequest::parse` and `write_letter` as the API uses them.
-use super::amounts::{RECOVERY_INDEMNITY_CENTS, RateBasis};
-use super::mentions::{self, L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3};
-use super::*;
+
 use serde_json::{Value, json};
 use time::Date;
 use time::macros::date;
+
+use super::amounts::{RECOVERY_INDEMNITY_CENTS, RateBasis};
+use super::mentions::{self, L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3};
+use super::*;
+
 fn b2b(invoices: Value) -> Value {
     json!({
         "kind": "mise_en_demeure",
@@ -15,28 +18,34 @@ fn b2b(invoices: Value) -> Value {
         "payment": {"iban": "FR76 3000 6000 0112 3456 7890 189", "link": "https://pay.example.fr/i/42"}
     })
 }
+
 fn with(mut v: Value, key: &str, value: Value) -> Value {
     v[key] = value;
     v
 }
+
 fn consumer(v: Value) -> Value {
     let mut v = v;
     v["debtor"]["kind"] = json!("consumer");
     v["debtor"]["name"] = json!("Jeanne Petit");
     v
 }
+
 fn parse(v: &Value, letter_date: Date) -> Result<Composition, Vec<FieldError>> {
     ComposeRequest::parse(v, letter_date, &RatesTable::embedded())
 }
+
 fn ok(v: &Value, letter_date: Date) -> Composition {
     match parse(v, letter_date) {
         Ok(c) => c,
         Err(e) => panic!("expected a composition, got {e:?}"),
     }
 }
+
 fn invoice(number: &str, due: &str, amount: i64) -> Value {
     json!({"number": number, "issue_date": due, "due_date": due, "amount_cents": amount})
 }
+
 #[test]
 fn b2b_interest_across_a_half_year_boundary_uses_each_half_years_ecb_rate() {
     // Due 31 May 2025: interest from 1 June. 2025-H1: ECB 3,15 % + 10 = 13,15 % for 30 days
@@ -79,6 +88,7 @@ fn b2b_interest_across_a_half_year_boundary_uses_each_half_years_ecb_rate() {
     assert_eq!(c.breakdown.rates_used.len(), 2);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
 #[test]
 fn a_contract_rate_below_three_times_the_legal_rate_is_raised_to_that_floor() {
     // 2026-H1 legal rate (autres cas) 2,62 % → floor 7,86 %. 1 Feb – 2 Mar 2026 = 30 days.
@@ -114,6 +124,7 @@ fn a_contract_rate_below_three_times_the_legal_rate_is_raised_to_that_floor() {
     // 100 000 × 1500 × 30 / 3 650 000 = 1 232,87… → 1 233.
     assert_eq!(c.breakdown.invoices[0].interest_cents, 1_233);
 }
+
 #[test]
 fn a_consumer_owes_no_interest_before_the_first_mise_en_demeure() {
     let invoices = json!([invoice("C-1", "2026-06-30", 200_000)]);
@@ -130,6 +141,7 @@ fn a_consumer_owes_no_interest_before_the_first_mise_en_demeure() {
     let text = write_letter(&c, None).expect("letter").plain_text();
     assert!(text.contains("courent à compter de la présente mise en demeure"));
 }
+
 #[test]
 fn a_later_letter_to_a_consumer_counts_legal_interest_from_the_first_mise_en_demeure() {
     let later = with(
@@ -180,6 +192,7 @@ fn a_later_letter_to_a_consumer_counts_legal_interest_from_the_first_mise_en_dem
             .any(|w| w.code == "consumer_interest_not_claimed")
     );
 }
+
 #[test]
 fn a_private_person_creditor_gets_the_private_legal_rate_and_no_indemnity() {
     let mut v = with(
@@ -195,6 +208,7 @@ fn a_private_person_creditor_gets_the_private_legal_rate_and_no_indemnity() {
     assert_eq!((p.rate_bp, p.days), (667, 30));
     assert_eq!(c.breakdown.totals.indemnity_cents, 0);
 }
+
 #[test]
 fn partial_payments_leave_interest_on_the_rest_only() {
     let v = b2b(json!([
@@ -209,6 +223,7 @@ fn partial_payments_leave_interest_on_the_rest_only() {
     let text = write_letter(&c, None).expect("letter").plain_text();
     assert!(text.contains("500,00\u{A0}€") && text.contains("1\u{202F}500,00\u{A0}€"));
 }
+
 #[test]
 fn prescription_is_five_years_between_professionals_with_a_warning_then_a_refusal() {
     let v = b2b(json!([invoice("OLD-1", "2021-11-23", 100_000)]));
@@ -239,6 +254,7 @@ fn prescription_is_five_years_between_professionals_with_a_warning_then_a_refusa
     let letter = write_letter(&c, None).expect("letter");
     assert_eq!(letter.summary(&c).prescription_overrides, c.overrides);
 }
+
 #[test]
 fn prescription_is_two_years_against_a_consumer() {
     let v = consumer(b2b(json!([invoice("C-9", "2024-11-23", 100_000)])));
@@ -249,6 +265,7 @@ fn prescription_is_two_years_against_a_consumer() {
     let near = ok(&v, date!(2026 - 08 - 25));
     assert!(near.warnings.iter().any(|w| w.code == "prescription_near"));
 }
+
 #[test]
 fn interest_needing_a_rate_before_the_table_is_refused_not_guessed() {
     let v = b2b(json!([invoice("F-1", "2014-11-30", 100_000)]));
@@ -256,6 +273,7 @@ fn interest_needing_a_rate_before_the_table_is_refused_not_guessed() {
     assert_eq!(errors[0].field, "compose.invoices[0].due_date");
     assert!(errors[0].message.contains("2014-H2"));
 }
+
 #[test]
 fn an_operator_table_replaces_the_embedded_one() {
     let table = RatesTable::from_toml(
@@ -268,6 +286,7 @@ fn an_operator_table_replaces_the_embedded_one() {
     assert_eq!(c.breakdown.invoices[0].periods[0].rate_bp, 1200);
     assert!(c.warnings.is_empty());
 }
+
 #[test]
 fn every_invalid_field_is_listed_at_once() {
     let v = json!({
@@ -316,6 +335,7 @@ fn every_invalid_field_is_listed_at_once() {
         ]
     );
 }
+
 #[test]
 fn a_time_barred_invoice_is_reported_with_the_other_errors() {
     let mut v = b2b(json!([
@@ -334,6 +354,7 @@ fn a_time_barred_invoice_is_reported_with_the_other_errors() {
     let errors = parse(&v, date!(2026 - 11 - 24)).expect_err("invalid");
     assert_eq!(errors.len(), 1);
 }
+
 #[test]
 fn required_elements_are_named_when_missing() {
     let errors = parse(&json!({}), date!(2026 - 11 - 23)).expect_err("empty");
@@ -358,6 +379,7 @@ fn required_elements_are_named_when_missing() {
         .is_ok()
     );
 }
+
 #[test]
 fn default_letters_carry_every_mandatory_mention_without_additions() {
     let agency = json!({"name": "Recouvrement Alpes SAS", "address": "8 avenue Foch\n38000 Grenoble", "mandate_reference": "MAN-77"});
@@ -421,6 +443,7 @@ fn default_letters_carry_every_mandatory_mention_without_additions() {
         }
     }
 }
+
 #[test]
 fn custom_wording_that_drops_mentions_gets_them_added() {
     let mut v = b2b(json!([invoice("F-1", "2026-05-31", 50_000)]));
@@ -470,6 +493,7 @@ fn custom_wording_that_drops_mentions_gets_them_added() {
         letter.mentions
     );
 }
+
 #[test]
 fn the_check_reads_the_final_blocks() {
     let mut v = b2b(json!([invoice("F-1", "2026-05-31", 50_000)]));
@@ -499,6 +523,7 @@ fn the_check_reads_the_final_blocks() {
         .collect();
     assert_eq!(mentions::missing(&c, &altered), [Mention::L111_8Text]);
 }
+
 #[test]
 fn a_placeholder_the_request_does_not_give_is_an_error() {
     let c = ok(
@@ -509,6 +534,7 @@ fn a_placeholder_the_request_does_not_give_is_an_error() {
     let errors = write_letter(&c, Some(&w)).expect_err("no agency");
     assert!(errors[0].message.contains("agency.mandate_reference"));
 }
+
 #[test]
 fn the_summary_serialises_the_breakdown_rates_and_mentions() {
     let c = ok(
@@ -534,9 +560,11 @@ fn the_summary_serialises_the_breakdown_rates_and_mentions() {
     let blocks = serde_json::to_value(&letter.blocks).expect("json");
     assert_eq!(blocks[0]["type"], "sender_address");
 }
+
 /// A small deterministic generator (64-bit LCG, Knuth's constants): the same cases on
 /// every run, without a property-testing dependency.
 struct Lcg(u64);
+
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
         self.0 = self
@@ -546,6 +574,7 @@ impl Lcg {
         (self.0 >> 33) % below
     }
 }
+
 #[test]
 fn a_consumer_never_owes_the_recovery_indemnity_and_amounts_always_add_up() {
     let mut rng = Lcg(0x5EED_2026);
@@ -643,10 +672,12 @@ fn a_consumer_never_owes_the_recovery_indemnity_and_amounts_always_add_up() {
     }
     assert!(consumer_cases > 200, "only {consumer_cases} consumer cases");
 }
+
 // Worked cases computed independently of the code (Python 3, `fractions.Fraction`):
 // interest = principal × rate_bp × days / (10 000 × days of the year), days counted with
 // both ends included, rounded once half up — the actual/actual convention of Code de
 // commerce L.441-10 and Code civil 1231-6 applied per calendar year.
+
 #[test]
 fn worked_case_a_consumer_owes_interest_only_on_invoices_the_first_mise_en_demeure_covered() {
     // Notice of 1 March 2026 covers C-1 (due 31 January) but not C-2 (due 15 March, owed
@@ -671,6 +702,7 @@ fn worked_case_a_consumer_owes_interest_only_on_invoices_the_first_mise_en_demeu
     assert_eq!(b.totals.indemnity_cents, 0);
     assert_eq!(b.totals.total_cents, 150_000 + 80_000 + 646);
 }
+
 #[test]
 fn worked_case_a_debt_born_before_collective_proceedings_is_refused_with_the_reason() {
     // Code de commerce L.622-7, L.622-21: redressement opened on 1 March 2026; F-OLD was
@@ -697,6 +729,7 @@ fn worked_case_a_debt_born_before_collective_proceedings_is_refused_with_the_rea
     assert_eq!(c.breakdown.invoices[0].interest_cents, 499);
     assert_eq!(c.breakdown.totals.total_cents, 50_000 + 499 + 4_000);
 }
+
 #[test]
 fn prescription_runs_from_performance_and_restarts_at_an_acknowledgement() {
     // Consumer, performed 10 March 2024, invoiced and due later: the two years of L.218-2
@@ -723,6 +756,7 @@ fn prescription_runs_from_performance_and_restarts_at_an_acknowledgement() {
     assert!(parse(&acknowledged, date!(2028 - 02 - 02)).is_ok());
     assert!(parse(&acknowledged, date!(2028 - 02 - 03)).is_err());
 }
+
 #[test]
 fn a_missing_half_year_is_stated_as_absent_from_our_table_never_as_unknown() {
     let c = ok(
@@ -736,6 +770,7 @@ fn a_missing_half_year_is_stated_as_absent_from_our_table_never_as_unknown() {
     );
     assert!(!text.contains("pas connu"), "{text}");
 }
+
 #[test]
 fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused_naming_it() {
     // The shipped table ends at 2026-H1; a consumer letter counting interest from
@@ -757,6 +792,7 @@ fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused_nami
     );
     assert!(errors[0].message.contains("refuse"));
 }
+
 #[test]
 fn by_default_a_letter_needing_an_absent_half_year_applies_the_latest_value_and_warns() {
     let later = with(
@@ -775,11 +811,13 @@ fn by_default_a_letter_needing_an_absent_half_year_applies_the_latest_value_and_
         && w.message.contains("2026-H2")
         && w.message.contains("2026-H1")));
 }
+
 fn b2b_merchants(invoices: Value) -> Value {
     let mut v = b2b(invoices);
     v["creditor"]["merchant"] = json!(true);
     v
 }
+
 #[test]
 fn l110_4_is_cited_only_when_the_creditor_or_the_debtor_is_a_merchant() {
     let letter_date = date!(2026 - 11 - 23);
@@ -834,6 +872,7 @@ fn l110_4_is_cited_only_when_the_creditor_or_the_debtor_is_a_merchant() {
         );
     }
 }
+
 #[test]
 fn a_time_barred_invoice_reported_with_other_errors_cites_l110_4_for_merchants() {
     let mut v = b2b_merchants(json!([invoice("OLD-1", "2020-01-10", 100_000)]));
@@ -852,6 +891,7 @@ fn a_time_barred_invoice_reported_with_other_errors_cites_l110_4_for_merchants()
         barred.message
     );
 }
+
 /// Boundaries of the prescription through the whole composer: the day before and the day
 /// of the limit compose, the day after is refused with the rule and the interruptions named.
 fn assert_limit(v: &Value, limit: Date, rule: &str) {
@@ -884,6 +924,7 @@ fn assert_limit(v: &Value, limit: Date, rule: &str) {
         );
     }
 }
+
 #[test]
 fn two_years_against_a_consumer_from_performance_with_and_without_acknowledgement() {
     // L.218-2; Cass. 1re civ. 19 mai 2021 n° 20-12.520: from the performance (15 January
@@ -904,6 +945,7 @@ fn two_years_against_a_consumer_from_performance_with_and_without_acknowledgemen
         rule,
     );
 }
+
 #[test]
 fn five_years_from_performance_with_and_without_acknowledgement() {
     let inv = |v: fn(Value) -> Value, extra: Value| {
@@ -928,6 +970,7 @@ fn five_years_from_performance_with_and_without_acknowledgement() {
         );
     }
 }
+
 #[test]
 fn an_overridden_prescription_leaves_out_every_court_threat_and_is_recorded() {
     let v = with(
@@ -983,6 +1026,7 @@ fn an_overridden_prescription_leaves_out_every_court_threat_and_is_recorded() {
         "{summary}"
     );
 }
+
 #[test]
 fn up_to_5000_euros_an_assignation_is_said_to_follow_an_amicable_attempt() {
     // A consumer's first mise en demeure: no interest, no indemnity, so the total is the
@@ -1119,9 +1163,11 @@ fn worked_cases_match_the_independent_computation() {
         assert!(text.contains(needle), "{name}: {needle:?} not in\n{text}");
     }
 }
+
 fn fields(errors: &[FieldError]) -> Vec<&str> {
     errors.iter().map(|e| e.field.as_str()).collect()
 }
+
 #[test]
 fn bad_dated_payments_are_refused_naming_their_path() {
     let v = b2b(json!([
@@ -1159,6 +1205,7 @@ fn bad_dated_payments_are_refused_naming_their_path() {
             .contains("exceeds what was owed on 2026-02-10")
     );
 }
+
 #[test]
 fn a_payment_pays_interest_first_unless_imputed_to_principal() {
     // 1 000 000 due 2025-12-31, 300 000 paid 2026-03-01: 60 days at 12,15 % on 1 000 000
@@ -1193,6 +1240,7 @@ fn a_payment_pays_interest_first_unless_imputed_to_principal() {
     assert_eq!((inv.principal_cents, inv.interest_paid_cents), (700_000, 0));
     assert!(inv.interest_cents > 19_973);
 }
+
 #[test]
 fn an_invoice_paid_late_in_full_is_claimed_for_interest_and_indemnity_only() {
     let v = b2b(
@@ -1221,6 +1269,7 @@ fn an_invoice_paid_late_in_full_is_claimed_for_interest_and_indemnity_only() {
         "{errors:?}"
     );
 }
+
 #[test]
 fn prior_notices_are_checked_against_the_letters_invoices() {
     let v = with(
@@ -1247,6 +1296,7 @@ fn prior_notices_are_checked_against_the_letters_invoices() {
         assert!(fields(&errors).contains(&field), "{field}: {errors:?}");
     }
 }
+
 #[test]
 fn a_consumer_invoice_earns_interest_only_from_a_notice_that_covered_it() {
     // `first_letter` (mise en demeure of 2026-02-10) covers C-1 only (overdue then); the
@@ -1287,6 +1337,7 @@ fn a_consumer_invoice_earns_interest_only_from_a_notice_that_covered_it() {
     );
     assert!(text.contains("1344-1"), "{text}");
 }
+
 #[test]
 fn an_agencys_later_letter_must_recall_its_first_letter_r124_4() {
     let agency = json!({"name": "Recouvr SAS", "address": "8 avenue Foch\n75116 Paris", "mandate_reference": "MAN-77"});
@@ -1337,6 +1388,7 @@ fn an_agencys_later_letter_must_recall_its_first_letter_r124_4() {
             .any(|e| e.field == "compose.prior_notices")
     );
 }
+
 #[test]
 fn a_public_buyers_rate_is_fixed_at_the_half_year_interest_started() {
     let mut v = b2b(json!([invoice("P-1", "2025-06-10", 800_000)]));
@@ -1368,6 +1420,7 @@ fn a_public_buyers_rate_is_fixed_at_the_half_year_interest_started() {
     .expect_err("refused");
     assert_eq!(fields(&errors), ["compose.contract_rate_percent"]);
 }
+
 #[test]
 fn a_public_buyer_debtor_is_a_professional_recipient() {
     let deposit = |recipient: &str| json!({"recipient": {"kind": recipient}, "compose": {"debtor": {"kind": "public_buyer"}}});

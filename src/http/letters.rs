@@ -360,6 +360,65 @@ pub async fn show(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// Streams a document of the letter to its sender: an uploaded document, or the PDF the
+/// service composed (`compose`), byte for byte as deposited (its SHA-256 is in the proof of
+/// deposit). Reading it leaves no evidence: only the recipient's download is a handover.
+#[utoipa::path(get, path = "/v1/letters/{id}/documents/{document_id}", tag = "letters",
+    params(("id" = String, Path, description = "Letter id"),
+           ("document_id" = String, Path, description = "Document id, from the letter's `documents`")),
+    responses((status = 200, description = "The document", content_type = "application/pdf", body = Vec<u8>),
+              (status = 401, description = "Missing or wrong API key", body = Problem),
+              (status = 404, description = "No such letter for this account, or no such document in it", body = Problem),
+              (status = 410, description = "The content was destroyed after the retention period", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn document(
+    State(service): State<Service>,
+    caller: Caller,
+    Path((id, document_id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let row = find_letter(&service, &caller, &id).await?;
+    let documents = service.storage.letter_documents(&row.id).await?;
+    let doc = documents
+        .into_iter()
+        .find(|d| d.id == document_id)
+        .ok_or_else(|| {
+            Problem::not_found(format!("letter {} has no document {document_id}", row.id))
+        })?;
+    if let Some(destroyed_at) = row.content_destroyed_at {
+        return Err(Problem::content_destroyed(&doc.sha256, destroyed_at));
+    }
+    // As for the recipient: the first segment is decrypted and checked before answering.
+    let mut reader = service.content.open_read(&doc.sha256).await?;
+    let first = reader.next_chunk().await?;
+    let stream = futures_util::StreamExt::chain(
+        futures_util::stream::iter(first.map(Ok)),
+        reader.into_stream(),
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_str(&doc.media_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                super::documents::pdf_attachment(&doc.filename),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_LENGTH,
+                HeaderValue::from(doc.size.max(0) as u64),
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
 /// Places a legal hold on a letter: while it is set, the content is not destroyed even after
 /// `retain_until`. Idempotent (the first hold time is kept).
 #[utoipa::path(post, path = "/v1/letters/{id}/hold", tag = "letters",
@@ -575,11 +634,26 @@ async fn load_view(service: &Service, row: LetterRow) -> Result<LetterView, Prob
     let documents = service.storage.letter_documents(&row.id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
     let base = &service.settings.public_url;
-    letter_view(
+    let mut view = letter_view(
         &row,
         &documents,
         evidence.iter().map(|e| summary_of_row(e, base)).collect(),
-    )
+    )?;
+    view.collection = collection_summary(&evidence);
+    Ok(view)
+}
+
+/// The composition summary of a composed letter, as its proof of deposit records it (the
+/// same object the `201` answer gave); `None` for a letter of uploaded documents.
+pub(crate) fn collection_summary(evidence: &[EvidenceRow]) -> Option<serde_json::Value> {
+    let deposit = evidence
+        .iter()
+        .find(|e| e.event == crate::evidence::EvidenceEvent::SubmissionAcceptance.name())?;
+    let mut record: serde_json::Value = serde_json::from_slice(&deposit.record).ok()?;
+    match record.get_mut("details")?.get_mut("collection")?.take() {
+        serde_json::Value::Null => None,
+        summary => Some(summary),
+    }
 }
 
 fn letter_view(

@@ -111,6 +111,10 @@ pub fn router(service: Service) -> Router {
             "/v1/letters/{id}/hold",
             post(letters::place_hold).delete(letters::lift_hold),
         )
+        .route(
+            "/v1/letters/{id}/documents/{document_id}",
+            get(letters::document),
+        )
         .route("/v1/letters/{id}/evidence", get(letters::evidence_list))
         .route("/v1/letters/{id}/bundle.zip", get(letters::bundle))
         .route("/v1/letters/{id}/proofs/{file}", get(letters::proof))

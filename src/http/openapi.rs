@@ -36,6 +36,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::letters::deposit,
         super::letters::list,
         super::letters::show,
+        super::letters::document,
         super::letters::place_hold,
         super::letters::lift_hold,
         super::letters::evidence_list,

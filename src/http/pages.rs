@@ -377,8 +377,9 @@ struct LandingPage {
     closed_text: Option<&'static str>,
     /// Only after a decision (CPCE R.53-3).
     sender: Option<Sender>,
-    /// For an accepted composed letter: where to pay (shown to the identified recipient).
-    payment_link: Option<String>,
+    /// For an accepted composed letter: the sum claimed, the last day to pay and every way
+    /// to pay (shown to the identified recipient).
+    claim: Option<ClaimView>,
     decision_text: Option<String>,
     /// The window is open: explain, and offer identification or the decision.
     open: bool,
@@ -393,6 +394,19 @@ struct LandingPage {
     withheld: bool,
     withheld_text: String,
     proofs: Vec<ProofRow>,
+}
+
+/// The sum claimed by an accepted composed letter, as its proof of deposit records it.
+struct ClaimView {
+    /// `16 580,00 €`.
+    total: String,
+    /// Principal, interest, indemnity: label and amount.
+    parts: Vec<(&'static str, String)>,
+    /// Last day to pay, with how it is counted.
+    pay_by: Option<String>,
+    link: Option<String>,
+    iban: Option<String>,
+    instructions: Option<String>,
 }
 
 struct DocumentLink {
@@ -433,19 +447,62 @@ async fn show_letter(
     };
     let mut page = landing_page(service, lang, token, &letter, identified, error);
     if identified && page.accepted {
-        page.payment_link = payment_link(service, &letter.letter.id).await;
+        page.claim = claim_view(service, lang, &letter.letter).await;
     }
     render(status, &page)
 }
 
-/// The payment link of a composed letter, from its proof of deposit.
-async fn payment_link(service: &Service, letter_id: &str) -> Option<String> {
-    let rows = service.storage.evidence_of_letter(letter_id).await.ok()?;
-    let record: serde_json::Value = serde_json::from_slice(&rows.first()?.record).ok()?;
-    record["details"]["collection"]["payment_link"]
-        .as_str()
-        .filter(|link| link.starts_with("https://"))
-        .map(str::to_string)
+/// What an accepted composed letter claims and how to pay it, from its proof of deposit
+/// (the recipient has accepted, so the letter's content is theirs to see).
+async fn claim_view(
+    service: &Service,
+    lang: Lang,
+    row: &crate::storage::LetterRow,
+) -> Option<ClaimView> {
+    let t = lang.wording();
+    let rows = service.storage.evidence_of_letter(&row.id).await.ok()?;
+    let c = super::letters::collection_summary(&rows)?;
+    let totals = &c["breakdown"]["totals"];
+    let euros = crate::collection::french::euros;
+    let mut parts = Vec::new();
+    for (label, key) in [
+        (t.claim_principal, "principal_cents"),
+        (t.claim_interest, "interest_cents"),
+        (t.claim_indemnity, "indemnity_cents"),
+    ] {
+        if let Some(v) = totals[key]
+            .as_i64()
+            .filter(|v| *v > 0 || key != "indemnity_cents")
+        {
+            parts.push((label, euros(v)));
+        }
+    }
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let payment = &c["payment"];
+    // Letters composed before the summary carried `payment` recorded only the link.
+    let link = text(&payment["link"])
+        .or_else(|| text(&c["payment_link"]))
+        .filter(|link| link.starts_with("https://"));
+    let days = c["deadline_days"]
+        .as_u64()
+        .and_then(|d| u8::try_from(d).ok());
+    let received = row
+        .decided_at
+        .and_then(|at| crate::window::paris_date(from_unix_micros(at)));
+    let pay_by = match (days, received) {
+        (Some(days), Some(received)) => received
+            .checked_add(time::Duration::days(i64::from(days)))
+            .map(|last| t.pay_by(last, days)),
+        _ => None,
+    };
+    Some(ClaimView {
+        total: euros(totals["total_cents"].as_i64()?),
+        parts,
+        pay_by,
+        link,
+        iban: text(&payment["iban"]),
+        instructions: text(&payment["instructions"]),
+    })
 }
 
 fn landing_page(
@@ -532,7 +589,7 @@ fn landing_page(
         // CPCE R.53-3: the sender is revealed only after the decision, and only to the
         // identified recipient (a forwarded link alone shows nothing more than before).
         sender: letter.sender.clone().filter(|_| decided && identified),
-        payment_link: None,
+        claim: None,
         decision_text: row
             .decided_at
             .filter(|_| decided && identified)

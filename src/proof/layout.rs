@@ -426,73 +426,74 @@ impl Layout {
         self.y = top + height + 6.0;
     }
 
-    /// A table: a bold header row, then rows; `widths` are fractions of the text width.
-    pub fn table(&mut self, header: &[&str], rows: &[Vec<String>], widths: &[f32], faces: &[Face]) {
-        let size = 8.5;
-        let leading = size * 1.35;
-        let columns: Vec<(f32, f32)> = {
-            let mut x = MARGIN_X;
-            widths
-                .iter()
-                .map(|w| {
-                    let col = (x, w * TEXT_WIDTH);
-                    x += w * TEXT_WIDTH;
-                    col
-                })
-                .collect()
-        };
-        let header_row: Vec<String> = header.iter().map(|s| s.to_string()).collect();
-        let draw_row = |layout: &mut Layout, cells: &[String], bold: bool| {
-            let wrapped: Vec<Vec<String>> = cells
-                .iter()
-                .zip(&columns)
-                .enumerate()
-                .map(|(i, (cell, (_, w)))| {
-                    let face = if bold {
-                        Face::Bold
-                    } else {
-                        faces.get(i).copied().unwrap_or(Face::Regular)
-                    };
-                    wrap(cell, face, size, w - 6.0)
-                })
-                .collect();
-            let height = wrapped.iter().map(Vec::len).max().unwrap_or(1) as f32 * leading + 4.0;
-            layout.keep(height);
-            let top = layout.y;
-            if bold {
-                layout.push(Op::Rect {
-                    x: MARGIN_X,
-                    y: top,
-                    w: TEXT_WIDTH,
-                    h: height,
-                    colour: PALE_GREY,
-                });
+    /// A table: a bold header row, then `rows`. No word of a cell is ever broken, so dates,
+    /// amounts (whose thousands are separated by no-break spaces) and references stay on one
+    /// line: each column is at least as wide as its longest word and gets the room it needs
+    /// for its cells on one line when the table has it, so only cells with several words
+    /// (text) wrap, at spaces. When even that does not fit, the font gets smaller (8.5 down
+    /// to 7 points), then the first cell of each row goes on a line of its own above the
+    /// others. A table that continues on the next page repeats its header row there.
+    pub fn table(&mut self, header: &[String], rows: &[Vec<String>]) {
+        let fit = TableFit::new(header, rows);
+        let header = fit.lay_out(header, true);
+        let rows: Vec<LaidRow> = rows.iter().map(|r| fit.lay_out(r, false)).collect();
+        // The header row is never left alone at the foot of a page.
+        self.keep(header.height + rows.first().map_or(0.0, |r| r.height));
+        self.table_row(&fit, &header);
+        for row in &rows {
+            if self.y + row.height > PAGE_HEIGHT - MARGIN_BOTTOM {
+                self.pages.push(Vec::new());
+                self.y = MARGIN_TOP;
+                self.table_row(&fit, &header);
             }
-            for (i, (lines, (x, _))) in wrapped.iter().zip(&columns).enumerate() {
-                let face = if bold {
-                    Face::Bold
-                } else {
-                    faces.get(i).copied().unwrap_or(Face::Regular)
-                };
-                for (j, line) in lines.iter().enumerate() {
-                    let baseline = top + 2.0 + leading * (j as f32 + 1.0) - size * 0.3;
-                    layout.text_at(x + 3.0, baseline, face, size, BLACK, line);
-                }
-            }
-            layout.y = top + height;
-            layout.push(Op::Rect {
-                x: MARGIN_X,
-                y: layout.y,
-                w: TEXT_WIDTH,
-                h: 0.3,
-                colour: GREY,
-            });
-        };
-        draw_row(self, &header_row, true);
-        for row in rows {
-            draw_row(self, row, false);
+            self.table_row(&fit, row);
         }
         self.space(4.0);
+    }
+
+    /// Draws one row of a table laid out by `fit` at the cursor, then a rule under it.
+    fn table_row(&mut self, fit: &TableFit, row: &LaidRow) {
+        let face = if row.bold { Face::Bold } else { Face::Regular };
+        let size = fit.size;
+        let leading = size * 1.35;
+        self.keep(row.height);
+        let top = self.y;
+        if row.bold {
+            self.push(Op::Rect {
+                x: MARGIN_X,
+                y: top,
+                w: TEXT_WIDTH,
+                h: row.height,
+                colour: PALE_GREY,
+            });
+        }
+        // With the first cell apart, it runs across the table above the others.
+        for (j, line) in row.lead.iter().enumerate() {
+            let baseline = top + 2.0 + leading * (j as f32 + 1.0) - size * 0.3;
+            self.text_at(
+                MARGIN_X + CELL_PADDING / 2.0,
+                baseline,
+                face,
+                size,
+                BLACK,
+                line,
+            );
+        }
+        let line_top = top + 2.0 + leading * row.lead.len() as f32;
+        for (lines, (x, _)) in row.cells.iter().zip(&fit.columns) {
+            for (j, line) in lines.iter().enumerate() {
+                let baseline = line_top + leading * (j as f32 + 1.0) - size * 0.3;
+                self.text_at(x + CELL_PADDING / 2.0, baseline, face, size, BLACK, line);
+            }
+        }
+        self.y = top + row.height;
+        self.push(Op::Rect {
+            x: MARGIN_X,
+            y: self.y,
+            w: TEXT_WIDTH,
+            h: 0.3,
+            colour: GREY,
+        });
     }
 
     /// A QR code of `payload`, `side` points wide, at `x` and the cursor, with a caption to
@@ -686,6 +687,163 @@ impl Layout {
     }
 }
 
+/// Room left and right of a cell's text, in points.
+const CELL_PADDING: f32 = 6.0;
+
+/// Font sizes a table tries, largest first, before putting the first cell apart.
+const TABLE_SIZES: [f32; 4] = [8.5, 8.0, 7.5, 7.0];
+
+/// How a table is laid out: its font size, each column's left edge and width, and whether
+/// the first cell of each row is written on a line of its own.
+struct TableFit {
+    size: f32,
+    columns: Vec<(f32, f32)>,
+    lead_apart: bool,
+}
+
+impl TableFit {
+    /// The largest size at which no word of the table must be broken; then the same with
+    /// the first column apart; as a last resort (words longer than the page), the smallest
+    /// size with the first column apart and equal columns, words broken.
+    fn new(header: &[String], rows: &[Vec<String>]) -> TableFit {
+        for lead_apart in [false, true] {
+            for size in TABLE_SIZES {
+                if let Some(widths) = column_widths(header, rows, size, usize::from(lead_apart)) {
+                    return TableFit::from_widths(size, widths, lead_apart);
+                }
+            }
+        }
+        let n = header.len().max(1);
+        let rest = n.saturating_sub(1).max(1);
+        let widths = (0..n)
+            .map(|i| {
+                if i == 0 && n > 1 {
+                    0.0
+                } else {
+                    TEXT_WIDTH / rest as f32
+                }
+            })
+            .collect();
+        TableFit::from_widths(TABLE_SIZES[TABLE_SIZES.len() - 1], widths, n > 1)
+    }
+
+    fn from_widths(size: f32, widths: Vec<f32>, lead_apart: bool) -> TableFit {
+        let mut x = MARGIN_X;
+        let columns = widths
+            .into_iter()
+            .map(|w| {
+                let column = (x, w);
+                x += w;
+                column
+            })
+            .collect();
+        TableFit {
+            size,
+            columns,
+            lead_apart,
+        }
+    }
+
+    /// The lines of each cell of a row (the first cell's apart when it is on a line of its
+    /// own; then an empty cell in its place) and the row's height.
+    fn lay_out(&self, cells: &[String], bold: bool) -> LaidRow {
+        let face = if bold { Face::Bold } else { Face::Regular };
+        let leading = self.size * 1.35;
+        let skip = usize::from(self.lead_apart);
+        let lead = if self.lead_apart {
+            let first = cells.first().map(String::as_str).unwrap_or_default();
+            wrap(first, face, self.size, TEXT_WIDTH - CELL_PADDING)
+        } else {
+            Vec::new()
+        };
+        let laid: Vec<Vec<String>> = cells
+            .iter()
+            .zip(&self.columns)
+            .enumerate()
+            .map(|(i, (cell, (_, w)))| {
+                if i < skip {
+                    Vec::new()
+                } else {
+                    wrap(cell, face, self.size, w - CELL_PADDING)
+                }
+            })
+            .collect();
+        let tallest = laid.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        LaidRow {
+            height: (tallest + lead.len()) as f32 * leading + 4.0,
+            lead,
+            cells: laid,
+            bold,
+        }
+    }
+}
+
+/// A row of a table, its cells wrapped into lines.
+struct LaidRow {
+    /// The first cell's lines when it is written apart, above the others.
+    lead: Vec<String>,
+    /// Each cell's lines (none for a cell written apart).
+    cells: Vec<Vec<String>>,
+    height: f32,
+    /// The heading row.
+    bold: bool,
+}
+
+/// Widths of the columns from `skip` on at `size` (the skipped ones get none), or `None`
+/// when their longest words alone do not fit in the text width. Each column gets at least
+/// its longest word (header in bold, cells in regular); the room left goes to the columns
+/// whose cells would otherwise wrap, in proportion to what they lack, and once every cell
+/// fits on one line, to all columns in proportion to their width.
+fn column_widths(
+    header: &[String],
+    rows: &[Vec<String>],
+    size: f32,
+    skip: usize,
+) -> Option<Vec<f32>> {
+    let n = header.len();
+    let mut least = vec![0.0f32; n];
+    let mut natural = vec![0.0f32; n];
+    for (i, (least, natural)) in least
+        .iter_mut()
+        .zip(natural.iter_mut())
+        .enumerate()
+        .skip(skip)
+    {
+        let cells = std::iter::once((header.get(i), Face::Bold))
+            .chain(rows.iter().map(|r| (r.get(i), Face::Regular)));
+        for (cell, face) in cells {
+            let Some(cell) = cell else { continue };
+            // A hundredth of a point over, so that `wrap` (which measures the same way) never
+            // finds the word a rounding error too wide.
+            *natural = natural.max(face.width(cell, size) + CELL_PADDING + 0.01);
+            for word in cell.split(' ') {
+                *least = least.max(face.width(word, size) + CELL_PADDING + 0.01);
+            }
+        }
+    }
+    let least_sum: f32 = least.iter().sum();
+    let natural_sum: f32 = natural.iter().sum();
+    if least_sum > TEXT_WIDTH {
+        return None;
+    }
+    if natural_sum <= TEXT_WIDTH {
+        let share = if natural_sum > 0.0 {
+            TEXT_WIDTH / natural_sum
+        } else {
+            0.0
+        };
+        return Some(natural.iter().map(|w| w * share).collect());
+    }
+    let share = (TEXT_WIDTH - least_sum) / (natural_sum - least_sum);
+    Some(
+        least
+            .iter()
+            .zip(&natural)
+            .map(|(l, nat)| l + (nat - l) * share)
+            .collect(),
+    )
+}
+
 fn fill(colour: Colour) -> Fill {
     Fill {
         paint: krilla::color::rgb::Color::new(colour.0, colour.1, colour.2).into(),
@@ -776,6 +934,131 @@ mod tests {
             joined.replace(' ', ""),
             text.replace(' ', ""),
             "no character lost or added"
+        );
+    }
+
+    fn texts(ops: &[Op]) -> Vec<(Face, f32, String)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Text {
+                    face, size, text, ..
+                } => Some((*face, *size, text.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn cells(
+        header: &[&str],
+        rows: usize,
+        row: impl Fn(usize) -> Vec<String>,
+    ) -> (Vec<String>, Vec<Vec<String>>) {
+        (
+            header.iter().map(|h| h.to_string()).collect(),
+            (0..rows).map(row).collect(),
+        )
+    }
+
+    #[test]
+    fn a_table_continued_on_the_next_page_repeats_its_heading_row() {
+        let (header, rows) = cells(&["Facture", "Échéance", "Total"], 120, |i| {
+            vec![
+                format!("F-{i}"),
+                "31/05/2026".into(),
+                "1\u{202F}234,56\u{A0}€".into(),
+            ]
+        });
+        let mut page = Layout::new();
+        page.table(&header, &rows);
+        assert!(page.pages.len() >= 3, "{} pages", page.pages.len());
+        for (p, ops) in page.pages.iter().enumerate() {
+            let bold: Vec<String> = texts(ops)
+                .into_iter()
+                .filter(|(face, _, _)| *face == Face::Bold)
+                .map(|(_, _, t)| t)
+                .collect();
+            assert_eq!(bold, ["Facture", "Échéance", "Total"], "page {}", p + 1);
+        }
+        let drawn: Vec<String> = page
+            .pages
+            .iter()
+            .flat_map(|ops| texts(ops))
+            .filter(|(face, _, _)| *face == Face::Regular)
+            .map(|(_, _, t)| t)
+            .collect();
+        assert_eq!(drawn.len(), 120 * 3, "each cell on one line, none lost");
+    }
+
+    #[test]
+    fn numbers_are_never_broken_and_a_too_wide_table_shrinks_then_puts_its_first_column_apart() {
+        let amount = "12\u{202F}345\u{202F}678,90\u{A0}€".to_string();
+        let header = [
+            "Facture",
+            "Émise le",
+            "Échéance",
+            "Montant",
+            "Déjà réglé",
+            "Principal dû",
+            "Intérêts",
+            "Indemnité forfaitaire",
+            "Total",
+        ];
+        let row = |number: &str| {
+            let mut r = vec![number.to_string(), "30/04/2026".into(), "31/05/2026".into()];
+            r.extend(std::iter::repeat_n(amount.clone(), 6));
+            r
+        };
+        for number in ["F-17", "FACT-2026-00000000070001"] {
+            let (header, rows) = cells(&header, 3, |_| row(number));
+            let mut page = Layout::new();
+            page.table(&header, &rows);
+            let drawn = texts(&page.pages[0]);
+            let regular: Vec<&String> = drawn
+                .iter()
+                .filter(|(f, _, _)| *f == Face::Regular)
+                .map(|(_, _, t)| t)
+                .collect();
+            // Every cell is drawn whole, as one run of text.
+            assert_eq!(
+                regular.iter().filter(|t| ***t == amount).count(),
+                18,
+                "{number}: {regular:?}"
+            );
+            assert_eq!(
+                regular.iter().filter(|t| **t == number).count(),
+                3,
+                "{number}"
+            );
+            assert_eq!(regular.iter().filter(|t| **t == "31/05/2026").count(), 3);
+            // Header words are never cut either.
+            for (face, _, text) in &drawn {
+                if *face == Face::Bold {
+                    assert!(
+                        header
+                            .iter()
+                            .any(|h| h.split(' ').any(|w| text.split(' ').any(|t| t == w))),
+                        "{text:?} is a piece of a word"
+                    );
+                }
+            }
+            let size = drawn[0].1;
+            assert!((7.0..=8.5).contains(&size), "{size}");
+        }
+        let fit = TableFit::new(
+            &header.map(String::from),
+            &[row("FACT-2026-00000000070001")],
+        );
+        assert!(
+            fit.lead_apart,
+            "24-character numbers go on a line of their own"
+        );
+        let mut usual = row("F-2026-101");
+        for cell in &mut usual[3..] {
+            *cell = "12\u{202F}500,00\u{A0}€".into();
+        }
+        assert!(
+            !TableFit::new(&header.map(String::from), &[usual]).lead_apart,
+            "a usual letter keeps one line per invoice"
         );
     }
 

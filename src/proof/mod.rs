@@ -412,6 +412,9 @@ fn single_event(page: &mut Layout, kind: ProofKind, events: &[Event<'_>], index:
         );
     }
 
+    if let Some(first) = events.first() {
+        claim(page, &first.record, kind);
+    }
     documents(page, r);
     evidence_block(page, e);
     if kind == ProofKind::Deposit
@@ -446,6 +449,7 @@ fn summary(page: &mut Layout, events: &[Event<'_>]) {
             Face::Regular,
         );
     }
+    claim(page, &first.record, ProofKind::Summary);
     documents(page, &first.record);
 
     page.heading("Chronologie des événements", "Timeline of events");
@@ -505,6 +509,93 @@ fn statement(kind: ProofKind, r: &EvidenceRecord) -> String {
         ProofKind::Summary => String::new(),
     }
 }
+
+/// For a composed letter (its proof of deposit records the composition): the kind of
+/// letter, who claims from whom, and the sum claimed with its parts (Code des procédures
+/// civiles d'exécution, art. R.124-4 3°: principal, interest and other sums distinguished).
+/// Letters of uploaded documents have no such section: the service does not read them.
+fn claim(page: &mut Layout, deposit: &EvidenceRecord, kind: ProofKind) {
+    let Some(c) = deposit.details.get("collection").filter(|c| c.is_object()) else {
+        return;
+    };
+    let cents = |key: &str| c["breakdown"]["totals"][key].as_i64();
+    page.heading("Créance réclamée", "Sum claimed");
+    let letter_kind = match c["kind"].as_str() {
+        Some("mise_en_demeure") => "Mise en demeure de payer",
+        Some("relance") => "Relance pour impayé",
+        _ => "Lettre de recouvrement",
+    };
+    page.field(
+        "Nature de la lettre",
+        "Kind of letter",
+        letter_kind,
+        Face::Regular,
+    );
+    // CPCE R.53-3: the sender stays hidden from the recipient until the decision; the
+    // creditor (and the agency writing for it) would name it on the proof of dispatch.
+    if kind == ProofKind::Dispatch {
+        page.field(
+            "Créancier",
+            "Creditor",
+            "Non communiqué au destinataire avant sa décision (CPCE R.53-3) ; il figure sur la \
+             preuve de dépôt.",
+            Face::Regular,
+        );
+    } else if let Some(name) = c["creditor"]["name"].as_str() {
+        let mut value = name.to_string();
+        if let Some(siren) = c["creditor"]["siren"].as_str() {
+            value.push_str(&format!("\nSIREN {siren}"));
+        }
+        if let Some(agency) = c["agency"]["name"].as_str() {
+            value.push_str(&format!("\nreprésenté par {agency} (recouvrement amiable)"));
+        }
+        page.field("Créancier", "Creditor", &value, Face::Regular);
+    }
+    if let Some(name) = c["debtor"]["name"].as_str() {
+        page.field("Débiteur", "Debtor", name, Face::Regular);
+    }
+    let euros = crate::collection::french::euros;
+    let mut parts = Vec::new();
+    if let Some(v) = cents("principal_cents") {
+        parts.push(format!("Principal restant dû : {}", euros(v)));
+    }
+    if let Some(v) = cents("interest_cents") {
+        parts.push(format!("Intérêts de retard : {}", euros(v)));
+    }
+    if let Some(v) = cents("indemnity_cents").filter(|v| *v > 0) {
+        parts.push(format!(
+            "Indemnités forfaitaires pour frais de recouvrement (Code de commerce, art. \
+             L.441-10, D.441-5) : {}",
+            euros(v)
+        ));
+    }
+    if let Some(v) = cents("total_cents") {
+        parts.push(format!("Total réclamé : {}", euros(v)));
+    }
+    if !parts.is_empty() {
+        page.field(
+            "Somme réclamée",
+            "Principal, interest, indemnity, total",
+            &parts.join("\n"),
+            Face::Regular,
+        );
+    }
+    if let Some(date) = c["letter_date"]
+        .as_str()
+        .and_then(|d| time::Date::parse(d, ISO_DATE).ok())
+    {
+        page.field(
+            "Montants arrêtés au",
+            "Amounts as of",
+            &crate::french::date(date),
+            Face::Regular,
+        );
+    }
+}
+
+/// `2026-11-23`, as the composition summary writes dates.
+const ISO_DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
 
 fn party(page: &mut Layout, french: &str, english: &str, p: &PartyInfo) {
     let mut value = format!("{}\n{}", p.name, p.email);

@@ -85,6 +85,65 @@ async fn a_recipient_accepts_and_downloads_in_a_real_browser() {
     assert!(agent.contains("Chrome"), "{agent}");
 }
 
+/// A composed letter on a 390 px wide phone (`tests/browser/phone.mjs`): no page scrolls
+/// sideways, the accepted letter shows the amount due, the last day to pay and every payment
+/// means, and the /verify pages fit too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composed_letter_reads_on_a_390_px_phone() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let script = root.join("tests/browser/phone.mjs");
+    if !browser_available(&root) {
+        return;
+    }
+    let Some(app) = spawn_app(Engine::Sqlite).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&crate::compose::body(
+            crate::compose::compose("professional", true),
+            false,
+        ))
+        .await;
+    assert_eq!(response.status(), 201);
+    let letter: serde_json::Value = response.json().await.expect("json");
+    let letter_id = letter["id"].as_str().expect("id").to_string();
+    let total = recommande::collection::french::euros(
+        letter["collection"]["breakdown"]["totals"]["total_cents"]
+            .as_i64()
+            .expect("total"),
+    );
+    app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
+    let mail_dir = app.dir.path().join("mail");
+    let landing = app.url(&format!("/r/{}", notification_token(&mail_dir)));
+    let verify = app.url(&format!(
+        "/verify?letter={letter_id}&code={}",
+        app.service.lifecycle.verification_code(&letter_id)
+    ));
+    let screenshots = root.join("target/browser-screenshots");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .arg(&landing)
+            .arg(&mail_dir)
+            .arg(&total)
+            .arg(&verify)
+            .env("SCREENSHOT_DIR", &screenshots)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the phone walk failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(stdout.contains("phone walk: all checks passed"), "{stdout}");
+}
+
 /// Chromium and the npm packages are installed by `.ci/run`; in CI their absence fails the
 /// test, elsewhere it is reported loudly and the test returns.
 fn browser_available(root: &Path) -> bool {

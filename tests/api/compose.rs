@@ -2,9 +2,12 @@
 //! letter, every mandatory mention is in the PDF's text, the amounts and rates are in the
 //! response and in the proof of deposit, a consumer is never charged the €40 indemnity, and
 //! every problem of a request is reported at once.
+
+use serde_json::{Value, json};
+
 use crate::helpers::{Engine, TestApp, spawn_app};
 use crate::proofs::poppler;
-use serde_json::{Value, json};
+
 crate::on_both_engines!(
     a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts,
     every_problem_of_a_composed_letter_is_listed_at_once,
@@ -18,8 +21,12 @@ crate::on_both_engines!(
     by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof,
     an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency,
     in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency,
-    dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_and_fixed_rate
+    dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_and_fixed_rate,
+    invoice_tables_keep_every_date_amount_number_and_heading_on_one_line,
+    the_sender_reads_the_summary_and_downloads_the_composed_pdf,
+    the_proofs_of_a_composed_letter_state_the_claim
 );
+
 pub(crate) fn compose(debtor_kind: &str, agency: bool) -> Value {
     let mut c = json!({
         "kind": "mise_en_demeure",
@@ -37,6 +44,7 @@ pub(crate) fn compose(debtor_kind: &str, agency: bool) -> Value {
     }
     c
 }
+
 pub(crate) fn body(compose: Value, consumer: bool) -> Value {
     let mut recipient = json!({"name": "Boulangerie Martin", "email": "compta@boulangerie-martin.fr", "kind": "professional"});
     if consumer {
@@ -49,6 +57,7 @@ pub(crate) fn body(compose: Value, consumer: bool) -> Value {
         "compose": compose
     })
 }
+
 async fn pdf_bytes(app: &TestApp, letter: &Value) -> Vec<u8> {
     let sha = letter["documents"][0]["sha256"].as_str().expect("sha");
     let mut bytes = Vec::new();
@@ -59,6 +68,7 @@ async fn pdf_bytes(app: &TestApp, letter: &Value) -> Vec<u8> {
     assert!(bytes.starts_with(b"%PDF-"), "the composed letter is a PDF");
     bytes
 }
+
 async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
     let bytes = pdf_bytes(app, letter).await;
     let dir = tempfile::tempdir().expect("dir");
@@ -85,6 +95,7 @@ async fn pdf_text(app: &TestApp, letter: &Value) -> Option<String> {
     );
     Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
+
 async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -203,6 +214,7 @@ async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(eng
         );
     }
 }
+
 async fn every_problem_of_a_composed_letter_is_listed_at_once(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -268,6 +280,7 @@ async fn every_problem_of_a_composed_letter_is_listed_at_once(engine: Engine) {
     // Nothing half-written: the refused requests left no letter behind.
     assert_eq!(app.letter_count().await, 1);
 }
+
 async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_reports_bad_rows(
     engine: Engine,
 ) {
@@ -376,6 +389,7 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
         );
     }
 }
+
 async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engine: Engine) {
     use crate::smtp::{SmtpSink, body_text, code, link_token};
     let Some(sink) = SmtpSink::start(&[], 0) else {
@@ -437,9 +451,21 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         .await
         .expect("json");
     let session = session["session"].as_str().expect("session").to_string();
+    let before = page(Some(session.clone())).await;
     assert!(
-        !page(Some(session.clone())).await.contains("pay.example.fr"),
+        !before.contains("pay.example.fr"),
         "identified but not yet accepted"
+    );
+    // Where refusal is offered: refusing does not extinguish the debt.
+    assert!(
+        before.contains("Refuser la lettre n&#x27;éteint pas la dette")
+            || before.contains("Refuser la lettre n&#39;éteint pas la dette")
+            || before.contains("Refuser la lettre n'éteint pas la dette"),
+        "{before}"
+    );
+    assert!(
+        !before.contains("FR76 3000"),
+        "no payment details before the decision"
     );
     let accepted = app
         .client
@@ -449,16 +475,82 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         .await
         .expect("accept");
     assert_eq!(accepted.status(), 200);
-    let html = page(Some(session)).await;
+    let html = page(Some(session.clone())).await;
     assert!(
         html.contains(r#"href="https://pay.example.fr/i/42""#),
         "the payment link after acceptance:\n{html}"
     );
+    // Every payment means, the total and the last day to pay (8 days after acceptance).
+    let letter: Value = app.get("/v1/letters").await.json().await.expect("json");
+    let letter = &letter["items"][0];
+    let total = recommande::collection::french::euros(
+        letter["collection"]["breakdown"]["totals"]["total_cents"]
+            .as_i64()
+            .expect("total"),
+    );
+    let plain = spaces(&html);
+    assert!(
+        plain.contains(&spaces(&total)),
+        "the total {total} on the page:\n{html}"
+    );
+    assert!(
+        plain.contains("FR76 3000 6000 0112 3456 7890 189"),
+        "{html}"
+    );
+    let decided = time::OffsetDateTime::parse(
+        letter["decided_at"].as_str().expect("decided"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("time");
+    let last_day = recommande::window::paris_date(decided).expect("date") + time::Duration::days(8);
+    assert!(
+        plain.contains(&format!(
+            "À payer au plus tard le</dt><dd>{}",
+            recommande::french::date(last_day)
+        )),
+        "the deadline to pay:\n{html}"
+    );
+    let english = app
+        .client
+        .get(app.url(&format!("/r/{token}?lang=en")))
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        english.contains("To pay by")
+            && english.contains(&recommande::window::english_date(last_day)),
+        "{english}"
+    );
+    // The proofs: the receipt states the claim; the proof of dispatch, which the recipient
+    // may be shown before deciding, keeps the creditor out (CPCE R.53-3).
+    let id = letter["id"].as_str().expect("id");
+    if let Some(receipt) = crate::proofs::proof_text(&app, id, "receipt").await {
+        let receipt = spaces(&receipt);
+        assert!(
+            receipt.contains(&format!("Total réclamé : {}", spaces(&total))),
+            "{receipt}"
+        );
+        assert!(receipt.contains("Atelier Durand SARL"), "{receipt}");
+    }
+    if let Some(dispatch) = crate::proofs::proof_text(&app, id, "dispatch").await {
+        let dispatch = spaces(&dispatch);
+        assert!(dispatch.contains("Créance réclamée"), "{dispatch}");
+        assert!(
+            dispatch.contains(&format!("Total réclamé : {}", spaces(&total))),
+            "{dispatch}"
+        );
+        assert!(!dispatch.contains("Atelier Durand SARL"), "{dispatch}");
+    }
     assert!(
         !page(None).await.contains("pay.example.fr"),
         "never to a bare link"
     );
 }
+
 /// The composed letter as an archive file: `qpdf --check` finds no damage, `pdffonts` lists
 /// only embedded fonts with a ToUnicode map, the XMP identifies PDF/A-3B, and the attached
 /// `composition.json` is the summary the API answered with.
@@ -547,6 +639,7 @@ async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_a
         "the attachment is the summary"
     );
 }
+
 /// The `collection` summary recorded in the letter's proof of deposit.
 async fn recorded_collection(app: &TestApp, letter: &Value) -> Value {
     let id = letter["id"].as_str().expect("id");
@@ -559,12 +652,14 @@ async fn recorded_collection(app: &TestApp, letter: &Value) -> Value {
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     record["details"]["collection"].clone()
 }
+
 async fn created(response: reqwest::Response) -> Value {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     assert_eq!(status, 201, "{text}");
     serde_json::from_str(&text).expect("json")
 }
+
 async fn a_letter_on_an_overridden_prescription_threatens_no_court_action_and_the_proof_says_so(
     engine: Engine,
 ) {
@@ -654,6 +749,7 @@ async fn a_letter_on_an_overridden_prescription_threatens_no_court_action_and_th
     );
     assert_eq!(app.letter_count().await, before);
 }
+
 async fn up_to_5000_euros_the_letter_says_an_amicable_attempt_precedes_an_assignation(
     engine: Engine,
 ) {
@@ -695,6 +791,7 @@ async fn up_to_5000_euros_the_letter_says_an_amicable_attempt_precedes_an_assign
         assert!(!large_text.contains("750-1"), "{large_text}");
     }
 }
+
 async fn l110_4_applies_only_when_a_party_is_said_to_be_a_merchant(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -735,6 +832,7 @@ async fn l110_4_applies_only_when_a_party_is_said_to_be_a_merchant(engine: Engin
     );
     assert_eq!(app.letter_count().await, before);
 }
+
 /// A rates table ending with 2025-H2: every letter composed now needs a later half-year.
 fn short_rates_table(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("rates.toml");
@@ -748,11 +846,13 @@ fn short_rates_table(dir: &std::path::Path) -> std::path::PathBuf {
     .expect("rates file");
     path
 }
+
 fn overdue_since_2025() -> Value {
     let mut b = body(compose("professional", false), false);
     b["compose"]["invoices"] = json!([{"number": "F-2025-300", "issue_date": "2025-09-01", "due_date": "2025-09-30", "amount_cents": 200_000}]);
     b
 }
+
 async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refused(engine: Engine) {
     let dir = tempfile::tempdir().expect("dir");
     let rates = short_rates_table(dir.path());
@@ -794,6 +894,7 @@ async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refuse
         letter["collection"]
     );
 }
+
 async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in_answer_and_proof(
     engine: Engine,
 ) {
@@ -832,6 +933,7 @@ async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in
         );
     }
 }
+
 async fn consent_naming(app: &TestApp, sender: Option<&str>) -> String {
     let mut consent = json!({"email": "jeanne@example.fr", "name": "Jeanne Petit",
         "given_at": "2026-01-15T10:30:00+01:00", "method": "signed_form"});
@@ -854,6 +956,7 @@ async fn consent_naming(app: &TestApp, sender: Option<&str>) -> String {
     );
     view["id"].as_str().expect("id").to_string()
 }
+
 async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -922,6 +1025,7 @@ async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine
         "{record}"
     );
 }
+
 async fn in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
@@ -1106,4 +1210,360 @@ async fn dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_a
     }
     assert_eq!(view["state"], "completed", "{view}");
     assert_eq!(app.letter_count().await, 2);
+}
+
+/// `compose` with `count` invoices whose numbers are 24 characters long and whose amounts
+/// run into millions of euros: the widest tables a letter makes.
+fn many_invoices(count: usize) -> Value {
+    let mut c = compose("professional", false);
+    let start = time::macros::date!(2026 - 03 - 02);
+    c["invoices"] = (0..count)
+        .map(|i| {
+            let issue = start + time::Duration::days(i as i64);
+            let due = issue + time::Duration::days(30);
+            json!({
+                "number": format!("FACT-2026-{:014}", 7_000_000 + i),
+                "issue_date": issue.to_string(),
+                "due_date": due.to_string(),
+                "amount_cents": 123_456_789 + 1_000_000 * i as i64,
+                "paid_cents": 2_345_678,
+            })
+        })
+        .collect();
+    c
+}
+
+/// The text of a PDF as `pdftotext -layout` lays it out (table rows as lines), or `None`
+/// without poppler.
+/// The first page is kept as `target/proof-pages/<name>-1.png` to look at.
+fn layout_text(pdf: &[u8], name: &str) -> Option<String> {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("letter.pdf");
+    let out = dir.path().join("letter.txt");
+    std::fs::write(&file, pdf).expect("write");
+    let pages = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/proof-pages");
+    std::fs::create_dir_all(&pages).expect("dir");
+    let _ = poppler(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "70",
+            file.to_str()?,
+            pages.join(name).to_str()?,
+        ],
+    );
+    let (ok, log) = poppler(
+        "pdftotext",
+        &["-layout", "-enc", "UTF-8", file.to_str()?, out.to_str()?],
+    )?;
+    assert!(ok, "{log}");
+    Some(std::fs::read_to_string(out).expect("text"))
+}
+
+/// Plain spaces for the no-break spaces of French typography, runs collapsed.
+fn spaces(s: &str) -> String {
+    recommande::collection::french::normalize_spaces(s)
+}
+
+async fn download(app: &TestApp, letter: &Value) -> reqwest::Response {
+    let id = letter["id"].as_str().expect("id");
+    let document = letter["documents"][0]["id"].as_str().expect("document id");
+    app.get(&format!("/v1/letters/{id}/documents/{document}"))
+        .await
+}
+
+async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    for count in [1, 5, 20] {
+        let response = app.post_letter(&body(many_invoices(count), false)).await;
+        assert_eq!(
+            response.status(),
+            201,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        let letter: Value = response.json().await.expect("json");
+        let pdf = download(&app, &letter).await.bytes().await.expect("pdf");
+        let Some(text) = layout_text(&pdf, &format!("composed-{count}-invoices")) else {
+            return;
+        };
+        let lines: Vec<String> = text.lines().map(spaces).collect();
+        let euros = |v: &Value| {
+            spaces(&recommande::collection::french::euros(
+                v.as_i64().expect("cents"),
+            ))
+        };
+        let invoices = letter["collection"]["breakdown"]["invoices"]
+            .as_array()
+            .expect("invoices");
+        assert_eq!(invoices.len(), count);
+        let compose = many_invoices(count);
+        for (i, (amounts, asked)) in invoices
+            .iter()
+            .zip(compose["invoices"].as_array().expect("asked"))
+            .enumerate()
+        {
+            let number = asked["number"].as_str().expect("number");
+            let short = |iso: &Value| {
+                let d = iso.as_str().expect("date");
+                format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4])
+            };
+            let mut tokens = vec![short(&asked["issue_date"]), short(&asked["due_date"])];
+            for key in [
+                "amount_cents",
+                "paid_cents",
+                "principal_cents",
+                "interest_cents",
+                "indemnity_cents",
+                "total_cents",
+            ] {
+                tokens.push(euros(&amounts[key]));
+            }
+            // The row of the invoice table: the number on a line, its cells on that line or,
+            // when the table is too wide, on the next one; each cell whole on one line.
+            let row = lines.iter().enumerate().find(|(j, line)| {
+                line.contains(number) && {
+                    let next = lines.get(j + 1).map(String::as_str).unwrap_or_default();
+                    tokens
+                        .iter()
+                        .all(|t| line.contains(t.as_str()) || next.contains(t.as_str()))
+                }
+            });
+            assert!(
+                row.is_some(),
+                "{count} invoices: row {i} ({number}) has a cell split across lines, looking for {tokens:?} in:\n{text}"
+            );
+        }
+        // The totals, whole.
+        let totals = &letter["collection"]["breakdown"]["totals"];
+        for key in [
+            "principal_cents",
+            "interest_cents",
+            "indemnity_cents",
+            "total_cents",
+        ] {
+            let total = euros(&totals[key]);
+            assert!(
+                lines.iter().any(|l| l.contains(&total)),
+                "{count} invoices: total {key} {total:?} split:\n{text}"
+            );
+        }
+        // The heading row: each column title starts on the same line, and no title word is
+        // cut (a cut word would leave a fragment such as "forfai" alone on a line).
+        let heading = lines
+            .iter()
+            .find(|l| l.contains("Échéance"))
+            .expect("heading row");
+        for word in [
+            "Émise",
+            "Montant",
+            "Déjà",
+            "Principal",
+            "Intérêts",
+            "Indemnité",
+            "Total",
+        ] {
+            assert!(
+                heading.contains(word),
+                "{count}: {word} not in the heading row {heading:?}"
+            );
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.split(' ').any(|w| w == "forfaitaire")),
+            "{count}: the word forfaitaire is cut:\n{text}"
+        );
+        // A table continued on the next page repeats its heading row there.
+        for (p, page) in text.split('\u{c}').enumerate() {
+            // A row of the invoice table is the only line with both an issue and a due date.
+            let has_row = page.lines().map(spaces).any(|line| {
+                compose["invoices"]
+                    .as_array()
+                    .expect("asked")
+                    .iter()
+                    .any(|inv| {
+                        ["issue_date", "due_date"].iter().all(|key| {
+                            let d = inv[key].as_str().expect("date");
+                            line.contains(&format!("{}/{}/{}", &d[8..10], &d[5..7], &d[..4]))
+                        })
+                    })
+            });
+            let page = spaces(page);
+            if has_row {
+                assert!(
+                    page.contains("Échéance"),
+                    "{count}: page {} has rows without the heading row:\n{page}",
+                    p + 1
+                );
+            }
+        }
+        // The place and date line: the creditor writes from Lyon (its address's last line).
+        assert!(
+            lines.iter().any(|l| l.contains("Lyon, le ")),
+            "{count}: no place and date:\n{text}"
+        );
+    }
+}
+
+async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", true), false))
+        .await;
+    assert_eq!(response.status(), 201);
+    let letter: Value = response.json().await.expect("json");
+    let id = letter["id"].as_str().expect("id");
+
+    let shown: Value = app
+        .get(&format!("/v1/letters/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        shown["collection"], letter["collection"],
+        "the 201 summary, read again"
+    );
+    let c = &shown["collection"];
+    assert_eq!(c["kind"], "mise_en_demeure");
+    assert_eq!(c["creditor"]["name"], "Atelier Durand SARL");
+    assert_eq!(c["creditor"]["siren"], "732 829 320");
+    assert_eq!(c["agency"]["name"], "Recouvr SAS");
+    assert_eq!(c["debtor"]["name"], "Boulangerie Martin");
+    assert_eq!(c["debtor"]["kind"], "professional");
+    assert_eq!(c["payment"]["iban"], "FR76 3000 6000 0112 3456 7890 189");
+    assert!(
+        c["breakdown"]["totals"]["total_cents"]
+            .as_i64()
+            .is_some_and(|t| t > 1_650_000)
+    );
+    assert!(c["warnings"].is_array());
+    let listed: Value = app.get("/v1/letters").await.json().await.expect("json");
+    assert!(
+        listed["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|l| l["id"] == id && l["collection"] == *c),
+        "the list shows it too"
+    );
+
+    let response = download(&app, &letter).await;
+    assert_eq!(response.status(), 200);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "application/pdf");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let disposition = header("content-disposition");
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains(".pdf"),
+        "{disposition}"
+    );
+    let bytes = response.bytes().await.expect("pdf");
+    assert_eq!(
+        bytes.to_vec(),
+        pdf_bytes(&app, &letter).await,
+        "the deposited bytes"
+    );
+
+    // Another account sees neither the letter nor its document; an unknown document is a 404.
+    let other = app.new_api_key("another-tenant").await;
+    let document = letter["documents"][0]["id"].as_str().expect("document");
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/letters/{id}/documents/{document}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
+    let response = app
+        .get(&format!(
+            "/v1/letters/{id}/documents/0190a1b2-0000-7000-8000-000000000000"
+        ))
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+
+    // A letter of uploaded documents has no collection summary.
+    let plain = app.deposit().await;
+    let plain_id = plain["id"].as_str().expect("id");
+    let shown: Value = app
+        .get(&format!("/v1/letters/{plain_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(shown.get("collection").is_none(), "{shown}");
+    assert_eq!(
+        download(&app, &plain).await.status(),
+        200,
+        "uploaded documents download too"
+    );
+}
+
+async fn the_proofs_of_a_composed_letter_state_the_claim(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let response = app
+        .post_letter(&body(compose("professional", true), false))
+        .await;
+    assert_eq!(response.status(), 201);
+    let letter: Value = response.json().await.expect("json");
+    let id = letter["id"].as_str().expect("id");
+    let totals = &letter["collection"]["breakdown"]["totals"];
+    let euros = |key: &str| {
+        spaces(&recommande::collection::french::euros(
+            totals[key].as_i64().expect("cents"),
+        ))
+    };
+    for kind in ["deposit", "summary"] {
+        let Some(text) = crate::proofs::proof_text(&app, id, kind).await else {
+            return;
+        };
+        let text = spaces(&text);
+        for needle in [
+            "Créance réclamée".to_string(),
+            "Mise en demeure de payer".into(),
+            "Atelier Durand SARL".into(),
+            "SIREN 732 829 320".into(),
+            "représenté par Recouvr SAS".into(),
+            "Boulangerie Martin".into(),
+            format!("Principal restant dû : {}", euros("principal_cents")),
+            format!("Intérêts de retard : {}", euros("interest_cents")),
+            euros("indemnity_cents"),
+            format!("Total réclamé : {}", euros("total_cents")),
+        ] {
+            assert!(
+                text.contains(&needle),
+                "{kind} proof lacks {needle:?}:\n{text}"
+            );
+        }
+    }
+    // A letter of uploaded documents: the service did not read them, so states no claim.
+    let plain = app.deposit().await;
+    if let Some(text) =
+        crate::proofs::proof_text(&app, plain["id"].as_str().expect("id"), "deposit").await
+    {
+        assert!(!text.contains("Créance réclamée"), "{text}");
+    }
 }

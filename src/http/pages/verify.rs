@@ -721,10 +721,9 @@ impl VerifyWording {
         };
         let offset = rfc3339.get(rfc3339.len().saturating_sub(6)..).unwrap_or("");
         if self.is_french() {
-            let french_date = match (date.get(..4), date.get(5..7), date.get(8..10)) {
-                (Some(y), Some(m), Some(d)) => format!("{d}/{m}/{y}"),
-                _ => date.to_string(),
-            };
+            let french_date = calendar_date(date)
+                .map(crate::french::date)
+                .unwrap_or_else(|| date.to_string());
             format!("{french_date} à {clock} (heure de Paris, UTC{offset})")
         } else {
             format!("{date} {clock} (Paris time, UTC{offset})")
@@ -779,6 +778,13 @@ impl VerifyWording {
     }
 }
 
+/// `2026-11-23` as a date (`None` when it is not one).
+fn calendar_date(iso: &str) -> Option<time::Date> {
+    let year = iso.get(..4)?.parse().ok()?;
+    let month = time::Month::try_from(iso.get(5..7)?.parse::<u8>().ok()?).ok()?;
+    time::Date::from_calendar_date(year, month, iso.get(8..10)?.parse().ok()?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,7 +794,12 @@ mod tests {
         let at = "2026-11-23T10:13:44.123456+01:00";
         assert_eq!(
             FRENCH.paris(at),
-            "23/11/2026 à 10:13:44 (heure de Paris, UTC+01:00)"
+            "23 novembre 2026 à 10:13:44 (heure de Paris, UTC+01:00)"
+        );
+        // The first of the month as every French date of the service writes it.
+        assert_eq!(
+            FRENCH.paris("2026-12-01T09:00:00.000000+01:00"),
+            "1er décembre 2026 à 09:00:00 (heure de Paris, UTC+01:00)"
         );
         assert_eq!(
             ENGLISH.paris(at),

@@ -110,6 +110,24 @@ pub struct Wording {
     pub payment_heading: &'static str,
     /// Text before the payment link.
     pub payment_text: &'static str,
+    /// Label of the IBAN to pay to.
+    pub payment_iban: &'static str,
+    /// Label of the sender's payment instructions.
+    pub payment_instructions: &'static str,
+    /// Heading of the sum claimed by an accepted composed letter.
+    pub claim_heading: &'static str,
+    /// Label of the total due.
+    pub claim_total: &'static str,
+    /// Label of the principal.
+    pub claim_principal: &'static str,
+    /// Label of the late interest.
+    pub claim_interest: &'static str,
+    /// Label of the €40 recovery indemnities.
+    pub claim_indemnity: &'static str,
+    /// Label of the deadline to pay.
+    pub claim_deadline: &'static str,
+    /// Said where refusal is offered: refusing does not extinguish a debt.
+    pub refuse_debt: &'static str,
     /// Heading of the sender, after the decision.
     pub sender_heading: &'static str,
     /// Sender name label.
@@ -255,6 +273,15 @@ pub static FRENCH: Wording = Wording {
 
     payment_heading: "Paiement",
     payment_text: "L'expéditeur propose de régler en ligne :",
+    payment_iban: "Virement sur le compte IBAN",
+    payment_instructions: "Instructions de l'expéditeur",
+    claim_heading: "Somme réclamée",
+    claim_total: "Total à payer",
+    claim_principal: "Principal restant dû",
+    claim_interest: "Intérêts de retard",
+    claim_indemnity: "Indemnités forfaitaires pour frais de recouvrement",
+    claim_deadline: "À payer au plus tard le",
+    refuse_debt: "Refuser la lettre n'éteint pas la dette ou l'obligation dont elle traite, le cas échéant : seule la lettre est refusée, et ce refus est prouvé à l'expéditeur.",
     sender_heading: "Expéditeur",
     sender_name: "Nom",
     sender_organization: "Organisation",
@@ -357,6 +384,15 @@ pub static ENGLISH: Wording = Wording {
 
     payment_heading: "Payment",
     payment_text: "The sender offers to pay online:",
+    payment_iban: "Bank transfer to the IBAN",
+    payment_instructions: "Sender's instructions",
+    claim_heading: "Amount claimed",
+    claim_total: "Total due",
+    claim_principal: "Principal outstanding",
+    claim_interest: "Late interest",
+    claim_indemnity: "Fixed recovery indemnities",
+    claim_deadline: "To pay by",
+    refuse_debt: "Refusing the letter does not extinguish any debt or obligation it concerns: only the letter is refused, and the sender receives proof of the refusal.",
     sender_heading: "Sender",
     sender_name: "Name",
     sender_organization: "Organisation",
@@ -405,6 +441,25 @@ pub static ENGLISH: Wording = Wording {
 };
 
 impl Wording {
+    /// The last day to pay a composed letter: `days` after its receipt (the acceptance;
+    /// the day of receipt itself does not count, as for a period in days under Code de
+    /// procédure civile, art. 641).
+    pub fn pay_by(&self, last_day: time::Date, days: u8) -> String {
+        let unit_fr = if days == 1 { "jour" } else { "jours" };
+        let unit_en = if days == 1 { "day" } else { "days" };
+        if self.is_french() {
+            format!(
+                "{} ({days} {unit_fr} à compter de la réception de la lettre, c'est-à-dire de son acceptation)",
+                crate::french::date(last_day)
+            )
+        } else {
+            format!(
+                "{} ({days} {unit_en} from receipt of the letter, that is from its acceptance)",
+                crate::window::english_date(last_day)
+            )
+        }
+    }
+
     /// A Paris civil time as a reader expects it, with the time zone said.
     pub fn paris(&self, t: OffsetDateTime) -> String {
         if self.is_french() {
