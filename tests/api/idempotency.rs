@@ -1,5 +1,5 @@
 //! The `Idempotency-Key` claim: concurrent duplicates, freed keys, expired claims, replayed
-//! headers, and the routes that took the header with it (holds).
+//! headers, and the routes that took the header with it (holds, batch cancels).
 
 use recommande::http::idempotency::{PENDING_EXPIRY, request_fingerprint};
 use recommande::storage::IdempotencyRow;
@@ -14,6 +14,7 @@ crate::on_both_engines!(
     a_refused_request_frees_its_key_for_a_corrected_retry,
     a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over,
     a_retried_hold_is_replayed_even_after_the_hold_was_lifted,
+    a_retried_cancel_gets_the_cancelled_batch_again_instead_of_batch_final,
 );
 
 /// Deposit evidence records (`SubmissionAcceptance`) in the whole database, counted on a
@@ -94,7 +95,11 @@ async fn concurrent_identical_deposits_with_one_key_seal_one_letter_once(engine:
     created.sort();
     created.dedup();
     assert_eq!(created.len(), 1, "one letter answered: {created:?}");
-    assert_eq!(replayed + in_progress, 7, "exactly one request did the deposit");
+    assert_eq!(
+        replayed + in_progress,
+        7,
+        "exactly one request did the deposit"
+    );
     assert_eq!(app.letter_count().await, 1);
     assert_eq!(
         deposit_evidence_count(&app, engine).await,
@@ -167,9 +172,7 @@ async fn tenant_of(app: &TestApp) -> String {
     caller.tenant_id
 }
 
-async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over(
-    engine: Engine,
-) {
+async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
@@ -216,10 +219,7 @@ async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over
         .expect("POST");
     assert_eq!(response.status(), 409);
     assert_eq!(
-        response
-            .headers()
-            .get("retry-after")
-            .map(|v| v.as_bytes()),
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
         Some(&b"1"[..])
     );
     let problem: Value = response.json().await.expect("problem");
@@ -232,7 +232,9 @@ async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over
     // Another request on the live claim's key is refused as a reuse.
     let mut other = body.clone();
     other["reference"] = Value::String("OTHER".into());
-    let reused = app.post_letter_with(&app.api_key, &other, Some("fresh")).await;
+    let reused = app
+        .post_letter_with(&app.api_key, &other, Some("fresh"))
+        .await;
     assert_eq!(reused.status(), 422);
 
     // An expired claim is taken over by the retry, which deposits once.
@@ -322,4 +324,39 @@ async fn a_retried_hold_is_replayed_even_after_the_hold_was_lifted(engine: Engin
         problem["type"],
         "urn:recommande:problem:idempotency-key-reused"
     );
+}
+
+async fn a_retried_cancel_gets_the_cancelled_batch_again_instead_of_batch_final(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let document = app.upload_pdf().await;
+    let id = crate::batches::abandoned_batch(&app, &document, 3, 0).await;
+    let cancel = |key: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url(&format!("/v1/batches/{id}/cancel")))
+            .bearer_auth(&app.api_key);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send()
+    };
+    let first = cancel(Some("stop-1")).await.expect("cancel");
+    assert_eq!(first.status(), 200);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    let first: Value = first.json().await.expect("json");
+    assert_eq!(first["state"], "cancelled", "{first}");
+
+    let retry = cancel(Some("stop-1")).await.expect("cancel");
+    assert_eq!(retry.status(), 200);
+    assert!(retry.headers().contains_key("idempotent-replayed"));
+    let retry: Value = retry.json().await.expect("json");
+    assert_eq!(retry, first);
+
+    // Without the key, a second cancel is refused as before.
+    let again = cancel(None).await.expect("cancel");
+    assert_eq!(again.status(), 409);
+    let problem: Value = again.json().await.expect("problem");
+    assert_eq!(problem["type"], "urn:recommande:problem:batch-final");
 }
