@@ -275,7 +275,7 @@ pub async fn show(
 /// The JSON of the batch `id` of this account, as `GET /v1/batches/{id}` answers it.
 async fn batch_json(service: &Service, caller: &Caller, id: &str) -> Result<Vec<u8>, Problem> {
     let not_found = || Problem::not_found(format!("no batch {id} for this account"));
-    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let canonical = path_uuid(id).ok_or_else(not_found)?;
     let record = service
         .storage
         .batch(&caller.tenant_id, &canonical)
@@ -354,7 +354,7 @@ async fn cancel_batch(
     id: &str,
 ) -> Result<(Vec<u8>, i64), Problem> {
     let not_found = || Problem::not_found(format!("no batch {id} for this account"));
-    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let canonical = path_uuid(id).ok_or_else(not_found)?;
     let record = service
         .storage
         .batch(&caller.tenant_id, &canonical)
