@@ -1132,8 +1132,8 @@ impl Storage {
     ) -> Result<(), StorageError> {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
-            // The idempotency row goes first so that a concurrent retry blocks on it (PostgreSQL)
-            // or collides before any other work is done.
+            // The claim is completed first: a claim lost to a retry fails before any other
+            // write, and the whole transaction rolls back.
             if let Some(idem) = idempotency {
                 complete_idempotency!(&mut *tx, idem);
             }
