@@ -4,6 +4,7 @@
 use recommande::http::idempotency::{PENDING_EXPIRY, request_fingerprint};
 use recommande::storage::IdempotencyRow;
 use recommande::storage::idempotency::Claimed;
+use recommande::timestamp::ParsedToken;
 use serde_json::Value;
 use sqlx::{Connection, Row};
 
@@ -17,10 +18,25 @@ crate::on_both_engines!(
     a_retried_cancel_gets_the_cancelled_batch_again_instead_of_batch_final,
 );
 
-/// Deposit evidence records (`SubmissionAcceptance`) in the whole database, counted on a
-/// connection of our own.
-async fn deposit_evidence_count(app: &TestApp, engine: Engine) -> i64 {
-    let sql = "SELECT COUNT(*) AS n FROM evidence WHERE event = 'SubmissionAcceptance'";
+/// The TSA serial of a deposited letter's proof of deposit.
+async fn deposit_serial(app: &TestApp, letter: &Value) -> u128 {
+    let id = letter["id"].as_str().expect("id");
+    let evidence = app
+        .service
+        .storage
+        .evidence_of_letter(id)
+        .await
+        .expect("evidence");
+    let token = ParsedToken::parse(&evidence[0].timestamp_token).expect("token");
+    token
+        .info()
+        .serial
+        .iter()
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b))
+}
+
+/// `SELECT COUNT(*) AS n …` on a connection of our own.
+async fn count(app: &TestApp, engine: Engine, sql: &'static str) -> i64 {
     match engine {
         Engine::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
@@ -45,12 +61,35 @@ async fn deposit_evidence_count(app: &TestApp, engine: Engine) -> i64 {
     }
 }
 
+/// Deposit evidence records (`SubmissionAcceptance`) in the whole database.
+async fn deposit_evidence_count(app: &TestApp, engine: Engine) -> i64 {
+    count(
+        app,
+        engine,
+        "SELECT COUNT(*) AS n FROM evidence WHERE event = 'SubmissionAcceptance'",
+    )
+    .await
+}
+
+/// Everything else that takes a serial of the embedded TSA: other evidence (notifications)
+/// and tree heads of the transparency log.
+async fn other_timestamp_count(app: &TestApp, engine: Engine) -> i64 {
+    count(
+        app,
+        engine,
+        "SELECT (SELECT COUNT(*) FROM evidence WHERE event <> 'SubmissionAcceptance') \
+         + (SELECT COUNT(*) FROM tree_heads) AS n",
+    )
+    .await
+}
+
 async fn concurrent_identical_deposits_with_one_key_seal_one_letter_once(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
     let document = app.upload_pdf().await;
     let body = letter_body(&document);
+    let before = deposit_serial(&app, &app.deposit().await).await;
     let requests: Vec<_> = (0..8)
         .map(|_| {
             let request = app
@@ -100,11 +139,22 @@ async fn concurrent_identical_deposits_with_one_key_seal_one_letter_once(engine:
         7,
         "exactly one request did the deposit"
     );
-    assert_eq!(app.letter_count().await, 1);
+    let after = deposit_serial(&app, &app.deposit().await).await;
+    // The serials between the two probe letters: one proof of deposit for the whole burst
+    // (concurrent duplicates never reach the sealer), plus whatever else was timestamped
+    // meanwhile.
+    let issued = i64::try_from(after - before - 1).expect("small");
+    assert!(issued >= 1, "the burst's proof of deposit");
+    let others = other_timestamp_count(&app, engine).await;
+    assert!(
+        issued <= 1 + others,
+        "{issued} tokens for one deposit ({others} other timestamps)"
+    );
+    assert_eq!(app.letter_count().await, 3);
     assert_eq!(
         deposit_evidence_count(&app, engine).await,
-        1,
-        "one proof of deposit sealed and timestamped"
+        3,
+        "one proof of deposit for the burst, one for each probe letter"
     );
 
     // Once settled, a retry replays the answer with its Location.
@@ -127,7 +177,7 @@ async fn concurrent_identical_deposits_with_one_key_seal_one_letter_once(engine:
             .map(|v| v.as_bytes()),
         Some(&b"true"[..])
     );
-    assert_eq!(deposit_evidence_count(&app, engine).await, 1);
+    assert_eq!(deposit_evidence_count(&app, engine).await, 3);
 }
 
 async fn a_refused_request_frees_its_key_for_a_corrected_retry(engine: Engine) {
