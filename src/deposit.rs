@@ -33,8 +33,8 @@ pub enum DepositError {
     /// (CPCE L.100); each refused `consent_id` is listed.
     #[error("consumer consent required")]
     ConsentRequired(Vec<FieldError>),
-    /// The idempotency key was used concurrently by another request.
-    #[error("idempotency key already used")]
+    /// The idempotency claim of the request was taken over by a retry after it expired.
+    #[error("idempotency claim taken over")]
     IdempotencyKeyTaken,
     /// Building, sealing or timestamping the evidence failed.
     #[error(transparent)]
@@ -232,7 +232,8 @@ impl Deposits {
         Ok(sealed)
     }
 
-    /// Writes prepared deposits and the optional idempotency record in one transaction.
+    /// Writes prepared deposits and the optional answer of the idempotency claim in one
+    /// transaction.
     pub async fn commit(
         &self,
         deposits: &[PreparedDeposit],
@@ -243,9 +244,7 @@ impl Deposits {
             .map(PreparedDeposit::to_new_deposit)
             .collect();
         match self.storage.insert_deposits(&rows, idempotency).await {
-            Err(StorageError::Conflict("idempotency key")) => {
-                Err(DepositError::IdempotencyKeyTaken)
-            }
+            Err(StorageError::IdempotencyClaimLost) => Err(DepositError::IdempotencyKeyTaken),
             other => Ok(other?),
         }
     }

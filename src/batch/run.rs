@@ -62,8 +62,8 @@ pub const BATCH_COMPLETED: &str = "batch.completed";
 /// Why a batch could not be recorded; nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The idempotency key was taken concurrently by another request.
-    #[error("idempotency key already used")]
+    /// The idempotency claim of the request was taken over by a retry after it expired.
+    #[error("idempotency claim taken over")]
     IdempotencyKeyTaken,
     /// The database failed.
     #[error(transparent)]
@@ -154,16 +154,17 @@ impl Batches {
     }
 
     /// Checks every row, records the batch with every row error, and starts depositing its
-    /// valid rows in the background. Returns the answer and its JSON bytes; with
-    /// `idempotency` (the client's key and the request's fingerprint) those bytes are stored
-    /// for replays in the transaction that records the batch, so a retry never creates a
-    /// second batch.
+    /// valid rows in the background. Returns the answer and its JSON bytes; `answer` turns
+    /// them (with the time) into the completion of the request's idempotency claim, if any,
+    /// stored for replays in the transaction that records the batch, so a retry never creates
+    /// a second batch.
     pub async fn submit(
         &self,
         caller: &Caller,
         input: BatchInput,
         mode: BatchMode,
-        idempotency: Option<(String, String)>,
+        idempotency_key: Option<&str>,
+        answer: impl FnOnce(&BatchAccepted, &[u8], i64) -> Option<IdempotencyRow>,
     ) -> Result<(BatchAccepted, Vec<u8>), SubmitError> {
         let now = self.clock.now();
         let source = input.source;
@@ -212,7 +213,7 @@ impl Batches {
             valid: valid_count,
             rejected,
             letters,
-            idempotency_key: idempotency.as_ref().map(|(key, _)| key.clone()),
+            idempotency_key: idempotency_key.map(str::to_string),
             lease_until: (state == BatchState::Depositing).then(|| unix_micros(now + LEASE)),
             created_at: at,
             completed_at: state.is_final().then_some(at),
@@ -222,20 +223,13 @@ impl Batches {
         } else {
             Vec::new()
         };
-        let idempotency = idempotency.map(|(key, fingerprint)| IdempotencyRow {
-            tenant_id: caller.tenant_id.clone(),
-            key,
-            request_sha256: fingerprint,
-            status: 202,
-            response: response.clone(),
-            created_at: at,
-        });
+        let idempotency = answer(&accepted, &response, at);
         match self
             .storage
             .insert_batch(&batch, &errors, &jobs, idempotency.as_ref())
             .await
         {
-            Err(StorageError::Conflict("idempotency key")) => {
+            Err(StorageError::IdempotencyClaimLost) => {
                 return Err(SubmitError::IdempotencyKeyTaken);
             }
             other => other?,

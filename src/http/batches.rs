@@ -5,18 +5,16 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::idempotency::{Begun, Idempotency};
 use super::letters::body_problem;
 use super::problem::Problem;
-use super::{
-    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
-    with_location,
-};
+use super::{PageQuery, json_response, path_uuid, with_location};
 use crate::api_key::Caller;
 use crate::batch::run::{BatchAccepted, SubmitError};
 use crate::batch::{
@@ -137,8 +135,7 @@ pub struct BatchBody {
 pub async fn submit(
     State(service): State<Service>,
     caller: Caller,
-    IdempotencyKey(idempotency_key): IdempotencyKey,
-    RawQuery(raw_query): RawQuery,
+    idempotency: Idempotency,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -146,112 +143,117 @@ pub async fn submit(
     let source = batch_source(&headers)?;
     let Query(params) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let body = body.map_err(|e| body_problem(&e, MAX_BATCH_BODY))?;
-    let path = match &raw_query {
-        Some(q) => format!("/v1/batches?{q}"),
-        None => "/v1/batches".to_string(),
+    // The fingerprint covers the query (its column defaults, mode and template) with the body.
+    let key = idempotency.key().map(str::to_string);
+    let claim = match idempotency.begin(&service, &caller, &body).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
     };
-    let fingerprint = request_fingerprint("POST", &path, &body);
-    if let Some(key) = &idempotency_key
-        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
-    {
-        return Ok(replay);
-    }
-
-    let mut query_errors = Vec::new();
-    let mut mode = None;
-    let mut template = None;
-    for (key, value) in &params {
-        match key.as_str() {
-            "mode" => match BatchMode::parse(value) {
-                Some(m) => mode = Some(m),
-                None => {
-                    query_errors.push(field_error("mode", "must be valid_rows or all_or_nothing"))
+    let result: Result<Response, Problem> = async {
+        let mut query_errors = Vec::new();
+        let mut mode = None;
+        let mut template = None;
+        for (key, value) in &params {
+            match key.as_str() {
+                "mode" => match BatchMode::parse(value) {
+                    Some(m) => mode = Some(m),
+                    None => query_errors
+                        .push(field_error("mode", "must be valid_rows or all_or_nothing")),
+                },
+                "template" => template = Some(value.clone()),
+                column if crate::batch::column_type(column).is_some() => {
+                    if source == BatchSource::Json {
+                        query_errors.push(field_error(
+                            column,
+                            "is a CSV column default; in a JSON batch put it in \"defaults\"",
+                        ));
+                    }
                 }
-            },
-            "template" => template = Some(value.clone()),
-            column if crate::batch::column_type(column).is_some() => {
-                if source == BatchSource::Json {
-                    query_errors.push(field_error(
-                        column,
-                        "is a CSV column default; in a JSON batch put it in \"defaults\"",
-                    ));
+                other => query_errors.push(field_error(
+                    other,
+                    "is not a known parameter (mode, template, or a CSV column name)",
+                )),
+            }
+        }
+        if source == BatchSource::Json && template.is_some() {
+            query_errors.push(field_error(
+                "template",
+                "is for CSV batches; in a JSON batch put shared fields in \"defaults\"",
+            ));
+        }
+        if !query_errors.is_empty() {
+            return Err(Problem::invalid_query(query_errors));
+        }
+
+        let input: BatchInput = match source {
+            BatchSource::Json => read_json(&body).map_err(Problem::batch_input)?,
+            BatchSource::Csv => {
+                let mut defaults = match &template {
+                    Some(name) => template_defaults(&service, &caller, name).await?,
+                    None => Map::new(),
+                };
+                let from_query =
+                    defaults_from_query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                        .map_err(Problem::invalid_query)?;
+                // The query's column values win over the template's.
+                for (key, value) in from_query {
+                    let merged = crate::batch::letter_body(
+                        defaults.get(&key).and_then(Value::as_object),
+                        value,
+                    );
+                    defaults.insert(key, merged);
                 }
+                read_csv(&body, Some(&defaults).filter(|d| !d.is_empty()))
+                    .map_err(Problem::batch_input)?
             }
-            other => query_errors.push(field_error(
-                other,
-                "is not a known parameter (mode, template, or a CSV column name)",
-            )),
-        }
-    }
-    if source == BatchSource::Json && template.is_some() {
-        query_errors.push(field_error(
-            "template",
-            "is for CSV batches; in a JSON batch put shared fields in \"defaults\"",
-        ));
-    }
-    if !query_errors.is_empty() {
-        return Err(Problem::invalid_query(query_errors));
-    }
+        };
+        let mode = match (mode, input.mode) {
+            (Some(q), Some(b)) if q != b => {
+                return Err(Problem::validation(vec![FieldError {
+                    field: "mode".into(),
+                    message: format!(
+                        "the body says {} and the query says {}",
+                        b.as_str(),
+                        q.as_str()
+                    ),
+                }]));
+            }
+            (q, b) => q.or(b).unwrap_or(BatchMode::ValidRows),
+        };
 
-    let input: BatchInput = match source {
-        BatchSource::Json => read_json(&body).map_err(Problem::batch_input)?,
-        BatchSource::Csv => {
-            let mut defaults = match &template {
-                Some(name) => template_defaults(&service, &caller, name).await?,
-                None => Map::new(),
-            };
-            let from_query =
-                defaults_from_query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .map_err(Problem::invalid_query)?;
-            // The query's column values win over the template's.
-            for (key, value) in from_query {
-                let merged =
-                    crate::batch::letter_body(defaults.get(&key).and_then(Value::as_object), value);
-                defaults.insert(key, merged);
-            }
-            read_csv(&body, Some(&defaults).filter(|d| !d.is_empty()))
-                .map_err(Problem::batch_input)?
-        }
-    };
-    let mode = match (mode, input.mode) {
-        (Some(q), Some(b)) if q != b => {
-            return Err(Problem::validation(vec![FieldError {
-                field: "mode".into(),
-                message: format!(
-                    "the body says {} and the query says {}",
-                    b.as_str(),
-                    q.as_str()
-                ),
-            }]));
-        }
-        (q, b) => q.or(b).unwrap_or(BatchMode::ValidRows),
-    };
+        // The answer commits with the batch, or neither does.
+        let (accepted, response) = service
+            .batches
+            .submit(
+                &caller,
+                input,
+                mode,
+                key.as_deref(),
+                |accepted, body, at| {
+                    claim.answer(
+                        StatusCode::ACCEPTED,
+                        Some(&batch_location(&accepted.id)),
+                        body,
+                        at,
+                    )
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                SubmitError::IdempotencyKeyTaken => Problem::idempotency_in_progress(),
+                SubmitError::Storage(e) => e.into(),
+            })?;
+        Ok(with_location(
+            json_response(StatusCode::ACCEPTED, response),
+            &batch_location(&accepted.id),
+        ))
+    }
+    .await;
+    claim.settle(result).await
+}
 
-    let idempotency = idempotency_key
-        .clone()
-        .map(|key| (key, fingerprint.clone()));
-    let (accepted, response) = match service
-        .batches
-        .submit(&caller, input, mode, idempotency)
-        .await
-    {
-        Ok(done) => done,
-        Err(SubmitError::IdempotencyKeyTaken) => {
-            // A concurrent request with the same key won; answer as it did.
-            if let Some(key) = &idempotency_key
-                && let Some(replay) =
-                    replay_idempotent(&service, &caller, key, &fingerprint).await?
-            {
-                return Ok(replay);
-            }
-            return Err(Problem::idempotency_in_progress());
-        }
-        Err(SubmitError::Storage(e)) => return Err(e.into()),
-    };
-    Ok(with_location(
-        json_response(StatusCode::ACCEPTED, response),
-        &format!("/v1/batches/{}", accepted.id),
-    ))
+fn batch_location(id: &str) -> String {
+    format!("/v1/batches/{id}")
 }
 
 /// Progress of a batch: counts, letters by state, every row error.
@@ -266,8 +268,14 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    let body = batch_json(&service, &caller, &id).await?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// The JSON of the batch `id` of this account, as `GET /v1/batches/{id}` answers it.
+async fn batch_json(service: &Service, caller: &Caller, id: &str) -> Result<Vec<u8>, Problem> {
     let not_found = || Problem::not_found(format!("no batch {id} for this account"));
-    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let canonical = path_uuid(id).ok_or_else(not_found)?;
     let record = service
         .storage
         .batch(&caller.tenant_id, &canonical)
@@ -304,26 +312,49 @@ pub async fn show(
         failure: record.failure,
         errors,
     };
-    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))
 }
 
 /// Cancels a batch still depositing: rows not yet deposited never will be; letters already
 /// deposited stay (with their evidence and notifications). Answers the batch as it stands.
+/// With an `Idempotency-Key`, a retry gets that answer again instead of `409 batch-final`.
 #[utoipa::path(post, path = "/v1/batches/{id}/cancel", tag = "batches",
-    params(("id" = String, Path, description = "Batch id")),
+    params(("id" = String, Path, description = "Batch id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
     responses((status = 200, description = "The cancelled batch", body = BatchView),
               (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 404, description = "No such batch for this account", body = Problem),
-              (status = 409, description = "The batch is already in a final state", body = Problem)),
+              (status = 409, description = "The batch is already in a final state, or the same Idempotency-Key in flight", body = Problem),
+              (status = 422, description = "Idempotency-Key reused", body = Problem)),
     security(("api_key" = [])))]
 pub async fn cancel(
     State(service): State<Service>,
     caller: Caller,
+    idempotency: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    let claim = match idempotency.begin(&service, &caller, &[]).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
+    };
+    let result = match cancel_batch(&service, &caller, &id).await {
+        Ok((body, at)) => claim
+            .store(StatusCode::OK, None, &body, at)
+            .await
+            .map(|()| json_response(StatusCode::OK, body)),
+        Err(problem) => Err(problem),
+    };
+    claim.settle(result).await
+}
+
+/// Cancels the batch; its JSON afterwards, and the time.
+async fn cancel_batch(
+    service: &Service,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Vec<u8>, i64), Problem> {
     let not_found = || Problem::not_found(format!("no batch {id} for this account"));
-    let canonical = path_uuid(&id).ok_or_else(not_found)?;
+    let canonical = path_uuid(id).ok_or_else(not_found)?;
     let record = service
         .storage
         .batch(&caller.tenant_id, &canonical)
@@ -347,7 +378,7 @@ pub async fn cancel(
         ));
     }
     tracing::info!(batch.id = %canonical, batch.deposited = record.deposited, "batch cancelled");
-    show(State(service), caller, Path(canonical)).await
+    Ok((batch_json(service, caller, &canonical).await?, now))
 }
 
 /// This account's batches, newest first.

@@ -11,17 +11,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::idempotency::{Begun, Idempotency};
 use super::problem::Problem;
-use super::{
-    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
-    require_json_content, with_location,
-};
+use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
 use crate::api_key::Caller;
 use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::consent::{ConsentMethod, ConsentRequest, is_active, parse_withdrawal};
 use crate::letter::{EmailAddress, field_error};
 use crate::service::Service;
-use crate::storage::{ConsentFilter, ConsentRow, IdempotencyRow, StorageError};
+use crate::storage::{ConsentFilter, ConsentRow};
 
 /// Whether a consent is in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -119,17 +117,16 @@ pub struct WithdrawalBody {
 pub async fn create(
     State(service): State<Service>,
     caller: Caller,
-    IdempotencyKey(idempotency_key): IdempotencyKey,
+    idempotency: Idempotency,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the consent")?;
-    let fingerprint = request_fingerprint("POST", "/v1/consents", &body);
-    if let Some(key) = &idempotency_key
-        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
-    {
-        return Ok(replay);
-    }
+    let claim = match idempotency.begin(&service, &caller, &body).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
+    };
+    let result: Result<Response, Problem> = async {
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
     let now = service.clock.now();
@@ -176,37 +173,18 @@ pub async fn create(
         sender: request.sender,
     };
     let response = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
-    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
-        tenant_id: caller.tenant_id.clone(),
-        key: key.clone(),
-        request_sha256: fingerprint.clone(),
-        status: 201,
-        response: response.clone(),
-        created_at: row.created_at,
-    });
-    match service
-        .storage
-        .insert_consent(&row, idempotency.as_ref())
-        .await
-    {
-        Ok(()) => {}
-        Err(StorageError::Conflict("idempotency key")) => {
-            // A concurrent request with the same key won; answer as it did.
-            if let Some(key) = &idempotency_key
-                && let Some(replay) =
-                    replay_idempotent(&service, &caller, key, &fingerprint).await?
-            {
-                return Ok(replay);
-            }
-            return Err(Problem::idempotency_in_progress());
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let location = format!("/v1/consents/{}", row.id);
+    let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, row.created_at);
+    // The answer commits with the record, or neither does.
+    service.storage.insert_consent(&row, answer.as_ref()).await?;
     tracing::info!(consent.id = %row.id, tenant.id = %caller.tenant_id, consent.method = %row.method, "consent recorded");
     Ok(with_location(
         json_response(StatusCode::CREATED, response),
-        &format!("/v1/consents/{}", row.id),
+        &location,
     ))
+    }
+    .await;
+    claim.settle(result).await
 }
 
 /// One consent of this account.

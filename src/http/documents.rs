@@ -6,13 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::idempotency::{Begun, Claim, Idempotency};
+use super::json_response;
 use super::problem::Problem;
-use super::{IdempotencyKey, json_response, replay_idempotent, request_fingerprint};
 use crate::api_key::Caller;
 use crate::clock::unix_micros;
 use crate::letter::{FieldError, MAX_TEXT_LEN, is_deceptive_char};
 use crate::service::Service;
-use crate::storage::{DocumentRow, IdempotencyRow};
+use crate::storage::DocumentRow;
 
 /// A stored document as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -68,7 +69,7 @@ pub struct UploadForm {
 pub async fn upload(
     State(service): State<Service>,
     caller: Caller,
-    IdempotencyKey(idempotency_key): IdempotencyKey,
+    idempotency: Idempotency,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
@@ -164,16 +165,29 @@ pub async fn upload(
         }]));
     };
 
-    let fingerprint = request_fingerprint(
-        "POST",
-        "/v1/documents",
-        format!("{}\n{}", incoming.sha256(), filename).as_bytes(),
-    );
-    if let Some(key) = &idempotency_key
-        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
+    // The key is claimed once the upload is received: the file's digest and name identify
+    // the request, whatever the multipart framing.
+    let material = format!("{}\n{}", incoming.sha256(), filename);
+    let claim = match idempotency
+        .begin(&service, &caller, material.as_bytes())
+        .await?
     {
-        return Ok(replay);
-    }
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
+    };
+    let result = store_upload(&service, &caller, &claim, incoming, media_type, filename).await;
+    claim.settle(result).await
+}
+
+/// Moves a checked upload into the store and records it, under the request's claim.
+async fn store_upload(
+    service: &Service,
+    caller: &Caller,
+    claim: &Claim,
+    incoming: crate::content::IncomingContent,
+    media_type: &'static str,
+    filename: String,
+) -> Result<Response, Problem> {
     let content = incoming.finish().await?;
 
     let now = unix_micros(service.clock.now());
@@ -193,22 +207,9 @@ pub async fn upload(
         StatusCode::OK
     };
     let body = serde_json::to_vec(&DocumentView::from(&row)).map_err(|e| Problem::internal(&e))?;
-    if let Some(key) = idempotency_key {
-        let stored = IdempotencyRow {
-            tenant_id: caller.tenant_id.clone(),
-            key: key.clone(),
-            request_sha256: fingerprint.clone(),
-            status: i64::from(status.as_u16()),
-            response: body.clone(),
-            created_at: now,
-        };
-        if !service.storage.insert_idempotent_response(&stored).await?
-            && let Some(replay) = replay_idempotent(&service, &caller, &key, &fingerprint).await?
-        {
-            // A concurrent retry stored its answer first; both describe the same document.
-            return Ok(replay);
-        }
-    }
+    // Documents are content-addressed: the answer is stored after the document, and a
+    // document recorded without its answer (a crash in between) is found again by a retry.
+    claim.store(status, None, &body, now).await?;
     tracing::info!(document.id = %row.id, document.sha256 = %row.sha256, document.size = row.size, "document stored");
     Ok(json_response(status, body))
 }

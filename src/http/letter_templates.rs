@@ -15,18 +15,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::idempotency::{Begun, Idempotency};
 use super::problem::Problem;
-use super::{
-    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
-    require_json_content, with_location,
-};
+use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
 use crate::api_key::Caller;
 use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::collection::LetterKind;
 use crate::collection::wording::{PLACEHOLDERS, TemplateRequest};
 use crate::letter::field_error;
 use crate::service::Service;
-use crate::storage::{IdempotencyRow, StorageError, TemplateRow};
+use crate::storage::TemplateRow;
 
 /// A template as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -87,17 +85,16 @@ pub struct TemplateBody {
 pub async fn create(
     State(service): State<Service>,
     caller: Caller,
-    IdempotencyKey(idempotency_key): IdempotencyKey,
+    idempotency: Idempotency,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the template")?;
-    let fingerprint = request_fingerprint("POST", "/v1/templates", &body);
-    if let Some(key) = &idempotency_key
-        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
-    {
-        return Ok(replay);
-    }
+    let claim = match idempotency.begin(&service, &caller, &body).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
+    };
+    let result: Result<Response, Problem> = async {
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
     let request = TemplateRequest::parse(&value).map_err(Problem::validation)?;
@@ -111,37 +108,18 @@ pub async fn create(
         created_at: now,
     };
     let response = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
-    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
-        tenant_id: caller.tenant_id.clone(),
-        key: key.clone(),
-        request_sha256: fingerprint.clone(),
-        status: 201,
-        response: response.clone(),
-        created_at: now,
-    });
-    match service
-        .storage
-        .insert_template(&row, idempotency.as_ref())
-        .await
-    {
-        Ok(()) => {}
-        Err(StorageError::Conflict("idempotency key")) => {
-            // A concurrent request with the same key won; answer as it did.
-            if let Some(key) = &idempotency_key
-                && let Some(replay) =
-                    replay_idempotent(&service, &caller, key, &fingerprint).await?
-            {
-                return Ok(replay);
-            }
-            return Err(Problem::idempotency_in_progress());
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let location = format!("/v1/templates/{}", row.id);
+    let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, now);
+    // The answer commits with the record, or neither does.
+    service.storage.insert_template(&row, answer.as_ref()).await?;
     tracing::info!(template.id = %row.id, tenant.id = %caller.tenant_id, template.kind = %row.kind, "template recorded");
     Ok(with_location(
         json_response(StatusCode::CREATED, response),
-        &format!("/v1/templates/{}", row.id),
+        &location,
     ))
+    }
+    .await;
+    claim.settle(result).await
 }
 
 /// One template of this account.

@@ -10,19 +10,17 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::documents::DocumentView;
+use super::idempotency::{Begun, Claim, Idempotency};
 use super::problem::Problem;
-use super::{
-    IdempotencyKey, json_response, replay_idempotent, request_fingerprint, require_json_content,
-    with_location,
-};
+use super::{json_response, require_json_content, with_location};
 use crate::api_key::Caller;
 use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
-use crate::deposit::{DepositError, PreparedDeposit};
+use crate::deposit::PreparedDeposit;
 use crate::evidence::hex_digest;
 use crate::letter::{DepositRequest, FieldError, LetterState, Recipient, Sender};
 use crate::proof::ProofKind;
 use crate::service::Service;
-use crate::storage::{DocumentRow, EvidenceRow, IdempotencyRow, LetterFilter, LetterRow};
+use crate::storage::{DocumentRow, EvidenceRow, LetterFilter, LetterRow};
 
 /// Default and maximum page sizes of `GET /v1/letters`.
 const DEFAULT_PAGE: i64 = 50;
@@ -162,51 +160,45 @@ pub struct EvidenceList {
 pub async fn deposit(
     State(service): State<Service>,
     caller: Caller,
-    IdempotencyKey(idempotency_key): IdempotencyKey,
+    idempotency: Idempotency,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the letter")?;
     let body = body.map_err(|e| body_problem(&e, super::MAX_JSON_BODY))?;
-    let fingerprint = request_fingerprint("POST", "/v1/letters", &body);
-    if let Some(key) = &idempotency_key
-        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
-    {
-        return Ok(replay);
-    }
-    let value: serde_json::Value = serde_json::from_slice(&body)
+    let claim = match idempotency.begin(&service, &caller, &body).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
+    };
+    let result = deposit_claimed(&service, &caller, &claim, &body).await;
+    claim.settle(result).await
+}
+
+/// The deposit itself, under the request's idempotency claim.
+async fn deposit_claimed(
+    service: &Service,
+    caller: &Caller,
+    claim: &Claim,
+    body: &[u8],
+) -> Result<Response, Problem> {
+    let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
-    let request = compose_if_asked(&service, &caller, &value).await?;
-    let prepared = service.deposits.prepare(&caller, request).await?;
+    let request = compose_if_asked(service, caller, &value).await?;
+    let prepared = service.deposits.prepare(caller, request).await?;
     let view = deposit_view(&prepared, &service.settings.public_url)?;
     let response = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
-    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
-        tenant_id: caller.tenant_id.clone(),
-        key: key.clone(),
-        request_sha256: fingerprint.clone(),
-        status: 201,
-        response: response.clone(),
-        created_at: unix_micros(prepared.deposited_at),
-    });
-    match service
+    let location = format!("/v1/letters/{}", prepared.letter.id);
+    let answer = claim.answer(
+        StatusCode::CREATED,
+        Some(&location),
+        &response,
+        unix_micros(prepared.deposited_at),
+    );
+    // The answer commits with the letter and its evidence, or neither does.
+    service
         .deposits
-        .commit(std::slice::from_ref(&prepared), idempotency.as_ref())
-        .await
-    {
-        Ok(()) => {}
-        Err(DepositError::IdempotencyKeyTaken) => {
-            // A concurrent request with the same key won; answer as it did (or refuse when it
-            // was a different request). Our own deposit was rolled back entirely.
-            if let Some(key) = &idempotency_key
-                && let Some(replay) =
-                    replay_idempotent(&service, &caller, key, &fingerprint).await?
-            {
-                return Ok(replay);
-            }
-            return Err(Problem::idempotency_in_progress());
-        }
-        Err(e) => return Err(e.into()),
-    }
+        .commit(std::slice::from_ref(&prepared), answer.as_ref())
+        .await?;
     tracing::info!(
         letter.id = %prepared.letter.id,
         tenant.id = %caller.tenant_id,
@@ -215,7 +207,7 @@ pub async fn deposit(
     );
     Ok(with_location(
         json_response(StatusCode::CREATED, response),
-        &format!("/v1/letters/{}", prepared.letter.id),
+        &location,
     ))
 }
 
@@ -420,20 +412,37 @@ pub async fn document(
 }
 
 /// Places a legal hold on a letter: while it is set, the content is not destroyed even after
-/// `retain_until`. Idempotent (the first hold time is kept).
+/// `retain_until`. Idempotent (the first hold time is kept); with an `Idempotency-Key`, a
+/// retry is answered with the original answer even after the hold was lifted meanwhile.
 #[utoipa::path(post, path = "/v1/letters/{id}/hold", tag = "letters",
-    params(("id" = String, Path, description = "Letter id")),
+    params(("id" = String, Path, description = "Letter id"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
     responses((status = 200, description = "The letter, on hold", body = LetterView),
               (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 404, description = "No such letter for this account", body = Problem),
-              (status = 410, description = "The content was already destroyed", body = Problem)),
+              (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
+              (status = 410, description = "The content was already destroyed", body = Problem),
+              (status = 422, description = "Idempotency-Key reused", body = Problem)),
     security(("api_key" = [])))]
 pub async fn place_hold(
     State(service): State<Service>,
     caller: Caller,
+    idempotency: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    set_hold(service, caller, id, true).await
+    let claim = match idempotency.begin(&service, &caller, &[]).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
+    };
+    let result = set_hold(&service, &caller, id, true).await;
+    let result = match result {
+        Ok((body, at)) => claim
+            .store(StatusCode::OK, None, &body, at)
+            .await
+            .map(|()| json_response(StatusCode::OK, body)),
+        Err(problem) => Err(problem),
+    };
+    claim.settle(result).await
 }
 
 /// Lifts the legal hold of a letter. Idempotent.
@@ -448,28 +457,31 @@ pub async fn lift_hold(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    set_hold(service, caller, id, false).await
+    let (body, _) = set_hold(&service, &caller, id, false).await?;
+    Ok(json_response(StatusCode::OK, body))
 }
 
+/// Places or lifts the hold; the letter's JSON afterwards, and the time.
 async fn set_hold(
-    service: Service,
-    caller: Caller,
+    service: &Service,
+    caller: &Caller,
     id: String,
     hold: bool,
-) -> Result<Response, Problem> {
-    let row = find_letter(&service, &caller, &id).await?;
+) -> Result<(Vec<u8>, i64), Problem> {
+    let now = unix_micros(service.clock.now());
+    let row = find_letter(service, caller, &id).await?;
     if hold && let Some(destroyed_at) = row.content_destroyed_at {
         return Err(Problem::letter_content_destroyed(&row.id, destroyed_at));
     }
-    let since = hold.then(|| unix_micros(service.clock.now()));
+    let since = hold.then_some(now);
     service
         .storage
         .set_legal_hold(&caller.tenant_id, &row.id, since)
         .await?;
-    let row = find_letter(&service, &caller, &row.id).await?;
-    let view = load_view(&service, row).await?;
+    let row = find_letter(service, caller, &row.id).await?;
+    let view = load_view(service, row).await?;
     let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    Ok((body, now))
 }
 
 /// The evidence records of a letter, in order.

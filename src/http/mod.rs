@@ -11,19 +11,18 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sha2::{Digest, Sha256};
 use tower_http::trace::TraceLayer;
 
 use crate::api_key::Caller;
 use crate::letter::FieldError;
 use crate::service::Service;
-use crate::storage::IdempotencyRow;
 
 pub mod batches;
 pub mod bounces;
 pub mod client_address;
 pub mod consents;
 pub mod documents;
+pub mod idempotency;
 pub mod letter_templates;
 pub mod letters;
 pub mod log;
@@ -419,77 +418,6 @@ async fn authenticate(parts: &Parts, service: &Service) -> Result<Caller, Proble
         Some(caller) => Ok(caller),
         None => Err(Problem::unauthorized("the API key is unknown or revoked")),
     }
-}
-
-/// The optional `Idempotency-Key` header of a POST.
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get("idempotency-key") else {
-            return Ok(IdempotencyKey(None));
-        };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|k| {
-                !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b))
-            })
-            .ok_or_else(|| {
-                Problem::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
-            })?;
-        Ok(IdempotencyKey(Some(key.to_string())))
-    }
-}
-
-/// Fingerprint of a request for idempotency: method, path and body.
-pub fn request_fingerprint(method: &str, path: &str, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(method.as_bytes());
-    h.update(b" ");
-    h.update(path.as_bytes());
-    h.update(b"\n");
-    h.update(body);
-    hex::encode(h.finalize())
-}
-
-/// Looks for an earlier response to the same key: replays it when the request matches,
-/// refuses when it does not, `None` when the key is new.
-pub async fn replay_idempotent(
-    service: &Service,
-    caller: &Caller,
-    key: &str,
-    fingerprint: &str,
-) -> Result<Option<Response>, Problem> {
-    let Some(row) = service
-        .storage
-        .idempotent_response(&caller.tenant_id, key)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if row.request_sha256 != fingerprint {
-        return Err(Problem::idempotency_key_reused());
-    }
-    Ok(Some(stored_response(&row)))
-}
-
-/// Rebuilds a stored JSON response, marked as a replay.
-pub fn stored_response(row: &IdempotencyRow) -> Response {
-    let status = u16::try_from(row.status)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    (status, headers, row.response.clone()).into_response()
 }
 
 /// A JSON response with an explicit status.

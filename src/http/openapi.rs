@@ -25,7 +25,7 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
 #[openapi(
     info(
         title = "recommande",
-        description = "Electronic registered letters (LRE, eIDAS electronic registered delivery) with evidence sealed with CMS and timestamped with RFC 3161. Errors are RFC 9457 problem+json; every POST honours Idempotency-Key.",
+        description = "Electronic registered letters (LRE, eIDAS electronic registered delivery) with evidence sealed with CMS and timestamped with RFC 3161. Errors are RFC 9457 problem+json; every POST that creates or changes an account's data honours Idempotency-Key.",
         license(name = "AGPL-3.0-or-later")
     ),
     paths(

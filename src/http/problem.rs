@@ -316,12 +316,14 @@ impl Problem {
 
     /// 409: the same `Idempotency-Key` is being processed by a concurrent request.
     pub fn idempotency_in_progress() -> Self {
-        Problem::new(
+        let mut problem = Problem::new(
             StatusCode::CONFLICT,
             "idempotency-key-in-progress",
             "Request in progress",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )
+            "a request with this Idempotency-Key is still being processed; retry shortly (see Retry-After)",
+        );
+        problem.retry_after = Some(super::idempotency::IN_PROGRESS_RETRY_AFTER);
+        problem
     }
 
     /// 409: the resource is not in a state that allows the request.
@@ -537,6 +539,9 @@ impl IntoResponse for Problem {
 
 impl From<StorageError> for Problem {
     fn from(err: StorageError) -> Self {
+        if matches!(err, StorageError::IdempotencyClaimLost) {
+            return Problem::idempotency_in_progress();
+        }
         match err.outage() {
             Some(outage) => Problem::storage_outage(outage, &err),
             None => Problem::internal(&err),

@@ -9,16 +9,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::idempotency::{Begun, Idempotency};
 use super::problem::Problem;
-use super::{
-    IdempotencyKey, PageQuery, json_response, path_uuid, replay_idempotent, request_fingerprint,
-    require_json_content, with_location,
-};
+use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
 use crate::api_key::Caller;
 use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::letter::field_error;
 use crate::service::Service;
-use crate::storage::{DeliveryRow, IdempotencyRow, StorageError, WebhookRow};
+use crate::storage::{DeliveryRow, WebhookRow};
 use crate::webhook::{WebhookRequest, secret_hint};
 
 /// Whether a webhook still receives deliveries.
@@ -157,63 +155,47 @@ pub struct WebhookBody {
 pub async fn create(
     State(service): State<Service>,
     caller: Caller,
-    IdempotencyKey(idempotency_key): IdempotencyKey,
+    idempotency: Idempotency,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the webhook")?;
-    let fingerprint = request_fingerprint("POST", "/v1/webhooks", &body);
-    if let Some(key) = &idempotency_key
-        && let Some(replay) = replay_idempotent(&service, &caller, key, &fingerprint).await?
-    {
-        return Ok(replay);
-    }
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
-    let request =
-        WebhookRequest::parse(&value, service.outbound.policy()).map_err(Problem::validation)?;
-    let now = unix_micros(service.clock.now());
-    let row = WebhookRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: caller.tenant_id.clone(),
-        url: request.url,
-        secret: request.secret,
-        events: request.events,
-        created_at: now,
-        deleted_at: None,
+    let claim = match idempotency.begin(&service, &caller, &body).await? {
+        Begun::Replay(replay) => return Ok(replay),
+        Begun::Proceed(claim) => claim,
     };
-    // The stored replay holds the view only, which has no secret.
-    let response = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
-    let idempotency = idempotency_key.as_ref().map(|key| IdempotencyRow {
-        tenant_id: caller.tenant_id.clone(),
-        key: key.clone(),
-        request_sha256: fingerprint.clone(),
-        status: 201,
-        response: response.clone(),
-        created_at: now,
-    });
-    match service
-        .storage
-        .insert_webhook(&row, idempotency.as_ref())
-        .await
-    {
-        Ok(()) => {}
-        Err(StorageError::Conflict("idempotency key")) => {
-            if let Some(key) = &idempotency_key
-                && let Some(replay) =
-                    replay_idempotent(&service, &caller, key, &fingerprint).await?
-            {
-                return Ok(replay);
-            }
-            return Err(Problem::idempotency_in_progress());
-        }
-        Err(e) => return Err(e.into()),
+    let result: Result<Response, Problem> = async {
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+        let request = WebhookRequest::parse(&value, service.outbound.policy())
+            .map_err(Problem::validation)?;
+        let now = unix_micros(service.clock.now());
+        let row = WebhookRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: caller.tenant_id.clone(),
+            url: request.url,
+            secret: request.secret,
+            events: request.events,
+            created_at: now,
+            deleted_at: None,
+        };
+        // The stored replay holds the view only, which has no secret.
+        let response = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
+        let location = format!("/v1/webhooks/{}", row.id);
+        let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, now);
+        // The answer commits with the record, or neither does.
+        service
+            .storage
+            .insert_webhook(&row, answer.as_ref())
+            .await?;
+        tracing::info!(webhook.id = %row.id, tenant.id = %caller.tenant_id, "webhook registered");
+        Ok(with_location(
+            json_response(StatusCode::CREATED, response),
+            &location,
+        ))
     }
-    tracing::info!(webhook.id = %row.id, tenant.id = %caller.tenant_id, "webhook registered");
-    Ok(with_location(
-        json_response(StatusCode::CREATED, response),
-        &format!("/v1/webhooks/{}", row.id),
-    ))
+    .await;
+    claim.settle(result).await
 }
 
 /// The account's active webhooks.

@@ -181,8 +181,8 @@ macro_rules! insert_jobs {
 
 impl Storage {
     /// Records a batch with its validation errors, the jobs of a batch created final, and the
-    /// idempotency record, in one transaction. A key already used yields
-    /// `Conflict("idempotency key")`.
+    /// answer of the idempotency claim, in one transaction. A claim this request no longer
+    /// holds yields `IdempotencyClaimLost`.
     pub async fn insert_batch(
         &self,
         batch: &NewBatch,
@@ -193,7 +193,7 @@ impl Storage {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
-                insert_idempotency!(&mut *tx, idem);
+                complete_idempotency!(&mut *tx, idem);
             }
             sqlx::query(
                 "INSERT INTO batches (id, tenant_id, api_key_id, state, mode, source, total, valid, \

@@ -74,7 +74,7 @@ macro_rules! consent_from_row {
 
 impl Storage {
     /// Records a consent and the optional idempotency record in one transaction. An
-    /// idempotency key already used yields `Conflict("idempotency key")`.
+    /// claim this request no longer holds yields `IdempotencyClaimLost`.
     pub async fn insert_consent(
         &self,
         consent: &ConsentRow,
@@ -88,7 +88,7 @@ impl Storage {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
-                insert_idempotency!(&mut *tx, idem);
+                complete_idempotency!(&mut *tx, idem);
             }
             sqlx::query(sql)
                 .bind(&consent.id)

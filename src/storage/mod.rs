@@ -8,8 +8,9 @@
 //! Invariants kept here:
 //! - evidence is **insert-only**: this module offers no function that updates or deletes an
 //!   evidence row, and the migrations add triggers that refuse it at the database level;
-//! - a letter, its documents, its deposit evidence and its idempotency record are written in
-//!   **one transaction** (`insert_deposits`), so a failure leaves nothing half-written.
+//! - a letter, its documents, its deposit evidence and the answer of its idempotency claim are
+//!   written in **one transaction** (`insert_deposits`), so a failure leaves nothing
+//!   half-written.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub enum StorageError {
     /// A unique constraint refused the write; the string names what collided.
     #[error("conflict: {0} already exists")]
     Conflict(&'static str),
+    /// The `Idempotency-Key` claim of this request was lost (it expired and a retry took it
+    /// over): the request's writes are rolled back and the retry's answer stands.
+    #[error("the idempotency claim of this request was taken over")]
+    IdempotencyClaimLost,
     /// A stored value could not be read back as expected.
     #[error("corrupt row: {0}")]
     Corrupt(String),
@@ -247,20 +252,30 @@ pub struct NewEvidence {
     pub created_at: i64,
 }
 
-/// A stored API response, replayed for a retried request with the same `Idempotency-Key`.
+/// The record of one `Idempotency-Key`: a claim while its request is processed (`pending`),
+/// then the answer replayed for a retried request (`done`). See [`idempotency`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRow {
     /// Owning tenant.
     pub tenant_id: String,
     /// The client's key.
     pub key: String,
+    /// The route template the key was used on (`/v1/letters`, `/v1/letters/{id}/hold`);
+    /// empty on answers stored before routes were recorded.
+    pub route: String,
     /// Hex SHA-256 of method, path and body of the original request.
     pub request_sha256: String,
-    /// HTTP status of the original response.
+    /// Random token of the request holding the claim; only it may complete or release it.
+    pub claim: String,
+    /// Whether the answer is stored (`false`: the request is still being processed).
+    pub done: bool,
+    /// HTTP status of the original response (0 while pending).
     pub status: i64,
-    /// Body of the original response.
+    /// Headers replayed with the answer (`Location`), one `name: value` per line.
+    pub headers: String,
+    /// Body of the original response (empty while pending).
     pub response: Vec<u8>,
-    /// Time of the original request, Unix µs.
+    /// Time of the claim, then of the original answer, Unix µs.
     pub created_at: i64,
 }
 
@@ -417,24 +432,25 @@ macro_rules! dispatch {
     };
 }
 
-/// Inserts the idempotency row `$idem` on the transaction connection `$conn`; a key already
-/// taken becomes `Conflict("idempotency key")`.
-macro_rules! insert_idempotency {
+/// Completes the pending idempotency claim `$idem` with its answer, on the transaction
+/// connection `$conn`: the answer commits with the resource or not at all. A claim this
+/// request no longer holds (expired and taken over) yields [`StorageError::IdempotencyClaimLost`].
+macro_rules! complete_idempotency {
     ($conn:expr, $idem:expr) => {{
         let idem: &IdempotencyRow = $idem;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&idem.tenant_id)
-        .bind(&idem.key)
-        .bind(&idem.request_sha256)
-        .bind(idem.status)
-        .bind(&idem.response)
-        .bind(idem.created_at)
-        .execute($conn)
-        .await
-        .map_err(|e| StorageError::from_insert(e, "idempotency key"))?;
+        let done = sqlx::query($crate::storage::idempotency::COMPLETE_SQL)
+            .bind(&idem.tenant_id)
+            .bind(&idem.key)
+            .bind(&idem.claim)
+            .bind(idem.status)
+            .bind(&idem.headers)
+            .bind(&idem.response)
+            .bind(idem.created_at)
+            .execute($conn)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(StorageError::IdempotencyClaimLost);
+        }
     }};
 }
 
@@ -1108,7 +1124,7 @@ impl Storage {
 
     /// Writes deposits — letters, their document links, their deposit evidence — and the
     /// optional idempotency record, all in **one transaction**: either everything is stored or
-    /// nothing is. An idempotency key already used yields `Conflict("idempotency key")`.
+    /// nothing is. An claim this request no longer holds yields `IdempotencyClaimLost`.
     pub async fn insert_deposits(
         &self,
         deposits: &[NewDeposit],
@@ -1116,10 +1132,10 @@ impl Storage {
     ) -> Result<(), StorageError> {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
-            // The idempotency row goes first so that a concurrent retry blocks on it (PostgreSQL)
-            // or collides before any other work is done.
+            // The claim is completed first: a claim lost to a retry fails before any other
+            // write, and the whole transaction rolls back.
             if let Some(idem) = idempotency {
-                insert_idempotency!(&mut *tx, idem);
+                complete_idempotency!(&mut *tx, idem);
             }
             insert_deposit_rows!(tx, Db, deposits, None);
             tx.commit().await?;
@@ -1220,61 +1236,6 @@ impl Storage {
                 .collect()
         })
     }
-
-    // ----- idempotency ----------------------------------------------------------------------
-
-    /// The stored response for (`tenant_id`, `key`), if any.
-    pub async fn idempotent_response(
-        &self,
-        tenant_id: &str,
-        key: &str,
-    ) -> Result<Option<IdempotencyRow>, StorageError> {
-        // Read through the write pool on SQLite: a retry racing the original must see its
-        // committed row, and the single writer serialises the two.
-        dispatch!(self, write, |pool, Db| {
-            let row = sqlx::query(
-                "SELECT tenant_id, key, request_sha256, status, response, created_at \
-                 FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",
-            )
-            .bind(tenant_id)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                Some(row) => Ok(Some(IdempotencyRow {
-                    tenant_id: row.try_get("tenant_id")?,
-                    key: row.try_get("key")?,
-                    request_sha256: row.try_get("request_sha256")?,
-                    status: row.try_get("status")?,
-                    response: row.try_get("response")?,
-                    created_at: row.try_get("created_at")?,
-                })),
-                None => Ok(None),
-            }
-        })
-    }
-
-    /// Stores a response for replay; returns false when the key was already taken.
-    pub async fn insert_idempotent_response(
-        &self,
-        idem: &IdempotencyRow,
-    ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
-            let done = sqlx::query(
-                "INSERT INTO idempotency_keys (tenant_id, key, request_sha256, status, response, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, key) DO NOTHING",
-            )
-            .bind(&idem.tenant_id)
-            .bind(&idem.key)
-            .bind(&idem.request_sha256)
-            .bind(idem.status)
-            .bind(&idem.response)
-            .bind(idem.created_at)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
-    }
 }
 
 /// Drops credentials from a URL before it is shown in an error or a log line.
@@ -1307,6 +1268,7 @@ pub mod archive;
 pub mod audit;
 mod batches;
 mod consents;
+pub mod idempotency;
 mod lifecycle;
 pub mod log;
 pub mod metrics;

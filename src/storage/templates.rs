@@ -45,7 +45,7 @@ macro_rules! template_from_row {
 
 impl Storage {
     /// Records a template and the optional idempotency record in one transaction. An
-    /// idempotency key already used yields `Conflict("idempotency key")`.
+    /// claim this request no longer holds yields `IdempotencyClaimLost`.
     pub async fn insert_template(
         &self,
         template: &TemplateRow,
@@ -59,7 +59,7 @@ impl Storage {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
-                insert_idempotency!(&mut *tx, idem);
+                complete_idempotency!(&mut *tx, idem);
             }
             sqlx::query(sql)
                 .bind(&template.id)

@@ -318,7 +318,7 @@ impl Storage {
     }
 
     /// Records a webhook and the optional idempotency record in one transaction. An
-    /// idempotency key already used yields `Conflict("idempotency key")`.
+    /// claim this request no longer holds yields `IdempotencyClaimLost`.
     pub async fn insert_webhook(
         &self,
         webhook: &WebhookRow,
@@ -341,7 +341,7 @@ impl Storage {
         dispatch!(self, write, |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
-                insert_idempotency!(&mut *tx, idem);
+                complete_idempotency!(&mut *tx, idem);
             }
             sqlx::query(sql)
                 .bind(&webhook.id)

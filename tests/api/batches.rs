@@ -671,7 +671,12 @@ async fn the_send_command_deposits_a_csv_file_and_writes_the_refused_rows(engine
 
 /// Records, as a stopped process would have left it, a `valid_rows` batch of `rows` letters
 /// whose first `next_row` rows are said committed; returns its id.
-async fn abandoned_batch(app: &TestApp, document: &str, rows: usize, next_row: i64) -> String {
+pub(crate) async fn abandoned_batch(
+    app: &TestApp,
+    document: &str,
+    rows: usize,
+    next_row: i64,
+) -> String {
     let storage = &app.service.storage;
     let key = storage
         .list_api_keys(Some("Cabinet Recouvr"))

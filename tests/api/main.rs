@@ -15,6 +15,7 @@ mod container;
 mod deposit;
 mod full_disk;
 mod golden;
+mod idempotency;
 mod instances;
 mod lifecycle;
 mod log;
