@@ -24,7 +24,7 @@ use base64::Engine;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
+use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::config::{SecretText, WitnessSettings};
 use crate::log::PublishedTreeHead;
 use crate::mail::{MailAttachment, MailError, Mailer, OutgoingMail};
@@ -367,26 +367,6 @@ fn mail_body(provider: &str, public_url: &str, size: i64, root: &str, issued_at:
          (roots.pem: {public_url}/v1/trust/roots.pem). Any result other than \"CONSISTENT\"\n\
          must be reported.\n"
     )
-}
-
-/// Runs [`Witnesses::deliver_due`] every `interval` (at once again after a full pass) until
-/// the task is aborted; errors are logged.
-pub fn spawn_delivery_worker(
-    witnesses: Witnesses,
-    clock: Arc<dyn Clock>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    const BATCH: i64 = 50;
-    tokio::spawn(async move {
-        loop {
-            match witnesses.deliver_due(clock.now(), BATCH).await {
-                Ok(n) if n as i64 >= BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "witness delivery pass failed"),
-            }
-            tokio::time::sleep(interval).await;
-        }
-    })
 }
 
 #[cfg(test)]
