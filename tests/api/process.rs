@@ -46,10 +46,33 @@ async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
 }
 
 async fn serve_on(data: &std::path::Path, database: Option<&str>, smtp: &str, port: u16) -> Server {
-    let mut child = recommande(database)
+    serve_with(data, database, Some(smtp), port, None).await
+}
+
+/// The service on `port`; `smtp` `None` writes mails into the data directory; `grace` sets
+/// `[workers] shutdown_grace_seconds`.
+async fn serve_with(
+    data: &std::path::Path,
+    database: Option<&str>,
+    smtp: Option<&str>,
+    port: u16,
+    grace: Option<u64>,
+) -> Server {
+    let mut command = recommande(database);
+    command
         .args(["serve", "--data-dir"])
         .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--smtp-url", smtp])
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    if let Some(smtp) = smtp {
+        command.args(["--smtp-url", smtp]);
+    }
+    if let Some(grace) = grace {
+        command.env(
+            "RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS",
+            grace.to_string(),
+        );
+    }
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -143,7 +166,9 @@ async fn wait_for_state(
 }
 
 crate::on_both_engines!(
-    a_kill_after_the_relay_took_the_notification_is_followed_by_the_same_bytes_and_their_evidence
+    a_kill_after_the_relay_took_the_notification_is_followed_by_the_same_bytes_and_their_evidence,
+    a_sigterm_during_a_notification_gives_its_claim_back_and_the_restart_sends_at_once,
+    a_sigterm_during_a_batch_gives_its_lease_back_and_the_restart_completes_it_at_once,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,4 +331,273 @@ async fn a_kill_after_the_relay_took_the_notification_is_followed_by_the_same_by
         header(&mails[0], "Message-ID")
     );
     assert_eq!(notification["attempt"], 2, "{record}");
+}
+
+/// Sends SIGTERM to the server and waits (bounded) for it to exit; returns how long it took.
+async fn terminate(server: &mut Server, bound: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    loop {
+        if let Some(exit) = server.child.try_wait().expect("try_wait") {
+            assert!(exit.success(), "a drained service exits cleanly: {exit}");
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < bound,
+            "the service did not exit within {bound:?} of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `attempt` recorded in the notification evidence of `letter`.
+async fn notification_attempt(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    letter: &Value,
+) -> i64 {
+    let link = letter["evidence"][1]["files"]["json"]
+        .as_str()
+        .expect("record link");
+    let url = if link.starts_with("http") {
+        link.to_string()
+    } else {
+        format!("{base}{link}")
+    };
+    let record: Value = client
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET record")
+        .json()
+        .await
+        .expect("record json");
+    record["details"]["notification"]["attempt"]
+        .as_i64()
+        .expect("attempt")
+}
+
+/// The letter once in `state`, waiting at most `bound`.
+async fn letter_within(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    state: &str,
+    bound: Duration,
+) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let letter: Value = client
+            .get(format!("{base}/v1/letters/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if letter["state"] == state {
+            return letter;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "letter {id} not {state} within {bound:?}: {letter}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn a_sigterm_during_a_notification_gives_its_claim_back_and_the_restart_sends_at_once(
+    engine: Engine,
+) {
+    // Arrange: a relay that holds back its 250 to the first message; three letters.
+    let Some(sink) = SmtpSink::start_holding(1) else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("dir");
+    let Some(database) = fresh_database(engine, data.path()).await else {
+        return;
+    };
+    let key = api_key_on(data.path(), Some(&database));
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut first = serve_with(
+        data.path(),
+        Some(&database),
+        Some(&sink.url()),
+        port,
+        Some(2),
+    )
+    .await;
+    let mut letters = Vec::new();
+    for _ in 0..3 {
+        letters.push(deposit(&client, &first.base, &key).await);
+    }
+
+    // Act: SIGTERM while the first notification waits for the relay's answer. The pass
+    // cannot finish within the 2 s grace; it is cut and its claims given back.
+    sink.wait_until_held(1).await;
+    let took = terminate(&mut first, Duration::from_secs(30)).await;
+    assert!(
+        took >= Duration::from_secs(2),
+        "the pass in progress had its grace period: {took:?}"
+    );
+    drop(first);
+    // The relay keeps the message it had (RFC 5321 §6.1); the service never learnt so.
+    sink.release(1);
+
+    // Assert: restarted, every letter is notified well before the 5-minute job lease would
+    // have lapsed.
+    let restarted = std::time::Instant::now();
+    let second = serve_with(data.path(), Some(&database), Some(&sink.url()), port, None).await;
+    for (i, id) in letters.iter().enumerate() {
+        let letter = letter_within(
+            &client,
+            &second.base,
+            &key,
+            id,
+            "notified",
+            Duration::from_secs(60).saturating_sub(restarted.elapsed()),
+        )
+        .await;
+        let events: Vec<&str> = letter["evidence"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .map(|e| e["event"].as_str().expect("event"))
+            .collect();
+        assert_eq!(
+            events,
+            ["SubmissionAcceptance", "NotificationForAcceptance"]
+        );
+        let attempt = notification_attempt(&client, &second.base, &key, &letter).await;
+        if i == 0 {
+            // Cut during its hand-over: that attempt counts (the same kept bytes were sent
+            // again).
+            assert_eq!(attempt, 2, "the cut attempt counts");
+        } else {
+            // Claimed with it but never started, or never claimed: no attempt spent.
+            assert_eq!(attempt, 1, "a job given back unstarted keeps its attempts");
+        }
+    }
+    assert!(restarted.elapsed() < Duration::from_secs(60));
+    let mails = sink.raw_messages();
+    assert_eq!(
+        mails.len(),
+        4,
+        "the held copy, its resend and two notifications"
+    );
+    assert!(
+        mails[0] == mails[1],
+        "the cut notification is resent byte for byte"
+    );
+}
+
+async fn a_sigterm_during_a_batch_gives_its_lease_back_and_the_restart_completes_it_at_once(
+    engine: Engine,
+) {
+    // Arrange: a batch large enough to be depositing (several chunks) when SIGTERM comes.
+    let data = tempfile::tempdir().expect("dir");
+    let Some(database) = fresh_database(engine, data.path()).await else {
+        return;
+    };
+    let key = api_key_on(data.path(), Some(&database));
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let mut first = serve_with(data.path(), Some(&database), None, port, Some(10)).await;
+    let part = reqwest::multipart::Part::bytes(sample_pdf("batch")).file_name("relance.pdf");
+    let doc: Value = client
+        .post(format!("{}/v1/documents", first.base))
+        .bearer_auth(&key)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let rows = 2_500;
+    let letters: Vec<Value> = (0..rows)
+        .map(|i| {
+            serde_json::json!({"recipient": {"name": format!("Débiteur {i}"), "email": format!("debiteur{i}@exemple.fr"), "kind": "professional"},
+                   "reference": format!("DRAIN-{i}")})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "defaults": {"sender": {"name": "Cabinet Recouvr", "email": "envoi@recouvr.fr"}, "documents": [doc["id"]]},
+        "letters": letters,
+    });
+    let response = client
+        .post(format!("{}/v1/batches", first.base))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /v1/batches");
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.expect("json");
+    let id = accepted["id"].as_str().expect("id").to_string();
+    let view = |base: String| {
+        let (client, key, id) = (client.clone(), key.clone(), id.clone());
+        async move {
+            client
+                .get(format!("{base}/v1/batches/{id}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("GET batch")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+
+    // Act: SIGTERM once the first chunk is committed, while the others are on their way.
+    let mut before = Value::Null;
+    for _ in 0..1_200 {
+        before = view(first.base.clone()).await;
+        if before["deposited"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        before["state"], "depositing",
+        "SIGTERM lands mid-batch: {before}"
+    );
+    terminate(&mut first, Duration::from_secs(40)).await;
+    drop(first);
+
+    // Assert: restarted, the batch is taken over at once (its lease, 120 s, was given back)
+    // and completes, every row deposited exactly once.
+    let restarted = std::time::Instant::now();
+    let second = serve_with(data.path(), Some(&database), None, port, None).await;
+    let mut after;
+    loop {
+        after = view(second.base.clone()).await;
+        if after["state"] != "depositing" {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(60),
+            "the batch was not completed within 60 s of the restart: {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(after["state"], "completed", "{after}");
+    assert_eq!(after["deposited"], rows);
+    let letters: i64 = after["letters_by_state"]
+        .as_object()
+        .expect("letters by state")
+        .values()
+        .map(|n| n.as_i64().expect("count"))
+        .sum();
+    assert_eq!(letters, rows, "no row deposited twice: {after}");
 }
