@@ -46,17 +46,17 @@ async fn serve(data: &std::path::Path, smtp: &str, port: u16) -> Server {
 }
 
 async fn serve_on(data: &std::path::Path, database: Option<&str>, smtp: &str, port: u16) -> Server {
-    serve_with(data, database, Some(smtp), port, None).await
+    serve_with(data, database, Some(smtp), port, &[]).await
 }
 
-/// The service on `port`; `smtp` `None` writes mails into the data directory; `grace` sets
-/// `[workers] shutdown_grace_seconds`.
+/// The service on `port` with the environment `env`; `smtp` `None` writes mails into the
+/// data directory.
 async fn serve_with(
     data: &std::path::Path,
     database: Option<&str>,
     smtp: Option<&str>,
     port: u16,
-    grace: Option<u64>,
+    env: &[(&str, &str)],
 ) -> Server {
     let mut command = recommande(database);
     command
@@ -66,12 +66,7 @@ async fn serve_with(
     if let Some(smtp) = smtp {
         command.args(["--smtp-url", smtp]);
     }
-    if let Some(grace) = grace {
-        command.env(
-            "RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS",
-            grace.to_string(),
-        );
-    }
+    command.envs(env.iter().copied());
     let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -333,6 +328,26 @@ async fn a_kill_after_the_relay_took_the_notification_is_followed_by_the_same_by
     assert_eq!(notification["attempt"], 2, "{record}");
 }
 
+/// `[workers] shutdown_grace_seconds` from the environment.
+const GRACE: &str = "RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS";
+const METRICS_TOKEN: &str = "process-test-metrics-token-0123456789";
+
+/// The value of the sample `line` (name and labels) on `/metrics`.
+async fn metric(client: &reqwest::Client, base: &str, line: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in {text}"))
+}
+
 /// Sends SIGTERM to the server and waits (bounded) for it to exit; returns how long it took.
 async fn terminate(server: &mut Server, bound: Duration) -> Duration {
     let started = std::time::Instant::now();
@@ -433,7 +448,7 @@ async fn a_sigterm_during_a_notification_gives_its_claim_back_and_the_restart_se
         Some(&database),
         Some(&sink.url()),
         port,
-        Some(2),
+        &[(GRACE, "2")],
     )
     .await;
     let mut letters = Vec::new();
@@ -456,7 +471,7 @@ async fn a_sigterm_during_a_notification_gives_its_claim_back_and_the_restart_se
     // Assert: restarted, every letter is notified well before the 5-minute job lease would
     // have lapsed.
     let restarted = std::time::Instant::now();
-    let second = serve_with(data.path(), Some(&database), Some(&sink.url()), port, None).await;
+    let second = serve_with(data.path(), Some(&database), Some(&sink.url()), port, &[]).await;
     for (i, id) in letters.iter().enumerate() {
         let letter = letter_within(
             &client,
@@ -511,7 +526,7 @@ async fn a_sigterm_during_a_batch_gives_its_lease_back_and_the_restart_completes
     let key = api_key_on(data.path(), Some(&database));
     let client = reqwest::Client::new();
     let port = free_port();
-    let mut first = serve_with(data.path(), Some(&database), None, port, Some(10)).await;
+    let mut first = serve_with(data.path(), Some(&database), None, port, &[(GRACE, "10")]).await;
     let part = reqwest::multipart::Part::bytes(sample_pdf("batch")).file_name("relance.pdf");
     let doc: Value = client
         .post(format!("{}/v1/documents", first.base))
@@ -578,7 +593,14 @@ async fn a_sigterm_during_a_batch_gives_its_lease_back_and_the_restart_completes
     // Assert: restarted, the batch is taken over at once (its lease, 120 s, was given back)
     // and completes, every row deposited exactly once.
     let restarted = std::time::Instant::now();
-    let second = serve_with(data.path(), Some(&database), None, port, None).await;
+    let second = serve_with(
+        data.path(),
+        Some(&database),
+        None,
+        port,
+        &[("RECOMMANDE_METRICS_TOKEN", METRICS_TOKEN)],
+    )
+    .await;
     let mut after;
     loop {
         after = view(second.base.clone()).await;
@@ -593,6 +615,39 @@ async fn a_sigterm_during_a_batch_gives_its_lease_back_and_the_restart_completes
     }
     assert_eq!(after["state"], "completed", "{after}");
     assert_eq!(after["deposited"], rows);
+    // The resumer's pass that took the batch over is on /metrics, and it did not fail.
+    let resumer = r#"{worker="batch_resumer"}"#;
+    let last_success = metric(
+        &client,
+        &second.base,
+        &format!("recommande_worker_last_success_timestamp_seconds{resumer}"),
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    assert!(
+        last_success > now - 120.0 && last_success <= now + 1.0,
+        "{last_success} vs {now}"
+    );
+    let resumer_runs = metric(
+        &client,
+        &second.base,
+        &format!("recommande_worker_runs_total{resumer}"),
+    )
+    .await;
+    assert!(
+        resumer_runs >= 2.0,
+        "the takeover, then a pass that found none"
+    );
+    let errors = metric(
+        &client,
+        &second.base,
+        &format!("recommande_worker_errors_total{resumer}"),
+    )
+    .await;
+    assert_eq!(errors, 0.0);
     let letters: i64 = after["letters_by_state"]
         .as_object()
         .expect("letters by state")
