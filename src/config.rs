@@ -1873,6 +1873,41 @@ mod tests {
     }
 
     #[test]
+    fn the_workers_shutdown_grace_is_read_from_the_file_and_the_environment_and_checked() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(s.shutdown_grace_seconds, 15);
+        let s = load(
+            Some("[workers]\nshutdown_grace_seconds = 40\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.shutdown_grace_seconds, 40);
+        let s = load(
+            None,
+            &[("RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS", "3")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.shutdown_grace_seconds, 3);
+        for bad in ["0", "301"] {
+            let e = load(
+                None,
+                &[("RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS", bad)],
+                Overrides::default(),
+            )
+            .expect_err("out of range");
+            assert!(
+                e.to_string().contains("workers.shutdown_grace_seconds"),
+                "{e}"
+            );
+        }
+        let e = load(Some("[workers]\ngrace = 3\n"), &[], Overrides::default())
+            .expect_err("unknown key");
+        assert!(e.to_string().contains("grace"), "{e}");
+    }
+
+    #[test]
     fn renewal_and_rotation_settings_are_read_and_checked() {
         let s = load(None, &[], Overrides::default()).expect("defaults");
         assert_eq!(
