@@ -67,6 +67,9 @@ pub struct Witnesses {
     secrets: Arc<HashMap<String, SecretText>>,
     public_url: String,
     provider_name: String,
+    /// Claims whose attempt is not recorded yet: delivery id → lease end (Unix µs), given
+    /// back by [`Witnesses::release_claims`] at shutdown.
+    held: Arc<std::sync::Mutex<HashMap<String, i64>>>,
 }
 
 /// The body POSTed to a webhook witness, in this field order.
@@ -111,7 +114,26 @@ impl Witnesses {
             ),
             public_url: public_url.trim_end_matches('/').to_string(),
             provider_name: provider_name.to_string(),
+            held: Arc::default(),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives back the claims of attempts not recorded (a pass cut short at shutdown): those
+    /// deliveries are due again at once. Returns how many were released.
+    pub async fn release_claims(&self, now: OffsetDateTime) -> Result<u64, StorageError> {
+        let claims: Vec<(String, i64)> = self.held().drain().collect();
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        self.storage
+            .release_witness_deliveries(&claims, unix_micros(now))
+            .await
     }
 
     /// Sends every due delivery (at most `limit`, one per witness), records each attempt and
@@ -121,11 +143,14 @@ impl Witnesses {
         now: OffsetDateTime,
         limit: i64,
     ) -> Result<usize, StorageError> {
+        let lease_until = unix_micros(now + CLAIM_LEASE);
         let claimed = self
             .storage
-            .claim_due_witness_deliveries(unix_micros(now), unix_micros(now + CLAIM_LEASE), limit)
+            .claim_due_witness_deliveries(unix_micros(now), lease_until, limit)
             .await?;
         let count = claimed.len();
+        self.held()
+            .extend(claimed.iter().map(|c| (c.delivery.id.clone(), lease_until)));
         // Concurrently: one slow witness must not hold back the others.
         let mut attempts = tokio::task::JoinSet::new();
         for claim in claimed {
@@ -180,6 +205,7 @@ impl Witnesses {
                 // Keep recording the others; this one is retried when its lease ends.
                 first_error.get_or_insert(e);
             }
+            self.held().remove(&delivery.id);
         }
         match first_error {
             Some(e) => Err(e),

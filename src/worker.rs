@@ -516,7 +516,8 @@ impl Worker for WebhookDeliveries {
     }
 }
 
-/// Signed tree heads pushed to outside witnesses.
+/// Signed tree heads pushed to outside witnesses; at shutdown the claims of a pass cut
+/// short are given back.
 struct WitnessDeliveries {
     witnesses: crate::witness::Witnesses,
     clock: Arc<dyn Clock>,
@@ -541,6 +542,9 @@ impl Worker for WitnessDeliveries {
                 Pass::Idle
             })
         })
+    }
+    fn release(&self) -> BoxFuture<'_, Result<u64, WorkerError>> {
+        Box::pin(async move { Ok(self.witnesses.release_claims(self.clock.now()).await?) })
     }
 }
 
