@@ -8,6 +8,8 @@
 //! with its letters, evidence, coalesced jobs and the batch's progress (see
 //! `storage::batches`). A runner holds a lease on its batch; when its process stops, another
 //! runner (the resumer worker, `src/worker.rs`) takes the batch over from the last committed chunk.
+//! A graceful stop ([`Batches::stop`]) ends each runner after the chunk it is committing and
+//! gives the leases back ([`Batches::release_leases`]), so the next start resumes at once.
 //!
 //! `all_or_nothing` batches are written in a single transaction: either every letter is
 //! deposited or none is.

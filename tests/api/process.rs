@@ -1,7 +1,8 @@
 //! The real `recommande serve` process: its workers notify by themselves, a `kill -9` right
 //! after a deposit loses nothing and duplicates no evidence, and one between the relay taking
 //! the notification and the evidence commit is followed by a byte-identical resend that the
-//! evidence covers.
+//! evidence covers; a SIGTERM during a notification or a batch drains the workers and gives
+//! their claims back, so that the restarted process goes on at once.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
