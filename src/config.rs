@@ -206,6 +206,10 @@ pub struct Settings {
     /// Master key files (`[archive] master_key_files`), in order; the first is active unless
     /// `master_key` is set. None at all: a development key in `DATA_DIR/keys/`.
     pub master_key_files: Vec<PathBuf>,
+    /// `[workers] shutdown_grace_seconds`: at SIGTERM or Ctrl-C, how long the background
+    /// workers' passes in progress (and batch deposits, webhook attempts) may take to
+    /// finish before they are cut short and their claims given back (default 15).
+    pub shutdown_grace_seconds: u64,
     /// Archive timestamp renewal (`[renewal] interval_seconds`): how often due records are
     /// renewed.
     pub renewal_interval_seconds: u64,
@@ -482,6 +486,14 @@ struct FileConfig {
     renewal: FileRenewal,
     #[serde(default)]
     outbound: FileOutbound,
+    #[serde(default)]
+    workers: FileWorkers,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWorkers {
+    shutdown_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -785,6 +797,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         Some("collection"),
         "missing_rate",
         false,
+    ),
+    (
+        "RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS",
+        Some("workers"),
+        "shutdown_grace_seconds",
+        true,
     ),
     (
         "RECOMMANDE_LOG_HEAD_INTERVAL_SECONDS",
@@ -1218,6 +1236,13 @@ impl Settings {
                 message: "must be at least 32 characters".into(),
             });
         }
+        let shutdown_grace_seconds = file.workers.shutdown_grace_seconds.unwrap_or(15);
+        if !(1..=300).contains(&shutdown_grace_seconds) {
+            return Err(ConfigError::Invalid {
+                key: "workers.shutdown_grace_seconds",
+                message: format!("{shutdown_grace_seconds} must be between 1 and 300"),
+            });
+        }
         let log_head_interval_seconds = file.log.head_interval_seconds.unwrap_or(60);
         if !(1..=86_400).contains(&log_head_interval_seconds) {
             return Err(ConfigError::Invalid {
@@ -1314,6 +1339,7 @@ impl Settings {
             renewal_interval_seconds,
             renewal_margin_days,
             outbound_allowed_private,
+            shutdown_grace_seconds,
         })
     }
 
@@ -1844,6 +1870,41 @@ mod tests {
                 .to_string();
             assert!(err.contains(named), "{named}: {err}");
         }
+    }
+
+    #[test]
+    fn the_workers_shutdown_grace_is_read_from_the_file_and_the_environment_and_checked() {
+        let s = load(None, &[], Overrides::default()).expect("defaults");
+        assert_eq!(s.shutdown_grace_seconds, 15);
+        let s = load(
+            Some("[workers]\nshutdown_grace_seconds = 40\n"),
+            &[],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.shutdown_grace_seconds, 40);
+        let s = load(
+            None,
+            &[("RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS", "3")],
+            Overrides::default(),
+        )
+        .expect("settings");
+        assert_eq!(s.shutdown_grace_seconds, 3);
+        for bad in ["0", "301"] {
+            let e = load(
+                None,
+                &[("RECOMMANDE_WORKERS_SHUTDOWN_GRACE_SECONDS", bad)],
+                Overrides::default(),
+            )
+            .expect_err("out of range");
+            assert!(
+                e.to_string().contains("workers.shutdown_grace_seconds"),
+                "{e}"
+            );
+        }
+        let e = load(Some("[workers]\ngrace = 3\n"), &[], Overrides::default())
+            .expect_err("unknown key");
+        assert!(e.to_string().contains("grace"), "{e}");
     }
 
     #[test]

@@ -233,6 +233,25 @@ pub struct Lifecycle {
     public_url: String,
     provider_name: String,
     reminder_days: Vec<i64>,
+    claims: Arc<OutboxClaims>,
+}
+
+/// The outbox claims this process holds, so that a graceful stop can give them back
+/// ([`Lifecycle::release_claims`]) instead of leaving them leased for [`JOB_LEASE`].
+#[derive(Default)]
+struct OutboxClaims {
+    /// Set when the service stops: a pass runs no further job once its current one is done.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Claimed jobs not finished: id → (lease end, whether their run started).
+    held: std::sync::Mutex<std::collections::HashMap<i64, (i64, bool)>>,
+}
+
+impl OutboxClaims {
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, (i64, bool)>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Lifecycle {
@@ -257,6 +276,7 @@ impl Lifecycle {
             public_url,
             provider_name,
             reminder_days,
+            claims: Arc::default(),
         }
     }
 
@@ -301,7 +321,22 @@ impl Lifecycle {
             )
             .await?;
         let claimed = jobs.len();
+        let lease_until = unix_micros(now) + JOB_LEASE.whole_microseconds() as i64;
+        self.claims
+            .held()
+            .extend(jobs.iter().map(|job| (job.id, (lease_until, false))));
         for job in jobs {
+            if self
+                .claims
+                .stopping
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                // Stopping: the jobs not started stay held and are given back.
+                break;
+            }
+            if let Some(claim) = self.claims.held().get_mut(&job.id) {
+                claim.1 = true;
+            }
             let outcome = match job.kind.as_str() {
                 job::NOTIFY => self.notify(&job).await,
                 job::REMIND => self.remind(&job).await,
@@ -322,8 +357,34 @@ impl Lifecycle {
                 // The lease makes the job due again; log and go on with the others.
                 tracing::error!(job.id = job.id, job.kind = %job.kind, error = %e, "job failed; it will be retried");
             }
+            self.claims.held().remove(&job.id);
         }
         Ok(claimed)
+    }
+
+    /// Makes the outbox passes stop after their current job (graceful shutdown).
+    pub fn stop_claiming(&self) {
+        self.claims
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Gives back every outbox claim this process still holds (jobs not run, or whose run
+    /// was cut short at shutdown): they are due again at once for the next start or another
+    /// instance. Returns how many were released.
+    pub async fn release_claims(&self) -> Result<u64, StorageError> {
+        let claims: Vec<(i64, i64, bool)> = self
+            .claims
+            .held()
+            .drain()
+            .map(|(id, (lease_until, started))| (id, lease_until, started))
+            .collect();
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        self.storage
+            .release_jobs(&claims, unix_micros(self.clock.now()))
+            .await
     }
 
     async fn notify(&self, job: &Job) -> Result<(), LifecycleError> {

@@ -118,6 +118,8 @@ pub struct Service {
     pub api_keys: ApiKeyHasher,
     /// The time source.
     pub clock: Arc<dyn Clock>,
+    /// The statuses of the background workers (`src/worker.rs`), for `/metrics`.
+    pub workers: crate::worker::Statuses,
 }
 
 impl Service {
@@ -411,6 +413,7 @@ impl Service {
             composer,
             api_keys,
             clock,
+            workers: crate::worker::Statuses::default(),
         })
     }
 

@@ -477,6 +477,9 @@ pub struct Deliverer {
     storage: Storage,
     outbound: Outbound,
     slots: Arc<TenantSlots>,
+    /// Claims whose attempt is not recorded yet: delivery id → lease end (Unix µs), given
+    /// back by [`Deliverer::release_claims`] at shutdown.
+    held: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// Attempts in flight per tenant (started, waiting for a permit or running).
@@ -550,7 +553,31 @@ impl Deliverer {
             storage,
             outbound,
             slots: Arc::new(TenantSlots::default()),
+            held: Arc::default(),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, i64>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Attempts started and not recorded yet.
+    pub fn in_flight(&self) -> usize {
+        self.held().len()
+    }
+
+    /// Gives back the claims of attempts not recorded (cut short at shutdown): those
+    /// deliveries are due again at once. Returns how many were released.
+    pub async fn release_claims(&self, now: OffsetDateTime) -> Result<u64, StorageError> {
+        let claims: Vec<(String, i64)> = self.held().drain().collect();
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        self.storage
+            .release_deliveries(&claims, unix_micros(now))
+            .await
     }
 
     /// Claims due deliveries of the tenants below their bound (at most `limit`, at most
@@ -562,11 +589,12 @@ impl Deliverer {
         limit: i64,
     ) -> Result<Vec<tokio::task::JoinHandle<Result<(), StorageError>>>, StorageError> {
         let busy = self.slots.busy();
+        let lease_until = unix_micros(now + CLAIM_LEASE);
         let claimed = self
             .storage
             .claim_due_deliveries(
                 unix_micros(now),
-                unix_micros(now + CLAIM_LEASE),
+                lease_until,
                 limit,
                 PER_TENANT_CONCURRENCY as i64,
                 &busy,
@@ -581,12 +609,16 @@ impl Deliverer {
                 tenant,
             };
             let this = self.clone();
+            let id = claim.delivery.id.clone();
+            self.held().insert(id.clone(), lease_until);
             attempts.push(tokio::spawn(async move {
                 let _guard = guard;
                 // At most PER_TENANT_CONCURRENCY of this tenant run; the others wait here, an
                 // attempt at most, well within the claim's lease.
                 let _permit = permits.acquire_owned().await.ok();
-                this.attempt(claim, now).await
+                let recorded = this.attempt(claim, now).await;
+                this.held().remove(&id);
+                recorded
             }));
         }
         Ok(attempts)
@@ -675,27 +707,22 @@ pub fn next_step(
 }
 
 /// Starts a pass of [`Deliverer::start_due`] every `interval` (at once again when a full
-/// batch was claimed) until the task is aborted, without waiting for the attempts of a pass:
-/// a slow receiver delays nobody else's deliveries. Errors are logged; the loop never panics
-/// nor stops on them.
+/// batch was claimed) on the worker runner until the task is aborted, without waiting for
+/// the attempts of a pass: a slow receiver delays nobody else's deliveries. Errors are
+/// logged; the loop never panics nor stops on them. (The service runs the same worker with
+/// the others, see `src/worker.rs`.)
 pub fn spawn_delivery_worker(
     storage: Storage,
     clock: Arc<dyn Clock>,
     interval: Duration,
     outbound: Outbound,
 ) -> tokio::task::JoinHandle<()> {
-    const BATCH: i64 = 100;
-    let deliverer = Deliverer::new(storage, outbound);
-    tokio::spawn(async move {
-        loop {
-            match deliverer.start_due(clock.now(), BATCH).await {
-                Ok(started) if started.len() as i64 >= BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "webhook delivery pass failed"),
-            }
-            tokio::time::sleep(interval).await;
-        }
-    })
+    let worker = crate::worker::WebhookDeliveries::new(
+        Deliverer::new(storage, outbound),
+        clock.clone(),
+        interval,
+    );
+    crate::worker::spawn_one(std::sync::Arc::new(worker), clock)
 }
 
 /// One POST of a delivery; returns the status when the receiver answered, and the error

@@ -24,7 +24,7 @@ use base64::Engine;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
+use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::config::{SecretText, WitnessSettings};
 use crate::log::PublishedTreeHead;
 use crate::mail::{MailAttachment, MailError, Mailer, OutgoingMail};
@@ -67,6 +67,9 @@ pub struct Witnesses {
     secrets: Arc<HashMap<String, SecretText>>,
     public_url: String,
     provider_name: String,
+    /// Claims whose attempt is not recorded yet: delivery id → lease end (Unix µs), given
+    /// back by [`Witnesses::release_claims`] at shutdown.
+    held: Arc<std::sync::Mutex<HashMap<String, i64>>>,
 }
 
 /// The body POSTed to a webhook witness, in this field order.
@@ -111,7 +114,26 @@ impl Witnesses {
             ),
             public_url: public_url.trim_end_matches('/').to_string(),
             provider_name: provider_name.to_string(),
+            held: Arc::default(),
         }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives back the claims of attempts not recorded (a pass cut short at shutdown): those
+    /// deliveries are due again at once. Returns how many were released.
+    pub async fn release_claims(&self, now: OffsetDateTime) -> Result<u64, StorageError> {
+        let claims: Vec<(String, i64)> = self.held().drain().collect();
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        self.storage
+            .release_witness_deliveries(&claims, unix_micros(now))
+            .await
     }
 
     /// Sends every due delivery (at most `limit`, one per witness), records each attempt and
@@ -121,11 +143,14 @@ impl Witnesses {
         now: OffsetDateTime,
         limit: i64,
     ) -> Result<usize, StorageError> {
+        let lease_until = unix_micros(now + CLAIM_LEASE);
         let claimed = self
             .storage
-            .claim_due_witness_deliveries(unix_micros(now), unix_micros(now + CLAIM_LEASE), limit)
+            .claim_due_witness_deliveries(unix_micros(now), lease_until, limit)
             .await?;
         let count = claimed.len();
+        self.held()
+            .extend(claimed.iter().map(|c| (c.delivery.id.clone(), lease_until)));
         // Concurrently: one slow witness must not hold back the others.
         let mut attempts = tokio::task::JoinSet::new();
         for claim in claimed {
@@ -180,6 +205,7 @@ impl Witnesses {
                 // Keep recording the others; this one is retried when its lease ends.
                 first_error.get_or_insert(e);
             }
+            self.held().remove(&delivery.id);
         }
         match first_error {
             Some(e) => Err(e),
@@ -367,26 +393,6 @@ fn mail_body(provider: &str, public_url: &str, size: i64, root: &str, issued_at:
          (roots.pem: {public_url}/v1/trust/roots.pem). Any result other than \"CONSISTENT\"\n\
          must be reported.\n"
     )
-}
-
-/// Runs [`Witnesses::deliver_due`] every `interval` (at once again after a full pass) until
-/// the task is aborted; errors are logged.
-pub fn spawn_delivery_worker(
-    witnesses: Witnesses,
-    clock: Arc<dyn Clock>,
-    interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    const BATCH: i64 = 50;
-    tokio::spawn(async move {
-        loop {
-            match witnesses.deliver_due(clock.now(), BATCH).await {
-                Ok(n) if n as i64 >= BATCH => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "witness delivery pass failed"),
-            }
-            tokio::time::sleep(interval).await;
-        }
-    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //! while the previous chunk is being written, and each chunk is committed in one transaction
 //! with its letters, evidence, coalesced jobs and the batch's progress (see
 //! `storage::batches`). A runner holds a lease on its batch; when its process stops, another
-//! runner ([`spawn_resumer`]) takes the batch over from the last committed chunk.
+//! runner (the resumer worker, `src/worker.rs`) takes the batch over from the last committed chunk.
+//! A graceful stop ([`Batches::stop`]) ends each runner after the chunk it is committing and
+//! gives the leases back ([`Batches::release_leases`]), so the next start resumes at once.
 //!
 //! `all_or_nothing` batches are written in a single transaction: either every letter is
 //! deposited or none is.
@@ -93,6 +95,47 @@ pub struct Batches {
     composer: crate::composer::Composer,
     clock: Arc<dyn Clock>,
     threads: usize,
+    runners: Arc<Runners>,
+}
+
+/// The batches this process is depositing, so that a graceful stop can wait for their
+/// current chunk and then give their leases back ([`Batches::release_leases`]).
+#[derive(Default)]
+struct Runners {
+    /// Set when the service stops: runners stop after the chunk they are committing.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Runners of this process depositing now.
+    active: std::sync::atomic::AtomicUsize,
+    /// Batches being deposited here (or left by a stopped runner, lease not yet released).
+    held: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Runners {
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks batch `id` as deposited here until [`Runners::leave`].
+    fn enter(&self, id: &str) {
+        self.active
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.held().insert(id.to_string());
+    }
+
+    /// The runner of `id` returned; when stopping, its lease is left for the release.
+    fn leave(&self, id: &str) {
+        if !self.stopping() {
+            self.held().remove(id);
+        }
+        self.active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A checked row ready to deposit.
@@ -150,7 +193,59 @@ impl Batches {
             composer,
             clock,
             threads: threads.max(1),
+            runners: Arc::default(),
         }
+    }
+
+    /// Makes the runners of this process stop after the chunk each is committing, and the
+    /// resumer take no further batch (graceful shutdown).
+    pub fn stop(&self) {
+        self.runners
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether no runner of this process is depositing any more.
+    pub fn idle(&self) -> bool {
+        self.runners
+            .active
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+    }
+
+    /// Whether [`Batches::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.runners.stopping()
+    }
+
+    /// Gives back the leases of the batches this process was depositing and did not finish:
+    /// the next start (or another instance) resumes them at once. Returns how many.
+    pub async fn release_leases(&self) -> Result<u64, StorageError> {
+        let ids: Vec<String> = self.runners.held().drain().collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.storage.release_batch_leases(&ids).await
+    }
+
+    /// Takes over one batch whose runner stopped (its lease ended) and deposits the rest of
+    /// it; `Ok(false)` when there was none.
+    pub async fn resume_abandoned(&self) -> Result<bool, StorageError> {
+        if self.stopping() {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let Some(id) = self
+            .storage
+            .claim_abandoned_batch(unix_micros(now), unix_micros(now + LEASE))
+            .await?
+        else {
+            return Ok(false);
+        };
+        if let Err(e) = self.run(&id).await {
+            tracing::error!(batch.id = %id, error = %e, "batch resumption failed");
+        }
+        Ok(true)
     }
 
     /// Checks every row, records the batch with every row error, and starts depositing its
@@ -245,10 +340,12 @@ impl Batches {
         if state == BatchState::Depositing {
             let runner = self.clone();
             let caller = caller.clone();
+            runner.runners.enter(&id);
             tokio::spawn(async move {
                 if runner.deposit(&id, &caller, mode, rows, 0).await {
                     runner.resume_after_outage(&id).await;
                 }
+                runner.runners.leave(&id);
             });
         }
         Ok((accepted, response))
@@ -257,10 +354,17 @@ impl Batches {
     /// Resumes batch `id` from its last committed chunk (after a restart). Its rows are read
     /// back from the stored single-letter bodies and checked again.
     pub async fn run(&self, id: &str) -> Result<(), StorageError> {
-        if self.run_once(id).await? {
-            self.resume_after_outage(id).await;
-        }
-        Ok(())
+        self.runners.enter(id);
+        let outcome = match self.run_once(id).await {
+            Ok(true) => {
+                self.resume_after_outage(id).await;
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.runners.leave(id);
+        outcome
     }
 
     /// One run of [`Batches::run`]; `true` when a database outage interrupted it.
@@ -317,6 +421,10 @@ impl Batches {
     async fn resume_after_outage(&self, id: &str) {
         for retries in 1..=OUTAGE_RETRIES {
             tokio::time::sleep(outage_backoff(retries)).await;
+            if self.stopping() {
+                // The lease is given back; the next start resumes the batch.
+                return;
+            }
             match self.run_once(id).await {
                 Ok(false) => return,
                 Ok(true) => {}
@@ -703,6 +811,10 @@ impl Batches {
             STAGE_TIMES.add(Stage::Commit, started.elapsed());
             tracing::debug!(batch.id = %id, to_row, seconds = started.elapsed().as_secs_f64(), "batch chunk committed");
             match committed {
+                Ok(true) if !last && self.stopping() => {
+                    tracing::info!(batch.id = %id, to_row, "service stopping: the batch is left to the next start from this chunk");
+                    break;
+                }
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(batch.id = %id, "batch moved on elsewhere; this runner stops");
@@ -1001,31 +1113,6 @@ where
         }
     });
     (task, output)
-}
-
-/// Takes over batches whose runner stopped (lease ended) every [`RESUME_INTERVAL`], at start
-/// too, until the task is aborted.
-pub fn spawn_resumer(batches: Batches) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let now = batches.clock.now();
-            match batches
-                .storage
-                .claim_abandoned_batch(unix_micros(now), unix_micros(now + LEASE))
-                .await
-            {
-                Ok(Some(id)) => {
-                    if let Err(e) = batches.run(&id).await {
-                        tracing::error!(batch.id = %id, error = %e, "batch resumption failed");
-                    }
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "looking for abandoned batches"),
-            }
-            tokio::time::sleep(RESUME_INTERVAL).await;
-        }
-    })
 }
 
 /// The coalesced jobs of a chunk: one notification job naming its letters (expanded into one

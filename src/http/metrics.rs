@@ -148,6 +148,41 @@ pub async fn metrics(
             *n as f64,
         );
     }
+    // The background workers of this process (src/worker.rs): empty when none runs here.
+    for worker in service.workers.snapshot() {
+        let labels = [("worker", worker.name)];
+        let at = |micros: i64| if micros > 0 { seconds(micros) } else { 0.0 };
+        out.gauge(
+            "recommande_worker_last_run_timestamp_seconds",
+            "When the worker's last pass started (Unix time; 0 before the first).",
+            &labels,
+            at(worker.last_run),
+        );
+        out.gauge(
+            "recommande_worker_last_success_timestamp_seconds",
+            "When the worker's last successful pass ended (Unix time; 0 before the first).",
+            &labels,
+            at(worker.last_success),
+        );
+        out.gauge(
+            "recommande_worker_last_error_timestamp_seconds",
+            "When the worker's last failed pass ended (Unix time; 0 when none failed).",
+            &labels,
+            at(worker.last_error_at),
+        );
+        out.counter(
+            "recommande_worker_runs_total",
+            "Passes the worker ran since the process started.",
+            &labels,
+            worker.runs as f64,
+        );
+        out.counter(
+            "recommande_worker_errors_total",
+            "Passes of the worker that failed since the process started.",
+            &labels,
+            worker.errors as f64,
+        );
+    }
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
@@ -165,10 +200,25 @@ struct Exposition {
 
 impl Exposition {
     fn gauge(&mut self, name: &'static str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.sample(name, "gauge", help, labels, value);
+    }
+
+    fn counter(&mut self, name: &'static str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.sample(name, "counter", help, labels, value);
+    }
+
+    fn sample(
+        &mut self,
+        name: &'static str,
+        kind: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
         if !self.named.contains(&name) {
             self.named.push(name);
             self.text
-                .push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+                .push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         }
         self.text.push_str(name);
         if !labels.is_empty() {

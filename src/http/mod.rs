@@ -286,14 +286,23 @@ async fn refuse_announced_oversize(
 }
 
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM.
+///
+/// At the signal the workers stop taking new work at once, while the server stops accepting
+/// and finishes its requests in progress; then the workers are drained (`src/worker.rs`):
+/// their current passes get `[workers] shutdown_grace_seconds` to finish, and the claims and
+/// leases still held are given back so that the next start goes on at once.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let workers = crate::worker::spawn(&service);
+    let runner = crate::worker::start(&service);
+    let stopper = runner.stopper();
     let limits = service.settings.http;
-    let served =
-        server::serve_connections(listener, router(service), limits, shutdown_signal()).await;
-    for worker in workers {
-        worker.abort();
-    }
+    let grace = std::time::Duration::from_secs(service.settings.shutdown_grace_seconds);
+    let signal = async move {
+        shutdown_signal().await;
+        stopper.stop();
+    };
+    let served = server::serve_connections(listener, router(service), limits, signal).await;
+    runner.drain(grace).await;
+    tracing::info!("workers drained");
     served
 }
 

@@ -334,6 +334,25 @@ impl Storage {
         Ok(row.transpose()?)
     }
 
+    /// Ends the leases a stopping process holds on batches `ids` that are still depositing,
+    /// so that the next start's resumer takes them over at once from their last committed
+    /// chunk instead of waiting for the lease to lapse. Returns how many were released.
+    pub async fn release_batch_leases(&self, ids: &[String]) -> Result<u64, StorageError> {
+        let mut released = 0;
+        dispatch!(self, write, |pool, Db| {
+            for id in ids {
+                let done = sqlx::query(
+                    "UPDATE batches SET lease_until = NULL WHERE id = $1 AND state = 'depositing'",
+                )
+                .bind(id)
+                .execute(pool)
+                .await?;
+                released += done.rows_affected();
+            }
+            Ok(released)
+        })
+    }
+
     /// The tenant's batch `id` (another tenant's batch is `None`).
     pub async fn batch(
         &self,

@@ -322,6 +322,35 @@ impl Storage {
         }
     }
 
+    /// Gives back claims a stopping worker still holds: each job `(id, lease_until, started)`
+    /// still leased by that claim is due again at `now`, so that a restarted service sends
+    /// it at once instead of when the lease ends. A job whose run never started gets its
+    /// claim's attempt back. A job completed or rescheduled since (its `run_after` is no
+    /// longer the lease) is left alone. Returns how many were released.
+    pub async fn release_jobs(
+        &self,
+        claims: &[(i64, i64, bool)],
+        now: i64,
+    ) -> Result<u64, StorageError> {
+        let mut released = 0;
+        dispatch!(self, write, |pool, Db| {
+            for (id, lease_until, started) in claims {
+                let done = sqlx::query(
+                    "UPDATE outbox SET run_after = $1, attempts = attempts - $2 \
+                     WHERE id = $3 AND run_after = $4 AND done_at IS NULL",
+                )
+                .bind(now)
+                .bind(if *started { 0i64 } else { 1i64 })
+                .bind(id)
+                .bind(lease_until)
+                .execute(pool)
+                .await?;
+                released += done.rows_affected();
+            }
+            Ok(released)
+        })
+    }
+
     /// Replaces job `id` by `jobs` in one transaction: they are queued and it is marked done.
     pub async fn replace_job(
         &self,

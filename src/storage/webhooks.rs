@@ -480,6 +480,32 @@ impl Storage {
         })
     }
 
+    /// Gives back the claims `(id, lease_until)` of deliveries whose attempt a stopping
+    /// worker did not record: each still leased by that claim is due again at `now`.
+    /// Returns how many were released.
+    pub async fn release_deliveries(
+        &self,
+        claims: &[(String, i64)],
+        now: i64,
+    ) -> Result<u64, StorageError> {
+        let mut released = 0;
+        dispatch!(self, write, |pool, Db| {
+            for (id, lease_until) in claims {
+                let done = sqlx::query(
+                    "UPDATE webhook_deliveries SET next_attempt_at = $1 \
+                     WHERE id = $2 AND next_attempt_at = $3",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(lease_until)
+                .execute(pool)
+                .await?;
+                released += done.rows_affected();
+            }
+            Ok(released)
+        })
+    }
+
     /// Claims at most `limit` deliveries due at `now` (oldest due first), at most
     /// `per_tenant` of each tenant and none of the tenants in `busy_tenants` (their
     /// receivers already have as many attempts in flight as allowed), and leases them until

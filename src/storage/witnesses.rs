@@ -161,6 +161,32 @@ impl Storage {
             .ok_or_else(|| StorageError::Corrupt("tree head vanished after insert".into()))
     }
 
+    /// Gives back the claims `(id, lease_until)` of deliveries whose attempt a stopping
+    /// worker did not record: each still leased by that claim is due again at `now`.
+    /// Returns how many were released.
+    pub async fn release_witness_deliveries(
+        &self,
+        claims: &[(String, i64)],
+        now: i64,
+    ) -> Result<u64, StorageError> {
+        let mut released = 0;
+        dispatch!(self, write, |pool, Db| {
+            for (id, lease_until) in claims {
+                let done = sqlx::query(
+                    "UPDATE witness_deliveries SET next_attempt_at = $1 \
+                     WHERE id = $2 AND next_attempt_at = $3",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(lease_until)
+                .execute(pool)
+                .await?;
+                released += done.rows_affected();
+            }
+            Ok(released)
+        })
+    }
+
     /// Claims at most `limit` due deliveries (at most one per witness: its oldest pending
     /// head) and leases them until `lease_until`, so that no other worker or instance sends
     /// them meanwhile; a worker that dies leaves them to others when the lease ends.

@@ -22,6 +22,7 @@ crate::on_both_engines!(
     deleting_a_webhook_stops_its_pending_deliveries,
     failed_attempts_back_off_and_are_given_up_48_hours_after_the_first,
     every_lifecycle_event_reaches_the_receiver_through_the_outbox,
+    a_delivery_claim_given_back_at_shutdown_is_due_again_at_once,
 );
 
 const SECRET: &str = "whsec-0123456789-abcdef";
@@ -641,4 +642,52 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
         "one delivery per evidence record, each naming it"
     );
     assert_eq!(got.len(), 4);
+}
+
+async fn a_delivery_claim_given_back_at_shutdown_is_due_again_at_once(engine: Engine) {
+    // Arrange: one delivery, claimed under a one-minute lease.
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, _receiver) = Receiver::start(&[]).await;
+    create_webhook(&app, &app.api_key, &url, &["letter.deposited"]).await;
+    let event = deposited(&app, "letter.deposited").await;
+    let t0 = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    fan_out(storage, &event, t0).await.expect("fan out");
+    let (now, lease) = (unix_micros(t0), unix_micros(t0 + Duration::minutes(1)));
+    let claimed = storage
+        .claim_due_deliveries(now, lease, 10, 10, &[])
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let id = claimed[0].delivery.id.clone();
+    assert!(
+        storage
+            .claim_due_deliveries(now, lease, 10, 10, &[])
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+
+    // Act and assert: a release naming another lease (a newer claim) changes nothing …
+    let other = storage
+        .release_deliveries(&[(id.clone(), lease + 1)], now)
+        .await
+        .expect("release");
+    assert_eq!(other, 0);
+    // … the claim's own lease is given back: the delivery is due at once.
+    let released = storage
+        .release_deliveries(&[(id.clone(), lease)], now)
+        .await
+        .expect("release");
+    assert_eq!(released, 1);
+    let again = storage
+        .claim_due_deliveries(now, lease, 10, 10, &[])
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery.id, id);
+    assert_eq!(again[0].delivery.attempts, 0, "no attempt was recorded");
 }

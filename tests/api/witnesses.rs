@@ -21,6 +21,7 @@ use crate::smtp::{SmtpSink, body_text};
 crate::on_both_engines!(
     a_witness_mailbox_receives_each_head_with_files_that_openssl_and_verify_consistency_accept,
     a_webhook_witness_gets_signed_heads_in_order_and_a_failure_is_retried_without_duplicates,
+    a_pass_cut_at_shutdown_gives_its_witness_claim_back,
 );
 
 const WITNESS: &str = "greffe@tribunal.example.fr";
@@ -401,4 +402,70 @@ async fn a_webhook_witness_gets_signed_heads_in_order_and_a_failure_is_retried_w
             (second.tree_size, 1, Some(200), true)
         ]
     );
+}
+
+async fn a_pass_cut_at_shutdown_gives_its_witness_claim_back(engine: Db) {
+    // Arrange: a webhook witness that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/witness", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.log_witnesses = WitnessSettings {
+            emails: Vec::new(),
+            webhooks: vec![WitnessWebhook {
+                url,
+                secret: SecretText::new(SECRET.into()),
+            }],
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    let witnesses = &app.service.witnesses;
+    let storage = &app.service.storage;
+    app.deposit().await;
+    app.service.log.issue_head().await.expect("head");
+    let now = OffsetDateTime::now_utc();
+    let at = recommande::clock::unix_micros(now);
+    let lease = recommande::clock::unix_micros(now + Duration::minutes(5));
+    assert_eq!(
+        witnesses.release_claims(now).await.expect("release"),
+        0,
+        "nothing held yet"
+    );
+
+    // Act: the pass is cut while its attempt waits for the witness, as at the end of the
+    // shutdown grace period.
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        witnesses.deliver_due(now, 10),
+    )
+    .await;
+    assert!(cut.is_err(), "the attempt was still waiting");
+    assert!(
+        storage
+            .claim_due_witness_deliveries(at, lease, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the cut pass still holds its claim"
+    );
+
+    // Assert: given back, the delivery is due at once, its attempt not counted.
+    assert_eq!(witnesses.release_claims(now).await.expect("release"), 1);
+    let again = storage
+        .claim_due_witness_deliveries(at, lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery.attempts, 0);
+    assert_eq!(witnesses.release_claims(now).await.expect("release"), 0);
 }
