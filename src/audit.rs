@@ -1,4 +1,4 @@
-//! The archive integrity audit (DESIGN §10): re-reads what the archive holds and checks it
+//! The archive integrity audit (docs/LOG.md, archive audit): re-reads what the archive holds and checks it
 //! the way a court expert would, ten years on — every document against its SHA-256 identity,
 //! every evidence record's seal, timestamp and chain, every letter's chain head, the
 //! transparency log rebuilt leaf by leaf against every signed tree head, and evidence missing

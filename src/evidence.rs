@@ -1,4 +1,4 @@
-//! Evidence record v1 (DESIGN §3): what happened to a letter, as canonical JSON (RFC 8785),
+//! Evidence record v1 (docs/EVIDENCE.md): what happened to a letter, as canonical JSON (RFC 8785),
 //! sealed with CMS and timestamped with RFC 3161.
 //!
 //! Building a record and turning it into bytes is pure. Sealing and timestamping take the

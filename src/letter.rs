@@ -99,7 +99,7 @@ pub enum RecipientKind {
     Consumer,
 }
 
-/// Lifecycle state of a letter (DESIGN §3).
+/// Lifecycle state of a letter (docs/EVIDENCE.md, events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LetterState {

@@ -1,4 +1,4 @@
-//! The registered-letter lifecycle after deposit (DESIGN §3): notification, reminders,
+//! The registered-letter lifecycle after deposit (docs/EVIDENCE.md, events): notification, reminders,
 //! recipient identification, acceptance or refusal, content handover, non-claim, bounces.
 //!
 //! Every step that changes a letter seals and timestamps its evidence first, then writes the

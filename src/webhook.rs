@@ -1,4 +1,4 @@
-//! Webhooks: the sender is told of each step of its letters (DESIGN §7).
+//! Webhooks: the sender is told of each step of its letters (docs/API.md, webhooks).
 //!
 //! An event is fanned out into one delivery row per subscribed webhook of the tenant
 //! ([`fan_out`], idempotent), then workers send due deliveries ([`deliver_due`]) — at least

@@ -1,4 +1,4 @@
-//! Outside witnesses of the transparency log (issue 6 §2, DESIGN §10): each new signed tree
+//! Outside witnesses of the transparency log (issue 6 §2; docs/LOG.md, witnesses): each new signed tree
 //! head is pushed to every configured witness — a mailbox (a court clerk's, a bailiff's) or
 //! a webhook — so that copies of the log's history exist where the provider cannot reach
 //! them. Whoever keeps them can later check, with `recommande log verify-consistency`, that

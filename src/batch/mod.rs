@@ -1,4 +1,4 @@
-//! Batches: many letters in one request (DESIGN §7, `POST /v1/batches`), as JSON
+//! Batches: many letters in one request (docs/API.md, batches: `POST /v1/batches`), as JSON
 //! `{"defaults":{…},"letters":[…]}` or as CSV with one row per letter.
 //!
 //! This module is the core without I/O: it turns a request body into rows, and every row

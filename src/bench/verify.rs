@@ -1,5 +1,5 @@
 //! `recommande bench verify`: how long the offline verifier takes on a realistic proof bundle
-//! (DESIGN §9 target: ≤ 10 ms for a 6-evidence bundle).
+//! (target: ≤ 10 ms for a 6-evidence bundle).
 //!
 //! A service is started on a temporary SQLite database with the development PKI, like
 //! `bench deposit`; six evidence records of one letter are sealed and timestamped with its

@@ -1,4 +1,4 @@
-//! Proof bundle v1 (DESIGN §8): one zip holding everything a judge needs to check what
+//! Proof bundle v1 (docs/EVIDENCE.md, the proof bundle): one zip holding everything a judge needs to check what
 //! happened to a letter offline — the documents as deposited, every evidence record with its
 //! seal and timestamp, the trust anchors, and `VERIFY.txt` explaining how to check it all with
 //! `openssl` and `sha256sum` alone.

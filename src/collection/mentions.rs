@@ -1,7 +1,7 @@
 //! The mandatory mentions of a collection letter, checked on the **final blocks** — the text
 //! that will be rendered — never on the inputs, so that custom wording cannot drop one.
 //!
-//! Sources: for a mise en demeure (DESIGN §2, Code civil 1344 and usage before an
+//! Sources: for a mise en demeure (docs/COLLECTION.md, mandatory mentions; Code civil 1344 and usage before an
 //! injonction de payer): the words "mise en demeure", creditor, debtor, invoice references,
 //! amounts, the deadline, the consequences. For an agency collecting for a creditor, Code des
 //! procédures civiles d'exécution, art. R.124-4: 1° the agency's identity and that it collects amicably, 2° the creditor's name and

@@ -819,7 +819,7 @@ pub async fn bundle(
     };
     // The zip streams to the client as it is written: documents pass through decrypted a
     // segment at a time, and neither the plaintext nor the whole bundle is ever held in
-    // memory or written to disk (issue 6 §1, DESIGN §9).
+    // memory or written to disk (issue 6 §1; docs/CONFIGURATION.md, memory).
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let letter_id = row.id.clone();
     tokio::task::spawn_blocking(move || {

@@ -1,4 +1,4 @@
-//! The recipient's HTML pages under `/r/{token}` (DESIGN §1 and §7): see that a registered
+//! The recipient's HTML pages under `/r/{token}` (docs/API.md, recipient pages): see that a registered
 //! letter awaits, identify with an emailed code, accept or refuse, then read the sender,
 //! download the content and the proofs.
 //!
@@ -340,7 +340,7 @@ struct Chrome {
     switch_path: String,
     /// `?` before `lang=`, or `&` when `switch_path` already has a query.
     lang_joiner: char,
-    /// The development PKI seals the evidence: say it is not qualified (DESIGN §4).
+    /// The development PKI seals the evidence: say it is not qualified (docs/CONFIGURATION.md, development PKI).
     development: bool,
     /// The footer line.
     footer: &'static str,

@@ -1,4 +1,4 @@
-//! Public verification of a letter's evidence (DESIGN §7): `GET /v1/verify/{letter_id}?code=…`,
+//! Public verification of a letter's evidence (docs/API.md, public verification): `GET /v1/verify/{letter_id}?code=…`,
 //! and the same answer shown as a page by `/verify?letter=…&code=…` ([`super::pages`]).
 //!
 //! Anyone holding a proof — a judge, a bailiff, the debtor — reads the verification code

@@ -4,7 +4,7 @@
 //! makes fan-out idempotent — then claimed by a worker, attempted, and either rescheduled,
 //! marked delivered or given up. Claiming pushes `next_attempt_at` forward as a lease inside
 //! a short transaction: on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several instances
-//! share the work without sending one delivery twice at once (DESIGN §5); on SQLite the single
+//! share the work without sending one delivery twice at once (docs/operations.md, several instances); on SQLite the single
 //! writer connection serialises claims.
 
 use sqlx::{QueryBuilder, Row};

@@ -1,4 +1,4 @@
-//! The public verification page `/verify` (DESIGN §1: the judge, the lawyer, the bailiff).
+//! The public verification page `/verify` (docs/verifying.md: the judge, the lawyer, the bailiff).
 //!
 //! * `GET /verify`: a form to type a letter id and the verification code printed on its
 //!   proofs, and a form to upload a proof bundle.

@@ -19,7 +19,7 @@ pub struct Wording {
     pub notice_word: &'static str,
     /// Prefix of an error box.
     pub error_word: &'static str,
-    /// Banner shown while the development PKI seals the evidence (DESIGN §4).
+    /// Banner shown while the development PKI seals the evidence (docs/CONFIGURATION.md, development PKI).
     pub non_qualified: &'static str,
     /// Footer.
     pub footer: &'static str,
