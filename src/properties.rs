@@ -20,7 +20,7 @@ mod merkle {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::log::merkle::{
+    use crate::core::log::merkle::{
         Frontier, Hash, consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash,
         verify_consistency, verify_inclusion,
     };
@@ -124,7 +124,7 @@ mod canonical {
     use serde_json::Value;
 
     use super::*;
-    use crate::canonical::value_to_vec;
+    use crate::core::canonical::value_to_vec;
 
     fn string() -> impl Strategy<Value = String> {
         // Escapes, controls, BMP above U+E000 and astral characters: where key order and
@@ -200,7 +200,7 @@ mod canonical {
 
 mod der {
     use super::*;
-    use crate::asn1::{self, Der, Tlv, tag};
+    use crate::core::asn1::{self, Der, Tlv, tag};
 
     /// A DER structure made of the types the evidence code writes.
     #[derive(Debug, Clone, PartialEq)]
@@ -316,7 +316,7 @@ mod window {
     use time::{Date, Duration, Month, OffsetDateTime, PrimitiveDateTime, Time, Weekday};
 
     use super::*;
-    use crate::window::acceptance_window;
+    use crate::domain::window::acceptance_window;
 
     /// The last Sunday of `month` of `year`, at 01:00 UTC (Directive 2000/84/EC, art. 2–3).
     fn last_sunday_0100_utc(year: i32, month: Month) -> OffsetDateTime {

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::api_key::Caller;
-use crate::clock::{SystemClock, unix_micros};
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
 use crate::config::{Overrides, Settings};
-use crate::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
-use crate::service::Service;
-use crate::storage::{DocumentRow, NewDeposit};
+use crate::core::clock::{SystemClock, unix_micros};
+use crate::domain::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
+use crate::infra::storage::{DocumentRow, NewDeposit};
 
 /// Figures of one run.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ impl fmt::Display for BatchBenchReport {
             f,
             "  raw batched insert: {:>9.0} letters/s  (letter, document link, evidence; {} per transaction)",
             self.raw_letters_per_second,
-            crate::batch::run::CHUNK
+            crate::app::batch::CHUNK
         )?;
         write!(
             f,
@@ -120,9 +120,9 @@ pub async fn run(
     database_url: Option<String>,
 ) -> anyhow::Result<BatchBenchReport> {
     anyhow::ensure!(
-        (1..=crate::batch::MAX_LETTERS_PER_BATCH).contains(&letters),
+        (1..=crate::domain::batch::MAX_LETTERS_PER_BATCH).contains(&letters),
         "--letters must be from 1 to {}",
-        crate::batch::MAX_LETTERS_PER_BATCH
+        crate::domain::batch::MAX_LETTERS_PER_BATCH
     );
     let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
     let result = run_in(&dir, letters, compose, database_url).await;
@@ -167,7 +167,7 @@ async fn run_in(
 
     // One shared document, uploaded through the API as an agency would.
     let pdf =
-        crate::content::pdf::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
+        crate::core::pdf_check::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
     let boundary = "recommande-bench-boundary";
     let mut multipart = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"relance.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
@@ -205,9 +205,9 @@ async fn run_in(
     wait_completed(&client, &base, &key, &warm).await?;
 
     settle_stage_times().await;
-    let stages_before: Vec<(f64, u64)> = crate::batch::run::Stage::ALL
+    let stages_before: Vec<(f64, u64)> = crate::app::batch::Stage::ALL
         .iter()
-        .map(|s| crate::batch::run::STAGE_TIMES.get(*s))
+        .map(|s| crate::app::batch::STAGE_TIMES.get(*s))
         .collect();
     let cpu_before = cpu_seconds();
     let started = Instant::now();
@@ -219,11 +219,11 @@ async fn run_in(
         .zip(cpu_seconds())
         .map(|(before, after)| after - before);
     settle_stage_times().await;
-    let stages = crate::batch::run::Stage::ALL
+    let stages = crate::app::batch::Stage::ALL
         .iter()
         .zip(stages_before)
         .map(|(stage, (seconds, chunks))| {
-            let (now, chunks_now) = crate::batch::run::STAGE_TIMES.get(*stage);
+            let (now, chunks_now) = crate::app::batch::STAGE_TIMES.get(*stage);
             (stage.as_str(), now - seconds, chunks_now - chunks)
         })
         .collect();
@@ -265,7 +265,7 @@ async fn run_in(
         })
         .collect();
     let raw_started = Instant::now();
-    for chunk in raw.chunks(crate::batch::run::CHUNK) {
+    for chunk in raw.chunks(crate::app::batch::CHUNK) {
         service.storage.insert_deposits(chunk, None).await?;
     }
     let raw_seconds = raw_started.elapsed().as_secs_f64();
@@ -295,7 +295,7 @@ async fn run_in(
 /// Waits (up to a second) until every sealed chunk's commit is counted: a chunk's commit time
 /// is added just after its transaction, when the batch may already read `completed`.
 async fn settle_stage_times() {
-    use crate::batch::run::{STAGE_TIMES, Stage};
+    use crate::app::batch::{STAGE_TIMES, Stage};
     for _ in 0..100 {
         if STAGE_TIMES.get(Stage::Commit).1 >= STAGE_TIMES.get(Stage::Seal).1 {
             return;
@@ -319,7 +319,7 @@ pub fn cpu_seconds() -> Option<f64> {
 /// Milliseconds per letter to render the bench's first letter, fast writer and krilla, and
 /// the size of its PDF.
 fn render_figures() -> anyhow::Result<(f64, f64, usize)> {
-    use crate::collection::pdf::{Backend, render_with};
+    use crate::domain::collection::pdf::{Backend, render_with};
     let body: Value = serde_json::from_slice(&batch_body(1, "", 0, true))?;
     let mut request = body["defaults"]["compose"].clone();
     if let (Some(target), Some(row)) = (
@@ -329,13 +329,13 @@ fn render_figures() -> anyhow::Result<(f64, f64, usize)> {
         target.extend(row.clone());
     }
     let now = time::OffsetDateTime::now_utc();
-    let composition = crate::collection::ComposeRequest::parse(
+    let composition = crate::domain::collection::ComposeRequest::parse(
         &request,
         now.date(),
-        &crate::collection::RatesTable::embedded(),
+        &crate::domain::collection::RatesTable::embedded(),
     )
     .map_err(|e| anyhow::anyhow!("bench letter: {e:?}"))?;
-    let letter = crate::collection::write_letter(&composition, None)
+    let letter = crate::domain::collection::write_letter(&composition, None)
         .map_err(|e| anyhow::anyhow!("bench letter: {e:?}"))?;
     let summary = serde_json::to_vec(&letter.summary(&composition))?;
     let time = |backend: Backend, n: u32| -> anyhow::Result<f64> {

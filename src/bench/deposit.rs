@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::api_key::Caller;
-use crate::clock::{SystemClock, unix_micros};
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
 use crate::config::{Overrides, Settings};
-use crate::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
-use crate::service::Service;
-use crate::storage::{DocumentRow, NewDeposit};
+use crate::core::clock::{SystemClock, unix_micros};
+use crate::domain::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
+use crate::infra::storage::{DocumentRow, NewDeposit};
 
 /// Letters written per database transaction.
 const LETTERS_PER_TRANSACTION: usize = 1_000;

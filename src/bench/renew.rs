@@ -1,5 +1,5 @@
 //! `recommande bench renew`: how long an archive timestamp renewal takes (RFC 4998 spirit,
-//! `crate::renewal`). Letters are deposited into a service on a temporary SQLite database
+//! `crate::core::renewal`). Letters are deposited into a service on a temporary SQLite database
 //! (or `--database-url`), then a first generation covering every record is made, then a
 //! second one over the first (as after a key rotation), each timed end to end: reading the
 //! candidates, hashing the tree, one token, storing one renewal record per leaf.
@@ -11,10 +11,10 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::deposit::Mailing;
-use crate::clock::SystemClock;
+use crate::app::renewal::{Scope, renew};
+use crate::app::service::Service;
 use crate::config::{Overrides, Settings};
-use crate::renewal::job::{Scope, renew};
-use crate::service::Service;
+use crate::core::clock::SystemClock;
 
 /// Figures of one run.
 #[derive(Debug, Clone)]

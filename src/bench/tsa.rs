@@ -12,8 +12,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
-use crate::pki;
-use crate::timestamp::{ParsedToken, SerialNumbers, TimestampAuthority, TimestampRequest};
+use crate::core::pki;
+use crate::core::timestamp::{ParsedToken, SerialNumbers, TimestampAuthority, TimestampRequest};
 
 /// Result of [`run`].
 #[derive(Debug, Clone, Copy, PartialEq)]

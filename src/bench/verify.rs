@@ -15,13 +15,13 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::verify::verify_bundle;
-use crate::bundle::{BundleInput, crc32, plan, write_stream};
-use crate::clock::{SystemClock, rfc3339_micros, unix_micros};
+use crate::app::service::Service;
 use crate::config::{Overrides, Settings};
-use crate::evidence::{ContentItem, EvidenceEvent, PartyInfo, deposit_record};
-use crate::service::Service;
-use crate::storage::{DocumentRow, EvidenceRow};
+use crate::core::bundle::verify::verify_bundle;
+use crate::core::bundle::{BundleInput, crc32, plan, write_stream};
+use crate::core::clock::{SystemClock, rfc3339_micros, unix_micros};
+use crate::core::evidence::{ContentItem, EvidenceEvent, PartyInfo, deposit_record};
+use crate::infra::storage::{DocumentRow, EvidenceRow};
 
 /// Documents in the benchmark letter.
 const DOCUMENTS: usize = 3;
@@ -226,7 +226,7 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
     }
     // The PDF proofs the download route adds, rendered from the same records.
     let code = service.lifecycle.verification_code(&letter_id);
-    let context = crate::proof::ProofContext {
+    let context = crate::core::proof::ProofContext {
         letter_id: &letter_id,
         evidence: &rows,
         provider_name: &service.settings.provider_name,
@@ -235,8 +235,8 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
         development_pki: service.trust.development,
     };
     let mut proofs = Vec::new();
-    for kind in crate::proof::ProofKind::ALL {
-        if let Some(pdf) = crate::proof::render(kind, &context)? {
+    for kind in crate::core::proof::ProofKind::ALL {
+        if let Some(pdf) = crate::core::proof::render(kind, &context)? {
             proofs.push((kind.file_name(), pdf));
         }
     }

@@ -15,15 +15,15 @@ use super::idempotency::{Begun, Idempotency};
 use super::letters::body_problem;
 use super::problem::Problem;
 use super::{PageQuery, json_response, path_uuid, with_location};
-use crate::api_key::Caller;
-use crate::batch::run::{BatchAccepted, SubmitError};
-use crate::batch::{
+use crate::app::api_key::Caller;
+use crate::app::batch::{BatchAccepted, SubmitError};
+use crate::app::service::Service;
+use crate::core::clock::{from_unix_micros, rfc3339_micros};
+use crate::domain::batch::{
     BatchInput, BatchMode, BatchSource, BatchState, MAX_BATCH_BODY, RowError, defaults_from_query,
     read_csv, read_json,
 };
-use crate::clock::{from_unix_micros, rfc3339_micros};
-use crate::letter::{FieldError, field_error};
-use crate::service::Service;
+use crate::domain::letter::{FieldError, field_error};
 
 /// Progress and outcome of a batch.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -161,7 +161,7 @@ pub async fn submit(
                         .push(field_error("mode", "must be valid_rows or all_or_nothing")),
                 },
                 "template" => template = Some(value.clone()),
-                column if crate::batch::column_type(column).is_some() => {
+                column if crate::domain::batch::column_type(column).is_some() => {
                     if source == BatchSource::Json {
                         query_errors.push(field_error(
                             column,
@@ -197,7 +197,7 @@ pub async fn submit(
                         .map_err(Problem::invalid_query)?;
                 // The query's column values win over the template's.
                 for (key, value) in from_query {
-                    let merged = crate::batch::letter_body(
+                    let merged = crate::domain::batch::letter_body(
                         defaults.get(&key).and_then(Value::as_object),
                         value,
                     );
@@ -360,7 +360,7 @@ async fn cancel_batch(
         .batch(&caller.tenant_id, &canonical)
         .await?
         .ok_or_else(not_found)?;
-    let now = crate::clock::unix_micros(service.clock.now());
+    let now = crate::core::clock::unix_micros(service.clock.now());
     if !service
         .storage
         .cancel_batch(&caller.tenant_id, &canonical, now)

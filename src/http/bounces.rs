@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::problem::Problem;
-use crate::service::Service;
+use crate::app::service::Service;
 
 /// Largest DSN accepted (the report plus returned headers; returned bodies are cut by MTAs).
 pub const MAX_DSN: usize = 256 * 1024;

@@ -1,7 +1,7 @@
 //! Consumer consents (CPCE L.100): record, read, list and withdraw.
 //!
 //! A deposit to a consumer must cite one of these by `recipient.consent_id`; see
-//! [`crate::consent`] for the rule and [`crate::deposit`] for where it is enforced.
+//! [`crate::domain::consent`] for the rule and [`crate::app::deposit`] for where it is enforced.
 
 use std::collections::HashMap;
 
@@ -14,12 +14,12 @@ use serde::Serialize;
 use super::idempotency::{Begun, Idempotency};
 use super::problem::Problem;
 use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
-use crate::api_key::Caller;
-use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
-use crate::consent::{ConsentMethod, ConsentRequest, is_active, parse_withdrawal};
-use crate::letter::{EmailAddress, field_error};
-use crate::service::Service;
-use crate::storage::{ConsentFilter, ConsentRow};
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
+use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::domain::consent::{ConsentMethod, ConsentRequest, is_active, parse_withdrawal};
+use crate::domain::letter::{EmailAddress, field_error};
+use crate::infra::storage::{ConsentFilter, ConsentRow};
 
 /// Whether a consent is in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -9,11 +9,11 @@ use serde::Serialize;
 use super::idempotency::{Begun, Claim, Idempotency};
 use super::json_response;
 use super::problem::Problem;
-use crate::api_key::Caller;
-use crate::clock::unix_micros;
-use crate::letter::{FieldError, MAX_TEXT_LEN, is_deceptive_char};
-use crate::service::Service;
-use crate::storage::DocumentRow;
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
+use crate::core::clock::unix_micros;
+use crate::domain::letter::{FieldError, MAX_TEXT_LEN, is_deceptive_char};
+use crate::infra::storage::DocumentRow;
 
 /// A stored document as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -52,7 +52,7 @@ pub struct UploadForm {
 }
 
 /// Uploads a PDF. The bytes stream to disk while hashed; the media type is read from the
-/// bytes, and the file structure checked while it streams ([`crate::content::pdf`]). Uploading the same bytes again returns the same document (200 instead of 201).
+/// bytes, and the file structure checked while it streams ([`crate::core::pdf_check`]). Uploading the same bytes again returns the same document (200 instead of 201).
 #[utoipa::path(post, path = "/v1/documents", tag = "documents",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
@@ -143,7 +143,7 @@ pub async fn upload(
             let reason = incoming
                 .check_pdf()
                 .err()
-                .unwrap_or(crate::content::pdf::NotPdf::NoHeader(None));
+                .unwrap_or(crate::core::pdf_check::NotPdf::NoHeader(None));
             return Err(Problem::unsupported_media_type(format!(
                 "the file is {reason}; only PDF documents are accepted"
             )));
@@ -184,7 +184,7 @@ async fn store_upload(
     service: &Service,
     caller: &Caller,
     claim: &Claim,
-    incoming: crate::content::IncomingContent,
+    incoming: crate::infra::content::IncomingContent,
     media_type: &'static str,
     filename: String,
 ) -> Result<Response, Problem> {

@@ -3,7 +3,7 @@
 //! A handler takes the [`Idempotency`] extractor (the validated key, the route template from
 //! axum's [`MatchedPath`], the request path), then calls [`Idempotency::begin`] with the bytes
 //! that identify the request. That claims the key before any work is done (see
-//! [`crate::storage::idempotency`]):
+//! [`crate::infra::storage::idempotency`]):
 //!
 //! - the key is new: [`Begun::Proceed`] with a [`Claim`]; the handler does its work, writes
 //!   [`Claim::answer`] in the transaction that creates the resource (or [`Claim::store`]s it
@@ -28,11 +28,11 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::problem::Problem;
-use crate::api_key::Caller;
-use crate::clock::unix_micros;
-use crate::service::Service;
-use crate::storage::idempotency::Claimed;
-use crate::storage::{IdempotencyRow, Storage, StorageError};
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
+use crate::core::clock::unix_micros;
+use crate::infra::storage::idempotency::Claimed;
+use crate::infra::storage::{IdempotencyRow, Storage, StorageError};
 
 /// How long a pending claim holds its key. Longer than any request takes (a deposit's
 /// timestamp requests time out well before); after it, a claim left by a crashed process is

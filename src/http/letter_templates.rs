@@ -5,7 +5,7 @@
 //! with placeholders (`{{debtor.name}}`, `{{total}}`, `{{deadline}}`, …). Unknown
 //! placeholders are refused here; when a letter is composed with it, the amounts, payment
 //! details, legal texts and every mandatory mention are still added and checked on top of the
-//! wording (see [`crate::collection`]). Templates are immutable: new wording is a new template.
+//! wording (see [`crate::domain::collection`]). Templates are immutable: new wording is a new template.
 
 use std::collections::HashMap;
 
@@ -18,13 +18,13 @@ use serde::Serialize;
 use super::idempotency::{Begun, Idempotency};
 use super::problem::Problem;
 use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
-use crate::api_key::Caller;
-use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
-use crate::collection::LetterKind;
-use crate::collection::wording::{PLACEHOLDERS, TemplateRequest};
-use crate::letter::field_error;
-use crate::service::Service;
-use crate::storage::TemplateRow;
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
+use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::domain::collection::LetterKind;
+use crate::domain::collection::wording::{PLACEHOLDERS, TemplateRequest};
+use crate::domain::letter::field_error;
+use crate::infra::storage::TemplateRow;
 
 /// A template as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

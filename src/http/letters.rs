@@ -13,14 +13,14 @@ use super::documents::DocumentView;
 use super::idempotency::{Begun, Claim, Idempotency};
 use super::problem::Problem;
 use super::{json_response, require_json_content, with_location};
-use crate::api_key::Caller;
-use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
-use crate::deposit::PreparedDeposit;
-use crate::evidence::hex_digest;
-use crate::letter::{DepositRequest, FieldError, LetterState, Recipient, Sender};
-use crate::proof::ProofKind;
-use crate::service::Service;
-use crate::storage::{DocumentRow, EvidenceRow, LetterFilter, LetterRow};
+use crate::app::api_key::Caller;
+use crate::app::deposit::PreparedDeposit;
+use crate::app::service::Service;
+use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::core::evidence::hex_digest;
+use crate::core::proof::ProofKind;
+use crate::domain::letter::{DepositRequest, FieldError, LetterState, Recipient, Sender};
+use crate::infra::storage::{DocumentRow, EvidenceRow, LetterFilter, LetterRow};
 
 /// Default and maximum page sizes of `GET /v1/letters`.
 const DEFAULT_PAGE: i64 = 50;
@@ -100,7 +100,7 @@ pub struct LetterView {
     /// prescription of each invoice, warnings, overrides and the mandatory mentions checked
     /// (as recorded in the proof of deposit).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::collection::CompositionSummary>)]
+    #[schema(value_type = Option<crate::domain::collection::CompositionSummary>)]
     pub collection: Option<serde_json::Value>,
 }
 
@@ -128,7 +128,7 @@ pub struct DepositBody {
     documents: Option<Vec<String>>,
     /// A relance or mise en demeure the service writes, checks (mandatory mentions, amounts,
     /// interest, €40 indemnity for professionals only, prescription) and deposits as a PDF.
-    compose: Option<crate::collection::request::ComposeBody>,
+    compose: Option<crate::domain::collection::request::ComposeBody>,
     /// A template of the account (`POST /v1/templates`) whose wording the composed letter uses.
     template_id: Option<String>,
 }
@@ -245,7 +245,7 @@ pub(crate) async fn compose_if_asked(
     if let Some(Err(e)) = &composed {
         errors.extend(e.iter().cloned());
     }
-    errors.extend(crate::collection::request::kind_mismatch(value));
+    errors.extend(crate::domain::collection::request::kind_mismatch(value));
     match (parsed, composed) {
         (Ok(mut request), Some(Ok(composed))) if errors.is_empty() => {
             service
@@ -660,7 +660,7 @@ async fn load_view(service: &Service, row: LetterRow) -> Result<LetterView, Prob
 pub(crate) fn collection_summary(evidence: &[EvidenceRow]) -> Option<serde_json::Value> {
     let deposit = evidence
         .iter()
-        .find(|e| e.event == crate::evidence::EvidenceEvent::SubmissionAcceptance.name())?;
+        .find(|e| e.event == crate::core::evidence::EvidenceEvent::SubmissionAcceptance.name())?;
     let mut record: serde_json::Value = serde_json::from_slice(&deposit.record).ok()?;
     match record.get_mut("details")?.get_mut("collection")?.take() {
         serde_json::Value::Null => None,
@@ -716,7 +716,7 @@ fn deposit_view(prepared: &PreparedDeposit, base: &str) -> Result<LetterView, Pr
 }
 
 fn summary_of_row(e: &EvidenceRow, base: &str) -> EvidenceSummary {
-    let event = crate::evidence::EvidenceEvent::parse(&e.event);
+    let event = crate::core::evidence::EvidenceEvent::parse(&e.event);
     EvidenceSummary {
         id: e.id.clone(),
         sequence: Some(e.seq),
@@ -792,7 +792,7 @@ pub async fn bundle(
         .await
         .map_err(Problem::from)?;
     let renewals = service.storage.renewals_of_letter(&row.id).await?;
-    let plan = crate::bundle::plan(&crate::bundle::BundleInput {
+    let plan = crate::core::bundle::plan(&crate::core::bundle::BundleInput {
         letter_id: &row.id,
         evidence: &evidence,
         documents: &documents,
@@ -827,7 +827,7 @@ pub async fn bundle(
             tx: tx.clone(),
             buffer: Vec::with_capacity(BODY_CHUNK),
         };
-        let written = crate::bundle::write_stream(&plan, &seal, &mut body, readers)
+        let written = crate::core::bundle::write_stream(&plan, &seal, &mut body, readers)
             .and_then(|()| body.send_buffer());
         if let Err(e) = written {
             tracing::error!(letter.id = %letter_id, error = %e, "bundle stream stopped");

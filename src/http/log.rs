@@ -6,9 +6,10 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 use super::problem::Problem;
-use crate::letter::FieldError;
-use crate::log::{ConsistencyProof, InclusionProof, LogError, PublishedTreeHead};
-use crate::service::Service;
+use crate::app::log::LogError;
+use crate::app::service::Service;
+use crate::core::log::{ConsistencyProof, InclusionProof, PublishedTreeHead};
+use crate::domain::letter::FieldError;
 
 impl From<LogError> for Problem {
     fn from(e: LogError) -> Self {

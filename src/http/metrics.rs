@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::bounces::bearer_token_matches;
 use super::problem::Problem;
-use crate::clock::unix_micros;
-use crate::service::Service;
+use crate::app::service::Service;
+use crate::core::clock::unix_micros;
 
 /// Content type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use crate::api_key::Caller;
-use crate::letter::FieldError;
-use crate::service::Service;
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
+use crate::domain::letter::FieldError;
 
 pub mod batches;
 pub mod bounces;
@@ -97,9 +97,9 @@ pub fn router(service: Service) -> Router {
             "/v1/batches",
             post(batches::submit)
                 .get(batches::list)
-                .layer(DefaultBodyLimit::max(crate::batch::MAX_BATCH_BODY))
+                .layer(DefaultBodyLimit::max(crate::domain::batch::MAX_BATCH_BODY))
                 .layer(axum::middleware::from_fn_with_state(
-                    crate::batch::MAX_BATCH_BODY,
+                    crate::domain::batch::MAX_BATCH_BODY,
                     refuse_announced_oversize,
                 )),
         )
@@ -292,7 +292,7 @@ async fn refuse_announced_oversize(
 /// their current passes get `[workers] shutdown_grace_seconds` to finish, and the claims and
 /// leases still held are given back so that the next start goes on at once.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let runner = crate::worker::start(&service);
+    let runner = crate::app::worker::start(&service);
     let stopper = runner.stopper();
     let limits = service.settings.http;
     let grace = std::time::Duration::from_secs(service.settings.shutdown_grace_seconds);

@@ -15,10 +15,10 @@ use super::webhooks::{
     DeliveryPage, DeliveryStatus, DeliveryView, WebhookBody, WebhookList, WebhookStatus,
     WebhookView,
 };
-use crate::batch::run::BatchAccepted;
-use crate::batch::{BatchMode, BatchSource, BatchState, RowError};
-use crate::consent::ConsentMethod;
-use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
+use crate::app::batch::BatchAccepted;
+use crate::domain::batch::{BatchMode, BatchSource, BatchState, RowError};
+use crate::domain::consent::ConsentMethod;
+use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -82,14 +82,14 @@ use crate::letter::{FieldError, LetterState, Recipient, RecipientKind, Sender};
         super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome,
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
         WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
-        DeliveryStatus, crate::log::PublishedTreeHead, crate::log::InclusionProof,
-        crate::log::ConsistencyProof, super::verification::LetterVerification,
+        DeliveryStatus, crate::core::log::PublishedTreeHead, crate::core::log::InclusionProof,
+        crate::core::log::ConsistencyProof, super::verification::LetterVerification,
         super::verification::VerifiedEvent, super::verification::CheckVerdict,
         BatchView, BatchBody, BatchPage, BatchSummary, BatchAccepted, BatchMode, BatchState, BatchSource, RowError,
         super::letter_templates::TemplateBody, super::letter_templates::TemplateView,
-        super::letter_templates::TemplatePage, crate::collection::LetterKind,
-        crate::collection::request::ComposeBody, crate::collection::CompositionSummary,
-        crate::collection::Block
+        super::letter_templates::TemplatePage, crate::domain::collection::LetterKind,
+        crate::domain::collection::request::ComposeBody, crate::domain::collection::CompositionSummary,
+        crate::domain::collection::Block
     )),
     modifiers(&BearerApiKey),
     tags(

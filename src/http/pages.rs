@@ -27,12 +27,12 @@ use serde::Deserialize;
 use super::rate_limit;
 use super::recipient::{Client, session_cookie, session_token};
 use super::throttle::{ClientThrottle, Refusal};
-use crate::clock::{from_unix_micros, unix_micros};
-use crate::letter::{LetterState, Sender};
-use crate::lifecycle::{Decision, LifecycleError, RecipientLetter};
-use crate::mail::mask_address;
-use crate::service::Service;
-use crate::window::last_minute;
+use crate::app::lifecycle::{Decision, LifecycleError, RecipientLetter};
+use crate::app::service::Service;
+use crate::core::clock::{from_unix_micros, unix_micros};
+use crate::domain::letter::{LetterState, Sender};
+use crate::domain::window::last_minute;
+use crate::infra::mail::mask_address;
 
 mod verify;
 mod wording;
@@ -457,13 +457,13 @@ async fn show_letter(
 async fn claim_view(
     service: &Service,
     lang: Lang,
-    row: &crate::storage::LetterRow,
+    row: &crate::infra::storage::LetterRow,
 ) -> Option<ClaimView> {
     let t = lang.wording();
     let rows = service.storage.evidence_of_letter(&row.id).await.ok()?;
     let c = super::letters::collection_summary(&rows)?;
     let totals = &c["breakdown"]["totals"];
-    let euros = crate::collection::french::euros;
+    let euros = crate::core::french::euros;
     let mut parts = Vec::new();
     for (label, key) in [
         (t.claim_principal, "principal_cents"),
@@ -488,7 +488,7 @@ async fn claim_view(
         .and_then(|d| u8::try_from(d).ok());
     let received = row
         .decided_at
-        .and_then(|at| crate::window::paris_date(from_unix_micros(at)));
+        .and_then(|at| crate::domain::window::paris_date(from_unix_micros(at)));
     let pay_by = match (days, received) {
         (Some(days), Some(received)) => received
             .checked_add(time::Duration::days(i64::from(days)))
@@ -741,7 +741,7 @@ fn failure(
             tracing::error!(error = %e, "code mail not sent");
             unavailable(t, back)
         }
-        LifecycleError::Evidence(crate::evidence::EvidenceError::Timestamp(e)) => {
+        LifecycleError::Evidence(crate::core::evidence::EvidenceError::Timestamp(e)) => {
             tracing::error!(error = %e, "timestamping failed");
             unavailable(t, back)
         }

@@ -5,11 +5,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::batch::BatchInputError;
-use crate::content::ContentError;
-use crate::deposit::DepositError;
-use crate::letter::FieldError;
-use crate::storage::{Outage, StorageError};
+use crate::app::deposit::DepositError;
+use crate::domain::batch::BatchInputError;
+use crate::domain::letter::FieldError;
+use crate::infra::content::ContentError;
+use crate::infra::storage::{Outage, StorageError};
 
 /// Seconds a client is told to wait (`Retry-After`) when the database cannot take a write:
 /// long enough for a pool to reconnect or an operator to free space, short enough to retry.
@@ -577,7 +577,7 @@ impl From<DepositError> for Problem {
             DepositError::UnknownDocuments(errors) => Problem::unknown_documents(errors),
             DepositError::ConsentRequired(errors) => Problem::consent_required(errors),
             DepositError::IdempotencyKeyTaken => Problem::idempotency_in_progress(),
-            DepositError::Evidence(crate::evidence::EvidenceError::Timestamp(e)) => {
+            DepositError::Evidence(crate::core::evidence::EvidenceError::Timestamp(e)) => {
                 tracing::error!(error = %e, "timestamping failed");
                 Problem::unavailable(
                     "the timestamp authority did not answer correctly; nothing was recorded, retry later",

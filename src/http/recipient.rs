@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::documents::DocumentView;
 use super::problem::Problem;
-use crate::clock::{from_unix_micros, rfc3339_micros};
-use crate::letter::{LetterState, Sender};
-use crate::lifecycle::{ClientInfo, Decision, LifecycleError, RecipientLetter};
-use crate::service::Service;
+use crate::app::lifecycle::{ClientInfo, Decision, LifecycleError, RecipientLetter};
+use crate::app::service::Service;
+use crate::core::clock::{from_unix_micros, rfc3339_micros};
+use crate::domain::letter::{LetterState, Sender};
 
 /// Name of the session cookie set for the HTML pages.
 pub const SESSION_COOKIE: &str = "recommande_session";
@@ -193,7 +193,7 @@ impl From<LifecycleError> for Problem {
                 tracing::error!(error = %e, "mail not sent");
                 Problem::unavailable("the mail could not be sent now; retry later")
             }
-            LifecycleError::Evidence(crate::evidence::EvidenceError::Timestamp(e)) => {
+            LifecycleError::Evidence(crate::core::evidence::EvidenceError::Timestamp(e)) => {
                 tracing::error!(error = %e, "timestamping failed");
                 Problem::unavailable(
                     "the timestamp authority did not answer; nothing was recorded, retry later",
@@ -311,7 +311,7 @@ pub fn session_cookie(service: &Service, session_token: &str) -> Option<HeaderVa
     };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={session_token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        crate::lifecycle::SESSION_VALIDITY.whole_seconds()
+        crate::app::lifecycle::SESSION_VALIDITY.whole_seconds()
     ))
     .ok()
 }

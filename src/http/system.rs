@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::problem::Problem;
-use crate::service::Service;
+use crate::app::service::Service;
 
 /// Largest timestamp query accepted. A TimeStampReq with a SHA-512 imprint, a policy, a nonce
 /// and some extensions stays well under 1 KiB; 16 KiB leaves room without inviting abuse.
@@ -21,7 +21,7 @@ pub const MAX_TSA_QUERY: usize = 16 * 1024;
     responses((status = 200, description = "The service and its database answer and take a write"),
               (status = 503, description = "The database does not answer or cannot write", body = Problem)))]
 pub async fn healthz(State(service): State<Service>) -> Response {
-    let now = crate::clock::unix_micros(service.clock.now());
+    let now = crate::core::clock::unix_micros(service.clock.now());
     let checked = match service.storage.ping().await {
         Ok(()) => service.storage.probe_write(now).await,
         Err(e) => Err(e),

@@ -18,12 +18,12 @@ use time::OffsetDateTime;
 
 use super::json_response;
 use super::problem::Problem;
-use crate::bundle::verify::{check_legal, check_order};
-use crate::clock::{rfc3339_micros, rfc3339_paris};
-use crate::evidence::EvidenceRecord;
-use crate::service::Service;
-use crate::storage::StorageError;
-use crate::verify::{ChainExpectation, verify_evidence};
+use crate::app::service::Service;
+use crate::core::bundle::verify::{check_legal, check_order};
+use crate::core::clock::{rfc3339_micros, rfc3339_paris};
+use crate::core::evidence::EvidenceRecord;
+use crate::core::verify::{ChainExpectation, verify_evidence};
+use crate::infra::storage::StorageError;
 
 /// What the public verification shows of a letter.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -164,15 +164,15 @@ pub(crate) async fn verify_letter(
             let sha256 = hex::encode(report.sha256);
             // Archive timestamp renewal (RFC 4998 spirit): the token must be valid today or
             // covered by an unbroken chain of renewals.
-            let files: Vec<crate::renewal::RenewalFiles<'_>> = renewals
+            let files: Vec<crate::core::renewal::RenewalFiles<'_>> = renewals
                 .iter()
                 .filter(|r| r.evidence_id == row.id)
-                .map(|r| crate::renewal::RenewalFiles {
+                .map(|r| crate::core::renewal::RenewalFiles {
                     record: &r.record,
                     token: &r.timestamp_token,
                 })
                 .collect();
-            let renewal = crate::renewal::verify_chain(
+            let renewal = crate::core::renewal::verify_chain(
                 &report.sha256,
                 Some(&row.id),
                 &row.timestamp_token,
@@ -190,7 +190,7 @@ pub(crate) async fn verify_letter(
                 })
                 .collect();
             checks.push(CheckVerdict {
-                name: crate::renewal::CHECK_NAME.to_string(),
+                name: crate::core::renewal::CHECK_NAME.to_string(),
                 passed: renewal.is_ok(),
                 detail: renewal.clone().unwrap_or_else(|e| e),
             });

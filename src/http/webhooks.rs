@@ -12,12 +12,12 @@ use serde::Serialize;
 use super::idempotency::{Begun, Idempotency};
 use super::problem::Problem;
 use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
-use crate::api_key::Caller;
-use crate::clock::{from_unix_micros, rfc3339_micros, unix_micros};
-use crate::letter::field_error;
-use crate::service::Service;
-use crate::storage::{DeliveryRow, WebhookRow};
-use crate::webhook::{WebhookRequest, secret_hint};
+use crate::app::api_key::Caller;
+use crate::app::service::Service;
+use crate::app::webhook::{WebhookRequest, secret_hint};
+use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
+use crate::domain::letter::field_error;
+use crate::infra::storage::{DeliveryRow, WebhookRow};
 
 /// Whether a webhook still receives deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]

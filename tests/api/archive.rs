@@ -6,10 +6,10 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use recommande::archive::keys::{Keyring, generate_key};
-use recommande::audit::{AuditScope, run};
-use recommande::clock::{SystemClock, TestClock};
-use recommande::content::{ContentError, ContentStore};
+use recommande::app::audit::{AuditScope, run};
+use recommande::core::clock::{SystemClock, TestClock};
+use recommande::infra::content::{ContentError, ContentStore};
+use recommande::infra::keys::{Keyring, generate_key};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -232,7 +232,7 @@ async fn master_keys_rotate_and_an_unconfigured_key_stops_the_start(engine: Engi
     // Only the new key configured: the service refuses to start (not at the first download).
     let mut settings = settings_for(app.dir.path(), &app.database_url);
     settings.master_key_files = vec![new.clone()];
-    let refused = recommande::service::Service::start(settings.clone(), Arc::new(SystemClock))
+    let refused = recommande::app::service::Service::start(settings.clone(), Arc::new(SystemClock))
         .await
         .err()
         .expect("refused");
@@ -250,11 +250,13 @@ async fn master_keys_rotate_and_an_unconfigured_key_stops_the_start(engine: Engi
         .expect("store")
     };
     let both = store(vec![new.clone(), old.clone()]);
-    let report = recommande::archive::rewrap(&both).await.expect("rewrap");
+    let report = recommande::app::archive::rewrap(&both)
+        .await
+        .expect("rewrap");
     assert_eq!(report.rewrapped, 1);
     assert_eq!(report.active_key_id, "k2027");
     assert_eq!(
-        recommande::archive::rewrap(&both)
+        recommande::app::archive::rewrap(&both)
             .await
             .expect("rewrap")
             .rewrapped,
@@ -269,7 +271,7 @@ async fn master_keys_rotate_and_an_unconfigured_key_stops_the_start(engine: Engi
         plain.extend(chunk);
     }
     assert_eq!(plain, sample_pdf("relance"));
-    recommande::service::Service::start(settings, Arc::new(SystemClock))
+    recommande::app::service::Service::start(settings, Arc::new(SystemClock))
         .await
         .expect("starts with only the new key");
 }
@@ -300,7 +302,7 @@ async fn plaintext_documents_of_older_versions_are_encrypted_in_place(engine: En
         Some(ContentError::NoKey { .. })
     ));
 
-    let report = recommande::archive::encrypt_existing(content)
+    let report = recommande::app::archive::encrypt_existing(content)
         .await
         .expect("encrypt");
     assert_eq!(report.examined, 3);
@@ -324,7 +326,7 @@ async fn plaintext_documents_of_older_versions_are_encrypted_in_place(engine: En
     assert_eq!(plain, old);
 
     // Idempotent: a second run changes nothing.
-    let again = recommande::archive::encrypt_existing(content)
+    let again = recommande::app::archive::encrypt_existing(content)
         .await
         .expect("encrypt");
     assert_eq!((again.encrypted, again.already_encrypted), (0, 2));
@@ -379,7 +381,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
     };
     let retain_a = row(a.clone()).await.retain_until;
     let retain_b = row(b.clone()).await.retain_until;
-    let now = || recommande::clock::unix_micros(recommande::clock::Clock::now(&clock));
+    let now = || recommande::core::clock::unix_micros(recommande::core::clock::Clock::now(&clock));
     let live = |sha: String| async move {
         storage
             .document_key(&sha)
@@ -392,7 +394,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
 
     // One second before A's retention ends: nothing can be destroyed.
     clock.advance(time::Duration::microseconds(retain_a - now() - 1_000_000));
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert!(
@@ -412,7 +414,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
 
     // At retain_until: A's content is destroyed, but its bytes stay for B.
     clock.advance(time::Duration::seconds(1));
-    let dry = recommande::archive::purge(&app.service, true)
+    let dry = recommande::app::archive::purge(&app.service, true)
         .await
         .expect("dry run");
     assert_eq!(dry.letters, vec![a.clone()]);
@@ -420,7 +422,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
         row(a.clone()).await.content_destroyed_at.is_none(),
         "dry run changed nothing"
     );
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert_eq!(report.letters, vec![a.clone()]);
@@ -434,7 +436,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
     assert!(events.len() >= 2, "the evidence is kept");
     // The bundle of A carries the evidence only, and verifies.
     let zip = crate::bundle::bundle_bytes(&app, &a).await;
-    let report = recommande::bundle::verify::verify_bundle(
+    let report = recommande::core::bundle::verify::verify_bundle(
         std::io::Cursor::new(zip.clone()),
         Some(&app.service.anchors),
         time::OffsetDateTime::now_utc(),
@@ -464,7 +466,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
         assert_eq!(view["legal_hold"], true);
     }
     clock.advance(time::Duration::microseconds(retain_b - now() + 1));
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert_eq!(report.letters, vec![c.clone()]);
@@ -493,7 +495,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
         .await
         .expect("lift");
     assert_eq!(lifted.status(), 200);
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert_eq!(report.letters, vec![b.clone()]);
@@ -518,7 +520,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
     let body: Value = too_late.json().await.expect("problem");
     assert_eq!(body["type"], "urn:recommande:problem:content-destroyed");
     // Idempotent: nothing left to do.
-    let again = recommande::archive::purge(&app.service, false)
+    let again = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert!(again.letters.is_empty() && again.documents.is_empty());

@@ -2,7 +2,7 @@
 //! storage: a flipped byte in a stored document, a rewritten evidence row, a deleted row, and
 //! two rows whose order was swapped — on SQLite and PostgreSQL.
 
-use recommande::audit::{AuditFailure, AuditScope, run};
+use recommande::app::audit::{AuditFailure, AuditScope, run};
 
 use crate::helpers::{Engine, TestApp, spawn_app};
 
@@ -108,7 +108,8 @@ async fn the_audit_passes_then_names_every_planted_corruption(engine: Engine) {
     // 4. Two rows of letter 3 whose order is swapped (contents exchanged between seq slots).
     let swapped = rows(3).await;
     let (a, b) = (&swapped[0], &swapped[1]);
-    let swap = |from: &recommande::storage::EvidenceRow, to: &recommande::storage::EvidenceRow| {
+    let swap = |from: &recommande::infra::storage::EvidenceRow,
+                to: &recommande::infra::storage::EvidenceRow| {
         let blob = |v: &[u8]| match engine {
             Engine::Sqlite => format!("X'{}'", hex::encode(v)),
             Engine::Postgres => format!("'\\x{}'::bytea", hex::encode(v)),

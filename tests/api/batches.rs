@@ -198,7 +198,7 @@ async fn a_json_batch_deposits_each_letter_with_its_evidence_and_notification(en
         .bytes()
         .await
         .expect("bundle");
-    let report = recommande::bundle::verify::verify_bundle(
+    let report = recommande::core::bundle::verify::verify_bundle(
         std::io::Cursor::new(bundle.to_vec()),
         Some(&app.service.anchors),
         time::OffsetDateTime::now_utc(),
@@ -558,9 +558,14 @@ async fn a_completed_batch_is_announced_to_webhooks(engine: Engine) {
 
     run_outbox(&app).await;
     let client = app.service.outbound.clone();
-    recommande::webhook::deliver_due(&app.service.storage, &client, app.service.clock.now(), 100)
-        .await
-        .expect("deliveries");
+    recommande::app::webhook::deliver_due(
+        &app.service.storage,
+        &client,
+        app.service.clock.now(),
+        100,
+    )
+    .await
+    .expect("deliveries");
 
     let received = hooks.0.lock().expect("lock").clone();
     let completed: Vec<&Value> = received
@@ -581,7 +586,7 @@ async fn a_completed_batch_is_announced_to_webhooks(engine: Engine) {
         assert!(deposited.contains(&letter["id"].as_str().expect("id")));
     }
     // Delivering again sends nothing new.
-    let again = recommande::webhook::deliver_due(
+    let again = recommande::app::webhook::deliver_due(
         &app.service.storage,
         &client,
         app.service.clock.now() + time::Duration::seconds(1),
@@ -683,17 +688,20 @@ pub(crate) async fn abandoned_batch(
         .await
         .expect("keys")
         .remove(0);
-    let stored: Vec<recommande::batch::BatchRow> = (0..rows)
-        .map(|i| recommande::batch::BatchRow {
+    let stored: Vec<recommande::domain::batch::BatchRow> = (0..rows)
+        .map(|i| recommande::domain::batch::BatchRow {
             row: i as i64,
-            letter: recommande::batch::letter_body(defaults(document).as_object(), recipient(i)),
+            letter: recommande::domain::batch::letter_body(
+                defaults(document).as_object(),
+                recipient(i),
+            ),
         })
         .collect();
     let id = uuid::Uuid::now_v7().to_string();
-    let at = recommande::clock::unix_micros(app.service.clock.now());
+    let at = recommande::core::clock::unix_micros(app.service.clock.now());
     storage
         .insert_batch(
-            &recommande::storage::NewBatch {
+            &recommande::infra::storage::NewBatch {
                 id: id.clone(),
                 tenant_id: key.tenant_id.clone(),
                 api_key_id: key.id.clone(),
@@ -718,7 +726,7 @@ pub(crate) async fn abandoned_batch(
         .expect("batch");
     if next_row > 0 {
         let committed = storage
-            .commit_batch_chunk(&recommande::storage::BatchChunk {
+            .commit_batch_chunk(&recommande::infra::storage::BatchChunk {
                 batch_id: &id,
                 from_row: 0,
                 to_row: next_row,
@@ -741,11 +749,11 @@ async fn a_resumed_batch_continues_after_its_last_committed_chunk(engine: Engine
         return;
     };
     let document = app.upload_pdf().await;
-    let chunk = recommande::batch::run::CHUNK;
+    let chunk = recommande::app::batch::CHUNK;
     // The first chunk was committed (its progress says so), then the process stopped.
     let id = abandoned_batch(&app, &document, chunk + 3, chunk as i64).await;
 
-    let now = recommande::clock::unix_micros(app.service.clock.now());
+    let now = recommande::core::clock::unix_micros(app.service.clock.now());
     let claimed = app
         .service
         .storage
@@ -781,7 +789,7 @@ async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(en
     let storage = &app.service.storage;
     // A batch recorded by a process that stopped before depositing.
     let id = abandoned_batch(&app, &document, 3, 0).await;
-    let at = recommande::clock::unix_micros(app.service.clock.now());
+    let at = recommande::core::clock::unix_micros(app.service.clock.now());
 
     let claimed = storage
         .claim_abandoned_batch(at, at + 60_000_000)
@@ -967,7 +975,7 @@ async fn a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_can
     assert!(view["completed_at"].is_string(), "{view}");
 
     // No runner takes it up again, and running it deposits nothing.
-    let now = recommande::clock::unix_micros(app.service.clock.now());
+    let now = recommande::core::clock::unix_micros(app.service.clock.now());
     let claimed = app
         .service
         .storage

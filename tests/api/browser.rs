@@ -107,7 +107,7 @@ async fn a_composed_letter_reads_on_a_390_px_phone() {
     assert_eq!(response.status(), 201);
     let letter: serde_json::Value = response.json().await.expect("json");
     let letter_id = letter["id"].as_str().expect("id").to_string();
-    let total = recommande::collection::french::euros(
+    let total = recommande::core::french::euros(
         letter["collection"]["breakdown"]["totals"]["total_cents"]
             .as_i64()
             .expect("total"),

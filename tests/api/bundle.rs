@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::Arc;
 
-use recommande::bundle::verify::verify_bundle;
-use recommande::clock::SystemClock;
-use recommande::trust::TrustAnchors;
+use recommande::core::bundle::verify::verify_bundle;
+use recommande::core::clock::SystemClock;
+use recommande::core::trust::TrustAnchors;
 use serde_json::{Value, json};
 
 use crate::helpers::{Engine, TestApp, openssl, path, rfc3161_client_verify, spawn_app_with};
@@ -322,7 +322,7 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
             .find(|(n, _)| n == "META-INF/signature001.p7s")
             .expect("seal")
             .1;
-        let parsed = recommande::seal::ParsedSeal::parse(seal).expect("seal parses");
+        let parsed = recommande::core::seal::ParsedSeal::parse(seal).expect("seal parses");
         let token = parsed
             .signature_timestamp()
             .expect("attributes")
@@ -417,7 +417,7 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
 /// The commands of `VERIFY.txt`: the lines behind the `$ ` prompt, as a judge types them.
 pub(crate) fn verify_txt_commands(text: &str) -> Vec<String> {
     text.lines()
-        .filter_map(|l| l.strip_prefix(recommande::bundle::COMMAND_PROMPT))
+        .filter_map(|l| l.strip_prefix(recommande::core::bundle::COMMAND_PROMPT))
         .map(str::to_string)
         .collect()
 }

@@ -398,7 +398,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
     let url = sink.url();
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| s.smtp_url = Some(url),
     )
     .await
@@ -483,7 +483,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
     // Every payment means, the total and the last day to pay (8 days after acceptance).
     let letter: Value = app.get("/v1/letters").await.json().await.expect("json");
     let letter = &letter["items"][0];
-    let total = recommande::collection::french::euros(
+    let total = recommande::core::french::euros(
         letter["collection"]["breakdown"]["totals"]["total_cents"]
             .as_i64()
             .expect("total"),
@@ -502,11 +502,12 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         &time::format_description::well_known::Rfc3339,
     )
     .expect("time");
-    let last_day = recommande::window::paris_date(decided).expect("date") + time::Duration::days(8);
+    let last_day =
+        recommande::domain::window::paris_date(decided).expect("date") + time::Duration::days(8);
     assert!(
         plain.contains(&format!(
             "À payer au plus tard le</dt><dd>{}",
-            recommande::french::date(last_day)
+            recommande::core::french::date(last_day)
         )),
         "the deadline to pay:\n{html}"
     );
@@ -522,7 +523,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         .expect("html");
     assert!(
         english.contains("To pay by")
-            && english.contains(&recommande::window::english_date(last_day)),
+            && english.contains(&recommande::domain::window::english_date(last_day)),
         "{english}"
     );
     // The proofs: the receipt states the claim; the proof of dispatch, which the recipient
@@ -858,10 +859,10 @@ async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refuse
     let rates = short_rates_table(dir.path());
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| {
             s.collection_rates_file = Some(rates);
-            s.collection_missing_rate = recommande::collection::MissingRate::Refuse;
+            s.collection_missing_rate = recommande::domain::collection::MissingRate::Refuse;
         },
     )
     .await
@@ -902,7 +903,7 @@ async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in
     let rates = short_rates_table(dir.path());
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| s.collection_rates_file = Some(rates),
     )
     .await
@@ -1263,7 +1264,7 @@ fn layout_text(pdf: &[u8], name: &str) -> Option<String> {
 
 /// Plain spaces for the no-break spaces of French typography, runs collapsed.
 fn spaces(s: &str) -> String {
-    recommande::collection::french::normalize_spaces(s)
+    recommande::core::french::normalize_spaces(s)
 }
 
 async fn download(app: &TestApp, letter: &Value) -> reqwest::Response {
@@ -1291,11 +1292,8 @@ async fn invoice_tables_keep_every_date_amount_number_and_heading_on_one_line(en
             return;
         };
         let lines: Vec<String> = text.lines().map(spaces).collect();
-        let euros = |v: &Value| {
-            spaces(&recommande::collection::french::euros(
-                v.as_i64().expect("cents"),
-            ))
-        };
+        let euros =
+            |v: &Value| spaces(&recommande::core::french::euros(v.as_i64().expect("cents")));
         let invoices = letter["collection"]["breakdown"]["invoices"]
             .as_array()
             .expect("invoices");
@@ -1532,7 +1530,7 @@ async fn the_proofs_of_a_composed_letter_state_the_claim(engine: Engine) {
     let id = letter["id"].as_str().expect("id");
     let totals = &letter["collection"]["breakdown"]["totals"];
     let euros = |key: &str| {
-        spaces(&recommande::collection::french::euros(
+        spaces(&recommande::core::french::euros(
             totals[key].as_i64().expect("cents"),
         ))
     };

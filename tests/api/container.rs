@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use recommande::clock::SystemClock;
+use recommande::core::clock::SystemClock;
 
 use crate::bundle::{accepted_letter, bundle_bytes, failing_commands, verify_txt_commands};
 use crate::helpers::{Engine, TestApp, spawn_app_with};

@@ -1,7 +1,7 @@
 //! Deposit: a letter becomes a proof of deposit that openssl and our verifier accept.
 
-use recommande::trust::TrustAnchors;
-use recommande::verify::{ChainExpectation, verify_evidence};
+use recommande::core::trust::TrustAnchors;
+use recommande::core::verify::{ChainExpectation, verify_evidence};
 use serde_json::Value;
 
 use crate::helpers::{Engine, letter_body, openssl_cms_verify, openssl_ts_verify, spawn_app};

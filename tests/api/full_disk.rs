@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
+use recommande::core::clock::SystemClock;
 use sqlx::{Connection, Row};
 
 use crate::helpers::{letter_body, settings_for, start_on};

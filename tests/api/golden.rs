@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use recommande::bundle::verify::verify_bundle;
-use recommande::clock::SystemClock;
-use recommande::trust::TrustAnchors;
+use recommande::core::bundle::verify::verify_bundle;
+use recommande::core::clock::SystemClock;
+use recommande::core::trust::TrustAnchors;
 
 use crate::helpers::{Engine, spawn_app_with};
 use crate::smtp::SmtpSink;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use recommande::clock::{Clock, SystemClock};
+use recommande::app::service::Service;
 use recommande::config::{Overrides, Settings};
-use recommande::service::Service;
+use recommande::core::clock::{Clock, SystemClock};
 use sqlx::Connection;
 
 /// Which database a test runs on.
@@ -126,7 +126,7 @@ pub async fn start_on(
         .await
         .expect("server");
     });
-    let now = recommande::clock::unix_micros(service.clock.now());
+    let now = recommande::core::clock::unix_micros(service.clock.now());
     let (_, api_key) = service
         .api_keys
         .create(&service.storage, "Cabinet Recouvr", now)
@@ -168,7 +168,7 @@ impl TestApp {
     }
 
     pub async fn new_api_key(&self, tenant: &str) -> String {
-        let now = recommande::clock::unix_micros(self.service.clock.now());
+        let now = recommande::core::clock::unix_micros(self.service.clock.now());
         self.service
             .api_keys
             .create(&self.service.storage, tenant, now)

@@ -1,10 +1,10 @@
 //! The `Idempotency-Key` claim: concurrent duplicates, freed keys, expired claims, replayed
 //! headers, and the routes that took the header with it (holds, batch cancels).
 
+use recommande::core::timestamp::ParsedToken;
 use recommande::http::idempotency::{PENDING_EXPIRY, request_fingerprint};
-use recommande::storage::IdempotencyRow;
-use recommande::storage::idempotency::Claimed;
-use recommande::timestamp::ParsedToken;
+use recommande::infra::storage::IdempotencyRow;
+use recommande::infra::storage::idempotency::Claimed;
 use serde_json::Value;
 use sqlx::{Connection, Row};
 
@@ -230,7 +230,7 @@ async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over
     let body = letter_body(&document);
     let bytes = serde_json::to_vec(&body).expect("json");
     let tenant = tenant_of(&app).await;
-    let now = recommande::clock::unix_micros(app.service.clock.now());
+    let now = recommande::core::clock::unix_micros(app.service.clock.now());
     let expiry = i64::try_from(PENDING_EXPIRY.as_micros()).expect("fits");
     // A claim as a crashed process leaves it: pending, with the request's fingerprint.
     let claim = |key: &str, at: i64| IdempotencyRow {
@@ -320,7 +320,7 @@ async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over
     };
     assert!(matches!(
         app.service.storage.complete_idempotency(&late).await,
-        Err(recommande::storage::StorageError::IdempotencyClaimLost)
+        Err(recommande::infra::storage::StorageError::IdempotencyClaimLost)
     ));
 }
 

@@ -171,7 +171,7 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
     let shared = Shared {
         database_url: database_url.clone(),
         smtp_url: sink.url(),
-        master_key: recommande::archive::keys::generate_key("shared-2026").expect("key"),
+        master_key: recommande::infra::keys::generate_key("shared-2026").expect("key"),
         s3: s3.environment(),
     };
     let (data_a, data_b) = (dirs.path().join("a"), dirs.path().join("b"));

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use recommande::clock::{Clock, SystemClock, TestClock};
-use recommande::trust::TrustAnchors;
-use recommande::verify::{ChainExpectation, verify_evidence};
+use recommande::core::clock::{Clock, SystemClock, TestClock};
+use recommande::core::trust::TrustAnchors;
+use recommande::core::verify::{ChainExpectation, verify_evidence};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -457,7 +457,7 @@ async fn an_unclaimed_letter_expires_after_the_fifteenth_day(engine: Engine) {
         .await
         .expect("db")
         .expect("letter");
-    let deadline = recommande::clock::from_unix_micros(row.deadline.expect("deadline"));
+    let deadline = recommande::core::clock::from_unix_micros(row.deadline.expect("deadline"));
     let days = (deadline - clock.now()).whole_days();
     assert!((15..=16).contains(&days), "{days} days to the deadline");
 
@@ -509,8 +509,8 @@ async fn an_unclaimed_letter_expires_after_the_fifteenth_day(engine: Engine) {
             "{text}"
         );
         assert!(
-            text.contains(&recommande::window::paris_french(
-                recommande::window::last_minute(deadline)
+            text.contains(&recommande::domain::window::paris_french(
+                recommande::domain::window::last_minute(deadline)
             )),
             "{text}"
         );
@@ -765,7 +765,7 @@ async fn a_crash_between_deposit_and_notification_loses_nothing(engine: Engine) 
         .service
         .storage
         .claim_jobs(
-            recommande::clock::unix_micros(first.service.clock.now()),
+            recommande::core::clock::unix_micros(first.service.clock.now()),
             1,
             10,
         )
@@ -871,7 +871,7 @@ async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it
     let letter = app.deposit().await;
     let letter_id = letter["id"].as_str().expect("id");
     let storage = &app.service.storage;
-    let now = recommande::clock::unix_micros(time::OffsetDateTime::now_utc());
+    let now = recommande::core::clock::unix_micros(time::OffsetDateTime::now_utc());
     let claimed = storage
         .claim_jobs(now, 300_000_000, 10)
         .await
@@ -883,7 +883,7 @@ async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it
         .clone();
     assert_eq!(job.attempts, 1);
     assert!(storage.job_mail(job.id).await.expect("read").is_none());
-    let mail = recommande::storage::JobMail {
+    let mail = recommande::infra::storage::JobMail {
         message_id: format!("lre.{letter_id}.notify.1@recommande.localhost"),
         prepared_at: now,
         bytes: b"Message-ID: <x>\r\n\r\nhttp://localhost/r/LINK-TOKEN-IN-CLEAR\r\n".to_vec(),
@@ -895,7 +895,7 @@ async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it
         "a stale or foreign claim keeps nothing"
     );
     assert!(storage.keep_job_mail(job.id, 1, &mail).await.expect("keep"));
-    let other = recommande::storage::JobMail {
+    let other = recommande::infra::storage::JobMail {
         bytes: b"another message".to_vec(),
         ..mail.clone()
     };
@@ -922,7 +922,7 @@ async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it
     );
 
     // A master key rotation re-seals it, after which the old key can go.
-    use recommande::archive::keys::{DEVELOPMENT_KEY_FILE, Keyring, generate_key};
+    use recommande::infra::keys::{DEVELOPMENT_KEY_FILE, Keyring, generate_key};
     let development = app.dir.path().join("keys").join(DEVELOPMENT_KEY_FILE);
     let new = generate_key("k-rotated").expect("new key");
     let both = Keyring::load(Some(&new), &[development], app.dir.path()).expect("keyring");

@@ -3,7 +3,7 @@
 //! precise errors, and tables that refuse to be rewritten.
 
 use base64::Engine;
-use recommande::log::{ConsistencyProof, InclusionProof, PublishedTreeHead, root_of};
+use recommande::core::log::{ConsistencyProof, InclusionProof, PublishedTreeHead, root_of};
 use serde_json::Value;
 
 use crate::helpers::{Engine as Db, TestApp, openssl_cms_verify, openssl_ts_verify, spawn_app};

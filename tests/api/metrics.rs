@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use recommande::audit::{AuditScope, run};
-use recommande::clock::SystemClock;
+use recommande::app::audit::{AuditScope, run};
 use recommande::config::SecretText;
+use recommande::core::clock::SystemClock;
 
 use crate::helpers::{Engine, TestApp, spawn_app, spawn_app_with};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use recommande::clock::SystemClock;
+use recommande::core::clock::SystemClock;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::io::AsyncReadExt;

@@ -116,7 +116,7 @@ async fn pdfs_from_qpdf_and_from_our_own_writers_are_accepted(engine: Engine) {
 
     for (name, bytes) in pdfs {
         assert_eq!(
-            recommande::content::pdf::check(&bytes),
+            recommande::core::pdf_check::check(&bytes),
             Ok(()),
             "{name} passes the check"
         );

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
+use recommande::app::service::Service;
 use recommande::config::{PkiSettings, Settings};
-use recommande::service::Service;
+use recommande::core::clock::SystemClock;
 
 use crate::helpers::{Engine, fresh_database, openssl, path, settings_for, start_on};
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
-use recommande::timestamp::ParsedToken;
-use recommande::window::paris_french_seconds;
+use recommande::core::clock::SystemClock;
+use recommande::core::timestamp::ParsedToken;
+use recommande::domain::window::paris_french_seconds;
 use serde_json::Value;
 
 use crate::bundle::accepted_letter;
@@ -169,7 +169,7 @@ async fn proofs_carry_every_required_field_with_the_token_times(engine: Engine) 
             .expect("evidence of the event");
         let token = ParsedToken::parse(&row.timestamp_token).expect("token");
         let paris = paris_french_seconds(token.info().gen_time);
-        let utc = recommande::clock::rfc3339_micros(token.info().gen_time);
+        let utc = recommande::core::clock::rfc3339_micros(token.info().gen_time);
         let utc_seconds = format!("{}Z", utc.split('.').next().expect("seconds"));
         let record: Value = serde_json::from_slice(&row.record).expect("record");
         let title = match kind {

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
 use recommande::config::{Cidr, Settings};
+use recommande::core::clock::SystemClock;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
+use recommande::core::clock::SystemClock;
 use serde_json::{Value, json};
 
 use crate::helpers::{Engine, TestApp, spawn_app_with};

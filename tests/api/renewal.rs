@@ -6,9 +6,9 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use recommande::bundle::verify::verify_bundle;
-use recommande::clock::SystemClock;
-use recommande::trust::TrustAnchors;
+use recommande::core::bundle::verify::verify_bundle;
+use recommande::core::clock::SystemClock;
+use recommande::core::trust::TrustAnchors;
 use sha2::Digest;
 
 use crate::bundle::{bundle_bytes, failing_commands, rebuild, unzip, verify_txt_commands};
@@ -368,11 +368,11 @@ async fn a_tsa_certificate_ending_within_the_margin_gets_its_tokens_renewed_agai
     };
     let id = app.deposit().await["id"].as_str().expect("id").to_string();
     app.deposit().await;
-    let first = recommande::renewal::job::scheduled(&app.service)
+    let first = recommande::app::renewal::scheduled(&app.service)
         .await
         .expect("first renewal");
     assert_eq!((first.renewal_id, first.records), (Some(1), 2));
-    let second = recommande::renewal::job::scheduled(&app.service)
+    let second = recommande::app::renewal::scheduled(&app.service)
         .await
         .expect("second renewal");
     assert_eq!((second.renewal_id, second.records), (Some(2), 2));
@@ -410,7 +410,7 @@ async fn a_tsa_certificate_ending_within_the_margin_gets_its_tokens_renewed_agai
         .detail;
     assert!(detail.contains("2 renewal(s)"), "{detail}");
     // The archive audit checks the renewal chains too.
-    let audit = recommande::audit::run(&app.service, recommande::audit::AuditScope::All)
+    let audit = recommande::app::audit::run(&app.service, recommande::app::audit::AuditScope::All)
         .await
         .expect("audit runs");
     assert!(audit.report.passed, "{:#?}", audit.report.failures);

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
-use recommande::timestamp::ParsedToken;
+use recommande::core::clock::SystemClock;
+use recommande::core::timestamp::ParsedToken;
 
 use crate::helpers::{Engine, fresh_database, settings_for, start_on};
 

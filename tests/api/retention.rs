@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use recommande::audit::{AuditScope, run};
-use recommande::clock::{Clock, TestClock, unix_micros};
+use recommande::app::audit::{AuditScope, run};
+use recommande::core::clock::{Clock, TestClock, unix_micros};
 use serde_json::Value;
 
 use crate::helpers::{Engine, spawn_app_with};
@@ -54,7 +54,7 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     clock.advance(time::Duration::microseconds(
         retain_until - unix_micros(clock.now()) + 1,
     ));
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert_eq!(report.letters, std::slice::from_ref(&id));
@@ -63,14 +63,14 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
 
     // One day short of two years later: still kept.
     clock.advance(time::Duration::days(2 * 365 - 1));
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert!(report.redacted.is_empty(), "{report:?}");
 
     // Two years and a day after retain_until: erased, once.
     clock.advance(time::Duration::days(3));
-    let report = recommande::archive::purge(&app.service, false)
+    let report = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert_eq!(report.redacted, std::slice::from_ref(&id));
@@ -81,7 +81,7 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     );
     assert_eq!(shown["sender"]["email"], "erased@erased.invalid", "{shown}");
     assert!(!shown.to_string().contains("debitrice"), "{shown}");
-    let again = recommande::archive::purge(&app.service, false)
+    let again = recommande::app::archive::purge(&app.service, false)
         .await
         .expect("purge");
     assert!(again.redacted.is_empty(), "{again:?}");

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use recommande::audit::{AuditScope, run};
-use recommande::clock::SystemClock;
+use recommande::app::audit::{AuditScope, run};
 use recommande::config::{S3Settings, SecretText, StorageBackend};
+use recommande::core::clock::SystemClock;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{Engine, TestApp, spawn_app_with};
@@ -444,7 +444,7 @@ async fn encrypt_existing_is_for_the_file_system_only(engine: Engine, store: Sto
         return;
     };
     rig.app.deposit().await;
-    let outcome = recommande::archive::encrypt_existing(&rig.app.service.content).await;
+    let outcome = recommande::app::archive::encrypt_existing(&rig.app.service.content).await;
     match store {
         Store::Filesystem => {
             let report = outcome.expect("encrypt-existing");
@@ -486,7 +486,7 @@ async fn a_bucket_the_service_cannot_use_stops_the_start() {
         };
         adjust(&mut s3_settings);
         settings.storage = StorageBackend::S3(s3_settings);
-        let err = recommande::service::Service::start(settings, Arc::new(SystemClock))
+        let err = recommande::app::service::Service::start(settings, Arc::new(SystemClock))
             .await
             .err()
             .unwrap_or_else(|| panic!("{what}: the service started"))

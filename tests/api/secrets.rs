@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use recommande::storage::WebhookRow;
+use recommande::infra::storage::WebhookRow;
 use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 
@@ -260,7 +260,7 @@ async fn an_installation_of_the_previous_version_keeps_its_links_api_keys_and_we
         .encode(hmac(&clear(0x11), letter_id.as_bytes()));
     let legacy_key = "rk_legacy-key-of-the-previous-version-0123456789";
     let key_mac = hex::encode(hmac(&clear(0x22), legacy_key.as_bytes()));
-    let token_hash = recommande::lifecycle::sha256_hex(legacy_token.as_bytes());
+    let token_hash = recommande::app::lifecycle::sha256_hex(legacy_token.as_bytes());
     let blob = |b: u8| {
         if engine == Engine::Sqlite {
             format!("X'{}'", hex::encode(clear(b)))
@@ -303,7 +303,7 @@ async fn an_installation_of_the_previous_version_keeps_its_links_api_keys_and_we
         dir,
         database_url,
         settings,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
     )
     .await;
 

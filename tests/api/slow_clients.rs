@@ -47,7 +47,7 @@ async fn slow_client(address: std::net::SocketAddr) -> Option<Duration> {
 async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_second() {
     let Some(app) = spawn_app_with(
         Engine::Sqlite,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| s.http.header_read_timeout = HEADER_READ_TIMEOUT,
     )
     .await
@@ -109,7 +109,7 @@ async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_secon
 async fn an_over_long_uri_answers_414_and_over_large_headers_431_as_problem_json() {
     let Some(app) = spawn_app_with(
         Engine::Sqlite,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |_| {},
     )
     .await
@@ -146,7 +146,7 @@ async fn an_over_long_uri_answers_414_and_over_large_headers_431_as_problem_json
 async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_for_no_idle_one() {
     let Some(app) = spawn_app_with(
         Engine::Sqlite,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |_| {},
     )
     .await
@@ -211,7 +211,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_
 async fn a_path_that_does_not_decode_to_utf8_answers_400_as_problem_json() {
     let Some(app) = spawn_app_with(
         Engine::Sqlite,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |_| {},
     )
     .await

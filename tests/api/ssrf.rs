@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use recommande::clock::{SystemClock, unix_micros};
+use recommande::app::webhook::{WebhookEvent, deliver_due, fan_out, post_signed};
 use recommande::config::{SecretText, WitnessSettings, WitnessWebhook};
-use recommande::net_guard::{Lookup, Outbound, OutboundPolicy, REFUSED};
-use recommande::storage::WebhookRow;
-use recommande::webhook::{WebhookEvent, deliver_due, fan_out, post_signed};
+use recommande::core::clock::{SystemClock, unix_micros};
+use recommande::infra::net_guard::{Lookup, Outbound, OutboundPolicy, REFUSED};
+use recommande::infra::storage::WebhookRow;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -212,7 +212,7 @@ async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once
             .await
             .expect("deliver");
         assert!(n > 0, "every delivery is attempted");
-        assert!(n <= recommande::webhook::PER_TENANT_CONCURRENCY, "{n}");
+        assert!(n <= recommande::app::webhook::PER_TENANT_CONCURRENCY, "{n}");
         attempted += n;
     }
     assert_eq!(
@@ -418,7 +418,7 @@ async fn one_tenants_hanging_receiver_does_not_delay_another_tenants_delivery(en
     // never reads here.
     let letter = app.deposit().await;
     let storage = app.service.storage.clone();
-    let worker = recommande::webhook::spawn_delivery_worker(
+    let worker = recommande::app::webhook::spawn_delivery_worker(
         storage.clone(),
         Arc::new(SystemClock),
         Duration::from_millis(100),
@@ -468,7 +468,7 @@ async fn one_tenants_hanging_receiver_does_not_delay_another_tenants_delivery(en
     assert_eq!(a.attempts, 0, "A's attempt still in flight");
     assert!(a.delivered_at.is_none());
     assert!(
-        started.elapsed() < recommande::webhook::ATTEMPT_TIMEOUT,
+        started.elapsed() < recommande::app::webhook::ATTEMPT_TIMEOUT,
         "{:?}",
         started.elapsed()
     );
@@ -510,7 +510,7 @@ async fn a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_a
         settings.log_witnesses = witness(url);
         settings.outbound_allowed_private =
             allowed.iter().map(|r| r.parse().expect("range")).collect();
-        let error = recommande::service::Service::start(settings, Arc::new(SystemClock))
+        let error = recommande::app::service::Service::start(settings, Arc::new(SystemClock))
             .await
             .err()
             .unwrap_or_else(|| panic!("{url} accepted"));
@@ -521,7 +521,7 @@ async fn a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_a
     settings.log_witnesses = witness("http://10.1.2.3/witness");
     settings.outbound_allowed_private = vec!["10.0.0.0/8".parse().expect("range")];
     assert!(
-        recommande::service::Service::start(settings, Arc::new(SystemClock))
+        recommande::app::service::Service::start(settings, Arc::new(SystemClock))
             .await
             .is_ok(),
         "an allowed on-premise witness"
@@ -558,7 +558,7 @@ async fn claims_take_at_most_four_deliveries_per_tenant_and_none_of_a_busy_tenan
     );
     let at = unix_micros(now);
     let lease = unix_micros(now + time::Duration::minutes(1));
-    let tenants = |claimed: &[recommande::storage::ClaimedDelivery]| -> Vec<String> {
+    let tenants = |claimed: &[recommande::infra::storage::ClaimedDelivery]| -> Vec<String> {
         claimed
             .iter()
             .map(|c| c.delivery.tenant_id.clone())

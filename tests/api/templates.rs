@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{Engine, TestApp, spawn_app};
-use recommande::collection::{
+use recommande::domain::collection::{
     ComposeRequest, Mention, MentionStatus, RatesTable, Wording, write_letter,
 };
 

@@ -110,7 +110,7 @@ async fn a_remote_tsa_client_gets_tokens_from_our_tsa_endpoint(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let client = recommande::timestamp::client::RemoteTsa::new(
+    let client = recommande::infra::tsa_client::RemoteTsa::new(
         &app.url("/tsa"),
         None,
         std::time::Duration::from_secs(5),
@@ -119,7 +119,7 @@ async fn a_remote_tsa_client_gets_tokens_from_our_tsa_endpoint(engine: Engine) {
     use sha2::Digest;
     let digest: [u8; 32] = sha2::Sha256::digest(b"payload").into();
     let token = client.timestamp_sha256(digest).await.expect("token");
-    let parsed = recommande::timestamp::ParsedToken::parse(&token).expect("parse");
+    let parsed = recommande::core::timestamp::ParsedToken::parse(&token).expect("parse");
     parsed.check_imprint(b"payload").expect("imprint");
     assert!(parsed.check_imprint(b"other").is_err());
 }
@@ -133,7 +133,7 @@ async fn a_service_using_a_remote_tsa_seals_evidence_that_openssl_verifies(engin
     let tsa_url = tsa_app.url("/tsa");
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
-        std::sync::Arc::new(recommande::clock::SystemClock),
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| {
             s.timestamp = recommande::config::TimestampMode::Remote { url: tsa_url };
             s.remote_tsa_roots = Some(roots);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use recommande::clock::SystemClock;
+use recommande::core::clock::SystemClock;
 use serde_json::Value;
 
 use crate::bad_input::head_only_response;
@@ -117,7 +117,7 @@ async fn the_verification_api_proves_the_events_without_personal_data(engine: En
             .iter()
             .map(|c| c["name"].as_str().expect("name"))
             .collect();
-        let mut expected = recommande::verify::CHECK_NAMES.to_vec();
+        let mut expected = recommande::core::verify::CHECK_NAMES.to_vec();
         expected.push("timestamp_renewal");
         assert_eq!(check_names, expected);
         assert!(checks.iter().all(|c| c["passed"] == true), "{event:#}");

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use recommande::clock::unix_micros;
-use recommande::webhook::{WebhookEvent, deliver_due, fan_out};
+use recommande::app::webhook::{WebhookEvent, deliver_due, fan_out};
+use recommande::core::clock::unix_micros;
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
 
@@ -573,16 +573,17 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
         return;
     };
     let smtp = sink.url();
-    let Some(app) =
-        crate::helpers::spawn_app_with(engine, Arc::new(recommande::clock::SystemClock), |s| {
-            s.smtp_url = Some(smtp)
-        })
-        .await
+    let Some(app) = crate::helpers::spawn_app_with(
+        engine,
+        Arc::new(recommande::core::clock::SystemClock),
+        |s| s.smtp_url = Some(smtp),
+    )
+    .await
     else {
         return;
     };
     let (url, receiver) = Receiver::start(&[]).await;
-    create_webhook(&app, &app.api_key, &url, &recommande::webhook::EVENTS).await;
+    create_webhook(&app, &app.api_key, &url, &recommande::app::webhook::EVENTS).await;
     // Deposit, notification, acceptance and download, each writing its webhook event into the
     // outbox in the transaction of the step itself.
     let letter_id = crate::bundle::accepted_letter(&app, &sink).await;
@@ -594,7 +595,7 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
             .await
             .expect("outbox");
         let now = app.service.clock.now();
-        recommande::webhook::deliver_due(&app.service.storage, &client, now, 50)
+        recommande::app::webhook::deliver_due(&app.service.storage, &client, now, 50)
             .await
             .expect("deliveries");
         if receiver.count() >= 4 {
@@ -612,7 +613,7 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
         .received()
         .iter()
         .map(|r| {
-            let signature = header(&r.headers, recommande::webhook::SIGNATURE_HEADER);
+            let signature = header(&r.headers, recommande::app::webhook::SIGNATURE_HEADER);
             assert!(
                 verified_timestamp(SECRET, signature, &r.body).is_some(),
                 "bad signature"
@@ -629,9 +630,9 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
     let mut expected: Vec<(String, String)> = evidence
         .iter()
         .map(|e| {
-            let event = recommande::evidence::EvidenceEvent::parse(&e.event).expect("event");
+            let event = recommande::core::evidence::EvidenceEvent::parse(&e.event).expect("event");
             (
-                recommande::lifecycle::webhook_event_name(event).to_string(),
+                recommande::app::lifecycle::webhook_event_name(event).to_string(),
                 e.id.clone(),
             )
         })

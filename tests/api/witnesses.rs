@@ -9,9 +9,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
-use recommande::clock::SystemClock;
 use recommande::config::{SecretText, WitnessSettings, WitnessWebhook};
-use recommande::log::PublishedTreeHead;
+use recommande::core::clock::SystemClock;
+use recommande::core::log::PublishedTreeHead;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -298,8 +298,8 @@ async fn a_webhook_witness_gets_signed_heads_in_order_and_a_failure_is_retried_w
         .service
         .storage
         .claim_due_witness_deliveries(
-            recommande::clock::unix_micros(now),
-            recommande::clock::unix_micros(now + Duration::minutes(5)),
+            recommande::core::clock::unix_micros(now),
+            recommande::core::clock::unix_micros(now + Duration::minutes(5)),
             10,
         )
         .await
@@ -434,8 +434,8 @@ async fn a_pass_cut_at_shutdown_gives_its_witness_claim_back(engine: Db) {
     app.deposit().await;
     app.service.log.issue_head().await.expect("head");
     let now = OffsetDateTime::now_utc();
-    let at = recommande::clock::unix_micros(now);
-    let lease = recommande::clock::unix_micros(now + Duration::minutes(5));
+    let at = recommande::core::clock::unix_micros(now);
+    let lease = recommande::core::clock::unix_micros(now + Duration::minutes(5));
     assert_eq!(
         witnesses.release_claims(now).await.expect("release"),
         0,

@@ -6,7 +6,7 @@
 //!   `GET /v1/verify/{id}?code=…` as a page — events, times in Europe/Paris and UTC, digests,
 //!   verdicts. An unknown letter and a wrong code show the same 404 page.
 //! * `POST /verify` (multipart, field `bundle`): the bundle is spooled to a temporary file,
-//!   never held whole in memory, and checked by [`crate::bundle::verify::verify_bundle`]
+//!   never held whole in memory, and checked by [`crate::core::bundle::verify::verify_bundle`]
 //!   against the service's own trust anchors; the page gives the verdict check by check.
 //!
 //! French by default, English with `?lang=en`; no JavaScript; the CSP and other headers of
@@ -30,12 +30,12 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Chrome, Lang, render};
-use crate::bundle::verify::{BundleReport, Limits, verify_bundle_within};
-use crate::clock::rfc3339_paris;
+use crate::app::service::Service;
+use crate::core::bundle::verify::{BundleReport, Limits, verify_bundle_within};
+use crate::core::clock::rfc3339_paris;
 use crate::http::MULTIPART_OVERHEAD;
 use crate::http::throttle::{self, ClientThrottle, Refusal};
 use crate::http::verification::{CheckVerdict, LetterVerification, verify_letter};
-use crate::service::Service;
 
 /// The multipart field holding the bundle.
 const BUNDLE_FIELD: &str = "bundle";
@@ -722,7 +722,7 @@ impl VerifyWording {
         let offset = rfc3339.get(rfc3339.len().saturating_sub(6)..).unwrap_or("");
         if self.is_french() {
             let french_date = calendar_date(date)
-                .map(crate::french::date)
+                .map(crate::core::french::date)
                 .unwrap_or_else(|| date.to_string());
             format!("{french_date} à {clock} (heure de Paris, UTC{offset})")
         } else {
@@ -824,7 +824,7 @@ mod tests {
             "legal_consistency",
             "documents_match",
         ];
-        for name in crate::verify::CHECK_NAMES
+        for name in crate::core::verify::CHECK_NAMES
             .iter()
             .chain(bundle_checks.iter())
         {

@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use crate::window::{paris_english, paris_french};
+use crate::domain::window::{paris_english, paris_french};
 
 /// The fixed wording of the pages in one language.
 #[derive(Debug)]
@@ -450,12 +450,12 @@ impl Wording {
         if self.is_french() {
             format!(
                 "{} ({days} {unit_fr} à compter de la réception de la lettre, c'est-à-dire de son acceptation)",
-                crate::french::date(last_day)
+                crate::core::french::date(last_day)
             )
         } else {
             format!(
                 "{} ({days} {unit_en} from receipt of the letter, that is from its acceptance)",
-                crate::window::english_date(last_day)
+                crate::domain::window::english_date(last_day)
             )
         }
     }

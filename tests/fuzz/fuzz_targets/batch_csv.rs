@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use recommande::batch;
+use recommande::domain::batch;
 
 fuzz_target!(|data: &[u8]| {
     for input in [batch::read_csv(data, None), batch::read_json(data)]

@@ -7,5 +7,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // The route reads the body as text (lossily, like mail that is not quite UTF-8).
     let text = String::from_utf8_lossy(data);
-    let _ = recommande::bounce::parse(&text, "recommande.localhost");
+    let _ = recommande::domain::bounce::parse(&text, "recommande.localhost");
 });

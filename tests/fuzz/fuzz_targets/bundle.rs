@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     // A fixed verification time keeps runs reproducible (time is an argument).
     let at =
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    if let Ok(report) = recommande::bundle::verify::verify_bundle(Cursor::new(data), None, at) {
+    if let Ok(report) = recommande::core::bundle::verify::verify_bundle(Cursor::new(data), None, at) {
         let _ = report.is_valid();
     }
 });

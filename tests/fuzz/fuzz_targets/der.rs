@@ -4,10 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use recommande::asn1::{self, Der, Tlv};
-use recommande::seal::ParsedSeal;
-use recommande::timestamp::ParsedToken;
-use recommande::trust::{self, Certificate, TrustAnchors};
+use recommande::core::asn1::{self, Der, Tlv};
+use recommande::core::seal::ParsedSeal;
+use recommande::core::timestamp::ParsedToken;
+use recommande::core::trust::{self, Certificate, TrustAnchors};
 use time::OffsetDateTime;
 
 /// Walks every element, calling each typed accessor; depth is bounded like any real reader.

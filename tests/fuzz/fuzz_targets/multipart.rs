@@ -42,14 +42,14 @@ async fn read_upload(data: Vec<u8>) {
         let _ = field.name().map(str::len);
         let _ = recommande::http::documents::clean_filename(field.file_name());
         let mut head = Vec::new();
-        let mut pdf = recommande::content::pdf::PdfCheck::new();
+        let mut pdf = recommande::core::pdf_check::PdfCheck::new();
         while let Ok(Some(chunk)) = field.chunk().await {
             pdf.feed(&chunk);
             if head.len() < 1024 {
                 head.extend_from_slice(&chunk[..chunk.len().min(1024 - head.len())]);
             }
         }
-        let _ = recommande::content::sniff_media_type(&head);
+        let _ = recommande::infra::content::sniff_media_type(&head);
         let _ = pdf.finish();
     }
 }

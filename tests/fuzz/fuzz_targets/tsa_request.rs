@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use recommande::timestamp::TimestampRequest;
+use recommande::core::timestamp::TimestampRequest;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = TimestampRequest::parse_der(data) {

@@ -1,0 +1,137 @@
+//! Time as an argument: the service reads the time through a [`Clock`] so tests can move it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use time::OffsetDateTime;
+
+/// A source of the current time (UTC).
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that tests set and advance; it never moves by itself.
+#[derive(Debug, Clone)]
+pub struct TestClock {
+    micros: Arc<AtomicI64>,
+}
+
+impl TestClock {
+    /// A clock stopped at `at`.
+    pub fn at(at: OffsetDateTime) -> Self {
+        TestClock {
+            micros: Arc::new(AtomicI64::new(unix_micros(at))),
+        }
+    }
+
+    /// Moves the clock forward (or back, for negative durations).
+    pub fn advance(&self, by: time::Duration) {
+        self.micros
+            .fetch_add(by.whole_microseconds() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        from_unix_micros(self.micros.load(Ordering::SeqCst))
+    }
+}
+
+/// Unix time in microseconds, the representation stored in the database.
+pub fn unix_micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// Inverse of [`unix_micros`]. Values outside the supported range clamp to the Unix epoch,
+/// which a reader notices immediately; stored values always come from [`unix_micros`].
+pub fn from_unix_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(micros as i128 * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// RFC 3339 in UTC with exactly six fractional digits (`2026-11-23T09:13:44.123456Z`): the
+/// form used in evidence records and API responses.
+pub fn rfc3339_micros(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// RFC 3339 in Europe/Paris civil time with its offset and six fractional digits
+/// (`2026-11-23T10:13:44.123456+01:00`): the same instant as [`rfc3339_micros`], as read on a
+/// French clock (CPCE R.53-3 counts the window in that time). Falls back to UTC when the
+/// instant is outside the time zone database's range.
+pub fn rfc3339_paris(t: OffsetDateTime) -> String {
+    let zoned = jiff::tz::TimeZone::get(crate::domain::window::WINDOW_TIME_ZONE)
+        .ok()
+        .and_then(|tz| {
+            jiff::Timestamp::from_microsecond(unix_micros(t))
+                .ok()
+                .map(|ts| ts.to_zoned(tz))
+        });
+    let Some(z) = zoned else {
+        return rfc3339_micros(t);
+    };
+    let offset = z.offset().seconds();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{}{:02}:{:02}",
+        z.year(),
+        z.month(),
+        z.day(),
+        z.hour(),
+        z.minute(),
+        z.second(),
+        t.microsecond(),
+        if offset < 0 { '-' } else { '+' },
+        offset.abs() / 3600,
+        offset.abs() % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_test_clock_moves_only_when_told() {
+        let clock = TestClock::at(datetime!(2026-01-01 00:00 UTC));
+        assert_eq!(clock.now(), datetime!(2026-01-01 00:00 UTC));
+        clock.advance(time::Duration::days(15));
+        assert_eq!(clock.now(), datetime!(2026-01-16 00:00 UTC));
+    }
+
+    #[test]
+    fn times_print_in_utc_with_microseconds() {
+        let t = datetime!(2026-11-23 10:13:44.123456 +01:00);
+        assert_eq!(rfc3339_micros(t), "2026-11-23T09:13:44.123456Z");
+        assert_eq!(from_unix_micros(unix_micros(t)), t);
+    }
+
+    #[test]
+    fn paris_times_carry_the_offset_of_the_season() {
+        let winter = datetime!(2026-12-08 13:03:27.5 UTC);
+        assert_eq!(rfc3339_paris(winter), "2026-12-08T14:03:27.500000+01:00");
+        let summer = datetime!(2026-07-01 22:30:00 UTC);
+        assert_eq!(rfc3339_paris(summer), "2026-07-02T00:30:00.000000+02:00");
+    }
+}

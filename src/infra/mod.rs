@@ -1,0 +1,10 @@
+//! The outside world: the database, the content store, mail, outbound HTTP, the remote TSA
+//! and key files. Each module turns I/O into the core's and the domain's types.
+
+pub mod content;
+pub mod keys;
+pub mod mail;
+pub mod net_guard;
+pub mod private_files;
+pub mod storage;
+pub mod tsa_client;
