@@ -2,9 +2,8 @@
 //! installation secret (sealed under the master key, src/secrets.rs), looked up by that HMAC and compared in constant time.
 
 use base64::Engine;
-use ring::rand::SecureRandom;
 
-use crate::app::secrets::{SecretError, installation_secret};
+use crate::app::secrets::{SecretError, installation_secret, random_bytes};
 use crate::infra::keys::Keyring;
 use crate::infra::storage::{ApiKeyRow, Storage, StorageError};
 
@@ -92,15 +91,4 @@ impl ApiKeyHasher {
             api_key_id: row.id,
         }))
     }
-}
-
-/// `N` bytes from the operating system's CSPRNG.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    // ring's SystemRandom reads getrandom(2); it fails only if the kernel has no entropy
-    // source at all, in which case no key of this service could be trusted: stop.
-    ring::rand::SystemRandom::new()
-        .fill(&mut out)
-        .expect("the operating system's random number generator failed");
-    out
 }

@@ -82,18 +82,33 @@ pub enum PurgeError {
     Lifecycle(#[from] crate::app::lifecycle::LifecycleError),
 }
 
+/// What the retention purge works with: the service's parts (`From<&Service>` in
+/// `crate::app::service`), or any other set of them.
+#[derive(Clone, Copy)]
+pub struct Purger<'a> {
+    /// The letters, documents and keys.
+    pub storage: &'a crate::infra::storage::Storage,
+    /// Seals the content destruction evidence.
+    pub lifecycle: &'a crate::app::lifecycle::Lifecycle,
+    /// The time source.
+    pub clock: &'a dyn crate::core::clock::Clock,
+    /// `[archive] evidence_retention`: after it, the parties are erased from the letter rows.
+    pub evidence_retention_years: Option<u32>,
+}
+
 /// Destroys the content of letters past their retention period and not on hold (see the
 /// module documentation). Idempotent; a crash between steps is finished by the next run.
-pub async fn purge(
-    service: &crate::app::service::Service,
+pub async fn purge<'a>(
+    parts: impl Into<Purger<'a>>,
     dry_run: bool,
 ) -> Result<PurgeReport, PurgeError> {
-    let storage = &service.storage;
+    let parts: Purger<'a> = parts.into();
+    let storage = parts.storage;
     let mut report = PurgeReport {
         dry_run,
         ..PurgeReport::default()
     };
-    let now = crate::core::clock::unix_micros(service.clock.now());
+    let now = crate::core::clock::unix_micros(parts.clock.now());
     if dry_run {
         report.letters = storage.letters_due_for_destruction(now, i64::MAX).await?;
         report.documents = storage.document_keys_free_to_destroy(i64::MAX).await?;
@@ -113,12 +128,7 @@ pub async fn purge(
                 .await?
                 .last()
                 .is_some_and(|e| e.event == EvidenceEvent::ContentDestruction.name());
-            if !sealed
-                && !service
-                    .lifecycle
-                    .record_content_destruction(&letter)
-                    .await?
-            {
+            if !sealed && !parts.lifecycle.record_content_destruction(&letter).await? {
                 continue;
             }
             if storage.mark_content_destroyed(id, now).await? {
@@ -145,8 +155,8 @@ pub async fn purge(
             break;
         }
     }
-    if let Some(years) = service.settings.evidence_retention_years {
-        let cutoff = redaction_cutoff(service.clock.now(), years);
+    if let Some(years) = parts.evidence_retention_years {
+        let cutoff = redaction_cutoff(parts.clock.now(), years);
         loop {
             let due = storage
                 .letters_due_for_redaction(cutoff, PURGE_PAGE)

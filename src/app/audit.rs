@@ -8,13 +8,16 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::service::Service;
-use crate::core::clock::{rfc3339_micros, unix_micros};
+use crate::app::log::TransparencyLog;
+use crate::core::clock::{Clock, rfc3339_micros, unix_micros};
+use crate::core::evidence::EvidenceSealer;
 use crate::core::log::merkle::{self, Frontier};
 use crate::core::log::verify_sealed;
+use crate::core::trust::TrustAnchors;
 use crate::core::verify::{ChainExpectation, verify_evidence};
-use crate::infra::storage::StorageError;
+use crate::infra::content::ContentStore;
 use crate::infra::storage::audit::AuditRunRow;
+use crate::infra::storage::{Storage, StorageError};
 
 /// Version of the audit report format.
 pub const AUDIT_REPORT_VERSION: u32 = 1;
@@ -120,8 +123,26 @@ pub enum AuditError {
     Seal(String),
 }
 
+/// What an audit reads and seals with: the service's parts (`From<&Service>` in
+/// `crate::app::service`), or any other set of them.
+#[derive(Clone, Copy)]
+pub struct Auditor<'a> {
+    /// The rows audited, and where the report is kept.
+    pub storage: &'a Storage,
+    /// The document bytes audited.
+    pub content: &'a ContentStore,
+    /// The transparency log, caught up before its check.
+    pub log: &'a TransparencyLog,
+    /// Seals and timestamps the report.
+    pub sealer: &'a EvidenceSealer,
+    /// The anchors every seal and timestamp is verified against.
+    pub anchors: &'a TrustAnchors,
+    /// The time source.
+    pub clock: &'a dyn Clock,
+}
+
 struct Run<'a> {
-    service: &'a Service,
+    parts: Auditor<'a>,
     failures: Vec<AuditFailure>,
     documents: u64,
     documents_destroyed: u64,
@@ -132,15 +153,19 @@ struct Run<'a> {
 }
 
 /// Runs an audit, seals its report and stores it.
-pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, AuditError> {
-    let started = service.clock.now();
+pub async fn run<'a>(
+    parts: impl Into<Auditor<'a>>,
+    scope: AuditScope,
+) -> Result<SignedAudit, AuditError> {
+    let parts: Auditor<'a> = parts.into();
+    let started = parts.clock.now();
     // Records written a moment ago may not be appended yet; append them so the log check
     // judges the archive, not the appender's timing.
-    if let Err(e) = service.log.append_pending().await {
+    if let Err(e) = parts.log.append_pending().await {
         tracing::warn!(error = %e, "audit: the log appender could not catch up first");
     }
     let mut run = Run {
-        service,
+        parts,
         failures: Vec::new(),
         documents: 0,
         documents_destroyed: 0,
@@ -153,7 +178,7 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         AuditScope::All => {
             let mut after = String::new();
             loop {
-                let page = service.storage.documents_after(&after, PAGE).await?;
+                let page = parts.storage.documents_after(&after, PAGE).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id.clone();
                 for doc in &page {
@@ -162,7 +187,7 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
             }
             let mut after = String::new();
             loop {
-                let page = service.storage.letter_heads_after(&after, PAGE).await?;
+                let page = parts.storage.letter_heads_after(&after, PAGE).await?;
                 let Some((last, _)) = page.last() else { break };
                 after = last.clone();
                 for (id, head) in &page {
@@ -172,17 +197,17 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         }
         AuditScope::Sample(n) => {
             let n = i64::try_from(n).unwrap_or(i64::MAX);
-            for doc in &service.storage.sample_documents(n).await? {
+            for doc in &parts.storage.sample_documents(n).await? {
                 run.document(doc).await;
             }
-            for (id, head) in &service.storage.sample_letter_heads(n).await? {
+            for (id, head) in &parts.storage.sample_letter_heads(n).await? {
                 run.letter(id, head.as_deref()).await?;
             }
         }
     }
     run.log(unix_micros(started)).await?;
 
-    let finished = service.clock.now();
+    let finished = parts.clock.now();
     let report = AuditReport {
         version: AUDIT_REPORT_VERSION,
         id: uuid::Uuid::now_v7().to_string(),
@@ -200,17 +225,17 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
     };
     let bytes =
         crate::core::canonical::to_vec(&report).map_err(|e| AuditError::Seal(e.to_string()))?;
-    let seal = service
+    let seal = parts
         .sealer
         .seal_bytes(&bytes, finished)
         .map_err(|e| AuditError::Seal(e.to_string()))?;
-    let timestamp_token = service
+    let timestamp_token = parts
         .sealer
         .timestamper()
         .timestamp(Sha256::digest(&bytes).into())
         .await
         .map_err(|e| AuditError::Seal(e.to_string()))?;
-    service
+    parts
         .storage
         .insert_audit_run(&AuditRunRow {
             id: report.id.clone(),
@@ -258,18 +283,13 @@ impl Run<'_> {
 
     async fn document(&mut self, doc: &crate::infra::storage::DocumentRow) {
         self.documents += 1;
-        let mut reader = match self.service.content.open_read(&doc.sha256).await {
+        let mut reader = match self.parts.content.open_read(&doc.sha256).await {
             Ok(r) => r,
             // Crypto-shredded by the retention purge: expected once every letter using the
             // bytes has had its content destroyed (recorded as ContentDestruction evidence);
             // a failure when a letter still needs them.
             Err(crate::infra::content::ContentError::Destroyed { destroyed_at, .. }) => {
-                match self
-                    .service
-                    .storage
-                    .letters_still_needing(&doc.sha256)
-                    .await
-                {
+                match self.parts.storage.letters_still_needing(&doc.sha256).await {
                     Ok(needing) if needing.is_empty() => self.documents_destroyed += 1,
                     Ok(needing) => {
                         let detail = format!(
@@ -335,9 +355,9 @@ impl Run<'_> {
 
     async fn letter(&mut self, letter_id: &str, head: Option<&str>) -> Result<(), AuditError> {
         self.letters += 1;
-        let rows = self.service.storage.evidence_of_letter(letter_id).await?;
-        let renewals = self.service.storage.renewals_of_letter(letter_id).await?;
-        let now = self.service.clock.now();
+        let rows = self.parts.storage.evidence_of_letter(letter_id).await?;
+        let renewals = self.parts.storage.renewals_of_letter(letter_id).await?;
+        let now = self.parts.clock.now();
         let mut previous: Option<String> = None;
         for row in &rows {
             self.evidence += 1;
@@ -362,7 +382,7 @@ impl Run<'_> {
                 &row.record,
                 &row.seal,
                 &row.timestamp_token,
-                &self.service.anchors,
+                self.parts.anchors,
                 chain,
             );
             for check in report.checks.iter().filter(|c| !c.passed) {
@@ -384,7 +404,7 @@ impl Run<'_> {
                 Some(&row.id),
                 &row.timestamp_token,
                 &files,
-                &self.service.anchors,
+                self.parts.anchors,
                 now,
             ) {
                 let f = self.fail("evidence", crate::core::renewal::CHECK_NAME, detail);
@@ -409,16 +429,12 @@ impl Run<'_> {
     }
 
     async fn log(&mut self, started: i64) -> Result<(), AuditError> {
-        let heads = self.service.storage.tree_heads().await?;
+        let heads = self.parts.storage.tree_heads().await?;
         let mut heads = heads.into_iter().peekable();
         let mut frontier = Frontier::empty();
         let mut after = -1i64;
         loop {
-            let page = self
-                .service
-                .storage
-                .log_leaves_after(after, PAGE * 4)
-                .await?;
+            let page = self.parts.storage.log_leaves_after(after, PAGE * 4).await?;
             let Some((last, _)) = page.last() else { break };
             after = last.position;
             for (leaf, current) in page {
@@ -476,12 +492,7 @@ impl Run<'_> {
             f.log_position = Some(head.tree_size);
         }
         // Every record written before the audit started must be in the log.
-        for (evidence_id, letter_id) in self
-            .service
-            .storage
-            .unlogged_evidence(started, 1000)
-            .await?
-        {
+        for (evidence_id, letter_id) in self.parts.storage.unlogged_evidence(started, 1000).await? {
             let f = self.fail(
                 "log",
                 "evidence_logged",
@@ -513,7 +524,7 @@ impl Run<'_> {
             &head.head,
             &head.seal,
             &head.timestamp_token,
-            &self.service.anchors,
+            self.parts.anchors,
         ) {
             let f = self.fail("log", "tree_head_seal", e);
             f.log_position = Some(head.tree_size);

@@ -13,7 +13,7 @@ use ring::hmac;
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
-use crate::app::api_key::random_bytes;
+use crate::app::secrets::random_bytes;
 use crate::core::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
 use crate::core::evidence::{
     ContentItem, EVIDENCE_VERSION, EvidenceError, EvidenceEvent, EvidenceRecord, EvidenceSealer,

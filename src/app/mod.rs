@@ -9,6 +9,7 @@ pub mod audit;
 pub mod batch;
 pub mod composer;
 pub mod deposit;
+pub mod jobs;
 pub mod lifecycle;
 pub mod log;
 pub mod renewal;

@@ -7,20 +7,37 @@ use std::time::Instant;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::service::Service;
-use crate::core::clock::{rfc3339_micros, unix_micros};
+use crate::core::clock::{Clock, rfc3339_micros, unix_micros};
+use crate::core::evidence::EvidenceSealer;
+use crate::core::pki::TrustMaterial;
 use crate::core::renewal::{RENEWAL_VERSION, RenewalRecord, RenewalTree, leaf_hash};
 use crate::core::timestamp::{ParsedToken, TimestampError};
 use crate::core::trust::Certificate;
-use crate::infra::storage::StorageError;
 use crate::infra::storage::renewal::{
     CandidateFilter, NewRenewalLeaf, RenewalCandidate, RenewalRow,
 };
+use crate::infra::storage::{Storage, StorageError};
 
 /// Candidates read per query.
 const PAGE: i64 = 5_000;
 /// Counter of renewal numbers.
 const RENEWAL_COUNTER: &str = "renewal_id";
+
+/// What a renewal works with: the service's parts (`From<&Service>` in
+/// `crate::app::service`), or any other set of them.
+#[derive(Clone, Copy)]
+pub struct Renewer<'a> {
+    /// Where the records and renewals are.
+    pub storage: &'a Storage,
+    /// The sealer whose timestamper makes the renewal token.
+    pub sealer: &'a EvidenceSealer,
+    /// The current certificates (the embedded TSA's and the seal's).
+    pub trust: &'a TrustMaterial,
+    /// The time source.
+    pub clock: &'a dyn Clock,
+    /// `[renewal] margin_days`: tokens ending within it are renewed.
+    pub margin_days: u32,
+}
 
 /// Why a renewal could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -62,19 +79,20 @@ pub struct RenewalOutcome {
 }
 
 /// Makes one renewal over the records `scope` selects; nothing when none is due.
-pub async fn renew(
-    service: &Service,
+pub async fn renew<'a>(
+    parts: impl Into<Renewer<'a>>,
     reason: &str,
     scope: Scope,
 ) -> Result<RenewalOutcome, RenewalError> {
+    let parts: Renewer<'a> = parts.into();
     let started = Instant::now();
-    let now = service.clock.now();
-    let margin = time::Duration::days(i64::from(service.settings.renewal_margin_days));
-    let current_tsa = service
+    let now = parts.clock.now();
+    let margin = time::Duration::days(i64::from(parts.margin_days));
+    let current_tsa = parts
         .trust
         .tsa
         .as_ref()
-        .filter(|_| service.sealer.timestamper().embedded().is_some())
+        .filter(|_| parts.sealer.timestamper().embedded().is_some())
         .map(|identity| hex::encode(identity.certificate_sha256()));
     let filter = CandidateFilter {
         everything: scope == Scope::Everything,
@@ -93,7 +111,7 @@ pub async fn renew(
     let mut leaves: Vec<Leaf> = Vec::new();
     let mut after = 0i64;
     loop {
-        let page = service
+        let page = parts
             .storage
             .renewal_candidates(after, PAGE, &filter)
             .await?;
@@ -138,12 +156,12 @@ pub async fn renew(
         });
     };
     let root = tree.root();
-    let token = service.sealer.timestamper().timestamp(root).await?;
+    let token = parts.sealer.timestamper().timestamp(root).await?;
     let parsed = ParsedToken::parse(&token)?;
     let signer = parsed.verify_signature(&[])?;
     let tsa_cert = Certificate::parse(&signer)
         .map_err(|e| RenewalError::Corrupt(format!("the renewal token's TSA certificate: {e}")))?;
-    let id = service.storage.next_counter(RENEWAL_COUNTER).await?;
+    let id = parts.storage.next_counter(RENEWAL_COUNTER).await?;
     let mut rows = Vec::with_capacity(leaves.len());
     for (index, leaf) in leaves.iter().enumerate() {
         let record = RenewalRecord {
@@ -168,7 +186,7 @@ pub async fn renew(
             record: record.to_canonical_bytes().map_err(RenewalError::Corrupt)?,
         });
     }
-    service
+    parts
         .storage
         .insert_renewal(
             &RenewalRow {
@@ -203,12 +221,13 @@ pub async fn renew(
 
 /// The scheduled step: warns when the current TSA certificate itself ends within the margin
 /// (renewing with it would not help: the keys must be rotated), then renews what is due.
-pub async fn scheduled(service: &Service) -> Result<RenewalOutcome, RenewalError> {
-    let now = service.clock.now();
-    let margin = time::Duration::days(i64::from(service.settings.renewal_margin_days));
+pub async fn scheduled<'a>(parts: impl Into<Renewer<'a>>) -> Result<RenewalOutcome, RenewalError> {
+    let parts: Renewer<'a> = parts.into();
+    let now = parts.clock.now();
+    let margin = time::Duration::days(i64::from(parts.margin_days));
     for (role, identity) in [
-        ("TSA", service.trust.tsa.as_ref()),
-        ("seal", Some(&service.trust.seal)),
+        ("TSA", parts.trust.tsa.as_ref()),
+        ("seal", Some(&parts.trust.seal)),
     ] {
         let Some(identity) = identity else { continue };
         if let Ok(cert) = Certificate::parse(identity.certificate_der())
@@ -221,5 +240,5 @@ pub async fn scheduled(service: &Service) -> Result<RenewalOutcome, RenewalError
             );
         }
     }
-    renew(service, "scheduled", Scope::Due).await
+    renew(parts, "scheduled", Scope::Due).await
 }

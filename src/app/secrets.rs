@@ -10,7 +10,8 @@
 //! start of this version seals the *same* bytes and erases the clear copy in one transaction,
 //! so every live link, code, session and API key keeps matching.
 
-use crate::app::api_key::random_bytes;
+use ring::rand::SecureRandom;
+
 use crate::infra::keys::{KeyError, Keyring};
 use crate::infra::storage::{Storage, StorageError};
 
@@ -78,4 +79,15 @@ pub async fn reseal_under_active_key(
     resealed += storage.reseal_webhook_secrets(keyring).await?;
     resealed += storage.reseal_job_mails(keyring).await?;
     Ok(resealed)
+}
+
+/// `N` bytes from the operating system's CSPRNG.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // ring's SystemRandom reads getrandom(2); it fails only if the kernel has no entropy
+    // source at all, in which case no key of this service could be trusted: stop.
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .expect("the operating system's random number generator failed");
+    out
 }

@@ -452,6 +452,45 @@ impl Service {
     }
 }
 
+/// The parts of the service the retention purge works with.
+impl<'a> From<&'a Service> for crate::app::archive::Purger<'a> {
+    fn from(service: &'a Service) -> Self {
+        crate::app::archive::Purger {
+            storage: &service.storage,
+            lifecycle: &service.lifecycle,
+            clock: service.clock.as_ref(),
+            evidence_retention_years: service.settings.evidence_retention_years,
+        }
+    }
+}
+
+/// The parts of the service an archive audit works with.
+impl<'a> From<&'a Service> for crate::app::audit::Auditor<'a> {
+    fn from(service: &'a Service) -> Self {
+        crate::app::audit::Auditor {
+            storage: &service.storage,
+            content: &service.content,
+            log: &service.log,
+            sealer: &service.sealer,
+            anchors: &service.anchors,
+            clock: service.clock.as_ref(),
+        }
+    }
+}
+
+/// The parts of the service a timestamp renewal works with.
+impl<'a> From<&'a Service> for crate::app::renewal::Renewer<'a> {
+    fn from(service: &'a Service) -> Self {
+        crate::app::renewal::Renewer {
+            storage: &service.storage,
+            sealer: &service.sealer,
+            trust: &service.trust,
+            clock: service.clock.as_ref(),
+            margin_days: service.settings.renewal_margin_days,
+        }
+    }
+}
+
 fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a Path, StartError> {
     value.as_deref().ok_or_else(|| {
         StartError::Config(format!(

@@ -34,6 +34,8 @@ use ring::rand::SecureRandom;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::app::worker::{BoxFuture, Pass, Worker, WorkerError, spawn_one};
+pub use crate::config::outbound::{MAX_URL_LEN, SECRET_LENGTH, check_secret, check_url};
 use crate::core::clock::{Clock, unix_micros};
 use crate::core::evidence::EvidenceEvent;
 use crate::domain::letter::{FieldError, field_error};
@@ -155,11 +157,6 @@ struct Payload<'a> {
     evidence_id: &'a str,
     occurred_at: &'a str,
 }
-
-/// Shortest and longest signing secret accepted.
-pub const SECRET_LENGTH: std::ops::RangeInclusive<usize> = 16..=256;
-/// Longest webhook URL accepted.
-pub const MAX_URL_LEN: usize = 2048;
 
 /// A `POST /v1/webhooks` body whose every field has been checked.
 #[derive(Clone, PartialEq, Eq)]
@@ -284,45 +281,6 @@ pub fn secret_hint(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
     format!("…{tail}")
-}
-
-/// A signing secret: 16 to 256 visible characters without spaces.
-pub fn check_secret(secret: &str) -> Result<(), String> {
-    let length = secret.chars().count();
-    if !SECRET_LENGTH.contains(&length) {
-        return Err(format!(
-            "must have {} to {} characters",
-            SECRET_LENGTH.start(),
-            SECRET_LENGTH.end()
-        ));
-    }
-    if secret.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("must not contain spaces or control characters".into());
-    }
-    Ok(())
-}
-
-/// An absolute http(s) URL with a host, without credentials (they would be shown in every
-/// listing) nor fragment (never sent).
-pub fn check_url(raw: &str) -> Result<String, &'static str> {
-    if raw.len() > MAX_URL_LEN {
-        return Err("must be at most 2048 characters");
-    }
-    let url = reqwest::Url::parse(raw.trim())
-        .map_err(|_| "must be an absolute URL such as https://example.fr/hooks/lre")?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must use http or https");
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("must name a host");
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry credentials; authenticate deliveries with the signature");
-    }
-    if url.fragment().is_some() {
-        return Err("must not have a #fragment");
-    }
-    Ok(url.to_string())
 }
 
 /// Creates one delivery per active webhook of the tenant subscribed to the event
@@ -706,23 +664,78 @@ pub fn next_step(
     AttemptOutcome::RetryAt(unix_micros(next))
 }
 
+/// Rows a webhook delivery pass claims at most.
+const WEBHOOK_BATCH: i64 = 100;
+
+/// Webhook deliveries: a pass starts the due attempts without waiting for them (a slow
+/// receiver delays nobody else's deliveries); at shutdown the attempts in flight get the
+/// grace period, and the claims of those cut short are given back.
+pub struct WebhookDeliveries {
+    deliverer: Deliverer,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+}
+
+impl WebhookDeliveries {
+    /// Passes of `deliverer` every `interval`.
+    pub fn new(
+        deliverer: Deliverer,
+        clock: Arc<dyn Clock>,
+        interval: Duration,
+    ) -> WebhookDeliveries {
+        WebhookDeliveries {
+            deliverer,
+            clock,
+            interval,
+        }
+    }
+}
+
+impl Worker for WebhookDeliveries {
+    fn name(&self) -> &'static str {
+        "webhook_deliveries"
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>> {
+        Box::pin(async move {
+            let started = self
+                .deliverer
+                .start_due(self.clock.now(), WEBHOOK_BATCH)
+                .await?;
+            Ok(if started.len() as i64 >= WEBHOOK_BATCH {
+                Pass::More
+            } else {
+                Pass::Idle
+            })
+        })
+    }
+    fn finish(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            while self.deliverer.in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+    fn release(&self) -> BoxFuture<'_, Result<u64, WorkerError>> {
+        Box::pin(async move { Ok(self.deliverer.release_claims(self.clock.now()).await?) })
+    }
+}
+
 /// Starts a pass of [`Deliverer::start_due`] every `interval` (at once again when a full
 /// batch was claimed) on the worker runner until the task is aborted, without waiting for
 /// the attempts of a pass: a slow receiver delays nobody else's deliveries. Errors are
 /// logged; the loop never panics nor stops on them. (The service runs the same worker with
-/// the others, see `src/worker.rs`.)
+/// the others, see `src/app/jobs.rs`.)
 pub fn spawn_delivery_worker(
     storage: Storage,
     clock: Arc<dyn Clock>,
     interval: Duration,
     outbound: Outbound,
 ) -> tokio::task::JoinHandle<()> {
-    let worker = crate::app::worker::WebhookDeliveries::new(
-        Deliverer::new(storage, outbound),
-        clock.clone(),
-        interval,
-    );
-    crate::app::worker::spawn_one(std::sync::Arc::new(worker), clock)
+    let worker = WebhookDeliveries::new(Deliverer::new(storage, outbound), clock.clone(), interval);
+    spawn_one(std::sync::Arc::new(worker), clock)
 }
 
 /// One POST of a delivery; returns the status when the receiver answered, and the error

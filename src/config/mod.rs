@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod outbound;
+
 /// Default maximum size of one uploaded document: 25 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
 /// Default maximum size of a bundle uploaded to the public `/verify` page: 200 MiB (a letter
@@ -223,7 +225,7 @@ pub struct Settings {
     pub storage: StorageBackend,
     /// `[outbound] allowed_private`: non-public address ranges webhook and witness
     /// deliveries may reach (on-premise receivers); none by default (see src/net_guard.rs).
-    pub outbound_allowed_private: Vec<crate::infra::net_guard::IpRange>,
+    pub outbound_allowed_private: Vec<outbound::IpRange>,
 }
 
 /// Where document bytes are stored. Either way they are ciphertext: encryption happens above
@@ -1030,7 +1032,7 @@ impl Settings {
                 key: "database_url",
                 message: format!(
                     "{} must start with sqlite: or postgres://",
-                    crate::infra::storage::redact_url(&database_url)
+                    redact_url(&database_url)
                 ),
             });
         }
@@ -1197,10 +1199,7 @@ impl Settings {
         {
             return Err(ConfigError::Invalid {
                 key: "mail.smtp_url",
-                message: format!(
-                    "{} must start with smtp:// or smtps://",
-                    crate::infra::storage::redact_url(url)
-                ),
+                message: format!("{} must start with smtp:// or smtps://", redact_url(url)),
             });
         }
         let mail_from = file
@@ -1345,8 +1344,8 @@ impl Settings {
 
     /// Where webhook and witness deliveries may go: public addresses, the allowed private
     /// ranges, and https only unless the development PKI is in use.
-    pub fn outbound_policy(&self) -> crate::infra::net_guard::OutboundPolicy {
-        crate::infra::net_guard::OutboundPolicy {
+    pub fn outbound_policy(&self) -> outbound::OutboundPolicy {
+        outbound::OutboundPolicy {
             allowed_private: self.outbound_allowed_private.clone(),
             require_https: !self.pki.is_development(),
         }
@@ -1357,7 +1356,7 @@ impl Settings {
 /// comma-separated ranges (`RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE`).
 fn resolve_allowed_private(
     value: Option<toml::Value>,
-) -> Result<Vec<crate::infra::net_guard::IpRange>, ConfigError> {
+) -> Result<Vec<outbound::IpRange>, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         key: "outbound.allowed_private",
         message,
@@ -1494,11 +1493,11 @@ fn resolve_witnesses(file: FileWitnesses) -> Result<WitnessSettings, ConfigError
     }
     let mut webhooks: Vec<WitnessWebhook> = Vec::new();
     for hook in file.webhooks {
-        let url = crate::app::webhook::check_url(&hook.url).map_err(|m| ConfigError::Invalid {
+        let url = outbound::check_url(&hook.url).map_err(|m| ConfigError::Invalid {
             key: "log.witnesses.webhooks",
             message: format!("url {:?} {m}", hook.url),
         })?;
-        crate::app::webhook::check_secret(&hook.secret).map_err(|m| ConfigError::Invalid {
+        outbound::check_secret(&hook.secret).map_err(|m| ConfigError::Invalid {
             key: "log.witnesses.webhooks",
             message: format!("the secret of {url} {m}"),
         })?;
@@ -1625,6 +1624,16 @@ fn rate_limit_settings(file: &FileRateLimits) -> Result<RateLimitSettings, Confi
             "rate_limits.otp_per_address_per_hour",
         )?,
     })
+}
+
+/// Drops credentials from a URL before it is shown in an error or a log line.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[cfg(test)]

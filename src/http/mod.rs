@@ -292,7 +292,7 @@ async fn refuse_announced_oversize(
 /// their current passes get `[workers] shutdown_grace_seconds` to finish, and the claims and
 /// leases still held are given back so that the next start goes on at once.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let runner = crate::app::worker::start(&service);
+    let runner = crate::app::jobs::start(&service);
     let stopper = runner.stopper();
     let limits = service.settings.http;
     let grace = std::time::Duration::from_secs(service.settings.shutdown_grace_seconds);

@@ -8,33 +8,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{Backend, IdempotencyRow, Storage, StorageError};
 
-/// A recorded consent of a consumer to receive electronic registered letters from a tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsentRow {
-    /// Consent id (UUID v7), what a deposit cites as `recipient.consent_id`.
-    pub id: String,
-    /// The tenant (sender) the consumer consented to.
-    pub tenant_id: String,
-    /// The consumer's email address, normalised like `EmailAddress`.
-    pub email: String,
-    /// The consumer's name.
-    pub name: String,
-    /// When the consumer consented, Unix µs.
-    pub given_at: i64,
-    /// How the consent was collected (`signed_form`, `online_checkbox`, …).
-    pub method: String,
-    /// An uploaded document of the tenant proving the consent.
-    pub document_id: Option<String>,
-    /// When the consent was recorded here, Unix µs.
-    pub created_at: i64,
-    /// When it was withdrawn, Unix µs.
-    pub withdrawn_at: Option<i64>,
-    /// Why, as told by the tenant.
-    pub withdrawal_reason: Option<String>,
-    /// The sender the consumer agreed to receive letters from, as it deposits them (the
-    /// agency when one collects for a creditor); `None` when the consent names no one.
-    pub sender: Option<String>,
-}
+pub use crate::domain::consent::ConsentRow;
 
 /// Filters for listing consents; results are ordered by id (creation time).
 #[derive(Debug, Clone, Default)]

@@ -1238,15 +1238,7 @@ impl Storage {
     }
 }
 
-/// Drops credentials from a URL before it is shown in an error or a log line.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::config::redact_url;
 
 #[cfg(test)]
 mod tests {
