@@ -145,7 +145,7 @@ pub async fn purge(
             break;
         }
     }
-    if let Some(years) = service.settings.evidence_retention_years {
+    if let Some(years) = service.settings.archive.evidence_retention_years {
         let cutoff = redaction_cutoff(service.clock.now(), years);
         loop {
             let due = storage

@@ -69,7 +69,7 @@ pub async fn renew(
 ) -> Result<RenewalOutcome, RenewalError> {
     let started = Instant::now();
     let now = service.clock.now();
-    let margin = time::Duration::days(i64::from(service.settings.renewal_margin_days));
+    let margin = time::Duration::days(i64::from(service.settings.renewal.margin_days));
     let current_tsa = service
         .trust
         .tsa
@@ -205,7 +205,7 @@ pub async fn renew(
 /// (renewing with it would not help: the keys must be rotated), then renews what is due.
 pub async fn scheduled(service: &Service) -> Result<RenewalOutcome, RenewalError> {
     let now = service.clock.now();
-    let margin = time::Duration::days(i64::from(service.settings.renewal_margin_days));
+    let margin = time::Duration::days(i64::from(service.settings.renewal.margin_days));
     for (role, identity) in [
         ("TSA", service.trust.tsa.as_ref()),
         ("seal", Some(&service.trust.seal)),

@@ -231,7 +231,7 @@ async fn master_keys_rotate_and_an_unconfigured_key_stops_the_start(engine: Engi
 
     // Only the new key configured: the service refuses to start (not at the first download).
     let mut settings = settings_for(app.dir.path(), &app.database_url);
-    settings.master_key_files = vec![new.clone()];
+    settings.archive.master_key_files = vec![new.clone()];
     let refused = recommande::app::service::Service::start(settings.clone(), Arc::new(SystemClock))
         .await
         .err()

@@ -117,7 +117,7 @@ async fn a_cross_site_post_with_the_session_cookie_is_refused_and_a_same_origin_
         .expect("json");
     assert_eq!(state["state"], "notified", "nothing was decided");
 
-    let ours = app.service.settings.public_url.trim_end_matches('/');
+    let ours = app.service.settings.server.public_url.trim_end_matches('/');
     let response = app
         .client
         .post(&accept)

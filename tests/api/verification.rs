@@ -83,7 +83,7 @@ async fn the_verification_api_proves_the_events_without_personal_data(engine: En
     assert_eq!(body["letter_id"], id.as_str());
     assert_eq!(
         body["provider"],
-        app.service.settings.provider_name.as_str()
+        app.service.settings.server.provider_name.as_str()
     );
     assert_eq!(body["valid"], true, "{body:#}");
 
