@@ -26,7 +26,7 @@ async fn app(engine: Engine, adjust: impl FnOnce(&mut Settings)) -> Option<TestA
 }
 
 fn trust_loopback(s: &mut Settings) {
-    s.trusted_proxies = vec![Cidr::parse("127.0.0.1/32").expect("cidr")];
+    s.http.trusted_proxies = vec![Cidr::parse("127.0.0.1/32").expect("cidr")];
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {

@@ -19,7 +19,7 @@ crate::on_both_engines!(
 async fn app_with_smtp(engine: Engine, sink: &SmtpSink) -> Option<TestApp> {
     let url = sink.url();
     spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(url);
+        s.mail.smtp_url = Some(url);
     })
     .await
 }

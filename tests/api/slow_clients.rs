@@ -48,7 +48,7 @@ async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_secon
     let Some(app) = spawn_app_with(
         Engine::Sqlite,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.http.header_read_timeout = HEADER_READ_TIMEOUT,
+        |s| s.http.limits.header_read_timeout = HEADER_READ_TIMEOUT,
     )
     .await
     else {

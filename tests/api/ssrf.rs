@@ -116,7 +116,7 @@ async fn every_form_of_a_non_public_address_is_refused_at_registration_and_nothi
 ) {
     // Without the test helpers' loopback allowance: the service's own default.
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.outbound_allowed_private.clear()
+        s.outbound.allowed_private.clear()
     })
     .await
     else {
