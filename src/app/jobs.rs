@@ -279,7 +279,7 @@ impl Worker for Renewal {
         "timestamp_renewal"
     }
     fn interval(&self) -> Duration {
-        Duration::from_secs(self.0.settings.renewal_interval_seconds)
+        Duration::from_secs(self.0.settings.renewal.interval_seconds)
     }
     fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>> {
         Box::pin(async move {

@@ -125,217 +125,30 @@ pub struct Service {
 impl Service {
     /// Connects, loads or creates trust material, and checks the whole evidence pipeline.
     pub async fn start(settings: Settings, clock: Arc<dyn Clock>) -> Result<Service, StartError> {
-        crate::infra::private_files::create_dir(&settings.data_dir).map_err(|source| {
+        crate::infra::private_files::create_dir(&settings.server.data_dir).map_err(|source| {
             StartError::DataDir {
-                path: settings.data_dir.clone(),
+                path: settings.server.data_dir.clone(),
                 source,
             }
         })?;
         let now = clock.now();
-        let storage = Storage::connect(&settings.database_url).await?;
-
-        let trust = if settings.pki.is_development() {
-            let dir = settings.data_dir.join("pki");
-            let (material, created) = load_or_create_development_pki_valid_for(
-                &dir,
-                now,
-                settings.pki.development_validity_days,
-            )?;
-            tracing::warn!(
-                pki.dir = %dir.display(),
-                pki.created = created,
-                "NON-QUALIFIED development PKI in use: evidence is marked non-qualified and has no legal value as qualified ERDS"
-            );
-            material
-        } else {
-            let pki = &settings.pki;
-            let seal_cert = required(&pki.seal_certificate, "pki.seal_certificate")?;
-            let seal_key = required(&pki.seal_key, "pki.seal_key")?;
-            let roots = required(&pki.roots, "pki.roots")?;
-            let tsa = match (&pki.tsa_certificate, &pki.tsa_key) {
-                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
-                (None, None) => None,
-                _ => {
-                    return Err(StartError::Config(
-                        "pki.tsa_certificate and pki.tsa_key must be set together".into(),
-                    ));
-                }
-            };
-            if tsa.is_none() && settings.timestamp == TimestampMode::Embedded {
-                return Err(StartError::Config(
-                    "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")".into(),
-                ));
-            }
-            load_production_pki(seal_cert, seal_key, tsa, roots, now)?
-        };
-        let trust = Arc::new(trust);
-
-        // Current roots, then the retired generations' (key rotation: old evidence stays
-        // verifiable), then a remote TSA's.
-        let mut anchors_pem = trust.roots_pem.clone();
-        anchors_pem.push_str(&trust.retired_roots_pem);
-        for path in &settings.pki.retired_roots {
-            let pem = std::fs::read(path).map_err(|e| {
-                StartError::Config(format!(
-                    "cannot read pki.retired_roots {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let retired = TrustAnchors::from_pem(&pem).map_err(|e| {
-                StartError::Config(format!("pki.retired_roots {}: {e}", path.display()))
-            })?;
-            for der in retired.roots_der() {
-                anchors_pem.push_str(&crate::core::trust::pem_encode("CERTIFICATE", der));
-            }
-        }
-        if let Some(extra) = &settings.remote_tsa_roots {
-            let pem = std::fs::read_to_string(extra).map_err(|e| {
-                StartError::Config(format!(
-                    "cannot read timestamp.roots {}: {e}",
-                    extra.display()
-                ))
-            })?;
-            anchors_pem.push_str(&pem);
-        }
-        let anchors = TrustAnchors::from_pem(anchors_pem.as_bytes())?;
-
-        if !trust.development
-            && settings.timestamp == TimestampMode::Embedded
-            && settings.tsa_policy_oid == DEVELOPMENT_TSA_POLICY_OID
-        {
-            // Tokens of a production TSA must name the operator's own policy (RFC 3161 §2.4.2),
-            // not the development one.
-            return Err(StartError::Config(
-                "production keys with the embedded TSA need timestamp.policy_oid: the TSA policy under which tokens are issued".into(),
-            ));
-        }
-        let embedded_tsa = match &trust.tsa {
-            Some(identity) => {
-                let epoch = storage.next_counter(TSA_SERIAL_EPOCH_COUNTER).await?;
-                Some(Arc::new(TimestampAuthority::new(
-                    identity.clone(),
-                    &settings.tsa_policy_oid,
-                    SerialNumbers::new(epoch.max(1) as u64),
-                )?))
-            }
-            None => None,
-        };
-        let (timestamper, embedded) = match &settings.timestamp {
-            TimestampMode::Embedded => {
-                let tsa = embedded_tsa.ok_or_else(|| {
-                    StartError::Config(
-                        "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")"
-                            .into(),
-                    )
-                })?;
-                (
-                    Timestamper::Embedded {
-                        authority: tsa.clone(),
-                        clock: clock.clone(),
-                    },
-                    Some(tsa),
-                )
-            }
-            TimestampMode::Remote { url } => (
-                Timestamper::Remote {
-                    client: RemoteTsa::new(
-                        url,
-                        None,
-                        Duration::from_secs(settings.tsa_timeout_seconds),
-                    )?,
-                    anchors: anchors.clone(),
-                },
-                None,
-            ),
-        };
-
-        let policy = if trust.development {
-            // Whatever is configured, the development PKI seals under a policy that says
-            // non-qualified, so no reader can mistake its evidence for qualified ERDS.
-            DEVELOPMENT_EVIDENCE_POLICY.to_string()
-        } else {
-            settings
-                .evidence_policy
-                .clone()
-                .unwrap_or_else(|| PRODUCTION_EVIDENCE_POLICY.to_string())
-        };
-        let provider = ProviderInfo {
-            name: settings.provider_name.clone(),
-            seal_certificate_sha256: hex::encode(trust.seal.certificate_sha256()),
-        };
-        let sealer = Arc::new(EvidenceSealer::new(
-            Sealer::new(trust.seal.clone()),
-            timestamper,
-            provider,
-            policy,
-        ));
+        let storage = Storage::connect(&settings.database.url).await?;
+        let trust = Arc::new(load_trust(&settings, now)?);
+        let (anchors_pem, anchors) = trust_anchors(&settings, &trust)?;
+        let (timestamper, embedded) =
+            timestamper(&settings, &trust, &storage, &anchors, &clock).await?;
+        let sealer = evidence_sealer(&settings, &trust, timestamper);
         self_check(&sealer, &anchors, clock.as_ref()).await?;
-
-        if settings.master_key.is_none()
-            && settings.master_key_files.is_empty()
-            && !settings.pki.is_development()
-        {
-            tracing::warn!(
-                "no master key configured: documents are encrypted under a generated key kept in DATA_DIR/keys, next to the data; configure [archive] master_key_files or RECOMMANDE_MASTER_KEY"
-            );
-        }
-        let keyring = Arc::new(
-            Keyring::load(
-                settings.master_key.as_ref().map(|k| k.expose()),
-                &settings.master_key_files,
-                &settings.data_dir,
-            )
-            .map_err(ContentError::from)?,
-        );
-        // Issue 12 §4: the secrets kept in rows (webhook signing secrets) are sealed under the
-        // master key; clear ones left by an earlier version are sealed now, in one transaction.
-        let storage = storage.with_secret_keys(keyring.clone());
-        let sealed = storage.seal_clear_webhook_secrets().await?;
-        if sealed > 0 {
-            tracing::info!(
-                webhooks = sealed,
-                "clear webhook secrets sealed under the master key"
-            );
-        }
-        let content = ContentStore::open_with(
-            &settings.storage,
-            &settings.data_dir,
-            storage.clone(),
-            keyring.clone(),
-            clock.clone(),
-        )?;
-        // Fail at start, not at the first download of an old letter (issue 6 §1).
-        content.check_master_keys().await?;
-        content.check_backend().await?;
+        let (storage, keyring, content) = content_store(&settings, storage, &clock).await?;
         let api_keys = ApiKeyHasher::load(&storage, &keyring, unix_micros(now)).await?;
         let deposits = Deposits::new(
             storage.clone(),
             sealer.clone(),
             clock.clone(),
-            settings.retention_years,
+            settings.evidence.retention_years,
         );
         // Bulk sealing uses every core; the database writer overlaps with it.
-        let rates = match &settings.collection_rates_file {
-            None => crate::domain::collection::RatesTable::embedded(),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
-                })?;
-                crate::domain::collection::RatesTable::from_toml(&text).map_err(|e| {
-                    StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
-                })?
-            }
-        }
-        .with_missing_rate(settings.collection_missing_rate);
-        // Issue 13 §1: a started half-year absent from the table is applied from the latest
-        // earlier value on letters; the operator is told at start which ones to add.
-        // The half-year is the one of today in Europe/Paris, where letters are dated.
-        for missing in rates.missing_half_years_at(now) {
-            tracing::warn!(
-                half_year = %missing,
-                "the collection rates table has no complete entry for this half-year: letters apply the latest earlier value and say so; add it from the official publication with collection.rates_file"
-            );
-        }
+        let rates = rates_table(&settings, now)?;
         let composer = Composer::new(
             storage.clone(),
             content.clone(),
@@ -350,31 +163,19 @@ impl Service {
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         );
         let mailer = Mailer::new(
-            settings.smtp_url.as_deref(),
-            settings.data_dir.join("mail"),
-            &settings.mail_from,
+            settings.mail.smtp_url.as_deref(),
+            settings.server.data_dir.join("mail"),
+            &settings.mail.from,
         )?;
         mailer.check().await?;
-        let policy = settings.outbound_policy();
-        // Witness URLs come from the operator: checked like a tenant's webhook, at start
-        // (https outside development, no non-public address unless allowed).
-        for witness in &settings.log_witnesses.webhooks {
-            policy.check_url(&witness.url).map_err(|message| {
-                StartError::Config(format!(
-                    "invalid setting log.witnesses.webhooks: url {:?} {message}",
-                    witness.url
-                ))
-            })?;
-        }
-        let outbound = crate::infra::net_guard::Outbound::new(policy)
-            .map_err(|e| StartError::Config(format!("outbound HTTP client: {e}")))?;
+        let outbound = outbound_client(&settings)?;
         let witnesses = Witnesses::new(
             storage.clone(),
             mailer.clone(),
             outbound.clone(),
-            &settings.log_witnesses,
-            &settings.public_url,
-            &settings.provider_name,
+            &settings.log.witnesses,
+            &settings.server.public_url,
+            &settings.server.provider_name,
         );
         let lifecycle = Lifecycle::new(
             storage.clone(),
@@ -382,19 +183,19 @@ impl Service {
             clock.clone(),
             mailer,
             RecipientKeys::load(&storage, &keyring, unix_micros(now)).await?,
-            settings.public_url.clone(),
-            settings.provider_name.clone(),
-            settings.reminder_days.clone(),
+            settings.server.public_url.clone(),
+            settings.server.provider_name.clone(),
+            settings.mail.reminder_days.clone(),
         );
         let log = TransparencyLog::new(
             storage.clone(),
             sealer.clone(),
             clock.clone(),
-            &settings.provider_name,
-            settings.log_head_interval_seconds,
-            settings.log_head_every_leaves,
+            &settings.server.provider_name,
+            settings.log.head_interval_seconds,
+            settings.log.head_every_leaves,
         )
-        .with_witnesses(crate::app::witness::targets(&settings.log_witnesses));
+        .with_witnesses(crate::app::witness::targets(&settings.log.witnesses));
         Ok(Service {
             settings: Arc::new(settings),
             storage,
@@ -427,8 +228,13 @@ impl Service {
     ) -> Result<Vec<(ProofKind, Vec<u8>)>, ProofError> {
         let letter_id = letter_id.to_string();
         let code = self.lifecycle.verification_code(&letter_id);
-        let provider = self.settings.provider_name.clone();
-        let public_url = self.settings.public_url.trim_end_matches('/').to_string();
+        let provider = self.settings.server.provider_name.clone();
+        let public_url = self
+            .settings
+            .server
+            .public_url
+            .trim_end_matches('/')
+            .to_string();
         let development_pki = self.trust.development;
         tokio::task::spawn_blocking(move || {
             let ctx = ProofContext {
@@ -459,7 +265,7 @@ impl<'a> From<&'a Service> for crate::app::archive::Purger<'a> {
             storage: &service.storage,
             lifecycle: &service.lifecycle,
             clock: service.clock.as_ref(),
-            evidence_retention_years: service.settings.evidence_retention_years,
+            evidence_retention_years: service.settings.archive.evidence_retention_years,
         }
     }
 }
@@ -486,9 +292,271 @@ impl<'a> From<&'a Service> for crate::app::renewal::Renewer<'a> {
             sealer: &service.sealer,
             trust: &service.trust,
             clock: service.clock.as_ref(),
-            margin_days: service.settings.renewal_margin_days,
+            margin_days: service.settings.renewal.margin_days,
         }
     }
+}
+
+/// Loads the development PKI (created on first start) or the operator's certificates and
+/// keys, refusing pairs set by halves and an embedded TSA without its key.
+fn load_trust(settings: &Settings, now: time::OffsetDateTime) -> Result<TrustMaterial, StartError> {
+    let trust = if settings.pki.is_development() {
+        let dir = settings.server.data_dir.join("pki");
+        let (material, created) = load_or_create_development_pki_valid_for(
+            &dir,
+            now,
+            settings.pki.development_validity_days,
+        )?;
+        tracing::warn!(
+            pki.dir = %dir.display(),
+            pki.created = created,
+            "NON-QUALIFIED development PKI in use: evidence is marked non-qualified and has no legal value as qualified ERDS"
+        );
+        material
+    } else {
+        let pki = &settings.pki;
+        let seal_cert = required(&pki.seal_certificate, "pki.seal_certificate")?;
+        let seal_key = required(&pki.seal_key, "pki.seal_key")?;
+        let roots = required(&pki.roots, "pki.roots")?;
+        let tsa = match (&pki.tsa_certificate, &pki.tsa_key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (None, None) => None,
+            _ => {
+                return Err(StartError::Config(
+                    "pki.tsa_certificate and pki.tsa_key must be set together".into(),
+                ));
+            }
+        };
+        if tsa.is_none() && settings.timestamp.mode == TimestampMode::Embedded {
+            return Err(StartError::Config(
+                "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")".into(),
+            ));
+        }
+        load_production_pki(seal_cert, seal_key, tsa, roots, now)?
+    };
+    Ok(trust)
+}
+
+/// The anchors that verify what we issue: current roots, then the retired generations'
+/// (key rotation: old evidence stays verifiable), then a remote TSA's; with their PEM.
+fn trust_anchors(
+    settings: &Settings,
+    trust: &TrustMaterial,
+) -> Result<(String, TrustAnchors), StartError> {
+    let mut anchors_pem = trust.roots_pem.clone();
+    anchors_pem.push_str(&trust.retired_roots_pem);
+    for path in &settings.pki.retired_roots {
+        let pem = std::fs::read(path).map_err(|e| {
+            StartError::Config(format!(
+                "cannot read pki.retired_roots {}: {e}",
+                path.display()
+            ))
+        })?;
+        let retired = TrustAnchors::from_pem(&pem).map_err(|e| {
+            StartError::Config(format!("pki.retired_roots {}: {e}", path.display()))
+        })?;
+        for der in retired.roots_der() {
+            anchors_pem.push_str(&crate::core::trust::pem_encode("CERTIFICATE", der));
+        }
+    }
+    if let Some(extra) = &settings.timestamp.roots {
+        let pem = std::fs::read_to_string(extra).map_err(|e| {
+            StartError::Config(format!(
+                "cannot read timestamp.roots {}: {e}",
+                extra.display()
+            ))
+        })?;
+        anchors_pem.push_str(&pem);
+    }
+    let anchors = TrustAnchors::from_pem(anchors_pem.as_bytes())?;
+
+    Ok((anchors_pem, anchors))
+}
+
+/// The timestamp source: the embedded TSA (a fresh serial-number epoch each start) or a
+/// remote one; also returns the embedded TSA, served at `POST /tsa`.
+async fn timestamper(
+    settings: &Settings,
+    trust: &TrustMaterial,
+    storage: &Storage,
+    anchors: &TrustAnchors,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Timestamper, Option<Arc<TimestampAuthority>>), StartError> {
+    if !trust.development
+        && settings.timestamp.mode == TimestampMode::Embedded
+        && settings.timestamp.policy_oid == DEVELOPMENT_TSA_POLICY_OID
+    {
+        // Tokens of a production TSA must name the operator's own policy (RFC 3161 §2.4.2),
+        // not the development one.
+        return Err(StartError::Config(
+            "production keys with the embedded TSA need timestamp.policy_oid: the TSA policy under which tokens are issued".into(),
+        ));
+    }
+    let embedded_tsa = match &trust.tsa {
+        Some(identity) => {
+            let epoch = storage.next_counter(TSA_SERIAL_EPOCH_COUNTER).await?;
+            Some(Arc::new(TimestampAuthority::new(
+                identity.clone(),
+                &settings.timestamp.policy_oid,
+                SerialNumbers::new(epoch.max(1) as u64),
+            )?))
+        }
+        None => None,
+    };
+    let source = match &settings.timestamp.mode {
+        TimestampMode::Embedded => {
+            let tsa = embedded_tsa.ok_or_else(|| {
+                StartError::Config(
+                    "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")"
+                        .into(),
+                )
+            })?;
+            (
+                Timestamper::Embedded {
+                    authority: tsa.clone(),
+                    clock: clock.clone(),
+                },
+                Some(tsa),
+            )
+        }
+        TimestampMode::Remote { url } => (
+            Timestamper::Remote {
+                client: RemoteTsa::new(
+                    url,
+                    None,
+                    Duration::from_secs(settings.timestamp.timeout_seconds),
+                )?,
+                anchors: anchors.clone(),
+            },
+            None,
+        ),
+    };
+
+    Ok(source)
+}
+
+/// The evidence sealer, under the development policy whenever the development PKI is used.
+fn evidence_sealer(
+    settings: &Settings,
+    trust: &TrustMaterial,
+    timestamper: Timestamper,
+) -> Arc<EvidenceSealer> {
+    let policy = if trust.development {
+        // Whatever is configured, the development PKI seals under a policy that says
+        // non-qualified, so no reader can mistake its evidence for qualified ERDS.
+        DEVELOPMENT_EVIDENCE_POLICY.to_string()
+    } else {
+        settings
+            .evidence
+            .policy
+            .clone()
+            .unwrap_or_else(|| PRODUCTION_EVIDENCE_POLICY.to_string())
+    };
+    let provider = ProviderInfo {
+        name: settings.server.provider_name.clone(),
+        seal_certificate_sha256: hex::encode(trust.seal.certificate_sha256()),
+    };
+    let sealer = Arc::new(EvidenceSealer::new(
+        Sealer::new(trust.seal.clone()),
+        timestamper,
+        provider,
+        policy,
+    ));
+    sealer
+}
+
+/// The keyring and the content store, both checked; the storage returned seals row secrets
+/// under the master key (clear ones left by an earlier version are sealed now).
+async fn content_store(
+    settings: &Settings,
+    storage: Storage,
+    clock: &Arc<dyn Clock>,
+) -> Result<(Storage, Arc<Keyring>, ContentStore), StartError> {
+    if settings.archive.master_key.is_none()
+        && settings.archive.master_key_files.is_empty()
+        && !settings.pki.is_development()
+    {
+        tracing::warn!(
+            "no master key configured: documents are encrypted under a generated key kept in DATA_DIR/keys, next to the data; configure [archive] master_key_files or RECOMMANDE_MASTER_KEY"
+        );
+    }
+    let keyring = Arc::new(
+        Keyring::load(
+            settings.archive.master_key.as_ref().map(|k| k.expose()),
+            &settings.archive.master_key_files,
+            &settings.server.data_dir,
+        )
+        .map_err(ContentError::from)?,
+    );
+    // Issue 12 §4: the secrets kept in rows (webhook signing secrets) are sealed under the
+    // master key; clear ones left by an earlier version are sealed now, in one transaction.
+    let storage = storage.with_secret_keys(keyring.clone());
+    let sealed = storage.seal_clear_webhook_secrets().await?;
+    if sealed > 0 {
+        tracing::info!(
+            webhooks = sealed,
+            "clear webhook secrets sealed under the master key"
+        );
+    }
+    let content = ContentStore::open_with(
+        &settings.storage,
+        &settings.server.data_dir,
+        storage.clone(),
+        keyring.clone(),
+        clock.clone(),
+    )?;
+    // Fail at start, not at the first download of an old letter (issue 6 §1).
+    content.check_master_keys().await?;
+    content.check_backend().await?;
+    Ok((storage, keyring, content))
+}
+
+/// The collection rates table: built in or the operator's file; warns of half-years missing
+/// from it.
+fn rates_table(
+    settings: &Settings,
+    now: time::OffsetDateTime,
+) -> Result<crate::domain::collection::RatesTable, StartError> {
+    let rates = match &settings.collection.rates_file {
+        None => crate::domain::collection::RatesTable::embedded(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
+            })?;
+            crate::domain::collection::RatesTable::from_toml(&text).map_err(|e| {
+                StartError::Config(format!("collection.rates_file {}: {e}", path.display()))
+            })?
+        }
+    }
+    .with_missing_rate(settings.collection.missing_rate);
+    // Issue 13 §1: a started half-year absent from the table is applied from the latest
+    // earlier value on letters; the operator is told at start which ones to add.
+    // The half-year is the one of today in Europe/Paris, where letters are dated.
+    for missing in rates.missing_half_years_at(now) {
+        tracing::warn!(
+            half_year = %missing,
+            "the collection rates table has no complete entry for this half-year: letters apply the latest earlier value and say so; add it from the official publication with collection.rates_file"
+        );
+    }
+    Ok(rates)
+}
+
+/// The guarded client of webhook and witness deliveries, after checking the witness URLs.
+fn outbound_client(settings: &Settings) -> Result<crate::infra::net_guard::Outbound, StartError> {
+    let policy = settings.outbound_policy();
+    // Witness URLs come from the operator: checked like a tenant's webhook, at start
+    // (https outside development, no non-public address unless allowed).
+    for witness in &settings.log.witnesses.webhooks {
+        policy.check_url(&witness.url).map_err(|message| {
+            StartError::Config(format!(
+                "invalid setting log.witnesses.webhooks: url {:?} {message}",
+                witness.url
+            ))
+        })?;
+    }
+    let outbound = crate::infra::net_guard::Outbound::new(policy)
+        .map_err(|e| StartError::Config(format!("outbound HTTP client: {e}")))?;
+    Ok(outbound)
 }
 
 fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a Path, StartError> {

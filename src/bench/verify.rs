@@ -229,9 +229,9 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
     let context = crate::core::proof::ProofContext {
         letter_id: &letter_id,
         evidence: &rows,
-        provider_name: &service.settings.provider_name,
+        provider_name: &service.settings.server.provider_name,
         verification_code: &code,
-        public_url: &service.settings.public_url,
+        public_url: &service.settings.server.public_url,
         development_pki: service.trust.development,
     };
     let mut proofs = Vec::new();

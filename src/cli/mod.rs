@@ -799,7 +799,7 @@ async fn pki_rotate(settings: Settings, validity_days: Option<u32>) -> anyhow::R
         (1..=36_525).contains(&validity),
         "--validity-days must be between 1 and 36525"
     );
-    let dir = settings.data_dir.join("pki");
+    let dir = settings.server.data_dir.join("pki");
     let retired =
         crate::core::pki::rotate_development_pki(&dir, time::OffsetDateTime::now_utc(), validity)
             .with_context(|| format!("rotating the development PKI in {}", dir.display()))?;
@@ -963,7 +963,7 @@ fn available_cores() -> usize {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
-    let listen = settings.listen;
+    let listen = settings.server.listen;
     let service = Service::start(settings, Arc::new(SystemClock))
         .await
         .context("the service refused to start")?;
@@ -973,7 +973,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %listen,
         database = service.storage.engine(),
-        public_url = %service.settings.public_url,
+        public_url = %service.settings.server.public_url,
         "recommande is serving"
     );
     crate::http::serve(service, listener)
@@ -984,11 +984,11 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
 
 async fn open_storage(location: &Location) -> anyhow::Result<Storage> {
     let settings = location.settings()?;
-    if settings.database_url.starts_with("sqlite:") {
-        crate::infra::private_files::create_dir(&settings.data_dir)
-            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    if settings.database.url.starts_with("sqlite:") {
+        crate::infra::private_files::create_dir(&settings.server.data_dir)
+            .with_context(|| format!("cannot create {}", settings.server.data_dir.display()))?;
     }
-    Storage::connect(&settings.database_url)
+    Storage::connect(&settings.database.url)
         .await
         .context("cannot open the database")
 }
@@ -1004,9 +1004,9 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
             );
             let settings = location.settings()?;
             let keyring = crate::infra::keys::Keyring::load(
-                settings.master_key.as_ref().map(|k| k.expose()),
-                &settings.master_key_files,
-                &settings.data_dir,
+                settings.archive.master_key.as_ref().map(|k| k.expose()),
+                &settings.archive.master_key_files,
+                &settings.server.data_dir,
             )
             .context("cannot load the master keys that seal the API-key HMAC secret")?;
             let storage = open_storage(&location).await?;

@@ -1,10 +1,14 @@
-//! Where outbound requests may go, decided without any I/O: which addresses are public
+//! `[outbound]` and the rules of outbound requests. Where they may go, decided without any I/O: which addresses are public
 //! (after the IANA Special-Purpose Address Registries), the operator's allowed ranges
 //! (`[outbound] allowed_private`), and the checks of a receiver URL and signing secret made
 //! when a webhook or witness is registered or configured. The HTTP client that applies the
 //! policy at delivery is `crate::infra::net_guard::Outbound` (issue 12 §3).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::Deserialize;
+
+use super::ConfigError;
 
 /// Shortest and longest signing secret accepted.
 pub const SECRET_LENGTH: std::ops::RangeInclusive<usize> = 16..=256;
@@ -378,6 +382,67 @@ pub fn check_url(raw: &str) -> Result<String, &'static str> {
         return Err("must not have a #fragment");
     }
     Ok(url.to_string())
+}
+
+/// `[outbound]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundSettings {
+    /// `[outbound] allowed_private`: non-public address ranges webhook and witness
+    /// deliveries may reach (on-premise receivers); none by default (see
+    /// src/infra/net_guard.rs).
+    pub allowed_private: Vec<IpRange>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileOutbound {
+    /// A list of ranges, or (from the environment) one string of comma-separated ranges.
+    allowed_private: Option<toml::Value>,
+}
+
+/// Checks `[outbound]`: every allowed range.
+pub(super) fn resolve(file: FileOutbound) -> Result<OutboundSettings, ConfigError> {
+    Ok(OutboundSettings {
+        allowed_private: resolve_allowed_private(file.allowed_private)?,
+    })
+}
+
+/// Reads `[outbound] allowed_private`: a list of `address/prefix` ranges, or one string of
+/// comma-separated ranges (`RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE`).
+fn resolve_allowed_private(
+    value: Option<toml::Value>,
+) -> Result<Vec<IpRange>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "outbound.allowed_private",
+        message,
+    };
+    let items: Vec<String> = match value {
+        None => Vec::new(),
+        Some(toml::Value::String(text)) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::String(text) => Ok(text),
+                other => Err(invalid(format!(
+                    "{other} is not a range such as \"10.0.0.0/8\""
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(invalid(format!(
+                "{other} must be a list of ranges such as [\"10.0.0.0/8\", \"127.0.0.1/32\"]"
+            )));
+        }
+    };
+    items
+        .iter()
+        .map(|text| text.parse().map_err(invalid))
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let Some(expected) = service.settings.bounce_token.as_deref() else {
+    let Some(expected) = service.settings.mail.bounce_token.as_deref() else {
         return Err(Problem::not_found(
             "bounce intake is disabled (set mail.bounce_token)",
         ));

@@ -73,7 +73,7 @@ pub async fn upload(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
-    let limit = service.settings.max_upload_bytes;
+    let limit = service.settings.server.max_upload_bytes;
     // A body announced larger than any acceptable upload is refused from its headers, before
     // a byte of it is read.
     let announced = headers

@@ -185,7 +185,7 @@ async fn deposit_claimed(
         .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
     let request = compose_if_asked(service, caller, &value).await?;
     let prepared = service.deposits.prepare(caller, request).await?;
-    let view = deposit_view(&prepared, &service.settings.public_url)?;
+    let view = deposit_view(&prepared, &service.settings.server.public_url)?;
     let response = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
     let location = format!("/v1/letters/{}", prepared.letter.id);
     let answer = claim.answer(
@@ -502,7 +502,7 @@ pub async fn evidence_list(
         letter_id: row.id.clone(),
         evidence: evidence
             .iter()
-            .map(|e| summary_of_row(e, &service.settings.public_url))
+            .map(|e| summary_of_row(e, &service.settings.server.public_url))
             .collect(),
     };
     let body = serde_json::to_vec(&list).map_err(|e| Problem::internal(&e))?;
@@ -645,7 +645,7 @@ async fn find_letter(service: &Service, caller: &Caller, id: &str) -> Result<Let
 async fn load_view(service: &Service, row: LetterRow) -> Result<LetterView, Problem> {
     let documents = service.storage.letter_documents(&row.id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
-    let base = &service.settings.public_url;
+    let base = &service.settings.server.public_url;
     let mut view = letter_view(
         &row,
         &documents,

@@ -24,8 +24,8 @@ pub async fn metrics(
     State(service): State<Service>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    if !service.settings.metrics_public {
-        let Some(expected) = &service.settings.metrics_token else {
+    if !service.settings.metrics.public {
+        let Some(expected) = &service.settings.metrics.token else {
             return Err(Problem::not_found(
                 "metrics are disabled (set metrics.token or metrics.public)",
             ));

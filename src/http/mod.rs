@@ -47,18 +47,18 @@ pub(crate) const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// Builds the router of the whole service.
 pub fn router(service: Service) -> Router {
-    let upload_limit = usize::try_from(service.settings.max_upload_bytes)
+    let upload_limit = usize::try_from(service.settings.server.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(MULTIPART_OVERHEAD);
     // One budget per client address for every public verification, page or API.
     let throttle = Arc::new(throttle::ClientThrottle::new(
-        service.settings.verify_requests_per_minute,
+        service.settings.verify.requests_per_minute,
     ));
     let api_refusal: throttle::Refusal =
         Arc::new(|_, wait| Problem::rate_limited(wait).into_response());
     let rate_limits = Arc::new(rate_limit::RateLimits::new(&service.settings.rate_limits));
     let trusted_proxies: Arc<[crate::config::Cidr]> =
-        service.settings.trusted_proxies.clone().into();
+        service.settings.http.trusted_proxies.clone().into();
     let recipient_limit =
         axum::middleware::from_fn_with_state(rate_limit::api_refusal(), rate_limit::recipient);
     Router::new()
@@ -294,8 +294,8 @@ async fn refuse_announced_oversize(
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let runner = crate::app::jobs::start(&service);
     let stopper = runner.stopper();
-    let limits = service.settings.http;
-    let grace = std::time::Duration::from_secs(service.settings.shutdown_grace_seconds);
+    let limits = service.settings.http.limits;
+    let grace = std::time::Duration::from_secs(service.settings.workers.shutdown_grace_seconds);
     let signal = async move {
         shutdown_signal().await;
         stopper.stop();

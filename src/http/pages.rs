@@ -166,7 +166,7 @@ async fn request_code(
     lang: Lang,
     headers: HeaderMap,
 ) -> Response {
-    if !from_our_pages(&headers, &service.settings.public_url) {
+    if !from_our_pages(&headers, &service.settings.server.public_url) {
         return cross_site(&service, lang, &token);
     }
     match service.lifecycle.send_code(&token).await {
@@ -197,7 +197,7 @@ async fn open_session(
     headers: HeaderMap,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
-    if !from_our_pages(&headers, &service.settings.public_url) {
+    if !from_our_pages(&headers, &service.settings.server.public_url) {
         return cross_site(&service, lang, &token);
     }
     let Ok(Form(form)) = form else {
@@ -290,7 +290,7 @@ async fn decide(
     form: Result<Form<DecisionForm>, FormRejection>,
     decision: Decision,
 ) -> Response {
-    if !from_our_pages(headers, &service.settings.public_url) {
+    if !from_our_pages(headers, &service.settings.server.public_url) {
         return cross_site(service, lang, token);
     }
     let Ok(Form(form)) = form else {
@@ -351,7 +351,7 @@ impl Chrome {
         Chrome {
             t: lang.wording(),
             title: title.to_string(),
-            provider: service.settings.provider_name.clone(),
+            provider: service.settings.server.provider_name.clone(),
             lang_joiner: if switch_path.contains('?') { '&' } else { '?' },
             switch_path,
             development: service.trust.development,
@@ -957,14 +957,14 @@ async fn page_headers(State(service): State<Service>, request: Request, next: Ne
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // RFC 6797 §7.2: HSTS is only meaningful (and only honoured) over https, so it is sent
     // when the public URL is https; one year, subdomains included.
-    if service.settings.public_url.starts_with("https://") {
+    if service.settings.server.public_url.starts_with("https://") {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
     if let Some(lang) = chosen {
-        let secure = if service.settings.public_url.starts_with("https://") {
+        let secure = if service.settings.server.public_url.starts_with("https://") {
             "; Secure"
         } else {
             ""

@@ -151,7 +151,7 @@ fn session_in_cookie(headers: &HeaderMap) -> bool {
 /// attached by a browser on its own, so it is not judged.
 fn refuse_cross_site_cookie(service: &Service, headers: &HeaderMap) -> Result<(), Problem> {
     if session_in_cookie(headers)
-        && !super::pages::from_our_pages(headers, &service.settings.public_url)
+        && !super::pages::from_our_pages(headers, &service.settings.server.public_url)
     {
         tracing::warn!("cross-site recipient API post with the session cookie refused");
         return Err(Problem::cross_site(
@@ -304,7 +304,7 @@ pub async fn open_session(
 /// Secure when the service is served over https. `None` only for a token that is not valid
 /// header text, which the lifecycle never issues.
 pub fn session_cookie(service: &Service, session_token: &str) -> Option<HeaderValue> {
-    let secure = if service.settings.public_url.starts_with("https://") {
+    let secure = if service.settings.server.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
@@ -490,7 +490,7 @@ pub fn view(service: &Service, mut letter: RecipientLetter, identified: bool) ->
     }
     let accepted = state == LetterState::Accepted;
     RecipientView {
-        provider: service.settings.provider_name.clone(),
+        provider: service.settings.server.provider_name.clone(),
         letter_id: letter.letter.id.clone(),
         state: (identified || !decided).then_some(state),
         deadline: letter

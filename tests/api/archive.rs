@@ -103,7 +103,10 @@ async fn documents_are_ciphertext_on_disk_and_every_reader_gets_the_exact_bytes(
         return;
     };
     let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.mail.smtp_url = Some(url)
+    })
+    .await
     else {
         return;
     };
@@ -206,7 +209,7 @@ async fn master_keys_rotate_and_an_unconfigured_key_stops_the_start(engine: Engi
     std::fs::write(&new, generate_key("k2027").expect("key")).expect("write");
     let old_files = vec![old.clone()];
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.master_key_files = old_files
+        s.archive.master_key_files = old_files
     })
     .await
     else {
@@ -231,7 +234,7 @@ async fn master_keys_rotate_and_an_unconfigured_key_stops_the_start(engine: Engi
 
     // Only the new key configured: the service refuses to start (not at the first download).
     let mut settings = settings_for(app.dir.path(), &app.database_url);
-    settings.master_key_files = vec![new.clone()];
+    settings.archive.master_key_files = vec![new.clone()];
     let refused = recommande::app::service::Service::start(settings.clone(), Arc::new(SystemClock))
         .await
         .err()
@@ -359,8 +362,10 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
 ) {
     let start = time::OffsetDateTime::now_utc();
     let clock = TestClock::at(start);
-    let Some(app) =
-        spawn_app_with(engine, Arc::new(clock.clone()), |s| s.retention_years = 1).await
+    let Some(app) = spawn_app_with(engine, Arc::new(clock.clone()), |s| {
+        s.evidence.retention_years = 1
+    })
+    .await
     else {
         return;
     };

@@ -240,7 +240,7 @@ async fn an_oversized_upload_is_a_413_and_stores_nothing(engine: Engine) {
     let Some(app) = spawn_app_with(
         engine,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.max_upload_bytes = 10_000,
+        |s| s.server.max_upload_bytes = 10_000,
     )
     .await
     else {

@@ -123,7 +123,10 @@ async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: 
         return;
     };
     let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.mail.smtp_url = Some(url)
+    })
+    .await
     else {
         return;
     };
@@ -286,7 +289,7 @@ async fn every_changed_missing_or_reordered_member_is_caught() {
     };
     let url = sink.url();
     let app = spawn_app_with(Engine::Sqlite, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(url)
+        s.mail.smtp_url = Some(url)
     })
     .await
     .expect("app");
@@ -458,7 +461,10 @@ async fn the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampere
         return;
     };
     let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.mail.smtp_url = Some(url)
+    })
+    .await
     else {
         return;
     };

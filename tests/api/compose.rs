@@ -399,7 +399,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.smtp_url = Some(url),
+        |s| s.mail.smtp_url = Some(url),
     )
     .await
     else {
@@ -861,8 +861,8 @@ async fn with_missing_rate_refuse_a_letter_needing_an_absent_half_year_is_refuse
         engine,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| {
-            s.collection_rates_file = Some(rates);
-            s.collection_missing_rate = recommande::domain::collection::MissingRate::Refuse;
+            s.collection.rates_file = Some(rates);
+            s.collection.missing_rate = recommande::domain::collection::MissingRate::Refuse;
         },
     )
     .await
@@ -904,7 +904,7 @@ async fn by_default_an_absent_half_year_is_applied_from_the_latest_and_warned_in
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.collection_rates_file = Some(rates),
+        |s| s.collection.rates_file = Some(rates),
     )
     .await
     else {

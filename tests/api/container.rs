@@ -119,9 +119,9 @@ async fn app_with_sink(engine: Engine) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start(&[], 0)?;
     let url = sink.url();
     let app = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(url);
+        s.mail.smtp_url = Some(url);
         // Many uploads from one address in these tests.
-        s.verify_requests_per_minute = 10_000;
+        s.verify.requests_per_minute = 10_000;
     })
     .await?;
     Some((app, sink))

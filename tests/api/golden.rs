@@ -91,7 +91,7 @@ async fn write_fixture() {
     };
     let url = sink.url();
     let app = spawn_app_with(Engine::Sqlite, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(url)
+        s.mail.smtp_url = Some(url)
     })
     .await
     .expect("app");

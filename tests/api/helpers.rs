@@ -74,7 +74,7 @@ pub fn settings_for(dir: &Path, database_url: &str) -> Settings {
     .expect("test settings");
     // Test receivers (webhooks, witnesses) listen on 127.0.0.1: allowed explicitly, as an
     // operator allows an on-premise receiver. Tests of the guard itself remove it.
-    settings.outbound_allowed_private = vec!["127.0.0.1/32".parse().expect("range")];
+    settings.outbound.allowed_private = vec!["127.0.0.1/32".parse().expect("range")];
     settings
 }
 
@@ -107,14 +107,14 @@ pub async fn start_on(
     let address = format!("http://{}", listener.local_addr().expect("local addr"));
     // The default public URL names the configured port 0; links in mails and the pages'
     // same-origin check need the real one.
-    if settings.public_url.ends_with(":0") {
-        settings.public_url = address.clone();
+    if settings.server.public_url.ends_with(":0") {
+        settings.server.public_url = address.clone();
     }
     let service = Service::start(settings, clock)
         .await
         .expect("service starts");
     let router = recommande::http::router(service.clone());
-    let limits = service.settings.http;
+    let limits = service.settings.http.limits;
     // The server's own connection loop, so tests see its timeouts and per-address cap.
     let server = tokio::spawn(async move {
         recommande::http::server::serve_connections(

@@ -31,8 +31,8 @@ crate::on_both_engines!(
 async fn app_with_smtp(engine: Engine, sink: &SmtpSink, clock: Arc<dyn Clock>) -> Option<TestApp> {
     let url = sink.url();
     spawn_app_with(engine, clock, |s| {
-        s.smtp_url = Some(url);
-        s.bounce_token = Some("b".repeat(40));
+        s.mail.smtp_url = Some(url);
+        s.mail.bounce_token = Some("b".repeat(40));
     })
     .await
 }
@@ -747,7 +747,7 @@ async fn a_crash_between_deposit_and_notification_loses_nothing(engine: Engine) 
     let data_dir = dir.path().to_path_buf();
     let settings = || {
         let mut s = settings_for(&data_dir, &database_url);
-        s.smtp_url = Some(sink.url());
+        s.mail.smtp_url = Some(sink.url());
         s
     };
     // First life: the deposit commits, then the process dies before any worker runs.

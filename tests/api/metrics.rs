@@ -76,7 +76,7 @@ async fn scrape(app: &TestApp) -> HashMap<String, f64> {
 
 async fn metrics_need_the_token_parse_as_prometheus_text_and_follow_the_audit(engine: Engine) {
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.metrics_token = Some(SecretText::new(TOKEN.into()));
+        s.metrics.token = Some(SecretText::new(TOKEN.into()));
     })
     .await
     else {

@@ -649,7 +649,7 @@ async fn pages_send_hsts_only_when_the_public_url_is_https(engine: Engine) {
     let Some(https) = spawn_app_with(
         engine,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.public_url = "https://lre.example.fr".into(),
+        |s| s.server.public_url = "https://lre.example.fr".into(),
     )
     .await
     else {

@@ -115,8 +115,8 @@ fn with_pki(settings: &mut Settings, dir: &Path, seal_key: &str, tsa_cert: &str)
         roots: Some(dir.join("root.pem")),
         ..PkiSettings::default()
     };
-    settings.evidence_policy = Some("urn:example:operator:evidence-policy:1".into());
-    settings.tsa_policy_oid = "1.3.6.1.4.1.99999.1.1".into();
+    settings.evidence.policy = Some("urn:example:operator:evidence-policy:1".into());
+    settings.timestamp.policy_oid = "1.3.6.1.4.1.99999.1.1".into();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +218,7 @@ async fn production_keys_without_an_operator_tsa_policy_stop_the_start() {
         .expect("sqlite");
     let mut settings = settings_for(dir.path(), &database_url);
     with_pki(&mut settings, pki.path(), "seal", "tsa");
-    settings.tsa_policy_oid = recommande::config::DEVELOPMENT_TSA_POLICY_OID.into();
+    settings.timestamp.policy_oid = recommande::config::DEVELOPMENT_TSA_POLICY_OID.into();
     let message = match Service::start(settings, Arc::new(SystemClock)).await {
         Ok(_) => panic!("started with the development TSA policy"),
         Err(e) => e.to_string(),

@@ -99,7 +99,10 @@ async fn proofs_carry_every_required_field_with_the_token_times(engine: Engine) 
         return;
     };
     let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await
+    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.mail.smtp_url = Some(url)
+    })
+    .await
     else {
         return;
     };

@@ -26,7 +26,7 @@ async fn app(engine: Engine, adjust: impl FnOnce(&mut Settings)) -> Option<TestA
 }
 
 fn trust_loopback(s: &mut Settings) {
-    s.trusted_proxies = vec![Cidr::parse("127.0.0.1/32").expect("cidr")];
+    s.http.trusted_proxies = vec![Cidr::parse("127.0.0.1/32").expect("cidr")];
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
@@ -209,7 +209,7 @@ async fn forwarded_for_from_an_untrusted_peer_cannot_escape_the_limit(engine: En
     let Some(app) = app(engine, |s| s.rate_limits.failed_auth_per_minute = 2).await else {
         return;
     };
-    assert!(app.service.settings.trusted_proxies.is_empty());
+    assert!(app.service.settings.http.trusted_proxies.is_empty());
     for i in 0..2 {
         let spoofed = format!("203.0.113.{i}");
         assert_eq!(get_letters(&app, "rk_wrong", &spoofed).await.status(), 401);

@@ -19,7 +19,7 @@ crate::on_both_engines!(
 async fn app_with_smtp(engine: Engine, sink: &SmtpSink) -> Option<TestApp> {
     let url = sink.url();
     spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(url);
+        s.mail.smtp_url = Some(url);
     })
     .await
 }
@@ -117,7 +117,7 @@ async fn a_cross_site_post_with_the_session_cookie_is_refused_and_a_same_origin_
         .expect("json");
     assert_eq!(state["state"], "notified", "nothing was decided");
 
-    let ours = app.service.settings.public_url.trim_end_matches('/');
+    let ours = app.service.settings.server.public_url.trim_end_matches('/');
     let response = app
         .client
         .post(&accept)

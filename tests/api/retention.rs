@@ -20,8 +20,8 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
 ) {
     let clock = TestClock::at(time::OffsetDateTime::now_utc());
     let Some(app) = spawn_app_with(engine, Arc::new(clock.clone()), |s| {
-        s.retention_years = 1;
-        s.evidence_retention_years = Some(2);
+        s.evidence.retention_years = 1;
+        s.archive.evidence_retention_years = Some(2);
     })
     .await
     else {

@@ -209,7 +209,7 @@ impl Rig {
             if let Some(backend) = backend {
                 s.storage = backend;
             }
-            s.smtp_url = smtp_url;
+            s.mail.smtp_url = smtp_url;
         })
         .await?;
         assert_eq!(app.service.content.is_object_storage(), store == Store::S3);

@@ -48,7 +48,7 @@ async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_secon
     let Some(app) = spawn_app_with(
         Engine::Sqlite,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.http.header_read_timeout = HEADER_READ_TIMEOUT,
+        |s| s.http.limits.header_read_timeout = HEADER_READ_TIMEOUT,
     )
     .await
     else {
@@ -59,7 +59,7 @@ async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_secon
         .trim_start_matches("http://")
         .parse()
         .expect("address");
-    let max_per_address = app.service.settings.http.max_connections_per_address as usize;
+    let max_per_address = app.service.settings.http.limits.max_connections_per_address as usize;
     let clients: Vec<_> = (0..SLOW_CLIENTS)
         .map(|_| tokio::spawn(slow_client(address)))
         .collect();
@@ -159,7 +159,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_
     let address = listener.local_addr().expect("address");
     let limits = recommande::config::HttpSettings {
         idle_timeout: Duration::from_secs(1),
-        ..app.service.settings.http
+        ..app.service.settings.http.limits
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(recommande::http::server::serve_connections(

@@ -116,7 +116,7 @@ async fn every_form_of_a_non_public_address_is_refused_at_registration_and_nothi
 ) {
     // Without the test helpers' loopback allowance: the service's own default.
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.outbound_allowed_private.clear()
+        s.outbound.allowed_private.clear()
     })
     .await
     else {
@@ -507,8 +507,8 @@ async fn a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_a
         ("http://10.1.2.3/witness", vec!["127.0.0.1/32"]),
     ] {
         let mut settings = settings_for(dir.path(), &database_url);
-        settings.log_witnesses = witness(url);
-        settings.outbound_allowed_private =
+        settings.log.witnesses = witness(url);
+        settings.outbound.allowed_private =
             allowed.iter().map(|r| r.parse().expect("range")).collect();
         let error = recommande::app::service::Service::start(settings, Arc::new(SystemClock))
             .await
@@ -518,8 +518,8 @@ async fn a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_a
         assert!(text.contains("log.witnesses.webhooks"), "{text}");
     }
     let mut settings = settings_for(dir.path(), &database_url);
-    settings.log_witnesses = witness("http://10.1.2.3/witness");
-    settings.outbound_allowed_private = vec!["10.0.0.0/8".parse().expect("range")];
+    settings.log.witnesses = witness("http://10.1.2.3/witness");
+    settings.outbound.allowed_private = vec!["10.0.0.0/8".parse().expect("range")];
     assert!(
         recommande::app::service::Service::start(settings, Arc::new(SystemClock))
             .await

@@ -135,8 +135,8 @@ async fn a_service_using_a_remote_tsa_seals_evidence_that_openssl_verifies(engin
         engine,
         std::sync::Arc::new(recommande::core::clock::SystemClock),
         |s| {
-            s.timestamp = recommande::config::TimestampMode::Remote { url: tsa_url };
-            s.remote_tsa_roots = Some(roots);
+            s.timestamp.mode = recommande::config::TimestampMode::Remote { url: tsa_url };
+            s.timestamp.roots = Some(roots);
         },
     )
     .await

@@ -28,7 +28,7 @@ async fn app_with_sink(
     let sink = SmtpSink::start(&[], 0)?;
     let url = sink.url();
     let app = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(url);
+        s.mail.smtp_url = Some(url);
         adjust(s);
     })
     .await?;
@@ -83,7 +83,7 @@ async fn the_verification_api_proves_the_events_without_personal_data(engine: En
     assert_eq!(body["letter_id"], id.as_str());
     assert_eq!(
         body["provider"],
-        app.service.settings.provider_name.as_str()
+        app.service.settings.server.provider_name.as_str()
     );
     assert_eq!(body["valid"], true, "{body:#}");
 
@@ -378,7 +378,7 @@ async fn an_uploaded_bundle_gets_its_verdict_check_by_check(engine: Engine) {
 
 async fn bad_uploads_get_a_clear_page_with_the_right_status(engine: Engine) {
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.verify_max_upload_bytes = 64 * 1024;
+        s.verify.max_upload_bytes = 64 * 1024;
     })
     .await
     else {
@@ -457,7 +457,7 @@ async fn bad_uploads_get_a_clear_page_with_the_right_status(engine: Engine) {
 
 async fn public_verification_is_rate_limited_per_address(engine: Engine) {
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.verify_requests_per_minute = 3;
+        s.verify.requests_per_minute = 3;
     })
     .await
     else {

@@ -576,7 +576,7 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
     let Some(app) = crate::helpers::spawn_app_with(
         engine,
         Arc::new(recommande::core::clock::SystemClock),
-        |s| s.smtp_url = Some(smtp),
+        |s| s.mail.smtp_url = Some(smtp),
     )
     .await
     else {

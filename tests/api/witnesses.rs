@@ -86,8 +86,8 @@ async fn a_witness_mailbox_receives_each_head_with_files_that_openssl_and_verify
     };
     let smtp_url = sink.url();
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.smtp_url = Some(smtp_url);
-        s.log_witnesses = WitnessSettings {
+        s.mail.smtp_url = Some(smtp_url);
+        s.log.witnesses = WitnessSettings {
             emails: vec![WITNESS.into()],
             webhooks: Vec::new(),
         };
@@ -269,7 +269,7 @@ async fn a_webhook_witness_gets_signed_heads_in_order_and_a_failure_is_retried_w
     });
     let witness_url = url.clone();
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.log_witnesses = WitnessSettings {
+        s.log.witnesses = WitnessSettings {
             emails: Vec::new(),
             webhooks: vec![WitnessWebhook {
                 url: witness_url,
@@ -417,7 +417,7 @@ async fn a_pass_cut_at_shutdown_gives_its_witness_claim_back(engine: Db) {
         }
     });
     let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.log_witnesses = WitnessSettings {
+        s.log.witnesses = WitnessSettings {
             emails: Vec::new(),
             webhooks: vec![WitnessWebhook {
                 url,

@@ -53,7 +53,7 @@ const UPLOAD_LIMITS: Limits = Limits {
 
 /// The routes of the verification page, rate-limited.
 pub(super) fn routes(service: &Service, throttle: Arc<ClientThrottle>) -> Router<Service> {
-    let limit = usize::try_from(service.settings.verify_max_upload_bytes)
+    let limit = usize::try_from(service.settings.verify.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(MULTIPART_OVERHEAD);
     let page_service = service.clone();
@@ -135,7 +135,7 @@ async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let v = wording(lang);
-    let limit = service.settings.verify_max_upload_bytes;
+    let limit = service.settings.verify.max_upload_bytes;
     let too_large =
         || page(&service, lang).error(StatusCode::PAYLOAD_TOO_LARGE, v.too_large(lang, limit));
     // Refused from the headers, before a byte of an announced oversize body is read.
@@ -245,7 +245,7 @@ async fn spool_bundle(
         if field.name() != Some(BUNDLE_FIELD) {
             continue;
         }
-        let dir = service.settings.data_dir.join("incoming");
+        let dir = service.settings.server.data_dir.join("incoming");
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(Spooling::Io)?;
@@ -337,7 +337,7 @@ fn page(service: &Service, lang: Lang) -> VerifyPage {
         error: None,
         letter_field: String::new(),
         code_field: String::new(),
-        upload_hint: v.upload_hint(lang, service.settings.verify_max_upload_bytes),
+        upload_hint: v.upload_hint(lang, service.settings.verify.max_upload_bytes),
         report: None,
     }
 }
