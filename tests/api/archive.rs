@@ -10,11 +10,11 @@ use recommande::app::audit::{AuditScope, run};
 use recommande::core::clock::{SystemClock, TestClock};
 use recommande::infra::content::{ContentError, ContentStore};
 use recommande::infra::keys::{Keyring, generate_key};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{Engine, TestApp, letter_body, sample_pdf, settings_for, spawn_app_with};
-use crate::smtp::{SmtpSink, body_text, code, link_token};
+use crate::smtp::{SmtpSink, body_text, link_token};
 
 crate::on_both_engines!(
     documents_are_ciphertext_on_disk_and_every_reader_gets_the_exact_bytes,
@@ -50,32 +50,8 @@ pub(crate) async fn accepted_marker_letter(
     app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
     let mails = sink.wait_for(1).await;
     let token = link_token(&body_text(&mails[0]));
-    let otp = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("otp");
-    assert_eq!(otp.status(), 202);
-    let mails = sink.wait_for(2).await;
-    let session: Value = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/session")))
-        .json(&json!({ "code": code(&body_text(&mails[1])) }))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("json");
-    let session = session["session"].as_str().expect("session").to_string();
-    let accepted = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/accept")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("accept");
+    let session = app.session_from_mail(sink, &token, 2).await;
+    let accepted = app.recipient_post_with(&token, "accept", &session).await;
     assert_eq!(accepted.status(), 200);
     let download = app.url(&format!("/v1/recipient/{token}/documents/{document}"));
     (id, pdf, download, session)
@@ -99,15 +75,7 @@ fn bundle_document(zip: &[u8]) -> Vec<u8> {
 }
 
 async fn documents_are_ciphertext_on_disk_and_every_reader_gets_the_exact_bytes(engine: Engine) {
-    let Some(sink) = SmtpSink::start(&[], 0) else {
-        return;
-    };
-    let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.mail.smtp_url = Some(url)
-    })
-    .await
-    else {
+    let Some((sink, app)) = crate::helpers::spawn_app_with_sink(engine).await else {
         return;
     };
     let (id, pdf, download, session) = accepted_marker_letter(&app, &sink).await;
@@ -506,12 +474,7 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
     assert_eq!(report.letters, vec![b.clone()]);
     assert_eq!(report.documents, vec![shared.clone()]);
     assert!(!live(shared.clone()).await);
-    let view: Value = app
-        .get(&format!("/v1/letters/{b}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let view: Value = app.get_json(&format!("/v1/letters/{b}")).await;
     assert!(view["content_destroyed_at"].is_string(), "{view}");
     assert_eq!(view["legal_hold"], false);
     let too_late = app

@@ -106,14 +106,8 @@ async fn malformed_json_is_a_400_and_writes_nothing(engine: Engine) {
         return;
     };
     let response = app
-        .client
-        .post(app.url("/v1/letters"))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "application/json")
-        .body("{\"sender\": ")
-        .send()
-        .await
-        .expect("POST");
+        .post_raw("/v1/letters", "application/json", "{\"sender\": ")
+        .await;
     assert_problem(response, 400, "malformed-json").await;
     assert_eq!(app.letter_count().await, 0);
 }
@@ -122,15 +116,7 @@ async fn a_body_that_is_not_json_by_content_type_is_a_415(engine: Engine) {
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let response = app
-        .client
-        .post(app.url("/v1/letters"))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send()
-        .await
-        .expect("POST");
+    let response = app.post_raw("/v1/letters", "text/plain", "{}").await;
     assert_problem(response, 415, "unsupported-media-type").await;
 }
 
@@ -335,14 +321,8 @@ async fn uploads_that_are_not_pdf_or_lack_the_file_field_are_refused(engine: Eng
     assert_eq!(problem["errors"][0]["field"], "note");
 
     let response = app
-        .client
-        .post(app.url("/v1/documents"))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "application/pdf")
-        .body(sample_pdf("raw"))
-        .send()
-        .await
-        .expect("POST");
+        .post_raw("/v1/documents", "application/pdf", sample_pdf("raw"))
+        .await;
     assert_problem(response, 415, "unsupported-media-type").await;
     assert_eq!(
         std::fs::read_dir(app.dir.path().join("documents"))

@@ -2,7 +2,6 @@
 //! retries, limits, notifications and webhooks after a batch, and `recommande send`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -39,28 +38,9 @@ fn recipient(i: usize) -> Value {
            "reference": format!("DOS-{i}")})
 }
 
-async fn post_batch(
-    app: &TestApp,
-    content_type: &str,
-    query: &str,
-    body: Vec<u8>,
-    idempotency_key: Option<&str>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(app.url(&format!("/v1/batches{query}")))
-        .bearer_auth(&app.api_key)
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(key) = idempotency_key {
-        request = request.header("Idempotency-Key", key);
-    }
-    request.send().await.expect("POST /v1/batches")
-}
-
 /// Posts a batch, expects 202, and waits for its final state.
 async fn deposit_batch(app: &TestApp, content_type: &str, query: &str, body: Vec<u8>) -> Value {
-    let response = post_batch(app, content_type, query, body, None).await;
+    let response = app.post_batch(content_type, query, body, None).await;
     let status = response.status();
     let location = response
         .headers()
@@ -73,32 +53,11 @@ async fn deposit_batch(app: &TestApp, content_type: &str, query: &str, body: Vec
         location.as_deref(),
         Some(format!("/v1/batches/{id}").as_str())
     );
-    wait_final(app, id).await
-}
-
-async fn wait_final(app: &TestApp, id: &str) -> Value {
-    for _ in 0..600 {
-        let view: Value = app
-            .get(&format!("/v1/batches/{id}"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if view["state"] != "depositing" {
-            return view;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("batch {id} still depositing after 30 s");
+    app.wait_batch(id).await
 }
 
 async fn batch_letters(app: &TestApp) -> Vec<Value> {
-    let page: Value = app
-        .get("/v1/letters?limit=500")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/v1/letters?limit=500").await;
     page["items"].as_array().expect("items").clone()
 }
 
@@ -174,7 +133,7 @@ async fn a_json_batch_deposits_each_letter_with_its_evidence_and_notification(en
     let mails = run_outbox(&app).await;
 
     assert_eq!(mails, 5, "one notification per letter");
-    let view = wait_final(&app, view["id"].as_str().expect("id")).await;
+    let view = app.wait_batch(view["id"].as_str().expect("id")).await;
     assert_eq!(view["notified"], 5, "{view}");
     assert_eq!(view["letters_by_state"]["notified"], 5);
     for letter in batch_letters(&app).await {
@@ -322,26 +281,26 @@ async fn a_retried_batch_is_answered_with_the_same_batch_and_never_deposited_twi
     let letters: Vec<Value> = (0..3).map(recipient).collect();
     let body = json!({"defaults": defaults(&document), "letters": letters}).to_string();
 
-    let first = post_batch(
-        &app,
-        "application/json",
-        "",
-        body.clone().into_bytes(),
-        Some("lot-42"),
-    )
-    .await;
+    let first = app
+        .post_batch(
+            "application/json",
+            "",
+            body.clone().into_bytes(),
+            Some("lot-42"),
+        )
+        .await;
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.expect("json");
     let id = first["id"].as_str().expect("id");
-    wait_final(&app, id).await;
-    let retry = post_batch(
-        &app,
-        "application/json",
-        "",
-        body.clone().into_bytes(),
-        Some("lot-42"),
-    )
-    .await;
+    app.wait_batch(id).await;
+    let retry = app
+        .post_batch(
+            "application/json",
+            "",
+            body.clone().into_bytes(),
+            Some("lot-42"),
+        )
+        .await;
 
     assert_eq!(retry.status(), 202);
     assert_eq!(
@@ -356,14 +315,9 @@ async fn a_retried_batch_is_answered_with_the_same_batch_and_never_deposited_twi
     assert_eq!(app.letter_count().await, 3, "no second deposit");
 
     let other = json!({"defaults": defaults(&document), "letters": [recipient(9)]}).to_string();
-    let reused = post_batch(
-        &app,
-        "application/json",
-        "",
-        other.into_bytes(),
-        Some("lot-42"),
-    )
-    .await;
+    let reused = app
+        .post_batch("application/json", "", other.into_bytes(), Some("lot-42"))
+        .await;
     assert_eq!(reused.status(), 422);
     let problem: Value = reused.json().await.expect("json");
     assert_eq!(
@@ -461,7 +415,7 @@ async fn bodies_that_are_not_batches_are_refused_with_a_precise_problem(engine: 
         ),
     ];
     for (content_type, query, body, status, slug, needle) in cases {
-        let response = post_batch(&app, content_type, query, body, None).await;
+        let response = app.post_batch(content_type, query, body, None).await;
         assert_eq!(response.status(), status, "{slug}");
         let problem: Value = response.json().await.expect("problem");
         assert_eq!(
@@ -472,14 +426,14 @@ async fn bodies_that_are_not_batches_are_refused_with_a_precise_problem(engine: 
         let text = problem.to_string();
         assert!(text.contains(needle), "{needle:?} not in {text}");
     }
-    let duplicate = post_batch(
-        &app,
-        "text/csv",
-        "",
-        b"recipient.name;recipient.name\nA;B\n".to_vec(),
-        None,
-    )
-    .await;
+    let duplicate = app
+        .post_batch(
+            "text/csv",
+            "",
+            b"recipient.name;recipient.name\nA;B\n".to_vec(),
+            None,
+        )
+        .await;
     let problem: Value = duplicate.json().await.expect("problem");
     assert_eq!(problem["errors"][0]["field"], "recipient.name");
     assert!(
@@ -502,7 +456,9 @@ async fn more_than_ten_thousand_letters_are_refused(engine: Engine) {
     let letters: Vec<Value> = (0..10_001).map(|_| json!({})).collect();
     let body = json!({"letters": letters}).to_string();
 
-    let response = post_batch(&app, "application/json", "", body.into_bytes(), None).await;
+    let response = app
+        .post_batch("application/json", "", body.into_bytes(), None)
+        .await;
 
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.expect("problem");
@@ -763,7 +719,7 @@ async fn a_resumed_batch_continues_after_its_last_committed_chunk(engine: Engine
     assert_eq!(claimed.as_deref(), Some(id.as_str()));
     app.service.batches.run(&id).await.expect("resume");
 
-    let view = wait_final(&app, &id).await;
+    let view = app.wait_batch(&id).await;
     assert_eq!(view["state"], "completed", "{view}");
     assert_eq!(view["pending"], 0);
     assert_eq!(
@@ -809,7 +765,7 @@ async fn an_abandoned_batch_is_resumed_and_deposited_once_even_by_two_runners(en
     a.expect("first runner");
     b.expect("second runner");
 
-    let view = wait_final(&app, &id).await;
+    let view = app.wait_batch(&id).await;
     assert_eq!(view["state"], "completed", "{view}");
     assert_eq!(view["deposited"], 3);
     assert_eq!(app.letter_count().await, 3, "deposited once");
@@ -871,12 +827,7 @@ async fn batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are
     );
 
     // Newest first, two per page, then the rest.
-    let page: Value = app
-        .get("/v1/batches?limit=2")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/v1/batches?limit=2").await;
     let ids = |page: &Value| -> Vec<String> {
         page["items"]
             .as_array()
@@ -897,20 +848,12 @@ async fn batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are
     assert_eq!(page["items"][0]["source"], "csv");
     let cursor = page["next_cursor"].as_str().expect("a next page");
     let rest: Value = app
-        .get(&format!("/v1/batches?limit=2&cursor={cursor}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/v1/batches?limit=2&cursor={cursor}"))
+        .await;
     assert_eq!(ids(&rest), [first["id"].as_str().expect("id")]);
     assert!(rest.get("next_cursor").is_none(), "{rest}");
 
-    let rejected: Value = app
-        .get("/v1/batches?status=rejected")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let rejected: Value = app.get_json("/v1/batches?status=rejected").await;
     assert_eq!(ids(&rejected), [second["id"].as_str().expect("id")]);
 
     // Another account sees none of them.
@@ -985,12 +928,7 @@ async fn a_cancelled_batch_deposits_no_further_row_and_a_final_one_cannot_be_can
     assert_eq!(claimed, None);
     app.service.batches.run(&id).await.expect("run");
     assert_eq!(app.letter_count().await, 0);
-    let listed: Value = app
-        .get("/v1/batches?status=cancelled")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = app.get_json("/v1/batches?status=cancelled").await;
     assert_eq!(listed["items"][0]["id"], id.as_str());
 
     // A final batch (this one, or a completed one) cannot be cancelled.
@@ -1027,7 +965,7 @@ async fn a_header_of_a_hundred_thousand_unknown_columns_gets_a_small_answer(engi
         .collect::<Vec<_>>()
         .join(";");
     csv.push_str("\nA\n");
-    let response = post_batch(&app, "text/csv", "", csv.into_bytes(), None).await;
+    let response = app.post_batch("text/csv", "", csv.into_bytes(), None).await;
     assert_eq!(response.status(), 422);
     let body = response.bytes().await.expect("body");
     assert!(

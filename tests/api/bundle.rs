@@ -8,10 +8,10 @@ use std::sync::Arc;
 use recommande::core::bundle::verify::verify_bundle;
 use recommande::core::clock::SystemClock;
 use recommande::core::trust::TrustAnchors;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{Engine, TestApp, openssl, path, rfc3161_client_verify, spawn_app_with};
-use crate::smtp::{SmtpSink, body_text, code, link_token};
+use crate::smtp::{SmtpSink, body_text, link_token};
 
 crate::on_both_engines!(
     a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli,
@@ -25,32 +25,8 @@ pub(crate) async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
     app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
     let mails = sink.wait_for(1).await;
     let token = link_token(&body_text(&mails[0]));
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("otp");
-    assert_eq!(response.status(), 202);
-    let mails = sink.wait_for(2).await;
-    let session: Value = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/session")))
-        .json(&json!({ "code": code(&body_text(&mails[1])) }))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("json");
-    let session = session["session"].as_str().expect("session").to_string();
-    let accepted = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/accept")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("accept");
+    let session = app.session_from_mail(sink, &token, 2).await;
+    let accepted = app.recipient_post_with(&token, "accept", &session).await;
     assert_eq!(accepted.status(), 200);
     let doc = app
         .service
@@ -119,15 +95,7 @@ fn recommande_verify(
 }
 
 async fn a_bundle_is_reproducible_and_verifies_with_openssl_and_our_cli(engine: Engine) {
-    let Some(sink) = SmtpSink::start(&[], 0) else {
-        return;
-    };
-    let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.mail.smtp_url = Some(url)
-    })
-    .await
-    else {
+    let Some((sink, app)) = crate::helpers::spawn_app_with_sink(engine).await else {
         return;
     };
     let id = accepted_letter(&app, &sink).await;
@@ -457,15 +425,7 @@ pub(crate) fn failing_commands(
 async fn the_commands_of_verify_txt_pass_on_the_bundle_and_fail_on_every_tampered_copy(
     engine: Engine,
 ) {
-    let Some(sink) = SmtpSink::start(&[], 0) else {
-        return;
-    };
-    let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.mail.smtp_url = Some(url)
-    })
-    .await
-    else {
+    let Some((sink, app)) = crate::helpers::spawn_app_with_sink(engine).await else {
         return;
     };
     let id = accepted_letter(&app, &sink).await;

@@ -315,32 +315,7 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
     let query = format!(
         "?template={template_id}&sender.name=Service%20contentieux&sender.email=contentieux@recouvr.fr"
     );
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/batches{query}")))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("batch");
-    let status = response.status();
-    let accepted: Value = response.json().await.expect("json");
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["id"].as_str().expect("id");
-    let mut view = Value::Null;
-    for _ in 0..600 {
-        view = app
-            .get(&format!("/v1/batches/{id}"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if view["state"] != "depositing" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let view = app.run_batch("text/csv", &query, csv.into_bytes()).await;
     assert_eq!(view["state"], "completed", "{view}");
     assert_eq!(view["deposited"], 5, "{view}");
     assert_eq!(view["rejected"], 1, "{view}");
@@ -350,12 +325,7 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
 
     // Each letter has its own composed PDF, written with the template, and its amounts in
     // the proof of deposit.
-    let page: Value = app
-        .get("/v1/letters?limit=50")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/v1/letters?limit=50").await;
     let letters = page["items"].as_array().expect("items");
     assert_eq!(letters.len(), 5);
     let mut digests = std::collections::BTreeSet::new();
@@ -391,18 +361,8 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
 }
 
 async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engine: Engine) {
-    use crate::smtp::{SmtpSink, body_text, code, link_token};
-    let Some(sink) = SmtpSink::start(&[], 0) else {
-        return;
-    };
-    let url = sink.url();
-    let Some(app) = crate::helpers::spawn_app_with(
-        engine,
-        std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |s| s.mail.smtp_url = Some(url),
-    )
-    .await
-    else {
+    use crate::smtp::{body_text, link_token};
+    let Some((sink, app)) = crate::helpers::spawn_app_with_sink(engine).await else {
         return;
     };
     let response = app
@@ -432,25 +392,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         !page(None).await.contains("pay.example.fr"),
         "not before the decision"
     );
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("otp");
-    assert_eq!(response.status(), 202);
-    let mails = sink.wait_for(2).await;
-    let session: Value = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/session")))
-        .json(&json!({ "code": code(&body_text(&mails[1])) }))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("json");
-    let session = session["session"].as_str().expect("session").to_string();
+    let session = app.session_from_mail(&sink, &token, 2).await;
     let before = page(Some(session.clone())).await;
     assert!(
         !before.contains("pay.example.fr"),
@@ -467,13 +409,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         !before.contains("FR76 3000"),
         "no payment details before the decision"
     );
-    let accepted = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/accept")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("accept");
+    let accepted = app.recipient_post_with(&token, "accept", &session).await;
     assert_eq!(accepted.status(), 200);
     let html = page(Some(session.clone())).await;
     assert!(
@@ -481,7 +417,7 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         "the payment link after acceptance:\n{html}"
     );
     // Every payment means, the total and the last day to pay (8 days after acceptance).
-    let letter: Value = app.get("/v1/letters").await.json().await.expect("json");
+    let letter: Value = app.get_json("/v1/letters").await;
     let letter = &letter["items"][0];
     let total = recommande::core::french::euros(
         letter["collection"]["breakdown"]["totals"]["total_cents"]
@@ -1044,31 +980,8 @@ async fn in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency(engin
         "defaults": {"sender": {"name": "Service contentieux", "email": "contentieux@recouvr.fr", "organization": "Recouvr SAS"}},
         "letters": [row(&named, "DOS-1"), row(&unnamed, "DOS-2")]
     });
-    let response = app
-        .client
-        .post(app.url("/v1/batches"))
-        .bearer_auth(&app.api_key)
-        .json(&batch)
-        .send()
-        .await
-        .expect("batch");
-    let status = response.status();
-    let accepted: Value = response.json().await.expect("json");
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["id"].as_str().expect("id");
-    let mut view = Value::Null;
-    for _ in 0..600 {
-        view = app
-            .get(&format!("/v1/batches/{id}"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if view["state"] != "depositing" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let body = serde_json::to_vec(&batch).expect("json");
+    let view = app.run_batch("application/json", "", body).await;
     assert_eq!(view["state"], "completed", "{view}");
     assert_eq!(
         (view["deposited"].as_i64(), view["rejected"].as_i64()),
@@ -1085,12 +998,7 @@ async fn in_a_batch_too_an_agency_letter_needs_a_consent_naming_the_agency(engin
             .is_some_and(|m| m.contains("names no sender") && m.contains("Recouvr SAS")),
         "{view}"
     );
-    let page: Value = app
-        .get("/v1/letters?limit=10")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.get_json("/v1/letters?limit=10").await;
     let letters = page["items"].as_array().expect("items");
     assert_eq!(letters.len(), 1, "{page}");
     assert_eq!(letters[0]["reference"], "DOS-1");
@@ -1184,31 +1092,8 @@ async fn dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_a
 
     // A JSON batch row takes the same fields (the parser is shared).
     let row = body(c, false);
-    let response = app
-        .client
-        .post(app.url("/v1/batches"))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"letters": [row]}))
-        .send()
-        .await
-        .expect("batch");
-    let status = response.status();
-    let accepted: Value = response.json().await.expect("json");
-    assert_eq!(status, 202, "{accepted}");
-    let batch = accepted["id"].as_str().expect("id");
-    let mut view = Value::Null;
-    for _ in 0..600 {
-        view = app
-            .get(&format!("/v1/batches/{batch}"))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if view["state"] != "depositing" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let body = serde_json::to_vec(&json!({"letters": [row]})).expect("json");
+    let view = app.run_batch("application/json", "", body).await;
     assert_eq!(view["state"], "completed", "{view}");
     assert_eq!(app.letter_count().await, 2);
 }
@@ -1418,12 +1303,7 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
     let letter: Value = response.json().await.expect("json");
     let id = letter["id"].as_str().expect("id");
 
-    let shown: Value = app
-        .get(&format!("/v1/letters/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json(&format!("/v1/letters/{id}")).await;
     assert_eq!(
         shown["collection"], letter["collection"],
         "the 201 summary, read again"
@@ -1442,7 +1322,7 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
             .is_some_and(|t| t > 1_650_000)
     );
     assert!(c["warnings"].is_array());
-    let listed: Value = app.get("/v1/letters").await.json().await.expect("json");
+    let listed: Value = app.get_json("/v1/letters").await;
     assert!(
         listed["items"]
             .as_array()
@@ -1504,12 +1384,7 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
     // A letter of uploaded documents has no collection summary.
     let plain = app.deposit().await;
     let plain_id = plain["id"].as_str().expect("id");
-    let shown: Value = app
-        .get(&format!("/v1/letters/{plain_id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json(&format!("/v1/letters/{plain_id}")).await;
     assert!(shown.get("collection").is_none(), "{shown}");
     assert_eq!(
         download(&app, &plain).await.status(),

@@ -100,12 +100,7 @@ async fn a_consent_can_be_recorded_read_listed_and_withdrawn_once(engine: Engine
     assert_eq!(consent["status"], "active");
     assert!(consent.get("withdrawn_at").is_none(), "{consent}");
 
-    let read: Value = app
-        .get(&format!("/v1/consents/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let read: Value = app.get_json(&format!("/v1/consents/{id}")).await;
     assert_eq!(read, consent);
     create_consent(&app, &app.api_key, "marie.martin@exemple.fr").await;
 
@@ -118,23 +113,15 @@ async fn a_consent_can_be_recorded_read_listed_and_withdrawn_once(engine: Engine
 
     // Withdrawn consents stay listed: the history is kept, never erased.
     let listed: Value = app
-        .get("/v1/consents?email=jean.dupont@exemple.fr")
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json("/v1/consents?email=jean.dupont@exemple.fr")
+        .await;
     let items = listed["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{listed}");
     assert_eq!(items[0]["id"], id.as_str());
     assert_eq!(items[0]["status"], "withdrawn");
-    let all: Value = app.get("/v1/consents").await.json().await.expect("json");
+    let all: Value = app.get_json("/v1/consents").await;
     assert_eq!(all["items"].as_array().expect("items").len(), 2);
-    let first_page: Value = app
-        .get("/v1/consents?limit=1")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let first_page: Value = app.get_json("/v1/consents?limit=1").await;
     assert_eq!(first_page["items"][0]["id"], id.as_str());
     assert_eq!(first_page["next_cursor"], id.as_str());
 
@@ -151,12 +138,7 @@ async fn a_consent_can_be_recorded_read_listed_and_withdrawn_once(engine: Engine
             .contains(withdrawn_at),
         "{again}"
     );
-    let unchanged: Value = app
-        .get(&format!("/v1/consents/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let unchanged: Value = app.get_json(&format!("/v1/consents/{id}")).await;
     assert_eq!(unchanged["withdrawn_at"], withdrawn_at);
     assert_eq!(unchanged["withdrawal_reason"], "demande du client");
 
@@ -206,7 +188,7 @@ async fn a_retried_consent_post_with_the_same_idempotency_key_records_one_consen
         ids.push(consent["id"].as_str().expect("id").to_string());
     }
     assert_eq!(ids[0], ids[1]);
-    let all: Value = app.get("/v1/consents").await.json().await.expect("json");
+    let all: Value = app.get_json("/v1/consents").await;
     assert_eq!(all["items"].as_array().expect("items").len(), 1);
 
     let mut changed = body.clone();
@@ -271,15 +253,7 @@ async fn every_invalid_consent_field_is_listed_in_one_422(engine: Engine) {
         4,
         "{missing}"
     );
-    let malformed = app
-        .client
-        .post(app.url("/v1/consents"))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .expect("POST");
+    let malformed = app.post_raw("/v1/consents", "application/json", "{").await;
     problem(malformed, 400, "malformed-json").await;
     let query = problem(
         app.get("/v1/consents?email=nope&limit=0&colour=red").await,
@@ -292,7 +266,7 @@ async fn every_invalid_consent_field_is_listed_in_one_422(engine: Engine) {
         3,
         "{query}"
     );
-    let all: Value = app.get("/v1/consents").await.json().await.expect("json");
+    let all: Value = app.get_json("/v1/consents").await;
     assert_eq!(all["items"].as_array().expect("items").len(), 0);
 }
 
@@ -407,34 +381,16 @@ async fn the_database_refuses_to_erase_or_rewrite_a_consent(engine: Engine) {
         "UPDATE consents SET email = 'autre@exemple.fr'",
         "UPDATE consents SET withdrawn_at = NULL",
     ] {
-        let result = match engine {
-            Engine::Sqlite => {
-                use sqlx::Connection;
-                let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-            }
-            Engine::Postgres => {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-            }
-        };
+        let result = app.execute_sql(sql).await;
         let err = result.expect_err("the database refuses");
         assert!(err.to_string().contains("consent"), "{sql}: {err}");
     }
     let read: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/v1/consents/{}",
             consent["id"].as_str().expect("id")
         ))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     assert_eq!(read["email"], "jean.dupont@exemple.fr");
     assert_eq!(read["status"], "withdrawn");
 }
@@ -454,39 +410,17 @@ async fn the_sender_a_consent_names_changes_with_nothing_not_even_a_withdrawal(e
     let consent: Value = response.json().await.expect("json");
     assert_eq!(consent["sender"], "Recouvr SAS");
     let id = consent["id"].as_str().expect("id");
-    let run = |sql: &'static str| {
-        let url = app.database_url.clone();
-        async move {
-            use sqlx::Connection;
-            match engine {
-                Engine::Sqlite => {
-                    let mut conn = sqlx::SqliteConnection::connect(&url)
-                        .await
-                        .expect("connect");
-                    sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-                }
-                Engine::Postgres => {
-                    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-                    sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-                }
-            }
-        }
-    };
     // A withdrawal that would also rewrite the sender is refused (migration 0018)...
-    let err = run("UPDATE consents SET withdrawn_at = 1, sender = 'Autre SAS'")
+    let err = app
+        .execute_sql("UPDATE consents SET withdrawn_at = 1, sender = 'Autre SAS'")
         .await
         .expect_err("the database refuses");
     assert!(err.to_string().contains("consent"), "{err}");
     // ...while the same withdrawal alone is allowed: the refusal was the sender's.
-    run("UPDATE consents SET withdrawn_at = 1")
+    app.execute_sql("UPDATE consents SET withdrawn_at = 1")
         .await
         .expect("a withdrawal");
-    let read: Value = app
-        .get(&format!("/v1/consents/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let read: Value = app.get_json(&format!("/v1/consents/{id}")).await;
     assert_eq!(read["sender"], "Recouvr SAS");
     assert_eq!(read["status"], "withdrawn");
 }

@@ -147,38 +147,18 @@ async fn letters_can_be_read_listed_filtered_and_paged(engine: Engine) {
         let letter: Value = response.json().await.expect("json");
         ids.push(letter["id"].as_str().expect("id").to_string());
     }
-    let one: Value = app
-        .get(&format!("/v1/letters/{}", ids[2]))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let one: Value = app.get_json(&format!("/v1/letters/{}", ids[2])).await;
     assert_eq!(one["id"], ids[2].as_str());
     assert_eq!(
         one["evidence"][0]["sequence"].as_i64().map(|s| s > 0),
         Some(true)
     );
 
-    let even: Value = app
-        .get("/v1/letters?reference=EVEN")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let even: Value = app.get_json("/v1/letters?reference=EVEN").await;
     assert_eq!(even["items"].as_array().expect("items").len(), 3);
-    let deposited: Value = app
-        .get("/v1/letters?state=deposited")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let deposited: Value = app.get_json("/v1/letters?state=deposited").await;
     assert_eq!(deposited["items"].as_array().expect("items").len(), 5);
-    let none: Value = app
-        .get("/v1/letters?state=accepted")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let none: Value = app.get_json("/v1/letters?state=accepted").await;
     assert_eq!(none["items"].as_array().expect("items").len(), 0);
 
     let mut seen = Vec::new();
@@ -188,7 +168,7 @@ async fn letters_can_be_read_listed_filtered_and_paged(engine: Engine) {
             Some(c) => format!("/v1/letters?limit=2&cursor={c}"),
             None => "/v1/letters?limit=2".to_string(),
         };
-        let page: Value = app.get(&path).await.json().await.expect("json");
+        let page: Value = app.get_json(&path).await;
         for item in page["items"].as_array().expect("items") {
             seen.push(item["id"].as_str().expect("id").to_string());
         }
@@ -355,12 +335,7 @@ async fn evidence_sequence_numbers_increase_across_letters(engine: Engine) {
     for _ in 0..3 {
         let letter = app.deposit().await;
         let id = letter["id"].as_str().expect("id");
-        let list: Value = app
-            .get(&format!("/v1/letters/{id}/evidence"))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let list: Value = app.get_json(&format!("/v1/letters/{id}/evidence")).await;
         let seq = list["evidence"][0]["sequence"].as_i64().expect("sequence");
         assert!(seq > last, "{seq} after {last}");
         last = seq;

@@ -10,6 +10,8 @@ use recommande::config::{Overrides, Settings};
 use recommande::core::clock::{Clock, SystemClock};
 use sqlx::Connection;
 
+use crate::smtp::{SmtpSink, body_text, code};
+
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -81,6 +83,15 @@ pub fn settings_for(dir: &Path, database_url: &str) -> Settings {
 /// Starts the whole service on an ephemeral port with a tenant and its API key.
 pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
     spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await
+}
+
+/// An SMTP sink and the service sending its mail there, on the system clock; `None` where
+/// either cannot start (no sink, or no PostgreSQL server configured).
+pub async fn spawn_app_with_sink(engine: Engine) -> Option<(SmtpSink, TestApp)> {
+    let sink = SmtpSink::start(&[], 0)?;
+    let url = sink.url();
+    let app = spawn_app_with(engine, Arc::new(SystemClock), |s| s.smtp_url = Some(url)).await?;
+    Some((sink, app))
 }
 
 pub async fn spawn_app_with(
@@ -237,6 +248,119 @@ impl TestApp {
             .send()
             .await
             .expect("GET")
+    }
+
+    /// `GET path` with the app's key, its body read as JSON (whatever the status).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("json")
+    }
+
+    /// `POST /v1/recipient/{token}/{action}` as the recipient before identification (no
+    /// session): `otp` asks for a code.
+    pub async fn recipient_post(&self, token: &str, action: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/recipient/{token}/{action}")))
+            .send()
+            .await
+            .expect("POST recipient")
+    }
+
+    /// `POST /v1/recipient/{token}/{action}` with the recipient's session (`accept`, `refuse`).
+    pub async fn recipient_post_with(
+        &self,
+        token: &str,
+        action: &str,
+        session: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/v1/recipient/{token}/{action}")))
+            .bearer_auth(session)
+            .send()
+            .await
+            .expect("POST recipient")
+    }
+
+    /// Asks for a code (expects 202), waits until `sink` holds `count` messages, opens a
+    /// session with the code of message number `count`; returns the session token.
+    pub async fn session_from_mail(&self, sink: &SmtpSink, token: &str, count: usize) -> String {
+        let response = self.recipient_post(token, "otp").await;
+        assert_eq!(response.status(), 202);
+        let mails = sink.wait_for(count).await;
+        let session: serde_json::Value = self
+            .client
+            .post(self.url(&format!("/v1/recipient/{token}/session")))
+            .json(&serde_json::json!({ "code": code(&body_text(&mails[count - 1])) }))
+            .send()
+            .await
+            .expect("session")
+            .json()
+            .await
+            .expect("json");
+        session["session"].as_str().expect("session").to_string()
+    }
+
+    /// Posts `body`, as it is, with the given content type and the app's key.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&self.api_key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Posts `body` as `content_type` to `/v1/batches{query}` with the app's key.
+    pub async fn post_batch(
+        &self,
+        content_type: &str,
+        query: &str,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/v1/batches{query}")))
+            .bearer_auth(&self.api_key)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("POST /v1/batches")
+    }
+
+    /// Polls `/v1/batches/{id}` every 50 ms until it is no longer depositing (30 s at the
+    /// most, then panics); returns that view.
+    pub async fn wait_batch(&self, id: &str) -> serde_json::Value {
+        for _ in 0..600 {
+            let view = self.get_json(&format!("/v1/batches/{id}")).await;
+            if view["state"] != "depositing" {
+                return view;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("batch {id} still depositing after 30 s");
+    }
+
+    /// Posts a batch without idempotency key, expects 202 and returns its final view.
+    pub async fn run_batch(
+        &self,
+        content_type: &str,
+        query: &str,
+        body: Vec<u8>,
+    ) -> serde_json::Value {
+        let response = self.post_batch(content_type, query, body, None).await;
+        let status = response.status();
+        let accepted: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(status, 202, "{accepted}");
+        self.wait_batch(accepted["id"].as_str().expect("id")).await
     }
 
     /// Deposits a letter to a professional and returns the 201 body.

@@ -356,12 +356,7 @@ async fn a_retried_hold_is_replayed_even_after_the_hold_was_lifted(engine: Engin
     assert!(retry.headers().contains_key("idempotent-replayed"));
     let retry: Value = retry.json().await.expect("json");
     assert_eq!(retry, first);
-    let now: Value = app
-        .get(&format!("/v1/letters/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let now: Value = app.get_json(&format!("/v1/letters/{id}")).await;
     assert_eq!(now["legal_hold"], false, "{now}");
 
     // The same key on another letter is another request.

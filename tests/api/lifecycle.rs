@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     Engine, TestApp, fresh_database, openssl_cms_verify, openssl_ts_verify, settings_for,
-    spawn_app_with, start_on,
+    spawn_app, spawn_app_with, start_on,
 };
 use crate::proofs::{proof_status, proof_text};
 use crate::smtp::{SmtpSink, body_text, code, link_token};
@@ -64,12 +64,7 @@ async fn recipient(app: &TestApp, token: &str) -> Value {
 /// Requests a code, reads it from the mail, opens a session; returns the bearer token.
 async fn identify(app: &TestApp, sink: &SmtpSink, token: &str) -> String {
     let before = sink.messages().len();
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("POST otp");
+    let response = app.recipient_post(token, "otp").await;
     assert_eq!(
         response.status(),
         202,
@@ -109,11 +104,8 @@ async fn post_with_session(app: &TestApp, path: &str, session: &str) -> reqwest:
 
 async fn events(app: &TestApp, letter_id: &str) -> Vec<String> {
     let list: Value = app
-        .get(&format!("/v1/letters/{letter_id}/evidence"))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/v1/letters/{letter_id}/evidence"))
+        .await;
     list["evidence"]
         .as_array()
         .expect("evidence")
@@ -262,12 +254,7 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
     assert_eq!(response.status(), 200);
     let accepted: Value = response.json().await.expect("json");
     assert_eq!(accepted["state"], "accepted");
-    let shown: Value = app
-        .get(&format!("/v1/letters/{letter_id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json(&format!("/v1/letters/{letter_id}")).await;
     assert_eq!(shown["state"], "accepted");
     for field in ["notified_at", "deadline", "decided_at"] {
         assert!(
@@ -527,12 +514,7 @@ async fn a_permanent_smtp_refusal_records_a_notification_failure(engine: Engine)
     let letter = app.deposit().await;
     let letter_id = letter["id"].as_str().expect("id");
     app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
-    let shown: Value = app
-        .get(&format!("/v1/letters/{letter_id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let shown: Value = app.get_json(&format!("/v1/letters/{letter_id}")).await;
     assert_eq!(shown["state"], "notification_failed");
     assert_eq!(
         events(&app, letter_id).await,
@@ -626,12 +608,7 @@ async fn five_wrong_codes_lock_identification_for_fifteen_minutes(engine: Engine
     };
     let (_, _, body) = deposit_and_notify(&app, &sink, 0).await;
     let token = link_token(&body);
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("POST");
+    let response = app.recipient_post(&token, "otp").await;
     assert_eq!(response.status(), 202);
     let mails = sink.wait_for(2).await;
     let right = code(&body_text(&mails[1]));
@@ -664,12 +641,7 @@ async fn five_wrong_codes_lock_identification_for_fifteen_minutes(engine: Engine
     assert_eq!(problem["type"], "urn:recommande:problem:otp-locked");
     // Locked: even the right code is refused, and no new code is sent.
     assert_eq!(try_code(right.clone()).await.status(), 429);
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("POST");
+    let response = app.recipient_post(&token, "otp").await;
     assert_eq!(response.status(), 429);
     // After fifteen minutes a fresh code works (the old one died with the lock).
     clock.advance(time::Duration::minutes(16));
@@ -865,7 +837,7 @@ async fn sealed_column(database_url: &str, id: i64) -> Vec<u8> {
 
 async fn a_notification_job_keeps_one_sealed_message_for_the_claim_that_built_it(engine: Engine) {
     // Arrange: a deposited letter whose notification job is claimed (attempt 1), not run.
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+    let Some(app) = spawn_app(engine).await else {
         return;
     };
     let letter = app.deposit().await;

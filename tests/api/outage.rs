@@ -173,14 +173,8 @@ async fn a_postgres_connection_blip_during_a_batch_is_waited_out_and_the_batch_c
 
     // Act: the batch is accepted, then every backend is terminated a few times while it runs.
     let response = app
-        .client
-        .post(app.url("/v1/batches"))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("POST /v1/batches");
+        .post_raw("/v1/batches", "application/json", body.to_string())
+        .await;
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.expect("json");
     let id = accepted["id"].as_str().expect("id").to_string();

@@ -3,18 +3,14 @@
 //! give back the exact evidence files; `pdftoppm` renders each page under
 //! `target/proof-pages/` for a visual check.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
-
-use recommande::core::clock::SystemClock;
 use recommande::core::timestamp::ParsedToken;
 use recommande::domain::window::paris_french_seconds;
 use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::bundle::accepted_letter;
-use crate::helpers::{Engine, TestApp, spawn_app_with};
-use crate::smtp::SmtpSink;
+use crate::helpers::{Engine, TestApp};
 
 crate::on_both_engines!(proofs_carry_every_required_field_with_the_token_times);
 
@@ -95,24 +91,11 @@ fn render_pages(pdf_dir: &Path, name: &str, engine: Engine) {
 }
 
 async fn proofs_carry_every_required_field_with_the_token_times(engine: Engine) {
-    let Some(sink) = SmtpSink::start(&[], 0) else {
-        return;
-    };
-    let url = sink.url();
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |s| {
-        s.mail.smtp_url = Some(url)
-    })
-    .await
-    else {
+    let Some((sink, app)) = crate::helpers::spawn_app_with_sink(engine).await else {
         return;
     };
     let id = accepted_letter(&app, &sink).await;
-    let letter: Value = app
-        .get(&format!("/v1/letters/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let letter: Value = app.get_json(&format!("/v1/letters/{id}")).await;
     let evidence = app
         .service
         .storage

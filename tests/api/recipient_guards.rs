@@ -36,12 +36,7 @@ async fn notified_letter(app: &TestApp, sink: &SmtpSink) -> (String, String) {
 /// Asks for a code and returns it as read from the mail.
 async fn emailed_code(app: &TestApp, sink: &SmtpSink, token: &str) -> String {
     let before = sink.messages().len();
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("POST otp");
+    let response = app.recipient_post(token, "otp").await;
     assert_eq!(response.status(), 202);
     let mails = sink.wait_for(before + 1).await;
     code(&body_text(&mails[before]))
@@ -190,20 +185,11 @@ async fn every_response_says_nosniff_and_downloads_carry_a_file_name(engine: Eng
     };
     let (letter_id, token) = notified_letter(&app, &sink).await;
     let session = identify(&app, &sink, &token).await;
-    let accepted = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/accept")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("POST accept");
+    let accepted = app.recipient_post_with(&token, "accept", &session).await;
     assert_eq!(accepted.status(), 200);
     let list: Value = app
-        .get(&format!("/v1/letters/{letter_id}/evidence"))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/v1/letters/{letter_id}/evidence"))
+        .await;
     let evidence_id = list["evidence"][0]["id"].as_str().expect("id").to_string();
 
     let nosniff = |response: &reqwest::Response| {
@@ -281,21 +267,10 @@ async fn a_lockout_by_whoever_holds_the_link_leaves_an_open_session_working(engi
         .await;
     }
     assert_problem(submit_code(&app, &token, "000000").await, 429, "otp-locked").await;
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("POST otp");
+    let response = app.recipient_post(&token, "otp").await;
     assert_problem(response, 429, "otp-locked").await;
     // The recipient, already identified, still decides.
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/refuse")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("POST refuse");
+    let response = app.recipient_post_with(&token, "refuse", &session).await;
     assert_eq!(response.status(), 200);
     let view: Value = response.json().await.expect("json");
     assert_eq!(view["state"], "refused");

@@ -179,12 +179,7 @@ async fn a_copy_of_the_database_cannot_recompute_a_link_token_a_code_or_an_api_k
     let letter_id = letter["id"].as_str().expect("id").to_string();
     app.service.lifecycle.run_due_jobs(10).await.expect("jobs");
     let token = app.service.lifecycle.recipient_token(&letter_id);
-    let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/otp")))
-        .send()
-        .await
-        .expect("POST otp");
+    let response = app.recipient_post(&token, "otp").await;
     assert_eq!(response.status(), 202);
     let otp = code(&wait_for_mail(&app.dir.path().join("mail"), is_code_mail).await);
     insert_webhook(&app).await;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Engine, spawn_app_with};
+use crate::helpers::{Engine, spawn_app, spawn_app_with};
 
 const SLOW_CLIENTS: usize = 500;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
@@ -107,13 +107,7 @@ async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_secon
 
 #[tokio::test]
 async fn an_over_long_uri_answers_414_and_over_large_headers_431_as_problem_json() {
-    let Some(app) = spawn_app_with(
-        Engine::Sqlite,
-        std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |_| {},
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(Engine::Sqlite).await else {
         return;
     };
     let long_query = "a".repeat(recommande::http::server::MAX_URI_BYTES + 1);
@@ -144,13 +138,7 @@ async fn an_over_long_uri_answers_414_and_over_large_headers_431_as_problem_json
 
 #[tokio::test]
 async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_for_no_idle_one() {
-    let Some(app) = spawn_app_with(
-        Engine::Sqlite,
-        std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |_| {},
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(Engine::Sqlite).await else {
         return;
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -209,13 +197,7 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout_and_shutdown_waits_
 
 #[tokio::test]
 async fn a_path_that_does_not_decode_to_utf8_answers_400_as_problem_json() {
-    let Some(app) = spawn_app_with(
-        Engine::Sqlite,
-        std::sync::Arc::new(recommande::core::clock::SystemClock),
-        |_| {},
-    )
-    .await
-    else {
+    let Some(app) = spawn_app(Engine::Sqlite).await else {
         return;
     };
     for path in ["/v1/verify/%FF%FE", "/r/%C3"] {

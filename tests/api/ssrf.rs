@@ -21,7 +21,7 @@ use recommande::infra::storage::WebhookRow;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::helpers::{Engine, TestApp, fresh_database, settings_for, spawn_app_with};
+use crate::helpers::{Engine, TestApp, fresh_database, settings_for, spawn_app, spawn_app_with};
 
 crate::on_both_engines!(
     every_form_of_a_non_public_address_is_refused_at_registration_and_nothing_is_stored,
@@ -162,7 +162,7 @@ async fn every_form_of_a_non_public_address_is_refused_at_registration_and_nothi
             "{problem}"
         );
     }
-    let listed: Value = app.get("/v1/webhooks").await.json().await.expect("json");
+    let listed: Value = app.get_json("/v1/webhooks").await;
     assert_eq!(listed["items"], json!([]), "nothing half-registered");
     // A public name is accepted (resolved at delivery only).
     let response = post_webhook(&app, &app.api_key, "http://hooks.example.fr/lre").await;
@@ -172,7 +172,7 @@ async fn every_form_of_a_non_public_address_is_refused_at_registration_and_nothi
 async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once_it_is_not(
     engine: Engine,
 ) {
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+    let Some(app) = spawn_app(engine).await else {
         return;
     };
     let (port, received) = receiver().await;
@@ -395,7 +395,7 @@ async fn wait_until(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> boo
 }
 
 async fn one_tenants_hanging_receiver_does_not_delay_another_tenants_delivery(engine: Engine) {
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+    let Some(app) = spawn_app(engine).await else {
         return;
     };
     let (slow_port, accepted) = hanging_receiver().await;
@@ -529,7 +529,7 @@ async fn a_witness_at_a_non_public_address_stops_the_start_unless_its_range_is_a
 }
 
 async fn claims_take_at_most_four_deliveries_per_tenant_and_none_of_a_busy_tenant(engine: Engine) {
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+    let Some(app) = spawn_app(engine).await else {
         return;
     };
     let key_b = app.new_api_key("Autre Cabinet").await;

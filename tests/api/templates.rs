@@ -73,12 +73,7 @@ async fn a_template_can_be_recorded_read_and_listed_by_its_account_only(engine: 
         json!(["debtor.name", "invoices", "total", "deadline"])
     );
 
-    let read: Value = app
-        .get(&format!("/v1/templates/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let read: Value = app.get_json(&format!("/v1/templates/{id}")).await;
     assert_eq!(read, template);
 
     let second = post_template(
@@ -88,16 +83,11 @@ async fn a_template_can_be_recorded_read_and_listed_by_its_account_only(engine: 
     )
     .await;
     assert_eq!(second.status(), 201);
-    let all: Value = app.get("/v1/templates").await.json().await.expect("json");
+    let all: Value = app.get_json("/v1/templates").await;
     let items = all["items"].as_array().expect("items");
     assert_eq!(items.len(), 2, "{all}");
     assert_eq!(items[0]["id"], id.as_str());
-    let first_page: Value = app
-        .get("/v1/templates?limit=1")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let first_page: Value = app.get_json("/v1/templates?limit=1").await;
     assert_eq!(first_page["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(first_page["next_cursor"], id.as_str());
     let bad_query = app.get("/v1/templates?limit=0&colour=blue").await;
@@ -172,18 +162,10 @@ async fn every_invalid_template_field_and_unknown_placeholder_is_listed_in_one_4
             && messages.contains("saisie"),
         "{body}"
     );
-    let all: Value = app.get("/v1/templates").await.json().await.expect("json");
+    let all: Value = app.get_json("/v1/templates").await;
     assert_eq!(all["items"], json!([]));
 
-    let not_json = app
-        .client
-        .post(app.url("/v1/templates"))
-        .bearer_auth(&app.api_key)
-        .header("content-type", "application/json")
-        .body("{")
-        .send()
-        .await
-        .expect("POST");
+    let not_json = app.post_raw("/v1/templates", "application/json", "{").await;
     problem(not_json, 400, "malformed-json").await;
 }
 
@@ -210,7 +192,7 @@ async fn a_retried_template_post_with_the_same_idempotency_key_records_one_templ
         ids.push(template["id"].as_str().expect("id").to_string());
     }
     assert_eq!(ids[0], ids[1]);
-    let all: Value = app.get("/v1/templates").await.json().await.expect("json");
+    let all: Value = app.get_json("/v1/templates").await;
     assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
     let reused = app
         .client
@@ -240,22 +222,7 @@ async fn the_database_refuses_to_change_or_delete_a_template(engine: Engine) {
         "DELETE FROM templates",
         "UPDATE templates SET wording = 'Payez.'",
     ] {
-        let result = match engine {
-            Engine::Sqlite => {
-                use sqlx::Connection;
-                let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-            }
-            Engine::Postgres => {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&app.database_url)
-                    .await
-                    .expect("connect");
-                sqlx::raw_sql(sql).execute(&mut conn).await.map(|_| ())
-            }
-        };
+        let result = app.execute_sql(sql).await;
         let err = result.expect_err("the database refuses");
         assert!(
             err.to_string().contains("templates are immutable"),
@@ -263,14 +230,11 @@ async fn the_database_refuses_to_change_or_delete_a_template(engine: Engine) {
         );
     }
     let read: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/v1/templates/{}",
             template["id"].as_str().expect("id")
         ))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     assert_eq!(read["wording"], WORDING);
 }
 
@@ -289,14 +253,11 @@ async fn a_stored_template_composes_a_letter_with_the_mandatory_mentions_added_o
     assert_eq!(response.status(), 201);
     let template: Value = response.json().await.expect("json");
     let stored: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/v1/templates/{}",
             template["id"].as_str().expect("id")
         ))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .await;
     let wording =
         Wording::parse(stored["wording"].as_str().expect("wording"), "template").expect("wording");
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::bad_input::head_only_response;
 use crate::bundle::{accepted_letter, bundle_bytes, rebuild};
-use crate::helpers::{Engine, TestApp, spawn_app_with};
+use crate::helpers::{Engine, TestApp, spawn_app, spawn_app_with};
 use crate::smtp::SmtpSink;
 
 crate::on_both_engines!(
@@ -88,12 +88,7 @@ async fn the_verification_api_proves_the_events_without_personal_data(engine: En
     assert_eq!(body["valid"], true, "{body:#}");
 
     // The events in order, with the digests the sender's API gives for the same records.
-    let stored: Value = app
-        .get(&format!("/v1/letters/{id}/evidence"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let stored: Value = app.get_json(&format!("/v1/letters/{id}/evidence")).await;
     let stored = stored["evidence"].as_array().expect("evidence");
     let events = body["events"].as_array().expect("events");
     let names: Vec<&str> = events
@@ -165,7 +160,7 @@ async fn the_verification_api_proves_the_events_without_personal_data(engine: En
 }
 
 async fn an_unknown_letter_and_a_wrong_code_get_the_same_answer(engine: Engine) {
-    let Some(app) = spawn_app_with(engine, Arc::new(SystemClock), |_| {}).await else {
+    let Some(app) = spawn_app(engine).await else {
         return;
     };
     let letter = app.deposit().await;
@@ -213,12 +208,7 @@ async fn the_verify_page_shows_a_letter_from_the_id_and_code_on_its_proofs(engin
     };
     let id = accepted_letter(&app, &sink).await;
     let code = app.service.lifecycle.verification_code(&id);
-    let stored: Value = app
-        .get(&format!("/v1/letters/{id}/evidence"))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let stored: Value = app.get_json(&format!("/v1/letters/{id}/evidence")).await;
 
     // The bare page offers both ways: id and code, and a bundle upload.
     let response = public_get(&app, "/verify").await;

@@ -148,11 +148,8 @@ async fn deposited(app: &TestApp, event: &str) -> WebhookEvent {
 
 async fn deliveries(app: &TestApp, webhook_id: &str) -> Vec<Value> {
     let page: Value = app
-        .get(&format!("/v1/webhooks/{webhook_id}/deliveries"))
-        .await
-        .json()
-        .await
-        .expect("json");
+        .get_json(&format!("/v1/webhooks/{webhook_id}/deliveries"))
+        .await;
     page["items"].as_array().expect("items").clone()
 }
 
@@ -217,7 +214,7 @@ async fn webhook_registration_lists_every_invalid_field_and_never_echoes_the_sec
     );
     let id = webhook["id"].as_str().expect("id");
 
-    let listed: Value = app.get("/v1/webhooks").await.json().await.expect("json");
+    let listed: Value = app.get_json("/v1/webhooks").await;
     assert_eq!(listed["items"], json!([webhook.clone()]));
     let read = app
         .get(&format!("/v1/webhooks/{id}"))
@@ -492,7 +489,7 @@ async fn deleting_a_webhook_stops_its_pending_deliveries(engine: Engine) {
     let log = deliveries(&app, id).await;
     assert_eq!(log[0]["status"], "failed");
     assert_eq!(log[0]["last_error"], "webhook deleted");
-    let listed: Value = app.get("/v1/webhooks").await.json().await.expect("json");
+    let listed: Value = app.get_json("/v1/webhooks").await;
     assert_eq!(listed["items"], json!([]));
     let again = app
         .client
