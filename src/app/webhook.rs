@@ -180,6 +180,10 @@ impl std::fmt::Debug for WebhookRequest {
     }
 }
 
+/// The fields of a `POST /v1/webhooks` body; any other is reported as unknown. The OpenAPI
+/// schema `WebhookBody` lists the same ones (checked by the tests of `http::openapi`).
+pub const WEBHOOK_FIELDS: &[&str] = &["url", "secret", "events"];
+
 impl WebhookRequest {
     /// Checks a body, reporting **every** invalid field at once; the URL must be one
     /// `policy` lets deliveries reach ([`OutboundPolicy::check_url`]).
@@ -192,7 +196,7 @@ impl WebhookRequest {
         };
         let mut errors = Vec::new();
         for key in obj.keys() {
-            if !["url", "secret", "events"].contains(&key.as_str()) {
+            if !WEBHOOK_FIELDS.contains(&key.as_str()) {
                 errors.push(field_error(key, "is not a known field"));
             }
         }

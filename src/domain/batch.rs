@@ -319,6 +319,10 @@ fn merge_into(base: &mut Map<String, Value>, over: Map<String, Value>) {
     }
 }
 
+/// The fields of a JSON `POST /v1/batches` body; any other is reported as unknown. The
+/// OpenAPI schema `BatchBody` lists the same ones (checked by the tests of `http::openapi`).
+pub const BATCH_FIELDS: &[&str] = &["defaults", "letters", "mode"];
+
 /// Reads a JSON batch body: `{"defaults":{…},"letters":[…],"mode":"valid_rows"}`.
 pub fn read_json(body: &[u8]) -> Result<BatchInput, BatchInputError> {
     let text = utf8(body)?;
@@ -332,7 +336,7 @@ pub fn read_json(body: &[u8]) -> Result<BatchInput, BatchInputError> {
     };
     let mut errors = Vec::new();
     for key in obj.keys() {
-        if !["defaults", "letters", "mode"].contains(&key.as_str()) {
+        if !BATCH_FIELDS.contains(&key.as_str()) {
             errors.push(field_error(
                 key,
                 "is not a known field (expected defaults, letters, mode)",

@@ -112,6 +112,20 @@ pub struct ConsentRequest {
     pub sender: Option<String>,
 }
 
+/// The fields of a `POST /v1/consents` body; any other is reported as unknown. The OpenAPI
+/// schema `ConsentBody` lists the same ones (checked by the tests of `http::openapi`).
+pub const CONSENT_FIELDS: &[&str] = &[
+    "email",
+    "name",
+    "given_at",
+    "method",
+    "document_id",
+    "sender",
+];
+
+/// The fields of the optional body of `DELETE /v1/consents/{id}` (schema `WithdrawalBody`).
+pub const WITHDRAWAL_FIELDS: &[&str] = &["reason"];
+
 impl ConsentRequest {
     /// Checks a body at time `now`, reporting **every** invalid field at once.
     pub fn parse(body: &Value, now: OffsetDateTime) -> Result<ConsentRequest, Vec<FieldError>> {
@@ -120,16 +134,7 @@ impl ConsentRequest {
         };
         let mut errors = Vec::new();
         for key in obj.keys() {
-            if ![
-                "email",
-                "name",
-                "given_at",
-                "method",
-                "document_id",
-                "sender",
-            ]
-            .contains(&key.as_str())
-            {
+            if !CONSENT_FIELDS.contains(&key.as_str()) {
                 errors.push(field_error(key, "is not a known field"));
             }
         }
@@ -231,7 +236,10 @@ pub fn parse_withdrawal(body: &[u8]) -> Result<Option<String>, Vec<FieldError>> 
         return Err(vec![field_error("", "the body must be a JSON object")]);
     };
     let mut errors = Vec::new();
-    for key in obj.keys().filter(|k| k.as_str() != "reason") {
+    for key in obj
+        .keys()
+        .filter(|k| !WITHDRAWAL_FIELDS.contains(&k.as_str()))
+    {
         errors.push(field_error(key, "is not a known field"));
     }
     let reason = text_field(obj, "reason", "reason", false, &mut errors);

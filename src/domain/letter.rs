@@ -183,6 +183,23 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The fields of a `POST /v1/letters` body; any other is reported as unknown. The OpenAPI
+/// schema `DepositBody` lists the same ones (checked by the tests of `http::openapi`).
+pub const DEPOSIT_FIELDS: &[&str] = &[
+    "sender",
+    "recipient",
+    "reference",
+    "documents",
+    "compose",
+    "template_id",
+];
+
+/// The fields of a deposit's `sender` (schema `Sender`).
+pub const SENDER_FIELDS: &[&str] = &["name", "email", "organization"];
+
+/// The fields of a deposit's `recipient` (schema `Recipient`).
+pub const RECIPIENT_FIELDS: &[&str] = &["name", "email", "kind", "consent_id"];
+
 /// A deposit request whose every field has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DepositRequest {
@@ -216,16 +233,7 @@ impl DepositRequest {
             }]);
         };
         for key in obj.keys() {
-            if ![
-                "sender",
-                "recipient",
-                "reference",
-                "documents",
-                "compose",
-                "template_id",
-            ]
-            .contains(&key.as_str())
-            {
+            if !DEPOSIT_FIELDS.contains(&key.as_str()) {
                 errors.push(field_error(key, "is not a known field"));
             }
         }
@@ -233,7 +241,7 @@ impl DepositRequest {
         let recipient_obj = object_field(obj, "recipient", &mut errors);
 
         let sender = sender_obj.and_then(|s| {
-            check_keys(s, "sender", &["name", "email", "organization"], &mut errors);
+            check_keys(s, "sender", SENDER_FIELDS, &mut errors);
             let name = text_field(s, "sender.name", "name", true, &mut errors);
             let email = email_field(s, "sender.email", &mut errors);
             let organization =
@@ -245,7 +253,7 @@ impl DepositRequest {
             })
         });
         let recipient = recipient_obj.and_then(|r| {
-            check_keys(r, "recipient", &["name", "email", "kind", "consent_id"], &mut errors);
+            check_keys(r, "recipient", RECIPIENT_FIELDS, &mut errors);
             let name = text_field(r, "recipient.name", "name", true, &mut errors);
             let email = email_field(r, "recipient.email", &mut errors);
             let kind = match r.get("kind") {

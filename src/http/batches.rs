@@ -95,19 +95,21 @@ pub struct BatchPage {
     pub next_cursor: Option<String>,
 }
 
-/// Body of a JSON batch (for the OpenAPI document; the handler checks it field by field).
+/// Body of a JSON batch, as the OpenAPI document publishes it. The handler checks the body
+/// field by field ([`crate::domain::batch::read_json`]) to list every problem at once; the
+/// tests of [`super::openapi`] keep this schema and [`crate::domain::batch::BATCH_FIELDS`]
+/// in step and feed bodies built from the schema to the parser.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct BatchBody {
     /// Fields shared by every letter (typically `sender` and `documents`), merged under each.
     #[schema(value_type = Option<Object>)]
-    defaults: Option<Map<String, Value>>,
+    pub defaults: Option<Map<String, Value>>,
     /// 1 to 10,000 letters, each a `POST /v1/letters` body (possibly partial, completed by
     /// `defaults`).
     #[schema(value_type = Vec<Object>)]
-    letters: Vec<Map<String, Value>>,
+    pub letters: Vec<Map<String, Value>>,
     /// `valid_rows` (default) or `all_or_nothing`.
-    mode: Option<BatchMode>,
+    pub mode: Option<BatchMode>,
 }
 
 /// Submits up to 10,000 letters. Every row is checked as a single `POST /v1/letters` body

@@ -72,33 +72,38 @@ pub struct ConsentPage {
     pub next_cursor: Option<String>,
 }
 
-/// Body of `POST /v1/consents` (for the OpenAPI document; the handler checks it field by field).
+/// Body of `POST /v1/consents`, as the OpenAPI document publishes it. The handler checks the
+/// body field by field ([`crate::domain::consent::ConsentRequest::parse`]) to list every
+/// problem at once; the tests of [`super::openapi`] keep this schema and
+/// [`crate::domain::consent::CONSENT_FIELDS`] in step and feed bodies built from the schema
+/// to the parser.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct ConsentBody {
     /// The consumer's email address.
     #[schema(format = "email")]
-    email: String,
+    pub email: String,
     /// The consumer's name.
-    name: String,
+    pub name: String,
     /// When the consumer consented (RFC 3339, not in the future).
     #[schema(format = DateTime)]
-    given_at: String,
+    pub given_at: String,
     /// How the consent was collected.
-    method: ConsentMethod,
+    pub method: ConsentMethod,
     /// An uploaded document of this account proving the consent.
-    document_id: Option<String>,
+    pub document_id: Option<String>,
     /// The sender the consumer agreed to receive letters from, as it deposits them: the
     /// agency, for letters an agency deposits for a creditor (required for those).
-    sender: Option<String>,
+    pub sender: Option<String>,
 }
 
-/// Optional body of `DELETE /v1/consents/{id}`.
+/// Optional body of `DELETE /v1/consents/{id}`, as the OpenAPI document publishes it; read by
+/// [`crate::domain::consent::parse_withdrawal`] (fields
+/// [`crate::domain::consent::WITHDRAWAL_FIELDS`], kept in step by the tests of
+/// [`super::openapi`]).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct WithdrawalBody {
     /// Why the consent is withdrawn (≤ 200 characters).
-    reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// Records a consumer's prior consent to receive electronic registered letters from this

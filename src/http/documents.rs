@@ -42,13 +42,17 @@ impl From<&DocumentRow> for DocumentView {
     }
 }
 
-/// Multipart body of an upload (for the OpenAPI document).
+/// The one multipart field of an upload.
+pub const UPLOAD_FIELD: &str = "file";
+
+/// Multipart body of an upload, as the OpenAPI document publishes it; the handler reads the
+/// parts one by one and accepts only [`UPLOAD_FIELD`] (kept in step by the tests of
+/// [`super::openapi`]).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct UploadForm {
     /// The PDF file.
     #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
+    pub file: Vec<u8>,
 }
 
 /// Uploads a PDF. The bytes stream to disk while hashed; the media type is read from the
@@ -95,7 +99,7 @@ pub async fn upload(
         .map_err(|e| multipart_problem(e, limit))?
     {
         match field.name() {
-            Some("file") => {}
+            Some(UPLOAD_FIELD) => {}
             other => {
                 return Err(Problem::validation(vec![FieldError {
                     field: other.unwrap_or("").to_string(),

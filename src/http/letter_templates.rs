@@ -53,21 +53,24 @@ pub struct TemplatePage {
     pub next_cursor: Option<String>,
 }
 
-/// Body of `POST /v1/templates` (for the OpenAPI document; the handler checks it field by field).
+/// Body of `POST /v1/templates`, as the OpenAPI document publishes it. The handler checks the
+/// body field by field ([`crate::domain::collection::wording::TemplateRequest::parse`]) to
+/// list every problem at once; the tests of [`super::openapi`] keep this schema and
+/// [`crate::domain::collection::wording::TEMPLATE_FIELDS`] in step and feed bodies built from
+/// the schema to the parser.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct TemplateBody {
     /// The account's name for the template (≤ 200 characters).
-    name: String,
+    pub name: String,
     /// `relance` or `mise_en_demeure`.
-    kind: LetterKind,
+    pub kind: LetterKind,
     /// The letter's body: paragraphs separated by blank lines, with placeholders among
     /// creditor.name, creditor.address, creditor.siren, debtor.name, debtor.address,
     /// agency.name, agency.address, agency.mandate_reference, invoices, principal, interest,
     /// indemnity, total, deadline, deadline_days, letter_date, first_letter.reference,
     /// first_letter.date, payment.link, payment.iban, payment.instructions — written
     /// `{{debtor.name}}` (≤ 10,000 characters).
-    wording: String,
+    pub wording: String,
 }
 
 /// Records a template of wording for collection letters. Unknown placeholders are refused.

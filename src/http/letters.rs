@@ -114,23 +114,26 @@ pub struct LetterPage {
     pub next_cursor: Option<String>,
 }
 
-/// Body of `POST /v1/letters` (for the OpenAPI document; the handler checks it field by field).
+/// Body of `POST /v1/letters`, as the OpenAPI document publishes it. The handler checks the
+/// body field by field ([`crate::domain::letter::DepositRequest::parse`]) to list every
+/// problem at once; the tests of [`super::openapi`] keep this schema and
+/// [`crate::domain::letter::DEPOSIT_FIELDS`] in step and feed bodies built from the schema to
+/// the parser.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct DepositBody {
     /// Who sends.
-    sender: Sender,
+    pub sender: Sender,
     /// Who receives. A consumer needs `consent_id` (CPCE L.100).
-    recipient: Recipient,
+    pub recipient: Recipient,
     /// The sender's own reference (≤ 200 characters).
-    reference: Option<String>,
+    pub reference: Option<String>,
     /// Ids of uploaded documents, in order (1 to 20). Omit when `compose` is given.
-    documents: Option<Vec<String>>,
+    pub documents: Option<Vec<String>>,
     /// A relance or mise en demeure the service writes, checks (mandatory mentions, amounts,
     /// interest, €40 indemnity for professionals only, prescription) and deposits as a PDF.
-    compose: Option<crate::domain::collection::request::ComposeBody>,
+    pub compose: Option<crate::domain::collection::request::ComposeBody>,
     /// A template of the account (`POST /v1/templates`) whose wording the composed letter uses.
-    template_id: Option<String>,
+    pub template_id: Option<String>,
 }
 
 /// Evidence list of a letter.

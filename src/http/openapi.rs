@@ -161,3 +161,435 @@ impl Modify for BearerApiKey {
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+/// The request bodies the handlers check field by field, against the schemas this document
+/// publishes for them: the same field names at every level, and bodies built from each
+/// schema (its required fields, or all of them; types, formats, enums, examples) accepted by
+/// the parser.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::{Map, Value, json};
+    use time::macros::{date, datetime};
+
+    use super::ApiDoc;
+    use crate::app::webhook::{WEBHOOK_FIELDS, WebhookRequest};
+    use crate::domain::batch::{BATCH_FIELDS, check_letter, read_json};
+    use crate::domain::collection::ComposeRequest;
+    use crate::domain::collection::request as compose;
+    use crate::domain::collection::wording::{TEMPLATE_FIELDS, TemplateRequest};
+    use crate::domain::consent::{
+        CONSENT_FIELDS, ConsentRequest, WITHDRAWAL_FIELDS, parse_withdrawal,
+    };
+    use crate::domain::letter::{
+        DEPOSIT_FIELDS, DepositRequest, FieldError, RECIPIENT_FIELDS, SENDER_FIELDS,
+    };
+    use crate::http::documents::UPLOAD_FIELD;
+    use crate::infra::net_guard::OutboundPolicy;
+    use utoipa::OpenApi;
+
+    const DOCUMENT_ID: &str = "0192f5d2-7c3a-7b1e-9a4f-3c2d1e0f9a8b";
+
+    fn served() -> Value {
+        serde_json::to_value(ApiDoc::openapi()).expect("the document serialises")
+    }
+
+    /// `schema` with its `$ref` followed and an optional value (`oneOf` null and one schema)
+    /// unwrapped.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            let name = reference.rsplit('/').next().expect("a named reference");
+            let target = &doc["components"]["schemas"][name];
+            assert!(!target.is_null(), "{reference} is not in the document");
+            return resolve(doc, target);
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(alternatives)) = schema.get(key) {
+                let present: Vec<&Value> = alternatives
+                    .iter()
+                    .filter(|a| a.get("type") != Some(&json!("null")))
+                    .collect();
+                if let [one] = present[..] {
+                    return resolve(doc, one);
+                }
+            }
+        }
+        schema
+    }
+
+    fn schema_type(schema: &Value) -> Option<&str> {
+        match schema.get("type") {
+            Some(Value::String(t)) => Some(t),
+            Some(Value::Array(types)) => types
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|t| *t != "null"),
+            _ => None,
+        }
+    }
+
+    /// The schema of the request body of `method path` for `content_type`.
+    fn request_body<'a>(doc: &'a Value, path: &str, method: &str, content_type: &str) -> &'a Value {
+        let schema = &doc["paths"][path][method]["requestBody"]["content"][content_type]["schema"];
+        assert!(
+            !schema.is_null(),
+            "{method} {path} has no {content_type} body"
+        );
+        resolve(doc, schema)
+    }
+
+    /// The schema found by following `properties` (and array `items`) along `path`.
+    fn nested<'a>(doc: &'a Value, mut schema: &'a Value, path: &[&str]) -> &'a Value {
+        for segment in path {
+            let property = &schema["properties"][*segment];
+            assert!(!property.is_null(), "no property {segment} in {schema}");
+            schema = resolve(doc, property);
+            if schema_type(schema) == Some("array") {
+                schema = resolve(doc, &schema["items"]);
+            }
+        }
+        schema
+    }
+
+    fn property_names(schema: &Value) -> BTreeSet<String> {
+        schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn names(fields: &[&str]) -> BTreeSet<String> {
+        fields.iter().map(|f| f.to_string()).collect()
+    }
+
+    /// A value valid for `schema` at `path` (`a.b`, `a.list[]`): `special` first (the meaning
+    /// a schema cannot say: ids, IBAN, dates in order), then the schema's example, first enum
+    /// value, default, then one by type and format. Objects get their required properties,
+    /// or all of them when `full`.
+    fn example(
+        doc: &Value,
+        schema: &Value,
+        path: &str,
+        full: bool,
+        special: &dyn Fn(&str) -> Option<Value>,
+    ) -> Value {
+        if let Some(value) = special(path) {
+            return value;
+        }
+        let resolved = resolve(doc, schema);
+        for s in [schema, resolved] {
+            if let Some(e) = s.get("example") {
+                return e.clone();
+            }
+            if let Some(e) = s.get("examples").and_then(|e| e.get(0)) {
+                return e.clone();
+            }
+        }
+        if let Some(Value::Array(values)) = resolved.get("enum") {
+            return values
+                .iter()
+                .find(|v| !v.is_null())
+                .cloned()
+                .expect("an enum value");
+        }
+        for s in [schema, resolved] {
+            if let Some(d) = s.get("default") {
+                return d.clone();
+            }
+        }
+        match schema_type(resolved) {
+            Some("object") => {
+                let required: BTreeSet<&str> = resolved["required"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let mut object = Map::new();
+                if let Some(properties) = resolved["properties"].as_object() {
+                    for (name, property) in properties {
+                        if full || required.contains(name.as_str()) {
+                            let inner = if path.is_empty() {
+                                name.clone()
+                            } else {
+                                format!("{path}.{name}")
+                            };
+                            object.insert(
+                                name.clone(),
+                                example(doc, property, &inner, full, special),
+                            );
+                        }
+                    }
+                }
+                Value::Object(object)
+            }
+            Some("array") => Value::Array(vec![example(
+                doc,
+                &resolved["items"],
+                &format!("{path}[]"),
+                full,
+                special,
+            )]),
+            Some("string") => match resolved["format"].as_str() {
+                Some("date") => json!("2026-01-10"),
+                Some("date-time") => json!("2026-02-01T10:00:00Z"),
+                Some("email") => json!("someone@example.org"),
+                _ => json!("Example"),
+            },
+            Some("integer") | Some("number") => {
+                resolved.get("minimum").cloned().unwrap_or(json!(1))
+            }
+            Some("boolean") => json!(false),
+            other => panic!("no example for {path} of type {other:?}: {resolved}"),
+        }
+    }
+
+    /// What only the parser knows: ids are UUIDs of stored documents, an agency deposits only
+    /// with its own first letter, dates follow each other.
+    fn special(path: &str) -> Option<Value> {
+        Some(match path {
+            "documents[]" | "document_id" => json!(DOCUMENT_ID),
+            "template_id" => json!("0192f5d2-7c3a-7b1e-9a4f-3c2d1e0f9a8c"),
+            "compose.debtor.insolvency.kind" => json!("sauvegarde"),
+            "compose.debtor.insolvency.opened_on" => json!("2025-06-01"),
+            "compose.invoices[].due_date" => json!("2026-01-31"),
+            "compose.invoices[].payments[].date" => json!("2026-02-05"),
+            "compose.invoices[].paid_cents" => json!(0),
+            "compose.prior_notices[].date" | "compose.first_letter.date" => json!("2026-02-10"),
+            "compose.creditor.siren" => json!("732829320"),
+            "compose.payment.iban" => json!("FR7630006000011234567890189"),
+            "compose.payment.link" => json!("https://pay.example.org/invoice"),
+            "compose.contract_rate_percent" => json!("12.5"),
+            "url" => json!("https://hooks.example.org/recommande"),
+            "secret" => json!("a-secret-of-at-least-sixteen-characters"),
+            "events[]" => json!("letter.deposited"),
+            _ => return None,
+        })
+    }
+
+    fn deposit_examples(doc: &Value) -> Vec<Value> {
+        let schema = request_body(doc, "/v1/letters", "post", "application/json");
+        let mut bodies = Vec::new();
+        for full in [false, true] {
+            let mut body = example(doc, schema, "", full, &special);
+            // `documents` or `compose`, exactly one: the schema cannot say it.
+            let object = body.as_object_mut().expect("an object");
+            let mut with_documents = object.clone();
+            with_documents.remove("compose");
+            with_documents.remove("template_id");
+            with_documents.insert("documents".into(), json!([DOCUMENT_ID]));
+            bodies.push(Value::Object(with_documents));
+            if full {
+                object.remove("documents");
+                bodies.push(body);
+            }
+        }
+        bodies
+    }
+
+    fn assert_accepted<T>(what: &str, body: &Value, result: Result<T, Vec<FieldError>>) {
+        if let Err(errors) = result {
+            panic!("{what} refuses a body built from its schema: {errors:?}\n{body:#}");
+        }
+    }
+
+    #[test]
+    fn every_parsed_body_has_the_fields_of_its_schema() {
+        let doc = served();
+        let deposit = request_body(&doc, "/v1/letters", "post", "application/json");
+        let cases: Vec<(&str, &Value, &[&str], &[&str])> = vec![
+            ("POST /v1/letters", deposit, &[], DEPOSIT_FIELDS),
+            ("POST /v1/letters", deposit, &["sender"], SENDER_FIELDS),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["recipient"],
+                RECIPIENT_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose"],
+                compose::COMPOSE_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "creditor"],
+                compose::CREDITOR_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "agency"],
+                compose::AGENCY_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "debtor"],
+                compose::DEBTOR_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "debtor", "insolvency"],
+                compose::INSOLVENCY_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "invoices"],
+                compose::INVOICE_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "invoices", "payments"],
+                compose::DATED_PAYMENT_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "prior_notices"],
+                compose::PRIOR_NOTICE_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "payment"],
+                compose::PAYMENT_FIELDS,
+            ),
+            (
+                "POST /v1/letters",
+                deposit,
+                &["compose", "first_letter"],
+                compose::FIRST_LETTER_FIELDS,
+            ),
+            (
+                "POST /v1/consents",
+                request_body(&doc, "/v1/consents", "post", "application/json"),
+                &[],
+                CONSENT_FIELDS,
+            ),
+            (
+                "DELETE /v1/consents/{id}",
+                request_body(&doc, "/v1/consents/{id}", "delete", "application/json"),
+                &[],
+                WITHDRAWAL_FIELDS,
+            ),
+            (
+                "POST /v1/templates",
+                request_body(&doc, "/v1/templates", "post", "application/json"),
+                &[],
+                TEMPLATE_FIELDS,
+            ),
+            (
+                "POST /v1/webhooks",
+                request_body(&doc, "/v1/webhooks", "post", "application/json"),
+                &[],
+                WEBHOOK_FIELDS,
+            ),
+            (
+                "POST /v1/batches",
+                request_body(&doc, "/v1/batches", "post", "application/json"),
+                &[],
+                BATCH_FIELDS,
+            ),
+            (
+                "POST /v1/documents",
+                request_body(&doc, "/v1/documents", "post", "multipart/form-data"),
+                &[],
+                &[UPLOAD_FIELD],
+            ),
+        ];
+        for (route, body, path, fields) in cases {
+            let schema = nested(&doc, body, path);
+            assert_eq!(
+                property_names(schema),
+                names(fields),
+                "{route}, {}: the published schema and the parser's fields differ",
+                if path.is_empty() {
+                    "body".to_string()
+                } else {
+                    path.join(".")
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn deposits_built_from_the_schema_are_accepted() {
+        let doc = served();
+        let bodies = deposit_examples(&doc);
+        assert_eq!(bodies.len(), 3);
+        for body in &bodies {
+            assert_accepted("POST /v1/letters", body, DepositRequest::parse(body));
+        }
+        let letter_date = date!(2026 - 03 - 02);
+        let deposit = request_body(&doc, "/v1/letters", "post", "application/json");
+        let compose_schema = &deposit["properties"]["compose"];
+        for full in [false, true] {
+            let mut body = example(&doc, compose_schema, "compose", full, &special);
+            // At least one of link, iban, instructions: the schema cannot say it.
+            body["payment"]["link"] = json!("https://pay.example.org/invoice");
+            assert_accepted("compose", &body, ComposeRequest::check(&body, letter_date));
+        }
+    }
+
+    #[test]
+    fn other_bodies_built_from_their_schema_are_accepted() {
+        let doc = served();
+        let now = datetime!(2026-03-02 10:00 UTC);
+        for full in [false, true] {
+            let schema = request_body(&doc, "/v1/consents", "post", "application/json");
+            let body = example(&doc, schema, "", full, &special);
+            assert_accepted(
+                "POST /v1/consents",
+                &body,
+                ConsentRequest::parse(&body, now),
+            );
+
+            let schema = request_body(&doc, "/v1/consents/{id}", "delete", "application/json");
+            let body = example(&doc, schema, "", full, &special);
+            let bytes = serde_json::to_vec(&body).expect("serialises");
+            assert_accepted("DELETE /v1/consents/{id}", &body, parse_withdrawal(&bytes));
+
+            let schema = request_body(&doc, "/v1/templates", "post", "application/json");
+            let body = example(&doc, schema, "", full, &special);
+            assert_accepted("POST /v1/templates", &body, TemplateRequest::parse(&body));
+
+            let schema = request_body(&doc, "/v1/webhooks", "post", "application/json");
+            let body = example(&doc, schema, "", full, &special);
+            let policy = OutboundPolicy::default();
+            assert_accepted(
+                "POST /v1/webhooks",
+                &body,
+                WebhookRequest::parse(&body, &policy),
+            );
+        }
+        // Each batch letter is a deposit body, which the schema leaves as a free object.
+        let letters = deposit_examples(&doc);
+        let schema = request_body(&doc, "/v1/batches", "post", "application/json");
+        for full in [false, true] {
+            let letters = letters.clone();
+            let body = example(&doc, schema, "", full, &|path| match path {
+                "letters" => Some(Value::Array(letters.clone())),
+                _ => special(path),
+            });
+            let bytes = serde_json::to_vec(&body).expect("serialises");
+            let input = match read_json(&bytes) {
+                Ok(input) => input,
+                Err(e) => {
+                    panic!("POST /v1/batches refuses a body built from its schema: {e:?}\n{body:#}")
+                }
+            };
+            assert!(input.errors.is_empty(), "{:?}", input.errors);
+            assert_eq!(input.rows.len(), letters.len());
+            for row in &input.rows {
+                if let Err(errors) = check_letter(row) {
+                    panic!("batch row {} refused: {errors:?}", row.row);
+                }
+            }
+        }
+    }
+}

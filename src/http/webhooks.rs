@@ -120,22 +120,25 @@ pub struct DeliveryPage {
     pub next_cursor: Option<String>,
 }
 
-/// Body of `POST /v1/webhooks` (for the OpenAPI document; the handler checks it field by field).
+/// Body of `POST /v1/webhooks`, as the OpenAPI document publishes it. The handler checks the
+/// body field by field ([`crate::app::webhook::WebhookRequest::parse`]) to list every problem
+/// at once; the tests of [`super::openapi`] keep this schema and
+/// [`crate::app::webhook::WEBHOOK_FIELDS`] in step and feed bodies built from the schema to
+/// the parser.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct WebhookBody {
     /// Absolute URL receiving the POSTs (https outside development); redirects are not
     /// followed. It must not name a loopback, private, link-local or other non-public
     /// address nor a metadata name (`localhost`, `metadata.google.internal`, `*.internal`…)
     /// unless the operator allows the range (`[outbound] allowed_private`); a name that
     /// resolves to such an address is refused at delivery.
-    url: String,
+    pub url: String,
     /// 16 to 256 characters; signs each delivery (`Recommande-Signature`). Never shown again.
-    secret: String,
+    pub secret: String,
     /// A non-empty subset of `letter.deposited`, `letter.notified`,
     /// `letter.notification_failed`, `letter.accepted`, `letter.refused`, `letter.expired`,
     /// `letter.content_handed_over`.
-    events: Vec<String>,
+    pub events: Vec<String>,
 }
 
 /// Registers a webhook. Each delivery is a POST of `{"id","event","letter_id","evidence_id",

@@ -523,7 +523,10 @@ pub struct ComposeRequest {
     pub override_prescription: bool,
 }
 
-const TOP_KEYS: [&str; 11] = [
+/// The fields of `compose`; any other is reported as unknown. Each `*_FIELDS` list below is
+/// the one of a nested object, and each matches the properties of its OpenAPI schema
+/// (`ComposeBody`, `CreditorBody`, …; checked by the tests of `http::openapi`).
+pub const COMPOSE_FIELDS: &[&str] = &[
     "kind",
     "creditor",
     "agency",
@@ -536,6 +539,35 @@ const TOP_KEYS: [&str; 11] = [
     "contract_rate_percent",
     "override_prescription",
 ];
+
+/// The fields of `compose.creditor`.
+pub const CREDITOR_FIELDS: &[&str] = &["name", "address", "siren", "kind", "merchant", "city"];
+/// The fields of `compose.agency`.
+pub const AGENCY_FIELDS: &[&str] = &["name", "address", "mandate_reference", "city"];
+/// The fields of `compose.debtor`.
+pub const DEBTOR_FIELDS: &[&str] = &["name", "address", "kind", "insolvency", "merchant"];
+/// The fields of `compose.debtor.insolvency`.
+pub const INSOLVENCY_FIELDS: &[&str] = &["kind", "opened_on"];
+/// The fields of each `compose.invoices[]`.
+pub const INVOICE_FIELDS: &[&str] = &[
+    "number",
+    "issue_date",
+    "due_date",
+    "amount_cents",
+    "paid_cents",
+    "performed_on",
+    "acknowledged_on",
+    "prescription_from_due_date",
+    "payments",
+];
+/// The fields of each `compose.invoices[].payments[]`.
+pub const DATED_PAYMENT_FIELDS: &[&str] = &["date", "amount_cents", "imputation"];
+/// The fields of each `compose.prior_notices[]`.
+pub const PRIOR_NOTICE_FIELDS: &[&str] = &["kind", "reference", "date", "invoices", "sent_by"];
+/// The fields of `compose.payment`.
+pub const PAYMENT_FIELDS: &[&str] = &["link", "iban", "instructions"];
+/// The fields of `compose.first_letter`.
+pub const FIRST_LETTER_FIELDS: &[&str] = &["reference", "date", "kind"];
 
 /// Most dated payments per invoice, and most earlier letters.
 pub const MAX_PAYMENTS_PER_INVOICE: usize = 100;
@@ -557,7 +589,7 @@ impl ComposeRequest {
         let Some(obj) = value.as_object() else {
             return Err(vec![field_error("compose", "must be an object")]);
         };
-        unknown_keys(obj, "compose", &TOP_KEYS, &mut errors);
+        unknown_keys(obj, "compose", COMPOSE_FIELDS, &mut errors);
 
         let kind = match obj.get("kind") {
             Some(Value::String(s)) => LetterKind::parse(s).or_else(|| {
@@ -587,7 +619,7 @@ impl ComposeRequest {
             unknown_keys(
                 c,
                 "compose.creditor",
-                &["name", "address", "siren", "kind", "merchant", "city"],
+                CREDITOR_FIELDS,
                 &mut errors,
             );
             let name = text(
@@ -654,12 +686,7 @@ impl ComposeRequest {
         });
 
         let agency = object(obj, "compose", "agency", false, &mut errors).and_then(|a| {
-            unknown_keys(
-                a,
-                "compose.agency",
-                &["name", "address", "mandate_reference", "city"],
-                &mut errors,
-            );
+            unknown_keys(a, "compose.agency", AGENCY_FIELDS, &mut errors);
             let name = text(a, "compose.agency", "name", true, MAX_TEXT_LEN, &mut errors);
             let address = address(a, "compose.agency", &mut errors);
             let city = text(
@@ -691,14 +718,14 @@ impl ComposeRequest {
             unknown_keys(
                 d,
                 "compose.debtor",
-                &["name", "address", "kind", "insolvency", "merchant"],
+                DEBTOR_FIELDS,
                 &mut errors,
             );
             let insolvency = match d.get("insolvency") {
                 None | Some(Value::Null) => Some(None),
                 Some(Value::Object(p)) => {
                     let path = "compose.debtor.insolvency";
-                    unknown_keys(p, path, &["kind", "opened_on"], &mut errors);
+                    unknown_keys(p, path, INSOLVENCY_FIELDS, &mut errors);
                     let kind = match p.get("kind").and_then(Value::as_str) {
                         Some("sauvegarde") => Some(InsolvencyKind::Sauvegarde),
                         Some("redressement") => Some(InsolvencyKind::Redressement),
@@ -861,12 +888,7 @@ impl ComposeRequest {
 
         let payment = match object(obj, "compose", "payment", false, &mut errors) {
             Some(p) => {
-                unknown_keys(
-                    p,
-                    "compose.payment",
-                    &["link", "iban", "instructions"],
-                    &mut errors,
-                );
+                unknown_keys(p, "compose.payment", PAYMENT_FIELDS, &mut errors);
                 let before = errors.len();
                 let link = text(
                     p,
@@ -931,12 +953,7 @@ impl ComposeRequest {
         let first_letter_given = matches!(obj.get("first_letter"), Some(v) if !v.is_null());
         let first_letter =
             object(obj, "compose", "first_letter", false, &mut errors).and_then(|f| {
-                unknown_keys(
-                    f,
-                    "compose.first_letter",
-                    &["reference", "date", "kind"],
-                    &mut errors,
-                );
+                unknown_keys(f, "compose.first_letter", FIRST_LETTER_FIELDS, &mut errors);
                 let reference = text(
                     f,
                     "compose.first_letter",
@@ -1075,197 +1092,189 @@ impl ComposeRequest {
     }
 }
 
-/// The `compose` object of `POST /v1/letters`, for the OpenAPI document only:
-/// [`ComposeRequest::check`] reads it field by field to list every problem at once.
+/// The `compose` object of `POST /v1/letters`, as the OpenAPI document publishes it:
+/// [`ComposeRequest::check`] reads it field by field to list every problem at once. The
+/// properties of this schema and of the nested ones below match [`COMPOSE_FIELDS`] and the
+/// other `*_FIELDS` lists, and bodies built from them pass the check (tests of
+/// `http::openapi`).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct ComposeBody {
     /// `relance` or `mise_en_demeure`.
-    kind: LetterKind,
+    pub kind: LetterKind,
     /// Who is owed.
-    creditor: CreditorBody,
+    pub creditor: CreditorBody,
     /// The agency collecting for the creditor (Code des procédures civiles d'exécution, art. R.124-4 mentions are then required).
-    agency: Option<AgencyBody>,
+    pub agency: Option<AgencyBody>,
     /// Who owes.
-    debtor: DebtorBody,
+    pub debtor: DebtorBody,
     /// 1 to 100 unpaid invoices, each due on or before the letter date.
-    invoices: Vec<InvoiceBody>,
+    pub invoices: Vec<InvoiceBody>,
     /// Days to pay after receipt, 1 to 60 (default 8).
     #[schema(minimum = 1, maximum = 60, default = 8)]
-    deadline_days: Option<u8>,
+    pub deadline_days: Option<u8>,
     /// How to pay: at least one of link, iban, instructions.
-    payment: PaymentBody,
+    pub payment: PaymentBody,
     /// The first letter for this debt, recalled by later letters.
-    first_letter: Option<FirstLetterBody>,
+    pub first_letter: Option<FirstLetterBody>,
     /// Earlier letters: mises en demeure (from which a consumer's interest runs for the
     /// invoices each covered), relances, the agency's first letter (R.124-4).
-    prior_notices: Option<Vec<PriorNoticeBody>>,
+    pub prior_notices: Option<Vec<PriorNoticeBody>>,
     /// Contractual late-interest rate in percent a year, at most two decimals (e.g. 12.5).
     #[schema(value_type = Option<f64>, example = 12.5)]
-    contract_rate_percent: Option<String>,
+    pub contract_rate_percent: Option<String>,
     /// Claim time-barred invoices anyway (recorded in the evidence). Default false.
-    override_prescription: Option<bool>,
+    pub override_prescription: Option<bool>,
 }
 
 /// A postal address: one string with lines separated by `\n`, or a list of lines (≤ 6).
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 #[schema(value_type = String, example = "12 rue des Lilas\n69003 Lyon")]
-pub struct AddressBody(String);
+pub struct AddressBody(pub String);
 
 /// `compose.creditor`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct CreditorBody {
     /// Name or company name.
-    name: String,
+    pub name: String,
     /// Address or registered office.
-    address: AddressBody,
+    pub address: AddressBody,
     /// SIREN (9 digits, Luhn check).
-    siren: Option<String>,
+    pub siren: Option<String>,
     /// `professional` (default) or `private_person`.
-    kind: Option<CreditorKind>,
+    pub kind: Option<CreditorKind>,
     /// `true` when the creditor is a merchant (commerçant): prescription of Code de commerce
     /// L.110-4 rather than Code civil 2224. Default false; never with `private_person`.
-    merchant: Option<bool>,
+    pub merchant: Option<bool>,
     /// City written before the letter's date (≤ 100 characters); default: read from the
     /// address's last line (`69002 Lyon`).
-    city: Option<String>,
+    pub city: Option<String>,
 }
 
 /// `compose.agency`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct AgencyBody {
     /// Name or company name.
-    name: String,
+    pub name: String,
     /// Address or registered office.
-    address: AddressBody,
+    pub address: AddressBody,
     /// Reference of the creditor's written mandate (Code des procédures civiles d'exécution, art. R.124-3).
-    mandate_reference: String,
+    pub mandate_reference: String,
     /// City written before the letter's date (≤ 100 characters); default: read from the
     /// address's last line.
-    city: Option<String>,
+    pub city: Option<String>,
 }
 
 /// `compose.debtor`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct DebtorBody {
     /// Name or company name.
-    name: String,
+    pub name: String,
     /// Postal address.
-    address: AddressBody,
+    pub address: AddressBody,
     /// `professional`, `consumer` or `public_buyer` (Code de la commande publique; the
     /// deposit's `recipient.kind` is then `professional`).
     #[schema(value_type = String, example = "professional")]
-    kind: RecipientKind,
+    pub kind: RecipientKind,
     /// `true` when the debtor is a merchant (commerçant): prescription of Code de commerce
     /// L.110-4 rather than Code civil 2224. Default false; never with `consumer`.
-    merchant: Option<bool>,
+    pub merchant: Option<bool>,
     /// Collective proceedings: `{"kind": "sauvegarde"|"redressement"|"liquidation",
     /// "opened_on": "YYYY-MM-DD"}`; debts born before the opening are refused.
-    insolvency: Option<InsolvencyBody>,
+    pub insolvency: Option<InsolvencyBody>,
 }
 
 /// `compose.debtor.insolvency`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct InsolvencyBody {
     /// `sauvegarde`, `redressement` or `liquidation`.
-    kind: String,
+    pub kind: String,
     /// Opening judgment, YYYY-MM-DD.
     #[schema(format = Date)]
-    opened_on: String,
+    pub opened_on: String,
 }
 
 /// One entry of `compose.invoices`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct InvoiceBody {
     /// Invoice number (unique in the letter).
-    number: String,
+    pub number: String,
     /// Issue date, YYYY-MM-DD.
     #[schema(format = Date)]
-    issue_date: String,
+    pub issue_date: String,
     /// Due date, YYYY-MM-DD, not before the issue date nor after the letter date.
     #[schema(format = Date)]
-    due_date: String,
+    pub due_date: String,
     /// Amount in cents, 1 to 2^53 - 1.
-    amount_cents: i64,
+    pub amount_cents: i64,
     /// Already paid in cents, undated, less than the amount (default 0): deducted from the
     /// principal for the whole time. May be combined with `payments`.
-    paid_cents: Option<i64>,
+    pub paid_cents: Option<i64>,
     /// Dated payments: each imputed first to the interest accrued to its date, then to the
     /// principal (Code civil 1343-1), unless `imputation` is `principal`; a part payment
     /// restarts prescription (Code civil 2240).
-    payments: Option<Vec<DatedPaymentBody>>,
+    pub payments: Option<Vec<DatedPaymentBody>>,
     /// Delivery or performance date, YYYY-MM-DD (default: issue_date); prescription runs
     /// from it (Code civil 2224, Code de la consommation L.218-2).
     #[schema(format = Date)]
-    performed_on: Option<String>,
+    pub performed_on: Option<String>,
     /// Last acknowledgement of the debt by the debtor, YYYY-MM-DD: restarts prescription
     /// (Code civil 2240).
     #[schema(format = Date)]
-    acknowledged_on: Option<String>,
+    pub acknowledged_on: Option<String>,
     /// `true` when the contract sets the due date as the start of prescription.
-    prescription_from_due_date: Option<bool>,
+    pub prescription_from_due_date: Option<bool>,
 }
 
 /// One entry of `compose.invoices[].payments`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct DatedPaymentBody {
     /// Day received, YYYY-MM-DD, from the issue date to the letter date.
     #[schema(format = Date)]
-    date: String,
+    pub date: String,
     /// Amount in cents, 1 to 2^53 - 1, not more than what was owed on that day.
-    amount_cents: i64,
+    pub amount_cents: i64,
     /// `interest_first` (default, Code civil 1343-1) or `principal` (agreed imputation).
-    imputation: Option<Imputation>,
+    pub imputation: Option<Imputation>,
 }
 
 /// One entry of `compose.prior_notices`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct PriorNoticeBody {
     /// `mise_en_demeure`, `relance` or `agency_first_letter`.
-    kind: PriorNoticeKind,
+    pub kind: PriorNoticeKind,
     /// Its reference.
-    reference: String,
+    pub reference: String,
     /// Its date, YYYY-MM-DD, before the letter date.
     #[schema(format = Date)]
-    date: String,
+    pub date: String,
     /// Numbers of invoices of this letter it covered, each overdue on its date (required
     /// for a mise en demeure).
-    invoices: Option<Vec<String>>,
+    pub invoices: Option<Vec<String>>,
     /// `creditor` (default) or `agency` (default for `agency_first_letter`).
-    sent_by: Option<NoticeSender>,
+    pub sent_by: Option<NoticeSender>,
 }
 
 /// `compose.payment`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct PaymentBody {
     /// An https:// payment link.
-    link: Option<String>,
+    pub link: Option<String>,
     /// An IBAN (ISO 13616 check digits verified).
-    iban: Option<String>,
+    pub iban: Option<String>,
     /// Free instructions (≤ 1000 characters).
-    instructions: Option<String>,
+    pub instructions: Option<String>,
 }
 
 /// `compose.first_letter`.
 #[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
 pub struct FirstLetterBody {
     /// Its reference.
-    reference: String,
+    pub reference: String,
     /// Its date, YYYY-MM-DD, before the letter date.
     #[schema(format = Date)]
-    date: String,
+    pub date: String,
     /// `mise_en_demeure` when it was one: a consumer's legal interest then runs from its date.
-    kind: Option<LetterKind>,
+    pub kind: Option<LetterKind>,
 }
 
 /// The deposit's `recipient.kind` and `compose.debtor.kind` must agree: a consumer debtor
@@ -1362,22 +1371,7 @@ fn invoice(
         errors.push(field_error(&path, "must be an object"));
         return None;
     };
-    unknown_keys(
-        obj,
-        &path,
-        &[
-            "number",
-            "issue_date",
-            "due_date",
-            "amount_cents",
-            "paid_cents",
-            "performed_on",
-            "acknowledged_on",
-            "prescription_from_due_date",
-            "payments",
-        ],
-        errors,
-    );
+    unknown_keys(obj, &path, INVOICE_FIELDS, errors);
     let number = text(obj, &path, "number", true, MAX_TEXT_LEN, errors);
     let optional_date = |key: &str, errors: &mut Vec<FieldError>| -> Option<Option<Date>> {
         if obj.get(key).is_none_or(Value::is_null) {
@@ -1525,7 +1519,7 @@ fn payments(
             ok = false;
             continue;
         };
-        unknown_keys(o, &p, &["date", "amount_cents", "imputation"], errors);
+        unknown_keys(o, &p, DATED_PAYMENT_FIELDS, errors);
         let date = date_field(o, &p, "date", errors);
         let amount = cents(o, &p, "amount_cents", true, errors);
         let imputation = match o.get("imputation") {
@@ -1606,12 +1600,7 @@ fn prior_notices(
             ok = false;
             continue;
         };
-        unknown_keys(
-            o,
-            &p,
-            &["kind", "reference", "date", "invoices", "sent_by"],
-            errors,
-        );
+        unknown_keys(o, &p, PRIOR_NOTICE_FIELDS, errors);
         let kind = match o.get("kind").and_then(Value::as_str) {
             Some("mise_en_demeure") => Some(PriorNoticeKind::MiseEnDemeure),
             Some("relance") => Some(PriorNoticeKind::Relance),

@@ -182,6 +182,10 @@ pub struct TemplateRequest {
     pub wording: Wording,
 }
 
+/// The fields of a `POST /v1/templates` body; any other is reported as unknown. The OpenAPI
+/// schema `TemplateBody` lists the same ones (checked by the tests of `http::openapi`).
+pub const TEMPLATE_FIELDS: &[&str] = &["name", "kind", "wording"];
+
 impl TemplateRequest {
     /// Checks a body `{"name", "kind", "wording"}`, reporting every problem at once.
     pub fn parse(body: &Value) -> Result<TemplateRequest, Vec<FieldError>> {
@@ -190,7 +194,7 @@ impl TemplateRequest {
         };
         let mut errors = Vec::new();
         for key in obj.keys() {
-            if !["name", "kind", "wording"].contains(&key.as_str()) {
+            if !TEMPLATE_FIELDS.contains(&key.as_str()) {
                 errors.push(field_error(key, "is not a known field"));
             }
         }
