@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::service::Service;
 use crate::core::clock::{rfc3339_micros, unix_micros};
+use crate::core::evidence::EvidenceError;
 use crate::core::log::merkle::{self, Frontier};
 use crate::core::log::verify_sealed;
 use crate::core::verify::{ChainExpectation, verify_evidence};
@@ -117,7 +118,10 @@ pub enum AuditError {
     Storage(#[from] StorageError),
     /// The report could not be sealed.
     #[error("sealing the audit report: {0}")]
-    Seal(String),
+    Seal(#[source] EvidenceError),
+    /// The report has no canonical JSON form.
+    #[error("sealing the audit report: {0}")]
+    Canonical(#[source] serde_json::Error),
 }
 
 struct Run<'a> {
@@ -198,18 +202,17 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         passed: run.failures.is_empty(),
         failures: run.failures,
     };
-    let bytes =
-        crate::core::canonical::to_vec(&report).map_err(|e| AuditError::Seal(e.to_string()))?;
+    let bytes = crate::core::canonical::to_vec(&report).map_err(AuditError::Canonical)?;
     let seal = service
         .sealer
         .seal_bytes(&bytes, finished)
-        .map_err(|e| AuditError::Seal(e.to_string()))?;
+        .map_err(AuditError::Seal)?;
     let timestamp_token = service
         .sealer
         .timestamper()
         .timestamp(Sha256::digest(&bytes).into())
         .await
-        .map_err(|e| AuditError::Seal(e.to_string()))?;
+        .map_err(|e| AuditError::Seal(EvidenceError::Timestamp(e)))?;
     service
         .storage
         .insert_audit_run(&AuditRunRow {
