@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::log::TransparencyLog;
 use crate::core::clock::{Clock, rfc3339_micros, unix_micros};
-use crate::core::evidence::EvidenceSealer;
+use crate::core::evidence::{EvidenceError, EvidenceSealer};
 use crate::core::log::merkle::{self, Frontier};
 use crate::core::log::verify_sealed;
 use crate::core::trust::TrustAnchors;
@@ -120,7 +120,10 @@ pub enum AuditError {
     Storage(#[from] StorageError),
     /// The report could not be sealed.
     #[error("sealing the audit report: {0}")]
-    Seal(String),
+    Seal(#[source] EvidenceError),
+    /// The report has no canonical JSON form.
+    #[error("sealing the audit report: {0}")]
+    Canonical(#[source] serde_json::Error),
 }
 
 /// What an audit reads and seals with: the service's parts (`From<&Service>` in
@@ -223,18 +226,17 @@ pub async fn run<'a>(
         passed: run.failures.is_empty(),
         failures: run.failures,
     };
-    let bytes =
-        crate::core::canonical::to_vec(&report).map_err(|e| AuditError::Seal(e.to_string()))?;
+    let bytes = crate::core::canonical::to_vec(&report).map_err(AuditError::Canonical)?;
     let seal = parts
         .sealer
         .seal_bytes(&bytes, finished)
-        .map_err(|e| AuditError::Seal(e.to_string()))?;
+        .map_err(AuditError::Seal)?;
     let timestamp_token = parts
         .sealer
         .timestamper()
         .timestamp(Sha256::digest(&bytes).into())
         .await
-        .map_err(|e| AuditError::Seal(e.to_string()))?;
+        .map_err(|e| AuditError::Seal(EvidenceError::Timestamp(e)))?;
     parts
         .storage
         .insert_audit_run(&AuditRunRow {

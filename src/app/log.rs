@@ -3,7 +3,7 @@
 //! verification are [`crate::core::log`].
 
 use crate::core::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
-use crate::core::evidence::EvidenceSealer;
+use crate::core::evidence::{EvidenceError, EvidenceSealer};
 use crate::core::log::merkle;
 use crate::core::log::*;
 use crate::infra::storage::log::{AppendOutcome, TreeHeadRow};
@@ -21,7 +21,10 @@ pub enum LogError {
     Storage(#[from] StorageError),
     /// Sealing or timestamping a tree head.
     #[error("tree head sealing: {0}")]
-    Seal(String),
+    Seal(#[source] EvidenceError),
+    /// A tree head has no canonical JSON form.
+    #[error("tree head sealing: {0}")]
+    Canonical(#[source] serde_json::Error),
     /// A request outside the log (size beyond the tree, unknown leaf).
     #[error("{0}")]
     OutOfRange(String),
@@ -120,18 +123,17 @@ impl TransparencyLog {
             root_hash: hex::encode(root),
             issued_at: rfc3339_micros(now),
         };
-        let bytes =
-            crate::core::canonical::to_vec(&head).map_err(|e| LogError::Seal(e.to_string()))?;
+        let bytes = crate::core::canonical::to_vec(&head).map_err(LogError::Canonical)?;
         let seal = self
             .sealer
             .seal_bytes(&bytes, now)
-            .map_err(|e| LogError::Seal(e.to_string()))?;
+            .map_err(LogError::Seal)?;
         let token = self
             .sealer
             .timestamper()
             .timestamp(Sha256::digest(&bytes).into())
             .await
-            .map_err(|e| LogError::Seal(e.to_string()))?;
+            .map_err(|e| LogError::Seal(EvidenceError::Timestamp(e)))?;
         let row = TreeHeadRow {
             tree_size: size as i64,
             root_hash: head.root_hash,

@@ -21,7 +21,9 @@ use crate::config::{
     DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID, Settings, TimestampMode,
 };
 use crate::core::clock::{Clock, unix_micros};
-use crate::core::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record};
+use crate::core::evidence::{
+    EvidenceError, EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record,
+};
 use crate::core::pki::{
     PkiError, TrustMaterial, load_or_create_development_pki_valid_for, load_production_pki,
 };
@@ -76,9 +78,15 @@ pub enum StartError {
     /// Mail transport.
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    /// The outbound HTTP client could not be built.
+    #[error("configuration: outbound HTTP client: {0}")]
+    Outbound(#[source] reqwest::Error),
     /// The start-up self-check failed.
     #[error("self-check failed: {0}")]
     SelfCheck(String),
+    /// The start-up self-check could not seal its record.
+    #[error("self-check failed: {0}")]
+    SelfCheckSeal(#[source] EvidenceError),
 }
 
 /// The running parts of the service, shared by the HTTP layer, the CLI and benchmarks.
@@ -555,7 +563,7 @@ fn outbound_client(settings: &Settings) -> Result<crate::infra::net_guard::Outbo
         })?;
     }
     let outbound = crate::infra::net_guard::Outbound::new(policy)
-        .map_err(|e| StartError::Config(format!("outbound HTTP client: {e}")))?;
+        .map_err(StartError::Outbound)?;
     Ok(outbound)
 }
 
@@ -596,7 +604,7 @@ async fn self_check(
     let sealed = sealer
         .seal(record, now)
         .await
-        .map_err(|e| StartError::SelfCheck(e.to_string()))?;
+        .map_err(StartError::SelfCheckSeal)?;
     debug_assert_eq!(
         sealed.sha256,
         <[u8; 32]>::from(Sha256::digest(&sealed.bytes))

@@ -16,7 +16,7 @@ impl From<LogError> for Problem {
         match e {
             LogError::Storage(e) => e.into(),
             LogError::OutOfRange(detail) => Problem::not_found(detail),
-            LogError::Seal(_) => Problem::internal(&e),
+            LogError::Seal(_) | LogError::Canonical(_) => Problem::internal(&e),
         }
     }
 }

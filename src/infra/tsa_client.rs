@@ -65,6 +65,16 @@ impl RemoteTsa {
         TimestampError::Http {
             url: self.url.clone(),
             reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A transport failure: its text is the reason, and the error stays as the source.
+    fn transport_error(&self, error: reqwest::Error) -> TimestampError {
+        TimestampError::Http {
+            url: self.url.clone(),
+            reason: error.to_string(),
+            source: Some(Box::new(error)),
         }
     }
 
@@ -88,7 +98,7 @@ impl RemoteTsa {
             .body(request.to_der())
             .send()
             .await
-            .map_err(|e| self.http_error(e.to_string()))?;
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(self.http_error(format!("HTTP status {status}")));
@@ -108,7 +118,7 @@ impl RemoteTsa {
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.http_error(e.to_string()))?;
+            .map_err(|e| self.transport_error(e))?;
 
         let token = ParsedToken::from_response(&body)?;
         let info = token.info();

@@ -158,6 +158,9 @@ pub enum TimestampError {
         url: String,
         /// What failed.
         reason: String,
+        /// The transport error behind it, when there is one (kept for logs).
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 }
 
