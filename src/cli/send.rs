@@ -212,3 +212,29 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     }
     anyhow::bail!(message)
 }
+
+/// Runs `recommande send` and prints the summary. Exit code 0: every row deposited; 1: rows
+/// refused or the batch failed; 2: the file could not be sent.
+pub(super) async fn run(options: &SendOptions) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match send(options).await {
+        Ok(summary) => {
+            println!(
+                "batch {}: {} — {} rows, {} deposited, {} rejected",
+                summary.batch_id, summary.state, summary.total, summary.deposited, summary.rejected
+            );
+            if let Some(path) = &summary.report {
+                println!("refused rows: {}", path.display());
+            }
+            if summary.is_complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {}", super::error_chain(&e));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -102,23 +102,100 @@ pub fn verify_bundle_within<R: Read + Seek>(
     limits: Limits,
 ) -> Result<BundleReport, UnusableBundle> {
     let mut zip = Container::open(reader, limits).map_err(|e| UnusableBundle(e.0))?;
-    let mut checks = Vec::new();
-    let mut check = |scope: &str, name: &'static str, result: Result<String, String>| {
+    let mut checks = Checks::default();
+    let names: Vec<String> = zip.entries().iter().map(|e| e.name.clone()).collect();
+    checks.push("bundle", "container", mimetype_first(&mut zip));
+    let digests = zip.digest_all();
+    check_container_rules(&zip, &mut checks);
+    if zip.breaches().iter().any(|b| b.check == CHECK_LIMITS) {
+        // Bounded work: nothing more is read from a bundle that reached a cap.
+        return Ok(BundleReport {
+            letter_id: None,
+            anchored_outside: trust.is_some(),
+            events: Vec::new(),
+            warnings: Vec::new(),
+            checks: checks.0,
+        });
+    }
+    let anchors = anchors(&mut zip, trust)?;
+    let mut warnings = Vec::new();
+    if trust.is_none() {
+        warnings.push(
+            "trust is anchored only in the bundle's own certs/roots.pem: this proves integrity, not origin; \
+             verify again with the provider's published roots (--trust)"
+                .to_string(),
+        );
+    }
+    let listed = check_manifest(&mut zip, &anchors, &mut checks);
+    let actual = check_file_digests(&mut zip, &names, &digests, &listed, &mut checks);
+    let evidence = check_evidence(&mut zip, &names, &anchors, at, &mut checks);
+    checks.push(
+        "bundle",
+        "event_order",
+        if evidence.stems.is_empty() {
+            Err("the bundle holds no evidence".into())
+        } else {
+            check_order(&evidence.records)
+        },
+    );
+    checks.push(
+        "bundle",
+        "legal_consistency",
+        check_legal(&evidence.records),
+    );
+    checks.push(
+        "bundle",
+        "documents_match",
+        check_documents(&evidence.records, &actual),
+    );
+    if names.iter().any(|n| n == LOG_TREE_HEAD) {
+        check_log(&mut zip, &evidence, &anchors, &mut checks);
+    } else {
+        warnings.push(
+            "the bundle carries no transparency-log proofs (log/): made before the log existed"
+                .to_string(),
+        );
+    }
+    Ok(BundleReport {
+        letter_id: evidence
+            .records
+            .first()
+            .map(|(_, r, _)| r.letter_id.clone()),
+        anchored_outside: trust.is_some(),
+        events: evidence.events,
+        warnings,
+        checks: checks.0,
+    })
+}
+
+/// The checks reported so far, in order.
+#[derive(Default)]
+struct Checks(Vec<BundleCheck>);
+
+impl Checks {
+    /// Reports a check: `Ok(detail)` passed, `Err(detail)` failed.
+    fn push(&mut self, scope: &str, name: &'static str, result: Result<String, String>) {
         let (passed, detail) = match result {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        checks.push(BundleCheck {
+        self.0.push(BundleCheck {
             scope: scope.to_string(),
             name,
             passed,
             detail,
         });
-    };
+    }
+}
 
-    // Container: mimetype first and stored (ETSI EN 319 162-1 §A.1).
-    let names: Vec<String> = zip.entries().iter().map(|e| e.name.clone()).collect();
-    let mimetype_ok = match zip.entries().first().cloned() {
+/// An entry small enough to read into memory.
+fn small<R: Read + Seek>(zip: &mut Container<R>, name: &str) -> Result<Vec<u8>, String> {
+    zip.read(name, MAX_SMALL_ENTRY)
+}
+
+/// The `container` check: mimetype first and stored (ETSI EN 319 162-1 §A.1).
+fn mimetype_first<R: Read + Seek>(zip: &mut Container<R>) -> Result<String, String> {
+    match zip.entries().first().cloned() {
         Some(first) => {
             let stored = first.method == 0;
             let text = zip.read(&first.name, 1024).unwrap_or_default();
@@ -134,12 +211,12 @@ pub fn verify_bundle_within<R: Read + Seek>(
             }
         }
         None => Err("empty zip".to_string()),
-    };
-    check("bundle", "container", mimetype_ok);
+    }
+}
 
-    // Every entry inflated once, behind the caps; then the container rules, each its own
-    // check: every reader of this zip must see the same files as this verifier.
-    let digests = zip.digest_all();
+/// The container rules, each its own check, once every entry has been inflated behind the
+/// caps: every reader of this zip must see the same files as this verifier.
+fn check_container_rules<R: Read + Seek>(zip: &Container<R>, checks: &mut Checks) {
     let passing = [
         (
             CHECK_EXTENT,
@@ -167,7 +244,7 @@ pub fn verify_bundle_within<R: Read + Seek>(
             .filter(|b| b.check == name)
             .map(|b| b.detail.as_str())
             .collect();
-        check(
+        checks.push(
             "bundle",
             name,
             if found.is_empty() {
@@ -177,63 +254,62 @@ pub fn verify_bundle_within<R: Read + Seek>(
             },
         );
     }
-    if zip.breaches().iter().any(|b| b.check == CHECK_LIMITS) {
-        // Bounded work: nothing more is read from a bundle that reached a cap.
-        return Ok(BundleReport {
-            letter_id: None,
-            anchored_outside: trust.is_some(),
-            events: Vec::new(),
-            warnings: Vec::new(),
-            checks,
-        });
-    }
+}
 
-    let small = |zip: &mut Container<R>, name: &str| -> Result<Vec<u8>, String> {
-        zip.read(name, MAX_SMALL_ENTRY)
-    };
-
-    // Anchors: from outside, or (loudly) from the bundle itself.
-    let inside = small(&mut zip, "certs/roots.pem")
+/// The trust anchors: from outside, or (loudly, see the report's warning) from the bundle
+/// itself.
+fn anchors<R: Read + Seek>(
+    zip: &mut Container<R>,
+    trust: Option<&TrustAnchors>,
+) -> Result<TrustAnchors, UnusableBundle> {
+    let inside = small(zip, "certs/roots.pem")
         .ok()
         .and_then(|pem| TrustAnchors::from_pem(&pem).ok());
-    let anchors = match (trust, &inside) {
-        (Some(t), _) => t.clone(),
-        (None, Some(i)) => i.clone(),
-        (None, None) => {
-            return Err(UnusableBundle(
-                "no trust anchors given and none in certs/roots.pem".into(),
-            ));
-        }
-    };
-    let mut warnings = Vec::new();
-    if trust.is_none() {
-        warnings.push(
-            "trust is anchored only in the bundle's own certs/roots.pem: this proves integrity, not origin; \
-             verify again with the provider's published roots (--trust)"
-                .to_string(),
-        );
+    match (trust, &inside) {
+        (Some(t), _) => Ok(t.clone()),
+        (None, Some(i)) => Ok(i.clone()),
+        (None, None) => Err(UnusableBundle(
+            "no trust anchors given and none in certs/roots.pem".into(),
+        )),
     }
+}
 
-    // ASiC manifest and its seal.
-    let asic = small(&mut zip, ASIC_MANIFEST);
+/// The `manifest_seal` check of the ASiC manifest; returns the files it lists with their
+/// digests (none when it cannot be read).
+fn check_manifest<R: Read + Seek>(
+    zip: &mut Container<R>,
+    anchors: &TrustAnchors,
+    checks: &mut Checks,
+) -> BTreeMap<String, String> {
+    let asic = small(zip, ASIC_MANIFEST);
     let listed: BTreeMap<String, String> = match &asic {
         Ok(xml) => parse_asic_manifest(xml),
         Err(_) => BTreeMap::new(),
     };
-    let signature = small(&mut zip, ASIC_SIGNATURE);
-    check(
+    let signature = small(zip, ASIC_SIGNATURE);
+    checks.push(
         "bundle",
         "manifest_seal",
         match (&asic, &signature) {
-            (Ok(xml), Ok(sig)) => check_manifest_seal(xml, sig, &anchors),
+            (Ok(xml), Ok(sig)) => check_manifest_seal(xml, sig, anchors),
             (Err(e), _) | (_, Err(e)) => Err(e.clone()),
         },
     );
+    listed
+}
 
-    // Every file is listed with the right digest, and nothing listed is missing.
+/// The `file_digests` check: every file is listed with the right digest, and nothing listed
+/// is missing. Returns the actual digests of the files outside `META-INF/`.
+fn check_file_digests<R: Read + Seek>(
+    zip: &mut Container<R>,
+    names: &[String],
+    digests: &BTreeMap<String, Result<String, String>>,
+    listed: &BTreeMap<String, String>,
+    checks: &mut Checks,
+) -> BTreeMap<String, String> {
     let mut digest_problems = Vec::new();
     let mut actual: BTreeMap<String, String> = BTreeMap::new();
-    for name in &names {
+    for name in names {
         if name == "mimetype" || name.starts_with("META-INF/") || name.ends_with('/') {
             continue;
         }
@@ -262,12 +338,12 @@ pub fn verify_bundle_within<R: Read + Seek>(
     // SHA256SUMS is what a judge checks with `sha256sum -c`: it must say the same as the
     // sealed manifest, or the openssl recipe and this verifier would disagree.
     if actual.contains_key(CHECKSUMS) {
-        match small(&mut zip, CHECKSUMS) {
+        match small(zip, CHECKSUMS) {
             Ok(text) => digest_problems.extend(checksum_problems(&text, &actual)),
             Err(e) => digest_problems.push(e),
         }
     }
-    check(
+    checks.push(
         "bundle",
         "file_digests",
         if digest_problems.is_empty() && !actual.is_empty() {
@@ -278,8 +354,31 @@ pub fn verify_bundle_within<R: Read + Seek>(
             Err(digest_problems.join("; "))
         },
     );
+    actual
+}
 
-    // Evidence, in file order.
+/// A record that parsed: its file stem, the record, the time its token proves.
+type ProvenRecord = (String, EvidenceRecord, Option<OffsetDateTime>);
+
+/// What the evidence files prove, in file order.
+struct Evidence {
+    /// Every evidence file stem (`evidence/NN-Event`), sorted.
+    stems: Vec<String>,
+    /// The records that parsed.
+    records: Vec<ProvenRecord>,
+    /// One event per stem whose three files are present.
+    events: Vec<ProvenEvent>,
+}
+
+/// Every evidence record in file order: its own checks (seal, timestamp, chain to the
+/// previous one) and its renewal chain.
+fn check_evidence<R: Read + Seek>(
+    zip: &mut Container<R>,
+    names: &[String],
+    anchors: &TrustAnchors,
+    at: OffsetDateTime,
+    checks: &mut Checks,
+) -> Evidence {
     let mut stems: Vec<String> = names
         .iter()
         .filter_map(|n| {
@@ -290,16 +389,16 @@ pub fn verify_bundle_within<R: Read + Seek>(
         .collect();
     stems.sort();
     let mut previous: Option<String> = None;
-    let mut records: Vec<(String, EvidenceRecord, Option<OffsetDateTime>)> = Vec::new();
+    let mut records = Vec::new();
     let mut events = Vec::new();
     for stem in &stems {
         let parts = (
-            small(&mut zip, &format!("{stem}.json")),
-            small(&mut zip, &format!("{stem}.p7s")),
-            small(&mut zip, &format!("{stem}.tsr")),
+            small(zip, &format!("{stem}.json")),
+            small(zip, &format!("{stem}.p7s")),
+            small(zip, &format!("{stem}.tsr")),
         );
         let (Ok(record), Ok(seal), Ok(token)) = parts else {
-            check(
+            checks.push(
                 stem,
                 "evidence_files",
                 Err("the .json, .p7s and .tsr files must all be present".into()),
@@ -310,9 +409,9 @@ pub fn verify_bundle_within<R: Read + Seek>(
             None => ChainExpectation::First,
             Some(p) => ChainExpectation::After(p),
         };
-        let report = verify_evidence(&record, &seal, &token, &anchors, chain);
+        let report = verify_evidence(&record, &seal, &token, anchors, chain);
         for c in &report.checks {
-            check(
+            checks.push(
                 stem,
                 c.name,
                 if c.passed {
@@ -322,57 +421,8 @@ pub fn verify_bundle_within<R: Read + Seek>(
                 },
             );
         }
-        // Archive timestamp renewals of this record: generations 1, 2, … without a gap.
-        let mut renewal_files = Vec::new();
-        let mut problem = None;
-        for generation in 1u32.. {
-            let base = renewal_stem(stem, generation);
-            let json = format!("{base}.json");
-            if !names.contains(&json) {
-                break;
-            }
-            match (
-                small(&mut zip, &json),
-                small(&mut zip, &format!("{base}.tsr")),
-            ) {
-                (Ok(record), Ok(token)) => renewal_files.push((record, token)),
-                (Err(e), _) | (_, Err(e)) => {
-                    problem = Some(e);
-                    break;
-                }
-            }
-        }
-        let prefix = renewal_stem(stem, 0);
-        let prefix = prefix.trim_end_matches('0');
-        let listed_renewals = names
-            .iter()
-            .filter(|n| n.starts_with(prefix) && n.ends_with(".json"))
-            .count();
-        if problem.is_none() && listed_renewals != renewal_files.len() {
-            problem = Some(format!(
-                "{listed_renewals} renewal records for this record, but only generations 1 to {} follow each other",
-                renewal_files.len()
-            ));
-        }
-        let files: Vec<crate::core::renewal::RenewalFiles<'_>> = renewal_files
-            .iter()
-            .map(|(record, token)| crate::core::renewal::RenewalFiles { record, token })
-            .collect();
-        check(
-            stem,
-            crate::core::renewal::CHECK_NAME,
-            match problem {
-                Some(p) => Err(p),
-                None => crate::core::renewal::verify_chain(
-                    &report.sha256,
-                    report.record.as_ref().map(|r| r.evidence_id.as_str()),
-                    &token,
-                    &files,
-                    &anchors,
-                    at,
-                ),
-            },
-        );
+        let renewals = check_renewals(zip, names, stem, &report, &token, anchors, at);
+        checks.push(stem, crate::core::renewal::CHECK_NAME, renewals);
         previous = Some(hex::encode(report.sha256));
         events.push(ProvenEvent {
             event: report
@@ -389,93 +439,133 @@ pub fn verify_bundle_within<R: Read + Seek>(
             records.push((stem.clone(), r, report.timestamp_time));
         }
     }
-    check(
-        "bundle",
-        "event_order",
-        if stems.is_empty() {
-            Err("the bundle holds no evidence".into())
-        } else {
-            check_order(&records)
-        },
-    );
-    check("bundle", "legal_consistency", check_legal(&records));
-    check(
-        "bundle",
-        "documents_match",
-        check_documents(&records, &actual),
-    );
-
-    // The transparency log: the tree head is sealed and timestamped by the provider, and
-    // every record is a leaf of the tree it describes (RFC 9162 inclusion proofs).
-    if names.iter().any(|n| n == LOG_TREE_HEAD) {
-        let head = (
-            small(&mut zip, LOG_TREE_HEAD),
-            small(&mut zip, LOG_TREE_HEAD_SEAL),
-            small(&mut zip, LOG_TREE_HEAD_TOKEN),
-        );
-        let root = match head {
-            (Ok(bytes), Ok(seal), Ok(token)) => verify_sealed(&bytes, &seal, &token, &anchors)
-                .and_then(|at| {
-                    let head: TreeHead = serde_json::from_slice(&bytes)
-                        .map_err(|e| format!("not a tree head: {e}"))?;
-                    let root = root_of(&head)?;
-                    Ok((head, root, at))
-                }),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        };
-        check(
-            "bundle",
-            "log_tree_head",
-            root.as_ref()
-                .map(|(head, _, at)| {
-                    format!(
-                        "tree head of {} leaves, root {}, sealed and timestamped at {}",
-                        head.tree_size,
-                        head.root_hash,
-                        crate::core::clock::rfc3339_micros(*at)
-                    )
-                })
-                .map_err(Clone::clone),
-        );
-        let proofs: Result<InclusionFile, String> = small(&mut zip, LOG_INCLUSION)
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{LOG_INCLUSION}: {e}")));
-        for (i, (stem, event)) in stems.iter().zip(&events).enumerate() {
-            let verdict = match (&root, &proofs) {
-                (Err(e), _) => Err(format!("not checked: the tree head is not valid ({e})")),
-                (_, Err(e)) => Err(e.clone()),
-                (Ok((head, root, _)), Ok(file)) => match file.proofs.get(i) {
-                    None => Err("no inclusion proof for this record".into()),
-                    Some(p) if p.record_sha256 != event.sha256 => Err(format!(
-                        "the proof is for record {}, this record is {}",
-                        p.record_sha256, event.sha256
-                    )),
-                    Some(p) if p.tree_size != head.tree_size => Err(format!(
-                        "the proof is against a tree of {} leaves, the head has {}",
-                        p.tree_size, head.tree_size
-                    )),
-                    Some(p) if p.verify(root) => Ok(format!(
-                        "leaf {} of the log's {} leaves",
-                        p.leaf_index, head.tree_size
-                    )),
-                    Some(_) => Err("the audit path does not lead to the tree head's root".into()),
-                },
-            };
-            check(stem, "log_inclusion", verdict);
-        }
-    } else {
-        warnings.push(
-            "the bundle carries no transparency-log proofs (log/): made before the log existed"
-                .to_string(),
-        );
-    }
-
-    Ok(BundleReport {
-        letter_id: records.first().map(|(_, r, _)| r.letter_id.clone()),
-        anchored_outside: trust.is_some(),
+    Evidence {
+        stems,
+        records,
         events,
-        warnings,
-        checks,
-    })
+    }
+}
+
+/// The renewal check of one record: its archive timestamp renewals, generations 1, 2, …
+/// without a gap, judged at `at` ([`crate::core::renewal::verify_chain`]).
+fn check_renewals<R: Read + Seek>(
+    zip: &mut Container<R>,
+    names: &[String],
+    stem: &str,
+    report: &crate::core::verify::EvidenceReport,
+    token: &[u8],
+    anchors: &TrustAnchors,
+    at: OffsetDateTime,
+) -> Result<String, String> {
+    let mut renewal_files = Vec::new();
+    let mut problem = None;
+    for generation in 1u32.. {
+        let base = renewal_stem(stem, generation);
+        let json = format!("{base}.json");
+        if !names.contains(&json) {
+            break;
+        }
+        match (small(zip, &json), small(zip, &format!("{base}.tsr"))) {
+            (Ok(record), Ok(token)) => renewal_files.push((record, token)),
+            (Err(e), _) | (_, Err(e)) => {
+                problem = Some(e);
+                break;
+            }
+        }
+    }
+    let prefix = renewal_stem(stem, 0);
+    let prefix = prefix.trim_end_matches('0');
+    let listed_renewals = names
+        .iter()
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".json"))
+        .count();
+    if problem.is_none() && listed_renewals != renewal_files.len() {
+        problem = Some(format!(
+            "{listed_renewals} renewal records for this record, but only generations 1 to {} follow each other",
+            renewal_files.len()
+        ));
+    }
+    let files: Vec<crate::core::renewal::RenewalFiles<'_>> = renewal_files
+        .iter()
+        .map(|(record, token)| crate::core::renewal::RenewalFiles { record, token })
+        .collect();
+    match problem {
+        Some(p) => Err(p),
+        None => crate::core::renewal::verify_chain(
+            &report.sha256,
+            report.record.as_ref().map(|r| r.evidence_id.as_str()),
+            token,
+            &files,
+            anchors,
+            at,
+        ),
+    }
+}
+
+/// The transparency log: the tree head is sealed and timestamped by the provider
+/// (`log_tree_head`), and every record is a leaf of the tree it describes (`log_inclusion`,
+/// RFC 9162 inclusion proofs).
+fn check_log<R: Read + Seek>(
+    zip: &mut Container<R>,
+    evidence: &Evidence,
+    anchors: &TrustAnchors,
+    checks: &mut Checks,
+) {
+    let head = (
+        small(zip, LOG_TREE_HEAD),
+        small(zip, LOG_TREE_HEAD_SEAL),
+        small(zip, LOG_TREE_HEAD_TOKEN),
+    );
+    let root = match head {
+        (Ok(bytes), Ok(seal), Ok(token)) => {
+            verify_sealed(&bytes, &seal, &token, anchors).and_then(|at| {
+                let head: TreeHead =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("not a tree head: {e}"))?;
+                let root = root_of(&head)?;
+                Ok((head, root, at))
+            })
+        }
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+    };
+    checks.push(
+        "bundle",
+        "log_tree_head",
+        root.as_ref()
+            .map(|(head, _, at)| {
+                format!(
+                    "tree head of {} leaves, root {}, sealed and timestamped at {}",
+                    head.tree_size,
+                    head.root_hash,
+                    crate::core::clock::rfc3339_micros(*at)
+                )
+            })
+            .map_err(Clone::clone),
+    );
+    let proofs: Result<InclusionFile, String> = small(zip, LOG_INCLUSION)
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("{LOG_INCLUSION}: {e}")));
+    for (i, (stem, event)) in evidence.stems.iter().zip(&evidence.events).enumerate() {
+        let verdict = match (&root, &proofs) {
+            (Err(e), _) => Err(format!("not checked: the tree head is not valid ({e})")),
+            (_, Err(e)) => Err(e.clone()),
+            (Ok((head, root, _)), Ok(file)) => match file.proofs.get(i) {
+                None => Err("no inclusion proof for this record".into()),
+                Some(p) if p.record_sha256 != event.sha256 => Err(format!(
+                    "the proof is for record {}, this record is {}",
+                    p.record_sha256, event.sha256
+                )),
+                Some(p) if p.tree_size != head.tree_size => Err(format!(
+                    "the proof is against a tree of {} leaves, the head has {}",
+                    p.tree_size, head.tree_size
+                )),
+                Some(p) if p.verify(root) => Ok(format!(
+                    "leaf {} of the log's {} leaves",
+                    p.leaf_index, head.tree_size
+                )),
+                Some(_) => Err("the audit path does not lead to the tree head's root".into()),
+            },
+        };
+        checks.push(stem, "log_inclusion", verdict);
+    }
 }
 
 /// Whether `name` has a place in the bundle layout of docs/EVIDENCE.md: anything else (an

@@ -4,6 +4,7 @@
 //! against someone with database access. [`merkle`] is the pure tree arithmetic; the
 //! appender that issues the heads is [`crate::app::log`].
 
+pub mod consistency;
 pub mod merkle;
 
 use base64::Engine;

@@ -460,6 +460,52 @@ fn standard_text(m: Mention, c: &Composition) -> Vec<Block> {
 
 fn tail(c: &Composition) -> Vec<Block> {
     let r = &c.request;
+    let mut out = claim_detail(c);
+    out.extend(claim_composition(c));
+    out.push(Block::Paragraph {
+        text: interest_basis(c),
+    });
+    out.extend(payment_blocks(c));
+    if !r.prior_notices.is_empty() {
+        out.push(Block::Paragraph {
+            text: prior_notices_text(c),
+        });
+    }
+    out.extend(interest_periods(c));
+    out.extend(rates_used(c));
+    out.extend(payment_terms(c));
+
+    if r.agency.is_some() {
+        out.push(Block::Heading {
+            text: "Article L.111-8 du code des procédures civiles d'exécution (alinéas 2 et 3)"
+                .into(),
+        });
+        for text in [L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3] {
+            out.push(Block::Quote {
+                text: text.into(),
+                source: "Code des procédures civiles d'exécution, art. L.111-8".into(),
+            });
+        }
+    }
+
+    out.push(Block::Paragraph {
+        text: "Veuillez agréer, Madame, Monsieur, l'expression de nos salutations distinguées."
+            .into(),
+    });
+    let signature = match &r.agency {
+        Some(a) => vec![
+            a.name.clone(),
+            format!("pour le compte du créancier {}", r.creditor.name),
+        ],
+        None => vec![r.creditor.name.clone()],
+    };
+    out.push(Block::Signature { lines: signature });
+    out
+}
+
+/// The heading, the basis of the claim and the invoice table.
+fn claim_detail(c: &Composition) -> Vec<Block> {
+    let r = &c.request;
     let b = &c.breakdown;
     let mut out = vec![Block::Heading {
         text: "Détail de la somme réclamée".into(),
@@ -475,7 +521,6 @@ fn tail(c: &Composition) -> Vec<Block> {
         ),
     });
     let commercial = b.regime.is_late_payment_law();
-    let public = b.regime == InterestRegime::PublicProcurement;
     let mut header: Vec<String> = [
         "Facture",
         "Émise le",
@@ -530,7 +575,15 @@ fn tail(c: &Composition) -> Vec<Block> {
         rows,
         footer: vec![footer],
     });
+    out
+}
 
+/// What the claimed sum is made of, and what it leaves out (L.111-8).
+fn claim_composition(c: &Composition) -> Vec<Block> {
+    let b = &c.breakdown;
+    let commercial = b.regime.is_late_payment_law();
+    let public = b.regime == InterestRegime::PublicProcurement;
+    let mut out = Vec::new();
     // Code des procédures civiles d'exécution, art. R.124-4 3°: principal, interest and other sums, distinguished.
     let mut parts = vec![
         vec![
@@ -571,16 +624,13 @@ fn tail(c: &Composition) -> Vec<Block> {
         }
         .into(),
     });
-    out.push(Block::Paragraph {
-        text: interest_basis(c),
-    });
-    out.extend(payment_blocks(c));
-    if !r.prior_notices.is_empty() {
-        out.push(Block::Paragraph {
-            text: prior_notices_text(c),
-        });
-    }
+    out
+}
 
+/// The interest of each invoice, period by period, and how it was computed.
+fn interest_periods(c: &Composition) -> Vec<Block> {
+    let b = &c.breakdown;
+    let mut out = Vec::new();
     // After a dated payment the principal changes: the table then shows it per period.
     let dated = b.invoices.iter().any(|a| !a.payments.is_empty());
     let periods: Vec<Vec<String>> = b
@@ -623,6 +673,13 @@ fn tail(c: &Composition) -> Vec<Block> {
             text: "Intérêts calculés jour par jour sur le principal restant dû, du premier jour de retard à la date de la présente lettre incluse, sur la base du nombre réel de jours de l'année (365 ou 366), arrondis au centime.".into(),
         });
     }
+    out
+}
+
+/// The reference rates applied, and a notice for each half-year our table does not hold yet.
+fn rates_used(c: &Composition) -> Vec<Block> {
+    let b = &c.breakdown;
+    let mut out = Vec::new();
     if !b.rates_used.is_empty() {
         out.push(Block::Table {
             header: ["Semestre", "Taux de référence", "Valeur", "Source"]
@@ -659,7 +716,13 @@ fn tail(c: &Composition) -> Vec<Block> {
             ),
         });
     }
+    out
+}
 
+/// How to pay: transfer, link, instructions.
+fn payment_terms(c: &Composition) -> Vec<Block> {
+    let r = &c.request;
+    let mut out = Vec::new();
     out.push(Block::Heading {
         text: "Modalités de paiement".into(),
     });
@@ -685,31 +748,6 @@ fn tail(c: &Composition) -> Vec<Block> {
             text: instructions.clone(),
         });
     }
-
-    if r.agency.is_some() {
-        out.push(Block::Heading {
-            text: "Article L.111-8 du code des procédures civiles d'exécution (alinéas 2 et 3)"
-                .into(),
-        });
-        for text in [L111_8_PARAGRAPH_2, L111_8_PARAGRAPH_3] {
-            out.push(Block::Quote {
-                text: text.into(),
-                source: "Code des procédures civiles d'exécution, art. L.111-8".into(),
-            });
-        }
-    }
-    out.push(Block::Paragraph {
-        text: "Veuillez agréer, Madame, Monsieur, l'expression de nos salutations distinguées."
-            .into(),
-    });
-    let signature = match &r.agency {
-        Some(a) => vec![
-            a.name.clone(),
-            format!("pour le compte du créancier {}", r.creditor.name),
-        ],
-        None => vec![r.creditor.name.clone()],
-    };
-    out.push(Block::Signature { lines: signature });
     out
 }
 
