@@ -3,10 +3,10 @@
 
 use sqlx::Row;
 
-use super::{Backend, Storage, StorageError};
+use super::{Storage, StorageError};
 
 /// The wrapped data key of one stored document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DocumentKeyRow {
     /// Hex SHA-256 of the document's plaintext (its content address).
     pub sha256: String,
@@ -20,20 +20,6 @@ pub struct DocumentKeyRow {
     pub stored_at: i64,
     /// When the key was destroyed, Unix µs.
     pub destroyed_at: Option<i64>,
-}
-
-macro_rules! key_from_row {
-    ($row:expr) => {{
-        let row = &$row;
-        DocumentKeyRow {
-            sha256: row.try_get("sha256")?,
-            master_key_id: row.try_get("master_key_id")?,
-            wrapped_key: row.try_get("wrapped_key")?,
-            created_at: row.try_get("created_at")?,
-            stored_at: row.try_get("stored_at")?,
-            destroyed_at: row.try_get("destroyed_at")?,
-        }
-    }};
 }
 
 /// SQL condition on `k` (a `document_keys` row): at least one letter uses the bytes, every
@@ -63,7 +49,7 @@ impl Storage {
         now: i64,
         stored_at: i64,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO document_keys (sha256, master_key_id, wrapped_key, created_at, stored_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO UPDATE SET \
@@ -92,7 +78,7 @@ impl Storage {
         if keys.is_empty() {
             return Ok(());
         }
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             for part in keys.chunks(500) {
                 let mut query = sqlx::QueryBuilder::<Db>::new(
@@ -125,7 +111,7 @@ impl Storage {
     ) -> Result<Vec<DocumentKeyRow>, StorageError> {
         let mut out = Vec::new();
         for part in sha256s.chunks(500) {
-            dispatch!(self, read, |pool, Db| {
+            dispatch!(self.reader(), |pool, Db| {
                 let mut query = sqlx::QueryBuilder::<Db>::new(
                     "SELECT sha256, master_key_id, wrapped_key, created_at, stored_at, destroyed_at \
                      FROM document_keys WHERE sha256 IN (",
@@ -135,9 +121,12 @@ impl Storage {
                     list.push_bind(sha256);
                 }
                 list.push_unseparated(")");
-                for row in query.build().fetch_all(pool).await? {
-                    out.push(key_from_row!(row));
-                }
+                out.extend(
+                    query
+                        .build_query_as::<DocumentKeyRow>()
+                        .fetch_all(pool)
+                        .await?,
+                );
             });
         }
         Ok(out)
@@ -145,7 +134,7 @@ impl Storage {
 
     /// Records that already stored bytes were uploaded again at `now` (see `stored_at`).
     pub async fn touch_document_key(&self, sha256: &str, now: i64) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "UPDATE document_keys SET stored_at = $1 WHERE sha256 = $2 AND stored_at < $1",
             )
@@ -159,7 +148,7 @@ impl Storage {
 
     /// The latest upload time among the tenants' document rows of these bytes.
     pub async fn latest_document_upload(&self, sha256: &str) -> Result<Option<i64>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row =
                 sqlx::query("SELECT MAX(created_at) AS latest FROM documents WHERE sha256 = $1")
                     .bind(sha256)
@@ -171,24 +160,21 @@ impl Storage {
 
     /// The key row of a document, if any.
     pub async fn document_key(&self, sha256: &str) -> Result<Option<DocumentKeyRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(
+        dispatch!(self.reader(), |pool, Db| {
+            let row: Option<DocumentKeyRow> = sqlx::query_as(
                 "SELECT sha256, master_key_id, wrapped_key, created_at, stored_at, destroyed_at \
                  FROM document_keys WHERE sha256 = $1",
             )
             .bind(sha256)
             .fetch_optional(pool)
             .await?;
-            Ok(match row {
-                Some(row) => Some(key_from_row!(row)),
-                None => None,
-            })
+            Ok(row)
         })
     }
 
     /// Ids of the master keys that still wrap at least one live data key.
     pub async fn master_key_ids_in_use(&self) -> Result<Vec<String>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT DISTINCT master_key_id FROM document_keys WHERE wrapped_key IS NOT NULL \
                  ORDER BY master_key_id",
@@ -207,8 +193,8 @@ impl Storage {
         active: &str,
         limit: i64,
     ) -> Result<Vec<DocumentKeyRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(
+        dispatch!(self.reader(), |pool, Db| {
+            let rows: Vec<DocumentKeyRow> = sqlx::query_as(
                 "SELECT sha256, master_key_id, wrapped_key, created_at, stored_at, destroyed_at \
                  FROM document_keys WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 \
                  ORDER BY sha256 LIMIT $2",
@@ -217,7 +203,7 @@ impl Storage {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.iter().map(|r| Ok(key_from_row!(r))).collect()
+            Ok(rows)
         })
     }
 
@@ -230,7 +216,7 @@ impl Storage {
         new_id: &str,
         wrapped_key: &[u8],
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE document_keys SET master_key_id = $1, wrapped_key = $2 \
                  WHERE sha256 = $3 AND master_key_id = $4 AND wrapped_key IS NOT NULL",
@@ -256,7 +242,7 @@ impl Storage {
         letter_id: &str,
         hold_since: Option<i64>,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE letters SET legal_hold_since = \
                  CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(legal_hold_since, $1) END \
@@ -278,7 +264,7 @@ impl Storage {
         now: i64,
         limit: i64,
     ) -> Result<Vec<String>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT id FROM letters WHERE retain_until <= $1 AND legal_hold_since IS NULL \
                  AND content_destroyed_at IS NULL ORDER BY retain_until, id LIMIT $2",
@@ -298,7 +284,7 @@ impl Storage {
         cutoff: i64,
         limit: i64,
     ) -> Result<Vec<(String, String, String)>, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT id, sender, recipient FROM letters WHERE retain_until <= $1 \
                  AND content_destroyed_at IS NOT NULL AND legal_hold_since IS NULL \
@@ -330,7 +316,7 @@ impl Storage {
         recipient: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE letters SET sender = $2, recipient = $3, personal_data_redacted_at = $4 \
                  WHERE id = $1 AND personal_data_redacted_at IS NULL \
@@ -353,7 +339,7 @@ impl Storage {
         letter_id: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE letters SET content_destroyed_at = $1 WHERE id = $2 \
                  AND content_destroyed_at IS NULL AND retain_until <= $1 \
@@ -374,7 +360,7 @@ impl Storage {
         &self,
         limit: i64,
     ) -> Result<Vec<String>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(concat!(
                 "SELECT k.sha256 FROM document_keys k WHERE k.wrapped_key IS NOT NULL AND ",
                 destruction_guard!(),
@@ -391,7 +377,7 @@ impl Storage {
     /// destroyed. The audit uses it to tell a purge's crypto-shredding (none) from a key lost
     /// or destroyed too early (some).
     pub async fn letters_still_needing(&self, sha256: &str) -> Result<Vec<String>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT DISTINCT l.id FROM documents d \
                  JOIN letter_documents ld ON ld.document_id = d.id \
@@ -408,7 +394,7 @@ impl Storage {
     /// Destroys a document's data key (crypto-shredding), re-checking in the same statement
     /// that no letter still needs it. Returns whether it did.
     pub async fn destroy_document_key(&self, sha256: &str, now: i64) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(concat!(
                 "UPDATE document_keys SET wrapped_key = NULL, destroyed_at = $1 \
                  WHERE sha256 = $2 AND wrapped_key IS NOT NULL AND EXISTS \
@@ -438,7 +424,7 @@ impl DocumentLock {
     /// Releases the lock.
     pub async fn release(mut self) {
         if let Some((mut conn, id)) = self.held.take() {
-            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            let unlocked = sqlx::query(super::dialect::PG_ADVISORY_UNLOCK)
                 .bind(id)
                 .execute(&mut *conn)
                 .await;
@@ -461,9 +447,10 @@ impl Drop for DocumentLock {
 impl Storage {
     /// Takes the placement lock of document `sha256` (waits for another instance holding it).
     pub async fn lock_document(&self, sha256: &str) -> Result<DocumentLock, StorageError> {
-        match &*self.backend {
-            Backend::Sqlite { .. } => Ok(DocumentLock { held: None }),
-            Backend::Postgres(pool) => {
+        // The lock is the writer's: it orders writes of the same bytes.
+        match self.writer().pools() {
+            super::Pools::Sqlite(_) => Ok(DocumentLock { held: None }),
+            super::Pools::Postgres(pool) => {
                 // The lock id: the first 8 bytes of the content address (a SHA-256, so as
                 // good as random; a collision only makes two placements wait for each other).
                 let id = sha256
@@ -471,7 +458,7 @@ impl Storage {
                     .and_then(|h| u64::from_str_radix(h, 16).ok())
                     .map_or(0, |n| n as i64);
                 let mut conn = pool.acquire().await?;
-                sqlx::query("SELECT pg_advisory_lock($1)")
+                sqlx::query(super::dialect::PG_ADVISORY_LOCK)
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;

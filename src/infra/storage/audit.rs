@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::log::LeafRow;
-use super::{Backend, DocumentRow, Storage, StorageError};
+use super::{DocumentRecord, DocumentRow, Storage, StorageError};
 
 impl Storage {
     /// Documents with an id after `after`, in id order (all tenants).
@@ -13,8 +13,8 @@ impl Storage {
         after: &str,
         limit: i64,
     ) -> Result<Vec<DocumentRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, DocumentRecord>(
                 "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
                  FROM documents WHERE id > $1 ORDER BY id LIMIT $2",
             )
@@ -22,9 +22,7 @@ impl Storage {
             .bind(limit)
             .fetch_all(pool)
             .await?;
-            rows.into_iter()
-                .map(|row| Ok(document_from_row!(row)))
-                .collect()
+            Ok(rows.into_iter().map(DocumentRow::from).collect())
         })
     }
 
@@ -34,7 +32,7 @@ impl Storage {
         after: &str,
         limit: i64,
     ) -> Result<Vec<(String, Option<String>)>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT id, last_evidence_sha256 FROM letters WHERE id > $1 ORDER BY id LIMIT $2",
             )
@@ -53,7 +51,7 @@ impl Storage {
         &self,
         n: i64,
     ) -> Result<Vec<(String, Option<String>)>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT id, last_evidence_sha256 FROM letters ORDER BY random() LIMIT $1",
             )
@@ -68,17 +66,15 @@ impl Storage {
 
     /// A random sample of `n` documents.
     pub async fn sample_documents(&self, n: i64) -> Result<Vec<DocumentRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, DocumentRecord>(
                 "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
                  FROM documents ORDER BY random() LIMIT $1",
             )
             .bind(n)
             .fetch_all(pool)
             .await?;
-            rows.into_iter()
-                .map(|row| Ok(document_from_row!(row)))
-                .collect()
+            Ok(rows.into_iter().map(DocumentRow::from).collect())
         })
     }
 
@@ -89,7 +85,7 @@ impl Storage {
         after: i64,
         limit: i64,
     ) -> Result<Vec<(LeafRow, Option<String>)>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT l.position, l.evidence_id, l.record_sha256, e.record_sha256 AS current \
                  FROM log_leaves l LEFT JOIN evidence e ON e.id = l.evidence_id \
@@ -121,7 +117,7 @@ impl Storage {
         before: i64,
         limit: i64,
     ) -> Result<Vec<(String, String)>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT e.id, e.letter_id FROM evidence e \
                  WHERE e.created_at < $1 \
@@ -140,7 +136,7 @@ impl Storage {
 
     /// Stores an audit run.
     pub async fn insert_audit_run(&self, run: &AuditRunRow) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO audit_runs (id, started_at, finished_at, mode, passed, failures, report, seal, timestamp_token) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -162,7 +158,7 @@ impl Storage {
 
     /// The latest audit run.
     pub async fn latest_audit_run(&self) -> Result<Option<AuditRunRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT id, started_at, finished_at, mode, passed, failures, report, seal, timestamp_token \
                  FROM audit_runs ORDER BY finished_at DESC LIMIT 1",

@@ -9,7 +9,7 @@
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{Backend, IdempotencyRow, NewDeposit, NewJob, Storage, StorageError};
+use super::{IdempotencyRow, NewDeposit, NewJob, Storage, StorageError};
 use crate::domain::batch::RowError;
 
 /// A batch about to be recorded.
@@ -46,7 +46,7 @@ pub struct NewBatch {
 }
 
 /// A batch as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BatchRecord {
     /// Batch id.
     pub id: String,
@@ -118,32 +118,6 @@ macro_rules! batch_select {
     };
 }
 
-macro_rules! batch_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        BatchRecord {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            tenant_name: row.try_get("tenant_name")?,
-            api_key_id: row.try_get("api_key_id")?,
-            state: row.try_get("state")?,
-            mode: row.try_get("mode")?,
-            source: row.try_get("source")?,
-            total: row.try_get("total")?,
-            valid: row.try_get("valid")?,
-            deposited: row.try_get("deposited")?,
-            rejected: row.try_get("rejected")?,
-            next_row: row.try_get("next_row")?,
-            idempotency_key: row.try_get("idempotency_key")?,
-            lease_until: row.try_get("lease_until")?,
-            failure: row.try_get("failure")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            completed_at: row.try_get("completed_at")?,
-        }
-    }};
-}
-
 macro_rules! insert_row_errors {
     ($tx:expr, $db:ident, $batch_id:expr, $errors:expr) => {{
         for chunk in $errors.chunks(super::INSERT_CHUNK) {
@@ -190,7 +164,7 @@ impl Storage {
         jobs: &[NewJob],
         idempotency: Option<&IdempotencyRow>,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
                 complete_idempotency!(&mut *tx, idem);
@@ -232,7 +206,7 @@ impl Storage {
     /// nothing, when the batch's progress is no longer `chunk.from_row` or it is final.
     pub async fn commit_batch_chunk(&self, chunk: &BatchChunk<'_>) -> Result<bool, StorageError> {
         let completed_at = chunk.final_state.map(|_| chunk.now);
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let moved = sqlx::query(
                 "UPDATE batches SET next_row = $2, deposited = deposited + $3, rejected = rejected + $4, \
@@ -275,7 +249,7 @@ impl Storage {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE batches SET state = $2, failure = $3, rejected = rejected + $4, \
@@ -307,31 +281,15 @@ impl Storage {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<String>, StorageError> {
-        let row = match &*self.backend {
-            Backend::Sqlite { write, .. } => sqlx::query(
-                "UPDATE batches SET lease_until = $1 WHERE id = \
-                     (SELECT id FROM batches WHERE state = 'depositing' \
-                      AND (lease_until IS NULL OR lease_until <= $2) ORDER BY id LIMIT 1) \
-                     RETURNING id",
-            )
-            .bind(lease_until)
-            .bind(now)
-            .fetch_optional(write)
-            .await?
-            .map(|row| row.try_get::<String, _>("id")),
-            Backend::Postgres(pool) => sqlx::query(
-                "UPDATE batches SET lease_until = $1 WHERE id = \
-                 (SELECT id FROM batches WHERE state = 'depositing' \
-                  AND (lease_until IS NULL OR lease_until <= $2) ORDER BY id LIMIT 1 \
-                  FOR UPDATE SKIP LOCKED) RETURNING id",
-            )
-            .bind(lease_until)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| row.try_get::<String, _>("id")),
-        };
-        Ok(row.transpose()?)
+        dispatch!(self.writer(), |pool, Db| {
+            let id: Option<String> =
+                sqlx::query_scalar(<Db as super::dialect::Dialect>::CLAIM_ABANDONED_BATCH)
+                    .bind(lease_until)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(id)
+        })
     }
 
     /// Ends the leases a stopping process holds on batches `ids` that are still depositing,
@@ -339,7 +297,7 @@ impl Storage {
     /// chunk instead of waiting for the lease to lapse. Returns how many were released.
     pub async fn release_batch_leases(&self, ids: &[String]) -> Result<u64, StorageError> {
         let mut released = 0;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             for id in ids {
                 let done = sqlx::query(
                     "UPDATE batches SET lease_until = NULL WHERE id = $1 AND state = 'depositing'",
@@ -360,16 +318,13 @@ impl Storage {
         id: &str,
     ) -> Result<Option<BatchRecord>, StorageError> {
         let sql = concat!(batch_select!(), " WHERE b.tenant_id = $1 AND b.id = $2");
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let row = sqlx::query_as::<_, BatchRecord>(sql)
                 .bind(tenant_id)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            match row {
-                Some(row) => Ok(Some(batch_from_row!(row))),
-                None => Ok(None),
-            }
+            Ok(row)
         })
     }
 
@@ -382,7 +337,7 @@ impl Storage {
         id: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE batches SET state = 'cancelled', cancelled_at = $3, completed_at = $3, \
                  updated_at = $3, lease_until = NULL \
@@ -411,17 +366,15 @@ impl Storage {
             " WHERE b.tenant_id = $1 AND ($2 IS NULL OR b.state = $2) \
              AND ($3 IS NULL OR b.id < $3) ORDER BY b.id DESC LIMIT $4"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, BatchRecord>(sql)
                 .bind(tenant_id)
                 .bind(state)
                 .bind(before_id)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| Ok(batch_from_row!(row)))
-                .collect()
+            Ok(rows)
         })
     }
 
@@ -432,12 +385,12 @@ impl Storage {
         id: &str,
     ) -> Result<Option<(BatchRecord, Vec<u8>)>, StorageError> {
         let sql = concat!(batch_select!(), " WHERE b.id = $1");
-        dispatch!(self, write, |pool, Db| {
-            let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
-            let Some(row) = row else {
+        dispatch!(self.writer(), |pool, Db| {
+            let record: Option<BatchRecord> =
+                sqlx::query_as(sql).bind(id).fetch_optional(pool).await?;
+            let Some(record) = record else {
                 return Ok(None);
             };
-            let record = batch_from_row!(row);
             let letters = sqlx::query("SELECT letters FROM batch_rows WHERE batch_id = $1")
                 .bind(id)
                 .fetch_one(pool)
@@ -449,7 +402,7 @@ impl Storage {
 
     /// Per-row errors of a batch, by row then in the order found.
     pub async fn batch_errors(&self, batch_id: &str) -> Result<Vec<RowError>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT row, field, message FROM batch_errors WHERE batch_id = $1 ORDER BY row, id",
             )
@@ -474,7 +427,7 @@ impl Storage {
         &self,
         batch_id: &str,
     ) -> Result<(Vec<(String, i64)>, i64), StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT state, COUNT(*) AS n, COUNT(notified_at) AS notified FROM letters \
                  WHERE batch_id = $1 GROUP BY state ORDER BY state",

@@ -4,9 +4,9 @@
 //! consent other than by withdrawing it; the 0003 migration adds triggers that refuse
 //! anything else at the database level, whatever the caller (0018 extends them to `sender`).
 
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
-use super::{Backend, IdempotencyRow, Storage, StorageError};
+use super::{IdempotencyRow, Storage, StorageError};
 
 pub use crate::domain::consent::ConsentRow;
 
@@ -27,23 +27,38 @@ macro_rules! consent_columns {
     };
 }
 
-macro_rules! consent_from_row {
-    ($row:expr) => {{
-        let row = $row;
+/// A `consents` row as read: [`ConsentRow`] stays free of sqlx traits.
+#[derive(sqlx::FromRow)]
+struct ConsentRecord {
+    id: String,
+    tenant_id: String,
+    email: String,
+    name: String,
+    given_at: i64,
+    method: String,
+    document_id: Option<String>,
+    created_at: i64,
+    withdrawn_at: Option<i64>,
+    withdrawal_reason: Option<String>,
+    sender: Option<String>,
+}
+
+impl From<ConsentRecord> for ConsentRow {
+    fn from(r: ConsentRecord) -> Self {
         ConsentRow {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            email: row.try_get("email")?,
-            name: row.try_get("name")?,
-            given_at: row.try_get("given_at")?,
-            method: row.try_get("method")?,
-            document_id: row.try_get("document_id")?,
-            created_at: row.try_get("created_at")?,
-            withdrawn_at: row.try_get("withdrawn_at")?,
-            withdrawal_reason: row.try_get("withdrawal_reason")?,
-            sender: row.try_get("sender")?,
+            id: r.id,
+            tenant_id: r.tenant_id,
+            email: r.email,
+            name: r.name,
+            given_at: r.given_at,
+            method: r.method,
+            document_id: r.document_id,
+            created_at: r.created_at,
+            withdrawn_at: r.withdrawn_at,
+            withdrawal_reason: r.withdrawal_reason,
+            sender: r.sender,
         }
-    }};
+    }
 }
 
 impl Storage {
@@ -59,7 +74,7 @@ impl Storage {
             consent_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
                 complete_idempotency!(&mut *tx, idem);
@@ -97,16 +112,13 @@ impl Storage {
         );
         // Read through the write pool on SQLite: a deposit citing a consent just recorded or
         // withdrawn must see that write.
-        dispatch!(self, write, |pool, Db| {
-            let row = sqlx::query(sql)
+        dispatch!(self.writer(), |pool, Db| {
+            let row = sqlx::query_as::<_, ConsentRecord>(sql)
                 .bind(tenant_id)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            match row {
-                Some(row) => Ok(Some(consent_from_row!(row))),
-                None => Ok(None),
-            }
+            Ok(row.map(ConsentRow::from))
         })
     }
 
@@ -121,7 +133,7 @@ impl Storage {
         }
         let mut rows = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(super::INSERT_CHUNK) {
-            dispatch!(self, write, |pool, Db| {
+            dispatch!(self.writer(), |pool, Db| {
                 let mut query = QueryBuilder::<Db>::new(concat!(
                     "SELECT ",
                     consent_columns!(),
@@ -133,9 +145,11 @@ impl Storage {
                     list.push_bind(id);
                 }
                 list.push_unseparated(")");
-                for row in query.build().fetch_all(pool).await? {
-                    rows.push(consent_from_row!(row));
-                }
+                let found = query
+                    .build_query_as::<ConsentRecord>()
+                    .fetch_all(pool)
+                    .await?;
+                rows.extend(found.into_iter().map(ConsentRow::from));
             });
         }
         Ok(rows)
@@ -153,17 +167,15 @@ impl Storage {
             " FROM consents WHERE tenant_id = $1 \
              AND ($2 IS NULL OR email = $2) AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, ConsentRecord>(sql)
                 .bind(tenant_id)
                 .bind(&filter.email)
                 .bind(&filter.after_id)
                 .bind(filter.limit)
                 .fetch_all(pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| Ok(consent_from_row!(row)))
-                .collect()
+            Ok(rows.into_iter().map(ConsentRow::from).collect())
         })
     }
 
@@ -176,7 +188,7 @@ impl Storage {
         now: i64,
         reason: Option<&str>,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE consents SET withdrawn_at = $3, withdrawal_reason = $4 \
                  WHERE tenant_id = $1 AND id = $2 AND withdrawn_at IS NULL",

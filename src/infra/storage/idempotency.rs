@@ -12,7 +12,7 @@
 
 use sqlx::Row;
 
-use super::{Backend, IdempotencyRow, Storage, StorageError};
+use super::{IdempotencyRow, Storage, StorageError};
 
 /// Completes a pending claim: binds tenant, key, claim, status, headers, response, time.
 pub(crate) const COMPLETE_SQL: &str = "UPDATE idempotency_keys \
@@ -40,7 +40,7 @@ impl Storage {
         // A row released between our insert and our read is claimed again; twice is plenty
         // (a third miss would need two full requests to fail in that window).
         for _ in 0..3 {
-            let inserted = dispatch!(self, write, |pool, Db| {
+            let inserted = dispatch!(self.writer(), |pool, Db| {
                 sqlx::query(
                     "INSERT INTO idempotency_keys \
                      (tenant_id, key, route, request_sha256, claim, state, status, headers, response, created_at) \
@@ -61,7 +61,7 @@ impl Storage {
             if inserted == 1 {
                 return Ok(Claimed::Won);
             }
-            let taken_over = dispatch!(self, write, |pool, Db| {
+            let taken_over = dispatch!(self.writer(), |pool, Db| {
                 sqlx::query(
                     "UPDATE idempotency_keys SET claim = $3, route = $4, created_at = $5 \
                      WHERE tenant_id = $1 AND key = $2 AND state = 'pending' \
@@ -91,7 +91,7 @@ impl Storage {
     /// Completes the pending claim `idem` with its answer, outside any other write (for
     /// requests whose own write is naturally idempotent, or content-addressed).
     pub async fn complete_idempotency(&self, idem: &IdempotencyRow) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut conn = pool.acquire().await?;
             complete_idempotency!(&mut *conn, idem);
             Ok(())
@@ -106,7 +106,7 @@ impl Storage {
         key: &str,
         claim: &str,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "DELETE FROM idempotency_keys \
                  WHERE tenant_id = $1 AND key = $2 AND claim = $3 AND state = 'pending'",
@@ -128,7 +128,7 @@ impl Storage {
     ) -> Result<Option<IdempotencyRow>, StorageError> {
         // Read through the write pool on SQLite: a retry racing the original must see its
         // committed row, and the single writer serialises the two.
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT tenant_id, key, route, request_sha256, claim, state, status, headers, \
                  response, created_at FROM idempotency_keys WHERE tenant_id = $1 AND key = $2",

@@ -4,7 +4,7 @@
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{Backend, LetterRow, NewEvidence, Storage, StorageError};
+use super::{LetterRow, NewEvidence, Storage, StorageError};
 
 /// Work to do outside the transaction that decided it (send a mail, announce an event).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct NewJob {
 }
 
 /// A claimed outbox job.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Job {
     /// Job id.
     pub id: i64,
@@ -126,30 +126,16 @@ pub struct OtpFailure {
     pub locked_until: Option<i64>,
 }
 
-macro_rules! job_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        Job {
-            id: row.try_get("id")?,
-            kind: row.try_get("kind")?,
-            letter_id: row.try_get("letter_id")?,
-            payload: row.try_get("payload")?,
-            attempts: row.try_get("attempts")?,
-            created_at: row.try_get("created_at")?,
-        }
-    }};
-}
-
 impl Storage {
     /// Letter `id` whatever its tenant (workers and recipient flows).
     pub async fn letter_by_id(&self, id: &str) -> Result<Option<LetterRow>, StorageError> {
         let sql = concat!("SELECT ", letter_columns!(), " FROM letters WHERE id = $1");
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
-            match row {
-                Some(row) => Ok(Some(letter_from_row!(row))),
-                None => Ok(None),
-            }
+        dispatch!(self.reader(), |pool, Db| {
+            let row = sqlx::query_as::<_, LetterRow>(sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row)
         })
     }
 
@@ -163,15 +149,12 @@ impl Storage {
             letter_columns!(),
             " FROM letters WHERE recipient_token_sha256 = $1"
         );
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let row = sqlx::query_as::<_, LetterRow>(sql)
                 .bind(token_sha256)
                 .fetch_optional(pool)
                 .await?;
-            match row {
-                Some(row) => Ok(Some(letter_from_row!(row))),
-                None => Ok(None),
-            }
+            Ok(row)
         })
     }
 
@@ -188,7 +171,7 @@ impl Storage {
                     .unwrap_or("")
             })
             .collect();
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(
                 "UPDATE letters SET state = $1, last_evidence_sha256 = $2, updated_at = $3, \
@@ -264,7 +247,7 @@ impl Storage {
         if jobs.is_empty() {
             return Ok(());
         }
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut query = QueryBuilder::<Db>::new(
                 "INSERT INTO outbox (kind, letter_id, payload, run_after, created_at) ",
             );
@@ -291,35 +274,15 @@ impl Storage {
         limit: i64,
     ) -> Result<Vec<Job>, StorageError> {
         let until = now + lease_micros;
-        match &*self.backend {
-            Backend::Sqlite { write, .. } => {
-                let rows = sqlx::query(
-                    "UPDATE outbox SET run_after = $1, attempts = attempts + 1 WHERE id IN \
-                     (SELECT id FROM outbox WHERE done_at IS NULL AND run_after <= $2 ORDER BY run_after, id LIMIT $3) \
-                     RETURNING id, kind, letter_id, payload, attempts, created_at",
-                )
-                .bind(until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(write)
-                .await?;
-                rows.into_iter().map(|row| Ok(job_from_row!(row))).collect()
-            }
-            Backend::Postgres(pool) => {
-                let rows = sqlx::query(
-                    "UPDATE outbox SET run_after = $1, attempts = attempts + 1 WHERE id IN \
-                     (SELECT id FROM outbox WHERE done_at IS NULL AND run_after <= $2 ORDER BY run_after, id \
-                      LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, kind, letter_id, payload, attempts, created_at",
-                )
+        dispatch!(self.writer(), |pool, Db| {
+            let jobs: Vec<Job> = sqlx::query_as(<Db as super::dialect::Dialect>::CLAIM_JOBS)
                 .bind(until)
                 .bind(now)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-                rows.into_iter().map(|row| Ok(job_from_row!(row))).collect()
-            }
-        }
+            Ok(jobs)
+        })
     }
 
     /// Gives back claims a stopping worker still holds: each job `(id, lease_until, started)`
@@ -333,7 +296,7 @@ impl Storage {
         now: i64,
     ) -> Result<u64, StorageError> {
         let mut released = 0;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             for (id, lease_until, started) in claims {
                 let done = sqlx::query(
                     "UPDATE outbox SET run_after = $1, attempts = attempts - $2 \
@@ -358,7 +321,7 @@ impl Storage {
         jobs: &[NewJob],
         now: i64,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let done =
                 sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1 AND done_at IS NULL")
@@ -391,7 +354,7 @@ impl Storage {
 
     /// Marks a job done.
     pub async fn complete_job(&self, id: i64, now: i64) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(now)
@@ -408,7 +371,7 @@ impl Storage {
         run_after: i64,
         error: &str,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query("UPDATE outbox SET run_after = $2, last_error = $3 WHERE id = $1")
                 .bind(id)
                 .bind(run_after)
@@ -421,7 +384,7 @@ impl Storage {
 
     /// The message kept with job `id` by [`Storage::keep_job_mail`], opened.
     pub async fn job_mail(&self, id: i64) -> Result<Option<JobMail>, StorageError> {
-        let row = dispatch!(self, read, |pool, Db| {
+        let row = dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT mail_message_id, mail_prepared_at, mail_key_id, mail_sealed FROM outbox \
                  WHERE id = $1 AND mail_sealed IS NOT NULL",
@@ -473,7 +436,7 @@ impl Storage {
         let (key_id, sealed) =
             self.secret_keys()?
                 .seal_secret(JOB_MAIL_PURPOSE, &id.to_string(), &mail.bytes)?;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let kept = sqlx::query(
                 "UPDATE outbox SET mail_message_id = $3, mail_prepared_at = $4, \
                  mail_key_id = $5, mail_sealed = $6 \
@@ -499,7 +462,7 @@ impl Storage {
         keys: &crate::infra::keys::Keyring,
     ) -> Result<u64, StorageError> {
         let active = keys.active_id().to_string();
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let rows = sqlx::query(
                 "SELECT id, mail_key_id, mail_sealed FROM outbox \
@@ -542,7 +505,7 @@ impl Storage {
         run_after: i64,
         error: &str,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "UPDATE outbox SET run_after = $2, last_error = $3, mail_message_id = NULL, \
                  mail_prepared_at = NULL, mail_key_id = NULL, mail_sealed = NULL WHERE id = $1",
@@ -558,15 +521,15 @@ impl Storage {
 
     /// Jobs not done yet for a letter (tests and diagnostics).
     pub async fn pending_jobs(&self, letter_id: &str) -> Result<Vec<Job>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(
+        dispatch!(self.reader(), |pool, Db| {
+            let jobs: Vec<Job> = sqlx::query_as(
                 "SELECT id, kind, letter_id, payload, attempts, created_at FROM outbox \
                  WHERE letter_id = $1 AND done_at IS NULL ORDER BY id",
             )
             .bind(letter_id)
             .fetch_all(pool)
             .await?;
-            rows.into_iter().map(|row| Ok(job_from_row!(row))).collect()
+            Ok(jobs)
         })
     }
 
@@ -576,7 +539,7 @@ impl Storage {
         now: i64,
         limit: i64,
     ) -> Result<Vec<String>, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT id FROM letters WHERE state = 'notified' AND deadline <= $1 ORDER BY deadline LIMIT $2",
             )
@@ -599,7 +562,7 @@ impl Storage {
         created_at: i64,
         expires_at: i64,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO otp_codes (id, letter_id, code_hmac, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
             )
@@ -616,7 +579,7 @@ impl Storage {
 
     /// How many codes were issued for a letter since `since`.
     pub async fn otp_count_since(&self, letter_id: &str, since: i64) -> Result<i64, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT COUNT(*) AS n FROM otp_codes WHERE letter_id = $1 AND created_at >= $2",
             )
@@ -634,7 +597,7 @@ impl Storage {
         letter_id: &str,
         now: i64,
     ) -> Result<Vec<(String, String)>, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT id, code_hmac FROM otp_codes WHERE letter_id = $1 AND used_at IS NULL AND expires_at > $2 \
                  ORDER BY created_at DESC",
@@ -651,7 +614,7 @@ impl Storage {
 
     /// The letter's OTP lock, if one is in force at `now`.
     pub async fn otp_lock(&self, letter_id: &str, now: i64) -> Result<Option<i64>, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let row = sqlx::query("SELECT otp_locked_until FROM letters WHERE id = $1")
                 .bind(letter_id)
                 .fetch_optional(pool)
@@ -672,7 +635,7 @@ impl Storage {
         max_failures: i64,
         lock_until: i64,
     ) -> Result<OtpFailure, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let row = sqlx::query(
                 "UPDATE letters SET otp_failures = otp_failures + 1 WHERE id = $1 RETURNING otp_failures",
@@ -718,7 +681,7 @@ impl Storage {
         otp_id: &str,
         session: &SessionRow,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let used =
                 sqlx::query("UPDATE otp_codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
@@ -757,7 +720,7 @@ impl Storage {
         token_sha256: &str,
         now: i64,
     ) -> Result<Option<SessionRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT token_sha256, letter_id, method, assurance_level, created_at, expires_at \
                  FROM recipient_sessions WHERE token_sha256 = $1 AND expires_at > $2",
@@ -791,7 +754,7 @@ impl Storage {
         now: i64,
         seal: Vec<u8>,
     ) -> Result<Vec<u8>, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO bundle_seals (letter_id, asic_manifest_sha256, seal, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (letter_id, asic_manifest_sha256) DO NOTHING",
@@ -819,7 +782,7 @@ impl Storage {
         letter_id: &str,
         manifest_sha256: &str,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT seal FROM bundle_seals WHERE letter_id = $1 AND asic_manifest_sha256 = $2",
             )

@@ -10,7 +10,7 @@
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{Backend, Storage, StorageError};
+use super::{Storage, StorageError};
 use crate::core::log::merkle::{self, Frontier, Hash, Node};
 
 /// Advisory lock key of the PostgreSQL appender ("RLOG").
@@ -91,11 +91,10 @@ impl Storage {
         settled_before: i64,
         limit: i64,
     ) -> Result<AppendOutcome, StorageError> {
-        let postgres = matches!(&*self.backend, Backend::Postgres(_));
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            if let Some(lock) = <Db as super::dialect::Dialect>::APPENDER_LOCK {
+                sqlx::query(lock)
                     .bind(APPENDER_LOCK)
                     .execute(&mut *tx)
                     .await?;
@@ -115,10 +114,10 @@ impl Storage {
             // earlier may commit later: rows up to LATE_TAIL sequence numbers below the
             // highest logged one are looked at again (an indexed anti-join over the tail,
             // never the whole table).
-            let scan_from = if postgres {
-                (logged_max - LATE_TAIL).max(0)
-            } else {
+            let scan_from = if <Db as super::dialect::Dialect>::COMMITS_IN_SEQUENCE {
                 logged_max
+            } else {
+                (logged_max - LATE_TAIL).max(0)
             };
             let rows = sqlx::query(
                 "SELECT e.id, e.seq, e.record_sha256 FROM evidence e \
@@ -218,7 +217,7 @@ impl Storage {
 
     /// Number of leaves in the log.
     pub async fn log_size(&self) -> Result<u64, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let size: i64 =
                 sqlx::query("SELECT COALESCE(MAX(position) + 1, 0) AS size FROM log_leaves")
                     .fetch_one(pool)
@@ -235,7 +234,7 @@ impl Storage {
     ) -> Result<std::collections::HashMap<(u32, u64), Hash>, StorageError> {
         let mut out = std::collections::HashMap::new();
         for chunk in keys.chunks(200) {
-            dispatch!(self, read, |pool, Db| {
+            dispatch!(self.reader(), |pool, Db| {
                 let mut query =
                     QueryBuilder::<Db>::new("SELECT level, idx, hash FROM log_nodes WHERE ");
                 for (i, (level, index)) in chunk.iter().enumerate() {
@@ -294,7 +293,7 @@ impl Storage {
         sql: &'static str,
         value: &str,
     ) -> Result<Option<LeafRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query(sql).bind(value).fetch_optional(pool).await?;
             row.map(|r| -> Result<LeafRow, StorageError> {
                 Ok(LeafRow {
@@ -357,7 +356,7 @@ impl Storage {
         let sql = format!(
             "SELECT tree_size, root_hash, issued_at, head, seal, timestamp_token FROM tree_heads {clause}"
         );
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(value)
                 .fetch_all(pool)

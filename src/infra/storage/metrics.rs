@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Backend, Storage, StorageError};
+use super::{Storage, StorageError};
 
 /// What the operator monitors, read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct MetricsSnapshot {
 impl Storage {
     /// Reads the figures of [`MetricsSnapshot`].
     pub async fn metrics_snapshot(&self) -> Result<MetricsSnapshot, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let scalar = |sql: &'static str| sqlx::query_scalar::<Db, Option<i64>>(sql);
             let oldest_pending_job =
                 scalar("SELECT MIN(created_at) FROM outbox WHERE done_at IS NULL")

@@ -132,7 +132,7 @@ pub struct Tenant {
 }
 
 /// An API key as listed by operators (never the key itself).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     /// Key id (UUID), what `api-key revoke` takes.
     pub id: String,
@@ -168,7 +168,7 @@ pub struct DocumentRow {
 }
 
 /// A letter row. `sender` and `recipient` hold JSON objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LetterRow {
     /// Letter id (UUID v7: sorts by creation time).
     pub id: String,
@@ -400,36 +400,58 @@ pub(crate) async fn finish<DB: sqlx::Database, T>(
     }
 }
 
-/// Runs `$body` with `$pool` bound to the right pool and `$db` to the sqlx database type.
+/// Runs `$body` with `$pool` bound to the pool of `$handle` (a [`Reader`] from
+/// [`Storage::reader`] or a [`Writer`] from [`Storage::writer`]) and `$db` to the sqlx
+/// database type, which implements [`dialect::Dialect`].
 macro_rules! dispatch {
-    ($storage:expr, write, |$pool:ident, $db:ident| $body:expr) => {
-        match &*$storage.backend {
-            Backend::Sqlite { write: $pool, .. } => {
+    ($handle:expr, |$pool:ident, $db:ident| $body:expr) => {
+        match $handle.pools() {
+            $crate::infra::storage::Pools::Sqlite($pool) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Sqlite;
                 $body
             }
-            Backend::Postgres($pool) => {
+            $crate::infra::storage::Pools::Postgres($pool) => {
                 #[allow(dead_code)]
                 type $db = sqlx::Postgres;
                 $body
             }
         }
     };
-    ($storage:expr, read, |$pool:ident, $db:ident| $body:expr) => {
-        match &*$storage.backend {
-            Backend::Sqlite { read: $pool, .. } => {
-                #[allow(dead_code)]
-                type $db = sqlx::Sqlite;
-                $body
-            }
-            Backend::Postgres($pool) => {
-                #[allow(dead_code)]
-                type $db = sqlx::Postgres;
-                $body
-            }
+}
+
+/// One engine's pool, as a [`Reader`] or a [`Writer`] hands it to `dispatch!`.
+pub(crate) enum Pools<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
+}
+
+/// The pool reads go through: on SQLite the read-only pool of several connections (WAL
+/// readers see the last committed state), on PostgreSQL the one pool.
+#[derive(Clone, Copy)]
+pub(crate) struct Reader<'a>(&'a Backend);
+
+/// The pool writes go through, and the reads that must see the writer's own latest
+/// commit: on SQLite the single-connection writer pool, on PostgreSQL the one pool.
+#[derive(Clone, Copy)]
+pub(crate) struct Writer<'a>(&'a Backend);
+
+impl<'a> Reader<'a> {
+    pub(crate) fn pools(self) -> Pools<'a> {
+        match self.0 {
+            Backend::Sqlite { read, .. } => Pools::Sqlite(read),
+            Backend::Postgres(pool) => Pools::Postgres(pool),
         }
-    };
+    }
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn pools(self) -> Pools<'a> {
+        match self.0 {
+            Backend::Sqlite { write, .. } => Pools::Sqlite(write),
+            Backend::Postgres(pool) => Pools::Postgres(pool),
+        }
+    }
 }
 
 /// Completes the pending idempotency claim `$idem` with its answer, on the transaction
@@ -543,75 +565,62 @@ macro_rules! insert_deposit_rows {
     }};
 }
 
-macro_rules! letter_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        LetterRow {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            state: row.try_get("state")?,
-            reference: row.try_get("reference")?,
-            sender: row.try_get("sender")?,
-            recipient: row.try_get("recipient")?,
-            deposited_at: row.try_get("deposited_at")?,
-            retain_until: row.try_get("retain_until")?,
-            updated_at: row.try_get("updated_at")?,
-            last_evidence_sha256: row.try_get("last_evidence_sha256")?,
-            notified_at: row.try_get("notified_at")?,
-            deadline: row.try_get("deadline")?,
-            decided_at: row.try_get("decided_at")?,
-            content_handed_over_at: row.try_get("content_handed_over_at")?,
-            legal_hold_since: row.try_get("legal_hold_since")?,
-            content_destroyed_at: row.try_get("content_destroyed_at")?,
-        }
-    }};
+/// A `documents` row as read: [`DocumentRow`] stays free of sqlx traits.
+#[derive(sqlx::FromRow)]
+struct DocumentRecord {
+    id: String,
+    tenant_id: String,
+    sha256: String,
+    size: i64,
+    media_type: String,
+    filename: String,
+    created_at: i64,
 }
 
-macro_rules! document_from_row {
-    ($row:expr) => {{
-        let row = $row;
+impl From<DocumentRecord> for DocumentRow {
+    fn from(r: DocumentRecord) -> Self {
         DocumentRow {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            sha256: row.try_get("sha256")?,
-            size: row.try_get("size")?,
-            media_type: row.try_get("media_type")?,
-            filename: row.try_get("filename")?,
-            created_at: row.try_get("created_at")?,
+            id: r.id,
+            tenant_id: r.tenant_id,
+            sha256: r.sha256,
+            size: r.size,
+            media_type: r.media_type,
+            filename: r.filename,
+            created_at: r.created_at,
         }
-    }};
+    }
 }
 
-macro_rules! evidence_from_row {
-    ($row:expr) => {{
-        let row = $row;
+/// An `evidence` row as read: [`EvidenceRow`] stays free of sqlx traits.
+#[derive(sqlx::FromRow)]
+struct EvidenceRecord {
+    seq: i64,
+    id: String,
+    letter_id: String,
+    event: String,
+    event_time: i64,
+    record: Vec<u8>,
+    record_sha256: String,
+    seal: Vec<u8>,
+    timestamp_token: Vec<u8>,
+    created_at: i64,
+}
+
+impl From<EvidenceRecord> for EvidenceRow {
+    fn from(r: EvidenceRecord) -> Self {
         EvidenceRow {
-            seq: row.try_get("seq")?,
-            id: row.try_get("id")?,
-            letter_id: row.try_get("letter_id")?,
-            event: row.try_get("event")?,
-            event_time: row.try_get("event_time")?,
-            record: row.try_get("record")?,
-            record_sha256: row.try_get("record_sha256")?,
-            seal: row.try_get("seal")?,
-            timestamp_token: row.try_get("timestamp_token")?,
-            created_at: row.try_get("created_at")?,
+            seq: r.seq,
+            id: r.id,
+            letter_id: r.letter_id,
+            event: r.event,
+            event_time: r.event_time,
+            record: r.record,
+            record_sha256: r.record_sha256,
+            seal: r.seal,
+            timestamp_token: r.timestamp_token,
+            created_at: r.created_at,
         }
-    }};
-}
-
-macro_rules! api_key_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        ApiKeyRow {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            tenant_name: row.try_get("tenant_name")?,
-            key_hmac: row.try_get("key_hmac")?,
-            created_at: row.try_get("created_at")?,
-            revoked_at: row.try_get("revoked_at")?,
-        }
-    }};
+    }
 }
 
 // Column lists as macros so that queries stay `&'static str` literals (sqlx refuses dynamic SQL).
@@ -710,6 +719,16 @@ impl Storage {
         ))
     }
 
+    /// The reader pool (see [`Reader`]).
+    pub(crate) fn reader(&self) -> Reader<'_> {
+        Reader(&self.backend)
+    }
+
+    /// The writer pool (see [`Writer`]).
+    pub(crate) fn writer(&self) -> Writer<'_> {
+        Writer(&self.backend)
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn engine(&self) -> &'static str {
         match &*self.backend {
@@ -731,7 +750,7 @@ impl Storage {
 
     /// A trivial round trip, for health checks.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
@@ -742,7 +761,7 @@ impl Storage {
     /// disk, a read-only file system or a writer stuck in a transaction fails here, so
     /// readiness reports what a deposit would meet.
     pub async fn probe_write(&self, now: i64) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let written = sqlx::query(
                 "INSERT INTO health_probe (id, checked_at) VALUES (1, $1) \
@@ -763,7 +782,7 @@ impl Storage {
         &self,
         name: &str,
     ) -> Result<Option<(String, Vec<u8>)>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row =
                 sqlx::query("SELECT master_key_id, sealed FROM sealed_secrets WHERE name = $1")
                     .bind(name)
@@ -781,7 +800,7 @@ impl Storage {
 
     /// Every sealed installation secret: `(name, master key id, sealed)`.
     pub async fn sealed_secrets(&self) -> Result<Vec<(String, String, Vec<u8>)>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows =
                 sqlx::query("SELECT name, master_key_id, sealed FROM sealed_secrets ORDER BY name")
                     .fetch_all(pool)
@@ -807,7 +826,7 @@ impl Storage {
         master_key_id: &str,
         sealed: &[u8],
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE sealed_secrets SET master_key_id = $1, sealed = $2 \
                  WHERE name = $3 AND master_key_id = $4",
@@ -825,7 +844,7 @@ impl Storage {
     /// The clear value of `name` left in `service_secrets` by a version before migration
     /// 0012, if any (to be sealed with the same material by [`Storage::store_sealed_secret`]).
     pub async fn clear_service_secret(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query("SELECT value FROM service_secrets WHERE name = $1")
                 .bind(name)
                 .fetch_optional(pool)
@@ -847,7 +866,7 @@ impl Storage {
         sealed: &[u8],
         now: i64,
     ) -> Result<(String, Vec<u8>), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO sealed_secrets (name, master_key_id, sealed, created_at) \
@@ -876,7 +895,7 @@ impl Storage {
 
     /// Atomically increments the counter `name` (starting at 1) and returns its new value.
     pub async fn next_counter(&self, name: &str) -> Result<i64, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let row = sqlx::query(
                 "INSERT INTO counters (name, value) VALUES ($1, 1) \
                  ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value",
@@ -893,7 +912,7 @@ impl Storage {
     /// Returns the tenant called `name`, creating it if needed.
     pub async fn ensure_tenant(&self, name: &str, now: i64) -> Result<Tenant, StorageError> {
         let id = uuid::Uuid::now_v7().to_string();
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO NOTHING",
@@ -922,7 +941,7 @@ impl Storage {
         key_hmac: &[u8],
         now: i64,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO api_keys (id, tenant_id, key_hmac, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -943,12 +962,12 @@ impl Storage {
         key_hmac: &[u8],
     ) -> Result<Option<ApiKeyRow>, StorageError> {
         let sql = concat!(api_key_select!(), " WHERE k.key_hmac = $1");
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sql).bind(key_hmac).fetch_optional(pool).await?;
-            match row {
-                Some(row) => Ok(Some(api_key_from_row!(row))),
-                None => Ok(None),
-            }
+        dispatch!(self.reader(), |pool, Db| {
+            let row = sqlx::query_as::<_, ApiKeyRow>(sql)
+                .bind(key_hmac)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row)
         })
     }
 
@@ -961,17 +980,18 @@ impl Storage {
             api_key_select!(),
             " WHERE ($1 IS NULL OR t.name = $1) ORDER BY k.created_at, k.id"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql).bind(tenant).fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|row| Ok(api_key_from_row!(row)))
-                .collect()
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, ApiKeyRow>(sql)
+                .bind(tenant)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows)
         })
     }
 
     /// Revokes key `id`; returns false when no such unrevoked key exists.
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
             )
@@ -988,7 +1008,7 @@ impl Storage {
     /// Inserts document metadata; when the tenant already holds these bytes, returns the
     /// existing document instead (content addressing).
     pub async fn insert_document(&self, doc: &DocumentRow) -> Result<DocumentRow, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             sqlx::query(
                 "INSERT INTO documents (id, tenant_id, sha256, size, media_type, filename, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, sha256) DO NOTHING",
@@ -1002,7 +1022,7 @@ impl Storage {
             .bind(doc.created_at)
             .execute(pool)
             .await?;
-            let row = sqlx::query(
+            let row: DocumentRecord = sqlx::query_as(
                 "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
                  FROM documents WHERE tenant_id = $1 AND sha256 = $2",
             )
@@ -1010,7 +1030,7 @@ impl Storage {
             .bind(&doc.sha256)
             .fetch_one(pool)
             .await?;
-            Ok(document_from_row!(row))
+            Ok(DocumentRow::from(row))
         })
     }
 
@@ -1030,7 +1050,7 @@ impl Storage {
             ));
         }
         let mut found = std::collections::HashMap::new();
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             for part in docs.chunks(500) {
                 let mut query = QueryBuilder::<Db>::new(
@@ -1057,8 +1077,11 @@ impl Storage {
                     list.push_bind(&doc.sha256);
                 }
                 list.push_unseparated(")");
-                for row in query.build().fetch_all(&mut *tx).await? {
-                    let doc = document_from_row!(row);
+                let rows = query
+                    .build_query_as::<DocumentRecord>()
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for doc in rows.into_iter().map(DocumentRow::from) {
                     found.insert(doc.sha256.clone(), doc);
                 }
             }
@@ -1082,7 +1105,7 @@ impl Storage {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let mut query = QueryBuilder::<Db>::new(
                 "SELECT id, tenant_id, sha256, size, media_type, filename, created_at \
                  FROM documents WHERE tenant_id = ",
@@ -1093,10 +1116,11 @@ impl Storage {
                 list.push_bind(id);
             }
             list.push_unseparated(")");
-            let rows = query.build().fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|row| Ok(document_from_row!(row)))
-                .collect()
+            let rows = query
+                .build_query_as::<DocumentRecord>()
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(DocumentRow::from).collect())
         })
     }
 
@@ -1105,8 +1129,8 @@ impl Storage {
         &self,
         letter_id: &str,
     ) -> Result<Vec<DocumentRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, DocumentRecord>(
                 "SELECT d.id, d.tenant_id, d.sha256, d.size, d.media_type, d.filename, d.created_at \
                  FROM letter_documents ld JOIN documents d ON d.id = ld.document_id \
                  WHERE ld.letter_id = $1 ORDER BY ld.position",
@@ -1114,9 +1138,7 @@ impl Storage {
             .bind(letter_id)
             .fetch_all(pool)
             .await?;
-            rows.into_iter()
-                .map(|row| Ok(document_from_row!(row)))
-                .collect()
+            Ok(rows.into_iter().map(DocumentRow::from).collect())
         })
     }
 
@@ -1130,7 +1152,7 @@ impl Storage {
         deposits: &[NewDeposit],
         idempotency: Option<&IdempotencyRow>,
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             // The claim is completed first: a claim lost to a retry fails before any other
             // write, and the whole transaction rolls back.
@@ -1154,16 +1176,13 @@ impl Storage {
             letter_columns!(),
             " FROM letters WHERE tenant_id = $1 AND id = $2"
         );
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let row = sqlx::query_as::<_, LetterRow>(sql)
                 .bind(tenant_id)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            match row {
-                Some(row) => Ok(Some(letter_from_row!(row))),
-                None => Ok(None),
-            }
+            Ok(row)
         })
     }
 
@@ -1180,8 +1199,8 @@ impl Storage {
              AND ($2 IS NULL OR reference = $2) AND ($3 IS NULL OR state = $3) \
              AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, LetterRow>(sql)
                 .bind(tenant_id)
                 .bind(&filter.reference)
                 .bind(&filter.state)
@@ -1189,9 +1208,7 @@ impl Storage {
                 .bind(filter.limit)
                 .fetch_all(pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| Ok(letter_from_row!(row)))
-                .collect()
+            Ok(rows)
         })
     }
 
@@ -1205,11 +1222,12 @@ impl Storage {
             evidence_columns!(),
             " FROM evidence WHERE letter_id = $1 ORDER BY seq"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql).bind(letter_id).fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|row| Ok(evidence_from_row!(row)))
-                .collect()
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, EvidenceRecord>(sql)
+                .bind(letter_id)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.into_iter().map(EvidenceRow::from).collect())
         })
     }
 
@@ -1225,15 +1243,13 @@ impl Storage {
             evidence_columns!(),
             " FROM evidence WHERE seq > $1 ORDER BY seq LIMIT $2"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, EvidenceRecord>(sql)
                 .bind(after_seq)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| Ok(evidence_from_row!(row)))
-                .collect()
+            Ok(rows.into_iter().map(EvidenceRow::from).collect())
         })
     }
 }
@@ -1260,6 +1276,7 @@ pub mod archive;
 pub mod audit;
 mod batches;
 mod consents;
+mod dialect;
 pub mod idempotency;
 mod lifecycle;
 pub mod log;

@@ -4,7 +4,7 @@
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{Backend, Storage, StorageError};
+use super::{Storage, StorageError};
 
 /// Renewal leaves written per transaction.
 const LEAVES_PER_TRANSACTION: usize = 5_000;
@@ -92,7 +92,7 @@ impl Storage {
         limit: i64,
         filter: &CandidateFilter<'_>,
     ) -> Result<Vec<RenewalCandidate>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT e.id, e.seq, e.record_sha256, e.timestamp_token AS original, \
                         l.generation, r.timestamp_token AS latest \
@@ -155,7 +155,7 @@ impl Storage {
         renewal_id: i64,
         leaves: &[NewRenewalLeaf],
     ) -> Result<(), StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(renewal) = renewal {
                 sqlx::query(
@@ -199,7 +199,7 @@ impl Storage {
 
     /// The newest renewal, if any.
     pub async fn latest_renewal(&self) -> Result<Option<RenewalRow>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let row = sqlx::query(
                 "SELECT id, reason, created_at, tree_size, root_hash, timestamp_token, \
                  tsa_certificate_sha256, tsa_not_after FROM renewals ORDER BY id DESC LIMIT 1",
@@ -227,7 +227,7 @@ impl Storage {
         &self,
         letter_id: &str,
     ) -> Result<Vec<RecordRenewal>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let rows = sqlx::query(
                 "SELECT l.evidence_id, l.generation, l.record, r.timestamp_token \
                  FROM renewal_leaves l \

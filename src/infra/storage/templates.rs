@@ -2,12 +2,10 @@
 //! demeure): recorded once, read, listed — never changed nor deleted (a letter's evidence may
 //! cite one; the 0006 migration refuses updates and deletes at the database level).
 
-use sqlx::Row;
-
-use super::{Backend, IdempotencyRow, Storage, StorageError};
+use super::{IdempotencyRow, Storage, StorageError};
 
 /// A recorded template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TemplateRow {
     /// Template id (UUID v7).
     pub id: String,
@@ -29,20 +27,6 @@ macro_rules! template_columns {
     };
 }
 
-macro_rules! template_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        TemplateRow {
-            id: row.try_get("id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            name: row.try_get("name")?,
-            kind: row.try_get("kind")?,
-            wording: row.try_get("wording")?,
-            created_at: row.try_get("created_at")?,
-        }
-    }};
-}
-
 impl Storage {
     /// Records a template and the optional idempotency record in one transaction. An
     /// claim this request no longer holds yields `IdempotencyClaimLost`.
@@ -56,7 +40,7 @@ impl Storage {
             template_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6)"
         );
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
                 complete_idempotency!(&mut *tx, idem);
@@ -89,16 +73,13 @@ impl Storage {
         );
         // Read through the write pool on SQLite: a letter composed right after the template
         // was recorded must find it.
-        dispatch!(self, write, |pool, Db| {
-            let row = sqlx::query(sql)
+        dispatch!(self.writer(), |pool, Db| {
+            let row = sqlx::query_as::<_, TemplateRow>(sql)
                 .bind(tenant_id)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            match row {
-                Some(row) => Ok(Some(template_from_row!(row))),
-                None => Ok(None),
-            }
+            Ok(row)
         })
     }
 
@@ -114,16 +95,14 @@ impl Storage {
             template_columns!(),
             " FROM templates WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let rows = sqlx::query_as::<_, TemplateRow>(sql)
                 .bind(tenant_id)
                 .bind(after_id)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| Ok(template_from_row!(row)))
-                .collect()
+            Ok(rows)
         })
     }
 }

@@ -9,7 +9,7 @@
 
 use sqlx::{QueryBuilder, Row};
 
-use super::{Backend, IdempotencyRow, Storage, StorageError};
+use super::{IdempotencyRow, Storage, StorageError};
 
 /// A webhook: where to announce a tenant's letter events, and with which secret to sign them.
 #[derive(Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub struct NewDelivery {
 }
 
 /// A delivery as recorded, with the outcome of its attempts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeliveryRow {
     /// Delivery id.
     pub id: String,
@@ -170,55 +170,53 @@ macro_rules! delivery_columns {
     };
 }
 
-macro_rules! webhook_from_row {
-    ($row:expr, $keys:expr) => {{
-        let row = $row;
-        let events: String = row.try_get("events")?;
-        let id: String = row.try_get("id")?;
-        let secret = open_webhook_secret(
-            $keys,
-            &id,
-            row.try_get("secret")?,
-            row.try_get("secret_key_id")?,
-            row.try_get("secret_sealed")?,
-        )?;
-        WebhookRow {
-            events: serde_json::from_str(&events).map_err(|e| {
-                StorageError::Corrupt(format!("webhook {id} has unreadable events: {e}"))
-            })?,
-            id,
-            tenant_id: row.try_get("tenant_id")?,
-            url: row.try_get("url")?,
-            secret,
-            created_at: row.try_get("created_at")?,
-            deleted_at: row.try_get("deleted_at")?,
-        }
-    }};
+/// A `webhooks` row as read, before its secret is opened and its events parsed.
+#[derive(sqlx::FromRow)]
+struct WebhookRecord {
+    id: String,
+    tenant_id: String,
+    url: String,
+    secret: String,
+    events: String,
+    created_at: i64,
+    deleted_at: Option<i64>,
+    secret_key_id: Option<String>,
+    secret_sealed: Option<Vec<u8>>,
 }
 
-macro_rules! delivery_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        DeliveryRow {
-            id: row.try_get("id")?,
-            webhook_id: row.try_get("webhook_id")?,
-            tenant_id: row.try_get("tenant_id")?,
-            event: row.try_get("event")?,
-            letter_id: row.try_get("letter_id")?,
-            evidence_id: row.try_get("evidence_id")?,
-            batch_id: row.try_get("batch_id")?,
-            payload: row.try_get("payload")?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            first_attempt_at: row.try_get("first_attempt_at")?,
-            last_attempt_at: row.try_get("last_attempt_at")?,
-            last_status: row.try_get("last_status")?,
-            last_error: row.try_get("last_error")?,
-            delivered_at: row.try_get("delivered_at")?,
-            failed_at: row.try_get("failed_at")?,
-            created_at: row.try_get("created_at")?,
-        }
-    }};
+impl WebhookRecord {
+    /// The webhook with its secret opened under `keys`.
+    fn open(self, keys: Option<&crate::infra::keys::Keyring>) -> Result<WebhookRow, StorageError> {
+        let secret = open_webhook_secret(
+            keys,
+            &self.id,
+            self.secret,
+            self.secret_key_id,
+            self.secret_sealed,
+        )?;
+        Ok(WebhookRow {
+            events: serde_json::from_str(&self.events).map_err(|e| {
+                StorageError::Corrupt(format!("webhook {} has unreadable events: {e}", self.id))
+            })?,
+            id: self.id,
+            tenant_id: self.tenant_id,
+            url: self.url,
+            secret,
+            created_at: self.created_at,
+            deleted_at: self.deleted_at,
+        })
+    }
+}
+
+/// A claimed delivery as read, with its webhook's target and sealed secret.
+#[derive(sqlx::FromRow)]
+struct ClaimedRecord {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    webhook_url: String,
+    webhook_secret: String,
+    webhook_secret_key_id: Option<String>,
+    webhook_secret_sealed: Option<Vec<u8>>,
 }
 
 /// What webhook secrets are, bound into their sealing (associated data).
@@ -250,7 +248,7 @@ impl Storage {
     /// the same secret keeps signing deliveries. Returns how many rows were sealed.
     pub async fn seal_clear_webhook_secrets(&self) -> Result<u64, StorageError> {
         let keys = self.secret_keys()?;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let rows = sqlx::query("SELECT id, secret FROM webhooks WHERE secret_sealed IS NULL")
                 .fetch_all(&mut *tx)
@@ -284,7 +282,7 @@ impl Storage {
         keys: &crate::infra::keys::Keyring,
     ) -> Result<u64, StorageError> {
         let active = keys.active_id().to_string();
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let rows = sqlx::query(
                 "SELECT id, secret_key_id, secret_sealed FROM webhooks \
@@ -338,7 +336,7 @@ impl Storage {
             &webhook.id,
             webhook.secret.as_bytes(),
         )?;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             if let Some(idem) = idempotency {
                 complete_idempotency!(&mut *tx, idem);
@@ -373,16 +371,13 @@ impl Storage {
             " FROM webhooks WHERE tenant_id = $1 AND id = $2"
         );
         let keys = self.secret_keys.as_deref();
-        dispatch!(self, read, |pool, Db| {
-            let row = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let row: Option<WebhookRecord> = sqlx::query_as(sql)
                 .bind(tenant_id)
                 .bind(id)
                 .fetch_optional(pool)
                 .await?;
-            match row {
-                Some(row) => Ok(Some(webhook_from_row!(row, keys))),
-                None => Ok(None),
-            }
+            row.map(|r| r.open(keys)).transpose()
         })
     }
 
@@ -396,11 +391,10 @@ impl Storage {
         let keys = self.secret_keys.as_deref();
         // Through the write pool on SQLite: fan-out right after a webhook is created or
         // deleted must see that write.
-        dispatch!(self, write, |pool, Db| {
-            let rows = sqlx::query(sql).bind(tenant_id).fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|row| Ok(webhook_from_row!(row, keys)))
-                .collect()
+        dispatch!(self.writer(), |pool, Db| {
+            let rows: Vec<WebhookRecord> =
+                sqlx::query_as(sql).bind(tenant_id).fetch_all(pool).await?;
+            rows.into_iter().map(|r| r.open(keys)).collect()
         })
     }
 
@@ -412,7 +406,7 @@ impl Storage {
         id: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE webhooks SET deleted_at = $3 \
@@ -449,7 +443,7 @@ impl Storage {
         if deliveries.is_empty() {
             return Ok(0);
         }
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let mut created = 0;
             for chunk in deliveries.chunks(super::INSERT_CHUNK) {
@@ -489,7 +483,7 @@ impl Storage {
         now: i64,
     ) -> Result<u64, StorageError> {
         let mut released = 0;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             for (id, lease_until) in claims {
                 let done = sqlx::query(
                     "UPDATE webhook_deliveries SET next_attempt_at = $1 \
@@ -521,8 +515,7 @@ impl Storage {
         busy_tenants: &[String],
     ) -> Result<Vec<ClaimedDelivery>, StorageError> {
         let keys = self.secret_keys.as_deref();
-        let postgres = self.engine() == "postgres";
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             // The webhook must still exist: deletion also clears `next_attempt_at`, the join
             // is a second guard against a delivery created concurrently with the deletion.
@@ -556,10 +549,8 @@ impl Storage {
                 .push_bind(per_tenant)
                 .push(") ORDER BY d.next_attempt_at, d.id LIMIT ")
                 .push_bind(limit);
-            if postgres {
-                // Rows locked by another instance's claim are skipped, not waited for.
-                select.push(" FOR UPDATE OF d SKIP LOCKED");
-            }
+            // Rows locked by another instance's claim are skipped, not waited for.
+            select.push(<Db as super::dialect::Dialect>::SKIP_LOCKED_OF_D);
             let ids: Vec<String> = select.build_query_scalar().fetch_all(&mut *tx).await?;
             if ids.is_empty() {
                 return Ok(Vec::new());
@@ -587,20 +578,22 @@ impl Storage {
                 list.push_bind(id);
             }
             list.push_unseparated(") ORDER BY d.id");
-            let rows = query.build().fetch_all(&mut *tx).await?;
+            let rows = query
+                .build_query_as::<ClaimedRecord>()
+                .fetch_all(&mut *tx)
+                .await?;
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
-                let delivery = delivery_from_row!(&row);
                 claimed.push(ClaimedDelivery {
-                    url: row.try_get("webhook_url")?,
+                    url: row.webhook_url,
                     secret: open_webhook_secret(
                         keys,
-                        &delivery.webhook_id,
-                        row.try_get("webhook_secret")?,
-                        row.try_get("webhook_secret_key_id")?,
-                        row.try_get("webhook_secret_sealed")?,
+                        &row.delivery.webhook_id,
+                        row.webhook_secret,
+                        row.webhook_secret_key_id,
+                        row.webhook_secret_sealed,
                     )?,
-                    delivery,
+                    delivery: row.delivery,
                 });
             }
             tx.commit().await?;
@@ -619,7 +612,7 @@ impl Storage {
             AttemptOutcome::RetryAt(at) => (Some(at), None, None),
             AttemptOutcome::GiveUp => (None, None, Some(attempt.at)),
         };
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE webhook_deliveries SET attempts = attempts + 1, \
                  first_attempt_at = COALESCE(first_attempt_at, $2), last_attempt_at = $2, \
@@ -654,17 +647,15 @@ impl Storage {
             " FROM webhook_deliveries WHERE tenant_id = $1 AND webhook_id = $2 \
              AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql)
+        dispatch!(self.reader(), |pool, Db| {
+            let rows: Vec<DeliveryRow> = sqlx::query_as(sql)
                 .bind(tenant_id)
                 .bind(webhook_id)
                 .bind(after_id)
                 .bind(limit)
                 .fetch_all(pool)
                 .await?;
-            rows.into_iter()
-                .map(|row| Ok(delivery_from_row!(row)))
-                .collect()
+            Ok(rows)
         })
     }
 }

@@ -1,10 +1,10 @@
 //! Deliveries of signed tree heads to outside witnesses (migration 0010): created with the
 //! head they carry, claimed under a lease, one witness's heads in tree-size order.
 
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
 use super::log::TreeHeadRow;
-use super::{AttemptOutcome, Backend, Storage, StorageError};
+use super::{AttemptOutcome, Storage, StorageError};
 
 /// A witness that receives every new tree head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct WitnessTarget {
 }
 
 /// One delivery of a tree head to one witness: the delivery log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WitnessDeliveryRow {
     /// Delivery id (UUIDv7).
     pub id: String,
@@ -82,26 +82,16 @@ macro_rules! witness_columns {
     };
 }
 
-macro_rules! witness_delivery_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        WitnessDeliveryRow {
-            id: row.try_get("id")?,
-            tree_size: row.try_get("tree_size")?,
-            kind: row.try_get("kind")?,
-            witness: row.try_get("witness")?,
-            attempts: row.try_get("attempts")?,
-            next_attempt_at: row.try_get("next_attempt_at")?,
-            first_attempt_at: row.try_get("first_attempt_at")?,
-            last_attempt_at: row.try_get("last_attempt_at")?,
-            last_status: row.try_get("last_status")?,
-            last_reply: row.try_get("last_reply")?,
-            last_error: row.try_get("last_error")?,
-            delivered_at: row.try_get("delivered_at")?,
-            failed_at: row.try_get("failed_at")?,
-            created_at: row.try_get("created_at")?,
-        }
-    }};
+/// A claimed witness delivery as read, with the columns of its tree head.
+#[derive(sqlx::FromRow)]
+struct ClaimedWitnessRecord {
+    #[sqlx(flatten)]
+    delivery: WitnessDeliveryRow,
+    root_hash: String,
+    issued_at: i64,
+    head: Vec<u8>,
+    seal: Vec<u8>,
+    timestamp_token: Vec<u8>,
 }
 
 /// Deliveries due at `$1` whose witness has no earlier head still pending: a witness receives
@@ -121,7 +111,7 @@ impl Storage {
         witnesses: &[WitnessTarget],
         now: i64,
     ) -> Result<TreeHeadRow, StorageError> {
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
                 "INSERT INTO tree_heads (tree_size, root_hash, issued_at, head, seal, timestamp_token) \
@@ -170,7 +160,7 @@ impl Storage {
         now: i64,
     ) -> Result<u64, StorageError> {
         let mut released = 0;
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             for (id, lease_until) in claims {
                 let done = sqlx::query(
                     "UPDATE witness_deliveries SET next_attempt_at = $1 \
@@ -196,12 +186,12 @@ impl Storage {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedWitnessDelivery>, StorageError> {
-        let select = match self.engine() {
+        dispatch!(self.writer(), |pool, Db| {
             // Rows locked by another instance's claim are skipped, not waited for.
-            "postgres" => format!("SELECT d.id {DUE} FOR UPDATE OF d SKIP LOCKED"),
-            _ => format!("SELECT d.id {DUE}"),
-        };
-        dispatch!(self, write, |pool, Db| {
+            let select = format!(
+                "SELECT d.id {DUE}{}",
+                <Db as super::dialect::Dialect>::SKIP_LOCKED_OF_D
+            );
             let mut tx = pool.begin().await?;
             let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(select))
                 .bind(now)
@@ -233,20 +223,22 @@ impl Storage {
                 list.push_bind(id);
             }
             list.push_unseparated(") ORDER BY d.tree_size, d.id");
-            let rows = query.build().fetch_all(&mut *tx).await?;
+            let rows = query
+                .build_query_as::<ClaimedWitnessRecord>()
+                .fetch_all(&mut *tx)
+                .await?;
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
-                let delivery = witness_delivery_from_row!(&row);
                 claimed.push(ClaimedWitnessDelivery {
                     head: TreeHeadRow {
-                        tree_size: delivery.tree_size,
-                        root_hash: row.try_get("root_hash")?,
-                        issued_at: row.try_get("issued_at")?,
-                        head: row.try_get("head")?,
-                        seal: row.try_get("seal")?,
-                        timestamp_token: row.try_get("timestamp_token")?,
+                        tree_size: row.delivery.tree_size,
+                        root_hash: row.root_hash,
+                        issued_at: row.issued_at,
+                        head: row.head,
+                        seal: row.seal,
+                        timestamp_token: row.timestamp_token,
                     },
-                    delivery,
+                    delivery: row.delivery,
                 });
             }
             tx.commit().await?;
@@ -265,7 +257,7 @@ impl Storage {
             AttemptOutcome::RetryAt(at) => (Some(at), None, None),
             AttemptOutcome::GiveUp => (None, None, Some(attempt.at)),
         };
-        dispatch!(self, write, |pool, Db| {
+        dispatch!(self.writer(), |pool, Db| {
             let done = sqlx::query(
                 "UPDATE witness_deliveries SET attempts = attempts + 1, \
                  first_attempt_at = COALESCE(first_attempt_at, $2), last_attempt_at = $2, \
@@ -297,17 +289,16 @@ impl Storage {
             witness_columns!(),
             " FROM witness_deliveries d WHERE d.witness = $1 ORDER BY d.tree_size, d.id"
         );
-        dispatch!(self, read, |pool, Db| {
-            let rows = sqlx::query(sql).bind(witness).fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|row| Ok(witness_delivery_from_row!(row)))
-                .collect()
+        dispatch!(self.reader(), |pool, Db| {
+            let rows: Vec<WitnessDeliveryRow> =
+                sqlx::query_as(sql).bind(witness).fetch_all(pool).await?;
+            Ok(rows)
         })
     }
 
     /// Created time (Unix µs) of the oldest witness delivery still pending, if any.
     pub async fn oldest_pending_witness_delivery(&self) -> Result<Option<i64>, StorageError> {
-        dispatch!(self, read, |pool, Db| {
+        dispatch!(self.reader(), |pool, Db| {
             let at: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(created_at) FROM witness_deliveries \
                  WHERE delivered_at IS NULL AND failed_at IS NULL",
