@@ -206,7 +206,6 @@ pub async fn run(service: &Service, scope: AuditScope) -> Result<SignedAudit, Au
         .map_err(|e| AuditError::Seal(e.to_string()))?;
     let timestamp_token = service
         .sealer
-        .timestamper()
         .timestamp(Sha256::digest(&bytes).into())
         .await
         .map_err(|e| AuditError::Seal(e.to_string()))?;

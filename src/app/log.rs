@@ -3,12 +3,12 @@
 //! verification are [`crate::core::log`].
 
 use crate::core::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
-use crate::core::evidence::EvidenceSealer;
 use crate::core::log::merkle;
 use crate::core::log::*;
 use crate::infra::storage::log::{AppendOutcome, TreeHeadRow};
 use crate::infra::storage::witnesses::WitnessTarget;
 use crate::infra::storage::{Storage, StorageError};
+use crate::infra::timestamping::TimestampingSealer;
 use merkle::Hash;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub enum LogError {
 #[derive(Clone)]
 pub struct TransparencyLog {
     storage: Storage,
-    sealer: Arc<EvidenceSealer>,
+    sealer: Arc<TimestampingSealer>,
     clock: Arc<dyn Clock>,
     name: String,
     head_interval: time::Duration,
@@ -43,7 +43,7 @@ impl TransparencyLog {
     /// A log named after the provider.
     pub fn new(
         storage: Storage,
-        sealer: Arc<EvidenceSealer>,
+        sealer: Arc<TimestampingSealer>,
         clock: Arc<dyn Clock>,
         provider_name: &str,
         head_interval_seconds: u64,
@@ -128,7 +128,6 @@ impl TransparencyLog {
             .map_err(|e| LogError::Seal(e.to_string()))?;
         let token = self
             .sealer
-            .timestamper()
             .timestamp(Sha256::digest(&bytes).into())
             .await
             .map_err(|e| LogError::Seal(e.to_string()))?;

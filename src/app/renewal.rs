@@ -138,7 +138,7 @@ pub async fn renew(
         });
     };
     let root = tree.root();
-    let token = service.sealer.timestamper().timestamp(root).await?;
+    let token = service.sealer.timestamp(root).await?;
     let parsed = ParsedToken::parse(&token)?;
     let signer = parsed.verify_signature(&[])?;
     let tsa_cert = Certificate::parse(&signer)

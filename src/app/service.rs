@@ -21,7 +21,7 @@ use crate::config::{
     DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID, Settings, TimestampMode,
 };
 use crate::core::clock::{Clock, unix_micros};
-use crate::core::evidence::{EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record};
+use crate::core::evidence::{PartyInfo, ProviderInfo, deposit_record};
 use crate::core::pki::{
     PkiError, TrustMaterial, load_or_create_development_pki_valid_for, load_production_pki,
 };
@@ -34,6 +34,7 @@ use crate::infra::content::{ContentError, ContentStore};
 use crate::infra::keys::Keyring;
 use crate::infra::mail::{MailError, Mailer};
 use crate::infra::storage::{EvidenceRow, Storage, StorageError};
+use crate::infra::timestamping::{TimestampingSealer, TokenSource};
 use crate::infra::tsa_client::RemoteTsa;
 
 /// Evidence policy written when production keys are used and none is configured.
@@ -99,7 +100,7 @@ pub struct Service {
     /// The embedded TSA (also served at `POST /tsa`), when timestamps are made in-process.
     pub tsa: Option<Arc<TimestampAuthority>>,
     /// Evidence sealing.
-    pub sealer: Arc<EvidenceSealer>,
+    pub sealer: Arc<TimestampingSealer>,
     /// Deposit service.
     pub deposits: Deposits,
     /// Batches of letters (`POST /v1/batches`).
@@ -229,7 +230,7 @@ impl Service {
                     )
                 })?;
                 (
-                    Timestamper::Embedded {
+                    TokenSource::Embedded {
                         authority: tsa.clone(),
                         clock: clock.clone(),
                     },
@@ -237,7 +238,7 @@ impl Service {
                 )
             }
             TimestampMode::Remote { url } => (
-                Timestamper::Remote {
+                TokenSource::Remote {
                     client: RemoteTsa::new(
                         url,
                         None,
@@ -263,7 +264,7 @@ impl Service {
             name: settings.provider_name.clone(),
             seal_certificate_sha256: hex::encode(trust.seal.certificate_sha256()),
         };
-        let sealer = Arc::new(EvidenceSealer::new(
+        let sealer = Arc::new(TimestampingSealer::new(
             Sealer::new(trust.seal.clone()),
             timestamper,
             provider,
@@ -463,7 +464,7 @@ fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a 
 /// Seals and timestamps a throw-away record and verifies it against the served anchors, so
 /// that a key, certificate or TSA problem stops the start instead of the first deposit.
 async fn self_check(
-    sealer: &EvidenceSealer,
+    sealer: &TimestampingSealer,
     anchors: &TrustAnchors,
     clock: &dyn Clock,
 ) -> Result<(), StartError> {

@@ -37,13 +37,7 @@ pub const DEFAULT_RATE_LIMITS: RateLimitSettings = RateLimitSettings {
 };
 /// Default retention: CPCE R.53-2/R.53-3 require at least one year; we keep ten.
 pub const DEFAULT_RETENTION_YEARS: u32 = 10;
-/// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
-/// sealed under it is not a qualified electronic registered delivery.
-pub const DEVELOPMENT_EVIDENCE_POLICY: &str =
-    "urn:recommande:evidence-policy:v1:non-qualified-development";
-/// TSA policy OID of the embedded development TSA. `2.25.<uuid>` is the arc any party may use
-/// under ITU-T X.667 §6.3; the UUID below was generated once for this project.
-pub const DEVELOPMENT_TSA_POLICY_OID: &str = "2.25.216402269092253380245787009312802959529.1.1";
+pub use crate::core::pki::{DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID};
 
 /// A configuration problem, reported before the service starts.
 #[derive(Debug, thiserror::Error)]
@@ -121,8 +115,7 @@ impl Default for PkiSettings {
     }
 }
 
-/// Validity of generated development leaf certificates, days (about ten years).
-pub const DEFAULT_DEVELOPMENT_VALIDITY_DAYS: u32 = 3652;
+pub use crate::core::pki::DEFAULT_DEVELOPMENT_VALIDITY_DAYS;
 
 impl PkiSettings {
     /// True when no production key material is configured.
