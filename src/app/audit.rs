@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::log::TransparencyLog;
 use crate::core::clock::{Clock, rfc3339_micros, unix_micros};
-use crate::core::evidence::{EvidenceError, EvidenceSealer};
+use crate::core::evidence::EvidenceError;
 use crate::core::log::merkle::{self, Frontier};
 use crate::core::log::verify_sealed;
 use crate::core::trust::TrustAnchors;
@@ -18,6 +18,7 @@ use crate::core::verify::{ChainExpectation, verify_evidence};
 use crate::infra::content::ContentStore;
 use crate::infra::storage::audit::AuditRunRow;
 use crate::infra::storage::{Storage, StorageError};
+use crate::infra::timestamping::TimestampingSealer;
 
 /// Version of the audit report format.
 pub const AUDIT_REPORT_VERSION: u32 = 1;
@@ -137,7 +138,7 @@ pub struct Auditor<'a> {
     /// The transparency log, caught up before its check.
     pub log: &'a TransparencyLog,
     /// Seals and timestamps the report.
-    pub sealer: &'a EvidenceSealer,
+    pub sealer: &'a TimestampingSealer,
     /// The anchors every seal and timestamp is verified against.
     pub anchors: &'a TrustAnchors,
     /// The time source.
@@ -233,7 +234,6 @@ pub async fn run<'a>(
         .map_err(AuditError::Seal)?;
     let timestamp_token = parts
         .sealer
-        .timestamper()
         .timestamp(Sha256::digest(&bytes).into())
         .await
         .map_err(|e| AuditError::Seal(EvidenceError::Timestamp(e)))?;

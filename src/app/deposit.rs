@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use crate::app::api_key::Caller;
 use crate::core::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
 use crate::core::evidence::{
-    ContentItem, EvidenceError, EvidenceRecord, EvidenceSealer, IdentityInfo, PartyInfo,
-    SealedEvidence, deposit_record, hex_digest,
+    ContentItem, EvidenceError, EvidenceRecord, IdentityInfo, PartyInfo, SealedEvidence,
+    deposit_record, hex_digest,
 };
 use crate::domain::consent::{check_for_deposit, depositing_sender};
 use crate::domain::letter::{DepositRequest, FieldError, LetterState, RecipientKind};
@@ -22,6 +22,7 @@ use crate::infra::storage::{
     ConsentRow, DocumentRow, IdempotencyRow, LetterRow, NewDeposit, NewEvidence, NewJob, Storage,
     StorageError,
 };
+use crate::infra::timestamping::TimestampingSealer;
 
 /// Why a deposit did not happen. Nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,7 @@ impl PreparedDeposit {
 #[derive(Clone)]
 pub struct Deposits {
     storage: Storage,
-    sealer: Arc<EvidenceSealer>,
+    sealer: Arc<TimestampingSealer>,
     clock: Arc<dyn Clock>,
     retention_years: u32,
 }
@@ -115,7 +116,7 @@ impl Deposits {
     /// A deposit service writing to `storage` and sealing with `sealer`.
     pub fn new(
         storage: Storage,
-        sealer: Arc<EvidenceSealer>,
+        sealer: Arc<TimestampingSealer>,
         clock: Arc<dyn Clock>,
         retention_years: u32,
     ) -> Self {

@@ -3,12 +3,13 @@
 //! verification are [`crate::core::log`].
 
 use crate::core::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
-use crate::core::evidence::{EvidenceError, EvidenceSealer};
+use crate::core::evidence::EvidenceError;
 use crate::core::log::merkle;
 use crate::core::log::*;
 use crate::infra::storage::log::{AppendOutcome, TreeHeadRow};
 use crate::infra::storage::witnesses::WitnessTarget;
 use crate::infra::storage::{Storage, StorageError};
+use crate::infra::timestamping::TimestampingSealer;
 use merkle::Hash;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub enum LogError {
 #[derive(Clone)]
 pub struct TransparencyLog {
     storage: Storage,
-    sealer: Arc<EvidenceSealer>,
+    sealer: Arc<TimestampingSealer>,
     clock: Arc<dyn Clock>,
     name: String,
     head_interval: time::Duration,
@@ -46,7 +47,7 @@ impl TransparencyLog {
     /// A log named after the provider.
     pub fn new(
         storage: Storage,
-        sealer: Arc<EvidenceSealer>,
+        sealer: Arc<TimestampingSealer>,
         clock: Arc<dyn Clock>,
         provider_name: &str,
         head_interval_seconds: u64,
@@ -130,7 +131,6 @@ impl TransparencyLog {
             .map_err(LogError::Seal)?;
         let token = self
             .sealer
-            .timestamper()
             .timestamp(Sha256::digest(&bytes).into())
             .await
             .map_err(|e| LogError::Seal(EvidenceError::Timestamp(e)))?;

@@ -8,7 +8,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::core::clock::{Clock, rfc3339_micros, unix_micros};
-use crate::core::evidence::EvidenceSealer;
 use crate::core::pki::TrustMaterial;
 use crate::core::renewal::{RENEWAL_VERSION, RenewalRecord, RenewalTree, leaf_hash};
 use crate::core::timestamp::{ParsedToken, TimestampError};
@@ -17,6 +16,7 @@ use crate::infra::storage::renewal::{
     CandidateFilter, NewRenewalLeaf, RenewalCandidate, RenewalRow,
 };
 use crate::infra::storage::{Storage, StorageError};
+use crate::infra::timestamping::TimestampingSealer;
 
 /// Candidates read per query.
 const PAGE: i64 = 5_000;
@@ -30,7 +30,7 @@ pub struct Renewer<'a> {
     /// Where the records and renewals are.
     pub storage: &'a Storage,
     /// The sealer whose timestamper makes the renewal token.
-    pub sealer: &'a EvidenceSealer,
+    pub sealer: &'a TimestampingSealer,
     /// The current certificates (the embedded TSA's and the seal's).
     pub trust: &'a TrustMaterial,
     /// The time source.
@@ -156,7 +156,7 @@ pub async fn renew<'a>(
         });
     };
     let root = tree.root();
-    let token = parts.sealer.timestamper().timestamp(root).await?;
+    let token = parts.sealer.timestamp(root).await?;
     let parsed = ParsedToken::parse(&token)?;
     let signer = parsed.verify_signature(&[])?;
     let tsa_cert = Certificate::parse(&signer)

@@ -21,9 +21,7 @@ use crate::config::{
     DEVELOPMENT_EVIDENCE_POLICY, DEVELOPMENT_TSA_POLICY_OID, Settings, TimestampMode,
 };
 use crate::core::clock::{Clock, unix_micros};
-use crate::core::evidence::{
-    EvidenceError, EvidenceSealer, PartyInfo, ProviderInfo, Timestamper, deposit_record,
-};
+use crate::core::evidence::{EvidenceError, PartyInfo, ProviderInfo, deposit_record};
 use crate::core::pki::{
     PkiError, TrustMaterial, load_or_create_development_pki_valid_for, load_production_pki,
 };
@@ -36,6 +34,7 @@ use crate::infra::content::{ContentError, ContentStore};
 use crate::infra::keys::Keyring;
 use crate::infra::mail::{MailError, Mailer};
 use crate::infra::storage::{EvidenceRow, Storage, StorageError};
+use crate::infra::timestamping::{TimestampingSealer, TokenSource};
 use crate::infra::tsa_client::RemoteTsa;
 
 /// Evidence policy written when production keys are used and none is configured.
@@ -107,7 +106,7 @@ pub struct Service {
     /// The embedded TSA (also served at `POST /tsa`), when timestamps are made in-process.
     pub tsa: Option<Arc<TimestampAuthority>>,
     /// Evidence sealing.
-    pub sealer: Arc<EvidenceSealer>,
+    pub sealer: Arc<TimestampingSealer>,
     /// Deposit service.
     pub deposits: Deposits,
     /// Batches of letters (`POST /v1/batches`).
@@ -389,7 +388,7 @@ async fn timestamper(
     storage: &Storage,
     anchors: &TrustAnchors,
     clock: &Arc<dyn Clock>,
-) -> Result<(Timestamper, Option<Arc<TimestampAuthority>>), StartError> {
+) -> Result<(TokenSource, Option<Arc<TimestampAuthority>>), StartError> {
     if !trust.development
         && settings.timestamp.mode == TimestampMode::Embedded
         && settings.timestamp.policy_oid == DEVELOPMENT_TSA_POLICY_OID
@@ -420,7 +419,7 @@ async fn timestamper(
                 )
             })?;
             (
-                Timestamper::Embedded {
+                TokenSource::Embedded {
                     authority: tsa.clone(),
                     clock: clock.clone(),
                 },
@@ -428,7 +427,7 @@ async fn timestamper(
             )
         }
         TimestampMode::Remote { url } => (
-            Timestamper::Remote {
+            TokenSource::Remote {
                 client: RemoteTsa::new(
                     url,
                     None,
@@ -447,8 +446,8 @@ async fn timestamper(
 fn evidence_sealer(
     settings: &Settings,
     trust: &TrustMaterial,
-    timestamper: Timestamper,
-) -> Arc<EvidenceSealer> {
+    timestamper: TokenSource,
+) -> Arc<TimestampingSealer> {
     let policy = if trust.development {
         // Whatever is configured, the development PKI seals under a policy that says
         // non-qualified, so no reader can mistake its evidence for qualified ERDS.
@@ -464,7 +463,7 @@ fn evidence_sealer(
         name: settings.server.provider_name.clone(),
         seal_certificate_sha256: hex::encode(trust.seal.certificate_sha256()),
     };
-    let sealer = Arc::new(EvidenceSealer::new(
+    let sealer = Arc::new(TimestampingSealer::new(
         Sealer::new(trust.seal.clone()),
         timestamper,
         provider,
@@ -562,8 +561,7 @@ fn outbound_client(settings: &Settings) -> Result<crate::infra::net_guard::Outbo
             ))
         })?;
     }
-    let outbound = crate::infra::net_guard::Outbound::new(policy)
-        .map_err(StartError::Outbound)?;
+    let outbound = crate::infra::net_guard::Outbound::new(policy).map_err(StartError::Outbound)?;
     Ok(outbound)
 }
 
@@ -578,7 +576,7 @@ fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a 
 /// Seals and timestamps a throw-away record and verifies it against the served anchors, so
 /// that a key, certificate or TSA problem stops the start instead of the first deposit.
 async fn self_check(
-    sealer: &EvidenceSealer,
+    sealer: &TimestampingSealer,
     anchors: &TrustAnchors,
     clock: &dyn Clock,
 ) -> Result<(), StartError> {

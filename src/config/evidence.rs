@@ -5,10 +5,7 @@ use super::ConfigError;
 
 /// Default retention: CPCE R.53-2/R.53-3 require at least one year; we keep ten.
 pub const DEFAULT_RETENTION_YEARS: u32 = 10;
-/// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
-/// sealed under it is not a qualified electronic registered delivery.
-pub const DEVELOPMENT_EVIDENCE_POLICY: &str =
-    "urn:recommande:evidence-policy:v1:non-qualified-development";
+pub use crate::core::pki::DEVELOPMENT_EVIDENCE_POLICY;
 
 /// The evidence (top-level `retention_years` and `evidence_policy`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -112,10 +112,11 @@ fn resolve_witnesses(file: FileWitnesses) -> Result<WitnessSettings, ConfigError
     }
     let mut webhooks: Vec<WitnessWebhook> = Vec::new();
     for hook in file.webhooks {
-        let url = crate::config::outbound::check_url(&hook.url).map_err(|m| ConfigError::Invalid {
-            key: "log.witnesses.webhooks",
-            message: format!("url {:?} {m}", hook.url),
-        })?;
+        let url =
+            crate::config::outbound::check_url(&hook.url).map_err(|m| ConfigError::Invalid {
+                key: "log.witnesses.webhooks",
+                message: format!("url {:?} {m}", hook.url),
+            })?;
         crate::config::outbound::check_secret(&hook.secret).map_err(|m| ConfigError::Invalid {
             key: "log.witnesses.webhooks",
             message: format!("the secret of {url} {m}"),

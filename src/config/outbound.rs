@@ -409,9 +409,7 @@ pub(super) fn resolve(file: FileOutbound) -> Result<OutboundSettings, ConfigErro
 
 /// Reads `[outbound] allowed_private`: a list of `address/prefix` ranges, or one string of
 /// comma-separated ranges (`RECOMMANDE_OUTBOUND_ALLOWED_PRIVATE`).
-fn resolve_allowed_private(
-    value: Option<toml::Value>,
-) -> Result<Vec<IpRange>, ConfigError> {
+fn resolve_allowed_private(value: Option<toml::Value>) -> Result<Vec<IpRange>, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         key: "outbound.allowed_private",
         message,

@@ -42,8 +42,7 @@ impl Default for PkiSettings {
     }
 }
 
-/// Validity of generated development leaf certificates, days (about ten years).
-pub const DEFAULT_DEVELOPMENT_VALIDITY_DAYS: u32 = 3652;
+pub use crate::core::pki::DEFAULT_DEVELOPMENT_VALIDITY_DAYS;
 
 impl PkiSettings {
     /// True when no production key material is configured.

@@ -7,9 +7,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
-/// TSA policy OID of the embedded development TSA. `2.25.<uuid>` is the arc any party may use
-/// under ITU-T X.667 §6.3; the UUID below was generated once for this project.
-pub const DEVELOPMENT_TSA_POLICY_OID: &str = "2.25.216402269092253380245787009312802959529.1.1";
+pub use crate::core::pki::DEVELOPMENT_TSA_POLICY_OID;
 
 /// How evidence gets its RFC 3161 timestamps.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! sealed with CMS and timestamped with RFC 3161.
 //!
 //! Building a record and turning it into bytes is pure. Sealing and timestamping take the
-//! keys and a time, and only the remote-TSA path leaves the process.
+//! keys and a time; tokens from a remote TSA are fetched outside the core
+//! (`infra::timestamping`) and checked here before use.
 
 use std::sync::Arc;
 
@@ -15,7 +16,6 @@ use crate::core::clock::{Clock, rfc3339_micros};
 use crate::core::seal::{SealError, Sealer};
 use crate::core::timestamp::{ParsedToken, TimestampAuthority, TimestampError};
 use crate::core::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
-use crate::infra::tsa_client::RemoteTsa;
 
 /// Version of the record format written by this code.
 pub const EVIDENCE_VERSION: u32 = 1;
@@ -212,7 +212,9 @@ pub struct SealedEvidence {
     pub timestamp_token: Vec<u8>,
 }
 
-/// Where timestamps come from.
+/// Where timestamp tokens come from, as the core sees it. The core makes embedded tokens
+/// itself; remote ones are fetched by the caller (the HTTP client lives in the infra layer)
+/// and handed back to [`Timestamper::check_remote`] before they are used.
 pub enum Timestamper {
     /// The embedded TSA, reading the time from the service clock.
     Embedded {
@@ -225,37 +227,38 @@ pub enum Timestamper {
     /// `anchors` at its own time, so a certificate change at the TSA is caught at once rather
     /// than by the first person who verifies a proof.
     Remote {
-        /// The client.
-        client: RemoteTsa,
         /// Anchors the TSA's certificate must chain to.
         anchors: TrustAnchors,
     },
 }
 
 impl Timestamper {
-    /// A token over `digest` (SHA-256 of the evidence bytes).
-    pub async fn timestamp(&self, digest: [u8; 32]) -> Result<Vec<u8>, TimestampError> {
-        match self {
-            Timestamper::Embedded { authority, clock } => {
-                authority.timestamp_sha256(digest, clock.now())
-            }
-            Timestamper::Remote { client, anchors } => {
-                let token = client.timestamp_sha256(digest).await?;
-                let parsed = ParsedToken::parse(&token)?;
-                let signer = parsed.verify_signature(&[])?;
-                verify_certificate_path(
-                    &signer,
-                    parsed.certificates(),
-                    anchors,
-                    parsed.info().gen_time,
-                    CertificatePurpose::Timestamping,
-                )
-                .map_err(|e| {
-                    TimestampError::Certificate(format!("of the remote TSA is not trusted: {e}"))
-                })?;
-                Ok(token)
-            }
-        }
+    /// A token over `digest` (SHA-256 of the evidence bytes) from the embedded TSA; `None`
+    /// when tokens come from a remote TSA.
+    pub fn embedded_token(&self, digest: [u8; 32]) -> Option<Result<Vec<u8>, TimestampError>> {
+        let (authority, clock) = self.embedded()?;
+        Some(authority.timestamp_sha256(digest, clock.now()))
+    }
+
+    /// Checks a token fetched from the remote TSA: its signature, and its signer's path to
+    /// the anchors at the token's own time. For the embedded TSA there is nothing to check.
+    pub fn check_remote(&self, token: Vec<u8>) -> Result<Vec<u8>, TimestampError> {
+        let Timestamper::Remote { anchors } = self else {
+            return Ok(token);
+        };
+        let parsed = ParsedToken::parse(&token)?;
+        let signer = parsed.verify_signature(&[])?;
+        verify_certificate_path(
+            &signer,
+            parsed.certificates(),
+            anchors,
+            parsed.info().gen_time,
+            CertificatePurpose::Timestamping,
+        )
+        .map_err(|e| {
+            TimestampError::Certificate(format!("of the remote TSA is not trusted: {e}"))
+        })?;
+        Ok(token)
     }
 
     /// The embedded TSA, when timestamps are made in-process (bulk paths sign on worker threads).
@@ -263,6 +266,32 @@ impl Timestamper {
         match self {
             Timestamper::Embedded { authority, clock } => Some((authority, clock)),
             Timestamper::Remote { .. } => None,
+        }
+    }
+}
+
+/// A record serialized and sealed, waiting for its timestamp token.
+#[derive(Debug, Clone)]
+pub struct UnstampedEvidence {
+    /// The record.
+    pub record: EvidenceRecord,
+    /// Its canonical bytes.
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`: what the token is over.
+    pub sha256: [u8; 32],
+    /// CMS detached seal over `bytes`.
+    pub seal: Vec<u8>,
+}
+
+impl UnstampedEvidence {
+    /// The sealed record with its RFC 3161 token over `sha256`.
+    pub fn with_token(self, timestamp_token: Vec<u8>) -> SealedEvidence {
+        SealedEvidence {
+            record: self.record,
+            bytes: self.bytes,
+            sha256: self.sha256,
+            seal: self.seal,
+            timestamp_token,
         }
     }
 }
@@ -306,45 +335,27 @@ impl EvidenceSealer {
         Ok(self.sealer.seal(bytes, at)?)
     }
 
-    /// A detached CMS seal over `bytes` with a signature timestamp over its signature value
-    /// (CAdES B-T, ETSI EN 319 122-1 §6.3): the bundle's ASiC manifest seal, so the time it
-    /// was made is proven by the TSA and not only by the signing-time the seal claims.
-    pub async fn seal_bytes_timestamped(
+    /// A detached CMS seal over `bytes` and the SHA-256 of its signature value: the first
+    /// half of a CAdES B-T seal (ETSI EN 319 122-1 §6.3), the bundle's ASiC manifest seal,
+    /// so the time it was made is proven by the TSA and not only by the signing-time the seal
+    /// claims. A token over the digest completes it with [`with_signature_timestamp`].
+    ///
+    /// [`with_signature_timestamp`]: crate::core::seal::with_signature_timestamp
+    pub fn seal_bytes_for_timestamp(
         &self,
         bytes: &[u8],
         at: OffsetDateTime,
-    ) -> Result<Vec<u8>, EvidenceError> {
+    ) -> Result<(Vec<u8>, [u8; 32]), EvidenceError> {
         let seal = self.sealer.seal(bytes, at)?;
         let signature = crate::core::seal::ParsedSeal::parse(&seal)?
             .signature_value()
             .to_vec();
-        let token = self
-            .timestamper
-            .timestamp(Sha256::digest(&signature).into())
-            .await?;
-        Ok(crate::core::seal::with_signature_timestamp(&seal, &token)?)
+        Ok((seal, Sha256::digest(&signature).into()))
     }
 
     /// The timestamp source.
     pub fn timestamper(&self) -> &Timestamper {
         &self.timestamper
-    }
-
-    /// Serializes and seals `record`, then timestamps it (possibly over the network).
-    pub async fn seal(
-        &self,
-        record: EvidenceRecord,
-        at: OffsetDateTime,
-    ) -> Result<SealedEvidence, EvidenceError> {
-        let (record, bytes, sha256, seal) = self.seal_only(record, at)?;
-        let timestamp_token = self.timestamper.timestamp(sha256).await?;
-        Ok(SealedEvidence {
-            record,
-            bytes,
-            sha256,
-            seal,
-            timestamp_token,
-        })
     }
 
     /// Serializes, seals and timestamps on the calling thread with the embedded TSA; `None`
@@ -356,28 +367,27 @@ impl EvidenceSealer {
     ) -> Option<Result<SealedEvidence, EvidenceError>> {
         let (authority, _) = self.timestamper.embedded()?;
         Some((|| {
-            let (record, bytes, sha256, seal) = self.seal_only(record, at)?;
-            let timestamp_token = authority.timestamp_sha256(sha256, at)?;
-            Ok(SealedEvidence {
-                record,
-                bytes,
-                sha256,
-                seal,
-                timestamp_token,
-            })
+            let unstamped = self.seal_only(record, at)?;
+            let timestamp_token = authority.timestamp_sha256(unstamped.sha256, at)?;
+            Ok(unstamped.with_token(timestamp_token))
         })())
     }
 
-    #[allow(clippy::type_complexity)]
-    fn seal_only(
+    /// Serializes and seals `record`, leaving the timestamp to the caller.
+    pub fn seal_only(
         &self,
         record: EvidenceRecord,
         at: OffsetDateTime,
-    ) -> Result<(EvidenceRecord, Vec<u8>, [u8; 32], Vec<u8>), EvidenceError> {
+    ) -> Result<UnstampedEvidence, EvidenceError> {
         let bytes = record.to_canonical_bytes()?;
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
         let seal = self.sealer.seal(&bytes, at)?;
-        Ok((record, bytes, sha256, seal))
+        Ok(UnstampedEvidence {
+            record,
+            bytes,
+            sha256,
+            seal,
+        })
     }
 }
 

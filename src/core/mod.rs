@@ -13,6 +13,7 @@ pub mod log;
 pub mod pdf_check;
 pub mod pki;
 pub mod proof;
+pub mod records;
 pub mod renewal;
 pub mod seal;
 pub mod timestamp;

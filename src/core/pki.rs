@@ -30,6 +30,16 @@ use time::{Duration, OffsetDateTime};
 use crate::core::asn1;
 use crate::core::trust::{self, Certificate, CertificatePurpose, TrustAnchors, oids};
 
+/// Evidence policy of the development PKI. It says "non-qualified" on purpose: whatever is
+/// sealed under it is not a qualified electronic registered delivery.
+pub const DEVELOPMENT_EVIDENCE_POLICY: &str =
+    "urn:recommande:evidence-policy:v1:non-qualified-development";
+/// TSA policy OID of the embedded development TSA. `2.25.<uuid>` is the arc any party may use
+/// under ITU-T X.667 §6.3; the UUID below was generated once for this project.
+pub const DEVELOPMENT_TSA_POLICY_OID: &str = "2.25.216402269092253380245787009312802959529.1.1";
+/// Validity of generated development leaf certificates, days (about ten years).
+pub const DEFAULT_DEVELOPMENT_VALIDITY_DAYS: u32 = 3652;
+
 /// Errors while loading, generating or using trust material. Messages name the
 /// file (when there is one) and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -549,11 +559,7 @@ pub fn load_or_create_development_pki(
     dir: &Path,
     now: OffsetDateTime,
 ) -> Result<(TrustMaterial, bool), PkiError> {
-    load_or_create_development_pki_valid_for(
-        dir,
-        now,
-        crate::config::DEFAULT_DEVELOPMENT_VALIDITY_DAYS,
-    )
+    load_or_create_development_pki_valid_for(dir, now, DEFAULT_DEVELOPMENT_VALIDITY_DAYS)
 }
 
 /// [`load_or_create_development_pki`] whose generated leaf certificates are valid
@@ -941,14 +947,8 @@ pub(crate) mod test_support {
         let root_cert = root.self_signed(&root_key).expect("root");
         let issuer = Issuer::new(root, &root_key);
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
-        let mut params = leaf_params(
-            role,
-            now,
-            crate::config::DEFAULT_DEVELOPMENT_VALIDITY_DAYS,
-            &rng,
-            &key,
-        )
-        .expect("params");
+        let mut params =
+            leaf_params(role, now, DEFAULT_DEVELOPMENT_VALIDITY_DAYS, &rng, &key).expect("params");
         customize(&mut params);
         let cert = params.signed_by(&key, &issuer).expect("leaf");
         (root_cert.pem(), cert.pem(), key.serialize_pem())

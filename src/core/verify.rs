@@ -326,7 +326,7 @@ mod tests {
         let clock = TestClock::at(now);
         let tsa = TimestampAuthority::new(
             pki.tsa.clone().expect("dev TSA"),
-            crate::config::DEVELOPMENT_TSA_POLICY_OID,
+            crate::core::pki::DEVELOPMENT_TSA_POLICY_OID,
             SerialNumbers::new(1),
         )
         .expect("tsa");
@@ -340,7 +340,7 @@ mod tests {
                 name: "recommande".into(),
                 seal_certificate_sha256: hex::encode(pki.seal.certificate_sha256()),
             },
-            crate::config::DEVELOPMENT_EVIDENCE_POLICY.into(),
+            crate::core::pki::DEVELOPMENT_EVIDENCE_POLICY.into(),
         );
         let anchors = TrustAnchors::from_der(pki.roots_der.clone()).expect("anchors");
         Fixture {

@@ -6,10 +6,14 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use time::OffsetDateTime;
 
+pub use crate::core::clock::{
+    english_date, last_minute, paris_date, paris_english, paris_french, paris_french_seconds,
+};
+
 /// Days in the window.
 pub const WINDOW_DAYS: i64 = 15;
 /// The time zone the rule is applied in.
-pub const WINDOW_TIME_ZONE: &str = "Europe/Paris";
+pub const WINDOW_TIME_ZONE: &str = crate::core::clock::PARIS_TIME_ZONE;
 
 /// The window computed for one notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,81 +63,6 @@ pub fn acceptance_window(notified_at: OffsetDateTime) -> Result<AcceptanceWindow
         deadline,
         rule,
     })
-}
-
-/// `t` as a French civil date and time in Europe/Paris, e.g. `8 décembre 2026 à 23:59`
-/// (`1er décembre 2026 à 10:00` on the first of the month: [`crate::core::french::date`]).
-pub fn paris_french(t: OffsetDateTime) -> String {
-    match (paris_civil(t), paris_date(t)) {
-        (Some(z), Some(d)) => format!(
-            "{} à {:02}:{:02}",
-            crate::core::french::date(d),
-            z.hour(),
-            z.minute()
-        ),
-        _ => crate::core::clock::rfc3339_micros(t),
-    }
-}
-
-/// `t` in Europe/Paris in English, e.g. `8 December 2026, 23:59 (Paris time)`.
-pub fn paris_english(t: OffsetDateTime) -> String {
-    match (paris_civil(t), paris_date(t)) {
-        (Some(z), Some(d)) => format!(
-            "{}, {:02}:{:02} (Paris time)",
-            english_date(d),
-            z.hour(),
-            z.minute()
-        ),
-        _ => crate::core::clock::rfc3339_micros(t),
-    }
-}
-
-/// `2026-12-08` → `8 December 2026`, the English counterpart of [`crate::core::french::date`].
-pub fn english_date(d: time::Date) -> String {
-    format!("{} {} {}", d.day(), d.month(), d.year())
-}
-
-/// The civil date of `t` in Europe/Paris (the date a French letter bears).
-pub fn paris_date(t: OffsetDateTime) -> Option<time::Date> {
-    let z = paris_civil(t)?;
-    let month = time::Month::try_from(u8::try_from(z.month()).ok()?).ok()?;
-    time::Date::from_calendar_date(i32::from(z.year()), month, u8::try_from(z.day()).ok()?).ok()
-}
-
-/// `t` to the second in Europe/Paris with its UTC offset, for proofs:
-/// `8 décembre 2026 à 14:03:27 (heure de Paris, UTC+01:00)`.
-pub fn paris_french_seconds(t: OffsetDateTime) -> String {
-    match paris_civil(t) {
-        Some(z) => {
-            let offset = z.offset().seconds();
-            format!(
-                "{} à {:02}:{:02}:{:02} (heure de Paris, UTC{}{:02}:{:02})",
-                paris_date(t)
-                    .map(crate::core::french::date)
-                    .unwrap_or_default(),
-                z.hour(),
-                z.minute(),
-                z.second(),
-                if offset < 0 { '-' } else { '+' },
-                offset.abs() / 3600,
-                offset.abs() % 3600 / 60
-            )
-        }
-        None => crate::core::clock::rfc3339_micros(t),
-    }
-}
-
-/// The last instant a person would read as "still in the window": one minute before the
-/// exclusive deadline, i.e. 23:59 on the last day.
-pub fn last_minute(deadline: OffsetDateTime) -> OffsetDateTime {
-    deadline - time::Duration::minutes(1)
-}
-
-fn paris_civil(t: OffsetDateTime) -> Option<jiff::Zoned> {
-    let tz = paris().ok()?;
-    let instant =
-        jiff::Timestamp::from_microsecond((t.unix_timestamp_nanos() / 1_000) as i64).ok()?;
-    Some(instant.to_zoned(tz))
 }
 
 fn paris() -> Result<TimeZone, WindowError> {

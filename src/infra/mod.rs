@@ -7,4 +7,5 @@ pub mod mail;
 pub mod net_guard;
 pub mod private_files;
 pub mod storage;
+pub mod timestamping;
 pub mod tsa_client;

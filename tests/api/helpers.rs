@@ -90,7 +90,10 @@ pub async fn spawn_app(engine: Engine) -> Option<TestApp> {
 pub async fn spawn_app_with_sink(engine: Engine) -> Option<(SmtpSink, TestApp)> {
     let sink = SmtpSink::start(&[], 0)?;
     let url = sink.url();
-    let app = spawn_app_with(engine, Arc::new(SystemClock), |s| s.mail.smtp_url = Some(url)).await?;
+    let app = spawn_app_with(engine, Arc::new(SystemClock), |s| {
+        s.mail.smtp_url = Some(url)
+    })
+    .await?;
     Some((sink, app))
 }
 

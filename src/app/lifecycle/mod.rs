@@ -27,8 +27,8 @@ use time::OffsetDateTime;
 use crate::app::secrets::random_bytes;
 use crate::core::clock::{Clock, from_unix_micros, rfc3339_micros, unix_micros};
 use crate::core::evidence::{
-    ContentItem, EVIDENCE_VERSION, EvidenceError, EvidenceEvent, EvidenceRecord, EvidenceSealer,
-    IdentityInfo, PartyInfo, SealedEvidence, hex_digest,
+    ContentItem, EVIDENCE_VERSION, EvidenceError, EvidenceEvent, EvidenceRecord, IdentityInfo,
+    PartyInfo, SealedEvidence, hex_digest,
 };
 use crate::domain::identity::{EmailOneTimeCode, IdentityProvider};
 use crate::domain::letter::{LetterState, Recipient, Sender};
@@ -40,6 +40,7 @@ use crate::infra::storage::{
     DocumentRow, Job, JobMail, LetterRow, LetterUpdate, NewEvidence, NewJob, SessionRow, Storage,
     StorageError, Transition,
 };
+use crate::infra::timestamping::TimestampingSealer;
 
 /// Validity of a one-time code.
 pub const OTP_VALIDITY: time::Duration = time::Duration::minutes(10);
@@ -242,7 +243,7 @@ impl RecipientKeys {
 #[derive(Clone)]
 pub struct Lifecycle {
     storage: Storage,
-    sealer: Arc<EvidenceSealer>,
+    sealer: Arc<TimestampingSealer>,
     clock: Arc<dyn Clock>,
     mailer: Mailer,
     keys: RecipientKeys,
@@ -275,7 +276,7 @@ impl Lifecycle {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         storage: Storage,
-        sealer: Arc<EvidenceSealer>,
+        sealer: Arc<TimestampingSealer>,
         clock: Arc<dyn Clock>,
         mailer: Mailer,
         keys: RecipientKeys,

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::infra::storage::{DocumentRow, EvidenceRow};
+use crate::core::records::{DocumentRow, EvidenceRow, RecordRenewal};
 
 mod container;
 pub mod verify;
@@ -94,7 +94,7 @@ pub struct BundleInput<'a> {
     /// The archive timestamp renewals of the records (`renewals/`), by record then
     /// generation; empty for a letter never renewed (then nothing of `renewals/` appears, and
     /// the bundle is exactly what earlier versions made).
-    pub renewals: &'a [crate::infra::storage::renewal::RecordRenewal],
+    pub renewals: &'a [RecordRenewal],
 }
 
 /// Folder of the renewal records and tokens: `renewals/NN-<Event>.renewal-G.json|.tsr`, where

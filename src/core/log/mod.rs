@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::core::clock::{from_unix_micros, rfc3339_micros};
+use crate::core::records::TreeHeadRow;
 use crate::core::seal::ParsedSeal;
 use crate::core::timestamp::ParsedToken;
 use crate::core::trust::{CertificatePurpose, TrustAnchors, verify_certificate_path};
-use crate::infra::storage::log::TreeHeadRow;
 use merkle::Hash;
 
 /// Version of the tree head format.

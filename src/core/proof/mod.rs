@@ -12,11 +12,11 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::core::clock::paris_french_seconds;
 use crate::core::clock::rfc3339_micros;
 use crate::core::evidence::{EvidenceEvent, EvidenceRecord, PartyInfo};
+use crate::core::records::EvidenceRow;
 use crate::core::timestamp::ParsedToken;
-use crate::domain::window::paris_french_seconds;
-use crate::infra::storage::EvidenceRow;
 
 pub mod fastpdf;
 pub mod layout;
@@ -354,7 +354,7 @@ fn single_event(page: &mut Layout, kind: ProofKind, events: &[Event<'_>], index:
             &format!(
                 "jusqu'au {} inclus (heure de Paris)\n15 jours à compter du lendemain de la \
                  notification (CPCE R.53-3)",
-                crate::domain::window::paris_french(crate::domain::window::last_minute(deadline))
+                crate::core::clock::paris_french(crate::core::clock::last_minute(deadline))
             ),
             Face::Regular,
         );

@@ -12,6 +12,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{Storage, StorageError};
 use crate::core::log::merkle::{self, Frontier, Hash, Node};
+pub use crate::core::records::TreeHeadRow;
 
 /// Advisory lock key of the PostgreSQL appender ("RLOG").
 const APPENDER_LOCK: i64 = 0x524c_4f47;
@@ -39,23 +40,6 @@ pub struct LeafRow {
     pub evidence_id: String,
     /// Hex SHA-256 of the record.
     pub record_sha256: String,
-}
-
-/// A signed tree head as stored.
-#[derive(Debug, Clone)]
-pub struct TreeHeadRow {
-    /// Number of leaves.
-    pub tree_size: i64,
-    /// Hex root hash.
-    pub root_hash: String,
-    /// When it was issued, Unix µs.
-    pub issued_at: i64,
-    /// Canonical JSON of the head (what is sealed and timestamped).
-    pub head: Vec<u8>,
-    /// CMS detached seal over `head`.
-    pub seal: Vec<u8>,
-    /// RFC 3161 token over SHA-256(`head`).
-    pub timestamp_token: Vec<u8>,
 }
 
 /// What one append round did.

@@ -148,25 +148,6 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
-/// A stored document's metadata (the bytes live in the content store).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocumentRow {
-    /// Document id (UUID).
-    pub id: String,
-    /// Owning tenant.
-    pub tenant_id: String,
-    /// Lower-case hex SHA-256 of the bytes: the document's identity.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: i64,
-    /// Media type sniffed from the bytes.
-    pub media_type: String,
-    /// File name given at upload.
-    pub filename: String,
-    /// Upload time, Unix µs.
-    pub created_at: i64,
-}
-
 /// A letter row. `sender` and `recipient` hold JSON objects.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LetterRow {
@@ -202,31 +183,6 @@ pub struct LetterRow {
     pub legal_hold_since: Option<i64>,
     /// When the letter's content was destroyed after its retention period, Unix µs.
     pub content_destroyed_at: Option<i64>,
-}
-
-/// A stored evidence record with its seal and timestamp.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvidenceRow {
-    /// Service-wide sequence number (strictly increasing).
-    pub seq: i64,
-    /// Evidence id (UUID).
-    pub id: String,
-    /// The letter it is about.
-    pub letter_id: String,
-    /// Event name (ETSI EN 319 522).
-    pub event: String,
-    /// Event time, Unix µs.
-    pub event_time: i64,
-    /// Canonical JSON bytes of the record.
-    pub record: Vec<u8>,
-    /// Hex SHA-256 of `record`.
-    pub record_sha256: String,
-    /// CMS detached seal (DER).
-    pub seal: Vec<u8>,
-    /// RFC 3161 TimeStampToken (DER).
-    pub timestamp_token: Vec<u8>,
-    /// Storage time, Unix µs.
-    pub created_at: i64,
 }
 
 /// Evidence about to be inserted (the sequence number is assigned by the database).
@@ -1286,6 +1242,7 @@ mod templates;
 mod webhooks;
 pub mod witnesses;
 
+pub use crate::core::records::{DocumentRow, EvidenceRow};
 pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};
 pub use consents::{ConsentFilter, ConsentRow};

@@ -5,6 +5,7 @@
 use sqlx::{QueryBuilder, Row};
 
 use super::{Storage, StorageError};
+pub use crate::core::records::RecordRenewal;
 
 /// Renewal leaves written per transaction.
 const LEAVES_PER_TRANSACTION: usize = 5_000;
@@ -55,19 +56,6 @@ pub struct RenewalRow {
     pub tsa_certificate_sha256: String,
     /// That certificate's notAfter, Unix µs.
     pub tsa_not_after: i64,
-}
-
-/// A record's renewal, for bundles: its renewal record and the token over the root.
-#[derive(Debug, Clone)]
-pub struct RecordRenewal {
-    /// Evidence id.
-    pub evidence_id: String,
-    /// Position in the record's chain (1-based).
-    pub generation: i32,
-    /// Canonical JSON renewal record.
-    pub record: Vec<u8>,
-    /// The renewal's token.
-    pub timestamp_token: Vec<u8>,
 }
 
 /// A new renewal leaf.

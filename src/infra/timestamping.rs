@@ -1,0 +1,118 @@
+//! The evidence sealer with its token source: the core's sync pipeline
+//! ([`crate::core::evidence::EvidenceSealer`]) plus the remote RFC 3161 TSA, reached over
+//! HTTP, when tokens do not come from the embedded TSA.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::core::clock::Clock;
+use crate::core::evidence::{
+    EvidenceError, EvidenceRecord, EvidenceSealer, ProviderInfo, SealedEvidence, Timestamper,
+};
+use crate::core::seal::Sealer;
+use crate::core::timestamp::{TimestampAuthority, TimestampError};
+use crate::core::trust::TrustAnchors;
+use crate::infra::tsa_client::RemoteTsa;
+
+/// Where timestamps come from, with the client the remote case needs.
+pub enum TokenSource {
+    /// The embedded TSA, reading the time from the service clock.
+    Embedded {
+        /// The TSA.
+        authority: Arc<TimestampAuthority>,
+        /// Its time source.
+        clock: Arc<dyn Clock>,
+    },
+    /// A remote RFC 3161 TSA (e.g. qualified); every token it returns is checked against
+    /// `anchors` at its own time.
+    Remote {
+        /// The client.
+        client: RemoteTsa,
+        /// Anchors the TSA's certificate must chain to.
+        anchors: TrustAnchors,
+    },
+}
+
+/// Seals and timestamps records with the service's keys, fetching remote tokens when the
+/// source is a remote TSA. Dereferences to the core's sealer for the sync paths.
+pub struct TimestampingSealer {
+    sealer: EvidenceSealer,
+    remote: Option<RemoteTsa>,
+}
+
+impl TimestampingSealer {
+    /// A sealer issuing records in the name of `provider` under `policy`.
+    pub fn new(
+        sealer: Sealer,
+        source: TokenSource,
+        provider: ProviderInfo,
+        policy: String,
+    ) -> Self {
+        let (timestamper, remote) = match source {
+            TokenSource::Embedded { authority, clock } => {
+                (Timestamper::Embedded { authority, clock }, None)
+            }
+            TokenSource::Remote { client, anchors } => {
+                (Timestamper::Remote { anchors }, Some(client))
+            }
+        };
+        TimestampingSealer {
+            sealer: EvidenceSealer::new(sealer, timestamper, provider, policy),
+            remote,
+        }
+    }
+
+    /// A token over `digest` (SHA-256 of the evidence bytes), from the embedded TSA or from
+    /// the remote one over the network, checked against the anchors.
+    pub async fn timestamp(&self, digest: [u8; 32]) -> Result<Vec<u8>, TimestampError> {
+        let timestamper = self.sealer.timestamper();
+        if let Some(token) = timestamper.embedded_token(digest) {
+            return token;
+        }
+        let Some(client) = &self.remote else {
+            return Err(TimestampError::Config(
+                "no remote TSA client for a remote token source".into(),
+            ));
+        };
+        let token = client.timestamp_sha256(digest).await?;
+        timestamper.check_remote(token)
+    }
+
+    /// A detached CMS seal over `bytes` with a signature timestamp over its signature value
+    /// (CAdES B-T, ETSI EN 319 122-1 §6.3): the bundle's ASiC manifest seal.
+    pub async fn seal_bytes_timestamped(
+        &self,
+        bytes: &[u8],
+        at: OffsetDateTime,
+    ) -> Result<Vec<u8>, EvidenceError> {
+        let (seal, signature_digest) = self.sealer.seal_bytes_for_timestamp(bytes, at)?;
+        let token = self.timestamp(signature_digest).await?;
+        Ok(crate::core::seal::with_signature_timestamp(&seal, &token)?)
+    }
+
+    /// Serializes and seals `record`, then timestamps it (possibly over the network).
+    pub async fn seal(
+        &self,
+        record: EvidenceRecord,
+        at: OffsetDateTime,
+    ) -> Result<SealedEvidence, EvidenceError> {
+        let unstamped = self.sealer.seal_only(record, at)?;
+        let token = self.timestamp(unstamped.sha256).await?;
+        Ok(unstamped.with_token(token))
+    }
+
+    /// The core's sync sealer.
+    pub fn core(&self) -> &EvidenceSealer {
+        &self.sealer
+    }
+}
+
+impl Deref for TimestampingSealer {
+    type Target = EvidenceSealer;
+
+    fn deref(&self) -> &EvidenceSealer {
+        &self.sealer
+    }
+}
