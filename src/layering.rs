@@ -287,12 +287,14 @@ fn check_file(relative: &Path, source: &str) -> (Vec<Violation>, BTreeSet<String
                 "{shown}: the {layer} layer uses crate::{path}, of the later {target_layer} layer"
             ));
         }
-        uses.insert(path);
     }
-    // Tests may use files and processes (outside tools cross-check the core's bytes); the
-    // code they test may not.
+    // Tests may use files and processes (outside tools cross-check the core's bytes), and
+    // share fixtures between sibling modules; the code they test may do neither.
     let is_test_file = relative.file_name().is_some_and(|n| n == "tests.rs");
     let code = code.split("#[cfg(test)]").next().unwrap_or_default();
+    if !is_test_file {
+        uses = crate_paths(code);
+    }
     if PURE_LAYERS.contains(&layer) && !is_test_file {
         for forbidden in FORBIDDEN_IN_PURE {
             if names_path(code, forbidden) {

@@ -22,15 +22,14 @@ use crate::config::{
 };
 use crate::core::clock::{Clock, unix_micros};
 use crate::core::evidence::{EvidenceError, PartyInfo, ProviderInfo, deposit_record};
-use crate::core::pki::{
-    PkiError, TrustMaterial, load_or_create_development_pki_valid_for, load_production_pki,
-};
+use crate::core::pki::{PkiError, TrustMaterial};
 use crate::core::proof::{ProofContext, ProofError, ProofKind};
 use crate::core::seal::Sealer;
 use crate::core::timestamp::{SerialNumbers, TimestampAuthority, TimestampError};
 use crate::core::trust::{TrustAnchors, TrustError};
 use crate::core::verify::{ChainExpectation, verify_evidence};
 use crate::infra::content::{ContentError, ContentStore};
+use crate::infra::key_files::{load_or_create_development_pki_valid_for, load_production_pki};
 use crate::infra::keys::Keyring;
 use crate::infra::mail::{MailError, Mailer};
 use crate::infra::storage::{EvidenceRow, Storage, StorageError};

@@ -12,7 +12,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
-use crate::core::pki;
 use crate::core::timestamp::{ParsedToken, SerialNumbers, TimestampAuthority, TimestampRequest};
 
 /// Result of [`run`].
@@ -80,8 +79,8 @@ pub fn run(tokens: usize, threads: usize) -> anyhow::Result<TsaBenchReport> {
     let dir =
         TempDir(std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4())));
     let now = OffsetDateTime::now_utc();
-    let (material, _) =
-        pki::load_or_create_development_pki(&dir.0, now).context("generating the benchmark PKI")?;
+    let (material, _) = crate::infra::key_files::load_or_create_development_pki(&dir.0, now)
+        .context("generating the benchmark PKI")?;
     let identity = material
         .tsa
         .clone()

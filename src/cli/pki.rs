@@ -34,9 +34,12 @@ async fn rotate(settings: Settings, validity_days: Option<u32>) -> anyhow::Resul
         "--validity-days must be between 1 and 36525"
     );
     let dir = settings.server.data_dir.join("pki");
-    let retired =
-        crate::core::pki::rotate_development_pki(&dir, time::OffsetDateTime::now_utc(), validity)
-            .with_context(|| format!("rotating the development PKI in {}", dir.display()))?;
+    let retired = crate::infra::key_files::rotate_development_pki(
+        &dir,
+        time::OffsetDateTime::now_utc(),
+        validity,
+    )
+    .with_context(|| format!("rotating the development PKI in {}", dir.display()))?;
     eprintln!(
         "new root, seal and TSA in {}; the retired certificates are kept in {}",
         dir.display(),

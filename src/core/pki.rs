@@ -14,8 +14,6 @@
 //! inside CMS / RFC 3161 structures, and P-256 is accepted everywhere.
 
 use std::fmt;
-use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -455,33 +453,28 @@ pub fn check_certificate_for_role(
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
-    fs::read(path).map_err(|source| PkiError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn in_file(path: &Path) -> impl FnOnce(PkiError) -> PkiError + '_ {
+/// Wraps an error with the file it was read from.
+pub fn in_file(path: &Path) -> impl FnOnce(PkiError) -> PkiError + '_ {
     move |e| PkiError::InFile {
         path: path.to_path_buf(),
         source: Box::new(e),
     }
 }
 
-/// Loads one role's identity from files and checks it (role, time, chain).
-fn load_identity(
+/// One role's identity from its PEM chain and PKCS#8 key, checked for the role, at `now`
+/// and against `anchors`; `cert_path` and `key_path` name them in errors.
+pub fn checked_identity(
     role: CertificateRole,
+    chain: &[u8],
+    key: &[u8],
     cert_path: &Path,
     key_path: &Path,
     anchors: &TrustAnchors,
     now: OffsetDateTime,
 ) -> Result<SigningIdentity, PkiError> {
-    let chain = read(cert_path)?;
-    let key = read(key_path)?;
     let identity = identity_from_pem(
-        &chain,
-        &key,
+        chain,
+        key,
         &format!("{role} certificate {}", cert_path.display()),
         &key_path.display().to_string(),
     )?;
@@ -499,9 +492,9 @@ fn load_identity(
     Ok(identity)
 }
 
-fn load_roots(path: &Path) -> Result<(TrustAnchors, String), PkiError> {
-    let pem = read(path)?;
-    let anchors = TrustAnchors::from_pem(&pem).map_err(|e| PkiError::Roots {
+/// Trust anchors from a PEM bundle, and the bundle re-encoded; `path` names it in errors.
+pub fn roots_from_pem(pem: &[u8], path: &Path) -> Result<(TrustAnchors, String), PkiError> {
+    let anchors = TrustAnchors::from_pem(pem).map_err(|e| PkiError::Roots {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
@@ -513,200 +506,56 @@ fn load_roots(path: &Path) -> Result<(TrustAnchors, String), PkiError> {
     Ok((anchors, roots_pem))
 }
 
-/// Production: the operator's PEM files (certificate chains leaf first, PKCS#8
-/// keys, a roots bundle). Each certificate is checked for its role at `now` and
-/// against the roots; any problem refuses start with a message naming the file.
-pub fn load_production_pki(
-    seal_cert: &Path,
-    seal_key: &Path,
-    tsa: Option<(&Path, &Path)>,
-    roots: &Path,
+/// The trust material of a development PKI held in memory (what the files of
+/// `crate::infra::key_files` hold), checked at `now`.
+pub fn development_material(
+    pki: &DevelopmentPki,
     now: OffsetDateTime,
 ) -> Result<TrustMaterial, PkiError> {
-    let (anchors, roots_pem) = load_roots(roots)?;
-    let seal = load_identity(CertificateRole::Seal, seal_cert, seal_key, &anchors, now)?;
-    let tsa = tsa
-        .map(|(cert, key)| load_identity(CertificateRole::Timestamping, cert, key, &anchors, now))
-        .transpose()?;
-    let qualified = Certificate::parse(seal.certificate_der())
-        .map(|c| c.is_qualified())
-        .unwrap_or(false);
+    let here = Path::new("(development PKI)");
+    let (anchors, roots_pem) = roots_from_pem(pki.root_pem.as_bytes(), here)?;
+    let identity = |role, cert: &str, key: &str| {
+        checked_identity(
+            role,
+            cert.as_bytes(),
+            key.as_bytes(),
+            here,
+            here,
+            &anchors,
+            now,
+        )
+    };
+    let seal = identity(CertificateRole::Seal, &pki.seal_pem, &pki.seal_key_pem)?;
+    let tsa = identity(
+        CertificateRole::Timestamping,
+        &pki.tsa_pem,
+        &pki.tsa_key_pem,
+    )?;
     Ok(TrustMaterial {
         roots_der: anchors.roots_der().to_vec(),
         roots_pem,
         retired_roots_pem: String::new(),
         seal: Arc::new(seal),
-        tsa: tsa.map(Arc::new),
-        qualified,
-        development: false,
+        tsa: Some(Arc::new(tsa)),
+        qualified: false,
+        development: true,
     })
 }
 
-const DEV_FILES: [&str; 6] = [
-    "root.pem",
-    "root.key.pem",
-    "seal.pem",
-    "seal.key.pem",
-    "tsa.pem",
-    "tsa.key.pem",
-];
-
-/// Loads the development PKI from `dir` (files: root.pem, root.key.pem, seal.pem,
-/// seal.key.pem, tsa.pem, tsa.key.pem; keys mode 0600) or generates it when none of
-/// them exists; returns (material, created). A partial set is an error rather than
-/// being silently overwritten.
-pub fn load_or_create_development_pki(
-    dir: &Path,
-    now: OffsetDateTime,
-) -> Result<(TrustMaterial, bool), PkiError> {
-    load_or_create_development_pki_valid_for(dir, now, DEFAULT_DEVELOPMENT_VALIDITY_DAYS)
-}
-
-/// [`load_or_create_development_pki`] whose generated leaf certificates are valid
-/// `validity_days` days (`[pki] development_validity_days`).
-pub fn load_or_create_development_pki_valid_for(
-    dir: &Path,
-    now: OffsetDateTime,
-    validity_days: u32,
-) -> Result<(TrustMaterial, bool), PkiError> {
-    let present: Vec<bool> = DEV_FILES.iter().map(|f| dir.join(f).exists()).collect();
-    let created = if present.iter().all(|p| !p) {
-        let files = generate_development_pki(now, validity_days)?;
-        write_development_pki(dir, &files)?;
-        true
-    } else if present.iter().all(|p| *p) {
-        false
-    } else {
-        let missing = DEV_FILES
-            .iter()
-            .zip(&present)
-            .filter(|(_, p)| !**p)
-            .map(|(f, _)| *f)
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(PkiError::IncompleteDevelopmentPki {
-            dir: dir.to_path_buf(),
-            missing,
-        });
-    };
-    let (anchors, roots_pem) = load_roots(&dir.join("root.pem"))?;
-    let seal = load_identity(
-        CertificateRole::Seal,
-        &dir.join("seal.pem"),
-        &dir.join("seal.key.pem"),
-        &anchors,
-        now,
-    )?;
-    let tsa = load_identity(
-        CertificateRole::Timestamping,
-        &dir.join("tsa.pem"),
-        &dir.join("tsa.key.pem"),
-        &anchors,
-        now,
-    )?;
-    Ok((
-        TrustMaterial {
-            roots_der: anchors.roots_der().to_vec(),
-            roots_pem,
-            retired_roots_pem: retired_development_roots(dir)?,
-            seal: Arc::new(seal),
-            tsa: Some(Arc::new(tsa)),
-            qualified: false,
-            development: true,
-        },
-        created,
-    ))
-}
-
-/// Folder of the retired generations of a development PKI, one sub-folder each.
-pub const RETIRED_DIR: &str = "retired";
-
-/// The roots of every retired generation under `dir/retired/*/root.pem`, in folder order.
-fn retired_development_roots(dir: &Path) -> Result<String, PkiError> {
-    let retired = dir.join(RETIRED_DIR);
-    if !retired.exists() {
-        return Ok(String::new());
-    }
-    let mut folders: Vec<PathBuf> = fs::read_dir(&retired)
-        .map_err(|source| PkiError::Read {
-            path: retired.clone(),
-            source,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("root.pem").is_file())
-        .collect();
-    folders.sort();
-    let mut pem = String::new();
-    for folder in folders {
-        let (_, text) = load_roots(&folder.join("root.pem"))?;
-        pem.push_str(&text);
-    }
-    Ok(pem)
-}
-
-/// Key rotation of the development PKI (`recommande pki rotate`): generates a new root, seal
-/// and TSA (leaves valid `validity_days`), moves the current certificates to
-/// `dir/retired/<time>/` (kept and trusted for verification) and deletes the current private
-/// keys, so the old generation can verify but never sign again. The new set is written
-/// complete into `dir/next/` first; returns the retired folder.
-pub fn rotate_development_pki(
-    dir: &Path,
-    now: OffsetDateTime,
-    validity_days: u32,
-) -> Result<PathBuf, PkiError> {
-    let missing: Vec<&str> = DEV_FILES
-        .iter()
-        .filter(|f| !dir.join(f).exists())
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        return Err(PkiError::IncompleteDevelopmentPki {
-            dir: dir.to_path_buf(),
-            missing: missing.join(", "),
-        });
-    }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PkiError::Write { path, source }
-    };
-    let next = dir.join("next");
-    if next.exists() {
-        fs::remove_dir_all(&next).map_err(io(&next))?;
-    }
-    write_development_pki(&next, &generate_development_pki(now, validity_days)?)?;
-    let stamp = now
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .map_err(|e| PkiError::Generate(e.to_string()))?;
-    let mut retired = dir.join(RETIRED_DIR).join(&stamp);
-    let mut n = 1;
-    while retired.exists() {
-        n += 1;
-        retired = dir.join(RETIRED_DIR).join(format!("{stamp}-{n}"));
-    }
-    fs::create_dir_all(&retired).map_err(io(&retired))?;
-    for file in ["root.pem", "seal.pem", "tsa.pem"] {
-        fs::rename(dir.join(file), retired.join(file)).map_err(io(&dir.join(file)))?;
-    }
-    for file in ["root.key.pem", "seal.key.pem", "tsa.key.pem"] {
-        fs::remove_file(dir.join(file)).map_err(io(&dir.join(file)))?;
-    }
-    for file in DEV_FILES {
-        fs::rename(next.join(file), dir.join(file)).map_err(io(&next.join(file)))?;
-    }
-    fs::remove_dir(&next).map_err(io(&next))?;
-    Ok(retired)
-}
-
 /// PEM texts of a generated development PKI.
-struct DevelopmentPki {
-    root_pem: String,
-    root_key_pem: String,
-    seal_pem: String,
-    seal_key_pem: String,
-    tsa_pem: String,
-    tsa_key_pem: String,
+pub struct DevelopmentPki {
+    /// Root certificate.
+    pub root_pem: String,
+    /// Root key (PKCS#8).
+    pub root_key_pem: String,
+    /// Seal certificate.
+    pub seal_pem: String,
+    /// Seal key (PKCS#8).
+    pub seal_key_pem: String,
+    /// TSA certificate.
+    pub tsa_pem: String,
+    /// TSA key (PKCS#8).
+    pub tsa_key_pem: String,
 }
 
 fn gen_err(e: rcgen::Error) -> PkiError {
@@ -779,7 +628,7 @@ fn leaf_params(
 /// ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId, with only
 /// id-kp-timeStamping; RFC 3161 §2.3 requires it critical (rcgen's own EKU writer
 /// marks it non-critical, hence a custom extension).
-fn timestamping_eku(critical: bool) -> Result<CustomExtension, PkiError> {
+pub(crate) fn timestamping_eku(critical: bool) -> Result<CustomExtension, PkiError> {
     let content = asn1::sequence(&[
         &asn1::oid(oids::KP_TIME_STAMPING).map_err(|e| PkiError::Generate(e.to_string()))?
     ]);
@@ -788,11 +637,13 @@ fn timestamping_eku(critical: bool) -> Result<CustomExtension, PkiError> {
     Ok(ext)
 }
 
-fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
-fn generate_development_pki(
+/// Generates a development PKI in memory: a root, a seal and a TSA certificate (leaves
+/// valid `validity_days` days) with their keys.
+pub fn generate_development_pki(
     now: OffsetDateTime,
     validity_days: u32,
 ) -> Result<DevelopmentPki, PkiError> {
@@ -835,45 +686,11 @@ fn generate_development_pki(
     })
 }
 
-/// Writes a file that must not exist yet; `private` files get mode 0600.
-fn write_new(path: &Path, content: &str, private: bool) -> Result<(), PkiError> {
-    let err = |source| PkiError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(path).map_err(err)?;
-    file.write_all(content.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)
-}
-
-fn write_development_pki(dir: &Path, pki: &DevelopmentPki) -> Result<(), PkiError> {
-    fs::create_dir_all(dir).map_err(|source| PkiError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    // Certificates first, keys last: a crash in between leaves a partial set,
-    // which the loader reports instead of using.
-    write_new(&dir.join("root.pem"), &pki.root_pem, false)?;
-    write_new(&dir.join("seal.pem"), &pki.seal_pem, false)?;
-    write_new(&dir.join("tsa.pem"), &pki.tsa_pem, false)?;
-    write_new(&dir.join("root.key.pem"), &pki.root_key_pem, true)?;
-    write_new(&dir.join("seal.key.pem"), &pki.seal_key_pem, true)?;
-    write_new(&dir.join("tsa.key.pem"), &pki.tsa_key_pem, true)
-}
-
 /// Shared fixtures for the crate's tests.
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
+    use std::fs;
     use std::sync::OnceLock;
 
     /// A generated development PKI and the time it was generated for.
@@ -909,11 +726,10 @@ pub(crate) mod test_support {
     }
 
     fn make() -> TestPki {
-        let dir = TempDir::new("pki");
         let now = whole_seconds(OffsetDateTime::now_utc());
-        let (material, created) =
-            load_or_create_development_pki(&dir.path().join("pki"), now).expect("dev pki");
-        assert!(created);
+        let files =
+            generate_development_pki(now, DEFAULT_DEVELOPMENT_VALIDITY_DAYS).expect("dev pki");
+        let material = development_material(&files, now).expect("dev pki material");
         TestPki { material, now }
     }
 
@@ -952,235 +768,5 @@ pub(crate) mod test_support {
         customize(&mut params);
         let cert = params.signed_by(&key, &issuer).expect("leaf");
         (root_cert.pem(), cert.pem(), key.serialize_pem())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::test_support::*;
-    use super::*;
-
-    #[test]
-    fn development_pki_is_created_then_reloaded() {
-        let dir = TempDir::new("devpki");
-        let pki_dir = dir.path().join("pki");
-        let now = whole_seconds(OffsetDateTime::now_utc());
-        let (first, created) = load_or_create_development_pki(&pki_dir, now).expect("create");
-        assert!(created);
-        assert!(first.development && !first.qualified);
-        let (second, created) = load_or_create_development_pki(&pki_dir, now).expect("reload");
-        assert!(!created);
-        assert_eq!(first.seal.certificate_der(), second.seal.certificate_der());
-        assert_eq!(first.roots_der, second.roots_der);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            for key in ["root.key.pem", "seal.key.pem", "tsa.key.pem"] {
-                let mode = fs::metadata(pki_dir.join(key))
-                    .expect("meta")
-                    .permissions()
-                    .mode();
-                assert_eq!(mode & 0o777, 0o600, "{key}");
-            }
-        }
-        // Root: CA, the expected name; TSA: critical EKU timeStamping only.
-        let root = Certificate::parse(&first.roots_der[0]).expect("root");
-        assert!(
-            root.subject_string()
-                .contains("recommande development root CA (non-qualified)")
-        );
-        assert_eq!(root.basic_constraints().expect("bc"), Some((true, None)));
-        let tsa = first.tsa.as_ref().expect("tsa");
-        let cert = Certificate::parse(tsa.certificate_der()).expect("tsa cert");
-        assert_eq!(
-            cert.extended_key_usage().expect("eku"),
-            Some((true, vec![oids::KP_TIME_STAMPING.to_string()]))
-        );
-        assert!(cert.subject_key_identifier().expect("ski").is_some());
-        // basicConstraints cA FALSE is encoded as DER requires: an empty SEQUENCE.
-        let bc = cert
-            .extension(oids::BASIC_CONSTRAINTS)
-            .expect("basicConstraints");
-        assert!(bc.critical);
-        assert_eq!(bc.value, &[0x30, 0x00]);
-        assert_eq!(
-            cert.authority_key_identifier().expect("aki"),
-            root.subject_key_identifier().expect("ski")
-        );
-        assert_eq!(tsa.serial_content().len(), 18);
-        assert!(tsa.serial_content()[0] & 0x80 == 0);
-        // Partial PKI is refused.
-        fs::remove_file(pki_dir.join("tsa.pem")).expect("rm");
-        let err = load_or_create_development_pki(&pki_dir, now).expect_err("partial");
-        assert!(err.to_string().contains("missing tsa.pem"), "{err}");
-    }
-
-    #[test]
-    fn openssl_reads_the_development_pki() {
-        let pki = dev_pki();
-        let dir = TempDir::new("osslpki");
-        let root = dir.file("root.pem", pki.material.roots_pem.as_bytes());
-        let tsa = dir.file(
-            "tsa.pem",
-            trust::pem_encode(
-                "CERTIFICATE",
-                pki.material.tsa.as_ref().expect("tsa").certificate_der(),
-            )
-            .as_bytes(),
-        );
-        let out = std::process::Command::new("openssl")
-            .args(["verify", "-purpose", "timestampsign", "-CAfile"])
-            .arg(&root)
-            .arg(&tsa)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl verify: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    #[test]
-    fn startup_refuses_non_critical_eku() {
-        let now = whole_seconds(OffsetDateTime::now_utc());
-        let (root, cert, key) = custom_leaf(CertificateRole::Timestamping, now, |p| {
-            p.custom_extensions.pop();
-            p.custom_extensions
-                .push(timestamping_eku(false).expect("eku"));
-        });
-        let der = trust::pem_blocks(cert.as_bytes(), "CERTIFICATE")
-            .expect("pem")
-            .remove(0);
-        let err = check_certificate_for_role(&der, CertificateRole::Timestamping, now)
-            .expect_err("non-critical");
-        assert_eq!(
-            err.to_string(),
-            "TSA certificate extended key usage must be critical and contain only timeStamping"
-        );
-        // Through the production loader the file is named.
-        let dir = TempDir::new("prod");
-        let seal = custom_leaf(CertificateRole::Seal, now, |_| {});
-        let roots = dir.file("roots.pem", format!("{root}{}", seal.0).as_bytes());
-        let seal_cert = dir.file("seal.pem", seal.1.as_bytes());
-        let seal_key = dir.file("seal.key.pem", seal.2.as_bytes());
-        let tsa_cert = dir.file("tsa.pem", cert.as_bytes());
-        let tsa_key = dir.file("tsa.key.pem", key.as_bytes());
-        let err = load_production_pki(
-            &seal_cert,
-            &seal_key,
-            Some((&tsa_cert, &tsa_key)),
-            &roots,
-            now,
-        )
-        .expect_err("refused");
-        let msg = err.to_string();
-        assert!(msg.contains(&tsa_cert.display().to_string()), "{msg}");
-        assert!(
-            msg.contains(
-                "TSA certificate extended key usage must be critical and contain only timeStamping"
-            ),
-            "{msg}"
-        );
-        // Without the TSA, the seal alone loads.
-        let material =
-            load_production_pki(&seal_cert, &seal_key, None, &roots, now).expect("seal only");
-        assert!(material.tsa.is_none() && !material.development && !material.qualified);
-    }
-
-    #[test]
-    fn startup_refuses_expired_and_not_yet_valid() {
-        let now = whole_seconds(OffsetDateTime::now_utc());
-        let (_, cert, _) = custom_leaf(CertificateRole::Timestamping, now, |p| {
-            p.not_before = time::macros::datetime!(2020-01-01 0:00 UTC);
-            p.not_after = time::macros::datetime!(2025-01-01 0:00 UTC);
-        });
-        let der = trust::pem_blocks(cert.as_bytes(), "CERTIFICATE")
-            .expect("pem")
-            .remove(0);
-        let err = check_certificate_for_role(&der, CertificateRole::Timestamping, now)
-            .expect_err("expired");
-        assert_eq!(
-            err.to_string(),
-            "TSA certificate expired on 2025-01-01 00:00:00 UTC"
-        );
-        let err = check_certificate_for_role(
-            &der,
-            CertificateRole::Timestamping,
-            time::macros::datetime!(2019-06-01 0:00 UTC),
-        )
-        .expect_err("not yet");
-        assert_eq!(
-            err.to_string(),
-            "TSA certificate is not valid before 2020-01-01 00:00:00 UTC"
-        );
-        // A seal certificate without a signing key usage.
-        let (_, cert, _) = custom_leaf(CertificateRole::Seal, now, |p| {
-            p.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
-        });
-        let der = trust::pem_blocks(cert.as_bytes(), "CERTIFICATE")
-            .expect("pem")
-            .remove(0);
-        let err = check_certificate_for_role(&der, CertificateRole::Seal, now).expect_err("ku");
-        assert_eq!(
-            err.to_string(),
-            "seal certificate key usage must include digitalSignature or nonRepudiation"
-        );
-    }
-
-    #[test]
-    fn startup_refuses_mismatched_key() {
-        let now = whole_seconds(OffsetDateTime::now_utc());
-        let (root, cert, _) = custom_leaf(CertificateRole::Seal, now, |_| {});
-        let (_, _, other_key) = custom_leaf(CertificateRole::Seal, now, |_| {});
-        let dir = TempDir::new("mismatch");
-        let roots = dir.file("roots.pem", root.as_bytes());
-        let seal_cert = dir.file("seal.pem", cert.as_bytes());
-        let seal_key = dir.file("seal.key.pem", other_key.as_bytes());
-        let err =
-            load_production_pki(&seal_cert, &seal_key, None, &roots, now).expect_err("mismatch");
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "seal certificate {} does not match key {}",
-                seal_cert.display(),
-                seal_key.display()
-            )
-        );
-        // A SEC1 key gets a hint.
-        let sec1 = dir.file(
-            "sec1.pem",
-            b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
-        );
-        let err = load_production_pki(&seal_cert, &sec1, None, &roots, now).expect_err("sec1");
-        assert!(
-            err.to_string().contains("openssl pkcs8 -topk8 -nocrypt"),
-            "{err}"
-        );
-        // A missing file is named.
-        let err = load_production_pki(&dir.path().join("nope.pem"), &seal_key, None, &roots, now)
-            .expect_err("missing");
-        assert!(err.to_string().starts_with("cannot read "), "{err}");
-        assert!(err.to_string().contains("nope.pem"), "{err}");
-    }
-
-    #[test]
-    fn identity_signs_verifiably() {
-        let pki = dev_pki();
-        let sig = pki.material.seal.sign(b"abc").expect("sign");
-        trust::verify_signature_with_certificate(
-            pki.material.seal.certificate_der(),
-            oids::ECDSA_WITH_SHA256,
-            b"abc",
-            &sig,
-        )
-        .expect("verify");
-        assert_eq!(
-            pki.material.seal.certificate_sha256().to_vec(),
-            ring::digest::digest(&ring::digest::SHA256, pki.material.seal.certificate_der())
-                .as_ref()
-                .to_vec()
-        );
     }
 }

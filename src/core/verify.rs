@@ -305,7 +305,9 @@ mod tests {
     use crate::core::evidence::{
         EvidenceSealer, PartyInfo, ProviderInfo, SealedEvidence, Timestamper, deposit_record,
     };
-    use crate::core::pki::load_or_create_development_pki;
+    use crate::core::pki::{
+        DEFAULT_DEVELOPMENT_VALIDITY_DAYS, development_material, generate_development_pki,
+    };
     use crate::core::seal::Sealer;
     use crate::core::timestamp::{SerialNumbers, TimestampAuthority};
 
@@ -322,7 +324,8 @@ mod tests {
         let now = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .expect("whole second");
-        let (pki, _) = load_or_create_development_pki(&dir.path().join("pki"), now).expect("pki");
+        let files = generate_development_pki(now, DEFAULT_DEVELOPMENT_VALIDITY_DAYS).expect("pki");
+        let pki = development_material(&files, now).expect("pki");
         let clock = TestClock::at(now);
         let tsa = TimestampAuthority::new(
             pki.tsa.clone().expect("dev TSA"),

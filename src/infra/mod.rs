@@ -2,6 +2,7 @@
 //! and key files. Each module turns I/O into the core's and the domain's types.
 
 pub mod content;
+pub mod key_files;
 pub mod keys;
 pub mod mail;
 pub mod net_guard;
