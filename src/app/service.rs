@@ -462,13 +462,12 @@ fn evidence_sealer(
         name: settings.server.provider_name.clone(),
         seal_certificate_sha256: hex::encode(trust.seal.certificate_sha256()),
     };
-    let sealer = Arc::new(TimestampingSealer::new(
+    Arc::new(TimestampingSealer::new(
         Sealer::new(trust.seal.clone()),
         timestamper,
         provider,
         policy,
-    ));
-    sealer
+    ))
 }
 
 /// The keyring and the content store, both checked; the storage returned seals row secrets
