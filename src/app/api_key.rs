@@ -1,5 +1,5 @@
 //! API keys: 256-bit random secrets shown once, stored only as HMAC-SHA256 under an
-//! installation secret (sealed under the master key, src/secrets.rs), looked up by that HMAC and compared in constant time.
+//! installation secret (sealed under the master key, src/app/secrets.rs), looked up by that HMAC and compared in constant time.
 
 use base64::Engine;
 

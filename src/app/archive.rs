@@ -202,7 +202,7 @@ pub async fn rewrap(content: &ContentStore) -> Result<RewrapReport, ContentError
     let keyring = content.keyring();
     let active = keyring.active_id().to_string();
     // The installation HMAC keys and webhook secrets are sealed under the master keys too
-    // (src/secrets.rs): once this returns, the old key can be removed.
+    // (src/app/secrets.rs): once this returns, the old key can be removed.
     let secrets_resealed = crate::app::secrets::reseal_under_active_key(content.storage(), keyring)
         .await
         .map_err(|e| match e {

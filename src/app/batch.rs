@@ -7,7 +7,7 @@
 //! while the previous chunk is being written, and each chunk is committed in one transaction
 //! with its letters, evidence, coalesced jobs and the batch's progress (see
 //! `storage::batches`). A runner holds a lease on its batch; when its process stops, another
-//! runner (the resumer worker, `src/worker.rs`) takes the batch over from the last committed chunk.
+//! runner (the resumer worker, `src/app/worker.rs`) takes the batch over from the last committed chunk.
 //! A graceful stop ([`Batches::stop`]) ends each runner after the chunk it is committing and
 //! gives the leases back ([`Batches::release_leases`]), so the next start resumes at once.
 //!

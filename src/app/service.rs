@@ -55,7 +55,7 @@ pub enum StartError {
     /// Database connection or migration.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
-    /// An installation secret could not be loaded (see src/secrets.rs).
+    /// An installation secret could not be loaded (see src/app/secrets.rs).
     #[error(transparent)]
     Secret(#[from] crate::app::secrets::SecretError),
     /// Settings that do not fit together.
@@ -116,7 +116,7 @@ pub struct Service {
     pub log: TransparencyLog,
     /// Outside witnesses that receive each signed tree head.
     pub witnesses: Witnesses,
-    /// The guarded HTTP client of webhook and witness deliveries (src/net_guard.rs).
+    /// The guarded HTTP client of webhook and witness deliveries (src/infra/net_guard.rs).
     pub outbound: crate::infra::net_guard::Outbound,
     /// Debt-collection letters written by the service.
     pub composer: Composer,
@@ -124,7 +124,7 @@ pub struct Service {
     pub api_keys: ApiKeyHasher,
     /// The time source.
     pub clock: Arc<dyn Clock>,
-    /// The statuses of the background workers (`src/worker.rs`), for `/metrics`.
+    /// The statuses of the background workers (`src/app/worker.rs`), for `/metrics`.
     pub workers: crate::app::worker::Statuses,
 }
 

@@ -148,7 +148,7 @@ pub async fn metrics(
             *n as f64,
         );
     }
-    // The background workers of this process (src/worker.rs): empty when none runs here.
+    // The background workers of this process (src/app/worker.rs): empty when none runs here.
     for worker in service.workers.snapshot() {
         let labels = [("worker", worker.name)];
         let at = |micros: i64| if micros > 0 { seconds(micros) } else { 0.0 };

@@ -288,7 +288,7 @@ async fn refuse_announced_oversize(
 /// Serves `router` on `listener` until Ctrl-C or SIGTERM.
 ///
 /// At the signal the workers stop taking new work at once, while the server stops accepting
-/// and finishes its requests in progress; then the workers are drained (`src/worker.rs`):
+/// and finishes its requests in progress; then the workers are drained (`src/app/worker.rs`):
 /// their current passes get `[workers] shutdown_grace_seconds` to finish, and the claims and
 /// leases still held are given back so that the next start goes on at once.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> std::io::Result<()> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lists functions longer than a limit (default 100 lines) under the given source folders.
 
-Usage: scripts/long_fns.py [--limit N] src/core src/app
+Usage: .ci/long_fns.py [--limit N] src/core src/app
 A function is counted from its `fn` line to the closing brace at the same indentation.
 """
 import re
