@@ -34,3 +34,5 @@ pub mod cli;
 mod layering;
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod unit_size;

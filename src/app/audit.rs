@@ -178,37 +178,7 @@ pub async fn run<'a>(
         leaves: 0,
         heads: 0,
     };
-    match scope {
-        AuditScope::All => {
-            let mut after = String::new();
-            loop {
-                let page = parts.storage.documents_after(&after, PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = last.id.clone();
-                for doc in &page {
-                    run.document(doc).await;
-                }
-            }
-            let mut after = String::new();
-            loop {
-                let page = parts.storage.letter_heads_after(&after, PAGE).await?;
-                let Some((last, _)) = page.last() else { break };
-                after = last.clone();
-                for (id, head) in &page {
-                    run.letter(id, head.as_deref()).await?;
-                }
-            }
-        }
-        AuditScope::Sample(n) => {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            for doc in &parts.storage.sample_documents(n).await? {
-                run.document(doc).await;
-            }
-            for (id, head) in &parts.storage.sample_letter_heads(n).await? {
-                run.letter(id, head.as_deref()).await?;
-            }
-        }
-    }
+    run.scan(scope).await?;
     run.log(unix_micros(started)).await?;
 
     let finished = parts.clock.now();
@@ -269,6 +239,43 @@ pub async fn run<'a>(
 }
 
 impl Run<'_> {
+    /// Checks the documents and the letters the scope names: all of them, page by page, or
+    /// a random sample of each.
+    async fn scan(&mut self, scope: AuditScope) -> Result<(), AuditError> {
+        match scope {
+            AuditScope::All => {
+                let mut after = String::new();
+                loop {
+                    let page = self.parts.storage.documents_after(&after, PAGE).await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.id.clone();
+                    for doc in &page {
+                        self.document(doc).await;
+                    }
+                }
+                let mut after = String::new();
+                loop {
+                    let page = self.parts.storage.letter_heads_after(&after, PAGE).await?;
+                    let Some((last, _)) = page.last() else { break };
+                    after = last.clone();
+                    for (id, head) in &page {
+                        self.letter(id, head.as_deref()).await?;
+                    }
+                }
+            }
+            AuditScope::Sample(n) => {
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                for doc in &self.parts.storage.sample_documents(n).await? {
+                    self.document(doc).await;
+                }
+                for (id, head) in &self.parts.storage.sample_letter_heads(n).await? {
+                    self.letter(id, head.as_deref()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn fail(&mut self, area: &'static str, check: &str, detail: String) -> &mut AuditFailure {
         self.failures.push(AuditFailure {
             area,

@@ -339,46 +339,7 @@ impl Deposits {
             RecipientKind::Professional => "professional",
             RecipientKind::Consumer => "consumer",
         };
-        let mut details = Map::new();
-        details.insert(
-            "submission".into(),
-            json!({
-                "channel": "api",
-                "tenant_id": caller.tenant_id,
-                "tenant_name": caller.tenant_name,
-                "api_key_id": caller.api_key_id,
-            }),
-        );
-        if let Some(reference) = &request.reference {
-            details.insert("reference".into(), Value::String(reference.clone()));
-        }
-        if let Some(collection) = &request.collection {
-            // A letter the service wrote: the amounts, rates, prescription (and any override
-            // of it) and the mandatory mentions checked are part of the proof of deposit.
-            details.insert("collection".into(), collection.clone());
-        }
-        if let Some(consent_id) = &recipient.consent_id {
-            // CPCE L.100: the consumer's prior consent is cited in the proof of deposit.
-            details.insert("consent_id".into(), Value::String(consent_id.clone()));
-        }
-        if let Some(consent) = consent {
-            // CPCE L.100: when and how the consumer consented, as recorded before the deposit.
-            let mut cited = json!({
-                "id": consent.id,
-                "given_at": rfc3339_micros(from_unix_micros(consent.given_at)),
-                "method": consent.method,
-            });
-            // Whom the consumer agreed to receive letters from, when the consent names one
-            // (only then, so that earlier proofs keep their exact form).
-            if let (Some(sender), Some(obj)) = (&consent.sender, cited.as_object_mut()) {
-                obj.insert("sender".into(), Value::String(sender.clone()));
-            }
-            details.insert("consent".into(), cited);
-        }
-        details.insert(
-            "retain_until".into(),
-            Value::String(rfc3339_micros(retain_until)),
-        );
+        let details = deposit_details(caller, request, consent, retain_until);
         let record = deposit_record(
             &evidence_id,
             &letter_id,
@@ -437,6 +398,58 @@ impl Deposits {
         };
         (letter, record)
     }
+}
+
+/// The `details` of a proof of deposit: how it was submitted, the reference, the collection
+/// figures of a letter the service wrote, the consumer's consent (CPCE L.100) and the end of
+/// retention.
+fn deposit_details(
+    caller: &Caller,
+    request: &DepositRequest,
+    consent: Option<&ConsentRow>,
+    retain_until: OffsetDateTime,
+) -> Map<String, Value> {
+    let mut details = Map::new();
+    details.insert(
+        "submission".into(),
+        json!({
+            "channel": "api",
+            "tenant_id": caller.tenant_id,
+            "tenant_name": caller.tenant_name,
+            "api_key_id": caller.api_key_id,
+        }),
+    );
+    if let Some(reference) = &request.reference {
+        details.insert("reference".into(), Value::String(reference.clone()));
+    }
+    if let Some(collection) = &request.collection {
+        // A letter the service wrote: the amounts, rates, prescription (and any override
+        // of it) and the mandatory mentions checked are part of the proof of deposit.
+        details.insert("collection".into(), collection.clone());
+    }
+    if let Some(consent_id) = &request.recipient.consent_id {
+        // CPCE L.100: the consumer's prior consent is cited in the proof of deposit.
+        details.insert("consent_id".into(), Value::String(consent_id.clone()));
+    }
+    if let Some(consent) = consent {
+        // CPCE L.100: when and how the consumer consented, as recorded before the deposit.
+        let mut cited = json!({
+            "id": consent.id,
+            "given_at": rfc3339_micros(from_unix_micros(consent.given_at)),
+            "method": consent.method,
+        });
+        // Whom the consumer agreed to receive letters from, when the consent names one
+        // (only then, so that earlier proofs keep their exact form).
+        if let (Some(sender), Some(obj)) = (&consent.sender, cited.as_object_mut()) {
+            obj.insert("sender".into(), Value::String(sender.clone()));
+        }
+        details.insert("consent".into(), cited);
+    }
+    details.insert(
+        "retain_until".into(),
+        Value::String(rfc3339_micros(retain_until)),
+    );
+    details
 }
 
 /// `t` plus `years` calendar years (29 February becomes 1 March when needed).

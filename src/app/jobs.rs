@@ -81,11 +81,7 @@ impl Worker for Outbox {
     fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>> {
         Box::pin(async move {
             let claimed = self.0.run_due_jobs(OUTBOX_BATCH).await?;
-            Ok(if claimed as i64 >= OUTBOX_BATCH {
-                Pass::More
-            } else {
-                Pass::Idle
-            })
+            Ok(Pass::full(claimed, OUTBOX_BATCH))
         })
     }
     fn stop(&self) {
@@ -110,11 +106,7 @@ impl Worker for Expiry {
     fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>> {
         Box::pin(async move {
             let expired = self.0.expire_due(EXPIRY_BATCH).await?;
-            Ok(if expired as i64 >= EXPIRY_BATCH {
-                Pass::More
-            } else {
-                Pass::Idle
-            })
+            Ok(Pass::full(expired, EXPIRY_BATCH))
         })
     }
 }
@@ -139,11 +131,7 @@ impl Worker for WitnessDeliveries {
                 .witnesses
                 .deliver_due(self.clock.now(), WITNESS_BATCH)
                 .await?;
-            Ok(if delivered as i64 >= WITNESS_BATCH {
-                Pass::More
-            } else {
-                Pass::Idle
-            })
+            Ok(Pass::full(delivered, WITNESS_BATCH))
         })
     }
     fn release(&self) -> BoxFuture<'_, Result<u64, WorkerError>> {
@@ -188,13 +176,7 @@ impl Worker for BatchResumer {
         RESUME_INTERVAL
     }
     fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>> {
-        Box::pin(async move {
-            Ok(if self.0.resume_abandoned().await? {
-                Pass::More
-            } else {
-                Pass::Idle
-            })
-        })
+        Box::pin(async move { Ok(Pass::more_if(self.0.resume_abandoned().await?)) })
     }
     fn stop(&self) {
         self.0.stop();

@@ -100,20 +100,78 @@ pub async fn renew<'a>(
         current_tsa_sha256: current_tsa.as_deref(),
     };
 
-    // Leaves in sequence order; only digests are kept, tokens are dropped once hashed.
-    struct Leaf {
-        evidence_id: String,
-        generation: i32,
-        record_sha256: String,
-        covered_token_sha256: String,
-        hash: [u8; 32],
-    }
+    let leaves = collect_leaves(&parts, &filter).await?;
+    let Some(tree) = RenewalTree::build(leaves.iter().map(|l| l.hash).collect()) else {
+        return Ok(RenewalOutcome {
+            renewal_id: None,
+            records: 0,
+            root: None,
+            timestamp_time: None,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    };
+    let root = tree.root();
+    let token = parts.sealer.timestamp(root).await?;
+    let parsed = ParsedToken::parse(&token)?;
+    let signer = parsed.verify_signature(&[])?;
+    let tsa_cert = Certificate::parse(&signer)
+        .map_err(|e| RenewalError::Corrupt(format!("the renewal token's TSA certificate: {e}")))?;
+    let id = parts.storage.next_counter(RENEWAL_COUNTER).await?;
+    let rows = leaf_rows(&leaves, &tree, id, reason)?;
+    parts
+        .storage
+        .insert_renewal(
+            &RenewalRow {
+                id,
+                reason: reason.to_string(),
+                created_at: unix_micros(now),
+                tree_size: tree.size() as i64,
+                root_hash: hex::encode(root),
+                timestamp_token: token,
+                tsa_certificate_sha256: hex::encode(Sha256::digest(&signer)),
+                tsa_not_after: unix_micros(tsa_cert.not_after),
+            },
+            &rows,
+        )
+        .await?;
+    let outcome = RenewalOutcome {
+        renewal_id: Some(id),
+        records: rows.len(),
+        root: Some(hex::encode(root)),
+        timestamp_time: Some(rfc3339_micros(parsed.info().gen_time)),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        renewal.id = id,
+        renewal.records = outcome.records,
+        renewal.reason = reason,
+        renewal.root = %hex::encode(root),
+        "archive timestamp renewal"
+    );
+    Ok(outcome)
+}
+
+/// One leaf of a renewal tree, in sequence order; only digests are kept, tokens are dropped
+/// once hashed.
+struct Leaf {
+    evidence_id: String,
+    generation: i32,
+    record_sha256: String,
+    covered_token_sha256: String,
+    hash: [u8; 32],
+}
+
+/// The leaves of every record the filter selects, read page by page.
+async fn collect_leaves(
+    parts: &Renewer<'_>,
+    filter: &CandidateFilter<'_>,
+) -> Result<Vec<Leaf>, RenewalError> {
     let mut leaves: Vec<Leaf> = Vec::new();
     let mut after = 0i64;
     loop {
         let page = parts
             .storage
-            .renewal_candidates(after, PAGE, &filter)
+            .renewal_candidates(after, PAGE, filter)
             .await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
@@ -146,22 +204,17 @@ pub async fn renew<'a>(
             break;
         }
     }
-    let Some(tree) = RenewalTree::build(leaves.iter().map(|l| l.hash).collect()) else {
-        return Ok(RenewalOutcome {
-            renewal_id: None,
-            records: 0,
-            root: None,
-            timestamp_time: None,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-    };
+    Ok(leaves)
+}
+
+/// The stored leaves of renewal `id`: each leaf's renewal record, with its path in `tree`.
+fn leaf_rows(
+    leaves: &[Leaf],
+    tree: &RenewalTree,
+    id: i64,
+    reason: &str,
+) -> Result<Vec<NewRenewalLeaf>, RenewalError> {
     let root = tree.root();
-    let token = parts.sealer.timestamp(root).await?;
-    let parsed = ParsedToken::parse(&token)?;
-    let signer = parsed.verify_signature(&[])?;
-    let tsa_cert = Certificate::parse(&signer)
-        .map_err(|e| RenewalError::Corrupt(format!("the renewal token's TSA certificate: {e}")))?;
-    let id = parts.storage.next_counter(RENEWAL_COUNTER).await?;
     let mut rows = Vec::with_capacity(leaves.len());
     for (index, leaf) in leaves.iter().enumerate() {
         let record = RenewalRecord {
@@ -186,37 +239,7 @@ pub async fn renew<'a>(
             record: record.to_canonical_bytes().map_err(RenewalError::Corrupt)?,
         });
     }
-    parts
-        .storage
-        .insert_renewal(
-            &RenewalRow {
-                id,
-                reason: reason.to_string(),
-                created_at: unix_micros(now),
-                tree_size: tree.size() as i64,
-                root_hash: hex::encode(root),
-                timestamp_token: token,
-                tsa_certificate_sha256: hex::encode(Sha256::digest(&signer)),
-                tsa_not_after: unix_micros(tsa_cert.not_after),
-            },
-            &rows,
-        )
-        .await?;
-    let outcome = RenewalOutcome {
-        renewal_id: Some(id),
-        records: rows.len(),
-        root: Some(hex::encode(root)),
-        timestamp_time: Some(rfc3339_micros(parsed.info().gen_time)),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    tracing::info!(
-        renewal.id = id,
-        renewal.records = outcome.records,
-        renewal.reason = reason,
-        renewal.root = %hex::encode(root),
-        "archive timestamp renewal"
-    );
-    Ok(outcome)
+    Ok(rows)
 }
 
 /// The scheduled step: warns when the current TSA certificate itself ends within the margin

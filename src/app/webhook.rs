@@ -708,11 +708,7 @@ impl Worker for WebhookDeliveries {
                 .deliverer
                 .start_due(self.clock.now(), WEBHOOK_BATCH)
                 .await?;
-            Ok(if started.len() as i64 >= WEBHOOK_BATCH {
-                Pass::More
-            } else {
-                Pass::Idle
-            })
+            Ok(Pass::full(started.len(), WEBHOOK_BATCH))
         })
     }
     fn finish(&self) -> BoxFuture<'_, ()> {

@@ -34,6 +34,23 @@ pub enum Pass {
     Idle,
 }
 
+impl Pass {
+    /// [`Pass::More`] when a pass that handles at most `batch` items handled that many,
+    /// [`Pass::Idle`] otherwise.
+    pub fn full(handled: usize, batch: i64) -> Pass {
+        if handled as i64 >= batch {
+            Pass::More
+        } else {
+            Pass::Idle
+        }
+    }
+
+    /// [`Pass::More`] when `more` is true.
+    pub fn more_if(more: bool) -> Pass {
+        if more { Pass::More } else { Pass::Idle }
+    }
+}
+
 /// The future of a worker's method.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 

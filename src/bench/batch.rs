@@ -5,16 +5,13 @@
 //! outbox cost.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::app::api_key::Caller;
-use crate::app::service::Service;
-use crate::config::{Overrides, Settings};
-use crate::core::clock::{SystemClock, unix_micros};
+use crate::core::clock::unix_micros;
 use crate::domain::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
 use crate::infra::storage::{DocumentRow, NewDeposit};
 
@@ -124,29 +121,8 @@ pub async fn run(
         "--letters must be from 1 to {}",
         crate::domain::batch::MAX_LETTERS_PER_BATCH
     );
-    let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
-    let result = run_in(&dir, letters, compose, database_url).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(
-    dir: &std::path::Path,
-    letters: usize,
-    compose: bool,
-    database_url: Option<String>,
-) -> anyhow::Result<BatchBenchReport> {
-    let settings = Settings::load_from(
-        &Overrides {
-            data_dir: Some(dir.to_path_buf()),
-            database_url,
-            ..Overrides::default()
-        },
-        |_| None,
-    )?;
-    let service = Service::start(settings, Arc::new(SystemClock))
-        .await
-        .context("starting the service")?;
+    let scratch = super::Scratch::new();
+    let service = scratch.service(database_url).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let router = crate::http::router(service.clone());

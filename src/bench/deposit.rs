@@ -3,15 +3,11 @@
 //! insert of the same rows, so the ratio shows what the evidence work costs.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Instant;
-
-use anyhow::Context;
 
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
-use crate::config::{Overrides, Settings};
-use crate::core::clock::{SystemClock, unix_micros};
+use crate::core::clock::unix_micros;
 use crate::domain::letter::{DepositRequest, EmailAddress, Recipient, RecipientKind, Sender};
 use crate::infra::storage::{DocumentRow, NewDeposit};
 
@@ -69,29 +65,8 @@ pub async fn run(
     threads: usize,
 ) -> anyhow::Result<DepositBenchReport> {
     anyhow::ensure!(letters > 0, "--letters must be positive");
-    let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
-    let result = run_in(&dir, letters, database_url, threads).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(
-    dir: &std::path::Path,
-    letters: usize,
-    database_url: Option<String>,
-    threads: usize,
-) -> anyhow::Result<DepositBenchReport> {
-    let settings = Settings::load_from(
-        &Overrides {
-            data_dir: Some(dir.to_path_buf()),
-            database_url,
-            ..Overrides::default()
-        },
-        |_| None,
-    )?;
-    let service = Service::start(settings, Arc::new(SystemClock))
-        .await
-        .context("starting the service")?;
+    let scratch = super::Scratch::new();
+    let service = scratch.service(database_url).await?;
     let mailing = Mailing::create(&service).await?;
     let caller = &mailing.caller;
     let documents = &mailing.documents;

@@ -5,3 +5,49 @@ pub mod deposit;
 pub mod renew;
 pub mod tsa;
 pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::app::service::Service;
+use crate::config::{Overrides, Settings};
+use crate::core::clock::SystemClock;
+
+/// A fresh temporary data directory for one run, removed when dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new, not yet created, directory under the system's temporary folder.
+    pub(crate) fn new() -> Self {
+        Scratch(std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4())))
+    }
+
+    /// Where it is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The service on this directory's defaults and `database_url` (default: SQLite in the
+    /// directory).
+    pub(crate) async fn service(&self, database_url: Option<String>) -> anyhow::Result<Service> {
+        let settings = Settings::load_from(
+            &Overrides {
+                data_dir: Some(self.0.clone()),
+                database_url,
+                ..Overrides::default()
+            },
+            |_| None,
+        )?;
+        Service::start(settings, Arc::new(SystemClock))
+            .await
+            .context("starting the service")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -5,16 +5,10 @@
 //! candidates, hashing the tree, one token, storing one renewal record per leaf.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Instant;
-
-use anyhow::Context;
 
 use super::deposit::Mailing;
 use crate::app::renewal::{Scope, renew};
-use crate::app::service::Service;
-use crate::config::{Overrides, Settings};
-use crate::core::clock::SystemClock;
 
 /// Figures of one run.
 #[derive(Debug, Clone)]
@@ -59,29 +53,8 @@ pub async fn run(
     threads: usize,
 ) -> anyhow::Result<RenewBenchReport> {
     anyhow::ensure!(letters > 0, "--letters must be positive");
-    let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
-    let result = run_in(&dir, letters, database_url, threads).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(
-    dir: &std::path::Path,
-    letters: usize,
-    database_url: Option<String>,
-    threads: usize,
-) -> anyhow::Result<RenewBenchReport> {
-    let settings = Settings::load_from(
-        &Overrides {
-            data_dir: Some(dir.to_path_buf()),
-            database_url,
-            ..Overrides::default()
-        },
-        |_| None,
-    )?;
-    let service = Service::start(settings, Arc::new(SystemClock))
-        .await
-        .context("starting the service")?;
+    let scratch = super::Scratch::new();
+    let service = scratch.service(database_url).await?;
     let mailing = Mailing::create(&service).await?;
     let started = Instant::now();
     for chunk in mailing.requests(letters)?.chunks(1_000) {

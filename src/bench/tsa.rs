@@ -38,14 +38,6 @@ impl fmt::Display for TsaBenchReport {
 }
 
 /// Removes the benchmark's temporary directory when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `f(i)` for `i in 0..total` spread over `threads` threads; returns ops/s.
 fn rate<F>(total: usize, threads: usize, f: F) -> anyhow::Result<f64>
 where
@@ -76,10 +68,9 @@ where
 /// and full token issuance with `threads` threads, `tokens` operations each.
 pub fn run(tokens: usize, threads: usize) -> anyhow::Result<TsaBenchReport> {
     let tokens = tokens.max(1);
-    let dir =
-        TempDir(std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4())));
+    let dir = super::Scratch::new();
     let now = OffsetDateTime::now_utc();
-    let (material, _) = crate::infra::key_files::load_or_create_development_pki(&dir.0, now)
+    let (material, _) = crate::infra::key_files::load_or_create_development_pki(dir.path(), now)
         .context("generating the benchmark PKI")?;
     let identity = material
         .tsa

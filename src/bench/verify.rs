@@ -8,7 +8,6 @@
 //! verified in memory `iterations` times against the service's anchors.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -16,10 +15,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::app::service::Service;
-use crate::config::{Overrides, Settings};
 use crate::core::bundle::verify::verify_bundle;
 use crate::core::bundle::{BundleInput, crc32, plan, write_stream};
-use crate::core::clock::{SystemClock, rfc3339_micros, unix_micros};
+use crate::core::clock::{rfc3339_micros, unix_micros};
 use crate::core::evidence::{ContentItem, EvidenceEvent, PartyInfo, deposit_record};
 use crate::infra::storage::{DocumentRow, EvidenceRow};
 
@@ -71,23 +69,8 @@ impl fmt::Display for VerifyBenchReport {
 /// Runs the benchmark in a fresh temporary directory.
 pub async fn run(iterations: usize) -> anyhow::Result<VerifyBenchReport> {
     anyhow::ensure!(iterations > 0, "--iterations must be positive");
-    let dir = std::env::temp_dir().join(format!("recommande-bench-{}", uuid::Uuid::new_v4()));
-    let result = run_in(&dir, iterations).await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-async fn run_in(dir: &std::path::Path, iterations: usize) -> anyhow::Result<VerifyBenchReport> {
-    let settings = Settings::load_from(
-        &Overrides {
-            data_dir: Some(dir.to_path_buf()),
-            ..Overrides::default()
-        },
-        |_| None,
-    )?;
-    let service = Service::start(settings, Arc::new(SystemClock))
-        .await
-        .context("starting the service")?;
+    let scratch = super::Scratch::new();
+    let service = scratch.service(None).await?;
     let bundle = build_bundle(&service)?;
     service.storage.close().await;
     let anchors = service.anchors.clone();

@@ -88,6 +88,9 @@ pub enum SealError {
     /// The signature does not verify with the signer's certificate.
     #[error("CMS signature does not verify: {0}")]
     Signature(TrustError),
+    /// The signer's certificate has no valid path to a trust anchor for sealing.
+    #[error(transparent)]
+    Path(TrustError),
     /// Signing failed.
     #[error("{0}")]
     Sign(#[from] PkiError),
@@ -775,6 +778,24 @@ impl ParsedSeal {
             .signer
             .find_signer(&self.parts.certificates)
             .map(Vec::as_slice)
+    }
+
+    /// The signer's certificate, once its path to `anchors` is checked at `at` for sealing.
+    pub fn sealing_certificate(
+        &self,
+        anchors: &trust::TrustAnchors,
+        at: OffsetDateTime,
+    ) -> Result<&[u8], SealError> {
+        let cert = self.signer_certificate()?;
+        trust::verify_certificate_path(
+            cert,
+            self.certificates(),
+            anchors,
+            at,
+            trust::CertificatePurpose::Seal,
+        )
+        .map_err(SealError::Path)?;
+        Ok(cert)
     }
 
     /// The signing-time signed attribute, if present.

@@ -135,28 +135,7 @@ pub fn verify_evidence(
     );
     pass(
         "seal_certificate",
-        match (&seal, gen_time) {
-            (Err(e), _) => Err(format!("not checked: the seal could not be read ({e})")),
-            (Ok(_), None) => Err("not checked: no trustworthy time (the timestamp could not be read)".into()),
-            (Ok(seal), Some(at)) => seal
-                .signer_certificate()
-                .map_err(|e| e.to_string())
-                .and_then(|cert| {
-                    verify_certificate_path(cert, seal.certificates(), anchors, at, CertificatePurpose::Seal)
-                        .map_err(|e| e.to_string())?;
-                    let cert_sha = hex::encode(Sha256::digest(cert));
-                    match &record {
-                        Some(r) if r.provider.seal_certificate_sha256 != cert_sha => Err(format!(
-                            "the record names seal certificate {} but was sealed with {cert_sha}",
-                            r.provider.seal_certificate_sha256
-                        )),
-                        _ => Ok(format!(
-                            "seal certificate {cert_sha} chains to a trust anchor and was valid at {}",
-                            crate::core::clock::rfc3339_micros(at)
-                        )),
-                    }
-                }),
-        },
+        seal_certificate(&seal, gen_time, anchors, record.as_ref()),
     );
 
     // 4–6. The timestamp: signature, imprint, TSA certificate at its own time.
@@ -174,39 +153,11 @@ pub fn verify_evidence(
     );
     pass(
         "timestamp_imprint",
-        token
-            .as_ref()
-            .map_err(|e| format!("not checked: {e}"))
-            .and_then(|t| {
-                if !matches!(t.info().hash_algorithm, HashAlgorithm::Sha256) {
-                    return Err("the token's imprint is not SHA-256".to_string());
-                }
-                t.check_imprint(record_bytes)
-                    .map(|()| {
-                        format!(
-                            "token imprint equals SHA-256 of the record ({})",
-                            hex::encode(sha256)
-                        )
-                    })
-                    .map_err(|e| e.to_string())
-            }),
+        timestamp_imprint(&token, record_bytes, &sha256),
     );
     pass(
         "timestamp_certificate",
-        match (&token, &signer, gen_time) {
-            (Ok(t), Ok(cert), Some(at)) => {
-                verify_certificate_path(cert, t.certificates(), anchors, at, CertificatePurpose::Timestamping)
-                    .map(|_| {
-                        format!(
-                            "TSA certificate chains to a trust anchor, is for timestamping only and was valid at {}",
-                            crate::core::clock::rfc3339_micros(at)
-                        )
-                    })
-                    .map_err(|e| e.to_string())
-            }
-            (Err(e), _, _) | (_, Err(e), _) => Err(format!("not checked: {e}")),
-            _ => Err("not checked: no time in the token".into()),
-        },
+        timestamp_certificate(&token, &signer, gen_time, anchors),
     );
 
     // 7. The time the record claims agrees with the time the token proves.
@@ -219,35 +170,121 @@ pub fn verify_evidence(
     );
 
     // 8. The link to the letter's previous record.
-    pass(
-        "chain_link",
-        match &record {
-            None => Err("not checked: record unreadable".into()),
-            Some(r) => match (chain, r.previous_evidence_sha256.as_deref()) {
-                (ChainExpectation::First, None) => Ok("first record of the letter".into()),
-                (ChainExpectation::First, Some(p)) => {
-                    Err(format!("the first record links to {p} instead of null"))
-                }
-                (ChainExpectation::After(want), Some(got)) if want == got => {
-                    Ok(format!("links to the previous record {want}"))
-                }
-                (ChainExpectation::After(want), got) => Err(format!(
-                    "links to {} but the previous record is {want}",
-                    got.unwrap_or("null")
-                )),
-                (ChainExpectation::Unknown, link) => Ok(format!(
-                    "links to {} (not judged: record checked on its own)",
-                    link.unwrap_or("null")
-                )),
-            },
-        },
-    );
+    pass("chain_link", chain_link(record.as_ref(), chain));
 
     EvidenceReport {
         checks,
         record,
         timestamp_time: gen_time,
         sha256,
+    }
+}
+
+/// Check 3: the seal's certificate chains to an anchor at the token's time and is the one
+/// the record names.
+fn seal_certificate(
+    seal: &Result<ParsedSeal, String>,
+    gen_time: Option<OffsetDateTime>,
+    anchors: &TrustAnchors,
+    record: Option<&EvidenceRecord>,
+) -> Result<String, String> {
+    let (seal, at) = match (seal, gen_time) {
+        (Err(e), _) => return Err(format!("not checked: the seal could not be read ({e})")),
+        (Ok(_), None) => {
+            return Err(
+                "not checked: no trustworthy time (the timestamp could not be read)".into(),
+            );
+        }
+        (Ok(seal), Some(at)) => (seal, at),
+    };
+    let cert = seal
+        .sealing_certificate(anchors, at)
+        .map_err(|e| e.to_string())?;
+    let cert_sha = hex::encode(Sha256::digest(cert));
+    match record {
+        Some(r) if r.provider.seal_certificate_sha256 != cert_sha => Err(format!(
+            "the record names seal certificate {} but was sealed with {cert_sha}",
+            r.provider.seal_certificate_sha256
+        )),
+        _ => Ok(format!(
+            "seal certificate {cert_sha} chains to a trust anchor and was valid at {}",
+            crate::core::clock::rfc3339_micros(at)
+        )),
+    }
+}
+
+/// Check 5: the token's imprint is the SHA-256 of the record.
+fn timestamp_imprint(
+    token: &Result<ParsedToken, String>,
+    record_bytes: &[u8],
+    sha256: &[u8; 32],
+) -> Result<String, String> {
+    let t = token.as_ref().map_err(|e| format!("not checked: {e}"))?;
+    if !matches!(t.info().hash_algorithm, HashAlgorithm::Sha256) {
+        return Err("the token's imprint is not SHA-256".to_string());
+    }
+    t.check_imprint(record_bytes)
+        .map(|()| {
+            format!(
+                "token imprint equals SHA-256 of the record ({})",
+                hex::encode(sha256)
+            )
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Check 6: the TSA certificate chains to an anchor, is for timestamping only and was valid
+/// at the token's own time.
+fn timestamp_certificate(
+    token: &Result<ParsedToken, String>,
+    signer: &Result<Vec<u8>, String>,
+    gen_time: Option<OffsetDateTime>,
+    anchors: &TrustAnchors,
+) -> Result<String, String> {
+    match (token, signer, gen_time) {
+        (Ok(t), Ok(cert), Some(at)) => verify_certificate_path(
+            cert,
+            t.certificates(),
+            anchors,
+            at,
+            CertificatePurpose::Timestamping,
+        )
+        .map(|_| {
+            format!(
+                "TSA certificate chains to a trust anchor, is for timestamping only and was valid at {}",
+                crate::core::clock::rfc3339_micros(at)
+            )
+        })
+        .map_err(|e| e.to_string()),
+        (Err(e), _, _) | (_, Err(e), _) => Err(format!("not checked: {e}")),
+        _ => Err("not checked: no time in the token".into()),
+    }
+}
+
+/// Check 8: the record's link to the letter's previous record, against what is expected.
+fn chain_link(
+    record: Option<&EvidenceRecord>,
+    chain: ChainExpectation<'_>,
+) -> Result<String, String> {
+    let Some(r) = record else {
+        return Err("not checked: record unreadable".into());
+    };
+    match (chain, r.previous_evidence_sha256.as_deref()) {
+        (ChainExpectation::First, None) => Ok("first record of the letter".into()),
+        (ChainExpectation::First, Some(p)) => {
+            Err(format!("the first record links to {p} instead of null"))
+        }
+        (ChainExpectation::After(want), Some(got)) if want == got => {
+            Ok(format!("links to the previous record {want}"))
+        }
+        (ChainExpectation::After(want), got) => Err(format!(
+            "links to {} but the previous record is {want}",
+            got.unwrap_or("null")
+        )),
+        (ChainExpectation::Unknown, link) => Ok(format!(
+            "links to {} (not judged: record checked on its own)",
+            link.unwrap_or("null")
+        )),
     }
 }
 

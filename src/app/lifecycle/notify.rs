@@ -93,54 +93,8 @@ impl Lifecycle {
             return Ok(self.storage.complete_job(job.id, unix_micros(now)).await?);
         }
         let recipient = parse_recipient(&letter)?;
-        // Issue 12 §0: the message is built once and kept with the job, sealed, before its
-        // first hand-over; every later attempt sends the kept bytes. A relay may take a
-        // message and the process die before the evidence below commits: the copy the
-        // recipient then holds is byte for byte the one whose Message-ID and SHA-256 the
-        // evidence of the retry records. The deadline it states counts from when it was
-        // built, and so does the evidence.
-        let kept = match self.storage.job_mail(job.id).await? {
-            Some(kept) => kept,
-            None => {
-                let window = acceptance_window(now)?;
-                let mail = self.notification_mail(
-                    &letter,
-                    &recipient,
-                    window.deadline,
-                    None,
-                    job.attempts,
-                )?;
-                let bytes = match self.mailer.build(&mail, Vec::new()) {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        self.notification_failed(
-                            &letter,
-                            "message",
-                            &e.to_string(),
-                            FailureDetail::None,
-                            Some(job.id),
-                        )
-                        .await?;
-                        return Ok(());
-                    }
-                };
-                let kept = JobMail {
-                    message_id: mail.message_id,
-                    prepared_at: unix_micros(now),
-                    bytes,
-                };
-                if !self
-                    .storage
-                    .keep_job_mail(job.id, job.attempts, &kept)
-                    .await?
-                {
-                    // Claimed again meanwhile (this claim's lease ran out): the newer claim
-                    // sends, never two different messages.
-                    tracing::warn!(letter.id = %letter.id, job.id = job.id, "notification claimed by another worker");
-                    return Ok(());
-                }
-                kept
-            }
+        let Some(kept) = self.kept_mail(job, &letter, &recipient, now).await? else {
+            return Ok(());
         };
         let built_at = from_unix_micros(kept.prepared_at);
         let window = acceptance_window(built_at)?;
@@ -152,82 +106,13 @@ impl Lifecycle {
             .await
         {
             Ok(sent) => {
-                let mut details = Map::new();
-                details.insert(
-                    "notification".into(),
-                    json!({
-                        "message_id": sent.message_id,
-                        "message_sha256": hex::encode(sent.message_sha256),
-                        "relay_reply": sent.relay_reply,
-                        "transport": sent.transport,
-                        "attempt": job.attempts,
-                        "handed_over_from": rfc3339_micros(built_at),
-                    }),
-                );
-                details.insert(
-                    "deadline".into(),
-                    Value::String(rfc3339_micros(window.deadline)),
-                );
-                details.insert("deadline_rule".into(), Value::String(window.rule.clone()));
-                let reminders = self
-                    .reminder_days
-                    .iter()
-                    .filter(|d| **d > 0 && **d < crate::domain::window::WINDOW_DAYS)
-                    .map(|day| NewJob {
-                        kind: job::REMIND.into(),
-                        letter_id: Some(letter.id.clone()),
-                        payload: json!({ "day": day }).to_string(),
-                        run_after: unix_micros(now + time::Duration::days(*day)),
-                    })
-                    .collect();
-                let applied = self
-                    .transition(
-                        &letter,
-                        EvidenceEvent::NotificationForAcceptance,
-                        vec![LetterState::Deposited.as_str()],
-                        LetterState::Notified.as_str(),
-                        details,
-                        None,
-                        LetterUpdate {
-                            notified_at: Some(kept.prepared_at),
-                            deadline: Some(unix_micros(window.deadline)),
-                            recipient_token_sha256: Some(sha256_hex(
-                                self.recipient_token(&letter.id).as_bytes(),
-                            )),
-                            ..LetterUpdate::default()
-                        },
-                        reminders,
-                        Some(job.id),
-                    )
-                    .await?;
-                if applied.is_none() {
-                    self.storage
-                        .complete_job(job.id, unix_micros(self.clock.now()))
-                        .await?;
-                }
-                tracing::info!(letter.id = %letter.id, "notification handed to the relay");
-                Ok(())
+                self.notified(job, &letter, &kept, &sent, &window, now)
+                    .await
             }
             Err(error @ (MailError::Transient(_) | MailError::Deferred(_)))
                 if job.attempts < NOTIFY_MAX_ATTEMPTS =>
             {
-                // 30 s, 1 min, 2 min … capped at one hour between attempts.
-                let delay =
-                    time::Duration::seconds((30i64 << (job.attempts - 1).clamp(0, 7)).min(3600));
-                let reason = error.to_string();
-                tracing::warn!(letter.id = %letter.id, attempt = job.attempts, error = %reason, "notification deferred");
-                let run_after = unix_micros(now + delay);
-                if matches!(error, MailError::Deferred(_)) {
-                    // Surely not taken: no copy exists, the next attempt builds a fresh
-                    // message (its deadline counted from then).
-                    self.storage
-                        .retry_job_without_mail(job.id, run_after, &reason)
-                        .await?;
-                } else {
-                    // Perhaps taken: the next attempt resends these very bytes.
-                    self.storage.retry_job(job.id, run_after, &reason).await?;
-                }
-                Ok(())
+                self.notify_later(job, &letter, &error, now).await
             }
             Err(error) => {
                 let (source, reason) = match &error {
@@ -249,6 +134,156 @@ impl Lifecycle {
                 Ok(())
             }
         }
+    }
+
+    /// The notification message of a job: the one kept with it, or a new one built, sealed
+    /// and kept now. `None` when there is nothing to send (the message could not be built,
+    /// and that failure is recorded, or another claim of the job keeps its own).
+    ///
+    /// Issue 12 §0: the message is built once and kept with the job before its first
+    /// hand-over; every later attempt sends the kept bytes. A relay may take a message and
+    /// the process die before the evidence commits: the copy the recipient then holds is
+    /// byte for byte the one whose Message-ID and SHA-256 the evidence of the retry records.
+    /// The deadline it states counts from when it was built, and so does the evidence.
+    async fn kept_mail(
+        &self,
+        job: &Job,
+        letter: &LetterRow,
+        recipient: &Recipient,
+        now: OffsetDateTime,
+    ) -> Result<Option<JobMail>, LifecycleError> {
+        if let Some(kept) = self.storage.job_mail(job.id).await? {
+            return Ok(Some(kept));
+        }
+        let window = acceptance_window(now)?;
+        let mail =
+            self.notification_mail(letter, recipient, window.deadline, None, job.attempts)?;
+        let bytes = match self.mailer.build(&mail, Vec::new()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                self.notification_failed(
+                    letter,
+                    "message",
+                    &e.to_string(),
+                    FailureDetail::None,
+                    Some(job.id),
+                )
+                .await?;
+                return Ok(None);
+            }
+        };
+        let kept = JobMail {
+            message_id: mail.message_id,
+            prepared_at: unix_micros(now),
+            bytes,
+        };
+        if !self
+            .storage
+            .keep_job_mail(job.id, job.attempts, &kept)
+            .await?
+        {
+            // Claimed again meanwhile (this claim's lease ran out): the newer claim sends,
+            // never two different messages.
+            tracing::warn!(letter.id = %letter.id, job.id = job.id, "notification claimed by another worker");
+            return Ok(None);
+        }
+        Ok(Some(kept))
+    }
+
+    /// The relay took the notification: the evidence of notification, the letter notified
+    /// with its deadline, and its reminders scheduled.
+    async fn notified(
+        &self,
+        job: &Job,
+        letter: &LetterRow,
+        kept: &JobMail,
+        sent: &crate::infra::mail::SentMail,
+        window: &crate::domain::window::AcceptanceWindow,
+        now: OffsetDateTime,
+    ) -> Result<(), LifecycleError> {
+        let built_at = from_unix_micros(kept.prepared_at);
+        let mut details = Map::new();
+        details.insert(
+            "notification".into(),
+            json!({
+                "message_id": sent.message_id,
+                "message_sha256": hex::encode(sent.message_sha256),
+                "relay_reply": sent.relay_reply,
+                "transport": sent.transport,
+                "attempt": job.attempts,
+                "handed_over_from": rfc3339_micros(built_at),
+            }),
+        );
+        details.insert(
+            "deadline".into(),
+            Value::String(rfc3339_micros(window.deadline)),
+        );
+        details.insert("deadline_rule".into(), Value::String(window.rule.clone()));
+        let reminders = self
+            .reminder_days
+            .iter()
+            .filter(|d| **d > 0 && **d < crate::domain::window::WINDOW_DAYS)
+            .map(|day| NewJob {
+                kind: job::REMIND.into(),
+                letter_id: Some(letter.id.clone()),
+                payload: json!({ "day": day }).to_string(),
+                run_after: unix_micros(now + time::Duration::days(*day)),
+            })
+            .collect();
+        let applied = self
+            .transition(
+                letter,
+                EvidenceEvent::NotificationForAcceptance,
+                vec![LetterState::Deposited.as_str()],
+                LetterState::Notified.as_str(),
+                details,
+                None,
+                LetterUpdate {
+                    notified_at: Some(kept.prepared_at),
+                    deadline: Some(unix_micros(window.deadline)),
+                    recipient_token_sha256: Some(sha256_hex(
+                        self.recipient_token(&letter.id).as_bytes(),
+                    )),
+                    ..LetterUpdate::default()
+                },
+                reminders,
+                Some(job.id),
+            )
+            .await?;
+        if applied.is_none() {
+            self.storage
+                .complete_job(job.id, unix_micros(self.clock.now()))
+                .await?;
+        }
+        tracing::info!(letter.id = %letter.id, "notification handed to the relay");
+        Ok(())
+    }
+
+    /// A transient or deferred failure with attempts left: the job runs again later, with
+    /// the kept message when the relay may have taken it, with a fresh one when surely not.
+    async fn notify_later(
+        &self,
+        job: &Job,
+        letter: &LetterRow,
+        error: &MailError,
+        now: OffsetDateTime,
+    ) -> Result<(), LifecycleError> {
+        // 30 s, 1 min, 2 min … capped at one hour between attempts.
+        let delay = time::Duration::seconds((30i64 << (job.attempts - 1).clamp(0, 7)).min(3600));
+        let reason = error.to_string();
+        tracing::warn!(letter.id = %letter.id, attempt = job.attempts, error = %reason, "notification deferred");
+        let run_after = unix_micros(now + delay);
+        if matches!(error, MailError::Deferred(_)) {
+            // Surely not taken: no copy exists, the next attempt builds a fresh message (its
+            // deadline counted from then).
+            self.storage
+                .retry_job_without_mail(job.id, run_after, &reason)
+                .await?;
+        } else {
+            // Perhaps taken: the next attempt resends these very bytes.
+            self.storage.retry_job(job.id, run_after, &reason).await?;
+        }
+        Ok(())
     }
 
     async fn remind(&self, job: &Job) -> Result<(), LifecycleError> {

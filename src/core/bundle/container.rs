@@ -125,359 +125,19 @@ impl<R: Read + Seek> Container<R> {
     /// are not a zip that can be read at all.
     pub fn open(mut source: R, limits: Limits) -> Result<Self, NotAZip> {
         let started = Instant::now();
-        let io = |e: std::io::Error| NotAZip(format!("cannot read the zip: {e}"));
-        let len = source.seek(SeekFrom::End(0)).map_err(io)?;
-        // §4.3.16: the end record is 22 bytes and a comment of at most 65,535.
-        let tail_len = len.min(22 + 65_535);
-        if tail_len < 22 {
-            return Err(NotAZip("too short to be a zip".into()));
-        }
-        source.seek(SeekFrom::Start(len - tail_len)).map_err(io)?;
-        let mut tail = vec![0u8; tail_len as usize];
-        source.read_exact(&mut tail).map_err(io)?;
-        let end_at = (0..=tail.len() - 22)
-            .rev()
-            .find(|&i| le32(&tail, i) == END_SIGNATURE)
-            .ok_or_else(|| NotAZip("no end-of-central-directory record".into()))?;
-        let end = &tail[end_at..];
-        let end_offset = len - tail_len + end_at as u64;
-        let (disk, cd_disk) = (le16(end, 4), le16(end, 6));
-        let (here, total) = (le16(end, 8), le16(end, 10));
-        let cd_size = u64::from(le32(end, 12));
-        let cd_offset = u64::from(le32(end, 16));
-        let comment = u64::from(le16(end, 20));
-        if disk != 0 || cd_disk != 0 || here != total {
-            return Err(NotAZip("multi-disk zip archives are not bundles".into()));
-        }
-        if total == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_offset == 0xFFFF_FFFF {
-            return Err(NotAZip("zip64 archives are not bundles".into()));
-        }
-        if usize::from(total) > limits.max_entries {
-            return Err(NotAZip(format!(
-                "{total} entries: more than the {} a bundle may hold",
-                limits.max_entries
-            )));
-        }
-        if cd_size > MAX_CENTRAL_DIRECTORY || cd_offset.saturating_add(cd_size) > end_offset {
-            return Err(NotAZip(
-                "the central directory does not fit before its end record".into(),
-            ));
-        }
         let mut breaches = Vec::new();
-        let mut breach = |check: &'static str, detail: String| {
-            breaches.push(Breach { check, detail });
+        let end = EndRecord::read(&mut source, &limits)?;
+        let (prefix, cd_offset) = locate_directory(&mut source, &end, &mut breaches)?;
+        let (mut entries, flags) =
+            read_central_directory(&mut source, &end, prefix, cd_offset, &mut breaches)?;
+        let by_name = check_names(&entries, &flags, &mut breaches);
+        let walk = LocalWalk {
+            prefix,
+            cd_offset,
+            max_entries: limits.max_entries,
+            central_flags: &flags,
         };
-        let end_of_end = end_offset + 22 + comment;
-        if end_of_end != len {
-            breach(
-                CHECK_EXTENT,
-                format!(
-                    "{} bytes after the end-of-central-directory record",
-                    len.abs_diff(end_of_end)
-                ),
-            );
-        }
-        // Bytes put before a zip (a self-extracting stub, a polyglot file) shift everything:
-        // the directory then sits right before its end record, not where the record says.
-        let mut signature_at = |at: u64| -> Result<u32, NotAZip> {
-            let mut word = [0u8; 4];
-            source.seek(SeekFrom::Start(at)).map_err(io)?;
-            Ok(match source.read_exact(&mut word) {
-                Ok(()) => u32::from_le_bytes(word),
-                Err(_) => 0,
-            })
-        };
-        let mut prefix = 0u64;
-        if cd_size > 0
-            && cd_offset + cd_size < end_offset
-            && signature_at(cd_offset)? != CENTRAL_SIGNATURE
-            && signature_at(end_offset - cd_size)? == CENTRAL_SIGNATURE
-        {
-            prefix = end_offset - cd_size - cd_offset;
-            breach(
-                CHECK_EXTENT,
-                format!("{prefix} bytes before the first local file header"),
-            );
-        }
-        let cd_offset = cd_offset + prefix;
-        if cd_offset + cd_size != end_offset {
-            breach(
-                CHECK_EXTENT,
-                format!(
-                    "{} bytes between the central directory and its end record",
-                    end_offset - (cd_offset + cd_size)
-                ),
-            );
-        }
-
-        // §4.3.12: the central directory.
-        source.seek(SeekFrom::Start(cd_offset)).map_err(io)?;
-        let mut cd = vec![0u8; cd_size as usize];
-        source.read_exact(&mut cd).map_err(io)?;
-        let mut entries = Vec::with_capacity(usize::from(total));
-        let mut central_flags = Vec::with_capacity(usize::from(total));
-        let mut at = 0usize;
-        for i in 0..total {
-            if at + 46 > cd.len() || le32(&cd, at) != CENTRAL_SIGNATURE {
-                return Err(NotAZip(format!(
-                    "central directory entry {i} is unreadable"
-                )));
-            }
-            let h = &cd[at..];
-            let (name_len, extra_len, comment_len) = (
-                usize::from(le16(h, 28)),
-                usize::from(le16(h, 30)),
-                usize::from(le16(h, 32)),
-            );
-            let name_end = 46 + name_len;
-            if at + name_end + extra_len + comment_len > cd.len() {
-                return Err(NotAZip(format!("central directory entry {i} is truncated")));
-            }
-            let name = String::from_utf8(h[46..name_end].to_vec())
-                .map_err(|_| NotAZip(format!("central directory entry {i}: name not UTF-8")))?;
-            let entry = CentralEntry {
-                name,
-                method: le16(h, 10),
-                crc32: le32(h, 16),
-                compressed_size: u64::from(le32(h, 20)),
-                size: u64::from(le32(h, 24)),
-                local_offset: u64::from(le32(h, 42)) + prefix,
-                data_offset: None,
-            };
-            if entry.compressed_size == 0xFFFF_FFFF
-                || entry.size == 0xFFFF_FFFF
-                || le32(h, 42) == 0xFFFF_FFFF
-            {
-                return Err(NotAZip("zip64 entries are not bundle entries".into()));
-            }
-            central_flags.push(le16(h, 8));
-            entries.push(entry);
-            at += name_end + extra_len + comment_len;
-        }
-        if at != cd.len() {
-            breach(
-                CHECK_EXTENT,
-                format!(
-                    "{} bytes in the central directory after its {total} entries",
-                    cd.len() - at
-                ),
-            );
-        }
-
-        // Names: one meaning per name, on every file system.
-        let mut by_name = BTreeMap::new();
-        let mut folded = BTreeSet::new();
-        for (i, entry) in entries.iter().enumerate() {
-            if let Some(problem) = unsafe_path(&entry.name) {
-                breach(CHECK_NAMES, format!("{:?}: {problem}", entry.name));
-            }
-            let key = entry.name.replace('\\', "/").to_lowercase();
-            if !folded.insert(key) {
-                breach(
-                    CHECK_NAMES,
-                    format!(
-                        "{:?} appears twice (names compared without case, \\ read as /)",
-                        entry.name
-                    ),
-                );
-            }
-            by_name.entry(entry.name.clone()).or_insert(i);
-            if !super::verify::in_layout(&entry.name) {
-                breach(
-                    CHECK_LAYOUT,
-                    format!("{:?} is not part of the bundle layout", entry.name),
-                );
-            }
-            let flags = central_flags[i];
-            if flags & FLAG_ENCRYPTED != 0 {
-                breach(CHECK_HEADERS, format!("{:?} is encrypted", entry.name));
-            }
-            if entry.method != 0 && entry.method != 8 {
-                breach(
-                    CHECK_HEADERS,
-                    format!(
-                        "{:?} uses compression method {}, neither stored nor deflated",
-                        entry.name, entry.method
-                    ),
-                );
-            }
-            if entry.method == 0 && entry.compressed_size != entry.size {
-                breach(
-                    CHECK_HEADERS,
-                    format!("{:?} is stored but its two sizes differ", entry.name),
-                );
-            }
-        }
-
-        // §4.3.6: the local headers, walked from offset 0 up to the central directory; each
-        // must be the one a central entry points at, in full agreement with it.
-        let mut by_offset: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            by_offset.entry(e.local_offset).or_default().push(i);
-        }
-        for (offset, listed) in &by_offset {
-            if listed.len() > 1 {
-                breach(
-                    CHECK_LOCAL_ENTRIES,
-                    format!(
-                        "{} central entries share the local header at offset {offset} (overlapping entries)",
-                        listed.len()
-                    ),
-                );
-            }
-        }
-        let mut offset = prefix;
-        let mut walked = 0usize;
-        let mut reached = BTreeSet::new();
-        while offset < cd_offset {
-            if walked >= limits.max_entries {
-                breach(
-                    CHECK_LOCAL_ENTRIES,
-                    format!("more than {} local headers", limits.max_entries),
-                );
-                break;
-            }
-            walked += 1;
-            let mut fixed = [0u8; 30];
-            source.seek(SeekFrom::Start(offset)).map_err(io)?;
-            if offset + 30 > cd_offset
-                || source.read_exact(&mut fixed).is_err()
-                || le32(&fixed, 0) != LOCAL_SIGNATURE
-            {
-                breach(
-                    CHECK_EXTENT,
-                    if offset == 0 {
-                        "bytes before the first local file header".to_string()
-                    } else {
-                        format!(
-                            "{} bytes at offset {offset} that are no local file header",
-                            cd_offset - offset
-                        )
-                    },
-                );
-                break;
-            }
-            let name_len = u64::from(le16(&fixed, 26));
-            let extra_len = u64::from(le16(&fixed, 28));
-            let data_offset = offset + 30 + name_len + extra_len;
-            if data_offset > cd_offset {
-                breach(
-                    CHECK_LOCAL_ENTRIES,
-                    format!("the local header at offset {offset} runs into the central directory"),
-                );
-                break;
-            }
-            let mut name = vec![0u8; name_len as usize];
-            source.read_exact(&mut name).map_err(io)?;
-            let local_name = String::from_utf8_lossy(&name).into_owned();
-            let flags = le16(&fixed, 6);
-            let method = le16(&fixed, 8);
-            let (crc, compressed, size) = (
-                le32(&fixed, 14),
-                u64::from(le32(&fixed, 18)),
-                u64::from(le32(&fixed, 22)),
-            );
-            let Some(&index) = by_offset.get(&offset).and_then(|l| l.first()) else {
-                breach(
-                    CHECK_LOCAL_ENTRIES,
-                    format!(
-                        "the local entry {local_name:?} at offset {offset} is not in the central directory"
-                    ),
-                );
-                if flags & FLAG_DESCRIPTOR != 0 {
-                    // Its size is unknown without the central directory: the walk ends here.
-                    break;
-                }
-                offset = data_offset + compressed;
-                continue;
-            };
-            reached.insert(offset);
-            let central = &entries[index];
-            let mut differ = Vec::new();
-            if name != central.name.as_bytes() {
-                differ.push(format!("name {local_name:?}"));
-            }
-            if flags != central_flags[index] {
-                differ.push(format!(
-                    "flags {flags:#06x} (central {:#06x})",
-                    central_flags[index]
-                ));
-            }
-            if method != central.method {
-                differ.push(format!("method {method} (central {})", central.method));
-            }
-            let mut end = data_offset + central.compressed_size;
-            if flags & FLAG_DESCRIPTOR == 0 {
-                if (crc, compressed, size) != (central.crc32, central.compressed_size, central.size)
-                {
-                    differ.push("CRC-32 or sizes".to_string());
-                }
-            } else {
-                // §4.3.9: a data descriptor follows the data, its signature optional; the
-                // local fields are zero.
-                if (crc, compressed, size) != (0, 0, 0) {
-                    differ.push("CRC-32 or sizes beside a data descriptor".to_string());
-                }
-                let mut descriptor = [0u8; 16];
-                source.seek(SeekFrom::Start(end)).map_err(io)?;
-                let read = read_up_to(&mut source, &mut descriptor).map_err(io)?;
-                let fields = if read >= 16 && le32(&descriptor, 0) == DESCRIPTOR_SIGNATURE {
-                    end += 16;
-                    Some((
-                        le32(&descriptor, 4),
-                        le32(&descriptor, 8),
-                        le32(&descriptor, 12),
-                    ))
-                } else if read >= 12 {
-                    end += 12;
-                    Some((
-                        le32(&descriptor, 0),
-                        le32(&descriptor, 4),
-                        le32(&descriptor, 8),
-                    ))
-                } else {
-                    None
-                };
-                let want = (
-                    central.crc32,
-                    central.compressed_size as u32,
-                    central.size as u32,
-                );
-                if fields != Some(want) {
-                    differ.push("its data descriptor".to_string());
-                }
-            }
-            if !differ.is_empty() {
-                breach(
-                    CHECK_HEADERS,
-                    format!(
-                        "the local header of {:?} disagrees with the central directory: {}",
-                        central.name,
-                        differ.join(", ")
-                    ),
-                );
-            }
-            if end > cd_offset {
-                breach(
-                    CHECK_LOCAL_ENTRIES,
-                    format!("{:?} runs into the central directory", central.name),
-                );
-                break;
-            }
-            entries[index].data_offset = Some(data_offset);
-            offset = end;
-        }
-        for e in &entries {
-            if !reached.contains(&e.local_offset) {
-                breach(
-                    CHECK_LOCAL_ENTRIES,
-                    format!(
-                        "{:?} points at offset {}, inside another entry or past the entries (overlapping or hidden entry)",
-                        e.name, e.local_offset
-                    ),
-                );
-            }
-        }
+        walk.run(&mut source, &mut entries, &mut breaches)?;
         Ok(Container {
             source,
             entries,
@@ -636,6 +296,512 @@ enum ReadFailure {
     /// Damaged or inconsistent data.
     #[error("{0}")]
     Damaged(String),
+}
+/// A zip that cannot be read at all, from an I/O error.
+fn io(e: std::io::Error) -> NotAZip {
+    NotAZip(format!("cannot read the zip: {e}"))
+}
+
+/// Records one broken rule.
+fn breach(breaches: &mut Vec<Breach>, check: &'static str, detail: String) {
+    breaches.push(Breach { check, detail });
+}
+
+/// §4.3.16: the end-of-central-directory record, found backwards from the end.
+struct EndRecord {
+    /// Length of the whole input.
+    len: u64,
+    /// Where the record starts.
+    offset: u64,
+    /// Entries it announces.
+    total: u16,
+    /// Size of the central directory.
+    cd_size: u64,
+    /// Offset of the central directory, as written.
+    cd_offset: u64,
+    /// Length of the comment after it.
+    comment: u64,
+}
+
+impl EndRecord {
+    /// Finds and reads the end record; refuses multi-disk, zip64 and oversized directories.
+    fn read(source: &mut (impl Read + Seek), limits: &Limits) -> Result<Self, NotAZip> {
+        let len = source.seek(SeekFrom::End(0)).map_err(io)?;
+        // §4.3.16: the end record is 22 bytes and a comment of at most 65,535.
+        let tail_len = len.min(22 + 65_535);
+        if tail_len < 22 {
+            return Err(NotAZip("too short to be a zip".into()));
+        }
+        source.seek(SeekFrom::Start(len - tail_len)).map_err(io)?;
+        let mut tail = vec![0u8; tail_len as usize];
+        source.read_exact(&mut tail).map_err(io)?;
+        let end_at = (0..=tail.len() - 22)
+            .rev()
+            .find(|&i| le32(&tail, i) == END_SIGNATURE)
+            .ok_or_else(|| NotAZip("no end-of-central-directory record".into()))?;
+        let end = &tail[end_at..];
+        let record = EndRecord {
+            len,
+            offset: len - tail_len + end_at as u64,
+            total: le16(end, 10),
+            cd_size: u64::from(le32(end, 12)),
+            cd_offset: u64::from(le32(end, 16)),
+            comment: u64::from(le16(end, 20)),
+        };
+        let (disk, cd_disk, here) = (le16(end, 4), le16(end, 6), le16(end, 8));
+        if disk != 0 || cd_disk != 0 || here != record.total {
+            return Err(NotAZip("multi-disk zip archives are not bundles".into()));
+        }
+        if record.total == 0xFFFF
+            || record.cd_size == 0xFFFF_FFFF
+            || record.cd_offset == 0xFFFF_FFFF
+        {
+            return Err(NotAZip("zip64 archives are not bundles".into()));
+        }
+        if usize::from(record.total) > limits.max_entries {
+            return Err(NotAZip(format!(
+                "{} entries: more than the {} a bundle may hold",
+                record.total, limits.max_entries
+            )));
+        }
+        if record.cd_size > MAX_CENTRAL_DIRECTORY
+            || record.cd_offset.saturating_add(record.cd_size) > record.offset
+        {
+            return Err(NotAZip(
+                "the central directory does not fit before its end record".into(),
+            ));
+        }
+        Ok(record)
+    }
+}
+
+/// Where the central directory really is: the bytes put before a zip (a self-extracting
+/// stub, a polyglot file) and those around the end record are breaches of
+/// [`CHECK_EXTENT`]. Returns the prefix length and the directory's true offset.
+fn locate_directory(
+    source: &mut (impl Read + Seek),
+    end: &EndRecord,
+    breaches: &mut Vec<Breach>,
+) -> Result<(u64, u64), NotAZip> {
+    let end_of_end = end.offset + 22 + end.comment;
+    if end_of_end != end.len {
+        breach(
+            breaches,
+            CHECK_EXTENT,
+            format!(
+                "{} bytes after the end-of-central-directory record",
+                end.len.abs_diff(end_of_end)
+            ),
+        );
+    }
+    // A prefix shifts everything: the directory then sits right before its end record, not
+    // where the record says.
+    let mut signature_at = |at: u64| -> Result<u32, NotAZip> {
+        let mut word = [0u8; 4];
+        source.seek(SeekFrom::Start(at)).map_err(io)?;
+        Ok(match source.read_exact(&mut word) {
+            Ok(()) => u32::from_le_bytes(word),
+            Err(_) => 0,
+        })
+    };
+    let (cd_size, end_offset) = (end.cd_size, end.offset);
+    let mut prefix = 0u64;
+    if cd_size > 0
+        && end.cd_offset + cd_size < end_offset
+        && signature_at(end.cd_offset)? != CENTRAL_SIGNATURE
+        && signature_at(end_offset - cd_size)? == CENTRAL_SIGNATURE
+    {
+        prefix = end_offset - cd_size - end.cd_offset;
+        breach(
+            breaches,
+            CHECK_EXTENT,
+            format!("{prefix} bytes before the first local file header"),
+        );
+    }
+    let cd_offset = end.cd_offset + prefix;
+    if cd_offset + cd_size != end_offset {
+        breach(
+            breaches,
+            CHECK_EXTENT,
+            format!(
+                "{} bytes between the central directory and its end record",
+                end_offset - (cd_offset + cd_size)
+            ),
+        );
+    }
+    Ok((prefix, cd_offset))
+}
+
+/// §4.3.12: the central directory's entries and, beside them, their general purpose flags.
+fn read_central_directory(
+    source: &mut (impl Read + Seek),
+    end: &EndRecord,
+    prefix: u64,
+    cd_offset: u64,
+    breaches: &mut Vec<Breach>,
+) -> Result<(Vec<CentralEntry>, Vec<u16>), NotAZip> {
+    let total = end.total;
+    source.seek(SeekFrom::Start(cd_offset)).map_err(io)?;
+    let mut cd = vec![0u8; end.cd_size as usize];
+    source.read_exact(&mut cd).map_err(io)?;
+    let mut entries = Vec::with_capacity(usize::from(total));
+    let mut central_flags = Vec::with_capacity(usize::from(total));
+    let mut at = 0usize;
+    for i in 0..total {
+        if at + 46 > cd.len() || le32(&cd, at) != CENTRAL_SIGNATURE {
+            return Err(NotAZip(format!(
+                "central directory entry {i} is unreadable"
+            )));
+        }
+        let h = &cd[at..];
+        let (name_len, extra_len, comment_len) = (
+            usize::from(le16(h, 28)),
+            usize::from(le16(h, 30)),
+            usize::from(le16(h, 32)),
+        );
+        let name_end = 46 + name_len;
+        if at + name_end + extra_len + comment_len > cd.len() {
+            return Err(NotAZip(format!("central directory entry {i} is truncated")));
+        }
+        let name = String::from_utf8(h[46..name_end].to_vec())
+            .map_err(|_| NotAZip(format!("central directory entry {i}: name not UTF-8")))?;
+        let entry = CentralEntry {
+            name,
+            method: le16(h, 10),
+            crc32: le32(h, 16),
+            compressed_size: u64::from(le32(h, 20)),
+            size: u64::from(le32(h, 24)),
+            local_offset: u64::from(le32(h, 42)) + prefix,
+            data_offset: None,
+        };
+        if entry.compressed_size == 0xFFFF_FFFF
+            || entry.size == 0xFFFF_FFFF
+            || le32(h, 42) == 0xFFFF_FFFF
+        {
+            return Err(NotAZip("zip64 entries are not bundle entries".into()));
+        }
+        central_flags.push(le16(h, 8));
+        entries.push(entry);
+        at += name_end + extra_len + comment_len;
+    }
+    if at != cd.len() {
+        breach(
+            breaches,
+            CHECK_EXTENT,
+            format!(
+                "{} bytes in the central directory after its {total} entries",
+                cd.len() - at
+            ),
+        );
+    }
+    Ok((entries, central_flags))
+}
+
+/// Names, layout and methods of the listed entries: one meaning per name on every file
+/// system, every entry part of the bundle layout, stored or deflated and not encrypted.
+/// Returns the index of each name (the first, when a name repeats).
+fn check_names(
+    entries: &[CentralEntry],
+    central_flags: &[u16],
+    breaches: &mut Vec<Breach>,
+) -> BTreeMap<String, usize> {
+    let mut by_name = BTreeMap::new();
+    let mut folded = BTreeSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(problem) = unsafe_path(&entry.name) {
+            breach(
+                breaches,
+                CHECK_NAMES,
+                format!("{:?}: {problem}", entry.name),
+            );
+        }
+        let key = entry.name.replace('\\', "/").to_lowercase();
+        if !folded.insert(key) {
+            breach(
+                breaches,
+                CHECK_NAMES,
+                format!(
+                    "{:?} appears twice (names compared without case, \\ read as /)",
+                    entry.name
+                ),
+            );
+        }
+        by_name.entry(entry.name.clone()).or_insert(i);
+        if !super::verify::in_layout(&entry.name) {
+            breach(
+                breaches,
+                CHECK_LAYOUT,
+                format!("{:?} is not part of the bundle layout", entry.name),
+            );
+        }
+        if central_flags[i] & FLAG_ENCRYPTED != 0 {
+            breach(
+                breaches,
+                CHECK_HEADERS,
+                format!("{:?} is encrypted", entry.name),
+            );
+        }
+        if entry.method != 0 && entry.method != 8 {
+            breach(
+                breaches,
+                CHECK_HEADERS,
+                format!(
+                    "{:?} uses compression method {}, neither stored nor deflated",
+                    entry.name, entry.method
+                ),
+            );
+        }
+        if entry.method == 0 && entry.compressed_size != entry.size {
+            breach(
+                breaches,
+                CHECK_HEADERS,
+                format!("{:?} is stored but its two sizes differ", entry.name),
+            );
+        }
+    }
+    by_name
+}
+
+/// §4.3.6: the walk of the local headers from the first one up to the central directory;
+/// each must be the one a central entry points at, in full agreement with it.
+struct LocalWalk<'a> {
+    prefix: u64,
+    cd_offset: u64,
+    max_entries: usize,
+    central_flags: &'a [u16],
+}
+
+/// The fixed fields of a local file header (§4.3.7) and its name.
+struct LocalHeader {
+    name: Vec<u8>,
+    flags: u16,
+    method: u16,
+    crc: u32,
+    compressed: u64,
+    size: u64,
+    data_offset: u64,
+}
+
+impl LocalWalk<'_> {
+    /// Walks every local header, setting each reached entry's data offset.
+    fn run(
+        &self,
+        source: &mut (impl Read + Seek),
+        entries: &mut [CentralEntry],
+        breaches: &mut Vec<Breach>,
+    ) -> Result<(), NotAZip> {
+        let mut by_offset: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            by_offset.entry(e.local_offset).or_default().push(i);
+        }
+        for (offset, listed) in &by_offset {
+            if listed.len() > 1 {
+                breach(
+                    breaches,
+                    CHECK_LOCAL_ENTRIES,
+                    format!(
+                        "{} central entries share the local header at offset {offset} (overlapping entries)",
+                        listed.len()
+                    ),
+                );
+            }
+        }
+        let mut offset = self.prefix;
+        let mut walked = 0usize;
+        let mut reached = BTreeSet::new();
+        while offset < self.cd_offset {
+            if walked >= self.max_entries {
+                breach(
+                    breaches,
+                    CHECK_LOCAL_ENTRIES,
+                    format!("more than {} local headers", self.max_entries),
+                );
+                break;
+            }
+            walked += 1;
+            let Some(local) = self.header_at(source, offset, breaches)? else {
+                break;
+            };
+            let Some(&index) = by_offset.get(&offset).and_then(|l| l.first()) else {
+                let local_name = String::from_utf8_lossy(&local.name);
+                breach(
+                    breaches,
+                    CHECK_LOCAL_ENTRIES,
+                    format!(
+                        "the local entry {local_name:?} at offset {offset} is not in the central directory"
+                    ),
+                );
+                if local.flags & FLAG_DESCRIPTOR != 0 {
+                    // Its size is unknown without the central directory: the walk ends here.
+                    break;
+                }
+                offset = local.data_offset + local.compressed;
+                continue;
+            };
+            reached.insert(offset);
+            let end = self.compare(source, &local, index, entries, breaches)?;
+            if end > self.cd_offset {
+                breach(
+                    breaches,
+                    CHECK_LOCAL_ENTRIES,
+                    format!("{:?} runs into the central directory", entries[index].name),
+                );
+                break;
+            }
+            entries[index].data_offset = Some(local.data_offset);
+            offset = end;
+        }
+        for e in entries.iter() {
+            if !reached.contains(&e.local_offset) {
+                breach(
+                    breaches,
+                    CHECK_LOCAL_ENTRIES,
+                    format!(
+                        "{:?} points at offset {}, inside another entry or past the entries (overlapping or hidden entry)",
+                        e.name, e.local_offset
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The local header at `offset`, or `None` (with its breach) where there is none or it
+    /// runs into the central directory.
+    fn header_at(
+        &self,
+        source: &mut (impl Read + Seek),
+        offset: u64,
+        breaches: &mut Vec<Breach>,
+    ) -> Result<Option<LocalHeader>, NotAZip> {
+        let cd_offset = self.cd_offset;
+        let mut fixed = [0u8; 30];
+        source.seek(SeekFrom::Start(offset)).map_err(io)?;
+        if offset + 30 > cd_offset
+            || source.read_exact(&mut fixed).is_err()
+            || le32(&fixed, 0) != LOCAL_SIGNATURE
+        {
+            breach(
+                breaches,
+                CHECK_EXTENT,
+                if offset == 0 {
+                    "bytes before the first local file header".to_string()
+                } else {
+                    format!(
+                        "{} bytes at offset {offset} that are no local file header",
+                        cd_offset - offset
+                    )
+                },
+            );
+            return Ok(None);
+        }
+        let name_len = u64::from(le16(&fixed, 26));
+        let extra_len = u64::from(le16(&fixed, 28));
+        let data_offset = offset + 30 + name_len + extra_len;
+        if data_offset > cd_offset {
+            breach(
+                breaches,
+                CHECK_LOCAL_ENTRIES,
+                format!("the local header at offset {offset} runs into the central directory"),
+            );
+            return Ok(None);
+        }
+        let mut name = vec![0u8; name_len as usize];
+        source.read_exact(&mut name).map_err(io)?;
+        Ok(Some(LocalHeader {
+            name,
+            flags: le16(&fixed, 6),
+            method: le16(&fixed, 8),
+            crc: le32(&fixed, 14),
+            compressed: u64::from(le32(&fixed, 18)),
+            size: u64::from(le32(&fixed, 22)),
+            data_offset,
+        }))
+    }
+
+    /// Compares a local header (and its data descriptor) with central entry `index`;
+    /// returns the offset just past the entry.
+    fn compare(
+        &self,
+        source: &mut (impl Read + Seek),
+        local: &LocalHeader,
+        index: usize,
+        entries: &[CentralEntry],
+        breaches: &mut Vec<Breach>,
+    ) -> Result<u64, NotAZip> {
+        let central = &entries[index];
+        let central_flags = self.central_flags[index];
+        let mut differ = Vec::new();
+        if local.name != central.name.as_bytes() {
+            let local_name = String::from_utf8_lossy(&local.name);
+            differ.push(format!("name {local_name:?}"));
+        }
+        if local.flags != central_flags {
+            differ.push(format!(
+                "flags {:#06x} (central {central_flags:#06x})",
+                local.flags
+            ));
+        }
+        if local.method != central.method {
+            differ.push(format!(
+                "method {} (central {})",
+                local.method, central.method
+            ));
+        }
+        let mut end = local.data_offset + central.compressed_size;
+        let fields = (local.crc, local.compressed, local.size);
+        if local.flags & FLAG_DESCRIPTOR == 0 {
+            if fields != (central.crc32, central.compressed_size, central.size) {
+                differ.push("CRC-32 or sizes".to_string());
+            }
+        } else {
+            // §4.3.9: a data descriptor follows the data, its signature optional; the local
+            // fields are zero.
+            if fields != (0, 0, 0) {
+                differ.push("CRC-32 or sizes beside a data descriptor".to_string());
+            }
+            let mut descriptor = [0u8; 16];
+            source.seek(SeekFrom::Start(end)).map_err(io)?;
+            let read = read_up_to(source, &mut descriptor).map_err(io)?;
+            let found = if read >= 16 && le32(&descriptor, 0) == DESCRIPTOR_SIGNATURE {
+                end += 16;
+                Some((
+                    le32(&descriptor, 4),
+                    le32(&descriptor, 8),
+                    le32(&descriptor, 12),
+                ))
+            } else if read >= 12 {
+                end += 12;
+                Some((
+                    le32(&descriptor, 0),
+                    le32(&descriptor, 4),
+                    le32(&descriptor, 8),
+                ))
+            } else {
+                None
+            };
+            let want = (
+                central.crc32,
+                central.compressed_size as u32,
+                central.size as u32,
+            );
+            if found != Some(want) {
+                differ.push("its data descriptor".to_string());
+            }
+        }
+        if !differ.is_empty() {
+            breach(
+                breaches,
+                CHECK_HEADERS,
+                format!(
+                    "the local header of {:?} disagrees with the central directory: {}",
+                    central.name,
+                    differ.join(", ")
+                ),
+            );
+        }
+        Ok(end)
+    }
 }
 
 /// Why a path is not a plain relative path, if it is not.

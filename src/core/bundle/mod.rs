@@ -172,37 +172,7 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
             media_type: "application/pdf",
         });
     }
-    for (i, e) in input.evidence.iter().enumerate() {
-        let stem = format!("evidence/{:02}-{}", i + 1, safe_name(&e.event));
-        for (ext, bytes, media_type) in [
-            ("json", &e.record, "application/json"),
-            ("p7s", &e.seal, "application/pkcs7-signature"),
-            ("tsr", &e.timestamp_token, "application/timestamp-token"),
-        ] {
-            entries.push(bytes_entry(
-                format!("{stem}.{ext}"),
-                bytes.clone(),
-                media_type,
-            ));
-        }
-    }
-    // Renewals after all the evidence, so a bundle without them keeps the v1 layout.
-    for (i, e) in input.evidence.iter().enumerate() {
-        let stem = format!("evidence/{:02}-{}", i + 1, safe_name(&e.event));
-        for renewal in input.renewals.iter().filter(|r| r.evidence_id == e.id) {
-            let renewal_stem = renewal_stem(&stem, renewal.generation.max(0) as u32);
-            entries.push(bytes_entry(
-                format!("{renewal_stem}.json"),
-                renewal.record.clone(),
-                "application/json",
-            ));
-            entries.push(bytes_entry(
-                format!("{renewal_stem}.tsr"),
-                renewal.timestamp_token.clone(),
-                "application/timestamp-token",
-            ));
-        }
-    }
+    evidence_entries(input, &mut entries);
     for (name, pdf) in input.proofs {
         entries.push(bytes_entry(
             format!("proofs/{}", safe_name(name)),
@@ -211,26 +181,7 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
         ));
     }
     if let Some(log) = input.log {
-        for (path, bytes, media_type) in [
-            (LOG_TREE_HEAD, &log.head, "application/json"),
-            (LOG_TREE_HEAD_SEAL, &log.seal, "application/pkcs7-signature"),
-            (
-                LOG_TREE_HEAD_TOKEN,
-                &log.timestamp_token,
-                "application/timestamp-token",
-            ),
-        ] {
-            entries.push(bytes_entry(path.into(), bytes.clone(), media_type));
-        }
-        let file = InclusionFile {
-            tree_size: log.inclusion.first().map(|p| p.tree_size).unwrap_or(0),
-            proofs: log.inclusion.clone(),
-        };
-        entries.push(bytes_entry(
-            LOG_INCLUSION.into(),
-            crate::core::canonical::to_vec(&file).unwrap_or_default(),
-            "application/json",
-        ));
+        log_entries(log, &mut entries);
     }
     entries.push(bytes_entry(
         ROOTS.into(),
@@ -272,6 +223,65 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
         entries,
         asic_manifest,
     }
+}
+
+/// The evidence entries: each record with its seal and token, then the renewals of every
+/// record (after all the evidence, so a bundle without them keeps the v1 layout).
+fn evidence_entries(input: &BundleInput<'_>, entries: &mut Vec<Entry>) {
+    for (i, e) in input.evidence.iter().enumerate() {
+        let stem = format!("evidence/{:02}-{}", i + 1, safe_name(&e.event));
+        for (ext, bytes, media_type) in [
+            ("json", &e.record, "application/json"),
+            ("p7s", &e.seal, "application/pkcs7-signature"),
+            ("tsr", &e.timestamp_token, "application/timestamp-token"),
+        ] {
+            entries.push(bytes_entry(
+                format!("{stem}.{ext}"),
+                bytes.clone(),
+                media_type,
+            ));
+        }
+    }
+    for (i, e) in input.evidence.iter().enumerate() {
+        let stem = format!("evidence/{:02}-{}", i + 1, safe_name(&e.event));
+        for renewal in input.renewals.iter().filter(|r| r.evidence_id == e.id) {
+            let renewal_stem = renewal_stem(&stem, renewal.generation.max(0) as u32);
+            entries.push(bytes_entry(
+                format!("{renewal_stem}.json"),
+                renewal.record.clone(),
+                "application/json",
+            ));
+            entries.push(bytes_entry(
+                format!("{renewal_stem}.tsr"),
+                renewal.timestamp_token.clone(),
+                "application/timestamp-token",
+            ));
+        }
+    }
+}
+
+/// The transparency log entries: the sealed, timestamped tree head and the inclusion proofs.
+fn log_entries(log: &BundleLog, entries: &mut Vec<Entry>) {
+    for (path, bytes, media_type) in [
+        (LOG_TREE_HEAD, &log.head, "application/json"),
+        (LOG_TREE_HEAD_SEAL, &log.seal, "application/pkcs7-signature"),
+        (
+            LOG_TREE_HEAD_TOKEN,
+            &log.timestamp_token,
+            "application/timestamp-token",
+        ),
+    ] {
+        entries.push(bytes_entry(path.into(), bytes.clone(), media_type));
+    }
+    let file = InclusionFile {
+        tree_size: log.inclusion.first().map(|p| p.tree_size).unwrap_or(0),
+        proofs: log.inclusion.clone(),
+    };
+    entries.push(bytes_entry(
+        LOG_INCLUSION.into(),
+        crate::core::canonical::to_vec(&file).unwrap_or_default(),
+        "application/json",
+    ));
 }
 
 /// `SHA256SUMS`: one `<hex>  <path>` line per entry, the format `sha256sum -c` reads. Paths
@@ -510,153 +520,19 @@ pub const COMMAND_PROMPT: &str = "$ ";
 /// RFC 3161 timestamp (step 4), the chain of records (step 5) and the documents named by the
 /// deposit record (step 6).
 fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
-    let stems: Vec<&str> = entries
-        .iter()
-        .filter_map(|e| {
-            e.path
-                .strip_suffix(".json")
-                .filter(|p| p.starts_with("evidence/"))
-        })
-        .collect();
-    let documents: Vec<&str> = entries
-        .iter()
-        .map(|e| e.path.as_str())
-        .filter(|p| p.starts_with("documents/"))
-        .collect();
-    let run = |out: &mut String, command: String| {
-        out.push_str(COMMAND_PROMPT);
-        out.push_str(&command);
-        out.push('\n');
-    };
-    let mut c = String::new();
-    c.push_str(
-        "1. Sceau du prestataire sur le manifeste ASiC / The provider's seal over the ASiC manifest\n",
-    );
-    run(
-        &mut c,
-        format!(
-            "openssl cms -verify -binary -inform DER -in {ASIC_SIGNATURE} -content {ASIC_MANIFEST} -CAfile {ROOTS} -purpose any -out /dev/null"
-        ),
-    );
-    c.push_str(
-        "\n2. SHA256SUMS est celui que le manifeste scellé désigne / SHA256SUMS is the one the sealed manifest names\n",
-    );
-    run(
-        &mut c,
-        format!(
-            "grep -F 'URI=\"{CHECKSUMS}\"' {ASIC_MANIFEST} | grep -qF \"<ds:DigestValue>$(openssl dgst -sha256 -binary {CHECKSUMS} | openssl base64 -A)</ds:DigestValue>\" && echo '{CHECKSUMS}: OK'"
-        ),
-    );
-    c.push_str("\n3. Empreinte de chaque fichier / Digest of every file\n");
-    run(&mut c, format!("sha256sum --strict -c {CHECKSUMS}"));
-    c.push_str(
-        "\n4. Horodatage RFC 3161 et cachet de chaque preuve / RFC 3161 timestamp and seal of every record\n",
-    );
-    for stem in &stems {
-        run(
-            &mut c,
-            format!(
-                "openssl ts -verify -data {stem}.json -in {stem}.tsr -token_in -CAfile {ROOTS}"
-            ),
-        );
-        run(
-            &mut c,
-            format!(
-                "openssl cms -verify -binary -inform DER -in {stem}.p7s -content {stem}.json -CAfile {ROOTS} -purpose any -out /dev/null"
-            ),
-        );
-        run(
-            &mut c,
-            format!("openssl ts -reply -in {stem}.tsr -token_in -text | grep 'Time stamp'"),
-        );
-    }
-    c.push_str("\n5. Chaîne des preuves / Chain of records\n");
-    let mut previous: Option<&str> = None;
-    for stem in &stems {
-        match previous {
-            None => run(
-                &mut c,
-                format!(
-                    "grep -qF '\"previous_evidence_sha256\":null' {stem}.json && echo '{stem}: OK'"
-                ),
-            ),
-            Some(before) => run(
-                &mut c,
-                format!(
-                    "grep -qF \"\\\"previous_evidence_sha256\\\":\\\"$(sha256sum {before}.json | cut -d ' ' -f 1)\\\"\" {stem}.json && echo '{stem}: OK'"
-                ),
-            ),
-        }
-        previous = Some(stem);
-    }
-    c.push_str("\n6. Les documents sont ceux du dépôt / The documents are the deposited ones\n");
-    if let Some(deposit) = stems.first() {
-        for document in &documents {
-            run(
-                &mut c,
-                format!(
-                    "grep -qF \"\\\"sha256\\\":\\\"$(sha256sum {document} | cut -d ' ' -f 1)\\\"\" {deposit}.json && echo '{document}: OK'"
-                ),
-            );
-        }
-    }
-    c.push_str("\n7. Empreinte des certificats racines / Fingerprint of the root certificates\n");
-    run(&mut c, format!("sha256sum {ROOTS}"));
-    if entries.iter().any(|e| e.path == LOG_TREE_HEAD) {
-        c.push_str("\n8. Tête d'arbre du journal de transparence / Transparency log tree head\n");
-        run(
-            &mut c,
-            format!(
-                "openssl cms -verify -binary -inform DER -in {LOG_TREE_HEAD_SEAL} -content {LOG_TREE_HEAD} -CAfile {ROOTS} -purpose any -out /dev/null"
-            ),
-        );
-        run(
-            &mut c,
-            format!(
-                "openssl ts -verify -data {LOG_TREE_HEAD} -in {LOG_TREE_HEAD_TOKEN} -token_in -CAfile {ROOTS}"
-            ),
-        );
-        run(
-            &mut c,
-            format!("grep -o '\"root_hash\":\"[0-9a-f]*\"' {LOG_TREE_HEAD}"),
-        );
-    }
-    let renewals: Vec<(&str, String)> = entries
-        .iter()
-        .filter(|e| e.path.starts_with(RENEWALS_DIR))
-        .filter_map(|e| {
-            let stem = e.path.strip_suffix(".json")?;
-            let Source::Bytes(bytes) = &e.source else {
-                return None;
-            };
-            let record: crate::core::renewal::RenewalRecord = serde_json::from_slice(bytes).ok()?;
-            // Only a hex digest goes into a shell command.
-            let hex = record.root.len() == 64 && record.root.bytes().all(|b| b.is_ascii_hexdigit());
-            hex.then_some((stem, record.root))
-        })
-        .collect();
-    if !renewals.is_empty() {
-        c.push_str(
-            "\n9. Renouvellement des horodatages (RFC 4998) / Archive timestamp renewal (RFC 4998)\n\
-             L'horodatage de chaque renouvellement porte sur la racine de son arbre (champ \"root\").\n\
-             Each renewal token is a timestamp of its tree's root (the \"root\" field).\n",
-        );
-        for (stem, root) in &renewals {
-            run(
-                &mut c,
-                format!("grep -qF '\"root\":\"{root}\"' {stem}.json && echo '{stem}: OK'"),
-            );
-            run(
-                &mut c,
-                format!(
-                    "openssl ts -verify -digest {root} -in {stem}.tsr -token_in -CAfile {ROOTS}"
-                ),
-            );
-        }
-    }
     format!(
         "Dossier de preuves / Proof bundle — lettre / letter {letter_id}\n\
          =====================================================================\n\n\
+         {VERIFY_GUIDE}\
+         COMMANDES / COMMANDS\n\
+         =====================================================================\n\n\
+         {}",
+        verify_commands(entries)
+    )
+}
+
+/// The French then English guide of `VERIFY.txt`, between its title and its commands.
+const VERIFY_GUIDE: &str = "\
          FRANÇAIS\n\n\
          Ce dossier contient la lettre telle que déposée (documents/), chaque preuve (evidence/ :\n\
          l'enregistrement .json, son cachet électronique .p7s et son horodatage RFC 3161 .tsr),\n\
@@ -724,11 +600,178 @@ fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
          and the proven time in seconds since 1970 to the command, for example:\n\
          -attime $(date -u -d 'Nov 23 09:13:44 2026 GMT' +%s)\n\
          `recommande verify` and the provider's /verify page run all of these checks, and also\n\
-         check the order of events and the 15-day window.\n\n\
-         COMMANDES / COMMANDS\n\
-         =====================================================================\n\n\
-         {c}"
-    )
+         check the order of events and the 15-day window.\n\n";
+
+/// Appends one command line, behind [`COMMAND_PROMPT`].
+fn run(out: &mut String, command: String) {
+    out.push_str(COMMAND_PROMPT);
+    out.push_str(&command);
+    out.push('\n');
+}
+
+/// The numbered command list of `VERIFY.txt`: the bundle's own seal and digests (steps 1 to
+/// 3), every record (4 to 6), the roots (7), then the log (8) and renewals (9) when present.
+fn verify_commands(entries: &[Entry]) -> String {
+    let stems: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| {
+            e.path
+                .strip_suffix(".json")
+                .filter(|p| p.starts_with("evidence/"))
+        })
+        .collect();
+    let mut c = String::new();
+    manifest_commands(&mut c);
+    record_commands(&mut c, entries, &stems);
+    c.push_str("\n7. Empreinte des certificats racines / Fingerprint of the root certificates\n");
+    run(&mut c, format!("sha256sum {ROOTS}"));
+    if entries.iter().any(|e| e.path == LOG_TREE_HEAD) {
+        log_commands(&mut c);
+    }
+    renewal_commands(&mut c, entries);
+    c
+}
+
+/// Steps 1 to 3: the provider's seal over the ASiC manifest, `SHA256SUMS` named by it, and
+/// every file's digest.
+fn manifest_commands(c: &mut String) {
+    c.push_str(
+        "1. Sceau du prestataire sur le manifeste ASiC / The provider's seal over the ASiC manifest\n",
+    );
+    run(
+        c,
+        format!(
+            "openssl cms -verify -binary -inform DER -in {ASIC_SIGNATURE} -content {ASIC_MANIFEST} -CAfile {ROOTS} -purpose any -out /dev/null"
+        ),
+    );
+    c.push_str(
+        "\n2. SHA256SUMS est celui que le manifeste scellé désigne / SHA256SUMS is the one the sealed manifest names\n",
+    );
+    run(
+        c,
+        format!(
+            "grep -F 'URI=\"{CHECKSUMS}\"' {ASIC_MANIFEST} | grep -qF \"<ds:DigestValue>$(openssl dgst -sha256 -binary {CHECKSUMS} | openssl base64 -A)</ds:DigestValue>\" && echo '{CHECKSUMS}: OK'"
+        ),
+    );
+    c.push_str("\n3. Empreinte de chaque fichier / Digest of every file\n");
+    run(c, format!("sha256sum --strict -c {CHECKSUMS}"));
+}
+
+/// Steps 4 to 6: each record's timestamp and seal, the chain of records, and the documents
+/// named by the deposit record (the first one).
+fn record_commands(c: &mut String, entries: &[Entry], stems: &[&str]) {
+    c.push_str(
+        "\n4. Horodatage RFC 3161 et cachet de chaque preuve / RFC 3161 timestamp and seal of every record\n",
+    );
+    for stem in stems {
+        run(
+            c,
+            format!(
+                "openssl ts -verify -data {stem}.json -in {stem}.tsr -token_in -CAfile {ROOTS}"
+            ),
+        );
+        run(
+            c,
+            format!(
+                "openssl cms -verify -binary -inform DER -in {stem}.p7s -content {stem}.json -CAfile {ROOTS} -purpose any -out /dev/null"
+            ),
+        );
+        run(
+            c,
+            format!("openssl ts -reply -in {stem}.tsr -token_in -text | grep 'Time stamp'"),
+        );
+    }
+    c.push_str("\n5. Chaîne des preuves / Chain of records\n");
+    let mut previous: Option<&str> = None;
+    for stem in stems {
+        match previous {
+            None => run(
+                c,
+                format!(
+                    "grep -qF '\"previous_evidence_sha256\":null' {stem}.json && echo '{stem}: OK'"
+                ),
+            ),
+            Some(before) => run(
+                c,
+                format!(
+                    "grep -qF \"\\\"previous_evidence_sha256\\\":\\\"$(sha256sum {before}.json | cut -d ' ' -f 1)\\\"\" {stem}.json && echo '{stem}: OK'"
+                ),
+            ),
+        }
+        previous = Some(stem);
+    }
+    c.push_str("\n6. Les documents sont ceux du dépôt / The documents are the deposited ones\n");
+    if let Some(deposit) = stems.first() {
+        let documents = entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .filter(|p| p.starts_with("documents/"));
+        for document in documents {
+            run(
+                c,
+                format!(
+                    "grep -qF \"\\\"sha256\\\":\\\"$(sha256sum {document} | cut -d ' ' -f 1)\\\"\" {deposit}.json && echo '{document}: OK'"
+                ),
+            );
+        }
+    }
+}
+
+/// Step 8: the transparency log's sealed and timestamped tree head.
+fn log_commands(c: &mut String) {
+    c.push_str("\n8. Tête d'arbre du journal de transparence / Transparency log tree head\n");
+    run(
+        c,
+        format!(
+            "openssl cms -verify -binary -inform DER -in {LOG_TREE_HEAD_SEAL} -content {LOG_TREE_HEAD} -CAfile {ROOTS} -purpose any -out /dev/null"
+        ),
+    );
+    run(
+        c,
+        format!(
+            "openssl ts -verify -data {LOG_TREE_HEAD} -in {LOG_TREE_HEAD_TOKEN} -token_in -CAfile {ROOTS}"
+        ),
+    );
+    run(
+        c,
+        format!("grep -o '\"root_hash\":\"[0-9a-f]*\"' {LOG_TREE_HEAD}"),
+    );
+}
+
+/// Step 9, when the bundle holds renewals: each renewal's root and its timestamp.
+fn renewal_commands(c: &mut String, entries: &[Entry]) {
+    let renewals: Vec<(&str, String)> = entries
+        .iter()
+        .filter(|e| e.path.starts_with(RENEWALS_DIR))
+        .filter_map(|e| {
+            let stem = e.path.strip_suffix(".json")?;
+            let Source::Bytes(bytes) = &e.source else {
+                return None;
+            };
+            let record: crate::core::renewal::RenewalRecord = serde_json::from_slice(bytes).ok()?;
+            // Only a hex digest goes into a shell command.
+            let hex = record.root.len() == 64 && record.root.bytes().all(|b| b.is_ascii_hexdigit());
+            hex.then_some((stem, record.root))
+        })
+        .collect();
+    if renewals.is_empty() {
+        return;
+    }
+    c.push_str(
+        "\n9. Renouvellement des horodatages (RFC 4998) / Archive timestamp renewal (RFC 4998)\n\
+         L'horodatage de chaque renouvellement porte sur la racine de son arbre (champ \"root\").\n\
+         Each renewal token is a timestamp of its tree's root (the \"root\" field).\n",
+    );
+    for (stem, root) in &renewals {
+        run(
+            c,
+            format!("grep -qF '\"root\":\"{root}\"' {stem}.json && echo '{stem}: OK'"),
+        );
+        run(
+            c,
+            format!("openssl ts -verify -digest {root} -in {stem}.tsr -token_in -CAfile {ROOTS}"),
+        );
+    }
 }
 
 #[cfg(test)]

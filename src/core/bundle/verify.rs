@@ -679,15 +679,8 @@ fn check_manifest_seal(
     let at = seal
         .signing_time()
         .ok_or("the manifest seal has no signing time")?;
-    let cert = seal.signer_certificate().map_err(|e| e.to_string())?;
-    verify_certificate_path(
-        cert,
-        seal.certificates(),
-        anchors,
-        at,
-        CertificatePurpose::Seal,
-    )
-    .map_err(|e| e.to_string())?;
+    seal.sealing_certificate(anchors, at)
+        .map_err(|e| e.to_string())?;
     // CAdES B-T (ETSI EN 319 122-1 §6.3): the signature-time-stamp proves when the seal was
     // made. Bundles made before manifests were timestamped carry none (B-B): still valid,
     // and the report says which it is.

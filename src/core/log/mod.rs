@@ -146,17 +146,8 @@ pub fn verify_sealed(
     let seal = ParsedSeal::parse(seal).map_err(|e| format!("seal: {e}"))?;
     seal.verify_signature(bytes)
         .map_err(|e| format!("seal signature: {e}"))?;
-    let cert = seal
-        .signer_certificate()
+    seal.sealing_certificate(anchors, at)
         .map_err(|e| format!("seal certificate: {e}"))?;
-    verify_certificate_path(
-        cert,
-        seal.certificates(),
-        anchors,
-        at,
-        CertificatePurpose::Seal,
-    )
-    .map_err(|e| format!("seal certificate: {e}"))?;
     Ok(at)
 }
 

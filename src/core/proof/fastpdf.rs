@@ -155,43 +155,15 @@ fn prepare() -> Result<Prepared, String> {
 fn prepare_face(face: Face, first: i32, chunk: &mut Chunk) -> Result<Embedded, String> {
     let bytes = face.bytes();
     let font = skrifa::FontRef::new(bytes).map_err(|e| format!("font: {e}"))?;
-    let charmap = font.charmap();
-    let metrics = font.glyph_metrics(Size::unscaled(), LocationRef::default());
     let units_per_em = face.units_per_em();
     let to_pdf = |units: f32| units * 1000.0 / units_per_em;
 
-    let mut remapper = subsetter::GlyphRemapper::new();
-    let mut cids = Vec::new();
-    let mut widths = vec![
-        metrics
-            .advance_width(skrifa::GlyphId::new(0))
-            .unwrap_or(0.0),
-    ];
-    let mut cmap = UnicodeCmap::new(Name(b"Custom"), SYSTEM_INFO);
-    for c in SUBSET
-        .iter()
-        .flat_map(|(a, b)| *a..=*b)
-        .filter_map(char::from_u32)
-    {
-        let Some(glyph) = charmap.map(c) else {
-            continue;
-        };
-        let Ok(old) = u16::try_from(glyph.to_u32()) else {
-            continue;
-        };
-        if old == 0 {
-            continue;
-        }
-        let known = remapper.get(old).is_some();
-        let cid = remapper.remap(old);
-        if !known {
-            widths.push(metrics.advance_width(glyph).unwrap_or(0.0));
-            // Several characters may share a glyph (a space and a no-break space): the first
-            // one in the subset order is the one text extraction gives back.
-            cmap.pair(cid, c);
-        }
-        cids.push((c, cid));
-    }
+    let Glyphs {
+        remapper,
+        cids,
+        widths,
+        cmap,
+    } = map_subset(&font);
     let mut latin = [0u16; 256];
     for (c, cid) in &cids {
         if let Some(slot) = latin.get_mut(*c as usize) {
@@ -234,6 +206,99 @@ fn prepare_face(face: Face, first: i32, chunk: &mut Chunk) -> Result<Embedded, S
         .consecutive(0, widths.iter().map(|w| to_pdf(*w)));
     cid_font.finish();
 
+    write_descriptor(
+        chunk,
+        &font,
+        descriptor,
+        &base_font,
+        program_ref,
+        units_per_em,
+    )?;
+
+    let deflated = deflate(&program, 9);
+    chunk
+        .stream(program_ref, &deflated)
+        .filter(Filter::FlateDecode)
+        .pair(
+            Name(b"Length1"),
+            i32::try_from(program.len()).unwrap_or(i32::MAX),
+        );
+    let cmap = cmap.finish();
+    let deflated = deflate(&cmap, 9);
+    let mut to_unicode = chunk.cmap(to_unicode, &deflated);
+    to_unicode.name(Name(b"Custom")).system_info(SYSTEM_INFO);
+    to_unicode.filter(Filter::FlateDecode);
+    to_unicode.finish();
+    Ok(Embedded { cids, latin })
+}
+
+/// The glyphs of the subset, renumbered from 1 in subset order.
+struct Glyphs {
+    /// Old glyph id to new.
+    remapper: subsetter::GlyphRemapper,
+    /// The new glyph (CID) of each character of the subset.
+    cids: Vec<(char, u16)>,
+    /// Advance width of each new glyph, in font units.
+    widths: Vec<f32>,
+    /// The ToUnicode map of the new glyphs.
+    cmap: UnicodeCmap,
+}
+
+/// Maps every character of [`SUBSET`] the font has to a new glyph id.
+fn map_subset(font: &skrifa::FontRef<'_>) -> Glyphs {
+    let charmap = font.charmap();
+    let metrics = font.glyph_metrics(Size::unscaled(), LocationRef::default());
+    let mut remapper = subsetter::GlyphRemapper::new();
+    let mut cids = Vec::new();
+    let mut widths = vec![
+        metrics
+            .advance_width(skrifa::GlyphId::new(0))
+            .unwrap_or(0.0),
+    ];
+    let mut cmap = UnicodeCmap::new(Name(b"Custom"), SYSTEM_INFO);
+    for c in SUBSET
+        .iter()
+        .flat_map(|(a, b)| *a..=*b)
+        .filter_map(char::from_u32)
+    {
+        let Some(glyph) = charmap.map(c) else {
+            continue;
+        };
+        let Ok(old) = u16::try_from(glyph.to_u32()) else {
+            continue;
+        };
+        if old == 0 {
+            continue;
+        }
+        let known = remapper.get(old).is_some();
+        let cid = remapper.remap(old);
+        if !known {
+            widths.push(metrics.advance_width(glyph).unwrap_or(0.0));
+            // Several characters may share a glyph (a space and a no-break space): the first
+            // one in the subset order is the one text extraction gives back.
+            cmap.pair(cid, c);
+        }
+        cids.push((c, cid));
+    }
+    Glyphs {
+        remapper,
+        cids,
+        widths,
+        cmap,
+    }
+}
+
+/// The font descriptor of an embedded face: its metrics from `head`, `hhea` and `OS/2`,
+/// in PDF glyph space (thousandths of an em).
+fn write_descriptor(
+    chunk: &mut Chunk,
+    font: &skrifa::FontRef<'_>,
+    descriptor: Ref,
+    base_font: &str,
+    program_ref: Ref,
+    units_per_em: f32,
+) -> Result<(), String> {
+    let to_pdf = |units: f32| units * 1000.0 / units_per_em;
     let head = font.head().map_err(|e| format!("head: {e}"))?;
     let hhea = font.hhea().map_err(|e| format!("hhea: {e}"))?;
     let os2 = font.os2().map_err(|e| format!("OS/2: {e}"))?;
@@ -258,22 +323,7 @@ fn prepare_face(face: Face, first: i32, chunk: &mut Chunk) -> Result<Embedded, S
         .cap_height(cap_height)
         .stem_v(10.0 + 0.244 * (weight - 50.0))
         .font_file2(program_ref);
-
-    let deflated = deflate(&program, 9);
-    chunk
-        .stream(program_ref, &deflated)
-        .filter(Filter::FlateDecode)
-        .pair(
-            Name(b"Length1"),
-            i32::try_from(program.len()).unwrap_or(i32::MAX),
-        );
-    let cmap = cmap.finish();
-    let deflated = deflate(&cmap, 9);
-    let mut to_unicode = chunk.cmap(to_unicode, &deflated);
-    to_unicode.name(Name(b"Custom")).system_info(SYSTEM_INFO);
-    to_unicode.filter(Filter::FlateDecode);
-    to_unicode.finish();
-    Ok(Embedded { cids, latin })
+    Ok(())
 }
 
 const SYSTEM_INFO: SystemInfo = SystemInfo {
@@ -414,47 +464,12 @@ pub(crate) fn render(
     pdf.pages(page_tree)
         .kids(page_refs.iter().map(|(page, _)| *page))
         .count(i32::try_from(count).unwrap_or(i32::MAX));
-    for ((page_ref, content_ref), stream) in page_refs.iter().zip(&streams) {
-        let mut page = pdf.page(*page_ref);
-        page.parent(page_tree)
-            .media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT))
-            .contents(*content_ref);
-        let mut resources = page.resources();
-        let mut fonts = resources.fonts();
-        for (i, name) in FONT_NAMES.iter().enumerate() {
-            fonts.pair(*name, Ref::new(FIRST_FONT + OBJECTS_PER_FACE * i as i32));
-        }
-        fonts.finish();
-        resources
-            .color_spaces()
-            .pair(COLOUR_SPACE_NAME, COLOUR_SPACE);
-        resources.finish();
-        page.finish();
-        pdf.stream(*content_ref, stream).filter(Filter::FlateDecode);
-    }
+    write_pages(&mut pdf, page_tree, &page_refs, &streams);
 
     let created = info.created.to_offset(time::UtcOffset::UTC);
     let date = pdf_date(created);
     let producer = format!("recommande {}", env!("CARGO_PKG_VERSION"));
-    for (attachment, (spec, file)) in attachments.iter().zip(&files) {
-        digest.update(attachment.name.as_bytes());
-        digest.update(&attachment.bytes);
-        let deflated = deflate(&attachment.bytes, 6);
-        let mut embedded = pdf.embedded_file(*file, &deflated);
-        embedded.subtype(Name(attachment.media_type.as_bytes()));
-        embedded.filter(Filter::FlateDecode);
-        embedded
-            .params()
-            .size(i32::try_from(attachment.bytes.len()).unwrap_or(i32::MAX))
-            .modification_date(date);
-        embedded.finish();
-        pdf.file_spec(*spec)
-            .path(Str(attachment.name.as_bytes()))
-            .unic_file(TextStr(&attachment.name))
-            .description(TextStr(&attachment.description))
-            .association_kind(AssociationKind::Source)
-            .embedded_file_with_unicode(*file);
-    }
+    write_attachments(&mut pdf, attachments, &files, date, &mut digest);
 
     let xmp = xmp(info, &producer, created);
     pdf.metadata(metadata, xmp.as_bytes());
@@ -493,6 +508,58 @@ pub(crate) fn render(
     let id: Vec<u8> = digest.finalize().iter().take(16).copied().collect();
     pdf.set_file_id((id.clone(), id));
     Ok(pdf.finish())
+}
+
+/// The page objects, each with its fonts, colour space and content stream.
+fn write_pages(pdf: &mut Pdf, page_tree: Ref, page_refs: &[(Ref, Ref)], streams: &[Vec<u8>]) {
+    for ((page_ref, content_ref), stream) in page_refs.iter().zip(streams) {
+        let mut page = pdf.page(*page_ref);
+        page.parent(page_tree)
+            .media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT))
+            .contents(*content_ref);
+        let mut resources = page.resources();
+        let mut fonts = resources.fonts();
+        for (i, name) in FONT_NAMES.iter().enumerate() {
+            fonts.pair(*name, Ref::new(FIRST_FONT + OBJECTS_PER_FACE * i as i32));
+        }
+        fonts.finish();
+        resources
+            .color_spaces()
+            .pair(COLOUR_SPACE_NAME, COLOUR_SPACE);
+        resources.finish();
+        page.finish();
+        pdf.stream(*content_ref, stream).filter(Filter::FlateDecode);
+    }
+}
+
+/// The embedded files (PDF/A-3 associated files, `AFRelationship` Source), each fed to the
+/// document id's digest.
+fn write_attachments(
+    pdf: &mut Pdf,
+    attachments: &[Attachment],
+    files: &[(Ref, Ref)],
+    date: pdf_writer::Date,
+    digest: &mut Sha256,
+) {
+    for (attachment, (spec, file)) in attachments.iter().zip(files) {
+        digest.update(attachment.name.as_bytes());
+        digest.update(&attachment.bytes);
+        let deflated = deflate(&attachment.bytes, 6);
+        let mut embedded = pdf.embedded_file(*file, &deflated);
+        embedded.subtype(Name(attachment.media_type.as_bytes()));
+        embedded.filter(Filter::FlateDecode);
+        embedded
+            .params()
+            .size(i32::try_from(attachment.bytes.len()).unwrap_or(i32::MAX))
+            .modification_date(date);
+        embedded.finish();
+        pdf.file_spec(*spec)
+            .path(Str(attachment.name.as_bytes()))
+            .unic_file(TextStr(&attachment.name))
+            .description(TextStr(&attachment.description))
+            .association_kind(AssociationKind::Source)
+            .embedded_file_with_unicode(*file);
+    }
 }
 
 /// The content stream of one page.
@@ -648,6 +715,45 @@ fn escape_xml(s: &str) -> String {
     out
 }
 
+/// The big-endian `u16` at `at`.
+fn u16_at(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
+}
+
+/// The big-endian `u32` at `at`.
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A composite glyph without its instructions.
+fn composite_without_instructions(glyph: &[u8]) -> Option<Vec<u8>> {
+    // Composite (OpenType `glyf`): components, the instructions after the last one
+    // when a component says WE_HAVE_INSTRUCTIONS (0x0100).
+    let mut copy = glyph.get(..10)?.to_vec();
+    let mut at = 10;
+    loop {
+        let flags = u16_at(glyph, at)?;
+        let arguments = if flags & 0x0001 != 0 { 4 } else { 2 };
+        let transform = if flags & 0x0008 != 0 {
+            2
+        } else if flags & 0x0040 != 0 {
+            4
+        } else if flags & 0x0080 != 0 {
+            8
+        } else {
+            0
+        };
+        let next = at + 4 + arguments + transform;
+        copy.extend_from_slice(&(flags & !0x0100).to_be_bytes());
+        copy.extend_from_slice(glyph.get(at + 2..next)?);
+        at = next;
+        if flags & 0x0020 == 0 {
+            break;
+        }
+    }
+    Some(copy)
+}
+
 /// A TrueType program without its hinting: the `fpgm`, `prep` and `cvt ` tables dropped and
 /// the instructions of every glyph removed (`glyf` and `loca` rebuilt, `maxp` told). Hints
 /// adjust outlines to a pixel grid at small sizes on screen; PDF viewers and printers draw
@@ -655,12 +761,6 @@ fn escape_xml(s: &str) -> String {
 /// are worth saving. `None` when the program is not laid out as expected (the caller keeps
 /// it as it is).
 fn strip_hinting(font: &[u8]) -> Option<Vec<u8>> {
-    let u16_at = |data: &[u8], at: usize| -> Option<u16> {
-        Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
-    };
-    let u32_at = |data: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
-    };
     let count = usize::from(u16_at(font, 4)?);
     let mut tables: Vec<([u8; 4], &[u8])> = Vec::with_capacity(count);
     for i in 0..count {
@@ -705,31 +805,7 @@ fn strip_hinting(font: &[u8]) -> Option<Vec<u8>> {
             new_glyf.extend_from_slice(&[0, 0]);
             new_glyf.extend_from_slice(glyph.get(at + 2 + length..)?);
         } else {
-            // Composite (OpenType `glyf`): components, the instructions after the last one
-            // when a component says WE_HAVE_INSTRUCTIONS (0x0100).
-            let mut copy = glyph.get(..10)?.to_vec();
-            let mut at = 10;
-            loop {
-                let flags = u16_at(glyph, at)?;
-                let arguments = if flags & 0x0001 != 0 { 4 } else { 2 };
-                let transform = if flags & 0x0008 != 0 {
-                    2
-                } else if flags & 0x0040 != 0 {
-                    4
-                } else if flags & 0x0080 != 0 {
-                    8
-                } else {
-                    0
-                };
-                let next = at + 4 + arguments + transform;
-                copy.extend_from_slice(&(flags & !0x0100).to_be_bytes());
-                copy.extend_from_slice(glyph.get(at + 2..next)?);
-                at = next;
-                if flags & 0x0020 == 0 {
-                    break;
-                }
-            }
-            new_glyf.extend_from_slice(&copy);
+            new_glyf.extend_from_slice(&composite_without_instructions(glyph)?);
         }
         // Glyphs start at even offsets (short `loca` stores offsets / 2); four for both.
         while new_glyf.len() % 4 != 0 {

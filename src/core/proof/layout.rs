@@ -601,52 +601,7 @@ impl Layout {
                 let mut surface = page.surface();
                 let footer_op = footer_op(info, index, count);
                 for op in ops.iter().chain(std::iter::once(&footer_op)) {
-                    match op {
-                        Op::Text {
-                            x,
-                            baseline,
-                            face,
-                            size,
-                            colour,
-                            text,
-                        } => {
-                            surface.set_fill(Some(fill(*colour)));
-                            surface.draw_text(
-                                Point::from_xy(*x, *baseline),
-                                face.loaded().pdf.clone(),
-                                *size,
-                                text,
-                                false,
-                                TextDirection::Auto,
-                            );
-                        }
-                        Op::Rect { x, y, w, h, colour } => {
-                            if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
-                                let mut path = PathBuilder::new();
-                                path.push_rect(rect);
-                                if let Some(path) = path.finish() {
-                                    surface.set_fill(Some(fill(*colour)));
-                                    surface.draw_path(&path);
-                                }
-                            }
-                        }
-                        Op::Squares { squares, side } => {
-                            let mut path = PathBuilder::new();
-                            for (x, y) in squares {
-                                // A hair wider than the module so adjacent squares leave no seam.
-                                if let Some(rect) =
-                                    Rect::from_xywh(*x, *y, side + 0.05, side + 0.05)
-                                {
-                                    path.push_rect(rect);
-                                }
-                            }
-                            if let Some(path) = path.finish() {
-                                surface.set_fill(Some(fill(BLACK)));
-                                surface.draw_path(&path);
-                            }
-                        }
-                        Op::Link { x, y, w, h, url } => links.push((*x, *y, *w, *h, url.clone())),
-                    }
+                    draw(&mut surface, op, &mut links);
                 }
                 surface.finish();
             }
@@ -684,6 +639,57 @@ impl Layout {
         document
             .finish()
             .map_err(|e| format!("PDF generation failed: {e:?}"))
+    }
+}
+
+/// A link drawn on a page: its rectangle and target, annotated once the surface is done.
+type PageLink = (f32, f32, f32, f32, String);
+
+/// Draws one operation on a page's surface; links are set aside for the page's annotations.
+fn draw(surface: &mut krilla::surface::Surface<'_>, op: &Op, links: &mut Vec<PageLink>) {
+    match op {
+        Op::Text {
+            x,
+            baseline,
+            face,
+            size,
+            colour,
+            text,
+        } => {
+            surface.set_fill(Some(fill(*colour)));
+            surface.draw_text(
+                Point::from_xy(*x, *baseline),
+                face.loaded().pdf.clone(),
+                *size,
+                text,
+                false,
+                TextDirection::Auto,
+            );
+        }
+        Op::Rect { x, y, w, h, colour } => {
+            if let Some(rect) = Rect::from_xywh(*x, *y, *w, *h) {
+                let mut path = PathBuilder::new();
+                path.push_rect(rect);
+                if let Some(path) = path.finish() {
+                    surface.set_fill(Some(fill(*colour)));
+                    surface.draw_path(&path);
+                }
+            }
+        }
+        Op::Squares { squares, side } => {
+            let mut path = PathBuilder::new();
+            for (x, y) in squares {
+                // A hair wider than the module so adjacent squares leave no seam.
+                if let Some(rect) = Rect::from_xywh(*x, *y, side + 0.05, side + 0.05) {
+                    path.push_rect(rect);
+                }
+            }
+            if let Some(path) = path.finish() {
+                surface.set_fill(Some(fill(BLACK)));
+                surface.draw_path(&path);
+            }
+        }
+        Op::Link { x, y, w, h, url } => links.push((*x, *y, *w, *h, url.clone())),
     }
 }
 

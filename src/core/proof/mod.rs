@@ -368,6 +368,28 @@ fn single_event(page: &mut Layout, kind: ProofKind, events: &[Event<'_>], index:
         );
     }
 
+    event_parties(page, kind, events, r);
+
+    if let Some(first) = events.first() {
+        claim(page, &first.record, kind);
+    }
+    documents(page, r);
+    evidence_block(page, e);
+    if kind == ProofKind::Deposit
+        && let Some(retain) = detail_time(r, "retain_until")
+    {
+        page.field(
+            "Conservation jusqu'au",
+            "Kept until",
+            &paris_french_seconds(retain),
+            Face::Regular,
+        );
+    }
+}
+
+/// The parties of a single-event proof: the sender (withheld on a proof of dispatch), the
+/// recipient and how they were identified, and the sender's reference.
+fn event_parties(page: &mut Layout, kind: ProofKind, events: &[Event<'_>], r: &EvidenceRecord) {
     page.heading("Parties", "Sender and recipient");
     // CPCE R.53-3: the sender's identity is withheld from the recipient until the decision;
     // the proof of dispatch, which a recipient may also be shown, keeps it out as well.
@@ -408,22 +430,6 @@ fn single_event(page: &mut Layout, kind: ProofKind, events: &[Event<'_>], index:
             "Référence de l'expéditeur",
             "Sender's reference",
             reference,
-            Face::Regular,
-        );
-    }
-
-    if let Some(first) = events.first() {
-        claim(page, &first.record, kind);
-    }
-    documents(page, r);
-    evidence_block(page, e);
-    if kind == ProofKind::Deposit
-        && let Some(retain) = detail_time(r, "retain_until")
-    {
-        page.field(
-            "Conservation jusqu'au",
-            "Kept until",
-            &paris_french_seconds(retain),
             Face::Regular,
         );
     }

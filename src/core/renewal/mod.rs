@@ -217,64 +217,14 @@ pub fn verify_chain(
     for (i, renewal) in renewals.iter().enumerate() {
         let generation = i + 1;
         let name = format!("renewal {generation}");
-        let record: RenewalRecord = serde_json::from_slice(renewal.record)
-            .map_err(|e| format!("{name}: not a renewal record v{RENEWAL_VERSION}: {e}"))?;
-        if record.version != RENEWAL_VERSION {
-            return Err(format!(
-                "{name}: unsupported renewal version {}",
-                record.version
-            ));
-        }
-        if record.generation as usize != generation {
-            return Err(format!(
-                "{name} says it is generation {}",
-                record.generation
-            ));
-        }
-        if record.hash_algorithm != "sha-256" {
-            return Err(format!(
-                "{name}: unsupported hash algorithm {:?}",
-                record.hash_algorithm
-            ));
-        }
-        if record.record_sha256 != hex::encode(record_sha256) {
-            return Err(format!(
-                "{name} is about record {}, not {}",
-                record.record_sha256,
-                hex::encode(record_sha256)
-            ));
-        }
-        if let Some(id) = evidence_id
-            && record.evidence_id != id
-        {
-            return Err(format!(
-                "{name} is about evidence {}, not {id}",
-                record.evidence_id
-            ));
-        }
-        let covered_sha = hex::encode(Sha256::digest(covered));
-        if record.covered_token_sha256 != covered_sha {
-            return Err(format!(
-                "{name} covers token {}, but the token it must renew is {covered_sha}",
-                record.covered_token_sha256
-            ));
-        }
-        let leaf = leaf_hash(record_sha256, covered);
-        if record.leaf_hash != hex::encode(leaf) {
-            return Err(format!(
-                "{name}: leaf hash {} is not SHA-256(0x00 ‖ record digest ‖ covered token) = {}",
-                record.leaf_hash,
-                hex::encode(leaf)
-            ));
-        }
-        let root = root_from_path(&leaf, &record.path).map_err(|e| format!("{name}: {e}"))?;
-        if hex::encode(root) != record.root {
-            return Err(format!(
-                "{name}: the path leads to {}, not to the root {} the record names",
-                hex::encode(root),
-                record.root
-            ));
-        }
+        let root = check_record(
+            &name,
+            generation,
+            renewal.record,
+            record_sha256,
+            evidence_id,
+            covered,
+        )?;
         let token = ParsedToken::parse(renewal.token)
             .map_err(|e| format!("{name}: the renewal token cannot be read: {e}"))?;
         let signer = token
@@ -334,6 +284,78 @@ pub fn verify_chain(
             crate::core::clock::rfc3339_micros(expiry)
         ),
     })
+}
+
+/// The renewal record of generation `generation` (named `name` in errors): its version,
+/// generation and algorithm, the record and token it covers, its leaf, and the path from that
+/// leaf to the root it names. Returns the root.
+fn check_record(
+    name: &str,
+    generation: usize,
+    bytes: &[u8],
+    record_sha256: &[u8; 32],
+    evidence_id: Option<&str>,
+    covered: &[u8],
+) -> Result<Hash, String> {
+    let record: RenewalRecord = serde_json::from_slice(bytes)
+        .map_err(|e| format!("{name}: not a renewal record v{RENEWAL_VERSION}: {e}"))?;
+    if record.version != RENEWAL_VERSION {
+        return Err(format!(
+            "{name}: unsupported renewal version {}",
+            record.version
+        ));
+    }
+    if record.generation as usize != generation {
+        return Err(format!(
+            "{name} says it is generation {}",
+            record.generation
+        ));
+    }
+    if record.hash_algorithm != "sha-256" {
+        return Err(format!(
+            "{name}: unsupported hash algorithm {:?}",
+            record.hash_algorithm
+        ));
+    }
+    if record.record_sha256 != hex::encode(record_sha256) {
+        return Err(format!(
+            "{name} is about record {}, not {}",
+            record.record_sha256,
+            hex::encode(record_sha256)
+        ));
+    }
+    if let Some(id) = evidence_id
+        && record.evidence_id != id
+    {
+        return Err(format!(
+            "{name} is about evidence {}, not {id}",
+            record.evidence_id
+        ));
+    }
+    let covered_sha = hex::encode(Sha256::digest(covered));
+    if record.covered_token_sha256 != covered_sha {
+        return Err(format!(
+            "{name} covers token {}, but the token it must renew is {covered_sha}",
+            record.covered_token_sha256
+        ));
+    }
+    let leaf = leaf_hash(record_sha256, covered);
+    if record.leaf_hash != hex::encode(leaf) {
+        return Err(format!(
+            "{name}: leaf hash {} is not SHA-256(0x00 ‖ record digest ‖ covered token) = {}",
+            record.leaf_hash,
+            hex::encode(leaf)
+        ));
+    }
+    let root = root_from_path(&leaf, &record.path).map_err(|e| format!("{name}: {e}"))?;
+    if hex::encode(root) != record.root {
+        return Err(format!(
+            "{name}: the path leads to {}, not to the root {} the record names",
+            hex::encode(root),
+            record.root
+        ));
+    }
+    Ok(root)
 }
 
 /// The notAfter and subject of the certificate that signed `token`.
