@@ -3,6 +3,7 @@
 //! master keys rotate, and plaintext files of older versions are encrypted in place — on
 //! SQLite and PostgreSQL.
 
+use crate::helpers::header_bytes;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -142,7 +143,7 @@ async fn documents_are_ciphertext_on_disk_and_every_reader_gets_the_exact_bytes(
     // The document fits in one segment: its failure is known before answering.
     assert_eq!(cut.status(), 500);
     assert_eq!(
-        cut.headers().get("content-type").map(|v| v.as_bytes()),
+        header_bytes(&cut, "content-type"),
         Some(&b"application/problem+json"[..])
     );
     let bundle = app.get(&format!("/v1/letters/{id}/bundle.zip")).await;
@@ -461,12 +462,8 @@ async fn content_is_destroyed_only_after_retention_without_hold_and_shared_bytes
 
     // Hold lifted: B goes, and with it the shared bytes' key.
     let lifted = app
-        .client
-        .delete(app.url(&format!("/v1/letters/{b}/hold")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .expect("lift");
+        .delete_as(&app.api_key, &format!("/v1/letters/{b}/hold"))
+        .await;
     assert_eq!(lifted.status(), 200);
     let report = recommande::app::archive::purge(&app.service, false)
         .await

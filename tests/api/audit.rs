@@ -86,13 +86,7 @@ async fn the_audit_passes_then_names_every_planted_corruption(engine: Engine) {
     let rows = |i: usize| {
         let app = &app;
         let id = letters[i].clone();
-        async move {
-            app.service
-                .storage
-                .evidence_of_letter(&id)
-                .await
-                .expect("rows")
-        }
+        async move { app.evidence_of(&id).await }
     };
     let rewritten = rows(1).await[1].clone();
     let mut record = String::from_utf8(rewritten.record.clone()).expect("utf-8");

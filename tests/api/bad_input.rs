@@ -1,5 +1,6 @@
 //! Bad input gets a precise problem+json answer and writes nothing.
 
+use crate::helpers::header_bytes;
 use serde_json::{Value, json};
 
 use crate::consents::create_consent;
@@ -50,18 +51,9 @@ async fn requests_without_a_valid_api_key_are_refused_with_401(engine: Engine) {
     };
     let document = app.upload_pdf().await;
     let body = letter_body(&document);
-    let no_key = app
-        .client
-        .post(app.url("/v1/letters"))
-        .json(&body)
-        .send()
-        .await
-        .expect("POST");
+    let no_key = app.post_json_anon("/v1/letters", &body).await;
     assert_eq!(
-        no_key
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.as_bytes()),
+        header_bytes(&no_key, "www-authenticate"),
         Some(&b"Bearer"[..])
     );
     assert_problem(no_key, 401, "unauthorized").await;
@@ -382,13 +374,7 @@ async fn unknown_routes_and_ids_answer_problem_json(engine: Engine) {
         "not-found",
     )
     .await;
-    let response = app
-        .client
-        .delete(app.url("/v1/letters"))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .expect("DELETE");
+    let response = app.delete_as(&app.api_key, "/v1/letters").await;
     assert_problem(response, 405, "method-not-allowed").await;
 }
 

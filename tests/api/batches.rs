@@ -1,6 +1,7 @@
 //! Batches through the real router: JSON and CSV bodies, per-row errors, modes, idempotent
 //! retries, limits, notifications and webhooks after a batch, and `recommande send`.
 
+use crate::helpers::header_bytes;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -304,10 +305,7 @@ async fn a_retried_batch_is_answered_with_the_same_batch_and_never_deposited_twi
 
     assert_eq!(retry.status(), 202);
     assert_eq!(
-        retry
-            .headers()
-            .get("idempotent-replayed")
-            .map(|v| v.as_bytes()),
+        header_bytes(&retry, "idempotent-replayed"),
         Some(&b"true"[..])
     );
     let retry: Value = retry.json().await.expect("json");
@@ -496,14 +494,12 @@ async fn a_completed_batch_is_announced_to_webhooks(engine: Engine) {
         .with_state(hooks.clone());
     tokio::spawn(async move { axum::serve(listener, router).await.expect("receiver") });
     let created = app
-        .client
-        .post(app.url("/v1/webhooks"))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"url": url, "secret": "whsec-0123456789-abcdef",
-                      "events": ["batch.completed", "letter.deposited"]}))
-        .send()
-        .await
-        .expect("webhook");
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": url, "secret": "whsec-0123456789-abcdef",
+                      "events": ["batch.completed", "letter.deposited"]}),
+        )
+        .await;
     assert_eq!(created.status(), 201);
     let document = app.upload_pdf().await;
     let mut letters: Vec<Value> = (0..3).map(recipient).collect();
@@ -859,12 +855,8 @@ async fn batches_are_listed_newest_first_by_page_and_status_and_csv_booleans_are
     // Another account sees none of them.
     let other = app.new_api_key("Autre Cabinet").await;
     let theirs: Value = app
-        .client
-        .get(app.url("/v1/batches"))
-        .bearer_auth(&other)
-        .send()
+        .get_as(&other, "/v1/batches")
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");

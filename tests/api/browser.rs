@@ -52,11 +52,8 @@ async fn a_recipient_accepts_and_downloads_in_a_real_browser() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
 
     let events: Vec<String> = app
-        .service
-        .storage
-        .evidence_of_letter(&letter_id)
+        .evidence_of(&letter_id)
         .await
-        .expect("evidence")
         .into_iter()
         .map(|e| e.event)
         .collect();
@@ -70,11 +67,8 @@ async fn a_recipient_accepts_and_downloads_in_a_real_browser() {
         ]
     );
     let acceptance = app
-        .service
-        .storage
-        .evidence_of_letter(&letter_id)
+        .evidence_of(&letter_id)
         .await
-        .expect("evidence")
         .into_iter()
         .find(|e| e.event == "ConsignmentAcceptance")
         .expect("acceptance");

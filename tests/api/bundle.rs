@@ -1,6 +1,7 @@
 //! Proof bundles: reproducible, checkable with openssl alone, verified offline by
 //! `recommande verify`, and any changed, missing or reordered member is caught.
 
+use crate::helpers::header_bytes;
 use std::io::{Read, Write};
 use std::process::Command;
 use std::sync::Arc;
@@ -37,12 +38,8 @@ pub(crate) async fn accepted_letter(app: &TestApp, sink: &SmtpSink) -> String {
         .id
         .clone();
     let download = app
-        .client
-        .get(app.url(&format!("/v1/recipient/{token}/documents/{doc}")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("download");
+        .get_as(&session, &format!("/v1/recipient/{token}/documents/{doc}"))
+        .await;
     assert_eq!(download.status(), 200);
     id
 }
@@ -51,7 +48,7 @@ pub(crate) async fn bundle_bytes(app: &TestApp, id: &str) -> Vec<u8> {
     let response = app.get(&format!("/v1/letters/{id}/bundle.zip")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
-        response.headers().get("content-type").map(|v| v.as_bytes()),
+        header_bytes(&response, "content-type"),
         Some(&b"application/zip"[..])
     );
     response.bytes().await.expect("bytes").to_vec()

@@ -3,6 +3,7 @@
 //! response and in the proof of deposit, a consumer is never charged the €40 indemnity, and
 //! every problem of a request is reported at once.
 
+use crate::helpers::header_str;
 use serde_json::{Value, json};
 
 use crate::helpers::{Engine, TestApp, spawn_app};
@@ -142,12 +143,7 @@ async fn a_mise_en_demeure_is_written_checked_and_deposited_with_its_amounts(eng
 
     // The proof of deposit records the composition.
     let id = letter["id"].as_str().expect("id");
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(id).await;
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     assert_eq!(record["details"]["collection"], *collection);
     assert_eq!(
@@ -287,18 +283,11 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
     let Some(app) = spawn_app(engine).await else {
         return;
     };
-    let template: Value = app
-        .client
-        .post(app.url("/v1/templates"))
-        .bearer_auth(&app.api_key)
-        .json(&json!({
+    let template: Value = app.post_json("/v1/templates", &json!({
             "name": "Mise en demeure standard",
             "kind": "mise_en_demeure",
             "wording": "Madame, Monsieur,\n\nMalgré nos relances, les factures {{invoices}} restent impayées.\n\nNous vous mettons en demeure de régler {{total}} sous {{deadline}}."
-        }))
-        .send()
-        .await
-        .expect("template")
+        })).await
         .json()
         .await
         .expect("json");
@@ -337,12 +326,7 @@ async fn a_csv_of_mises_en_demeure_with_a_template_deposits_each_letter_and_repo
                 .to_string(),
         );
         let id = letter["id"].as_str().expect("id");
-        let rows = app
-            .service
-            .storage
-            .evidence_of_letter(id)
-            .await
-            .expect("evidence");
+        let rows = app.evidence_of(id).await;
         let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
         let totals = &record["details"]["collection"]["breakdown"]["totals"];
         assert_eq!(totals["indemnity_cents"], 4_000, "{record}");
@@ -448,12 +432,8 @@ async fn the_payment_link_is_offered_to_the_recipient_only_after_acceptance(engi
         "the deadline to pay:\n{html}"
     );
     let english = app
-        .client
-        .get(app.url(&format!("/r/{token}?lang=en")))
-        .bearer_auth(&session)
-        .send()
+        .get_as(&session, &format!("/r/{token}?lang=en"))
         .await
-        .expect("page")
         .text()
         .await
         .expect("html");
@@ -580,12 +560,7 @@ async fn a_composed_letter_is_pdf_a_3b_with_its_fonts_embedded_and_its_summary_a
 /// The `collection` summary recorded in the letter's proof of deposit.
 async fn recorded_collection(app: &TestApp, letter: &Value) -> Value {
     let id = letter["id"].as_str().expect("id");
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(id).await;
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     record["details"]["collection"].clone()
 }
@@ -651,18 +626,11 @@ async fn a_letter_on_an_overridden_prescription_threatens_no_court_action_and_th
     }
 
     // A template threatening court on a time-barred claim: 422, nothing deposited.
-    let template: Value = app
-        .client
-        .post(app.url("/v1/templates"))
-        .bearer_auth(&app.api_key)
-        .json(&json!({
+    let template: Value = app.post_json("/v1/templates", &json!({
             "name": "Menace",
             "kind": "mise_en_demeure",
             "wording": "Nous vous mettons en demeure de régler {{total}} sous {{deadline}}, faute de quoi nous saisirons le tribunal."
-        }))
-        .send()
-        .await
-        .expect("template")
+        })).await
         .json()
         .await
         .expect("json");
@@ -877,14 +845,7 @@ async fn consent_naming(app: &TestApp, sender: Option<&str>) -> String {
     if let Some(sender) = sender {
         consent["sender"] = json!(sender);
     }
-    let response = app
-        .client
-        .post(app.url("/v1/consents"))
-        .bearer_auth(&app.api_key)
-        .json(&consent)
-        .send()
-        .await
-        .expect("POST /v1/consents");
+    let response = app.post_json("/v1/consents", &consent).await;
     let view = created(response).await;
     assert_eq!(
         view.get("sender").and_then(Value::as_str),
@@ -935,12 +896,7 @@ async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine
     // A consent naming the agency: deposited, and the proof says whom the consent names.
     let id = consent_naming(&app, Some(" Recouvr SAS ")).await;
     let letter = created(app.post_letter(&letter_to(&id)).await).await;
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter["id"].as_str().expect("id"))
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter["id"].as_str().expect("id")).await;
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     assert_eq!(record["details"]["consent"]["id"], json!(id));
     assert_eq!(record["details"]["consent"]["sender"], "Recouvr SAS");
@@ -950,12 +906,7 @@ async fn an_agency_letter_to_a_consumer_needs_a_consent_naming_the_agency(engine
     let mut own = body(compose("consumer", false), true);
     own["recipient"]["consent_id"] = json!(id);
     let letter = created(app.post_letter(&own).await).await;
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter["id"].as_str().expect("id"))
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter["id"].as_str().expect("id")).await;
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     assert!(
         record["details"]["consent"].get("sender").is_none(),
@@ -1042,12 +993,7 @@ async fn dated_payments_and_a_public_buyer_are_deposited_with_their_imputation_a
     assert_eq!(periods.last().expect("period")["principal_cents"], 520_284);
     // The proof of deposit records the same breakdown.
     let id = letter["id"].as_str().expect("id");
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(id).await;
     let record: Value = serde_json::from_slice(&rows[0].record).expect("record");
     assert_eq!(record["details"]["collection"], *collection);
     if let Some(text) = pdf_text(&app, &letter).await {
@@ -1334,14 +1280,7 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
 
     let response = download(&app, &letter).await;
     assert_eq!(response.status(), 200);
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let header = |name: &str| header_str(&response, name).unwrap_or_default().to_string();
     assert_eq!(header("content-type"), "application/pdf");
     assert_eq!(header("x-content-type-options"), "nosniff");
     let disposition = header("content-disposition");
@@ -1360,12 +1299,8 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
     let other = app.new_api_key("another-tenant").await;
     let document = letter["documents"][0]["id"].as_str().expect("document");
     let response = app
-        .client
-        .get(app.url(&format!("/v1/letters/{id}/documents/{document}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("request");
+        .get_as(&other, &format!("/v1/letters/{id}/documents/{document}"))
+        .await;
     assert_eq!(response.status(), 404);
     let response = app
         .get(&format!(
@@ -1374,10 +1309,7 @@ async fn the_sender_reads_the_summary_and_downloads_the_composed_pdf(engine: Eng
         .await;
     assert_eq!(response.status(), 404);
     assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        header_str(&response, "content-type"),
         Some("application/problem+json")
     );
 

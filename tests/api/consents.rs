@@ -1,6 +1,7 @@
 //! Consumer consents (CPCE L.100): recorded, listed, withdrawn, never erased — and required
 //! by every deposit to a consumer.
 
+use crate::helpers::header_str;
 use serde_json::{Value, json};
 
 use crate::helpers::{Engine, TestApp, letter_body, spawn_app};
@@ -29,13 +30,7 @@ pub async fn create_consent(app: &TestApp, key: &str, email: &str) -> Value {
 }
 
 async fn post_consent(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/consents"))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .expect("POST /v1/consents")
+    app.post_json_as(key, "/v1/consents", body).await
 }
 
 async fn withdraw(app: &TestApp, id: &str, body: Option<Value>) -> reqwest::Response {
@@ -52,10 +47,7 @@ async fn withdraw(app: &TestApp, id: &str, body: Option<Value>) -> reqwest::Resp
 async fn problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        header_str(&response, "content-type"),
         Some("application/problem+json")
     );
     let body: Value = response.json().await.expect("problem");
@@ -86,11 +78,7 @@ async fn a_consent_can_be_recorded_read_listed_and_withdrawn_once(engine: Engine
     )
     .await;
     assert_eq!(response.status(), 201);
-    let id_location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let id_location = header_str(&response, "location").map(str::to_string);
     let consent: Value = response.json().await.expect("json");
     let id = consent["id"].as_str().expect("id").to_string();
     assert_eq!(id_location, Some(format!("/v1/consents/{id}")));
@@ -149,20 +137,9 @@ async fn a_consent_can_be_recorded_read_listed_and_withdrawn_once(engine: Engine
     )
     .await;
     let other = app.new_api_key("Autre Cabinet").await;
-    let foreign = app
-        .client
-        .get(app.url(&format!("/v1/consents/{id}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("GET");
+    let foreign = app.get_as(&other, &format!("/v1/consents/{id}")).await;
     problem(foreign, 404, "not-found").await;
-    let anonymous = app
-        .client
-        .get(app.url("/v1/consents"))
-        .send()
-        .await
-        .expect("GET");
+    let anonymous = app.get_anon("/v1/consents").await;
     problem(anonymous, 401, "unauthorized").await;
 }
 
@@ -175,14 +152,8 @@ async fn a_retried_consent_post_with_the_same_idempotency_key_records_one_consen
     let mut ids = Vec::new();
     for _ in 0..2 {
         let response = app
-            .client
-            .post(app.url("/v1/consents"))
-            .bearer_auth(&app.api_key)
-            .header("Idempotency-Key", "consent-jd-1")
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
+            .post_json_idempotent("/v1/consents", "consent-jd-1", &body)
+            .await;
         assert_eq!(response.status(), 201);
         let consent: Value = response.json().await.expect("json");
         ids.push(consent["id"].as_str().expect("id").to_string());
@@ -194,14 +165,8 @@ async fn a_retried_consent_post_with_the_same_idempotency_key_records_one_consen
     let mut changed = body.clone();
     changed["method"] = json!("signed_form");
     let response = app
-        .client
-        .post(app.url("/v1/consents"))
-        .bearer_auth(&app.api_key)
-        .header("Idempotency-Key", "consent-jd-1")
-        .json(&changed)
-        .send()
-        .await
-        .expect("POST");
+        .post_json_idempotent("/v1/consents", "consent-jd-1", &changed)
+        .await;
     problem(response, 422, "idempotency-key-reused").await;
 }
 

@@ -1,5 +1,6 @@
 //! Deposit: a letter becomes a proof of deposit that openssl and our verifier accept.
 
+use crate::helpers::header_bytes;
 use recommande::core::trust::TrustAnchors;
 use recommande::core::verify::{ChainExpectation, verify_evidence};
 use serde_json::Value;
@@ -193,24 +194,14 @@ async fn another_tenants_letter_is_not_found(engine: Engine) {
         format!("/v1/letters/{letter_id}/evidence"),
         format!("/v1/letters/{letter_id}/evidence/{evidence_id}.json"),
     ] {
-        let response = app
-            .client
-            .get(app.url(&path))
-            .bearer_auth(&other)
-            .send()
-            .await
-            .expect("GET");
+        let response = app.get_as(&other, &path).await;
         assert_eq!(response.status(), 404, "{path}");
         let problem: Value = response.json().await.expect("problem");
         assert_eq!(problem["type"], "urn:recommande:problem:not-found");
     }
     let listed: Value = app
-        .client
-        .get(app.url("/v1/letters"))
-        .bearer_auth(&other)
-        .send()
+        .get_as(&other, "/v1/letters")
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");
@@ -241,10 +232,7 @@ async fn a_retried_post_with_the_same_idempotency_key_returns_the_original_lette
         .await;
     assert_eq!(second.status(), 201);
     assert_eq!(
-        second
-            .headers()
-            .get("idempotent-replayed")
-            .map(|v| v.as_bytes()),
+        header_bytes(&second, "idempotent-replayed"),
         Some(&b"true"[..])
     );
     let second: Value = second.json().await.expect("json");

@@ -120,12 +120,7 @@ async fn on_a_full_disk_every_201_is_stored_every_refusal_stored_nothing_and_wri
         response.text().await.unwrap_or_default()
     );
     acknowledged.insert("FULL-AFTER".to_string());
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    let health = app.get_anon("/healthz").await;
     assert_eq!(health.status(), 200);
 
     // Assert, after a clean shutdown, from a connection of our own: exactly the acknowledged

@@ -253,6 +253,108 @@ impl TestApp {
             .expect("GET")
     }
 
+    /// `GET path` with `key` (another tenant's key, a recipient session).
+    pub async fn get_as(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// `GET path` without credentials.
+    pub async fn get_anon(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// `DELETE path` with `key`.
+    pub async fn delete_as(&self, key: &str, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// `POST path` with `body` as JSON and the app's key.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> reqwest::Response {
+        self.post_json_as(&self.api_key, path, body).await
+    }
+
+    /// `POST path` with `body` as JSON and `key`.
+    pub async fn post_json_as(
+        &self,
+        key: &str,
+        path: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// `POST path` with `body` as JSON, without credentials.
+    pub async fn post_json_anon(
+        &self,
+        path: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// `POST path` with `body` as JSON, the app's key and an `Idempotency-Key`.
+    pub async fn post_json_idempotent(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> reqwest::Response {
+        self.post_json_idempotent_as(&self.api_key, path, idempotency_key, body)
+            .await
+    }
+
+    /// `POST path` with `body` as JSON, `key` and an `Idempotency-Key`.
+    pub async fn post_json_idempotent_as(
+        &self,
+        key: &str,
+        path: &str,
+        idempotency_key: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// The stored evidence rows of letter `id`, in order.
+    pub async fn evidence_of(&self, id: &str) -> Vec<recommande::infra::storage::EvidenceRow> {
+        self.service
+            .storage
+            .evidence_of_letter(id)
+            .await
+            .expect("evidence")
+    }
+
     /// `GET path` with the app's key, its body read as JSON (whatever the status).
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.get(path).await.json().await.expect("json")
@@ -601,4 +703,14 @@ print("rfc3161-client: verified, genTime", response.tst_info.gen_time)
         String::from_utf8_lossy(&output.stderr)
     );
     Some((output.status.success(), text))
+}
+
+/// The bytes of header `name` of `response`, if present.
+pub fn header_bytes<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a [u8]> {
+    response.headers().get(name).map(|v| v.as_bytes())
+}
+
+/// Header `name` of `response` as text, if present and visible ASCII.
+pub fn header_str<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -1,6 +1,7 @@
 //! The `Idempotency-Key` claim: concurrent duplicates, freed keys, expired claims, replayed
 //! headers, and the routes that took the header with it (holds, batch cancels).
 
+use crate::helpers::header_bytes;
 use recommande::core::timestamp::ParsedToken;
 use recommande::http::idempotency::{PENDING_EXPIRY, request_fingerprint};
 use recommande::infra::storage::IdempotencyRow;
@@ -21,12 +22,7 @@ crate::on_both_engines!(
 /// The TSA serial of a deposited letter's proof of deposit.
 async fn deposit_serial(app: &TestApp, letter: &Value) -> u128 {
     let id = letter["id"].as_str().expect("id");
-    let evidence = app
-        .service
-        .storage
-        .evidence_of_letter(id)
-        .await
-        .expect("evidence");
+    let evidence = app.evidence_of(id).await;
     let token = ParsedToken::parse(&evidence[0].timestamp_token).expect("token");
     token
         .info()
@@ -171,10 +167,7 @@ async fn concurrent_identical_deposits_with_one_key_seal_one_letter_once(engine:
         Some(location.as_str())
     );
     assert_eq!(
-        retry
-            .headers()
-            .get("idempotent-replayed")
-            .map(|v| v.as_bytes()),
+        header_bytes(&retry, "idempotent-replayed"),
         Some(&b"true"[..])
     );
     assert_eq!(deposit_evidence_count(&app, engine).await, 3);
@@ -268,10 +261,7 @@ async fn a_pending_claim_answers_409_until_it_expires_then_a_retry_takes_it_over
         .await
         .expect("POST");
     assert_eq!(response.status(), 409);
-    assert_eq!(
-        response.headers().get("retry-after").map(|v| v.as_bytes()),
-        Some(&b"1"[..])
-    );
+    assert_eq!(header_bytes(&response, "retry-after"), Some(&b"1"[..]));
     let problem: Value = response.json().await.expect("problem");
     assert_eq!(
         problem["type"],
@@ -342,12 +332,8 @@ async fn a_retried_hold_is_replayed_even_after_the_hold_was_lifted(engine: Engin
     let first: Value = first.json().await.expect("json");
     assert_eq!(first["legal_hold"], true);
     let lifted = app
-        .client
-        .delete(app.url(&format!("/v1/letters/{id}/hold")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .expect("lift");
+        .delete_as(&app.api_key, &format!("/v1/letters/{id}/hold"))
+        .await;
     assert_eq!(lifted.status(), 200);
 
     // The late retry of the first POST answers as it did and places no hold again.

@@ -1,6 +1,7 @@
 //! The lifecycle against a real SMTP server: notification without the sender, identification
 //! by emailed code, acceptance, refusal, handover, non-claim, failures, bounces, crashes.
 
+use crate::helpers::header_str;
 use std::sync::Arc;
 
 use recommande::core::clock::{Clock, SystemClock, TestClock};
@@ -51,11 +52,8 @@ async fn deposit_and_notify(
 }
 
 async fn recipient(app: &TestApp, token: &str) -> Value {
-    app.client
-        .get(app.url(&format!("/v1/recipient/{token}")))
-        .send()
+    app.get_anon(&format!("/v1/recipient/{token}"))
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json")
@@ -74,18 +72,14 @@ async fn identify(app: &TestApp, sink: &SmtpSink, token: &str) -> String {
     let mails = sink.wait_for(before + 1).await;
     let otp = code(&body_text(&mails[before]));
     let response = app
-        .client
-        .post(app.url(&format!("/v1/recipient/{token}/session")))
-        .json(&json!({ "code": otp }))
-        .send()
-        .await
-        .expect("POST session");
+        .post_json_anon(
+            &format!("/v1/recipient/{token}/session"),
+            &json!({ "code": otp }),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     assert!(
-        response
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
+        header_str(&response, "set-cookie")
             .is_some_and(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict"))
     );
     let body: Value = response.json().await.expect("json");
@@ -116,12 +110,7 @@ async fn events(app: &TestApp, letter_id: &str) -> Vec<String> {
 
 /// Verifies every record of the letter with our verifier (chain included) and with openssl.
 async fn verify_chain(app: &TestApp, letter_id: &str) {
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter_id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter_id).await;
     let anchors = TrustAnchors::from_pem(app.service.anchors_pem.as_bytes()).expect("anchors");
     let dir = tempfile::tempdir().expect("dir");
     let roots = dir.path().join("roots.pem");
@@ -202,12 +191,7 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
 
     // The evidence hashes the exact bytes the relay received.
     use sha2::Digest;
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter_id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter_id).await;
     let notification: Value = serde_json::from_slice(&rows[1].record).expect("record");
     assert_eq!(notification["event"], "NotificationForAcceptance");
     assert_eq!(
@@ -270,12 +254,11 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
     let document = accepted["documents"][0]["id"].as_str().expect("document");
     for _ in 0..2 {
         let response = app
-            .client
-            .get(app.url(&format!("/v1/recipient/{token}/documents/{document}")))
-            .bearer_auth(&session)
-            .send()
-            .await
-            .expect("GET");
+            .get_as(
+                &session,
+                &format!("/v1/recipient/{token}/documents/{document}"),
+            )
+            .await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
         assert_eq!(
@@ -298,12 +281,7 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
         ],
         "one handover evidence for two downloads"
     );
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter_id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter_id).await;
     let acceptance: Value = serde_json::from_slice(&rows[2].record).expect("record");
     assert_eq!(acceptance["recipient"]["identity"]["method"], "email-otp");
     assert_eq!(
@@ -320,15 +298,9 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
     // shows neither the sender nor the proofs, even after the decision.
     let proof = &rows[2];
     let path = format!("/v1/recipient/{token}/evidence/{}.json", proof.id);
-    let anonymous = app.client.get(app.url(&path)).send().await.expect("GET");
+    let anonymous = app.get_anon(&path).await;
     assert_eq!(anonymous.status(), 401);
-    let response = app
-        .client
-        .get(app.url(&path))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("GET");
+    let response = app.get_as(&session, &path).await;
     assert_eq!(
         response.bytes().await.expect("bytes").as_ref(),
         proof.record.as_slice()
@@ -339,12 +311,8 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
         assert!(forwarded.get(field).is_none(), "{field}: {forwarded}");
     }
     let own: Value = app
-        .client
-        .get(app.url(&format!("/v1/recipient/{token}")))
-        .bearer_auth(&session)
-        .send()
+        .get_as(&session, &format!("/v1/recipient/{token}"))
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");
@@ -408,12 +376,11 @@ async fn a_refusal_is_final_and_reveals_the_sender(engine: Engine) {
         .id
         .clone();
     let response = app
-        .client
-        .get(app.url(&format!("/v1/recipient/{token}/documents/{document}")))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("GET");
+        .get_as(
+            &session,
+            &format!("/v1/recipient/{token}/documents/{document}"),
+        )
+        .await;
     assert_eq!(response.status(), 409, "no content after a refusal");
     assert_eq!(
         events(&app, letter_id).await,
@@ -476,12 +443,7 @@ async fn an_unclaimed_letter_expires_after_the_fifteenth_day(engine: Engine) {
             "AcceptanceRejectionExpiry"
         ]
     );
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter_id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter_id).await;
     assert!(
         rows[2].event_time >= row.deadline.expect("deadline"),
         "non-claim only after the deadline"
@@ -520,12 +482,7 @@ async fn a_permanent_smtp_refusal_records_a_notification_failure(engine: Engine)
         events(&app, letter_id).await,
         ["SubmissionAcceptance", "NotificationForAcceptanceFailure"]
     );
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter_id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter_id).await;
     let failure: Value = serde_json::from_slice(&rows[1].record).expect("record");
     assert!(
         failure["details"]["failure"]["reason"]
@@ -588,12 +545,7 @@ async fn a_temporary_smtp_failure_is_retried_and_proven_once(engine: Engine) {
         ["SubmissionAcceptance", "NotificationForAcceptance"]
     );
     assert_eq!(sink.messages().len(), 1, "one notification mail");
-    let rows = app
-        .service
-        .storage
-        .evidence_of_letter(letter_id)
-        .await
-        .expect("evidence");
+    let rows = app.evidence_of(letter_id).await;
     let notification: Value = serde_json::from_slice(&rows[1].record).expect("record");
     assert_eq!(notification["details"]["notification"]["attempt"], 2);
 }
@@ -621,12 +573,11 @@ async fn five_wrong_codes_lock_identification_for_fifteen_minutes(engine: Engine
         let app = &app;
         let token = token.clone();
         async move {
-            app.client
-                .post(app.url(&format!("/v1/recipient/{token}/session")))
-                .json(&json!({ "code": c }))
-                .send()
-                .await
-                .expect("POST")
+            app.post_json_anon(
+                &format!("/v1/recipient/{token}/session"),
+                &json!({ "code": c }),
+            )
+            .await
         }
     };
     for attempt in 1..=4 {
@@ -769,12 +720,7 @@ async fn a_crash_between_deposit_and_notification_loses_nothing(engine: Engine) 
         .await
         .expect("jobs");
     sink.wait_for(1).await;
-    let rows = second
-        .service
-        .storage
-        .evidence_of_letter(&letter_id)
-        .await
-        .expect("evidence");
+    let rows = second.evidence_of(&letter_id).await;
     let notifications = rows
         .iter()
         .filter(|r| r.event == "NotificationForAcceptance")

@@ -11,12 +11,7 @@ use crate::helpers::{Engine as Db, TestApp, openssl_cms_verify, openssl_ts_verif
 crate::on_both_engines!(the_log_proves_inclusion_and_only_grows);
 
 async fn latest(app: &TestApp) -> PublishedTreeHead {
-    let response = app
-        .client
-        .get(app.url("/v1/log/tree-heads/latest"))
-        .send()
-        .await
-        .expect("GET");
+    let response = app.get_anon("/v1/log/tree-heads/latest").await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("json")
 }
@@ -26,12 +21,7 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
         return;
     };
     // An empty log has no head yet.
-    let response = app
-        .client
-        .get(app.url("/v1/log/tree-heads/latest"))
-        .send()
-        .await
-        .expect("GET");
+    let response = app.get_anon("/v1/log/tree-heads/latest").await;
     assert_eq!(response.status(), 404);
 
     let mut letters = Vec::new();
@@ -71,11 +61,8 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
     let (new_head, _) = new.verify(&app.service.anchors).expect("verifies");
     assert_eq!(new_head.tree_size, 5);
     let by_size: PublishedTreeHead = app
-        .client
-        .get(app.url("/v1/log/tree-heads/3"))
-        .send()
+        .get_anon("/v1/log/tree-heads/3")
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");
@@ -85,30 +72,19 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
     let new_root = root_of(&new_head).expect("root");
     let old_root = root_of(&old_head).expect("root");
     for (i, id) in letters.iter().enumerate() {
-        let rows = app
-            .service
-            .storage
-            .evidence_of_letter(id)
-            .await
-            .expect("evidence");
+        let rows = app.evidence_of(id).await;
         let sha = &rows[0].record_sha256;
         let proof: InclusionProof = app
-            .client
-            .get(app.url(&format!("/v1/log/proofs/inclusion?leaf={sha}&size=5")))
-            .send()
+            .get_anon(&format!("/v1/log/proofs/inclusion?leaf={sha}&size=5"))
             .await
-            .expect("GET")
             .json()
             .await
             .expect("json");
         assert!(proof.verify(&new_root), "letter {i} in the tree of 5");
         assert!(!proof.verify(&old_root), "not against another root");
         let response = app
-            .client
-            .get(app.url(&format!("/v1/log/proofs/inclusion?leaf={sha}&size=3")))
-            .send()
-            .await
-            .expect("GET");
+            .get_anon(&format!("/v1/log/proofs/inclusion?leaf={sha}&size=3"))
+            .await;
         if i < 3 {
             let proof: InclusionProof = response.json().await.expect("json");
             assert!(proof.verify(&old_root), "letter {i} in the tree of 3");
@@ -119,11 +95,8 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
 
     // The new head extends the old one: the consistency proof holds, and not for a forgery.
     let proof: ConsistencyProof = app
-        .client
-        .get(app.url("/v1/log/proofs/consistency?from=3&to=5"))
-        .send()
+        .get_anon("/v1/log/proofs/consistency?from=3&to=5")
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");
@@ -214,7 +187,7 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
         ("/v1/log/tree-heads/4", 404, None),
         ("/v1/log/tree-heads/abc", 400, Some("size")),
     ] {
-        let response = app.client.get(app.url(path)).send().await.expect("GET");
+        let response = app.get_anon(path).await;
         assert_eq!(response.status(), status, "{path}");
         let problem: Value = response.json().await.expect("problem");
         if let Some(field) = field {

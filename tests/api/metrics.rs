@@ -16,13 +16,7 @@ const TOKEN: &str = "metrics-token-0123456789-0123456789-abcdef";
 
 /// Every sample line, `name{labels} value`, checked for form; keyed by `name{labels}`.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {
-    let response = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("GET /metrics");
+    let response = app.get_as(TOKEN, "/metrics").await;
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -146,11 +140,6 @@ async fn metrics_need_the_token_parse_as_prometheus_text_and_follow_the_audit(en
     let Some(closed) = spawn_app(engine).await else {
         return;
     };
-    let response = closed
-        .client
-        .get(closed.url("/metrics"))
-        .send()
-        .await
-        .expect("GET");
+    let response = closed.get_anon("/metrics").await;
     assert_eq!(response.status(), 404);
 }

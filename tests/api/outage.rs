@@ -3,6 +3,7 @@
 //! a PostgreSQL server that goes silent altogether gets 503 answers within the pool's acquire
 //! timeout, and the service recovers by itself once the server is back.
 
+use crate::helpers::header_str;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -109,10 +110,7 @@ fn through(url: &str, port: u16) -> (String, String) {
 async fn assert_fast_503(what: &str, response: reqwest::Response, start: Instant, bound: Duration) {
     let elapsed = start.elapsed();
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
+    let content_type = header_str(&response, "content-type")
         .unwrap_or_default()
         .to_string();
     let retry_after = response.headers().get("retry-after").cloned();
@@ -238,12 +236,7 @@ async fn a_silent_postgres_server_gets_fast_503s_and_the_service_recovers_when_i
     let bound = Duration::from_millis(4_500);
     for _ in 0..2 {
         let start = Instant::now();
-        let response = app
-            .client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("GET /healthz");
+        let response = app.get_anon("/healthz").await;
         assert_fast_503("GET /healthz", response, start, bound).await;
         let start = Instant::now();
         let response = app.post_letter(&body).await;
@@ -254,12 +247,7 @@ async fn a_silent_postgres_server_gets_fast_503s_and_the_service_recovers_when_i
     relay.restore();
     let mut healthy = false;
     for _ in 0..100 {
-        let response = app
-            .client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("GET /healthz");
+        let response = app.get_anon("/healthz").await;
         if response.status() == 200 {
             healthy = true;
             break;

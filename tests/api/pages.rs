@@ -151,11 +151,8 @@ impl Notified {
 
     async fn events(&self) -> Vec<String> {
         self.app
-            .service
-            .storage
-            .evidence_of_letter(&self.letter_id)
+            .evidence_of(&self.letter_id)
             .await
-            .expect("evidence")
             .into_iter()
             .map(|e| e.event)
             .collect()
@@ -347,11 +344,8 @@ async fn the_form_flow_identifies_then_accepts_only_with_the_confirmation(engine
     assert!(html.contains(&format!(r#"href="{href}""#)), "{html}");
     let acceptance = n
         .app
-        .service
-        .storage
-        .evidence_of_letter(&n.letter_id)
+        .evidence_of(&n.letter_id)
         .await
-        .expect("evidence")
         .into_iter()
         .find(|e| e.event == "ConsignmentAcceptance")
         .expect("acceptance");
@@ -632,12 +626,7 @@ async fn pages_send_hsts_only_when_the_public_url_is_https(engine: Engine) {
     let Some(plain) = spawn_app(engine).await else {
         return;
     };
-    let response = plain
-        .client
-        .get(plain.url(&unknown))
-        .send()
-        .await
-        .expect("GET");
+    let response = plain.get_anon(&unknown).await;
     assert_html(&response);
     assert!(
         response
@@ -657,12 +646,7 @@ async fn pages_send_hsts_only_when_the_public_url_is_https(engine: Engine) {
     };
     // The listener itself speaks plain http here (TLS ends at the proxy in front of it); the
     // header follows the public URL the recipients are given.
-    let response = https
-        .client
-        .get(https.url(&unknown))
-        .send()
-        .await
-        .expect("GET");
+    let response = https.get_anon(&unknown).await;
     assert_html(&response);
     assert_eq!(
         response.headers()["strict-transport-security"],

@@ -158,16 +158,12 @@ async fn operator_certificates_made_with_openssl_seal_evidence_that_openssl_veri
 
     // Outside development, webhooks must be https (issue 12 §3).
     let register = async |url: &str| {
-        app.client
-            .post(app.url("/v1/webhooks"))
-            .bearer_auth(&app.api_key)
-            .json(
-                &serde_json::json!({"url": url, "secret": "whsec-0123456789-abcdef",
+        app.post_json(
+            "/v1/webhooks",
+            &serde_json::json!({"url": url, "secret": "whsec-0123456789-abcdef",
                 "events": ["letter.deposited"]}),
-            )
-            .send()
-            .await
-            .expect("POST /v1/webhooks")
+        )
+        .await
     };
     let plain = register("http://hooks.example.fr/lre").await;
     assert_eq!(plain.status(), 422);

@@ -96,12 +96,7 @@ async fn proofs_carry_every_required_field_with_the_token_times(engine: Engine) 
     };
     let id = accepted_letter(&app, &sink).await;
     let letter: Value = app.get_json(&format!("/v1/letters/{id}")).await;
-    let evidence = app
-        .service
-        .storage
-        .evidence_of_letter(&id)
-        .await
-        .expect("evidence");
+    let evidence = app.evidence_of(&id).await;
     let code = app.service.lifecycle.verification_code(&id);
     let dir = tempfile::tempdir().expect("dir");
 

@@ -2,6 +2,7 @@
 //! refused API keys, recipient routes and code requests, per letter on code requests; the
 //! `RateLimit-Policy` / `RateLimit` fields; `[http] trusted_proxies`.
 
+use crate::helpers::header_str;
 use std::sync::Arc;
 
 use recommande::config::{Cidr, Settings};
@@ -30,12 +31,7 @@ fn trust_loopback(s: &mut Settings) {
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
+    header_str(response, name).unwrap_or_default().to_string()
 }
 
 /// `r` of the quota `name` in a `RateLimit` field.
@@ -126,25 +122,11 @@ async fn one_tenant_over_its_limit_leaves_another_tenant_alone(engine: Engine) {
         );
     }
     assert_rate_limited(app.get("/v1/letters").await, "api").await;
-    let response = app
-        .client
-        .get(app.url("/v1/letters"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("GET");
+    let response = app.get_as(&other, "/v1/letters").await;
     assert_eq!(response.status(), 200);
     assert_eq!(remaining(&header(&response, "ratelimit"), "api"), Some(3));
     // Public routes are not counted against anyone.
-    assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("GET")
-            .status(),
-        200
-    );
+    assert_eq!(app.get_anon("/healthz").await.status(), 200);
 }
 
 async fn get_letters(app: &TestApp, key: &str, forwarded_for: &str) -> reqwest::Response {
@@ -262,12 +244,7 @@ async fn recipient_routes_are_limited_per_address_with_a_page_in_the_readers_lan
         return;
     };
     for expected in [2, 1] {
-        let page = app
-            .client
-            .get(app.url("/r/unknownlink"))
-            .send()
-            .await
-            .expect("GET");
+        let page = app.get_anon("/r/unknownlink").await;
         assert_eq!(page.status(), 404);
         assert_eq!(
             remaining(&header(&page, "ratelimit"), "recipient"),
@@ -275,29 +252,11 @@ async fn recipient_routes_are_limited_per_address_with_a_page_in_the_readers_lan
         );
     }
     // The recipient API shares the address's quota.
-    let api = app
-        .client
-        .get(app.url("/v1/recipient/unknownlink"))
-        .send()
-        .await
-        .expect("GET");
+    let api = app.get_anon("/v1/recipient/unknownlink").await;
     assert_eq!(api.status(), 404);
-    assert_rate_limited(
-        app.client
-            .get(app.url("/v1/recipient/unknownlink"))
-            .send()
-            .await
-            .expect("GET"),
-        "recipient",
-    )
-    .await;
+    assert_rate_limited(app.get_anon("/v1/recipient/unknownlink").await, "recipient").await;
 
-    let french = app
-        .client
-        .get(app.url("/r/unknownlink"))
-        .send()
-        .await
-        .expect("GET");
+    let french = app.get_anon("/r/unknownlink").await;
     assert_eq!(french.status(), 429);
     assert!(header(&french, "content-type").starts_with("text/html"));
     assert!(
@@ -311,12 +270,7 @@ async fn recipient_routes_are_limited_per_address_with_a_page_in_the_readers_lan
     assert!(html.contains(r#"<html lang="fr">"#));
     assert!(html.contains("Trop de demandes"), "{html}");
 
-    let english = app
-        .client
-        .get(app.url("/r/unknownlink?lang=en"))
-        .send()
-        .await
-        .expect("GET");
+    let english = app.get_anon("/r/unknownlink?lang=en").await;
     assert_eq!(english.status(), 429);
     let html = english.text().await.expect("html");
     assert!(html.contains(r#"<html lang="en">"#));

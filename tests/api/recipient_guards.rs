@@ -1,6 +1,7 @@
 //! The recipient's guards (issue 12 §5): cross-site posts with the session cookie, malformed
 //! codes that are not guesses, `nosniff` and download names, and what a lockout leaves open.
 
+use crate::helpers::header_str;
 use std::sync::Arc;
 
 use recommande::core::clock::SystemClock;
@@ -43,12 +44,11 @@ async fn emailed_code(app: &TestApp, sink: &SmtpSink, token: &str) -> String {
 }
 
 async fn submit_code(app: &TestApp, token: &str, typed: &str) -> reqwest::Response {
-    app.client
-        .post(app.url(&format!("/v1/recipient/{token}/session")))
-        .json(&json!({ "code": typed }))
-        .send()
-        .await
-        .expect("POST session")
+    app.post_json_anon(
+        &format!("/v1/recipient/{token}/session"),
+        &json!({ "code": typed }),
+    )
+    .await
 }
 
 /// Opens a session and returns its token.
@@ -63,10 +63,7 @@ async fn identify(app: &TestApp, sink: &SmtpSink, token: &str) -> String {
 async fn assert_problem(response: reqwest::Response, status: u16, slug: &str) {
     assert_eq!(response.status(), status);
     assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        header_str(&response, "content-type"),
         Some("application/problem+json")
     );
     let problem: Value = response.json().await.expect("problem");
@@ -102,11 +99,8 @@ async fn a_cross_site_post_with_the_session_cookie_is_refused_and_a_same_origin_
         assert_problem(response, 403, "cross-site").await;
     }
     let state: Value = app
-        .client
-        .get(app.url(&format!("/v1/recipient/{token}")))
-        .send()
+        .get_anon(&format!("/v1/recipient/{token}"))
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");
@@ -193,17 +187,10 @@ async fn every_response_says_nosniff_and_downloads_carry_a_file_name(engine: Eng
     let evidence_id = list["evidence"][0]["id"].as_str().expect("id").to_string();
 
     let nosniff = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get("x-content-type-options")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+        header_str(response, "x-content-type-options").map(str::to_string)
     };
     let disposition = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get("content-disposition")
-            .and_then(|v| v.to_str().ok())
+        header_str(response, "content-disposition")
             .map(str::to_string)
             .unwrap_or_default()
     };
@@ -235,14 +222,11 @@ async fn every_response_says_nosniff_and_downloads_carry_a_file_name(engine: Eng
     assert!(disposition(&sender_file).contains(&format!("filename=\"{evidence_id}.p7s\"")));
 
     let recipient_file = app
-        .client
-        .get(app.url(&format!(
-            "/v1/recipient/{token}/evidence/{evidence_id}.json"
-        )))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("GET");
+        .get_as(
+            &session,
+            &format!("/v1/recipient/{token}/evidence/{evidence_id}.json"),
+        )
+        .await;
     assert_eq!(recipient_file.status(), 200);
     assert_eq!(nosniff(&recipient_file).as_deref(), Some("nosniff"));
     assert!(disposition(&recipient_file).contains(&format!("filename=\"{evidence_id}.json\"")));

@@ -22,12 +22,7 @@ fn serial_of(token: &[u8]) -> u128 {
 async fn last_evidence(app: &crate::helpers::TestApp) -> (i64, u128) {
     let letter = app.deposit().await;
     let id = letter["id"].as_str().expect("id");
-    let evidence = app
-        .service
-        .storage
-        .evidence_of_letter(id)
-        .await
-        .expect("evidence");
+    let evidence = app.evidence_of(id).await;
     let e = evidence.last().expect("one record");
     (e.seq, serial_of(&e.timestamp_token))
 }

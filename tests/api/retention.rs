@@ -29,12 +29,7 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     };
     let letter = app.deposit().await;
     let id = letter["id"].as_str().expect("id").to_string();
-    let evidence_before = app
-        .service
-        .storage
-        .evidence_of_letter(&id)
-        .await
-        .expect("evidence");
+    let evidence_before = app.evidence_of(&id).await;
     let retain_until = app
         .service
         .storage
@@ -87,12 +82,7 @@ async fn parties_are_erased_from_the_letter_row_after_the_evidence_retention_and
     assert!(again.redacted.is_empty(), "{again:?}");
 
     // The evidence is untouched and the whole archive — chains and log — still verifies.
-    let evidence_after = app
-        .service
-        .storage
-        .evidence_of_letter(&id)
-        .await
-        .expect("evidence");
+    let evidence_after = app.evidence_of(&id).await;
     assert_eq!(evidence_before.len() + 1, evidence_after.len());
     for (before, after) in evidence_before.iter().zip(&evidence_after) {
         assert_eq!(before.record, after.record);

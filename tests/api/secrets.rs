@@ -222,12 +222,7 @@ async fn a_copy_of_the_database_cannot_recompute_a_link_token_a_code_or_an_api_k
         "webhook secret in clear in the database"
     );
     // And the service itself still recognises all of them.
-    let shown = app
-        .client
-        .get(app.url(&format!("/v1/recipient/{token}")))
-        .send()
-        .await
-        .expect("GET");
+    let shown = app.get_anon(&format!("/v1/recipient/{token}")).await;
     assert_eq!(shown.status(), 200);
 }
 
@@ -307,20 +302,11 @@ async fn an_installation_of_the_previous_version_keeps_its_links_api_keys_and_we
         app.service.lifecycle.recipient_token(&letter_id),
         legacy_token
     );
-    let shown = app
-        .client
-        .get(app.url(&format!("/v1/recipient/{legacy_token}")))
-        .send()
-        .await
-        .expect("GET");
+    let shown = app.get_anon(&format!("/v1/recipient/{legacy_token}")).await;
     assert_eq!(shown.status(), 200);
     let listed = app
-        .client
-        .get(app.url(&format!("/v1/letters/{letter_id}")))
-        .bearer_auth(legacy_key)
-        .send()
-        .await
-        .expect("GET letter");
+        .get_as(legacy_key, &format!("/v1/letters/{letter_id}"))
+        .await;
     assert_eq!(listed.status(), 200);
     let webhook = app
         .service

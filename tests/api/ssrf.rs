@@ -76,13 +76,12 @@ async fn receiver() -> (u16, Arc<AtomicUsize>) {
 }
 
 async fn post_webhook(app: &TestApp, key: &str, url: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/webhooks"))
-        .bearer_auth(key)
-        .json(&json!({"url": url, "secret": SECRET, "events": ["letter.deposited"]}))
-        .send()
-        .await
-        .expect("POST /v1/webhooks")
+    app.post_json_as(
+        key,
+        "/v1/webhooks",
+        &json!({"url": url, "secret": SECRET, "events": ["letter.deposited"]}),
+    )
+    .await
 }
 
 async fn tenant_of(app: &TestApp, name: &str) -> String {

@@ -2,6 +2,7 @@
 //! unknown placeholders refused; and a stored template still yields a letter with every
 //! mandatory mention.
 
+use crate::helpers::header_str;
 use serde_json::{Value, json};
 
 use crate::helpers::{Engine, TestApp, spawn_app};
@@ -20,22 +21,13 @@ crate::on_both_engines!(
 const WORDING: &str = "Madame, Monsieur {{debtor.name}},\n\nNous restons sans nouvelles de votre part au sujet des factures {{invoices}}.\n\nMerci de régulariser la somme de {{total}} sous {{deadline}}.";
 
 async fn post_template(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/v1/templates"))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .expect("POST /v1/templates")
+    app.post_json_as(key, "/v1/templates", body).await
 }
 
 async fn problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        header_str(&response, "content-type"),
         Some("application/problem+json")
     );
     let body: Value = response.json().await.expect("problem");
@@ -58,11 +50,7 @@ async fn a_template_can_be_recorded_read_and_listed_by_its_account_only(engine: 
     )
     .await;
     assert_eq!(response.status(), 201);
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location = header_str(&response, "location").map(str::to_string);
     let template: Value = response.json().await.expect("json");
     let id = template["id"].as_str().expect("id").to_string();
     assert_eq!(location, Some(format!("/v1/templates/{id}")));
@@ -95,32 +83,17 @@ async fn a_template_can_be_recorded_read_and_listed_by_its_account_only(engine: 
     assert_eq!(bad["errors"].as_array().map(Vec::len), Some(2), "{bad}");
 
     let other = app.new_api_key("Autre Cabinet").await;
-    let foreign = app
-        .client
-        .get(app.url(&format!("/v1/templates/{id}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("GET");
+    let foreign = app.get_as(&other, &format!("/v1/templates/{id}")).await;
     problem(foreign, 404, "not-found").await;
     let foreign_list: Value = app
-        .client
-        .get(app.url("/v1/templates"))
-        .bearer_auth(&other)
-        .send()
+        .get_as(&other, "/v1/templates")
         .await
-        .expect("GET")
         .json()
         .await
         .expect("json");
     assert_eq!(foreign_list["items"], json!([]));
     problem(app.get("/v1/templates/not-a-uuid").await, 404, "not-found").await;
-    let anonymous = app
-        .client
-        .get(app.url("/v1/templates"))
-        .send()
-        .await
-        .expect("GET");
+    let anonymous = app.get_anon("/v1/templates").await;
     problem(anonymous, 401, "unauthorized").await;
 }
 
@@ -179,14 +152,8 @@ async fn a_retried_template_post_with_the_same_idempotency_key_records_one_templ
     let mut ids = Vec::new();
     for _ in 0..2 {
         let response = app
-            .client
-            .post(app.url("/v1/templates"))
-            .bearer_auth(&app.api_key)
-            .header("Idempotency-Key", "template-1")
-            .json(&body)
-            .send()
-            .await
-            .expect("POST");
+            .post_json_idempotent("/v1/templates", "template-1", &body)
+            .await;
         assert_eq!(response.status(), 201);
         let template: Value = response.json().await.expect("json");
         ids.push(template["id"].as_str().expect("id").to_string());
@@ -195,14 +162,12 @@ async fn a_retried_template_post_with_the_same_idempotency_key_records_one_templ
     let all: Value = app.get_json("/v1/templates").await;
     assert_eq!(all["items"].as_array().map(Vec::len), Some(1));
     let reused = app
-        .client
-        .post(app.url("/v1/templates"))
-        .bearer_auth(&app.api_key)
-        .header("Idempotency-Key", "template-1")
-        .json(&json!({"name": "Autre", "kind": "relance", "wording": "Autre texte."}))
-        .send()
-        .await
-        .expect("POST");
+        .post_json_idempotent(
+            "/v1/templates",
+            "template-1",
+            &json!({"name": "Autre", "kind": "relance", "wording": "Autre texte."}),
+        )
+        .await;
     assert_eq!(reused.status(), 422);
 }
 

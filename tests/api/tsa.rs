@@ -1,5 +1,6 @@
 //! The RFC 3161 endpoint, the trust anchors, health and the OpenAPI document.
 
+use crate::helpers::header_bytes;
 use serde_json::Value;
 
 use crate::helpers::{Engine, openssl, path, spawn_app};
@@ -54,7 +55,7 @@ async fn openssl_timestamp_queries_get_replies_that_openssl_verifies(engine: Eng
             .expect("POST /tsa");
         assert_eq!(response.status(), 200);
         assert_eq!(
-            response.headers().get("content-type").map(|v| v.as_bytes()),
+            header_bytes(&response, "content-type"),
             Some(&b"application/timestamp-reply"[..])
         );
         let reply = dir.path().join(format!("{name}.tsr"));

@@ -107,13 +107,12 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 
 async fn create_webhook(app: &TestApp, key: &str, url: &str, events: &[&str]) -> Value {
     let response = app
-        .client
-        .post(app.url("/v1/webhooks"))
-        .bearer_auth(key)
-        .json(&json!({"url": url, "secret": SECRET, "events": events}))
-        .send()
-        .await
-        .expect("POST /v1/webhooks");
+        .post_json_as(
+            key,
+            "/v1/webhooks",
+            &json!({"url": url, "secret": SECRET, "events": events}),
+        )
+        .await;
     assert_eq!(response.status(), 201);
     response.json().await.expect("json")
 }
@@ -168,14 +167,12 @@ async fn webhook_registration_lists_every_invalid_field_and_never_echoes_the_sec
         return;
     };
     let response = app
-        .client
-        .post(app.url("/v1/webhooks"))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"url": "ftp://hooks.example.fr/", "secret": "court",
-            "events": ["letter.accepted", "letter.perdue"], "format": "xml"}))
-        .send()
-        .await
-        .expect("POST");
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": "ftp://hooks.example.fr/", "secret": "court",
+            "events": ["letter.accepted", "letter.perdue"], "format": "xml"}),
+        )
+        .await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.expect("json");
     assert_eq!(problem["type"], "urn:recommande:problem:validation-failed");
@@ -192,16 +189,12 @@ async fn webhook_registration_lists_every_invalid_field_and_never_echoes_the_sec
     );
 
     let response = app
-        .client
-        .post(app.url("/v1/webhooks"))
-        .bearer_auth(&app.api_key)
-        .json(
+        .post_json(
+            "/v1/webhooks",
             &json!({"url": "https://hooks.example.fr/lre", "secret": SECRET,
             "events": ["letter.accepted", "letter.refused"]}),
         )
-        .send()
-        .await
-        .expect("POST");
+        .await;
     assert_eq!(response.status(), 201);
     let text = response.text().await.expect("text");
     assert!(!text.contains(SECRET), "{text}");
@@ -224,13 +217,7 @@ async fn webhook_registration_lists_every_invalid_field_and_never_echoes_the_sec
         .expect("text");
     assert!(!read.contains(SECRET));
     let other = app.new_api_key("Autre Cabinet").await;
-    let foreign = app
-        .client
-        .get(app.url(&format!("/v1/webhooks/{id}")))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .expect("GET");
+    let foreign = app.get_as(&other, &format!("/v1/webhooks/{id}")).await;
     assert_eq!(foreign.status(), 404);
     let bad_query = app
         .get(&format!("/v1/webhooks/{id}/deliveries?limit=9999"))
@@ -401,12 +388,8 @@ async fn fan_out_reaches_only_active_subscribed_webhooks_of_the_tenant_and_only_
     .await;
     let deleted_id = deleted["id"].as_str().expect("id");
     let response = app
-        .client
-        .delete(app.url(&format!("/v1/webhooks/{deleted_id}")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .expect("DELETE");
+        .delete_as(&app.api_key, &format!("/v1/webhooks/{deleted_id}"))
+        .await;
     assert_eq!(response.status(), 200);
     let other = app.new_api_key("Autre Cabinet").await;
     create_webhook(&app, &other, url, &["letter.notified"]).await;
@@ -468,12 +451,8 @@ async fn deleting_a_webhook_stops_its_pending_deliveries(engine: Engine) {
     );
 
     let response = app
-        .client
-        .delete(app.url(&format!("/v1/webhooks/{id}")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .expect("DELETE");
+        .delete_as(&app.api_key, &format!("/v1/webhooks/{id}"))
+        .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["status"], "deleted");
@@ -492,12 +471,8 @@ async fn deleting_a_webhook_stops_its_pending_deliveries(engine: Engine) {
     let listed: Value = app.get_json("/v1/webhooks").await;
     assert_eq!(listed["items"], json!([]));
     let again = app
-        .client
-        .delete(app.url(&format!("/v1/webhooks/{id}")))
-        .bearer_auth(&app.api_key)
-        .send()
-        .await
-        .expect("DELETE");
+        .delete_as(&app.api_key, &format!("/v1/webhooks/{id}"))
+        .await;
     assert_eq!(again.status(), 404);
 }
 
@@ -600,12 +575,7 @@ async fn every_lifecycle_event_reaches_the_receiver_through_the_outbox(engine: E
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let evidence = app
-        .service
-        .storage
-        .evidence_of_letter(&letter_id)
-        .await
-        .expect("evidence");
+    let evidence = app.evidence_of(&letter_id).await;
     let mut got: Vec<(String, String)> = receiver
         .received()
         .iter()
