@@ -132,8 +132,7 @@ pub async fn create(
         Begun::Proceed(claim) => claim,
     };
     let result: Result<Response, Problem> = async {
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    let value = super::json_body(&body)?;
     let now = service.clock.now();
     let parsed = ConsentRequest::parse(&value, now);
     // The proof must be a document of this account; looked up even when other fields are
@@ -282,8 +281,7 @@ pub async fn withdraw(
 ) -> Result<Response, Problem> {
     let row = find(&service, &caller, &id).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::from_slice::<serde_json::Value>(&body)
-            .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+        super::json_body(&body)?;
     }
     let reason = parse_withdrawal(&body).map_err(Problem::validation)?;
     let now = unix_micros(service.clock.now());

@@ -98,8 +98,7 @@ pub async fn create(
         Begun::Proceed(claim) => claim,
     };
     let result: Result<Response, Problem> = async {
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    let value = super::json_body(&body)?;
     let request = TemplateRequest::parse(&value).map_err(Problem::validation)?;
     let now = unix_micros(service.clock.now());
     let row = TemplateRow {

@@ -184,8 +184,7 @@ async fn deposit_claimed(
     claim: &Claim,
     body: &[u8],
 ) -> Result<Response, Problem> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    let value = super::json_body(body)?;
     let request = compose_if_asked(service, caller, &value).await?;
     let prepared = service.deposits.prepare(caller, request).await?;
     let view = deposit_view(&prepared, &service.settings.server.public_url)?;

@@ -442,6 +442,12 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// The body read as JSON, or the `malformed-json` problem.
+pub(crate) fn json_body(body: &[u8]) -> Result<serde_json::Value, Problem> {
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))
+}
+
 /// Refuses a body whose `Content-Type` is not JSON; `what` names the thing sent.
 pub(crate) fn require_json_content(headers: &HeaderMap, what: &str) -> Result<(), Problem> {
     let content_type = headers

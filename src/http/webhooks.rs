@@ -168,8 +168,7 @@ pub async fn create(
         Begun::Proceed(claim) => claim,
     };
     let result: Result<Response, Problem> = async {
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Problem::malformed_json(format!("the body is not valid JSON: {e}")))?;
+        let value = super::json_body(&body)?;
         let request = WebhookRequest::parse(&value, service.outbound.policy())
             .map_err(Problem::validation)?;
         let now = unix_micros(service.clock.now());

@@ -318,14 +318,7 @@ impl Storage {
         id: &str,
     ) -> Result<Option<BatchRecord>, StorageError> {
         let sql = concat!(batch_select!(), " WHERE b.tenant_id = $1 AND b.id = $2");
-        dispatch!(self.reader(), |pool, Db| {
-            let row = sqlx::query_as::<_, BatchRecord>(sql)
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row)
-        })
+        fetch_optional!(self.reader(), BatchRecord, sql, tenant_id, id)
     }
 
     /// Cancels the tenant's batch `id` if it is still depositing: no further chunk commits
@@ -366,16 +359,15 @@ impl Storage {
             " WHERE b.tenant_id = $1 AND ($2 IS NULL OR b.state = $2) \
              AND ($3 IS NULL OR b.id < $3) ORDER BY b.id DESC LIMIT $4"
         );
-        dispatch!(self.reader(), |pool, Db| {
-            let rows = sqlx::query_as::<_, BatchRecord>(sql)
-                .bind(tenant_id)
-                .bind(state)
-                .bind(before_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows)
-        })
+        fetch_all!(
+            self.reader(),
+            BatchRecord,
+            sql,
+            tenant_id,
+            state,
+            before_id,
+            limit
+        )
     }
 
     /// Batch `id` with its stored valid rows, for the runner (read on the writer so that a

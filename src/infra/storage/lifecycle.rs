@@ -130,13 +130,7 @@ impl Storage {
     /// Letter `id` whatever its tenant (workers and recipient flows).
     pub async fn letter_by_id(&self, id: &str) -> Result<Option<LetterRow>, StorageError> {
         let sql = concat!("SELECT ", letter_columns!(), " FROM letters WHERE id = $1");
-        dispatch!(self.reader(), |pool, Db| {
-            let row = sqlx::query_as::<_, LetterRow>(sql)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row)
-        })
+        fetch_optional!(self.reader(), LetterRow, sql, id)
     }
 
     /// The letter whose recipient token hashes to `token_sha256`.
@@ -149,13 +143,7 @@ impl Storage {
             letter_columns!(),
             " FROM letters WHERE recipient_token_sha256 = $1"
         );
-        dispatch!(self.reader(), |pool, Db| {
-            let row = sqlx::query_as::<_, LetterRow>(sql)
-                .bind(token_sha256)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row)
-        })
+        fetch_optional!(self.reader(), LetterRow, sql, token_sha256)
     }
 
     /// Applies `t` in one transaction: the guarded letter update, the evidence, the jobs and

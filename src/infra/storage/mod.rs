@@ -376,6 +376,32 @@ macro_rules! dispatch {
     };
 }
 
+/// `fetch_optional!(handle, Row, sql, binds…)`: at most one `Row` read by `sql` with its
+/// values bound in order, on either engine.
+macro_rules! fetch_optional {
+    ($handle:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
+        dispatch!($handle, |pool, Db| {
+            Ok(sqlx::query_as::<_, $row>($sql)
+                $(.bind($bind))*
+                .fetch_optional(pool)
+                .await?)
+        })
+    };
+}
+
+/// `fetch_all!(handle, Row, sql, binds…)`: every `Row` read by `sql` with its values bound
+/// in order, on either engine.
+macro_rules! fetch_all {
+    ($handle:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
+        dispatch!($handle, |pool, Db| {
+            Ok(sqlx::query_as::<_, $row>($sql)
+                $(.bind($bind))*
+                .fetch_all(pool)
+                .await?)
+        })
+    };
+}
+
 /// One engine's pool, as a [`Reader`] or a [`Writer`] hands it to `dispatch!`.
 pub(crate) enum Pools<'a> {
     Sqlite(&'a SqlitePool),
@@ -918,13 +944,7 @@ impl Storage {
         key_hmac: &[u8],
     ) -> Result<Option<ApiKeyRow>, StorageError> {
         let sql = concat!(api_key_select!(), " WHERE k.key_hmac = $1");
-        dispatch!(self.reader(), |pool, Db| {
-            let row = sqlx::query_as::<_, ApiKeyRow>(sql)
-                .bind(key_hmac)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row)
-        })
+        fetch_optional!(self.reader(), ApiKeyRow, sql, key_hmac)
     }
 
     /// Every API key, optionally of one tenant, oldest first.
@@ -936,13 +956,7 @@ impl Storage {
             api_key_select!(),
             " WHERE ($1 IS NULL OR t.name = $1) ORDER BY k.created_at, k.id"
         );
-        dispatch!(self.reader(), |pool, Db| {
-            let rows = sqlx::query_as::<_, ApiKeyRow>(sql)
-                .bind(tenant)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows)
-        })
+        fetch_all!(self.reader(), ApiKeyRow, sql, tenant)
     }
 
     /// Revokes key `id`; returns false when no such unrevoked key exists.
@@ -1132,14 +1146,7 @@ impl Storage {
             letter_columns!(),
             " FROM letters WHERE tenant_id = $1 AND id = $2"
         );
-        dispatch!(self.reader(), |pool, Db| {
-            let row = sqlx::query_as::<_, LetterRow>(sql)
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row)
-        })
+        fetch_optional!(self.reader(), LetterRow, sql, tenant_id, id)
     }
 
     /// The tenant's letters matching `filter`, ordered by id.
@@ -1155,17 +1162,16 @@ impl Storage {
              AND ($2 IS NULL OR reference = $2) AND ($3 IS NULL OR state = $3) \
              AND ($4 IS NULL OR id > $4) ORDER BY id LIMIT $5"
         );
-        dispatch!(self.reader(), |pool, Db| {
-            let rows = sqlx::query_as::<_, LetterRow>(sql)
-                .bind(tenant_id)
-                .bind(&filter.reference)
-                .bind(&filter.state)
-                .bind(&filter.after_id)
-                .bind(filter.limit)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows)
-        })
+        fetch_all!(
+            self.reader(),
+            LetterRow,
+            sql,
+            tenant_id,
+            &filter.reference,
+            &filter.state,
+            &filter.after_id,
+            filter.limit
+        )
     }
 
     /// The evidence of a letter, in sequence order.

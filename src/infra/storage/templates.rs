@@ -73,14 +73,7 @@ impl Storage {
         );
         // Read through the write pool on SQLite: a letter composed right after the template
         // was recorded must find it.
-        dispatch!(self.writer(), |pool, Db| {
-            let row = sqlx::query_as::<_, TemplateRow>(sql)
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            Ok(row)
-        })
+        fetch_optional!(self.writer(), TemplateRow, sql, tenant_id, id)
     }
 
     /// The tenant's templates ordered by id (creation time), after `after_id`, at most `limit`.
@@ -95,14 +88,6 @@ impl Storage {
             template_columns!(),
             " FROM templates WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         );
-        dispatch!(self.reader(), |pool, Db| {
-            let rows = sqlx::query_as::<_, TemplateRow>(sql)
-                .bind(tenant_id)
-                .bind(after_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            Ok(rows)
-        })
+        fetch_all!(self.reader(), TemplateRow, sql, tenant_id, after_id, limit)
     }
 }

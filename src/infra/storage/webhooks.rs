@@ -482,18 +482,33 @@ impl Storage {
         claims: &[(String, i64)],
         now: i64,
     ) -> Result<u64, StorageError> {
+        self.release_leases(
+            "UPDATE webhook_deliveries SET next_attempt_at = $1 \
+             WHERE id = $2 AND next_attempt_at = $3",
+            claims,
+            now,
+        )
+        .await
+    }
+
+    /// Runs `sql` (`SET next_attempt_at = $1 WHERE id = $2 AND next_attempt_at = $3`) for
+    /// each claim `(id, lease_until)`: the rows still leased by that claim are due at `now`.
+    /// Returns how many were released.
+    pub(super) async fn release_leases(
+        &self,
+        sql: &'static str,
+        claims: &[(String, i64)],
+        now: i64,
+    ) -> Result<u64, StorageError> {
         let mut released = 0;
         dispatch!(self.writer(), |pool, Db| {
             for (id, lease_until) in claims {
-                let done = sqlx::query(
-                    "UPDATE webhook_deliveries SET next_attempt_at = $1 \
-                     WHERE id = $2 AND next_attempt_at = $3",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(lease_until)
-                .execute(pool)
-                .await?;
+                let done = sqlx::query(sql)
+                    .bind(now)
+                    .bind(id)
+                    .bind(lease_until)
+                    .execute(pool)
+                    .await?;
                 released += done.rows_affected();
             }
             Ok(released)

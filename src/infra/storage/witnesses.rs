@@ -159,22 +159,13 @@ impl Storage {
         claims: &[(String, i64)],
         now: i64,
     ) -> Result<u64, StorageError> {
-        let mut released = 0;
-        dispatch!(self.writer(), |pool, Db| {
-            for (id, lease_until) in claims {
-                let done = sqlx::query(
-                    "UPDATE witness_deliveries SET next_attempt_at = $1 \
-                     WHERE id = $2 AND next_attempt_at = $3",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(lease_until)
-                .execute(pool)
-                .await?;
-                released += done.rows_affected();
-            }
-            Ok(released)
-        })
+        self.release_leases(
+            "UPDATE witness_deliveries SET next_attempt_at = $1 \
+             WHERE id = $2 AND next_attempt_at = $3",
+            claims,
+            now,
+        )
+        .await
     }
 
     /// Claims at most `limit` due deliveries (at most one per witness: its oldest pending
