@@ -216,19 +216,15 @@ impl Storage {
         new_id: &str,
         wrapped_key: &[u8],
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE document_keys SET master_key_id = $1, wrapped_key = $2 \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE document_keys SET master_key_id = $1, wrapped_key = $2 \
                  WHERE sha256 = $3 AND master_key_id = $4 AND wrapped_key IS NOT NULL",
-            )
-            .bind(new_id)
-            .bind(wrapped_key)
-            .bind(sha256)
-            .bind(old_id)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            new_id,
+            wrapped_key,
+            sha256,
+            old_id
+        )? == 1)
     }
 
     // ----- legal hold and retention -------------------------------------------------------
@@ -242,19 +238,15 @@ impl Storage {
         letter_id: &str,
         hold_since: Option<i64>,
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE letters SET legal_hold_since = \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE letters SET legal_hold_since = \
                  CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(legal_hold_since, $1) END \
                  WHERE id = $2 AND tenant_id = $3",
-            )
-            .bind(hold_since)
-            .bind(letter_id)
-            .bind(tenant_id)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            hold_since,
+            letter_id,
+            tenant_id
+        )? == 1)
     }
 
     /// Letters whose retention period ended at `now` or before, not on hold and whose content
@@ -316,20 +308,16 @@ impl Storage {
         recipient: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE letters SET sender = $2, recipient = $3, personal_data_redacted_at = $4 \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE letters SET sender = $2, recipient = $3, personal_data_redacted_at = $4 \
                  WHERE id = $1 AND personal_data_redacted_at IS NULL \
                  AND content_destroyed_at IS NOT NULL AND legal_hold_since IS NULL",
-            )
-            .bind(letter_id)
-            .bind(sender)
-            .bind(recipient)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            letter_id,
+            sender,
+            recipient,
+            now
+        )? == 1)
     }
 
     /// Marks a letter's content destroyed (after its `ContentDestruction` evidence), only if
@@ -339,18 +327,14 @@ impl Storage {
         letter_id: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE letters SET content_destroyed_at = $1 WHERE id = $2 \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE letters SET content_destroyed_at = $1 WHERE id = $2 \
                  AND content_destroyed_at IS NULL AND retain_until <= $1 \
                  AND legal_hold_since IS NULL",
-            )
-            .bind(now)
-            .bind(letter_id)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            now,
+            letter_id
+        )? == 1)
     }
 
     /// Live data keys that no letter needs any more: every letter using these bytes (any

@@ -136,24 +136,8 @@ impl Storage {
 
     /// Stores an audit run.
     pub async fn insert_audit_run(&self, run: &AuditRunRow) -> Result<(), StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            sqlx::query(
-                "INSERT INTO audit_runs (id, started_at, finished_at, mode, passed, failures, report, seal, timestamp_token) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&run.id)
-            .bind(run.started_at)
-            .bind(run.finished_at)
-            .bind(&run.mode)
-            .bind(i32::from(run.passed))
-            .bind(run.failures)
-            .bind(&run.report)
-            .bind(&run.seal)
-            .bind(&run.timestamp_token)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        execute!(self.writer(), "INSERT INTO audit_runs (id, started_at, finished_at, mode, passed, failures, report, seal, timestamp_token) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", &run.id, run.started_at, run.finished_at, &run.mode, i32::from(run.passed), run.failures, &run.report, &run.seal, &run.timestamp_token).map(|_| ())
     }
 
     /// The latest audit run.

@@ -330,19 +330,15 @@ impl Storage {
         id: &str,
         now: i64,
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE batches SET state = 'cancelled', cancelled_at = $3, completed_at = $3, \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE batches SET state = 'cancelled', cancelled_at = $3, completed_at = $3, \
                  updated_at = $3, lease_until = NULL \
                  WHERE tenant_id = $1 AND id = $2 AND state = 'depositing'",
-            )
-            .bind(tenant_id)
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            tenant_id,
+            id,
+            now
+        )? == 1)
     }
 
     /// The tenant's batches, newest first (ids are UUIDv7), before `before_id`, in `state`

@@ -188,18 +188,14 @@ impl Storage {
         now: i64,
         reason: Option<&str>,
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE consents SET withdrawn_at = $3, withdrawal_reason = $4 \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE consents SET withdrawn_at = $3, withdrawal_reason = $4 \
                  WHERE tenant_id = $1 AND id = $2 AND withdrawn_at IS NULL",
-            )
-            .bind(tenant_id)
-            .bind(id)
-            .bind(now)
-            .bind(reason)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            tenant_id,
+            id,
+            now,
+            reason
+        )? == 1)
     }
 }

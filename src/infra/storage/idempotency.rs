@@ -106,18 +106,15 @@ impl Storage {
         key: &str,
         claim: &str,
     ) -> Result<(), StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            sqlx::query(
-                "DELETE FROM idempotency_keys \
+        execute!(
+            self.writer(),
+            "DELETE FROM idempotency_keys \
                  WHERE tenant_id = $1 AND key = $2 AND claim = $3 AND state = 'pending'",
-            )
-            .bind(tenant_id)
-            .bind(key)
-            .bind(claim)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+            tenant_id,
+            key,
+            claim
+        )
+        .map(|_| ())
     }
 
     /// The row of (`tenant_id`, `key`), pending or done, if any.

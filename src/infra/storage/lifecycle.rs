@@ -342,14 +342,13 @@ impl Storage {
 
     /// Marks a job done.
     pub async fn complete_job(&self, id: i64, now: i64) -> Result<(), StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
+        execute!(
+            self.writer(),
+            "UPDATE outbox SET done_at = $2 WHERE id = $1",
+            id,
+            now
+        )
+        .map(|_| ())
     }
 
     /// Schedules another attempt of a job.
@@ -359,15 +358,14 @@ impl Storage {
         run_after: i64,
         error: &str,
     ) -> Result<(), StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            sqlx::query("UPDATE outbox SET run_after = $2, last_error = $3 WHERE id = $1")
-                .bind(id)
-                .bind(run_after)
-                .bind(error)
-                .execute(pool)
-                .await?;
-            Ok(())
-        })
+        execute!(
+            self.writer(),
+            "UPDATE outbox SET run_after = $2, last_error = $3 WHERE id = $1",
+            id,
+            run_after,
+            error
+        )
+        .map(|_| ())
     }
 
     /// The message kept with job `id` by [`Storage::keep_job_mail`], opened.
@@ -493,18 +491,15 @@ impl Storage {
         run_after: i64,
         error: &str,
     ) -> Result<(), StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            sqlx::query(
-                "UPDATE outbox SET run_after = $2, last_error = $3, mail_message_id = NULL, \
+        execute!(
+            self.writer(),
+            "UPDATE outbox SET run_after = $2, last_error = $3, mail_message_id = NULL, \
                  mail_prepared_at = NULL, mail_key_id = NULL, mail_sealed = NULL WHERE id = $1",
-            )
-            .bind(id)
-            .bind(run_after)
-            .bind(error)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+            id,
+            run_after,
+            error
+        )
+        .map(|_| ())
     }
 
     /// Jobs not done yet for a letter (tests and diagnostics).
@@ -550,19 +545,7 @@ impl Storage {
         created_at: i64,
         expires_at: i64,
     ) -> Result<(), StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            sqlx::query(
-                "INSERT INTO otp_codes (id, letter_id, code_hmac, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id)
-            .bind(letter_id)
-            .bind(code_hmac)
-            .bind(created_at)
-            .bind(expires_at)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
+        execute!(self.writer(), "INSERT INTO otp_codes (id, letter_id, code_hmac, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)", id, letter_id, code_hmac, created_at, expires_at).map(|_| ())
     }
 
     /// How many codes were issued for a letter since `since`.

@@ -402,6 +402,22 @@ macro_rules! fetch_all {
     };
 }
 
+/// `execute!(handle, sql, binds…)`: runs `sql` with its values bound in order, on either
+/// engine; the rows it changed.
+macro_rules! execute {
+    ($handle:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        dispatch!($handle, |pool, Db| {
+            Ok::<u64, $crate::infra::storage::StorageError>(
+                sqlx::query($sql)
+                    $(.bind($bind))*
+                    .execute(pool)
+                    .await?
+                    .rows_affected(),
+            )
+        })
+    };
+}
+
 /// One engine's pool, as a [`Reader`] or a [`Writer`] hands it to `dispatch!`.
 pub(crate) enum Pools<'a> {
     Sqlite(&'a SqlitePool),
@@ -808,19 +824,15 @@ impl Storage {
         master_key_id: &str,
         sealed: &[u8],
     ) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE sealed_secrets SET master_key_id = $1, sealed = $2 \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE sealed_secrets SET master_key_id = $1, sealed = $2 \
                  WHERE name = $3 AND master_key_id = $4",
-            )
-            .bind(master_key_id)
-            .bind(sealed)
-            .bind(name)
-            .bind(old_key_id)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            master_key_id,
+            sealed,
+            name,
+            old_key_id
+        )? == 1)
     }
 
     /// The clear value of `name` left in `service_secrets` by a version before migration
@@ -961,16 +973,12 @@ impl Storage {
 
     /// Revokes key `id`; returns false when no such unrevoked key exists.
     pub async fn revoke_api_key(&self, id: &str, now: i64) -> Result<bool, StorageError> {
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        Ok(execute!(
+            self.writer(),
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            id,
+            now
+        )? == 1)
     }
 
     // ----- documents ------------------------------------------------------------------------

@@ -627,25 +627,21 @@ impl Storage {
             AttemptOutcome::RetryAt(at) => (Some(at), None, None),
             AttemptOutcome::GiveUp => (None, None, Some(attempt.at)),
         };
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE webhook_deliveries SET attempts = attempts + 1, \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, \
                  first_attempt_at = COALESCE(first_attempt_at, $2), last_attempt_at = $2, \
                  last_status = $3, last_error = $4, next_attempt_at = $5, delivered_at = $6, \
                  failed_at = $7 \
                  WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
-            )
-            .bind(&attempt.delivery_id)
-            .bind(attempt.at)
-            .bind(attempt.status)
-            .bind(&attempt.error)
-            .bind(next_attempt_at)
-            .bind(delivered_at)
-            .bind(failed_at)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            &attempt.delivery_id,
+            attempt.at,
+            attempt.status,
+            &attempt.error,
+            next_attempt_at,
+            delivered_at,
+            failed_at
+        )? == 1)
     }
 
     /// Deliveries of the tenant's webhook `webhook_id`, ordered by id, after `after_id`.

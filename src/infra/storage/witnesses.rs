@@ -248,26 +248,22 @@ impl Storage {
             AttemptOutcome::RetryAt(at) => (Some(at), None, None),
             AttemptOutcome::GiveUp => (None, None, Some(attempt.at)),
         };
-        dispatch!(self.writer(), |pool, Db| {
-            let done = sqlx::query(
-                "UPDATE witness_deliveries SET attempts = attempts + 1, \
+        Ok(execute!(
+            self.writer(),
+            "UPDATE witness_deliveries SET attempts = attempts + 1, \
                  first_attempt_at = COALESCE(first_attempt_at, $2), last_attempt_at = $2, \
                  last_status = $3, last_reply = COALESCE($4, last_reply), last_error = $5, \
                  next_attempt_at = $6, delivered_at = $7, failed_at = $8 \
                  WHERE id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
-            )
-            .bind(&attempt.delivery_id)
-            .bind(attempt.at)
-            .bind(attempt.status)
-            .bind(&attempt.reply)
-            .bind(&attempt.error)
-            .bind(next_attempt_at)
-            .bind(delivered_at)
-            .bind(failed_at)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+            &attempt.delivery_id,
+            attempt.at,
+            attempt.status,
+            &attempt.reply,
+            &attempt.error,
+            next_attempt_at,
+            delivered_at,
+            failed_at
+        )? == 1)
     }
 
     /// Every delivery to witness `witness`, by tree size.
