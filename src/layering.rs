@@ -343,7 +343,7 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
 }
 
 /// Every `.rs` file below `dir`, with its path relative to `root`.
-fn sources(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+pub(crate) fn sources(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

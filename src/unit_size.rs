@@ -6,7 +6,7 @@
 //! A function is counted from its `fn` line to the closing brace at the same indentation,
 //! the way `rustfmt` lays it out.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Most lines a function may take without a stated reason.
 const LIMIT: usize = 100;
@@ -65,7 +65,6 @@ fn fn_start(line: &str) -> Option<(&str, &str)> {
     ] {
         rest = rest.strip_prefix(prefix).unwrap_or(rest);
     }
-    let rest = rest.strip_prefix("async ").unwrap_or(rest);
     let rest = rest.strip_prefix("fn ")?;
     if line.trim_end().ends_with(';') {
         return None;
@@ -76,38 +75,22 @@ fn fn_start(line: &str) -> Option<(&str, &str)> {
     Some((indent, &rest[..name_len]))
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn core_and_app_functions_are_short_or_say_why() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     for layer in HELD {
-        rust_files(&root.join(layer), &mut files);
+        crate::layering::sources(&root, &root.join(layer), &mut files);
     }
     files.sort();
     assert!(
         files.len() > 30,
         "the sources were not found under {root:?}"
     );
-    let mut found = Vec::new();
-    for path in &files {
-        let source = std::fs::read_to_string(path).unwrap_or_default();
-        let relative = path.strip_prefix(&root).unwrap_or(path);
-        found.extend(long_functions(relative, &source));
-    }
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|(relative, source)| long_functions(relative, source))
+        .collect();
     assert!(
         found.is_empty(),
         "functions over {LIMIT} lines without a `{EXCUSE}` comment:\n{}",

@@ -376,29 +376,30 @@ macro_rules! dispatch {
     };
 }
 
-/// `fetch_optional!(handle, Row, sql, binds…)`: at most one `Row` read by `sql` with its
-/// values bound in order, on either engine.
-macro_rules! fetch_optional {
-    ($handle:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
+/// `fetch_rows!(fetch_optional | fetch_all, handle, Row, sql, binds…)`: at most one `Row`,
+/// or every `Row`, read by `sql` with its values bound in order, on either engine.
+macro_rules! fetch_rows {
+    ($fetch:ident, $handle:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
         dispatch!($handle, |pool, Db| {
             Ok(sqlx::query_as::<_, $row>($sql)
                 $(.bind($bind))*
-                .fetch_optional(pool)
+                .$fetch(pool)
                 .await?)
         })
     };
 }
 
-/// `fetch_all!(handle, Row, sql, binds…)`: every `Row` read by `sql` with its values bound
-/// in order, on either engine.
+/// `fetch_optional!(handle, Row, sql, binds…)`: see `fetch_rows!`.
+macro_rules! fetch_optional {
+    ($($args:tt)*) => {
+        fetch_rows!(fetch_optional, $($args)*)
+    };
+}
+
+/// `fetch_all!(handle, Row, sql, binds…)`: see `fetch_rows!`.
 macro_rules! fetch_all {
-    ($handle:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
-        dispatch!($handle, |pool, Db| {
-            Ok(sqlx::query_as::<_, $row>($sql)
-                $(.bind($bind))*
-                .fetch_all(pool)
-                .await?)
-        })
+    ($($args:tt)*) => {
+        fetch_rows!(fetch_all, $($args)*)
     };
 }
 
