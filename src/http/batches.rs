@@ -11,10 +11,11 @@ use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::idempotency::{Begun, Idempotency};
+use super::idempotency::{Idempotency, IdempotencyKeyHeader};
 use super::letters::body_problem;
 use super::problem::Problem;
-use super::{PageQuery, json_response, path_uuid, with_location};
+use super::problem::shared::{ApiKeyProblems, ListProblems};
+use super::{PageQuery, json_bytes, json_response, path_uuid, with_location};
 use crate::app::api_key::Caller;
 use crate::app::batch::{BatchAccepted, SubmitError};
 use crate::app::service::Service;
@@ -85,15 +86,8 @@ pub struct BatchSummary {
     pub completed_at: Option<String>,
 }
 
-/// A page of batches.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct BatchPage {
-    /// Newest first.
-    pub items: Vec<BatchSummary>,
-    /// Pass as `cursor` to get the next (older) page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+page!(BatchPage of BatchSummary, "batches", "Newest first.",
+    "Pass as `cursor` to get the next (older) page; absent on the last page.");
 
 /// Body of a JSON batch, as the OpenAPI document publishes it. The handler checks the body
 /// field by field ([`crate::domain::batch::read_json`]) to list every problem at once; the
@@ -124,15 +118,14 @@ pub struct BatchBody {
         ("mode" = Option<BatchMode>, Query, description = "`valid_rows` (default) or `all_or_nothing`"),
         ("template" = Option<String>, Query, description = "CSV: a template of this account whose fields are merged under each row"),
         ("sender.name" = Option<String>, Query, description = "CSV: default for a column; any column name may be given this way (`sender.email`, `documents`, …)")),
-    responses(
-        (status = 202, description = "Batch recorded; follow it at Location", body = BatchAccepted),
-        (status = 400, description = "Body not UTF-8, not JSON, not CSV; invalid query", body = Problem),
-        (status = 401, description = "Missing or wrong API key", body = Problem),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
-        (status = 413, description = "Body over 32 MiB", body = Problem),
-        (status = 415, description = "Neither application/json nor text/csv", body = Problem),
-        (status = 422, description = "No header, unknown or duplicate columns, no letter, more than 10,000 letters, unknown template, Idempotency-Key reused", body = Problem),
-        (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem)),
+    responses((status = 202, description = "Batch recorded; follow it at Location", body = BatchAccepted),
+              (status = 400, description = "Body not UTF-8, not JSON, not CSV; invalid query", body = Problem),
+              (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
+              (status = 413, description = "Body over 32 MiB", body = Problem),
+              (status = 415, description = "Neither application/json nor text/csv", body = Problem),
+              (status = 422, description = "No header, unknown or duplicate columns, no letter, more than 10,000 letters, unknown template, Idempotency-Key reused", body = Problem),
+              (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn submit(
     State(service): State<Service>,
@@ -147,111 +140,107 @@ pub async fn submit(
     let body = body.map_err(|e| body_problem(&e, MAX_BATCH_BODY))?;
     // The fingerprint covers the query (its column defaults, mode and template) with the body.
     let key = idempotency.key().map(str::to_string);
-    let claim = match idempotency.begin(&service, &caller, &body).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result: Result<Response, Problem> = async {
-        let mut query_errors = Vec::new();
-        let mut mode = None;
-        let mut template = None;
-        for (key, value) in &params {
-            match key.as_str() {
-                "mode" => match BatchMode::parse(value) {
-                    Some(m) => mode = Some(m),
-                    None => query_errors
-                        .push(field_error("mode", "must be valid_rows or all_or_nothing")),
-                },
-                "template" => template = Some(value.clone()),
-                column if crate::domain::batch::column_type(column).is_some() => {
-                    if source == BatchSource::Json {
-                        query_errors.push(field_error(
-                            column,
-                            "is a CSV column default; in a JSON batch put it in \"defaults\"",
-                        ));
+    idempotency
+        .run(&service, &caller, &body, async |claim| {
+            let mut query_errors = Vec::new();
+            let mut mode = None;
+            let mut template = None;
+            for (key, value) in &params {
+                match key.as_str() {
+                    "mode" => match BatchMode::parse(value) {
+                        Some(m) => mode = Some(m),
+                        None => query_errors
+                            .push(field_error("mode", "must be valid_rows or all_or_nothing")),
+                    },
+                    "template" => template = Some(value.clone()),
+                    column if crate::domain::batch::column_type(column).is_some() => {
+                        if source == BatchSource::Json {
+                            query_errors.push(field_error(
+                                column,
+                                "is a CSV column default; in a JSON batch put it in \"defaults\"",
+                            ));
+                        }
                     }
+                    other => query_errors.push(field_error(
+                        other,
+                        "is not a known parameter (mode, template, or a CSV column name)",
+                    )),
                 }
-                other => query_errors.push(field_error(
-                    other,
-                    "is not a known parameter (mode, template, or a CSV column name)",
-                )),
             }
-        }
-        if source == BatchSource::Json && template.is_some() {
-            query_errors.push(field_error(
-                "template",
-                "is for CSV batches; in a JSON batch put shared fields in \"defaults\"",
-            ));
-        }
-        if !query_errors.is_empty() {
-            return Err(Problem::invalid_query(query_errors));
-        }
+            if source == BatchSource::Json && template.is_some() {
+                query_errors.push(field_error(
+                    "template",
+                    "is for CSV batches; in a JSON batch put shared fields in \"defaults\"",
+                ));
+            }
+            if !query_errors.is_empty() {
+                return Err(Problem::invalid_query(query_errors));
+            }
 
-        let input: BatchInput = match source {
-            BatchSource::Json => read_json(&body).map_err(Problem::batch_input)?,
-            BatchSource::Csv => {
-                let mut defaults = match &template {
-                    Some(name) => template_defaults(&service, &caller, name).await?,
-                    None => Map::new(),
-                };
-                let from_query =
-                    defaults_from_query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                        .map_err(Problem::invalid_query)?;
-                // The query's column values win over the template's.
-                for (key, value) in from_query {
-                    let merged = crate::domain::batch::letter_body(
-                        defaults.get(&key).and_then(Value::as_object),
-                        value,
-                    );
-                    defaults.insert(key, merged);
+            let input: BatchInput = match source {
+                BatchSource::Json => read_json(&body).map_err(Problem::batch_input)?,
+                BatchSource::Csv => {
+                    let mut defaults = match &template {
+                        Some(name) => template_defaults(&service, &caller, name).await?,
+                        None => Map::new(),
+                    };
+                    let from_query =
+                        defaults_from_query(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                            .map_err(Problem::invalid_query)?;
+                    // The query's column values win over the template's.
+                    for (key, value) in from_query {
+                        let merged = crate::domain::batch::letter_body(
+                            defaults.get(&key).and_then(Value::as_object),
+                            value,
+                        );
+                        defaults.insert(key, merged);
+                    }
+                    read_csv(&body, Some(&defaults).filter(|d| !d.is_empty()))
+                        .map_err(Problem::batch_input)?
                 }
-                read_csv(&body, Some(&defaults).filter(|d| !d.is_empty()))
-                    .map_err(Problem::batch_input)?
-            }
-        };
-        let mode = match (mode, input.mode) {
-            (Some(q), Some(b)) if q != b => {
-                return Err(Problem::validation(vec![FieldError {
-                    field: "mode".into(),
-                    message: format!(
-                        "the body says {} and the query says {}",
-                        b.as_str(),
-                        q.as_str()
-                    ),
-                }]));
-            }
-            (q, b) => q.or(b).unwrap_or(BatchMode::ValidRows),
-        };
+            };
+            let mode = match (mode, input.mode) {
+                (Some(q), Some(b)) if q != b => {
+                    return Err(Problem::validation(vec![FieldError {
+                        field: "mode".into(),
+                        message: format!(
+                            "the body says {} and the query says {}",
+                            b.as_str(),
+                            q.as_str()
+                        ),
+                    }]));
+                }
+                (q, b) => q.or(b).unwrap_or(BatchMode::ValidRows),
+            };
 
-        // The answer commits with the batch, or neither does.
-        let (accepted, response) = service
-            .batches
-            .submit(
-                &caller,
-                input,
-                mode,
-                key.as_deref(),
-                |accepted, body, at| {
-                    claim.answer(
-                        StatusCode::ACCEPTED,
-                        Some(&batch_location(&accepted.id)),
-                        body,
-                        at,
-                    )
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                SubmitError::IdempotencyKeyTaken => Problem::idempotency_in_progress(),
-                SubmitError::Storage(e) => e.into(),
-            })?;
-        Ok(with_location(
-            json_response(StatusCode::ACCEPTED, response),
-            &batch_location(&accepted.id),
-        ))
-    }
-    .await;
-    claim.settle(result).await
+            // The answer commits with the batch, or neither does.
+            let (accepted, response) = service
+                .batches
+                .submit(
+                    &caller,
+                    input,
+                    mode,
+                    key.as_deref(),
+                    |accepted, body, at| {
+                        claim.answer(
+                            StatusCode::ACCEPTED,
+                            Some(&batch_location(&accepted.id)),
+                            body,
+                            at,
+                        )
+                    },
+                )
+                .await
+                .map_err(|e| match e {
+                    SubmitError::IdempotencyKeyTaken => Problem::idempotency_in_progress(),
+                    SubmitError::Storage(e) => e.into(),
+                })?;
+            Ok(with_location(
+                json_response(StatusCode::ACCEPTED, response),
+                &batch_location(&accepted.id),
+            ))
+        })
+        .await
 }
 
 fn batch_location(id: &str) -> String {
@@ -262,8 +251,8 @@ fn batch_location(id: &str) -> String {
 #[utoipa::path(get, path = "/v1/batches/{id}", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses((status = 200, description = "The batch", body = BatchView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such batch for this account", body = Problem)),
+              (status = 404, description = "No such batch for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn show(
     State(service): State<Service>,
@@ -314,7 +303,7 @@ async fn batch_json(service: &Service, caller: &Caller, id: &str) -> Result<Vec<
         failure: record.failure,
         errors,
     };
-    serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))
+    json_bytes(&view)
 }
 
 /// Cancels a batch still depositing: rows not yet deposited never will be; letters already
@@ -322,12 +311,12 @@ async fn batch_json(service: &Service, caller: &Caller, id: &str) -> Result<Vec<
 /// With an `Idempotency-Key`, a retry gets that answer again instead of `409 batch-final`.
 #[utoipa::path(post, path = "/v1/batches/{id}/cancel", tag = "batches",
     params(("id" = String, Path, description = "Batch id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
+           IdempotencyKeyHeader),
     responses((status = 200, description = "The cancelled batch", body = BatchView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 404, description = "No such batch for this account", body = Problem),
               (status = 409, description = "The batch is already in a final state, or the same Idempotency-Key in flight", body = Problem),
-              (status = 422, description = "Idempotency-Key reused", body = Problem)),
+              (status = 422, description = "Idempotency-Key reused", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn cancel(
     State(service): State<Service>,
@@ -335,18 +324,13 @@ pub async fn cancel(
     idempotency: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let claim = match idempotency.begin(&service, &caller, &[]).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result = match cancel_batch(&service, &caller, &id).await {
-        Ok((body, at)) => claim
-            .store(StatusCode::OK, None, &body, at)
-            .await
-            .map(|()| json_response(StatusCode::OK, body)),
-        Err(problem) => Err(problem),
-    };
-    claim.settle(result).await
+    idempotency
+        .run(&service, &caller, &[], async |claim| {
+            claim
+                .store_ok(cancel_batch(&service, &caller, &id).await)
+                .await
+        })
+        .await
 }
 
 /// Cancels the batch; its JSON afterwards, and the time.
@@ -389,8 +373,7 @@ async fn cancel_batch(
            ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of batches", body = BatchPage),
-              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
-              (status = 401, description = "Missing or wrong API key", body = Problem)),
+              ListProblems),
     security(("api_key" = [])))]
 pub async fn list(
     State(service): State<Service>,
@@ -453,9 +436,7 @@ pub async fn list(
             })
         })
         .collect::<Result<Vec<_>, Problem>>()?;
-    let body =
-        serde_json::to_vec(&BatchPage { items, next_cursor }).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    BatchPage::json(items, next_cursor)
 }
 
 /// The format named by `Content-Type`.

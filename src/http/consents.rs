@@ -11,9 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::idempotency::{Begun, Idempotency};
+use super::idempotency::{Idempotency, IdempotencyKeyHeader};
 use super::problem::Problem;
-use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
+use super::problem::shared::{ApiKeyProblems, JsonPostProblems, ListProblems};
+use super::{
+    PageQuery, json_bytes, json_ok, json_response, path_uuid, require_json_content, with_location,
+};
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
 use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
@@ -62,15 +65,7 @@ pub struct ConsentView {
     pub withdrawal_reason: Option<String>,
 }
 
-/// A page of consents.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ConsentPage {
-    /// Consents, oldest first.
-    pub items: Vec<ConsentView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+page!(ConsentPage of ConsentView, "consents", "Consents, oldest first.");
 
 /// Body of `POST /v1/consents`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::domain::consent::ConsentRequest::parse`]) to list every
@@ -110,14 +105,10 @@ pub struct WithdrawalBody {
 /// account (CPCE L.100).
 #[utoipa::path(post, path = "/v1/consents", tag = "consents",
     request_body(content = ConsentBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
-    responses(
-        (status = 201, description = "Consent recorded", body = ConsentView),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "Missing or wrong API key", body = Problem),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
-        (status = 415, description = "Not application/json", body = Problem),
-        (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem)),
+    params(IdempotencyKeyHeader),
+    responses((status = 201, description = "Consent recorded", body = ConsentView),
+              (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem),
+              JsonPostProblems),
     security(("api_key" = [])))]
 pub async fn create(
     State(service): State<Service>,
@@ -127,11 +118,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the consent")?;
-    let claim = match idempotency.begin(&service, &caller, &body).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result: Result<Response, Problem> = async {
+    idempotency
+        .run(&service, &caller, &body, async |claim| {
     let value = super::json_body(&body)?;
     let now = service.clock.now();
     let parsed = ConsentRequest::parse(&value, now);
@@ -176,7 +164,7 @@ pub async fn create(
         withdrawal_reason: None,
         sender: request.sender,
     };
-    let response = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
+    let response = json_bytes(&view(&row)?)?;
     let location = format!("/v1/consents/{}", row.id);
     let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, row.created_at);
     // The answer commits with the record, or neither does.
@@ -186,17 +174,16 @@ pub async fn create(
         json_response(StatusCode::CREATED, response),
         &location,
     ))
-    }
-    .await;
-    claim.settle(result).await
+        })
+        .await
 }
 
 /// One consent of this account.
 #[utoipa::path(get, path = "/v1/consents/{id}", tag = "consents",
     params(("id" = String, Path, description = "Consent id")),
     responses((status = 200, description = "The consent", body = ConsentView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such consent for this account", body = Problem)),
+              (status = 404, description = "No such consent for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn show(
     State(service): State<Service>,
@@ -204,8 +191,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let row = find(&service, &caller, &id).await?;
-    let body = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&view(&row)?)
 }
 
 /// This account's consents, active and withdrawn, oldest first; optionally for one address.
@@ -214,8 +200,7 @@ pub async fn show(
            ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of consents", body = ConsentPage),
-              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
-              (status = 401, description = "Missing or wrong API key", body = Problem)),
+              ListProblems),
     security(("api_key" = [])))]
 pub async fn list(
     State(service): State<Service>,
@@ -256,9 +241,7 @@ pub async fn list(
         .await?;
     let next_cursor = page.cut(&mut rows, |r| &r.id);
     let items = rows.iter().map(view).collect::<Result<Vec<_>, _>>()?;
-    let body = serde_json::to_vec(&ConsentPage { items, next_cursor })
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    ConsentPage::json(items, next_cursor)
 }
 
 /// Withdraws a consent: from now on no deposit may cite it. The consent and its withdrawal
@@ -268,10 +251,10 @@ pub async fn list(
     request_body(content = Option<WithdrawalBody>, content_type = "application/json"),
     responses((status = 200, description = "The withdrawn consent", body = ConsentView),
               (status = 400, description = "Malformed JSON", body = Problem),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 404, description = "No such consent for this account", body = Problem),
               (status = 409, description = "Already withdrawn", body = Problem),
-              (status = 422, description = "Invalid fields (all listed)", body = Problem)),
+              (status = 422, description = "Invalid fields (all listed)", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn withdraw(
     State(service): State<Service>,
@@ -303,8 +286,7 @@ pub async fn withdraw(
         )));
     }
     tracing::info!(consent.id = %row.id, tenant.id = %caller.tenant_id, "consent withdrawn");
-    let body = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&view(&row)?)
 }
 
 fn not_found(id: &str) -> Problem {

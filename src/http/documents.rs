@@ -6,9 +6,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::idempotency::{Begun, Claim, Idempotency};
-use super::json_response;
+use super::idempotency::{Claim, Idempotency, IdempotencyKeyHeader};
 use super::problem::Problem;
+use super::problem::shared::ApiKeyProblems;
+use super::{json_bytes, json_response};
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
 use crate::core::clock::unix_micros;
@@ -59,16 +60,15 @@ pub struct UploadForm {
 /// bytes, and the file structure checked while it streams ([`crate::core::pdf_check`]). Uploading the same bytes again returns the same document (200 instead of 201).
 #[utoipa::path(post, path = "/v1/documents", tag = "documents",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
-    responses(
-        (status = 201, description = "Document stored", body = DocumentView),
-        (status = 200, description = "These bytes were already uploaded by this account", body = DocumentView),
-        (status = 400, description = "Malformed multipart body", body = Problem),
-        (status = 401, description = "Missing or wrong API key", body = Problem),
-        (status = 413, description = "Document too large", body = Problem),
-        (status = 415, description = "Not multipart, or not a PDF (no `%PDF-` header at offset 0)", body = Problem),
-        (status = 422, description = "No file field, empty file, a file starting with `%PDF-` that is not structurally a PDF (`errors[0].message` says why), or Idempotency-Key reused", body = Problem),
-        (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem)),
+    params(IdempotencyKeyHeader),
+    responses((status = 201, description = "Document stored", body = DocumentView),
+              (status = 200, description = "These bytes were already uploaded by this account", body = DocumentView),
+              (status = 400, description = "Malformed multipart body", body = Problem),
+              (status = 413, description = "Document too large", body = Problem),
+              (status = 415, description = "Not multipart, or not a PDF (no `%PDF-` header at offset 0)", body = Problem),
+              (status = 422, description = "No file field, empty file, a file starting with `%PDF-` that is not structurally a PDF (`errors[0].message` says why), or Idempotency-Key reused", body = Problem),
+              (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn upload(
     State(service): State<Service>,
@@ -172,15 +172,11 @@ pub async fn upload(
     // The key is claimed once the upload is received: the file's digest and name identify
     // the request, whatever the multipart framing.
     let material = format!("{}\n{}", incoming.sha256(), filename);
-    let claim = match idempotency
-        .begin(&service, &caller, material.as_bytes())
-        .await?
-    {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result = store_upload(&service, &caller, &claim, incoming, media_type, filename).await;
-    claim.settle(result).await
+    idempotency
+        .run(&service, &caller, material.as_bytes(), async |claim| {
+            store_upload(&service, &caller, claim, incoming, media_type, filename).await
+        })
+        .await
 }
 
 /// Moves a checked upload into the store and records it, under the request's claim.
@@ -210,7 +206,7 @@ async fn store_upload(
     } else {
         StatusCode::OK
     };
-    let body = serde_json::to_vec(&DocumentView::from(&row)).map_err(|e| Problem::internal(&e))?;
+    let body = json_bytes(&DocumentView::from(&row))?;
     // Documents are content-addressed: the answer is stored after the document, and a
     // document recorded without its answer (a crash in between) is found again by a retry.
     claim.store(status, None, &body, now).await?;

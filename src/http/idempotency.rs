@@ -1,9 +1,9 @@
 //! The `Idempotency-Key` protocol, once for every POST that creates or changes something.
 //!
 //! A handler takes the [`Idempotency`] extractor (the validated key, the route template from
-//! axum's [`MatchedPath`], the request path), then calls [`Idempotency::begin`] with the bytes
-//! that identify the request. That claims the key before any work is done (see
-//! [`crate::infra::storage::idempotency`]):
+//! axum's [`MatchedPath`], the request path), then calls [`Idempotency::run`] with the bytes
+//! that identify the request and the work to do under the key. That claims the key before any
+//! work is done ([`Idempotency::begin`]; see [`crate::infra::storage::idempotency`]):
 //!
 //! - the key is new: [`Begun::Proceed`] with a [`Claim`]; the handler does its work, writes
 //!   [`Claim::answer`] in the transaction that creates the resource (or [`Claim::store`]s it
@@ -86,6 +86,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     }
 }
 
+/// The optional `Idempotency-Key` header as the OpenAPI document declares it on every POST
+/// that takes one (`params(IdempotencyKeyHeader)` in a route's `utoipa::path`).
+pub struct IdempotencyKeyHeader;
+
+impl utoipa::IntoParams for IdempotencyKeyHeader {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some("Replays the original response for a retried request"))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ]
+    }
+}
+
 /// 1 to 255 visible ASCII characters (0x21–0x7E).
 fn valid_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| (0x21..0x7f).contains(&b))
@@ -100,6 +122,25 @@ pub enum Begun {
 }
 
 impl Idempotency {
+    /// Runs a request under its key, the one way every POST uses the protocol: answers from
+    /// the key's record when it has one ([`Begun::Replay`], or the reuse and in-flight
+    /// problems); otherwise runs `work` with the [`Claim`] and settles the claim with what it
+    /// returned ([`Claim::settle`]).
+    pub async fn run(
+        self,
+        service: &Service,
+        caller: &Caller,
+        material: &[u8],
+        work: impl AsyncFnOnce(&Claim) -> Result<Response, Problem>,
+    ) -> Result<Response, Problem> {
+        let claim = match self.begin(service, caller, material).await? {
+            Begun::Replay(replay) => return Ok(replay),
+            Begun::Proceed(claim) => claim,
+        };
+        let result = work(&claim).await;
+        claim.settle(result).await
+    }
+
     /// The validated key, if the request has one.
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
@@ -210,6 +251,17 @@ impl Claim {
             Ok(()) | Err(StorageError::IdempotencyClaimLost) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Answers `200 OK` with the JSON `body` of a naturally idempotent action done at `at`,
+    /// after storing it as the key's answer ([`Claim::store`]).
+    pub async fn store_ok(
+        &self,
+        done: Result<(Vec<u8>, i64), Problem>,
+    ) -> Result<Response, Problem> {
+        let (body, at) = done?;
+        self.store(StatusCode::OK, None, &body, at).await?;
+        Ok(super::json_response(StatusCode::OK, body))
     }
 
     /// Ends the claim with the request's result: a success keeps the (completed) record, a

@@ -15,9 +15,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::idempotency::{Begun, Idempotency};
+use super::idempotency::{Idempotency, IdempotencyKeyHeader};
 use super::problem::Problem;
-use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
+use super::problem::shared::{ApiKeyProblems, JsonPostProblems, ListProblems};
+use super::{
+    PageQuery, json_bytes, json_ok, json_response, path_uuid, require_json_content, with_location,
+};
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
 use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
@@ -43,15 +46,7 @@ pub struct TemplateView {
     pub created_at: String,
 }
 
-/// A page of templates.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TemplatePage {
-    /// Templates, oldest first.
-    pub items: Vec<TemplateView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+page!(TemplatePage of TemplateView, "templates", "Templates, oldest first.");
 
 /// Body of `POST /v1/templates`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::domain::collection::wording::TemplateRequest::parse`]) to
@@ -76,14 +71,10 @@ pub struct TemplateBody {
 /// Records a template of wording for collection letters. Unknown placeholders are refused.
 #[utoipa::path(post, path = "/v1/templates", tag = "templates",
     request_body(content = TemplateBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
-    responses(
-        (status = 201, description = "Template recorded", body = TemplateView),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "Missing or wrong API key", body = Problem),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
-        (status = 415, description = "Not application/json", body = Problem),
-        (status = 422, description = "Invalid fields or unknown placeholders (all listed), or Idempotency-Key reused", body = Problem)),
+    params(IdempotencyKeyHeader),
+    responses((status = 201, description = "Template recorded", body = TemplateView),
+              (status = 422, description = "Invalid fields or unknown placeholders (all listed), or Idempotency-Key reused", body = Problem),
+              JsonPostProblems),
     security(("api_key" = [])))]
 pub async fn create(
     State(service): State<Service>,
@@ -93,11 +84,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the template")?;
-    let claim = match idempotency.begin(&service, &caller, &body).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result: Result<Response, Problem> = async {
+    idempotency
+        .run(&service, &caller, &body, async |claim| {
     let value = super::json_body(&body)?;
     let request = TemplateRequest::parse(&value).map_err(Problem::validation)?;
     let now = unix_micros(service.clock.now());
@@ -109,7 +97,7 @@ pub async fn create(
         wording: request.text,
         created_at: now,
     };
-    let response = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
+    let response = json_bytes(&view(&row)?)?;
     let location = format!("/v1/templates/{}", row.id);
     let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, now);
     // The answer commits with the record, or neither does.
@@ -119,17 +107,16 @@ pub async fn create(
         json_response(StatusCode::CREATED, response),
         &location,
     ))
-    }
-    .await;
-    claim.settle(result).await
+        })
+        .await
 }
 
 /// One template of this account.
 #[utoipa::path(get, path = "/v1/templates/{id}", tag = "templates",
     params(("id" = String, Path, description = "Template id")),
     responses((status = 200, description = "The template", body = TemplateView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such template for this account", body = Problem)),
+              (status = 404, description = "No such template for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn show(
     State(service): State<Service>,
@@ -145,8 +132,7 @@ pub async fn show(
         .template(&caller.tenant_id, &uuid)
         .await?
         .ok_or_else(not_found)?;
-    let body = serde_json::to_vec(&view(&row)?).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&view(&row)?)
 }
 
 /// This account's templates, oldest first.
@@ -154,8 +140,7 @@ pub async fn show(
     params(("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of templates", body = TemplatePage),
-              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
-              (status = 401, description = "Missing or wrong API key", body = Problem)),
+              ListProblems),
     security(("api_key" = [])))]
 pub async fn list(
     State(service): State<Service>,
@@ -180,9 +165,7 @@ pub async fn list(
         .await?;
     let next_cursor = page.cut(&mut rows, |r| &r.id);
     let items = rows.iter().map(view).collect::<Result<Vec<_>, _>>()?;
-    let body = serde_json::to_vec(&TemplatePage { items, next_cursor })
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    TemplatePage::json(items, next_cursor)
 }
 
 fn view(row: &TemplateRow) -> Result<TemplateView, Problem> {

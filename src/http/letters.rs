@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::documents::DocumentView;
-use super::idempotency::{Begun, Claim, Idempotency};
+use super::idempotency::{Claim, Idempotency, IdempotencyKeyHeader};
 use super::problem::Problem;
-use super::{json_response, require_json_content, with_location};
+use super::problem::shared::{ApiKeyProblems, JsonPostProblems, ListProblems};
+use super::{json_bytes, json_ok, json_response, require_json_content, with_location};
 use crate::app::api_key::Caller;
 use crate::app::deposit::PreparedDeposit;
 use crate::app::service::Service;
@@ -104,15 +105,7 @@ pub struct LetterView {
     pub collection: Option<serde_json::Value>,
 }
 
-/// A page of letters.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct LetterPage {
-    /// Letters, oldest first.
-    pub items: Vec<LetterView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+page!(LetterPage of LetterView, "letters", "Letters, oldest first.");
 
 /// Body of `POST /v1/letters`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::domain::letter::DepositRequest::parse`]) to list every
@@ -149,16 +142,12 @@ pub struct EvidenceList {
 /// of deposit (`SubmissionAcceptance`, sealed and timestamped, with the CPCE R.53-2 fields).
 #[utoipa::path(post, path = "/v1/letters", tag = "letters",
     request_body(content = DepositBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
-    responses(
-        (status = 201, description = "Letter deposited", body = LetterView),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "Missing or wrong API key", body = Problem),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
-        (status = 415, description = "Not application/json", body = Problem),
-        (status = 422, description = "Invalid fields (all listed), unknown documents, consumer without consent, Idempotency-Key reused", body = Problem),
-        (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem),
-        (status = 503, description = "Timestamp authority unavailable; nothing recorded", body = Problem)),
+    params(IdempotencyKeyHeader),
+    responses((status = 201, description = "Letter deposited", body = LetterView),
+              (status = 422, description = "Invalid fields (all listed), unknown documents, consumer without consent, Idempotency-Key reused", body = Problem),
+              (status = 429, description = "Over the tenant's quota (`[rate_limits]`) or too many refused keys from this address; see Retry-After", body = Problem),
+              (status = 503, description = "Timestamp authority unavailable; nothing recorded", body = Problem),
+              JsonPostProblems),
     security(("api_key" = [])))]
 pub async fn deposit(
     State(service): State<Service>,
@@ -169,12 +158,11 @@ pub async fn deposit(
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the letter")?;
     let body = body.map_err(|e| body_problem(&e, super::MAX_JSON_BODY))?;
-    let claim = match idempotency.begin(&service, &caller, &body).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result = deposit_claimed(&service, &caller, &claim, &body).await;
-    claim.settle(result).await
+    idempotency
+        .run(&service, &caller, &body, async |claim| {
+            deposit_claimed(&service, &caller, claim, &body).await
+        })
+        .await
 }
 
 /// The deposit itself, under the request's idempotency claim.
@@ -188,7 +176,7 @@ async fn deposit_claimed(
     let request = compose_if_asked(service, caller, &value).await?;
     let prepared = service.deposits.prepare(caller, request).await?;
     let view = deposit_view(&prepared, &service.settings.server.public_url)?;
-    let response = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    let response = json_bytes(&view)?;
     let location = format!("/v1/letters/{}", prepared.letter.id);
     let answer = claim.answer(
         StatusCode::CREATED,
@@ -267,8 +255,7 @@ pub(crate) async fn compose_if_asked(
            ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of letters", body = LetterPage),
-              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
-              (status = 401, description = "Missing or wrong API key", body = Problem)),
+              ListProblems),
     security(("api_key" = [])))]
 pub async fn list(
     State(service): State<Service>,
@@ -331,17 +318,15 @@ pub async fn list(
     for row in rows {
         items.push(load_view(&service, row).await?);
     }
-    let body = serde_json::to_vec(&LetterPage { items, next_cursor })
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    LetterPage::json(items, next_cursor)
 }
 
 /// One letter with its documents and evidence.
 #[utoipa::path(get, path = "/v1/letters/{id}", tag = "letters",
     params(("id" = String, Path, description = "Letter id")),
     responses((status = 200, description = "The letter", body = LetterView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such letter for this account", body = Problem)),
+              (status = 404, description = "No such letter for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn show(
     State(service): State<Service>,
@@ -350,8 +335,7 @@ pub async fn show(
 ) -> Result<Response, Problem> {
     let row = find_letter(&service, &caller, &id).await?;
     let view = load_view(&service, row).await?;
-    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&view)
 }
 
 /// Streams a document of the letter to its sender: an uploaded document, or the PDF the
@@ -361,9 +345,9 @@ pub async fn show(
     params(("id" = String, Path, description = "Letter id"),
            ("document_id" = String, Path, description = "Document id, from the letter's `documents`")),
     responses((status = 200, description = "The document", content_type = "application/pdf", body = Vec<u8>),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 404, description = "No such letter for this account, or no such document in it", body = Problem),
-              (status = 410, description = "The content was destroyed after the retention period", body = Problem)),
+              (status = 410, description = "The content was destroyed after the retention period", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn document(
     State(service): State<Service>,
@@ -418,13 +402,13 @@ pub async fn document(
 /// retry is answered with the original answer even after the hold was lifted meanwhile.
 #[utoipa::path(post, path = "/v1/letters/{id}/hold", tag = "letters",
     params(("id" = String, Path, description = "Letter id"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
+           IdempotencyKeyHeader),
     responses((status = 200, description = "The letter, on hold", body = LetterView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
               (status = 404, description = "No such letter for this account", body = Problem),
               (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
               (status = 410, description = "The content was already destroyed", body = Problem),
-              (status = 422, description = "Idempotency-Key reused", body = Problem)),
+              (status = 422, description = "Idempotency-Key reused", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn place_hold(
     State(service): State<Service>,
@@ -432,27 +416,21 @@ pub async fn place_hold(
     idempotency: Idempotency,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let claim = match idempotency.begin(&service, &caller, &[]).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result = set_hold(&service, &caller, id, true).await;
-    let result = match result {
-        Ok((body, at)) => claim
-            .store(StatusCode::OK, None, &body, at)
-            .await
-            .map(|()| json_response(StatusCode::OK, body)),
-        Err(problem) => Err(problem),
-    };
-    claim.settle(result).await
+    idempotency
+        .run(&service, &caller, &[], async |claim| {
+            claim
+                .store_ok(set_hold(&service, &caller, id, true).await)
+                .await
+        })
+        .await
 }
 
 /// Lifts the legal hold of a letter. Idempotent.
 #[utoipa::path(delete, path = "/v1/letters/{id}/hold", tag = "letters",
     params(("id" = String, Path, description = "Letter id")),
     responses((status = 200, description = "The letter, without hold", body = LetterView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such letter for this account", body = Problem)),
+              (status = 404, description = "No such letter for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn lift_hold(
     State(service): State<Service>,
@@ -482,7 +460,7 @@ async fn set_hold(
         .await?;
     let row = find_letter(service, caller, &row.id).await?;
     let view = load_view(service, row).await?;
-    let body = serde_json::to_vec(&view).map_err(|e| Problem::internal(&e))?;
+    let body = json_bytes(&view)?;
     Ok((body, now))
 }
 
@@ -490,8 +468,8 @@ async fn set_hold(
 #[utoipa::path(get, path = "/v1/letters/{id}/evidence", tag = "evidence",
     params(("id" = String, Path, description = "Letter id")),
     responses((status = 200, description = "Evidence records", body = EvidenceList),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such letter for this account", body = Problem)),
+              (status = 404, description = "No such letter for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn evidence_list(
     State(service): State<Service>,
@@ -507,8 +485,7 @@ pub async fn evidence_list(
             .map(|e| summary_of_row(e, &service.settings.server.public_url))
             .collect(),
     };
-    let body = serde_json::to_vec(&list).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&list)
 }
 
 /// A human-readable PDF/A proof of the letter, in French with English labels (CPCE R.53-2,
@@ -519,8 +496,8 @@ pub async fn evidence_list(
     params(("id" = String, Path, description = "Letter id"),
            ("file" = String, Path, description = "`deposit.pdf`, `dispatch.pdf`, `receipt.pdf`, `refusal.pdf`, `non_claim.pdf` or `summary.pdf`")),
     responses((status = 200, description = "The PDF proof", content_type = "application/pdf", body = Vec<u8>),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such letter or proof kind, or the event has not happened yet", body = Problem)),
+              (status = 404, description = "No such letter or proof kind, or the event has not happened yet", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn proof(
     State(service): State<Service>,
@@ -570,8 +547,8 @@ pub async fn proof(
     params(("id" = String, Path, description = "Letter id"),
            ("file" = String, Path, description = "`<evidence id>.json`, `.p7s` or `.tsr`")),
     responses((status = 200, description = "The stored bytes", body = Vec<u8>),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such letter, evidence or file", body = Problem)),
+              (status = 404, description = "No such letter, evidence or file", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn evidence_file(
     State(service): State<Service>,
@@ -745,8 +722,8 @@ fn files(base: &str, letter_id: &str, evidence_id: &str) -> EvidenceFiles {
 #[utoipa::path(get, path = "/v1/letters/{id}/bundle.zip", tag = "evidence",
     params(("id" = String, Path, description = "Letter id")),
     responses((status = 200, description = "The proof bundle", content_type = "application/zip", body = Vec<u8>),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such letter for this account", body = Problem)),
+              (status = 404, description = "No such letter for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn bundle(
     State(service): State<Service>,

@@ -17,6 +17,41 @@ use crate::app::api_key::Caller;
 use crate::app::service::Service;
 use crate::domain::letter::FieldError;
 
+/// Declares the page type of a list: `page!(LetterPage of LetterView, "letters", "Letters,
+/// oldest first.")`, with an optional last literal describing the cursor. The type answers itself
+/// as `200 OK` JSON with `.json()`.
+macro_rules! page {
+    ($name:ident of $item:ty, $what:literal, $items_doc:literal) => {
+        page!(
+            $name of $item,
+            $what,
+            $items_doc,
+            "Pass as `cursor` to get the next page; absent on the last page."
+        );
+    };
+    ($name:ident of $item:ty, $what:literal, $items_doc:literal, $cursor_doc:literal) => {
+        #[doc = concat!("A page of ", $what, ".")]
+        #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            #[doc = $items_doc]
+            pub items: Vec<$item>,
+            #[doc = $cursor_doc]
+            #[serde(skip_serializing_if = "Option::is_none")]
+            pub next_cursor: Option<String>,
+        }
+
+        impl $name {
+            /// The page as a `200 OK` JSON answer.
+            pub(crate) fn json(
+                items: Vec<$item>,
+                next_cursor: Option<String>,
+            ) -> Result<axum::response::Response, super::problem::Problem> {
+                super::json_ok(&$name { items, next_cursor })
+            }
+        }
+    };
+}
+
 pub mod batches;
 pub mod bounces;
 pub mod client_address;
@@ -440,6 +475,16 @@ pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
         body,
     )
         .into_response()
+}
+
+/// `value` as JSON bytes; failing to serialise is an internal problem.
+pub(crate) fn json_bytes<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Problem> {
+    serde_json::to_vec(value).map_err(|e| Problem::internal(&e))
+}
+
+/// `200 OK` with `value` as JSON.
+pub(crate) fn json_ok<T: serde::Serialize>(value: &T) -> Result<Response, Problem> {
+    Ok(json_response(StatusCode::OK, json_bytes(value)?))
 }
 
 /// The body read as JSON, or the `malformed-json` problem.

@@ -589,3 +589,59 @@ impl From<DepositError> for Problem {
         }
     }
 }
+
+/// The problem answers many routes share, declared once for the OpenAPI document: each type
+/// lists its statuses with their descriptions, all with a [`Problem`] body
+/// (`responses(…, ApiKeyProblems)` in a route's `utoipa::path`).
+pub mod shared {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder, response::Response};
+
+    /// `401`: every route behind an API key.
+    pub struct ApiKeyProblems;
+
+    /// `400`, `401`, `409`, `415`: a POST of a JSON body under an `Idempotency-Key`.
+    pub struct JsonPostProblems;
+
+    /// `400`, `401`: a list with query parameters behind an API key.
+    pub struct ListProblems;
+
+    const API_KEY: (u16, &str) = (401, "Missing or wrong API key");
+
+    impl utoipa::IntoResponses for ApiKeyProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[API_KEY])
+        }
+    }
+
+    impl utoipa::IntoResponses for JsonPostProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[
+                (400, "Malformed JSON"),
+                API_KEY,
+                (409, "Same Idempotency-Key in flight"),
+                (415, "Not application/json"),
+            ])
+        }
+    }
+
+    impl utoipa::IntoResponses for ListProblems {
+        fn responses() -> BTreeMap<String, RefOr<Response>> {
+            problems(&[(400, "Invalid query parameters (all listed)"), API_KEY])
+        }
+    }
+
+    fn problems(list: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+        list.iter()
+            .map(|&(status, description)| {
+                let body = Content::new(Some(Ref::from_schema_name("Problem")));
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", body)
+                    .build();
+                (status.to_string(), RefOr::T(response))
+            })
+            .collect()
+    }
+}

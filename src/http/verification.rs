@@ -11,12 +11,11 @@
 //! which letter ids exist.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::json_response;
+use super::json_ok;
 use super::problem::Problem;
 use crate::app::service::Service;
 use crate::core::bundle::verify::{check_legal, check_order};
@@ -96,8 +95,7 @@ pub async fn verify_letter_api(
     let Some(verification) = verify_letter(&service, &letter_id, &query.code).await? else {
         return Err(not_found());
     };
-    let body = serde_json::to_vec(&verification).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&verification)
 }
 
 /// The one answer for an unknown letter and a wrong code.

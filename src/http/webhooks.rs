@@ -9,9 +9,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
-use super::idempotency::{Begun, Idempotency};
+use super::idempotency::{Idempotency, IdempotencyKeyHeader};
 use super::problem::Problem;
-use super::{PageQuery, json_response, path_uuid, require_json_content, with_location};
+use super::problem::shared::{ApiKeyProblems, JsonPostProblems, ListProblems};
+use super::{
+    PageQuery, json_bytes, json_ok, json_response, path_uuid, require_json_content, with_location,
+};
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
 use crate::app::webhook::{WebhookRequest, secret_hint};
@@ -110,15 +113,7 @@ pub struct DeliveryView {
     pub failed_at: Option<String>,
 }
 
-/// A page of deliveries.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DeliveryPage {
-    /// Deliveries, oldest first.
-    pub items: Vec<DeliveryView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
+page!(DeliveryPage of DeliveryView, "deliveries", "Deliveries, oldest first.");
 
 /// Body of `POST /v1/webhooks`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::app::webhook::WebhookRequest::parse`]) to list every problem
@@ -146,14 +141,10 @@ pub struct WebhookBody {
 /// "<t>." ‖ body)>`, retried with backoff for 48 hours until a 2xx answer (at least once).
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks",
     request_body(content = WebhookBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the original response for a retried request")),
-    responses(
-        (status = 201, description = "Webhook registered", body = WebhookView),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "Missing or wrong API key", body = Problem),
-        (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
-        (status = 415, description = "Not application/json", body = Problem),
-        (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem)),
+    params(IdempotencyKeyHeader),
+    responses((status = 201, description = "Webhook registered", body = WebhookView),
+              (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem),
+              JsonPostProblems),
     security(("api_key" = [])))]
 pub async fn create(
     State(service): State<Service>,
@@ -163,11 +154,8 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_json_content(&headers, "the webhook")?;
-    let claim = match idempotency.begin(&service, &caller, &body).await? {
-        Begun::Replay(replay) => return Ok(replay),
-        Begun::Proceed(claim) => claim,
-    };
-    let result: Result<Response, Problem> = async {
+    idempotency
+        .run(&service, &caller, &body, async |claim| {
         let value = super::json_body(&body)?;
         let request = WebhookRequest::parse(&value, service.outbound.policy())
             .map_err(Problem::validation)?;
@@ -182,7 +170,7 @@ pub async fn create(
             deleted_at: None,
         };
         // The stored replay holds the view only, which has no secret.
-        let response = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
+        let response = json_bytes(&view(&row))?;
         let location = format!("/v1/webhooks/{}", row.id);
         let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, now);
         // The answer commits with the record, or neither does.
@@ -195,29 +183,27 @@ pub async fn create(
             json_response(StatusCode::CREATED, response),
             &location,
         ))
-    }
-    .await;
-    claim.settle(result).await
+        })
+        .await
 }
 
 /// The account's active webhooks.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     responses((status = 200, description = "Active webhooks", body = WebhookList),
-              (status = 401, description = "Missing or wrong API key", body = Problem)),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn list(State(service): State<Service>, caller: Caller) -> Result<Response, Problem> {
     let rows = service.storage.active_webhooks(&caller.tenant_id).await?;
     let items = rows.iter().map(view).collect();
-    let body = serde_json::to_vec(&WebhookList { items }).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&WebhookList { items })
 }
 
 /// One webhook of this account, active or deleted.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, description = "The webhook", body = WebhookView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such webhook for this account", body = Problem)),
+              (status = 404, description = "No such webhook for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn show(
     State(service): State<Service>,
@@ -225,8 +211,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let row = find(&service, &caller, &id).await?;
-    let body = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&view(&row))
 }
 
 /// Deletes a webhook: it receives nothing more and its pending deliveries stop. Its delivery
@@ -234,8 +219,8 @@ pub async fn show(
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = String, Path, description = "Webhook id")),
     responses((status = 200, description = "The deleted webhook", body = WebhookView),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such active webhook for this account", body = Problem)),
+              (status = 404, description = "No such active webhook for this account", body = Problem),
+              ApiKeyProblems),
     security(("api_key" = [])))]
 pub async fn delete(
     State(service): State<Service>,
@@ -257,8 +242,7 @@ pub async fn delete(
     }
     tracing::info!(webhook.id = %uuid, tenant.id = %caller.tenant_id, "webhook deleted");
     let row = find(&service, &caller, &uuid).await?;
-    let body = serde_json::to_vec(&view(&row)).map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    json_ok(&view(&row))
 }
 
 /// The deliveries of a webhook, oldest first: attempts, last answer, error, times.
@@ -267,9 +251,8 @@ pub async fn delete(
            ("limit" = Option<i64>, Query, description = "Page size, 1 to 500 (default 50)"),
            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses((status = 200, description = "A page of deliveries", body = DeliveryPage),
-              (status = 400, description = "Invalid query parameters (all listed)", body = Problem),
-              (status = 401, description = "Missing or wrong API key", body = Problem),
-              (status = 404, description = "No such webhook for this account", body = Problem)),
+              (status = 404, description = "No such webhook for this account", body = Problem),
+              ListProblems),
     security(("api_key" = [])))]
 pub async fn deliveries(
     State(service): State<Service>,
@@ -301,9 +284,7 @@ pub async fn deliveries(
         .await?;
     let next_cursor = page.cut(&mut rows, |r| &r.id);
     let items = rows.iter().map(delivery_view).collect();
-    let body = serde_json::to_vec(&DeliveryPage { items, next_cursor })
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(json_response(StatusCode::OK, body))
+    DeliveryPage::json(items, next_cursor)
 }
 
 fn not_found(id: &str) -> Problem {
