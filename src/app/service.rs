@@ -231,7 +231,7 @@ impl Service {
         letter_id: &str,
         evidence: Vec<EvidenceRow>,
         kinds: Vec<ProofKind>,
-    ) -> Result<Vec<(ProofKind, Vec<u8>)>, ProofError> {
+    ) -> Result<Vec<(ProofKind, crate::core::proof::Rendered)>, ProofError> {
         let letter_id = letter_id.to_string();
         let code = self.lifecycle.verification_code(&letter_id);
         let provider = self.settings.server.provider_name.clone();
@@ -261,6 +261,67 @@ impl Service {
         })
         .await
         .map_err(|e| ProofError::Render(format!("rendering task stopped: {e}")))?
+    }
+}
+
+/// Why signed proofs could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum SignedProofError {
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] ProofError),
+    /// Signing or timestamping failed.
+    #[error(transparent)]
+    Sign(#[from] EvidenceError),
+    /// The kept proofs could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl Service {
+    /// The PDF proofs `kinds` of a letter, each with the service's PAdES B-T signature (seal
+    /// and signature timestamp; ETSI EN 319 142-1). A proof is signed once for what it
+    /// renders and then served as kept, so that repeated downloads and bundles of the same
+    /// letter state are byte-identical; kinds whose event has not happened are left out.
+    pub async fn signed_proofs(
+        &self,
+        letter_id: &str,
+        evidence: Vec<EvidenceRow>,
+        kinds: Vec<ProofKind>,
+    ) -> Result<Vec<(ProofKind, Vec<u8>)>, SignedProofError> {
+        let rendered = self.render_proofs(letter_id, evidence, kinds).await?;
+        let mut out = Vec::with_capacity(rendered.len());
+        for (kind, crate::core::proof::Rendered { pdf, signature_box }) in rendered {
+            let rendered_sha256 = hex::encode(Sha256::digest(&pdf));
+            if let Some(kept) = self.storage.signed_proof(letter_id, kind.slug()).await?
+                && kept.rendered_sha256 == rendered_sha256
+            {
+                out.push((kind, kept.pdf));
+                continue;
+            }
+            let now = self.clock.now();
+            let server = &self.settings.server;
+            let field = crate::core::pades::SignatureField {
+                signer: &server.provider_name,
+                reason: kind.title_french(),
+                contact: &server.public_url,
+                at: now,
+                rect: Some(signature_box),
+            };
+            let signed = self.sealer.sign_pdf(&pdf, &field).await?;
+            let kept = self
+                .storage
+                .keep_signed_proof(&crate::infra::storage::SignedProofRow {
+                    letter_id: letter_id.to_string(),
+                    kind: kind.slug().to_string(),
+                    rendered_sha256,
+                    pdf: signed,
+                    signed_at: unix_micros(now),
+                })
+                .await?;
+            out.push((kind, kept.pdf));
+        }
+        Ok(out)
     }
 }
 

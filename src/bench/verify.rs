@@ -220,7 +220,7 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
     let mut proofs = Vec::new();
     for kind in crate::core::proof::ProofKind::ALL {
         if let Some(pdf) = crate::core::proof::render(kind, &context)? {
-            proofs.push((kind.file_name(), pdf));
+            proofs.push((kind.file_name(), pdf.pdf));
         }
     }
     let rows_of_documents: Vec<DocumentRow> = documents.iter().map(|(d, _)| d.clone()).collect();

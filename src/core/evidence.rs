@@ -188,6 +188,9 @@ pub enum EvidenceError {
     /// Timestamping failed.
     #[error(transparent)]
     Timestamp(#[from] TimestampError),
+    /// A PDF could not take a signature.
+    #[error(transparent)]
+    Pades(#[from] crate::core::pades::PadesError),
 }
 
 impl EvidenceRecord {
@@ -351,6 +354,19 @@ impl EvidenceSealer {
             .signature_value()
             .to_vec();
         Ok((seal, Sha256::digest(&signature).into()))
+    }
+
+    /// A PAdES CMS signature over `digest` (the SHA-256 of a PDF's signed byte ranges) and
+    /// the SHA-256 of its signature value, which the signature timestamp covers.
+    pub fn sign_pdf_for_timestamp(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<(Vec<u8>, [u8; 32]), EvidenceError> {
+        let cms = self.sealer.sign_pdf_digest(digest)?;
+        let signature = crate::core::seal::ParsedSeal::parse(&cms)?
+            .signature_value()
+            .to_vec();
+        Ok((cms, Sha256::digest(&signature).into()))
     }
 
     /// The timestamp source.

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod evidence;
 pub mod french;
 pub mod log;
+pub mod pades;
 pub mod pdf_check;
 pub mod pki;
 pub mod proof;

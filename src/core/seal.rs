@@ -372,6 +372,15 @@ impl Sealer {
     }
 }
 
+impl Sealer {
+    /// The CMS signature of a PDF (PAdES, ETSI EN 319 142-1 §5.3): over `digest`, the SHA-256
+    /// of the signed byte ranges, with content-type, message-digest and signing-certificate-v2
+    /// as signed attributes and no signing-time (the signature timestamp gives the time).
+    pub fn sign_pdf_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, SealError> {
+        self.signer.sign(None, digest, &[], true)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Parsing and verification
 // ---------------------------------------------------------------------------

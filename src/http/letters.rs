@@ -511,10 +511,7 @@ pub async fn proof(
     };
     let row = find_letter(&service, &caller, &id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
-    let rendered = service
-        .render_proofs(&row.id, evidence, vec![kind])
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    let rendered = service.signed_proofs(&row.id, evidence, vec![kind]).await?;
     let Some((_, pdf)) = rendered.into_iter().next() else {
         return Err(Problem::not_found(format!(
             "letter {} has no {} yet: its event has not happened",
@@ -759,9 +756,8 @@ pub async fn bundle(
         readers.push((crc, service.content.open_blocking(&doc.sha256).await?));
     }
     let proofs: Vec<(String, Vec<u8>)> = service
-        .render_proofs(&row.id, evidence.clone(), ProofKind::ALL.to_vec())
-        .await
-        .map_err(|e| Problem::internal(&e))?
+        .signed_proofs(&row.id, evidence.clone(), ProofKind::ALL.to_vec())
+        .await?
         .into_iter()
         .map(|(kind, pdf)| (kind.file_name(), pdf))
         .collect();

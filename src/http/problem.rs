@@ -590,6 +590,22 @@ impl From<DepositError> for Problem {
     }
 }
 
+impl From<crate::app::service::SignedProofError> for Problem {
+    fn from(err: crate::app::service::SignedProofError) -> Self {
+        use crate::app::service::SignedProofError;
+        match err {
+            SignedProofError::Sign(crate::core::evidence::EvidenceError::Timestamp(e)) => {
+                tracing::error!(error = %e, "timestamping a proof's signature failed");
+                Problem::unavailable(
+                    "the timestamp authority did not answer correctly; retry later",
+                )
+            }
+            SignedProofError::Storage(e) => e.into(),
+            other => Problem::internal(&other),
+        }
+    }
+}
+
 /// The problem answers many routes share, declared once for the OpenAPI document: each type
 /// lists its statuses with their descriptions, all with a [`Problem`] body
 /// (`responses(…, ApiKeyProblems)` in a route's `utoipa::path`).

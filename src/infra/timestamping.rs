@@ -92,6 +92,20 @@ impl TimestampingSealer {
         Ok(crate::core::seal::with_signature_timestamp(&seal, &token)?)
     }
 
+    /// `pdf` with a PAdES baseline B-T signature (ETSI EN 319 142-1 §6.3): the service's seal
+    /// over the file, with a signature timestamp from the TSA (possibly over the network).
+    pub async fn sign_pdf(
+        &self,
+        pdf: &[u8],
+        field: &crate::core::pades::SignatureField<'_>,
+    ) -> Result<Vec<u8>, EvidenceError> {
+        let prepared = crate::core::pades::prepare(pdf, field)?;
+        let (cms, signature_digest) = self.sealer.sign_pdf_for_timestamp(&prepared.digest())?;
+        let token = self.timestamp(signature_digest).await?;
+        let cms = crate::core::seal::with_signature_timestamp(&cms, &token)?;
+        Ok(prepared.finish(&cms)?)
+    }
+
     /// Serializes and seals `record`, then timestamps it (possibly over the network).
     pub async fn seal(
         &self,

@@ -12,7 +12,10 @@ use std::process::Command;
 use crate::bundle::accepted_letter;
 use crate::helpers::{Engine, TestApp};
 
-crate::on_both_engines!(proofs_carry_every_required_field_with_the_token_times);
+crate::on_both_engines!(
+    proofs_carry_every_required_field_with_the_token_times,
+    proofs_carry_a_pades_signature_that_pyhanko_and_pdfsig_accept
+);
 
 /// Runs a poppler tool; `None` (with a notice, or a failure in CI) when it is missing.
 pub(crate) fn poppler(tool: &str, args: &[&str]) -> Option<(bool, String)> {
@@ -246,4 +249,142 @@ async fn proofs_carry_every_required_field_with_the_token_times(engine: Engine) 
     // Rendering is reproducible: the same evidence gives the same bytes.
     let (_, again) = get_pdf(&app, &id, "summary").await;
     assert_eq!(pdf, again, "PDF proofs are byte-for-byte reproducible");
+}
+
+/// pyHanko's verdicts on every signature of `pdf` (tests/support/pades_check.py), `None`
+/// (with a notice, or a failure in CI) when pyHanko is not installed.
+fn pyhanko_verdicts(pdf: &Path, roots: &Path) -> Option<Value> {
+    let probe = Command::new("python3")
+        .args(["-c", "import pyhanko"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "pyHanko must be installed in CI (pip install pyhanko)"
+        );
+        eprintln!("NOTICE: pyHanko not installed; PAdES validation not run");
+        return None;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/pades_check.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(pdf)
+        .arg(roots)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "pades_check.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).expect("verdict JSON"))
+}
+
+/// The same file with one byte of its first stream changed: a byte the signature covers.
+fn tampered(pdf: &[u8]) -> Vec<u8> {
+    let mut bytes = pdf.to_vec();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"stream")
+        .expect("a content stream")
+        + 40;
+    bytes[at] ^= 0x01;
+    bytes
+}
+
+async fn proofs_carry_a_pades_signature_that_pyhanko_and_pdfsig_accept(engine: Engine) {
+    let Some((sink, app)) = crate::helpers::spawn_app_with_sink(engine).await else {
+        return;
+    };
+    let id = accepted_letter(&app, &sink).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let evidence = app.evidence_of(&id).await;
+    let files = app
+        .download_evidence(&id, &evidence[0].id, dir.path())
+        .await;
+    for kind in ["deposit", "dispatch", "receipt", "summary"] {
+        let (status, pdf) = get_pdf(&app, &id, kind).await;
+        assert_eq!(status, 200, "{kind}");
+        let (_, again) = get_pdf(&app, &id, kind).await;
+        assert_eq!(
+            pdf, again,
+            "{kind}: a signed proof is kept, not signed again"
+        );
+        let file = dir.path().join(format!("{kind}.pdf"));
+        std::fs::write(&file, &pdf).expect("write");
+
+        // Our reading of the file: one CAdES-detached signature covering all but /Contents.
+        let signatures = recommande::core::pades::signatures(&pdf).expect("signatures");
+        let [
+            recommande::core::pades::FoundSignature {
+                byte_range: range,
+                cms,
+            },
+        ] = signatures.as_slice()
+        else {
+            panic!("{kind}: one signature expected, found {}", signatures.len());
+        };
+        assert_eq!(range[0], 0);
+        assert_eq!(
+            range[2] + range[3],
+            pdf.len(),
+            "{kind}: the signature covers the end"
+        );
+        let update = String::from_utf8_lossy(&pdf[pdf.len() - 2000..]).to_string();
+        assert!(
+            update.contains("/FT /Sig") && update.contains("/Rect [56 "),
+            "{kind}: the widget covers the visible box: {update}"
+        );
+        let seal = recommande::core::seal::ParsedSeal::parse(cms).expect("CMS");
+        assert!(
+            seal.signing_time().is_none(),
+            "{kind}: PAdES forbids signing-time"
+        );
+        assert!(
+            seal.signature_timestamp()
+                .expect("unsigned attrs")
+                .is_some(),
+            "{kind}: B-T has a signature timestamp"
+        );
+
+        if let Some(verdicts) = pyhanko_verdicts(&file, &files.roots) {
+            let [verdict] = verdicts["signatures"].as_array().expect("list").as_slice() else {
+                panic!("{kind}: {verdicts}");
+            };
+            eprintln!("pyHanko on {kind}.pdf: {verdict}");
+            assert_eq!(verdict["intact"], true, "{kind}: {verdict}");
+            assert_eq!(verdict["valid"], true, "{kind}: {verdict}");
+            assert_eq!(verdict["trusted"], true, "{kind}: {verdict}");
+            assert_eq!(verdict["coverage"], "ENTIRE_FILE", "{kind}: {verdict}");
+            assert_eq!(
+                verdict["sub_filter"], "/ETSI.CAdES.detached",
+                "{kind}: {verdict}"
+            );
+            let ts = &verdict["timestamp"];
+            assert_eq!(ts["intact"], true, "{kind}: {verdict}");
+            assert_eq!(ts["valid"], true, "{kind}: {verdict}");
+            assert_eq!(ts["trusted"], true, "{kind}: {verdict}");
+        }
+        if let Some((ok, log)) = poppler("pdfsig", &[file.to_str().expect("path")]) {
+            assert!(ok, "pdfsig failed on {kind}: {log}");
+            assert!(log.contains("Signature is Valid"), "{kind}: {log}");
+            assert!(log.contains("ETSI.CAdES.detached"), "{kind}: {log}");
+        }
+        if let Some((ok, log)) = poppler("qpdf", &["--check", file.to_str().expect("path")]) {
+            assert!(ok, "qpdf --check failed on the signed {kind}: {log}");
+        }
+
+        // One byte changed in the signed text: both validators say so.
+        let forged = dir.path().join(format!("{kind}-forged.pdf"));
+        std::fs::write(&forged, tampered(&pdf)).expect("write");
+        if let Some(verdicts) = pyhanko_verdicts(&forged, &files.roots) {
+            assert_eq!(
+                verdicts["signatures"][0]["intact"], false,
+                "{kind}: {verdicts}"
+            );
+        }
+        if let Some((_, log)) = poppler("pdfsig", &[forged.to_str().expect("path")]) {
+            assert!(!log.contains("Signature is Valid"), "{kind} forged: {log}");
+        }
+    }
 }

@@ -403,13 +403,33 @@ impl Layout {
 
     /// A coloured box with a bold wrapped message (warnings such as the development PKI).
     pub fn banner(&mut self, lines: &[&str], text: Colour, background: Colour) {
-        let size = 9.5;
-        let leading = size * 1.35;
-        let wrapped: Vec<String> = lines
+        let styled: Vec<(&str, Face, f32, Colour)> =
+            lines.iter().map(|l| (*l, Face::Bold, 9.5, text)).collect();
+        self.framed(&styled, background);
+    }
+
+    /// The box a PDF signature's widget covers: a pale frame with wrapped lines, each in its
+    /// face, size and colour. Its rectangle in PDF user space (`[x1, y1, x2, y2]`, from the
+    /// bottom-left corner) on the current page.
+    pub fn signature_box(&mut self, lines: &[(&str, Face, f32, Colour)]) -> [f32; 4] {
+        self.framed(lines, PALE_GREY)
+    }
+
+    /// Wrapped lines on a `background` box the width of the text; its PDF rectangle.
+    fn framed(&mut self, lines: &[(&str, Face, f32, Colour)], background: Colour) -> [f32; 4] {
+        let wrapped: Vec<(String, Face, f32, Colour)> = lines
             .iter()
-            .flat_map(|l| wrap(l, Face::Bold, size, TEXT_WIDTH - 16.0))
+            .flat_map(|&(text, face, size, colour)| {
+                wrap(text, face, size, TEXT_WIDTH - 16.0)
+                    .into_iter()
+                    .map(move |l| (l, face, size, colour))
+            })
             .collect();
-        let height = leading * wrapped.len() as f32 + 12.0;
+        let height = wrapped
+            .iter()
+            .map(|(_, _, size, _)| size * 1.35)
+            .sum::<f32>()
+            + 12.0;
         self.keep(height + 6.0);
         let top = self.y;
         self.push(Op::Rect {
@@ -419,11 +439,25 @@ impl Layout {
             h: height,
             colour: background,
         });
-        for (i, line) in wrapped.iter().enumerate() {
-            let baseline = top + 6.0 + leading * (i as f32 + 1.0) - size * 0.3;
-            self.text_at(MARGIN_X + 8.0, baseline, Face::Bold, size, text, line);
+        let mut baseline = top + 6.0;
+        for (line, face, size, colour) in &wrapped {
+            baseline += size * 1.35;
+            self.text_at(
+                MARGIN_X + 8.0,
+                baseline - size * 0.3,
+                *face,
+                *size,
+                *colour,
+                line,
+            );
         }
         self.y = top + height + 6.0;
+        [
+            MARGIN_X,
+            PAGE_HEIGHT - top - height,
+            MARGIN_X + TEXT_WIDTH,
+            PAGE_HEIGHT - top,
+        ]
     }
 
     /// A table: a bold header row, then `rows`. No word of a cell is ever broken, so dates,

@@ -168,7 +168,7 @@ pub fn available(evidence: &[EvidenceRow]) -> Vec<ProofKind> {
 }
 
 /// Renders a proof; `Ok(None)` when its event has not happened.
-pub fn render(kind: ProofKind, ctx: &ProofContext<'_>) -> Result<Option<Vec<u8>>, ProofError> {
+pub fn render(kind: ProofKind, ctx: &ProofContext<'_>) -> Result<Option<Rendered>, ProofError> {
     let events = ctx
         .evidence
         .iter()
@@ -200,6 +200,7 @@ pub fn render(kind: ProofKind, ctx: &ProofContext<'_>) -> Result<Option<Vec<u8>>
 
     let mut page = Layout::new();
     header(&mut page, kind, ctx);
+    let signature_box = signature_box(&mut page, ctx);
     match subject {
         Some(index) => single_event(&mut page, kind, &events, index),
         None => summary(&mut page, &events),
@@ -228,9 +229,19 @@ pub fn render(kind: ProofKind, ctx: &ProofContext<'_>) -> Result<Option<Vec<u8>>
             ctx.letter_id
         ),
     };
-    page.render(&info, attachments)
-        .map(Some)
-        .map_err(ProofError::Render)
+    let pdf = page
+        .render(&info, attachments)
+        .map_err(ProofError::Render)?;
+    Ok(Some(Rendered { pdf, signature_box }))
+}
+
+/// A rendered proof: the unsigned PDF and where its signature box is on the first page.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The PDF/A-3b file.
+    pub pdf: Vec<u8>,
+    /// The signature box, `[x1, y1, x2, y2]` in PDF points on the first page.
+    pub signature_box: [f32; 4],
 }
 
 fn read_event(row: &EvidenceRow) -> Result<Event<'_>, ProofError> {
@@ -319,6 +330,37 @@ fn header(page: &mut Layout, kind: ProofKind, ctx: &ProofContext<'_>) {
         Face::Mono,
     );
     page.field("Prestataire", "Provider", ctx.provider_name, Face::Regular);
+}
+
+/// The box on the first page that the PDF signature's widget covers (see
+/// [`crate::core::pades`]): who signs, how, and the verification code.
+fn signature_box(page: &mut Layout, ctx: &ProofContext<'_>) -> [f32; 4] {
+    page.signature_box(&[
+        (
+            &format!(
+                "Document signé électroniquement par {} (cachet électronique et horodatage, \
+                 PAdES) ; la date de signature est celle de l'horodatage, montrée par le \
+                 panneau des signatures du lecteur PDF.",
+                ctx.provider_name
+            ),
+            Face::Bold,
+            9.0,
+            BLACK,
+        ),
+        (
+            &format!("Code de vérification : {}", ctx.verification_code),
+            Face::Regular,
+            9.0,
+            BLACK,
+        ),
+        (
+            "Electronically sealed and timestamped by the provider (PAdES); any change to \
+             the file invalidates the signature.",
+            Face::Regular,
+            7.5,
+            GREY,
+        ),
+    ])
 }
 
 fn single_event(page: &mut Layout, kind: ProofKind, events: &[Event<'_>], index: usize) {

@@ -1252,6 +1252,7 @@ pub mod idempotency;
 mod lifecycle;
 pub mod log;
 pub mod metrics;
+mod proofs;
 pub mod renewal;
 mod templates;
 mod webhooks;
@@ -1262,6 +1263,7 @@ pub use archive::DocumentKeyRow;
 pub use batches::{BatchChunk, BatchRecord, NewBatch};
 pub use consents::{ConsentFilter, ConsentRow};
 pub use lifecycle::{Job, JobMail, LetterUpdate, NewJob, OtpFailure, SessionRow, Transition};
+pub use proofs::SignedProofRow;
 pub use templates::TemplateRow;
 pub use webhooks::{
     AttemptOutcome, ClaimedDelivery, DeliveryAttempt, DeliveryRow, NewDelivery, WebhookRow,
