@@ -86,7 +86,7 @@ pub struct BatchSummary {
     pub completed_at: Option<String>,
 }
 
-page!(BatchPage of BatchSummary, "batches", "Newest first.",
+page!(BatchPage of BatchSummary, "A page of batches.", "Newest first.",
     "Pass as `cursor` to get the next (older) page; absent on the last page.");
 
 /// Body of a JSON batch, as the OpenAPI document publishes it. The handler checks the body

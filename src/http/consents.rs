@@ -65,7 +65,7 @@ pub struct ConsentView {
     pub withdrawal_reason: Option<String>,
 }
 
-page!(ConsentPage of ConsentView, "consents", "Consents, oldest first.");
+page!(ConsentPage of ConsentView, "A page of consents.", "Consents, oldest first.");
 
 /// Body of `POST /v1/consents`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::domain::consent::ConsentRequest::parse`]) to list every

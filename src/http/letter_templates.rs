@@ -46,7 +46,7 @@ pub struct TemplateView {
     pub created_at: String,
 }
 
-page!(TemplatePage of TemplateView, "templates", "Templates, oldest first.");
+page!(TemplatePage of TemplateView, "A page of templates.", "Templates, oldest first.");
 
 /// Body of `POST /v1/templates`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::domain::collection::wording::TemplateRequest::parse`]) to

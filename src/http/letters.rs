@@ -105,7 +105,7 @@ pub struct LetterView {
     pub collection: Option<serde_json::Value>,
 }
 
-page!(LetterPage of LetterView, "letters", "Letters, oldest first.");
+page!(LetterPage of LetterView, "A page of letters.", "Letters, oldest first.");
 
 /// Body of `POST /v1/letters`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::domain::letter::DepositRequest::parse`]) to list every

@@ -17,20 +17,20 @@ use crate::app::api_key::Caller;
 use crate::app::service::Service;
 use crate::domain::letter::FieldError;
 
-/// Declares the page type of a list: `page!(LetterPage of LetterView, "letters", "Letters,
-/// oldest first.")`, with an optional last literal describing the cursor. The type answers itself
+/// Declares the page type of a list: `page!(LetterPage of LetterView, "A page of letters.",
+/// "Letters, oldest first.")`, with an optional last literal describing the cursor. The type answers itself
 /// as `200 OK` JSON with `.json()`.
 macro_rules! page {
-    ($name:ident of $item:ty, $what:literal, $items_doc:literal) => {
+    ($name:ident of $item:ty, $doc:literal, $items_doc:literal) => {
         page!(
             $name of $item,
-            $what,
+            $doc,
             $items_doc,
             "Pass as `cursor` to get the next page; absent on the last page."
         );
     };
-    ($name:ident of $item:ty, $what:literal, $items_doc:literal, $cursor_doc:literal) => {
-        #[doc = concat!("A page of ", $what, ".")]
+    ($name:ident of $item:ty, $doc:literal, $items_doc:literal, $cursor_doc:literal) => {
+        #[doc = $doc]
         #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
         pub struct $name {
             #[doc = $items_doc]

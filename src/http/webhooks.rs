@@ -113,7 +113,7 @@ pub struct DeliveryView {
     pub failed_at: Option<String>,
 }
 
-page!(DeliveryPage of DeliveryView, "deliveries", "Deliveries, oldest first.");
+page!(DeliveryPage of DeliveryView, "A page of deliveries.", "Deliveries, oldest first.");
 
 /// Body of `POST /v1/webhooks`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::app::webhook::WebhookRequest::parse`]) to list every problem
