@@ -174,6 +174,7 @@ pub fn router(service: Service) -> Router {
                     "/v1/recipient/{token}/evidence/{file}",
                     get(recipient::evidence_file),
                 )
+                .route("/v1/recipient/{token}/receipt.pdf", get(recipient::receipt))
                 .layer(recipient_limit),
         )
         .route(

@@ -50,6 +50,7 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
         super::recipient::refuse,
         super::recipient::document,
         super::recipient::evidence_file,
+        super::recipient::receipt,
         super::bounces::receive,
         super::metrics::metrics,
         super::consents::create,

@@ -394,6 +394,9 @@ struct LandingPage {
     withheld: bool,
     withheld_text: String,
     proofs: Vec<ProofRow>,
+    /// After the decision, to the identified recipient: the verification code of the letter
+    /// and the address of the verification page with it filled in.
+    verification: Option<(String, String)>,
 }
 
 /// The sum claimed by an accepted composed letter, as its proof of deposit records it.
@@ -604,6 +607,11 @@ fn landing_page(
         withheld,
         withheld_text: t.withheld_text(&mask_address(letter.recipient.email.as_str())),
         proofs,
+        verification: (decided && identified).then(|| {
+            let code = service.lifecycle.verification_code(&row.id);
+            let href = format!("/verify?letter={}&code={code}", row.id);
+            (code, href)
+        }),
     }
 }
 

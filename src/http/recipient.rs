@@ -477,6 +477,67 @@ pub async fn evidence_file(
         .into_response())
 }
 
+/// The recipient's own proof of their decision, as a signed PDF: the accusé de réception of
+/// an accepted letter, the preuve de refus of a refused one (the same signed file the sender
+/// gets).
+#[utoipa::path(get, path = "/v1/recipient/{token}/receipt.pdf", tag = "recipient",
+    params(("token" = String, Path, description = "Token from the notification link")),
+    responses((status = 200, description = "The PAdES-signed PDF proof of the decision", body = Vec<u8>, content_type = "application/pdf"),
+              (status = 401, description = "No valid session", body = Problem),
+              (status = 404, description = "Unknown link, or not decided yet", body = Problem),
+              (status = 503, description = "Timestamp authority unavailable", body = Problem)),
+    security(("recipient_session" = [])))]
+pub async fn receipt(
+    State(service): State<Service>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let letter = service.lifecycle.recipient_letter(&token).await?;
+    if !identified(&service, &letter, &headers).await? {
+        return Err(Problem::recipient_unauthenticated(
+            "identify first: the receipt is given to the identified recipient".into(),
+        ));
+    }
+    let kind = match LetterState::parse(&letter.letter.state) {
+        Some(LetterState::Accepted) => crate::core::proof::ProofKind::Receipt,
+        Some(LetterState::Refused) => crate::core::proof::ProofKind::Refusal,
+        _ => {
+            return Err(Problem::not_found(
+                "the letter is not decided yet: the receipt comes with the decision",
+            ));
+        }
+    };
+    let evidence = service
+        .storage
+        .evidence_of_letter(&letter.letter.id)
+        .await?;
+    let Some((_, pdf)) = service
+        .signed_proofs(&letter.letter.id, evidence, vec![kind])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Err(Problem::not_found("the decision has no proof yet"));
+    };
+    let disposition = HeaderValue::from_str(&format!(
+        "attachment; filename=\"lettre-{}-{}\"",
+        letter.letter.id,
+        kind.file_name()
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/pdf"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        pdf,
+    )
+        .into_response())
+}
+
 /// Builds the recipient's view.
 pub fn view(service: &Service, mut letter: RecipientLetter, identified: bool) -> RecipientView {
     let state = LetterState::parse(&letter.letter.state).unwrap_or(LetterState::Deposited);

@@ -96,6 +96,32 @@ async fn post_with_session(app: &TestApp, path: &str, session: &str) -> reqwest:
         .expect("POST")
 }
 
+/// The recipient's signed proof of their decision: refused without a session, a PAdES-signed
+/// PDF with it, whose text names the proof (`title`).
+async fn recipient_receipt(app: &TestApp, token: &str, session: &str, title: &str) -> Vec<u8> {
+    let path = format!("/v1/recipient/{token}/receipt.pdf");
+    assert_eq!(app.get_as("not-a-session", &path).await.status(), 401);
+    let response = app.get_as(session, &path).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header_str(&response, "content-type"),
+        Some("application/pdf")
+    );
+    let pdf = response.bytes().await.expect("pdf").to_vec();
+    let signatures = recommande::core::pades::signatures(&pdf).expect("signatures");
+    assert_eq!(signatures.len(), 1, "a signed PDF");
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("receipt.pdf");
+    std::fs::write(&file, &pdf).expect("write");
+    if let Some((ok, log)) = crate::proofs::poppler("pdfsig", &[file.to_str().expect("path")]) {
+        assert!(ok && log.contains("Signature is Valid"), "{log}");
+    }
+    if let Some(text) = crate::proofs::text_of(&pdf, dir.path(), "text") {
+        assert!(text.contains(title), "{text}");
+    }
+    pdf
+}
+
 async fn events(app: &TestApp, letter_id: &str) -> Vec<String> {
     let list: Value = app
         .get_json(&format!("/v1/letters/{letter_id}/evidence"))
@@ -250,6 +276,7 @@ async fn a_letter_is_notified_without_its_sender_then_accepted_downloaded_and_pr
         accepted["sender"]["name"], "Cabinet Recouvr",
         "revealed after the decision"
     );
+    recipient_receipt(&app, &token, &session, "Accusé de réception").await;
 
     let document = accepted["documents"][0]["id"].as_str().expect("document");
     for _ in 0..2 {
@@ -357,6 +384,12 @@ async fn a_refusal_is_final_and_reveals_the_sender(engine: Engine) {
         assert!(text.contains("a refusé la lettre"), "{text}");
         assert!(text.contains("envoi@recouvr.fr"), "{text}");
     }
+    let given = recipient_receipt(&app, &token, &session, "Preuve de refus").await;
+    let (_, kept) = crate::proofs::get_pdf(&app, letter_id, "refusal").await;
+    assert_eq!(
+        given, kept,
+        "the recipient gets the signed file the sender gets"
+    );
     for path in ["accept", "refuse"] {
         let response =
             post_with_session(&app, &format!("/v1/recipient/{token}/{path}"), &session).await;

@@ -349,6 +349,16 @@ async fn the_form_flow_identifies_then_accepts_only_with_the_confirmation(engine
         .into_iter()
         .find(|e| e.event == "ConsignmentAcceptance")
         .expect("acceptance");
+    // The signed acknowledgement of receipt, what accepting means, and the verification link.
+    let receipt = format!(r#"href="/v1/recipient/{}/receipt.pdf""#, n.token);
+    assert!(html.contains(&receipt), "{html}");
+    assert!(html.contains("accusé de réception (PDF signé)"), "{html}");
+    assert!(
+        html.contains("Accepter ne vaut pas reconnaissance"),
+        "{html}"
+    );
+    let code = n.app.service.lifecycle.verification_code(&n.letter_id);
+    assert!(html.contains(&code), "the verification code: {html}");
     for ext in ["json", "p7s", "tsr"] {
         let proof = format!("/v1/recipient/{}/evidence/{}.{ext}", n.token, acceptance.id);
         assert!(
@@ -431,6 +441,11 @@ async fn a_refusal_through_the_pages_reveals_the_sender_but_not_the_content(engi
         "revealed after a refusal too"
     );
     assert!(html.contains("son contenu ne vous est pas accessible"));
+    assert!(html.contains("annule pas la dette réclamée"), "{html}");
+    assert!(
+        html.contains(&format!("/v1/recipient/{}/receipt.pdf", n.token)),
+        "{html}"
+    );
     assert!(!html.contains("/documents/"), "no download after a refusal");
     assert!(
         html.contains(r#"<th scope="row">Refus</th>"#),
@@ -697,6 +712,7 @@ fn assert_nothing_beyond_the_notification(html: &str, when: &str) {
         "relance.pdf",
         "/documents/",
         "/evidence/",
+        "receipt.pdf",
         "1 document",
         "acceptée",
         "refusée",

@@ -52,7 +52,7 @@ pub(crate) async fn proof_status(app: &TestApp, id: &str, kind: &str) -> u16 {
     get_pdf(app, id, kind).await.0
 }
 
-async fn get_pdf(app: &TestApp, id: &str, kind: &str) -> (u16, Vec<u8>) {
+pub(crate) async fn get_pdf(app: &TestApp, id: &str, kind: &str) -> (u16, Vec<u8>) {
     let response = app
         .get(&format!("/v1/letters/{id}/proofs/{kind}.pdf"))
         .await;
@@ -60,7 +60,7 @@ async fn get_pdf(app: &TestApp, id: &str, kind: &str) -> (u16, Vec<u8>) {
     (status, response.bytes().await.expect("body").to_vec())
 }
 
-fn text_of(pdf: &[u8], dir: &Path, name: &str) -> Option<String> {
+pub(crate) fn text_of(pdf: &[u8], dir: &Path, name: &str) -> Option<String> {
     let file = dir.join(format!("{name}.pdf"));
     std::fs::write(&file, pdf).expect("write pdf");
     let out = dir.join(format!("{name}.txt"));

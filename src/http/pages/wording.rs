@@ -146,6 +146,20 @@ pub struct Wording {
     pub download: &'static str,
     /// A refused letter's content stays closed.
     pub refused_no_content: &'static str,
+    /// Heading of the receipt section.
+    pub receipt_heading: &'static str,
+    /// What accepting means.
+    pub accepted_meaning: &'static str,
+    /// What refusing means.
+    pub refused_meaning: &'static str,
+    /// Link to the signed PDF of an acceptance.
+    pub receipt_accepted_link: &'static str,
+    /// Link to the signed PDF of a refusal.
+    pub receipt_refused_link: &'static str,
+    /// About the PDF's signature and the verification page.
+    pub receipt_verify_text: &'static str,
+    /// Link to the verification page.
+    pub receipt_verify_link: &'static str,
     /// Heading of the proofs.
     pub proofs_heading: &'static str,
     /// What the proofs are.
@@ -291,6 +305,13 @@ pub static FRENCH: Wording = Wording {
     documents_text: "Votre premier téléchargement est enregistré dans une preuve de remise du contenu.",
     download: "Télécharger",
     refused_no_content: "Vous avez refusé la lettre : son contenu ne vous est pas accessible.",
+    receipt_heading: "Votre preuve",
+    accepted_meaning: "Vous avez accepté la lettre : elle vous est remise, et l'expéditeur reçoit un accusé de réception daté. Accepter ne vaut pas reconnaissance de ce que la lettre réclame.",
+    refused_meaning: "Vous avez refusé la lettre. Refuser n'annule pas la dette réclamée et n'arrête pas la procédure : l'expéditeur reçoit une preuve datée de votre refus.",
+    receipt_accepted_link: "Télécharger l'accusé de réception (PDF signé)",
+    receipt_refused_link: "Télécharger la preuve de refus (PDF signé)",
+    receipt_verify_text: "Ce PDF est signé et horodaté par le prestataire : votre lecteur PDF montre la signature. Vous pouvez aussi vérifier la lettre sur la page de vérification avec son identifiant et ce code :",
+    receipt_verify_link: "Vérifier cette lettre",
     proofs_heading: "Vos preuves",
     proofs_text: "Chaque étape est attestée par un enregistrement JSON, scellé (fichier .p7s, CMS) et horodaté (fichier .tsr, RFC 3161). Ces fichiers se vérifient avec openssl.",
     proofs_event: "Étape",
@@ -402,6 +423,13 @@ pub static ENGLISH: Wording = Wording {
     documents_text: "Your first download is recorded as proof that the content was handed over.",
     download: "Download",
     refused_no_content: "You refused the letter: its content is not available to you.",
+    receipt_heading: "Your proof",
+    accepted_meaning: "You accepted the letter: it is handed over to you, and the sender receives a dated acknowledgement of receipt. Accepting does not mean agreeing with what the letter claims.",
+    refused_meaning: "You refused the letter. Refusing does not cancel the debt claimed nor stop the procedure: the sender receives a dated proof of your refusal.",
+    receipt_accepted_link: "Download the acknowledgement of receipt (signed PDF)",
+    receipt_refused_link: "Download the proof of refusal (signed PDF)",
+    receipt_verify_text: "This PDF is signed and timestamped by the provider: your PDF reader shows the signature. You can also check the letter on the verification page with its id and this code:",
+    receipt_verify_link: "Verify this letter",
     proofs_heading: "Your proofs",
     proofs_text: "Each step is attested by a JSON record, sealed (.p7s file, CMS) and timestamped (.tsr file, RFC 3161). The files can be checked with openssl.",
     proofs_event: "Step",
