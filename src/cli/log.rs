@@ -79,10 +79,32 @@ async fn verify_consistency(
     ExitCode::SUCCESS
 }
 
+/// A published tree head (the JSON of `/v1/log/tree-head` that witnesses keep), or the
+/// `log/` folder of an unpacked bundle (or its `tree-head.json`, beside `tree-head.p7s` and
+/// `tree-head.tsr`).
 fn read_head(path: &Path) -> Result<PublishedTreeHead, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} is not a published tree head: {e}", path.display()))
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let head_file = if path.is_dir() {
+        path.join("tree-head.json")
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = read(&head_file)?;
+    if let Ok(published) = serde_json::from_slice::<PublishedTreeHead>(&bytes) {
+        return Ok(published);
+    }
+    let (seal, token) = (
+        head_file.with_extension("p7s"),
+        head_file.with_extension("tsr"),
+    );
+    if !seal.is_file() || !token.is_file() {
+        return Err(format!(
+            "{} is neither a published tree head nor a bundle's log/tree-head.json with its .p7s and .tsr",
+            path.display()
+        ));
+    }
+    PublishedTreeHead::from_parts(&bytes, &read(&seal)?, &read(&token)?)
+        .map_err(|e| format!("{}: {e}", head_file.display()))
 }
 
 /// The consistency proof between the two heads' sizes: read from `proof`, or fetched from

@@ -161,6 +161,21 @@ async fn the_log_proves_inclusion_and_only_grows(engine: Db) {
         Some(1),
         "a head whose root differs from the sealed one: {out}"
     );
+    // A bundle's log/ folder, unpacked, is a head the CLI reads: a judge compares it with a
+    // head kept earlier by a witness.
+    let unpacked = dir.path().join("bundle");
+    let bundle = crate::bundle::bundle_bytes(&app, &letters[4]).await;
+    crate::bundle::unzip(&bundle, &unpacked);
+    let log_dir = unpacked.join("log");
+    let mut from_bundle = base(&old_file, &log_dir);
+    from_bundle.extend(["--server".to_string(), server.clone()]);
+    let (code, out) = run(from_bundle).await.expect("join");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("CONSISTENT"), "{out}");
+    let mut from_file = base(&old_file, &log_dir.join("tree-head.json"));
+    from_file.extend(["--proof".to_string(), path(&proof_file)]);
+    let (code, out) = run(from_file).await.expect("join");
+    assert_eq!(code, Some(0), "the bundle's head is the new one: {out}");
     let mut backwards = base(&new_file, &old_file);
     backwards.extend(["--server".to_string(), server]);
     let (code, out) = run(backwards).await.expect("join");

@@ -736,6 +736,12 @@ fn log_commands(c: &mut String) {
         c,
         format!("grep -o '\"root_hash\":\"[0-9a-f]*\"' {LOG_TREE_HEAD}"),
     );
+    c.push_str(
+        "   Cette tête se compare à une tête gardée plus tôt par un témoin (le journal n'a fait \
+         que croître) / Compare it with a head a witness kept earlier (the log only grew):\n   \
+         recommande log verify-consistency <tête-du-témoin.json> log/ --trust <racines.pem> \
+         --server <adresse du prestataire>\n",
+    );
 }
 
 /// Step 9, when the bundle holds renewals: each renewal's root and its timestamp.

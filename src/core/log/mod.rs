@@ -79,6 +79,23 @@ impl PublishedTreeHead {
         }
     }
 
+    /// The published form of a head kept as three files, as a bundle's `log/` holds it: the
+    /// head's bytes (`tree-head.json`), its seal (`.p7s`) and its token (`.tsr`). Nothing is
+    /// checked here but that the head reads as one: [`PublishedTreeHead::verify`] checks it.
+    pub fn from_parts(head: &[u8], seal: &[u8], token: &[u8]) -> Result<Self, String> {
+        let parsed: TreeHead = serde_json::from_slice(head)
+            .map_err(|e| format!("the head is not a tree head: {e}"))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(PublishedTreeHead {
+            tree_size: parsed.tree_size,
+            root_hash: parsed.root_hash,
+            issued_at: parsed.issued_at,
+            head: b64.encode(head),
+            seal: b64.encode(seal),
+            timestamp_token: b64.encode(token),
+        })
+    }
+
     /// Verifies the seal and timestamp of the head against `anchors` and checks that the
     /// repeated fields match the sealed bytes; returns the head and the token's time.
     pub fn verify(&self, anchors: &TrustAnchors) -> Result<(TreeHead, OffsetDateTime), String> {
