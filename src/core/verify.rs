@@ -330,6 +330,109 @@ fn check_event_time(event_time: &str, gen_time: OffsetDateTime) -> Result<String
     ))
 }
 
+/// A plain-language name for a check of [`verify_evidence`] or of a bundle's verification, in
+/// French or English (the names the verification page and `recommande verify` show).
+pub fn check_label(name: &str, french: bool) -> &'static str {
+    let (fr, en) = match name {
+        "container" => ("Conteneur ASiC-E", "ASiC-E container"),
+        "container_extent" => (
+            "Aucun octet hors des fichiers du conteneur",
+            "No byte outside the container's files",
+        ),
+        "container_headers" => (
+            "En-têtes locaux conformes au répertoire central",
+            "Local headers agree with the central directory",
+        ),
+        "container_local_entries" => (
+            "Aucun fichier caché ni chevauchant",
+            "No hidden or overlapping file",
+        ),
+        "container_names" => (
+            "Noms de fichiers uniques et relatifs",
+            "File names unique and relative",
+        ),
+        "container_layout" => (
+            "Aucun fichier étranger au dossier de preuves",
+            "No file foreign to the proof bundle",
+        ),
+        "container_limits" => (
+            "Décompression dans les limites (taille, nombre, taux, durée)",
+            "Inflation within the limits (size, count, ratio, time)",
+        ),
+        "manifest_seal" => (
+            "Sceau du prestataire sur le manifeste",
+            "Provider's seal over the manifest",
+        ),
+        "file_digests" => ("Empreintes de tous les fichiers", "Digests of every file"),
+        "evidence_files" => ("Fichiers de la preuve", "Files of the record"),
+        "record_canonical" => (
+            "Enregistrement lisible et canonique",
+            "Readable, canonical record",
+        ),
+        "seal_signature" => ("Signature du cachet", "Seal signature"),
+        "seal_certificate" => (
+            "Certificat du cachet, valide à la date de l'événement",
+            "Seal certificate, valid at the event time",
+        ),
+        "timestamp_signature" => ("Signature de l'horodatage", "Timestamp signature"),
+        "timestamp_imprint" => (
+            "L'horodatage porte sur cet enregistrement",
+            "The timestamp covers this record",
+        ),
+        "timestamp_certificate" => (
+            "Certificat de l'autorité d'horodatage",
+            "Timestamp authority certificate",
+        ),
+        "event_time" => (
+            "Heure de l'événement conforme à l'horodatage",
+            "Event time agrees with the timestamp",
+        ),
+        "chain_link" => (
+            "Lien avec la preuve précédente",
+            "Link to the previous record",
+        ),
+        "event_order" => ("Ordre des événements", "Order of events"),
+        "legal_consistency" => (
+            "Délai de quinze jours (CPCE R.53-3)",
+            "Fifteen-day window (CPCE R.53-3)",
+        ),
+        "documents_match" => ("Documents déposés", "Deposited documents"),
+        "timestamp_renewal" => (
+            "Horodatage valide aujourd'hui ou renouvelé à temps (RFC 4998)",
+            "Timestamp valid today or renewed in time (RFC 4998)",
+        ),
+        "log_tree_head" => (
+            "Tête d'arbre du journal de transparence",
+            "Transparency log tree head",
+        ),
+        "log_inclusion" => (
+            "Inscription au journal de transparence",
+            "Entry in the transparency log",
+        ),
+        _ => ("Vérification", "Check"),
+    };
+    if french { fr } else { en }
+}
+
+/// A plain-language name for an evidence event, in French or English; an unknown name as it is.
+pub fn event_label(event: &str, french: bool) -> &str {
+    let (fr, en) = match event {
+        "SubmissionAcceptance" => ("Dépôt de la lettre", "Letter deposited"),
+        "SubmissionRejection" => ("Dépôt refusé", "Deposit refused"),
+        "NotificationForAcceptance" => ("Notification envoyée", "Notification sent"),
+        "NotificationForAcceptanceFailure" => {
+            ("Notification non remise", "Notification not delivered")
+        }
+        "ConsignmentAcceptance" => ("Acceptation", "Acceptance"),
+        "ConsignmentRejection" => ("Refus", "Refusal"),
+        "ContentHandover" => ("Remise du contenu", "Content handed over"),
+        "AcceptanceRejectionExpiry" => ("Non-réclamation", "Unclaimed"),
+        "ContentDestruction" => ("Destruction du contenu", "Content destroyed"),
+        _ => return event,
+    };
+    if french { fr } else { en }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -211,7 +211,7 @@ async fn every_ambiguous_container_is_not_valid_on_the_cli_and_on_the_verify_pag
         assert_eq!(status, 1, "{case}: {out}");
         assert!(out.contains("NOT VALID"), "{case}: {out}");
         assert!(
-            out.contains(&format!("[FAIL] bundle · {check}")),
+            out.contains("[FAIL] bundle · ") && out.contains(&format!("({check}) — found")),
             "{case}: {out}"
         );
         assert!(page.contains("NOT VALID"), "{case}: {page}");
@@ -224,7 +224,12 @@ async fn every_ambiguous_container_is_not_valid_on_the_cli_and_on_the_verify_pag
     let (status, out) = recommande_verify(&dir.path().join("duplicate_name.zip"), &roots, "fr");
     assert_eq!(status, 1, "{out}");
     assert!(out.contains("NON VALIDE"), "{out}");
-    assert!(out.contains("[ÉCHEC] bundle · container_names"), "{out}");
+    assert!(
+        out.contains(
+            "[ÉCHEC] dossier · Noms de fichiers uniques et relatifs (container_names) — constaté"
+        ),
+        "{out}"
+    );
 }
 
 async fn bundles_we_write_read_the_same_with_a_streaming_unzip_and_python_zipfile(engine: Engine) {

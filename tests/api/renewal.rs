@@ -205,7 +205,8 @@ async fn old_evidence_stays_verifiable_after_rotation_and_expiry_thanks_to_renew
     ]);
     assert_eq!(code, 1, "{output}");
     assert!(
-        output.contains("[FAIL] evidence/01-SubmissionAcceptance · timestamp_renewal"),
+        output.contains("[FAIL] evidence/01-SubmissionAcceptance · ")
+            && output.contains("(timestamp_renewal) — found"),
         "{output}"
     );
     assert!(output.contains("no later renewal covers it"), "{output}");

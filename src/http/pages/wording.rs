@@ -645,21 +645,7 @@ impl Wording {
 
     /// The name of an evidence event (ETSI EN 319 522) for a reader.
     pub fn event_label(&self, event: &str) -> String {
-        let (fr, en) = match event {
-            "SubmissionAcceptance" => ("Dépôt de la lettre", "Letter deposited"),
-            "SubmissionRejection" => ("Dépôt refusé", "Deposit refused"),
-            "NotificationForAcceptance" => ("Notification envoyée", "Notification sent"),
-            "NotificationForAcceptanceFailure" => {
-                ("Notification non remise", "Notification not delivered")
-            }
-            "ConsignmentAcceptance" => ("Acceptation", "Acceptance"),
-            "ConsignmentRejection" => ("Refus", "Refusal"),
-            "ContentHandover" => ("Remise du contenu", "Content handed over"),
-            "AcceptanceRejectionExpiry" => ("Non-réclamation", "Unclaimed"),
-            "ContentDestruction" => ("Destruction du contenu", "Content destroyed"),
-            other => (other, other),
-        };
-        if self.is_french() { fr } else { en }.to_string()
+        crate::core::verify::event_label(event, self.is_french()).to_string()
     }
 
     fn is_french(&self) -> bool {
