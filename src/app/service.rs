@@ -190,7 +190,7 @@ impl Service {
             mailer,
             RecipientKeys::load(&storage, &keyring, unix_micros(now)).await?,
             settings.server.public_url.clone(),
-            settings.server.provider_name.clone(),
+            settings.provider.clone(),
             settings.mail.reminder_days.clone(),
         );
         let log = TransparencyLog::new(
@@ -242,8 +242,10 @@ impl Service {
             .trim_end_matches('/')
             .to_string();
         let development_pki = self.trust.development;
+        let identity = self.settings.provider.clone();
         tokio::task::spawn_blocking(move || {
             let ctx = ProofContext {
+                provider: &identity,
                 letter_id: &letter_id,
                 evidence: &evidence,
                 provider_name: &provider,

@@ -210,6 +210,7 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
     // The PDF proofs the download route adds, rendered from the same records.
     let code = service.lifecycle.verification_code(&letter_id);
     let context = crate::core::proof::ProofContext {
+        provider: &service.settings.provider,
         letter_id: &letter_id,
         evidence: &rows,
         provider_name: &service.settings.server.provider_name,
@@ -225,6 +226,7 @@ fn build_bundle(service: &Service) -> anyhow::Result<(Vec<u8>, usize)> {
     }
     let rows_of_documents: Vec<DocumentRow> = documents.iter().map(|(d, _)| d.clone()).collect();
     let plan = plan(&BundleInput {
+        provider: &service.settings.provider,
         letter_id: &letter_id,
         evidence: &rows,
         documents: &rows_of_documents,

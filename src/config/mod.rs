@@ -17,6 +17,7 @@ mod mail;
 mod metrics;
 pub mod outbound;
 mod pki;
+mod provider;
 mod rate_limits;
 mod renewal;
 mod server;
@@ -91,6 +92,8 @@ pub struct Settings {
     pub evidence: EvidenceSettings,
     /// The public verification (`[verify]`).
     pub verify: VerifySettings,
+    /// The provider's legal identity (`[provider]`).
+    pub provider: crate::core::provider::ProviderIdentity,
     /// Connection limits and trusted proxies of the HTTP server (`[http]`).
     pub http: HttpSection,
     /// In-memory request quotas per tenant and per client address (`[rate_limits]`).
@@ -180,6 +183,8 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let (server, database) = server::resolve(&mut file, overrides)?;
         let verify = verify::resolve(&file.verify)?;
+        let provider =
+            provider::resolve(std::mem::take(&mut file.provider), &server.provider_name)?;
         let http = http::resolve(&file.http)?;
         let rate_limits = rate_limits::resolve(&file.rate_limits)?;
         let retention_years = evidence::retention_years(file.retention_years)?;
@@ -202,6 +207,7 @@ impl Settings {
             database,
             evidence,
             verify,
+            provider,
             http,
             rate_limits,
             pki,

@@ -37,6 +37,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) verify: FileVerify,
     #[serde(default)]
+    pub(super) provider: super::provider::FileProvider,
+    #[serde(default)]
     pub(super) http: FileHttp,
     #[serde(default)]
     pub(super) rate_limits: FileRateLimits,

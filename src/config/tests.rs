@@ -598,3 +598,37 @@ fn bad_values_are_named_precisely() {
     .expect_err("oid");
     assert!(err.to_string().contains("policy_oid"), "{err}");
 }
+
+#[test]
+fn the_provider_identity_defaults_to_the_name_and_is_checked() {
+    let s = load(None, &[], Overrides::default()).expect("defaults");
+    assert_eq!(s.provider.legal_name, "recommande");
+    assert!(!s.provider.qualified);
+    let s = load(
+        Some(
+            "provider_name = \"Recommande\"\n[provider]\nlegal_name = \"Recommande SAS\"\naddress = \"1 rue de la Paix, 75002 Paris\"\nregistration = \"RCS Paris 123 456 789\"\ncontact = \"support@recommande.example\"\nprivacy_url = \"https://recommande.example/vie-privee\"\n",
+        ),
+        &[],
+        Overrides::default(),
+    )
+    .expect("settings");
+    assert_eq!(s.provider.name, "Recommande");
+    assert_eq!(s.provider.legal_name, "Recommande SAS");
+    assert_eq!(
+        s.provider.registration.as_deref(),
+        Some("RCS Paris 123 456 789")
+    );
+    for (file, key) in [
+        (
+            "[provider]\nprivacy_url = \"ftp://x\"\n",
+            "provider.privacy_url",
+        ),
+        ("[provider]\nlegal_name = \"\"\n", "provider.legal_name"),
+        ("[provider]\naddress = \"a\\nb\"\n", "provider.address"),
+    ] {
+        match load(Some(file), &[], Overrides::default()) {
+            Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{file}"),
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+}

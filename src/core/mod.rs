@@ -14,6 +14,7 @@ pub mod pades;
 pub mod pdf_check;
 pub mod pki;
 pub mod proof;
+pub mod provider;
 pub mod records;
 pub mod renewal;
 pub mod seal;

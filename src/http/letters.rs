@@ -768,6 +768,7 @@ pub async fn bundle(
         .map_err(Problem::from)?;
     let renewals = service.storage.renewals_of_letter(&row.id).await?;
     let plan = crate::core::bundle::plan(&crate::core::bundle::BundleInput {
+        provider: &service.settings.provider,
         letter_id: &row.id,
         evidence: &evidence,
         documents: &documents,

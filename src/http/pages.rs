@@ -344,6 +344,9 @@ struct Chrome {
     development: bool,
     /// The footer line.
     footer: &'static str,
+    /// The provider's legal identity and qualification status, in the page's language.
+    legal: String,
+    status: &'static str,
 }
 
 impl Chrome {
@@ -356,6 +359,8 @@ impl Chrome {
             switch_path,
             development: service.trust.development,
             footer: lang.wording().footer,
+            legal: service.settings.provider.legal_line(lang == Lang::French),
+            status: service.settings.provider.status(lang == Lang::French),
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::helpers::{Engine, TestApp};
 
 crate::on_both_engines!(
     proofs_carry_every_required_field_with_the_token_times,
-    proofs_carry_a_pades_signature_that_pyhanko_and_pdfsig_accept
+    proofs_carry_a_pades_signature_that_pyhanko_and_pdfsig_accept,
+    the_configured_legal_identity_is_on_proofs_pages_and_verify_txt
 );
 
 /// Runs a poppler tool; `None` (with a notice, or a failure in CI) when it is missing.
@@ -235,6 +236,8 @@ async fn proofs_carry_every_required_field_with_the_token_times(engine: Engine) 
     };
     render_pages(dir.path(), "summary", engine);
     assert!(text.contains("Dossier de preuves"));
+    // The provider's legal identity (here the default: its name only).
+    assert!(text.contains("Prestataire : recommande"), "{text}");
     for row in &evidence {
         let token = ParsedToken::parse(&row.timestamp_token).expect("token");
         assert!(text.contains(&row.event), "summary lacks {}", row.event);
@@ -387,4 +390,38 @@ async fn proofs_carry_a_pades_signature_that_pyhanko_and_pdfsig_accept(engine: E
             assert!(!log.contains("Signature is Valid"), "{kind} forged: {log}");
         }
     }
+}
+
+async fn the_configured_legal_identity_is_on_proofs_pages_and_verify_txt(engine: Engine) {
+    let clock = std::sync::Arc::new(recommande::core::clock::SystemClock);
+    let Some(app) = crate::helpers::spawn_app_with(engine, clock, |s| {
+        s.provider.legal_name = "Recommande Services SAS".into();
+        s.provider.registration = Some("RCS Paris 123 456 789".into());
+        s.provider.contact = Some("support@recommande.example".into());
+    })
+    .await
+    else {
+        return;
+    };
+    let letter = app.deposit().await;
+    let id = letter["id"].as_str().expect("id");
+    let line =
+        "Recommande Services SAS · RCS Paris 123 456 789 · contact : support@recommande.example";
+    if let Some(text) = proof_text(&app, id, "deposit").await {
+        assert!(text.contains(&format!("Prestataire : {line}")), "{text}");
+    }
+    let bundle = crate::bundle::bundle_bytes(&app, id).await;
+    let dir = tempfile::tempdir().expect("dir");
+    crate::bundle::unzip(&bundle, dir.path());
+    let verify = std::fs::read_to_string(dir.path().join("VERIFY.txt")).expect("VERIFY.txt");
+    assert!(
+        verify.contains(&format!("Prestataire : {line}\nPrestataire non qualifié")),
+        "{verify}"
+    );
+    assert!(verify.contains("Provider: Recommande Services SAS · RCS Paris 123 456 789 · contact: support@recommande.example"), "{verify}");
+    let page = app.get_anon("/verify").await.text().await.expect("page");
+    assert!(
+        page.contains("Recommande Services SAS · RCS Paris 123 456 789"),
+        "{page}"
+    );
 }

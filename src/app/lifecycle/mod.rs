@@ -248,7 +248,7 @@ pub struct Lifecycle {
     mailer: Mailer,
     keys: RecipientKeys,
     public_url: String,
-    provider_name: String,
+    provider: crate::core::provider::ProviderIdentity,
     reminder_days: Vec<i64>,
     claims: Arc<OutboxClaims>,
 }
@@ -281,7 +281,7 @@ impl Lifecycle {
         mailer: Mailer,
         keys: RecipientKeys,
         public_url: String,
-        provider_name: String,
+        provider: crate::core::provider::ProviderIdentity,
         reminder_days: Vec<i64>,
     ) -> Self {
         Lifecycle {
@@ -291,7 +291,7 @@ impl Lifecycle {
             mailer,
             keys,
             public_url,
-            provider_name,
+            provider,
             reminder_days,
             claims: Arc::default(),
         }

@@ -467,7 +467,7 @@ impl Lifecycle {
                 Some(_) => "Rappel : lettre recommandée électronique en attente / Reminder: electronic registered letter awaiting you".into(),
             },
             body: notification_body(
-                &self.provider_name,
+                &self.provider,
                 &recipient.name,
                 &letter.id,
                 deadline,
@@ -493,7 +493,7 @@ pub(super) enum FailureDetail<'a> {
 /// The notification (or reminder) text: French, then English. It names the provider, the
 /// letter id, the deadline and the link — and never the sender (CPCE R.53-3).
 fn notification_body(
-    provider: &str,
+    provider: &crate::core::provider::ProviderIdentity,
     recipient_name: &str,
     letter_id: &str,
     deadline: OffsetDateTime,
@@ -515,7 +515,8 @@ fn notification_body(
     format!(
         "Bonjour {recipient_name},\n\n\
          {fr_intro}\n\
-         Prestataire : {provider}\n\
+         Prestataire : {fr_provider}\n\
+         {fr_status}\n\
          Identifiant de la lettre : {letter_id}\n\n\
          Une lettre recommandée électronique a la même valeur qu'une lettre recommandée papier \
          (article L.100 du code des postes et des communications électroniques). \
@@ -527,7 +528,8 @@ fn notification_body(
          ----------------------------------------------------------------------\n\n\
          Hello {recipient_name},\n\n\
          {en_intro}\n\
-         Provider: {provider}\n\
+         Provider: {en_provider}\n\
+         {en_status}\n\
          Letter id: {letter_id}\n\n\
          An electronic registered letter has the same legal value as a paper registered letter \
          in France. The sender's identity will be shown to you as soon as you accept or refuse \
@@ -537,6 +539,10 @@ fn notification_body(
          To identify yourself and accept or refuse the letter:\n{link}\n",
         fr_deadline = paris_french(last),
         en_deadline = paris_english(last),
+        fr_provider = provider.legal_line(true),
+        fr_status = provider.status(true),
+        en_provider = provider.legal_line(false),
+        en_status = provider.status(false),
     )
 }
 
@@ -546,8 +552,10 @@ mod tests {
 
     #[test]
     fn the_notification_text_names_no_sender_and_gives_the_deadline() {
+        let mut provider = crate::core::provider::ProviderIdentity::named("recommande");
+        provider.registration = Some("RCS Paris 123 456 789".into());
         let body = notification_body(
-            "recommande",
+            &provider,
             "SARL Débitrice",
             "0192-letter",
             time::macros::datetime!(2026-12-08 23:00 UTC),
@@ -555,6 +563,12 @@ mod tests {
             false,
         );
         assert!(body.contains("8 décembre 2026 à 23:59"), "{body}");
+        assert!(
+            body.contains(
+                "Prestataire : recommande · RCS Paris 123 456 789\nPrestataire non qualifié"
+            ),
+            "{body}"
+        );
         assert!(
             body.contains("8 December 2026, 23:59 (Paris time)"),
             "{body}"

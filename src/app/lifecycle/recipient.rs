@@ -62,7 +62,7 @@ impl Lifecycle {
         let mail = OutgoingMail {
             to,
             subject: "Votre code de vérification / Your verification code".into(),
-            body: otp_body(&self.provider_name, &letter.id, &code, expires_at),
+            body: otp_body(&self.provider.name, &letter.id, &code, expires_at),
             message_id: format!(
                 "lre.{}.otp.{}@{}",
                 letter.id,

@@ -95,6 +95,8 @@ pub struct BundleInput<'a> {
     /// generation; empty for a letter never renewed (then nothing of `renewals/` appears, and
     /// the bundle is exactly what earlier versions made).
     pub renewals: &'a [RecordRenewal],
+    /// The provider's legal identity, named at the top of `VERIFY.txt`.
+    pub provider: &'a crate::core::provider::ProviderIdentity,
 }
 
 /// Folder of the renewal records and tokens: `renewals/NN-<Event>.renewal-G.json|.tsr`, where
@@ -190,7 +192,7 @@ pub fn plan(input: &BundleInput<'_>) -> BundlePlan {
     ));
     entries.push(bytes_entry(
         "VERIFY.txt".into(),
-        verify_text(input.letter_id, &entries).into_bytes(),
+        verify_text(input.letter_id, input.provider, &entries).into_bytes(),
         "text/plain",
     ));
     let manifest = Manifest {
@@ -519,14 +521,24 @@ pub const COMMAND_PROMPT: &str = "$ ";
 /// digest of every other file in `SHA256SUMS` (step 3); then each record's own seal and
 /// RFC 3161 timestamp (step 4), the chain of records (step 5) and the documents named by the
 /// deposit record (step 6).
-fn verify_text(letter_id: &str, entries: &[Entry]) -> String {
+fn verify_text(
+    letter_id: &str,
+    provider: &crate::core::provider::ProviderIdentity,
+    entries: &[Entry],
+) -> String {
     format!(
         "Dossier de preuves / Proof bundle — lettre / letter {letter_id}\n\
          =====================================================================\n\n\
+         Prestataire : {}\n{}\n\
+         Provider: {}\n{}\n\n\
          {VERIFY_GUIDE}\
          COMMANDES / COMMANDS\n\
          =====================================================================\n\n\
          {}",
+        provider.legal_line(true),
+        provider.status(true),
+        provider.legal_line(false),
+        provider.status(false),
         verify_commands(entries)
     )
 }

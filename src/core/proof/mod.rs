@@ -125,6 +125,8 @@ pub struct ProofContext<'a> {
     pub public_url: &'a str,
     /// True when the evidence was made with the non-qualified development PKI.
     pub development_pki: bool,
+    /// The provider's legal identity, printed in the legal notice.
+    pub provider: &'a crate::core::provider::ProviderIdentity,
 }
 
 /// Why a proof could not be made.
@@ -767,8 +769,7 @@ fn legal_footer(page: &mut Layout, ctx: &ProofContext<'_>) {
         "Document produit avec une PKI de développement : il n'a pas la valeur d'une preuve \
          émise par un prestataire qualifié."
     } else {
-        "Cachet électronique et horodatage du prestataire ; la qualification du prestataire \
-         figure sur la liste de confiance nationale (eIDAS, art. 22)."
+        ctx.provider.status(true)
     };
     page.paragraph(
         &format!(
@@ -778,6 +779,12 @@ fn legal_footer(page: &mut Layout, ctx: &ProofContext<'_>) {
              RFC 3161 joints ; l'original probant est l'enregistrement électronique scellé, \
              dont ce document est une représentation lisible."
         ),
+        Face::Regular,
+        7.5,
+        GREY,
+    );
+    page.paragraph(
+        &format!("Prestataire : {}", ctx.provider.legal_line(true)),
         Face::Regular,
         7.5,
         GREY,
