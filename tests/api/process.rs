@@ -624,12 +624,27 @@ async fn a_sigterm_during_a_batch_gives_its_lease_back_and_the_restart_completes
     assert_eq!(after["deposited"], rows);
     // The resumer's pass that took the batch over is on /metrics, and it did not fail.
     let resumer = r#"{worker="batch_resumer"}"#;
-    let last_success = metric(
-        &client,
-        &second.base,
-        &format!("recommande_worker_last_success_timestamp_seconds{resumer}"),
-    )
-    .await;
+    // The pass commits the batch's completion before the runner records its end: wait
+    // (bounded) for the record rather than read the metrics in between.
+    let mut last_success = 0.0;
+    for _ in 0..100 {
+        last_success = metric(
+            &client,
+            &second.base,
+            &format!("recommande_worker_last_success_timestamp_seconds{resumer}"),
+        )
+        .await;
+        let runs = metric(
+            &client,
+            &second.base,
+            &format!("recommande_worker_runs_total{resumer}"),
+        )
+        .await;
+        if last_success > 0.0 && runs >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
