@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::address::Envelope;
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
 use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::{Digest, Sha256};
@@ -176,7 +178,14 @@ impl Mailer {
             .from(self.from.clone())
             .to(mail.to.clone())
             .subject(mail.subject.clone())
-            .message_id(Some(format!("<{}>", mail.message_id)));
+            .message_id(Some(format!("<{}>", mail.message_id)))
+            // RFC 2045 §4: every message with MIME headers says so, single-part ones too.
+            .header(MIME_VERSION_1_0)
+            // RFC 3834 §5: machine-made, so auto-responders and vacation replies stay silent.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                "auto-generated".to_string(),
+            ));
         let message = if attachments.is_empty() {
             builder
                 .header(ContentType::TEXT_PLAIN)
@@ -398,6 +407,36 @@ mod tests {
             text.contains("Message-ID: <lre.1.notify@recommande.localhost>"),
             "{text}"
         );
+        for header in [
+            "MIME-Version: 1.0\r\n",
+            "Auto-Submitted: auto-generated\r\n",
+        ] {
+            assert_eq!(text.matches(header).count(), 1, "{header:?} once: {text}");
+        }
+        // With attachments (multipart/mixed) too, each header once at the top.
+        let multipart = mailer
+            .build(
+                &OutgoingMail {
+                    to: "Témoin <t@exemple.fr>".parse().expect("mailbox"),
+                    subject: "Tête d'arbre".into(),
+                    body: "Ci-joint.\n".into(),
+                    message_id: "lre.2.witness@recommande.localhost".into(),
+                    envelope_from: "bounces+2@recommande.localhost".parse().expect("address"),
+                },
+                vec![MailAttachment {
+                    filename: "head.json".into(),
+                    content_type: "application/json".into(),
+                    bytes: b"{}".to_vec(),
+                }],
+            )
+            .expect("build");
+        let text = String::from_utf8_lossy(&multipart);
+        for header in [
+            "MIME-Version: 1.0\r\n",
+            "Auto-Submitted: auto-generated\r\n",
+        ] {
+            assert_eq!(text.matches(header).count(), 1, "{header:?} once: {text}");
+        }
         assert!(
             text.contains("From: recommande <lre@recommande.localhost>"),
             "{text}"
