@@ -519,23 +519,33 @@ pub async fn proof(
             kind.title_english().to_lowercase()
         )));
     };
-    let disposition = HeaderValue::from_str(&format!(
-        "inline; filename=\"lettre-{}-{}\"",
-        row.id,
+    Ok(proof_response(&row.id, kind, "inline", pdf))
+}
+
+/// A PDF proof of letter `id` as an answer: `disposition` (`inline` or `attachment`) with the
+/// file name `lettre-<id>-<proof>.pdf`.
+pub(super) fn proof_response(
+    id: &str,
+    kind: ProofKind,
+    disposition: &'static str,
+    pdf: Vec<u8>,
+) -> Response {
+    let named = HeaderValue::from_str(&format!(
+        "{disposition}; filename=\"lettre-{id}-{}\"",
         kind.file_name()
     ))
-    .unwrap_or(HeaderValue::from_static("inline"));
-    Ok((
+    .unwrap_or(HeaderValue::from_static(disposition));
+    (
         [
             (
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/pdf"),
             ),
-            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_DISPOSITION, named),
         ],
         pdf,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The exact stored bytes of an evidence record (`.json`), its seal (`.p7s`) or its

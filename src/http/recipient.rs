@@ -519,23 +519,12 @@ pub async fn receipt(
     else {
         return Err(Problem::not_found("the decision has no proof yet"));
     };
-    let disposition = HeaderValue::from_str(&format!(
-        "attachment; filename=\"lettre-{}-{}\"",
-        letter.letter.id,
-        kind.file_name()
-    ))
-    .unwrap_or(HeaderValue::from_static("attachment"));
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/pdf"),
-            ),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
+    Ok(super::letters::proof_response(
+        &letter.letter.id,
+        kind,
+        "attachment",
         pdf,
-    )
-        .into_response())
+    ))
 }
 
 /// Builds the recipient's view.
