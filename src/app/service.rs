@@ -106,6 +106,8 @@ pub struct Service {
     pub tsa: Option<Arc<TimestampAuthority>>,
     /// Evidence sealing.
     pub sealer: Arc<TimestampingSealer>,
+    /// The mail transport (also held by the lifecycle and the witnesses), for readiness.
+    pub mailer: Mailer,
     /// Deposit service.
     pub deposits: Deposits,
     /// Batches of letters (`POST /v1/batches`).
@@ -187,7 +189,7 @@ impl Service {
             storage.clone(),
             sealer.clone(),
             clock.clone(),
-            mailer,
+            mailer.clone(),
             RecipientKeys::load(&storage, &keyring, unix_micros(now)).await?,
             settings.server.public_url.clone(),
             settings.provider.clone(),
@@ -211,6 +213,7 @@ impl Service {
             anchors_pem: Arc::new(anchors_pem),
             tsa: embedded,
             sealer,
+            mailer,
             deposits,
             batches,
             lifecycle,

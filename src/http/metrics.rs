@@ -6,7 +6,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::bounces::bearer_token_matches;
+use super::observe::{BUCKETS, HttpMetrics};
 use super::problem::Problem;
 use crate::app::service::Service;
 use crate::core::clock::unix_micros;
@@ -23,6 +26,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub async fn metrics(
     State(service): State<Service>,
     headers: HeaderMap,
+    http: Option<axum::Extension<Arc<HttpMetrics>>>,
 ) -> Result<Response, Problem> {
     if !service.settings.metrics.public {
         let Some(expected) = &service.settings.metrics.token else {
@@ -35,9 +39,19 @@ pub async fn metrics(
         }
     }
     let now = unix_micros(service.clock.now());
-    let snapshot = service.storage.metrics_snapshot().await?;
+    let snapshot = service.storage.metrics_snapshot(now).await?;
     let audit = service.storage.latest_audit_run().await?;
     let mut out = Exposition::default();
+    out.gauge(
+        "recommande_build_info",
+        "The running build, as labels (value 1).",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    if let Some(axum::Extension(http)) = &http {
+        http_series(&mut out, http);
+    }
+    process_series(&mut out);
 
     // An info metric (value 1, the fact in a label): an alert can watch for a half-year
     // label older than the current one, i.e. an operator table to update (issue 13).
@@ -101,7 +115,8 @@ pub async fn metrics(
     ] {
         out.gauge(
             "recommande_outbox_oldest_pending_age_seconds",
-            "Age of the oldest job or delivery not done yet (0 when none).",
+            "How long the oldest due job (notifications: since it became due; deliveries: since \
+             created) has waited (0 when none). Jobs scheduled for later do not count.",
             &[("queue", queue)],
             age(at),
         );
@@ -191,6 +206,96 @@ pub async fn metrics(
         .into_response())
 }
 
+/// The RED series: requests by route template and status, and their duration histogram.
+fn http_series(out: &mut Exposition, http: &HttpMetrics) {
+    let snapshot = http.snapshot();
+    for ((method, route), figures) in &snapshot {
+        for (status, n) in &figures.by_status {
+            out.counter(
+                "recommande_http_requests_total",
+                "HTTP requests answered, by method, route template and status.",
+                &[
+                    ("method", *method),
+                    ("route", route.as_str()),
+                    ("status", &status.to_string()),
+                ],
+                *n as f64,
+            );
+        }
+    }
+    for ((method, route), figures) in &snapshot {
+        let name = "recommande_http_request_duration_seconds";
+        let help = "Time to answer an HTTP request (headers sent), by method and route template.";
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(["+Inf".into()])
+            .enumerate()
+        {
+            cumulative += figures.buckets[i];
+            out.histogram_sample(
+                name,
+                "_bucket",
+                help,
+                &[
+                    ("method", *method),
+                    ("route", route.as_str()),
+                    ("le", &bound),
+                ],
+                cumulative as f64,
+            );
+        }
+        let labels = [("method", *method), ("route", route.as_str())];
+        out.histogram_sample(name, "_sum", help, &labels, figures.seconds);
+        out.histogram_sample(name, "_count", help, &labels, figures.count as f64);
+    }
+}
+
+/// The standard process series (Prometheus client conventions), where `/proc` tells them.
+fn process_series(out: &mut Exposition) {
+    let figures = crate::infra::process::figures();
+    if let Some(v) = figures.cpu_seconds {
+        out.counter(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            &[],
+            v,
+        );
+    }
+    for (name, help, value) in [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            figures.resident_bytes,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            figures.virtual_bytes,
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            figures.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            figures.max_fds,
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            figures.start_time_seconds,
+        ),
+    ] {
+        if let Some(v) = value {
+            out.gauge(name, help, &[], v);
+        }
+    }
+}
+
 /// The text being written; `# HELP` and `# TYPE` once per metric name.
 #[derive(Default)]
 struct Exposition {
@@ -215,12 +320,37 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: f64,
     ) {
+        self.write(name, "", kind, help, labels, value);
+    }
+
+    /// One line of a histogram: `suffix` is `_bucket`, `_sum` or `_count`.
+    fn histogram_sample(
+        &mut self,
+        name: &'static str,
+        suffix: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        self.write(name, suffix, "histogram", help, labels, value);
+    }
+
+    fn write(
+        &mut self,
+        name: &'static str,
+        suffix: &str,
+        kind: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
         if !self.named.contains(&name) {
             self.named.push(name);
             self.text
                 .push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         }
         self.text.push_str(name);
+        self.text.push_str(suffix);
         if !labels.is_empty() {
             let body: Vec<String> = labels
                 .iter()

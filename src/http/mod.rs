@@ -11,7 +11,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tower_http::trace::TraceLayer;
 
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
@@ -62,6 +61,7 @@ pub mod letter_templates;
 pub mod letters;
 pub mod log;
 pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod pages;
 pub mod problem;
@@ -94,10 +94,13 @@ pub fn router(service: Service) -> Router {
     let rate_limits = Arc::new(rate_limit::RateLimits::new(&service.settings.rate_limits));
     let trusted_proxies: Arc<[crate::config::Cidr]> =
         service.settings.http.trusted_proxies.clone().into();
+    let http_metrics = Arc::new(observe::HttpMetrics::default());
     let recipient_limit =
         axum::middleware::from_fn_with_state(rate_limit::api_refusal(), rate_limit::recipient);
     Router::new()
         .route("/healthz", get(system::healthz))
+        .route("/livez", get(system::livez))
+        .route("/readyz", get(system::readyz))
         .route("/metrics", get(metrics::metrics))
         .route(
             "/tsa",
@@ -236,19 +239,13 @@ pub fn router(service: Service) -> Router {
             rate_limits,
             rate_limit::attach,
         ))
-        // Issue 12 §4: the default span logs the whole URI, which holds link tokens
-        // (`/r/{token}`, `/v1/recipient/{token}`) and verification codes (`?code=`).
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |request: &axum::http::Request<axum::body::Body>| {
-                tracing::debug_span!(
-                    "request",
-                    client = %client_address::ClientAddress::of(request.extensions()),
-                    method = %request.method(),
-                    uri = %redacted_uri(request.uri()),
-                    version = ?request.version(),
-                )
-            },
+        // Request id, trace context, access log (link tokens and codes redacted: issue 12
+        // §4) and the RED figures of `/metrics`, per route template.
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics.clone(),
+            observe::observe,
         ))
+        .layer(axum::Extension(http_metrics))
         // Who the client is (the TCP peer, or what a trusted proxy says), for the span above
         // and everything inside.
         .layer(axum::middleware::from_fn_with_state(
@@ -373,6 +370,7 @@ impl Problem {
             status: status.as_u16(),
             detail: title.into(),
             errors: Vec::new(),
+            instance: None,
             retry_after: None,
         }
     }

@@ -18,6 +18,9 @@ pub const STORAGE_RETRY_AFTER_SECS: u64 = 5;
 /// Prefix of every problem `type`. A URN: stable, and it does not pretend to resolve.
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:recommande:problem:";
 
+/// Prefix of a problem's `instance`: the request that met it.
+pub const REQUEST_INSTANCE_PREFIX: &str = "urn:recommande:request:";
+
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -33,6 +36,10 @@ pub struct Problem {
     /// Every invalid field, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// This occurrence: `urn:recommande:request:<request id>`, the id the answer's
+    /// `X-Request-Id` carries and the logs name (RFC 9457 §3.1.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     /// Seconds for the `Retry-After` header (RFC 9110 §10.2.3), when retrying later helps.
     #[serde(skip)]
     pub retry_after: Option<u64>,
@@ -51,6 +58,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            instance: None,
             retry_after: None,
         }
     }
@@ -515,8 +523,12 @@ fn summary(errors: &[FieldError]) -> String {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = self.status_code();
+        if self.instance.is_none() {
+            self.instance = crate::infra::trace::current_request_id()
+                .map(|id| format!("{REQUEST_INSTANCE_PREFIX}{id}"));
+        }
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(

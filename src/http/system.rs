@@ -46,6 +46,104 @@ pub async fn healthz(State(service): State<Service>) -> Response {
     }
 }
 
+/// How long each readiness check may take before it counts as failing.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Liveness: the process runs and serves HTTP. Nothing outside it is asked, so that an
+/// orchestrator does not restart a healthy process because its database is away.
+#[utoipa::path(get, path = "/livez", tag = "service", security(),
+    responses((status = 200, description = "The process is up")))]
+pub async fn livez() -> Response {
+    (StatusCode::OK, axum::Json(json!({ "status": "live" }))).into_response()
+}
+
+/// Readiness: every part a deposit and its dispatch need answers — the database (a ping and
+/// a committed write), the content store, the timestamp source and the mail transport. 503
+/// (problem+json) names the parts that fail in `checks`; their causes go to the log only.
+#[utoipa::path(get, path = "/readyz", tag = "service", security(),
+    responses((status = 200, description = "Every part answers; `checks` says `ok` for each"),
+              (status = 503, description = "A part does not answer; `checks` names it", body = Problem,
+               content_type = "application/problem+json")))]
+pub async fn readyz(State(service): State<Service>) -> Response {
+    let now = crate::core::clock::unix_micros(service.clock.now());
+    let bounded =
+        |name: &'static str, result: Result<Result<(), String>, tokio::time::error::Elapsed>| {
+            match result {
+                Ok(Ok(())) => (name, None),
+                Ok(Err(cause)) => (name, Some(cause)),
+                Err(_) => (
+                    name,
+                    Some(format!("no answer within {READINESS_TIMEOUT:?}")),
+                ),
+            }
+        };
+    let (database, content, timestamps, mail) = tokio::join!(
+        tokio::time::timeout(READINESS_TIMEOUT, async {
+            service.storage.ping().await.map_err(|e| e.to_string())?;
+            service
+                .storage
+                .probe_write(now)
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        tokio::time::timeout(READINESS_TIMEOUT, async {
+            service
+                .content
+                .check_backend()
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        tokio::time::timeout(READINESS_TIMEOUT, async {
+            service
+                .sealer
+                .check_source(READINESS_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        tokio::time::timeout(READINESS_TIMEOUT, async {
+            service.mailer.check().await.map_err(|e| e.to_string())
+        }),
+    );
+    let results = [
+        bounded("database", database),
+        bounded("content", content),
+        bounded("timestamps", timestamps),
+        bounded("mail", mail),
+    ];
+    let mut checks = serde_json::Map::new();
+    let mut failing = Vec::new();
+    for (name, failure) in results {
+        match failure {
+            None => {
+                checks.insert(name.into(), json!("ok"));
+            }
+            Some(cause) => {
+                tracing::warn!(part = name, cause = %cause, "readiness check failed");
+                checks.insert(name.into(), json!("failing"));
+                failing.push(name);
+            }
+        }
+    }
+    if failing.is_empty() {
+        return (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "ready", "checks": checks })),
+        )
+            .into_response();
+    }
+    let mut problem = Problem::unavailable(format!("not ready: {} failing", failing.join(", ")));
+    problem.retry_after = Some(super::problem::STORAGE_RETRY_AFTER_SECS);
+    problem.instance = crate::infra::trace::current_request_id()
+        .map(|id| format!("{}{id}", super::problem::REQUEST_INSTANCE_PREFIX));
+    // The problem as answered, plus the per-part `checks` member (RFC 9457 §3.2).
+    let mut body = serde_json::to_value(&problem).unwrap_or_default();
+    body["checks"] = serde_json::Value::Object(checks);
+    let mut response = problem.into_response();
+    *response.body_mut() = axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default());
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    response
+}
+
 /// The trust anchors (PEM) that verify every seal and timestamp issued by this service.
 #[utoipa::path(get, path = "/v1/trust/roots.pem", tag = "trust",
     responses((status = 200, description = "PEM certificates", content_type = "application/x-pem-file", body = String)))]

@@ -7,6 +7,8 @@ pub mod keys;
 pub mod mail;
 pub mod net_guard;
 pub mod private_files;
+pub mod process;
 pub mod storage;
 pub mod timestamping;
+pub mod trace;
 pub mod tsa_client;

@@ -64,6 +64,15 @@ impl TimestampingSealer {
         }
     }
 
+    /// Whether the timestamp source can be used now: always for the embedded TSA, a TCP
+    /// connection within `timeout` for a remote one.
+    pub async fn check_source(&self, timeout: std::time::Duration) -> Result<(), TimestampError> {
+        match &self.remote {
+            Some(client) => client.reachable(timeout).await,
+            None => Ok(()),
+        }
+    }
+
     /// A token over `digest` (SHA-256 of the evidence bytes), from the embedded TSA or from
     /// the remote one over the network, checked against the anchors.
     pub async fn timestamp(&self, digest: [u8; 32]) -> Result<Vec<u8>, TimestampError> {

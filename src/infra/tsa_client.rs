@@ -61,6 +61,31 @@ impl RemoteTsa {
         &self.url
     }
 
+    /// Whether the TSA's host takes a TCP connection within `timeout` (the readiness check:
+    /// asking for a token would spend one, and some TSAs bill them).
+    pub async fn reachable(&self, timeout: Duration) -> Result<(), TimestampError> {
+        let parsed = reqwest::Url::parse(&self.url).map_err(|e| self.http_error(e.to_string()))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| self.http_error("the URL has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = parsed
+            .port_or_known_default()
+            .ok_or_else(|| self.http_error("the URL has no port"))?;
+        match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.http_error(format!("cannot connect: {e}"))),
+            Err(_) => Err(self.http_error(format!("no connection within {timeout:?}"))),
+        }
+    }
+
     fn http_error(&self, reason: impl Into<String>) -> TimestampError {
         TimestampError::Http {
             url: self.url.clone(),
@@ -91,10 +116,16 @@ impl RemoteTsa {
         let mut request = TimestampRequest::for_sha256(digest, Some(nonce.clone()), true);
         request.policy = self.policy.clone();
 
-        let response = self
+        let mut post = self
             .http
             .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, QUERY_TYPE)
+            .header(reqwest::header::CONTENT_TYPE, QUERY_TYPE);
+        // The request's trace goes on to the TSA (W3C Trace Context), so that its logs and
+        // ours can be joined.
+        if let Some(traceparent) = crate::infra::trace::outgoing_traceparent() {
+            post = post.header("traceparent", traceparent);
+        }
+        let response = post
             .body(request.to_der())
             .send()
             .await

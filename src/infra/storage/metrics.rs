@@ -7,7 +7,8 @@ use super::{Storage, StorageError};
 /// What the operator monitors, read at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {
-    /// Creation time (Unix µs) of the oldest notification/reminder job not done.
+    /// When (Unix µs) the oldest notification/reminder job already due became due; jobs
+    /// scheduled for later (reminders days ahead) do not count.
     pub oldest_pending_job: Option<i64>,
     /// … of the oldest webhook delivery still pending.
     pub oldest_pending_webhook: Option<i64>,
@@ -27,13 +28,16 @@ pub struct MetricsSnapshot {
 
 impl Storage {
     /// Reads the figures of [`MetricsSnapshot`].
-    pub async fn metrics_snapshot(&self) -> Result<MetricsSnapshot, StorageError> {
+    /// `now` (Unix µs) decides which outbox jobs are due.
+    pub async fn metrics_snapshot(&self, now: i64) -> Result<MetricsSnapshot, StorageError> {
         dispatch!(self.reader(), |pool, Db| {
             let scalar = |sql: &'static str| sqlx::query_scalar::<Db, Option<i64>>(sql);
-            let oldest_pending_job =
-                scalar("SELECT MIN(created_at) FROM outbox WHERE done_at IS NULL")
-                    .fetch_one(pool)
-                    .await?;
+            let oldest_pending_job = scalar(
+                "SELECT MIN(run_after) FROM outbox WHERE done_at IS NULL AND run_after <= $1",
+            )
+            .bind(now)
+            .fetch_one(pool)
+            .await?;
             let oldest_pending_webhook = scalar(
                 "SELECT MIN(created_at) FROM webhook_deliveries \
                  WHERE delivered_at IS NULL AND failed_at IS NULL",
