@@ -370,7 +370,6 @@ impl Problem {
             status: status.as_u16(),
             detail: title.into(),
             errors: Vec::new(),
-            instance: None,
             retry_after: None,
         }
     }

@@ -57,9 +57,7 @@ impl HttpMetrics {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let figures = match routes.get_mut(&(method, route.to_string())) {
             Some(figures) => figures,
-            None => routes
-                .entry((method, route.to_string()))
-                .or_insert_with(RouteFigures::default),
+            None => routes.entry((method, route.to_string())).or_default(),
         };
         *figures.by_status.entry(status).or_insert(0) += 1;
         let slot = BUCKETS

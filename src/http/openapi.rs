@@ -30,6 +30,8 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
     ),
     paths(
         super::system::healthz,
+        super::system::livez,
+        super::system::readyz,
         super::system::roots_pem,
         super::system::timestamp,
         super::documents::upload,
@@ -92,7 +94,7 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
         crate::domain::collection::request::ComposeBody, crate::domain::collection::CompositionSummary,
         crate::domain::collection::Block
     )),
-    modifiers(&BearerApiKey),
+    modifiers(&BearerApiKey, &ProblemInstance),
     tags(
         (name = "letters", description = "Deposit and follow registered letters"),
         (name = "batches", description = "Up to 10,000 letters at once, from JSON or CSV, deposited in the background"),
@@ -111,6 +113,33 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
 pub struct ApiDoc;
 
 struct BearerApiKey;
+
+/// `instance` is added to every problem when it is answered (`problem::Answered`), not held
+/// by the `Problem` value: the schema says so here.
+struct ProblemInstance;
+
+impl Modify for ProblemInstance {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(utoipa::openapi::RefOr::T(Schema::Object(problem))) =
+            components.schemas.get_mut("Problem")
+        {
+            problem.properties.insert(
+                "instance".into(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "This occurrence: `urn:recommande:request:<id>`, the request id the \
+                         answer's `X-Request-Id` header carries and the logs name",
+                    ))
+                    .into(),
+            );
+        }
+    }
+}
 
 impl Modify for BearerApiKey {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -21,6 +21,28 @@ pub const PROBLEM_TYPE_PREFIX: &str = "urn:recommande:problem:";
 /// Prefix of a problem's `instance`: the request that met it.
 pub const REQUEST_INSTANCE_PREFIX: &str = "urn:recommande:request:";
 
+/// A problem as answered: its members plus `instance`, this occurrence —
+/// `urn:recommande:request:<request id>`, the id the answer's `X-Request-Id` carries and the
+/// log lines of the request name (RFC 9457 §3.1.5). Outside a request, no `instance`.
+#[derive(Serialize)]
+pub(crate) struct Answered<'a> {
+    #[serde(flatten)]
+    problem: &'a Problem,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<String>,
+}
+
+impl<'a> Answered<'a> {
+    /// `problem` in the request being served.
+    pub(crate) fn of(problem: &'a Problem) -> Self {
+        Answered {
+            problem,
+            instance: crate::infra::trace::current_request_id()
+                .map(|id| format!("{REQUEST_INSTANCE_PREFIX}{id}")),
+        }
+    }
+}
+
 /// An RFC 9457 problem.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -36,10 +58,6 @@ pub struct Problem {
     /// Every invalid field, for validation problems.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    /// This occurrence: `urn:recommande:request:<request id>`, the id the answer's
-    /// `X-Request-Id` carries and the logs name (RFC 9457 §3.1.5).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
     /// Seconds for the `Retry-After` header (RFC 9110 §10.2.3), when retrying later helps.
     #[serde(skip)]
     pub retry_after: Option<u64>,
@@ -58,7 +76,6 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
-            instance: None,
             retry_after: None,
         }
     }
@@ -523,13 +540,9 @@ fn summary(errors: &[FieldError]) -> String {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(mut self) -> Response {
+    fn into_response(self) -> Response {
         let status = self.status_code();
-        if self.instance.is_none() {
-            self.instance = crate::infra::trace::current_request_id()
-                .map(|id| format!("{REQUEST_INSTANCE_PREFIX}{id}"));
-        }
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let body = serde_json::to_vec(&Answered::of(&self)).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

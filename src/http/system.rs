@@ -133,10 +133,8 @@ pub async fn readyz(State(service): State<Service>) -> Response {
     }
     let mut problem = Problem::unavailable(format!("not ready: {} failing", failing.join(", ")));
     problem.retry_after = Some(super::problem::STORAGE_RETRY_AFTER_SECS);
-    problem.instance = crate::infra::trace::current_request_id()
-        .map(|id| format!("{}{id}", super::problem::REQUEST_INSTANCE_PREFIX));
     // The problem as answered, plus the per-part `checks` member (RFC 9457 §3.2).
-    let mut body = serde_json::to_value(&problem).unwrap_or_default();
+    let mut body = serde_json::to_value(super::problem::Answered::of(&problem)).unwrap_or_default();
     body["checks"] = serde_json::Value::Object(checks);
     let mut response = problem.into_response();
     *response.body_mut() = axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default());

@@ -20,6 +20,7 @@ mod instances;
 mod lifecycle;
 mod log;
 mod metrics;
+mod observability;
 mod outage;
 mod pages;
 mod pdf_uploads;

@@ -211,7 +211,7 @@ async fn the_served_process_notifies_by_itself_and_survives_a_kill_after_deposit
 }
 
 /// Runs `sql` on the database of the stopped service (SQLite file or PostgreSQL).
-async fn execute(database: &str, sql: &str) -> u64 {
+pub(crate) async fn execute(database: &str, sql: &str) -> u64 {
     let result = if database.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(database)
             .await
