@@ -292,12 +292,55 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
     ),
 ];
 
+/// Suffix of a variable naming a file that holds the value (Docker and Kubernetes secrets,
+/// systemd credentials): `RECOMMANDE_MASTER_KEY_FILE=/run/secrets/master_key`.
+pub(super) const FILE_SUFFIX: &str = "_FILE";
+
+/// The environment with `*_FILE` variables read: `NAME` when set, else the content of the
+/// file `NAME_FILE` names (one final line break removed). Both set, or a file that cannot be
+/// read, is an error — kept in `failure` and reported once the environment was walked.
+fn with_files<'a>(
+    env: &'a impl Fn(&str) -> Option<String>,
+    failure: &'a std::cell::RefCell<Option<ConfigError>>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name: &str| {
+        let file_variable = format!("{name}{FILE_SUFFIX}");
+        let direct = env(name);
+        let Some(path) = env(&file_variable) else {
+            return direct;
+        };
+        let mut failure = failure.borrow_mut();
+        if direct.is_some() {
+            failure.get_or_insert(ConfigError::Parse {
+                path: PathBuf::from("<environment>"),
+                message: format!("{name} and {file_variable} are both set: keep one"),
+            });
+            return None;
+        }
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                Some(value.strip_suffix('\r').unwrap_or(value).to_string())
+            }
+            Err(source) => {
+                failure.get_or_insert(ConfigError::Read {
+                    path: PathBuf::from(path),
+                    source,
+                });
+                None
+            }
+        }
+    }
+}
+
 /// Reads the file named by `--config` (none: an empty table), writes the environment over
-/// it and parses the result.
+/// it (every variable also as `NAME_FILE`, see [`with_files`]) and parses the result.
 pub(super) fn read(
     overrides: &Overrides,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<FileConfig, ConfigError> {
+    let failure = std::cell::RefCell::new(None);
+    let env = with_files(&env, &failure);
     let mut table = match &overrides.config_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -314,6 +357,9 @@ pub(super) fn read(
     };
     apply_environment(&mut table, &env)?;
     apply_witness_environment(&mut table, &env)?;
+    if let Some(failure) = failure.borrow_mut().take() {
+        return Err(failure);
+    }
     let path = overrides
         .config_file
         .clone()

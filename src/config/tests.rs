@@ -632,3 +632,64 @@ fn the_provider_identity_defaults_to_the_name_and_is_checked() {
         }
     }
 }
+
+#[test]
+fn secrets_come_from_files_named_by_file_variables() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = "metrics-token-from-a-file-0123456789abcdef";
+    let token_file = dir.path().join("metrics_token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("write");
+    let database_file = dir.path().join("database_url");
+    std::fs::write(&database_file, "postgres://app:s3cret@db:5432/recommande").expect("write");
+    let s = load(
+        None,
+        &[
+            (
+                "RECOMMANDE_METRICS_TOKEN_FILE",
+                token_file.to_str().expect("utf-8"),
+            ),
+            (
+                "RECOMMANDE_DATABASE_URL_FILE",
+                database_file.to_str().expect("utf-8"),
+            ),
+        ],
+        Overrides::default(),
+    )
+    .expect("settings");
+    assert_eq!(
+        s.metrics.token.as_ref().map(|t| t.expose().to_string()),
+        Some(token.to_string()),
+        "the final line break is not part of the secret"
+    );
+    assert_eq!(s.database.url, "postgres://app:s3cret@db:5432/recommande");
+
+    let missing = dir.path().join("no-such-file");
+    let err = load(
+        None,
+        &[(
+            "RECOMMANDE_METRICS_TOKEN_FILE",
+            missing.to_str().expect("utf-8"),
+        )],
+        Overrides::default(),
+    )
+    .expect_err("unreadable");
+    assert!(err.to_string().contains("no-such-file"), "{err}");
+
+    let err = load(
+        None,
+        &[
+            ("RECOMMANDE_METRICS_TOKEN", token),
+            (
+                "RECOMMANDE_METRICS_TOKEN_FILE",
+                token_file.to_str().expect("utf-8"),
+            ),
+        ],
+        Overrides::default(),
+    )
+    .expect_err("both");
+    assert!(
+        err.to_string()
+            .contains("RECOMMANDE_METRICS_TOKEN and RECOMMANDE_METRICS_TOKEN_FILE"),
+        "{err}"
+    );
+}

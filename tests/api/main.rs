@@ -12,6 +12,7 @@ mod cli;
 mod compose;
 mod consents;
 mod container;
+mod deploy;
 mod deposit;
 mod full_disk;
 mod golden;
