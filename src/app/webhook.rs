@@ -5,7 +5,10 @@
 //! once: a receiver may see a delivery twice and de-duplicates on `Recommande-Delivery`.
 //!
 //! Each POST carries:
-//! - `Recommande-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." ‖ body)>`, so
+//! - the Standard Webhooks headers `webhook-id` (the delivery id), `webhook-timestamp` and
+//!   `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>." ‖ body)>`
+//!   ([`standard_signature`], [`standard_key`]);
+//! - (deprecated, kept for existing receivers) `Recommande-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." ‖ body)>`, so
 //!   the receiver checks origin and integrity, and refuses stale replays by `t`;
 //! - `Recommande-Event` (e.g. `letter.notified`) and `Recommande-Delivery` (the delivery id);
 //! - a JSON body `{"id","event","letter_id","evidence_id","occurred_at"}` (for a batch:
@@ -163,8 +166,9 @@ struct Payload<'a> {
 pub struct WebhookRequest {
     /// Absolute http(s) URL without credentials nor fragment.
     pub url: String,
-    /// Signing secret, 16 to 256 visible characters.
-    pub secret: String,
+    /// Signing secret, 16 to 256 visible characters; `None` when the client left it to us
+    /// ([`generate_secret`]).
+    pub secret: Option<String>,
     /// Subscribed events, a non-empty subset of [`EVENTS`] without repetition.
     pub events: Vec<String>,
 }
@@ -221,15 +225,9 @@ impl WebhookRequest {
             }
         };
         let secret = match obj.get("secret") {
-            None | Some(serde_json::Value::Null) => {
-                errors.push(field_error(
-                    "secret",
-                    "is required: the key that signs each delivery (HMAC-SHA256)",
-                ));
-                None
-            }
+            None | Some(serde_json::Value::Null) => Some(None),
             Some(serde_json::Value::String(s)) => match check_secret(s) {
-                Ok(()) => Some(s.clone()),
+                Ok(()) => Some(Some(s.clone())),
                 Err(message) => {
                     errors.push(field_error("secret", &message));
                     None
@@ -278,6 +276,50 @@ impl WebhookRequest {
             _ => Err(errors),
         }
     }
+}
+
+/// Prefix of the secrets the service generates, as Standard Webhooks writes them.
+pub const GENERATED_SECRET_PREFIX: &str = "whsec_";
+
+/// A new signing secret: `whsec_` and the base64 of 32 random bytes (Standard Webhooks,
+/// "Signature scheme": the key is what follows the prefix, base64-decoded).
+pub fn generate_secret() -> Result<String, ring::error::Unspecified> {
+    use base64::Engine as _;
+    let mut key = [0u8; 32];
+    ring::rand::SystemRandom::new().fill(&mut key)?;
+    Ok(format!(
+        "{GENERATED_SECRET_PREFIX}{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    ))
+}
+
+/// The HMAC key of a secret for the `webhook-signature` header: for a `whsec_<base64>`
+/// secret, the decoded bytes (what Standard Webhooks libraries use); for any other secret,
+/// its UTF-8 bytes (a receiver passes them as raw bytes to such a library).
+pub fn standard_key(secret: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    secret
+        .strip_prefix(GENERATED_SECRET_PREFIX.as_bytes())
+        .and_then(|rest| base64::engine::general_purpose::STANDARD.decode(rest).ok())
+        .filter(|key| !key.is_empty())
+        .unwrap_or_else(|| secret.to_vec())
+}
+
+/// The `webhook-signature` value (Standard Webhooks): `v1,` and the base64 of
+/// HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>." ‖ body).
+pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::Engine as _;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let mut context = ring::hmac::Context::with_key(&key);
+    context.update(id.as_bytes());
+    context.update(b".");
+    context.update(timestamp.to_string().as_bytes());
+    context.update(b".");
+    context.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(context.sign().as_ref())
+    )
 }
 
 /// The last four characters of a secret, to recognise it without revealing it.
@@ -774,12 +816,23 @@ pub async fn post_signed(
 ) -> (Option<u16>, Option<String>) {
     use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
     let signed = signature(secret, now.unix_timestamp(), payload);
+    let timestamp = now.unix_timestamp().to_string();
+    let standard = standard_signature(
+        &standard_key(secret),
+        delivery_id,
+        now.unix_timestamp(),
+        payload,
+    );
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in [
         (SIGNATURE_HEADER, signed.as_str()),
         (EVENT_HEADER, event),
         (DELIVERY_HEADER, delivery_id),
+        // Standard Webhooks: the id stays the same across the retries of one delivery.
+        ("webhook-id", delivery_id),
+        ("webhook-timestamp", timestamp.as_str()),
+        ("webhook-signature", standard.as_str()),
     ] {
         match HeaderValue::from_str(value) {
             Ok(value) => {
@@ -898,7 +951,38 @@ mod tests {
         assert_eq!(request.url, "https://hooks.example.fr/lre?k=1");
         assert_eq!(request.events, ["letter.accepted", "letter.refused"]);
         assert!(!format!("{request:?}").contains("s3cr3t"));
-        assert_eq!(secret_hint(&request.secret), "…cr3t");
+        assert_eq!(
+            secret_hint(request.secret.as_deref().expect("given")),
+            "…cr3t"
+        );
+        let body = serde_json::json!({"url": "https://example.fr/", "events": ["letter.accepted"]});
+        let request = WebhookRequest::parse(&body, &OutboundPolicy::default()).expect("valid");
+        assert_eq!(request.secret, None, "left to the service");
+    }
+
+    #[test]
+    fn generated_secrets_are_whsec_base64_of_32_bytes_and_their_key_is_the_decoded_bytes() {
+        use base64::Engine as _;
+        let secret = generate_secret().expect("random");
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(secret.strip_prefix("whsec_").expect("prefix"))
+            .expect("base64");
+        assert_eq!(key.len(), 32);
+        assert_eq!(standard_key(secret.as_bytes()), key);
+        assert_ne!(generate_secret().expect("random"), secret);
+        assert_eq!(standard_key(b"plain-secret-value"), b"plain-secret-value");
+        assert_eq!(standard_key(b"whsec_not base64!"), b"whsec_not base64!");
+    }
+
+    #[test]
+    fn the_standard_signature_is_the_base64_hmac_of_id_timestamp_and_body() {
+        use base64::Engine as _;
+        let value = standard_signature(b"key", "msg_1", 1_700_000_000, b"{}");
+        let mac = base64::engine::general_purpose::STANDARD
+            .decode(value.strip_prefix("v1,").expect("v1,"))
+            .expect("base64");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"key");
+        ring::hmac::verify(&key, b"msg_1.1700000000.{}", &mac).expect("valid");
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct WebhookView {
     pub events: Vec<String>,
     /// The last four characters of the signing secret, to recognise it.
     pub secret_hint: String,
+    /// Only in the answer to a registration without `secret`: the secret the service made
+    /// (`whsec_…`), shown this once. Keep it: it verifies `webhook-signature`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// `active` or `deleted`.
     pub status: WebhookStatus,
     /// Creation time (RFC 3339 UTC).
@@ -128,8 +132,10 @@ pub struct WebhookBody {
     /// unless the operator allows the range (`[outbound] allowed_private`); a name that
     /// resolves to such an address is refused at delivery.
     pub url: String,
-    /// 16 to 256 characters; signs each delivery (`Recommande-Signature`). Never shown again.
-    pub secret: String,
+    /// 16 to 256 characters; signs each delivery (`webhook-signature`, and the older
+    /// `Recommande-Signature`). Never shown again. Leave it out to get a `whsec_…` secret
+    /// made by the service, shown once in the answer.
+    pub secret: Option<String>,
     /// A non-empty subset of `letter.deposited`, `letter.notified`,
     /// `letter.notification_failed`, `letter.accepted`, `letter.refused`, `letter.expired`,
     /// `letter.content_handed_over`.
@@ -160,17 +166,30 @@ pub async fn create(
         let request = WebhookRequest::parse(&value, service.outbound.policy())
             .map_err(Problem::validation)?;
         let now = unix_micros(service.clock.now());
+        let (secret, generated) = match request.secret {
+            Some(secret) => (secret, false),
+            None => (
+                crate::app::webhook::generate_secret()
+                    .map_err(|_| Problem::internal(&"the system random generator failed"))?,
+                true,
+            ),
+        };
         let row = WebhookRow {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: caller.tenant_id.clone(),
             url: request.url,
-            secret: request.secret,
+            secret,
             events: request.events,
             created_at: now,
             deleted_at: None,
         };
-        // The stored replay holds the view only, which has no secret.
-        let response = json_bytes(&view(&row))?;
+        // The stored replay holds the view only: no secret, unless the service made it (a
+        // retried registration must still tell it; it is in the same database anyway).
+        let mut shown = view(&row);
+        if generated {
+            shown.secret = Some(row.secret.clone());
+        }
+        let response = json_bytes(&shown)?;
         let location = format!("/v1/webhooks/{}", row.id);
         let answer = claim.answer(StatusCode::CREATED, Some(&location), &response, now);
         // The answer commits with the record, or neither does.
@@ -312,6 +331,7 @@ fn view(row: &WebhookRow) -> WebhookView {
         url: row.url.clone(),
         events: row.events.clone(),
         secret_hint: secret_hint(&row.secret),
+        secret: None,
         status: if row.deleted_at.is_some() {
             WebhookStatus::Deleted
         } else {

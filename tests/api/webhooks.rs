@@ -23,6 +23,7 @@ crate::on_both_engines!(
     failed_attempts_back_off_and_are_given_up_48_hours_after_the_first,
     every_lifecycle_event_reaches_the_receiver_through_the_outbox,
     a_delivery_claim_given_back_at_shutdown_is_due_again_at_once,
+    standard_webhooks_libraries_verify_every_delivery,
 );
 
 const SECRET: &str = "whsec-0123456789-abcdef";
@@ -658,4 +659,140 @@ async fn a_delivery_claim_given_back_at_shutdown_is_due_again_at_once(engine: En
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].delivery.id, id);
     assert_eq!(again[0].delivery.attempts, 0, "no attempt was recorded");
+}
+
+/// Checks deliveries with the `standardwebhooks` Python package (the reference library of
+/// the Standard Webhooks specification), independently of the service: reads
+/// `[{"secret", "raw", "headers", "body"}]` on stdin, prints one verdict per line.
+const STANDARD_VERIFIER: &str = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+for case in json.load(sys.stdin):
+    secret = case["secret"].encode() if case["raw"] else case["secret"]
+    try:
+        Webhook(secret).verify(case["body"], case["headers"], json_parse=False)
+        print("valid")
+    except WebhookVerificationError as e:
+        print("invalid:", e)
+"#;
+
+fn standard_verdicts(cases: &Value) -> Option<Vec<String>> {
+    use std::io::Write;
+    let spawned = std::process::Command::new("python3")
+        .args(["-c", STANDARD_VERIFIER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = spawned.expect("python3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(cases.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("No module named 'standardwebhooks'") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "standardwebhooks is missing in CI"
+        );
+        return None;
+    }
+    assert!(out.status.success(), "{stderr}");
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+async fn standard_webhooks_libraries_verify_every_delivery(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, receiver) = Receiver::start(&[]).await;
+    // One webhook with a secret the service makes (shown once), one with the client's own.
+    let response = app
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": url, "events": ["letter.deposited"]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let made: Value = response.json().await.expect("json");
+    let generated = made["secret"]
+        .as_str()
+        .expect("the made secret")
+        .to_string();
+    assert!(generated.starts_with("whsec_"), "{generated}");
+    assert_eq!(
+        made["secret_hint"],
+        format!("…{}", &generated[generated.len() - 4..])
+    );
+    let shown_again = app
+        .get(&format!(
+            "/v1/webhooks/{}",
+            made["id"].as_str().expect("id")
+        ))
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(!shown_again.contains(&generated), "{shown_again}");
+    create_webhook(&app, &app.api_key, &url, &["letter.deposited"]).await;
+
+    let event = deposited(&app, "letter.deposited").await;
+    let now = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    assert_eq!(fan_out(storage, &event, now).await.expect("fan out"), 2);
+    assert_eq!(
+        deliver_due(storage, &app.service.outbound, now, 10)
+            .await
+            .expect("deliver"),
+        2
+    );
+    let requests = receiver.received();
+    assert_eq!(requests.len(), 2);
+    let mut cases = Vec::new();
+    for request in &requests {
+        let headers: serde_json::Map<String, Value> =
+            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+                .iter()
+                .map(|name| (name.to_string(), json!(header(&request.headers, name))))
+                .collect();
+        assert_eq!(
+            header(&request.headers, "webhook-id"),
+            header(&request.headers, "recommande-delivery")
+        );
+        assert_eq!(
+            header(&request.headers, "webhook-timestamp"),
+            now.unix_timestamp().to_string()
+        );
+        let body = String::from_utf8(request.body.clone()).expect("utf-8");
+        // Which webhook this delivery is for: the generated secret verifies exactly one.
+        for (secret, raw) in [(generated.as_str(), false), (SECRET, true)] {
+            cases.push(json!({"secret": secret, "raw": raw, "headers": headers, "body": body}));
+        }
+        // A changed body verifies with neither.
+        let forged = body.replace("letter.deposited", "letter.accepted");
+        for (secret, raw) in [(generated.as_str(), false), (SECRET, true)] {
+            cases.push(json!({"secret": secret, "raw": raw, "headers": headers, "body": forged}));
+        }
+    }
+    let Some(verdicts) = standard_verdicts(&Value::Array(cases)) else {
+        return;
+    };
+    assert_eq!(verdicts.len(), 8, "{verdicts:?}");
+    for (i, chunk) in verdicts.chunks(4).enumerate() {
+        let valid: Vec<bool> = chunk.iter().map(|v| v == "valid").collect();
+        assert!(
+            valid == [true, false, false, false] || valid == [false, true, false, false],
+            "delivery {i}: {chunk:?}"
+        );
+    }
+    // One delivery per webhook: each secret verified one of the two.
+    assert_ne!(verdicts[0], verdicts[4], "{verdicts:?}");
 }
