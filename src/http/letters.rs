@@ -503,6 +503,7 @@ pub async fn proof(
     State(service): State<Service>,
     caller: Caller,
     Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let Some(kind) = file.strip_suffix(".pdf").and_then(ProofKind::parse) else {
         return Err(Problem::not_found(format!(
@@ -519,7 +520,16 @@ pub async fn proof(
             kind.title_english().to_lowercase()
         )));
     };
-    Ok(proof_response(&row.id, kind, "inline", pdf))
+    let etag = super::conditional::etag_of(&pdf);
+    if super::conditional::matches(&headers, &etag) {
+        return Ok(super::conditional::not_modified(
+            &etag,
+            super::conditional::REVALIDATE,
+        ));
+    }
+    let mut response = proof_response(&row.id, kind, "inline", pdf);
+    super::conditional::tag(&mut response, &etag, super::conditional::REVALIDATE);
+    Ok(response)
 }
 
 /// A PDF proof of letter `id` as an answer: `disposition` (`inline` or `attachment`) with the
@@ -561,6 +571,7 @@ pub async fn evidence_file(
     State(service): State<Service>,
     caller: Caller,
     Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let row = find_letter(&service, &caller, &id).await?;
     let Some((evidence_id, extension)) = file.rsplit_once('.') else {
@@ -587,14 +598,24 @@ pub async fn evidence_file(
     let disposition =
         HeaderValue::from_str(&format!("attachment; filename=\"{}.{extension}\"", e.id))
             .unwrap_or(HeaderValue::from_static("attachment"));
-    Ok((
+    // Evidence bytes never change once stored (append-only): cacheable for good.
+    let etag = super::conditional::etag_of(&bytes);
+    if super::conditional::matches(&headers, &etag) {
+        return Ok(super::conditional::not_modified(
+            &etag,
+            super::conditional::IMMUTABLE,
+        ));
+    }
+    let mut response = (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CONTENT_DISPOSITION, disposition),
         ],
         bytes,
     )
-        .into_response())
+        .into_response();
+    super::conditional::tag(&mut response, &etag, super::conditional::IMMUTABLE);
+    Ok(response)
 }
 
 /// A body the framework could not read: over the size limit (413) or cut short (400).
@@ -736,6 +757,7 @@ pub async fn bundle(
     State(service): State<Service>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let row = find_letter(&service, &caller, &id).await?;
     let evidence = service.storage.evidence_of_letter(&row.id).await?;
@@ -788,6 +810,15 @@ pub async fn bundle(
         renewals: &renewals,
     });
     let key = plan.asic_manifest_sha256();
+    // The manifest names every file by its digest and the bundle's seal is kept per
+    // manifest: the same manifest gives the same bytes, so its digest tags the bundle.
+    let etag = super::conditional::etag_from_digest(&key);
+    if super::conditional::matches(&headers, &etag) {
+        return Ok(super::conditional::not_modified(
+            &etag,
+            super::conditional::REVALIDATE,
+        ));
+    }
     let seal = match service.storage.existing_bundle_seal(&row.id, &key).await? {
         Some(seal) => seal,
         None => {
@@ -838,6 +869,10 @@ pub async fn bundle(
         axum::body::Body::from_stream(stream),
     )
         .into_response())
+    .map(|mut response| {
+        super::conditional::tag(&mut response, &etag, super::conditional::REVALIDATE);
+        response
+    })
 }
 
 /// Bytes handed to the response body at a time.

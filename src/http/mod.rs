@@ -54,6 +54,7 @@ macro_rules! page {
 pub mod batches;
 pub mod bounces;
 pub mod client_address;
+pub mod conditional;
 pub mod consents;
 pub mod documents;
 pub mod idempotency;

@@ -10,6 +10,7 @@ mod browser;
 mod bundle;
 mod cli;
 mod compose;
+mod conditional;
 mod consents;
 mod container;
 mod deploy;
