@@ -30,6 +30,12 @@ pub struct Cli {
 enum Command {
     /// Runs the service (HTTP API, TSA endpoint).
     Serve(Location),
+    /// Prints a shell completion script: `recommande completions bash > /etc/bash_completion.d/recommande`,
+    /// or zsh, fish, elvish, powershell.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Manages API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
@@ -387,6 +393,11 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(location) => serve::run(location.settings()?).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "recommande", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ApiKey(cmd) => api_key::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Send {

@@ -99,25 +99,46 @@ pub async fn send(options: &SendOptions) -> anyhow::Result<SendSummary> {
         .to_string();
     eprintln!("batch {batch_id} accepted");
 
+    // On a terminal the progress line is rewritten in place; in a log or a pipe each change
+    // is a line of its own (no carriage returns).
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_line = String::new();
+    let mut failures = 0;
     let view = loop {
-        let view = answer(
-            client
-                .get(format!("{server}/v1/batches/{batch_id}"))
-                .bearer_auth(&options.api_key)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {server}"))?,
-        )
-        .await?;
+        let polled = client
+            .get(format!("{server}/v1/batches/{batch_id}"))
+            .bearer_auth(&options.api_key)
+            .send()
+            .await;
+        // The batch is recorded: a brief outage while polling (a restart, a proxy reload) is
+        // waited out rather than reported as a failed send.
+        let response = match polled {
+            Ok(response) => {
+                failures = 0;
+                response
+            }
+            Err(e) if failures < POLL_RETRIES && (e.is_connect() || e.is_timeout()) => {
+                failures += 1;
+                tokio::time::sleep(options.poll.max(std::time::Duration::from_millis(500))).await;
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {server}")),
+        };
+        let view = answer(response).await?;
         let line = progress_line(&view);
         if line != last_line {
-            eprint!("\r{line}");
-            let _ = std::io::stderr().flush();
+            if terminal {
+                eprint!("\r{line}");
+                let _ = std::io::stderr().flush();
+            } else {
+                eprintln!("{line}");
+            }
             last_line = line;
         }
         if view["state"].as_str() != Some("depositing") {
-            eprintln!();
+            if terminal {
+                eprintln!();
+            }
             break view;
         }
         tokio::time::sleep(options.poll).await;
@@ -215,6 +236,9 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
 
 /// Runs `recommande send` and prints the summary. Exit code 0: every row deposited; 1: rows
 /// refused or the batch failed; 2: the file could not be sent.
+/// Connection errors in a row tolerated while polling a recorded batch.
+const POLL_RETRIES: u32 = 10;
+
 pub(super) async fn run(options: &SendOptions) -> std::process::ExitCode {
     use std::process::ExitCode;
     match send(options).await {

@@ -148,3 +148,32 @@ fn archive_commands_make_keys_rewrap_encrypt_and_purge_from_the_command_line() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn completion_scripts_cover_the_commands_and_bash_reads_them() {
+    let bash = recommande(&["completions", "bash"]);
+    assert!(bash.status.success(), "{}", String::from_utf8_lossy(&bash.stderr));
+    let script = String::from_utf8(bash.stdout).expect("utf-8");
+    for word in ["_recommande()", "serve", "api-key", "verify", "send", "completions"] {
+        assert!(script.contains(word), "{word} missing from the bash script");
+    }
+    // bash parses it without running it.
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("recommande.bash");
+    std::fs::write(&path, &script).expect("write");
+    if let Ok(checked) = Command::new("bash").arg("-n").arg(&path).output() {
+        assert!(
+            checked.status.success(),
+            "{}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+    let fish = recommande(&["completions", "fish"]);
+    assert!(fish.status.success());
+    assert!(String::from_utf8_lossy(&fish.stdout).contains("complete -c recommande"));
+    let zsh = recommande(&["completions", "zsh"]);
+    assert!(String::from_utf8_lossy(&zsh.stdout).starts_with("#compdef recommande"));
+    let unknown = recommande(&["completions", "tcsh"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("possible values"));
+}
