@@ -368,7 +368,7 @@ pub async fn fan_out_many(
         .active_webhooks(&events.tenant_id)
         .await?
         .into_iter()
-        .filter(|w| w.events.contains(&events.event))
+        .filter(|w| w.events.contains(&events.event) && existed_at(w.created_at, &events.occurred_at))
         .collect();
     let mut deliveries = Vec::with_capacity(webhooks.len() * events.items.len());
     for webhook in &webhooks {
@@ -403,6 +403,16 @@ pub async fn fan_out_many(
     Ok(created)
 }
 
+/// Whether a webhook created at `created_at` (Unix µs) existed when the event happened
+/// (`occurred_at`, RFC 3339): a webhook is told only of what happened after it was
+/// registered, never of the backlog the outbox still holds. An unreadable time counts as
+/// after (telling once too many is better than never).
+fn existed_at(created_at: i64, occurred_at: &str) -> bool {
+    time::OffsetDateTime::parse(occurred_at, &time::format_description::well_known::Rfc3339)
+        .map(|at| created_at <= unix_micros(at))
+        .unwrap_or(true)
+}
+
 /// Creates one delivery of a batch event per subscribed webhook (idempotent).
 pub async fn fan_out_batch(
     storage: &Storage,
@@ -412,7 +422,8 @@ pub async fn fan_out_batch(
     let at = unix_micros(now);
     let mut deliveries = Vec::new();
     for webhook in storage.active_webhooks(&event.tenant_id).await? {
-        if !webhook.events.contains(&event.event) {
+        if !webhook.events.contains(&event.event) || !existed_at(webhook.created_at, &event.occurred_at)
+        {
             continue;
         }
         let id = uuid::Uuid::now_v7().to_string();

@@ -24,6 +24,7 @@ crate::on_both_engines!(
     every_lifecycle_event_reaches_the_receiver_through_the_outbox,
     a_delivery_claim_given_back_at_shutdown_is_due_again_at_once,
     standard_webhooks_libraries_verify_every_delivery,
+    a_webhook_is_told_only_of_events_after_its_registration,
 );
 
 const SECRET: &str = "whsec-0123456789-abcdef";
@@ -795,4 +796,24 @@ async fn standard_webhooks_libraries_verify_every_delivery(engine: Engine) {
     }
     // One delivery per webhook: each secret verified one of the two.
     assert_ne!(verdicts[0], verdicts[4], "{verdicts:?}");
+}
+
+async fn a_webhook_is_told_only_of_events_after_its_registration(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, _receiver) = Receiver::start(&[]).await;
+    // A letter deposited before the webhook exists, its event still in the outbox.
+    let before = deposited(&app, "letter.deposited").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    create_webhook(&app, &app.api_key, &url, &["letter.deposited"]).await;
+    let after = deposited(&app, "letter.deposited").await;
+    let now = OffsetDateTime::now_utc();
+    let storage = &app.service.storage;
+    assert_eq!(
+        fan_out(storage, &before, now).await.expect("fan out"),
+        0,
+        "an event older than the webhook is not delivered to it"
+    );
+    assert_eq!(fan_out(storage, &after, now).await.expect("fan out"), 1);
 }
