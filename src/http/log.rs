@@ -56,6 +56,7 @@ pub async fn head_of_size(
 
 /// Query of an inclusion proof.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// Hex SHA-256 of the evidence record.
     pub leaf: Option<String>,
@@ -116,6 +117,7 @@ pub async fn inclusion(
 
 /// Query of a consistency proof.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// Size of the older tree.
     pub from: Option<String>,

@@ -71,6 +71,7 @@ pub struct CheckVerdict {
 
 /// The query of `GET /v1/verify/{letter_id}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CodeQuery {
     /// The letter's verification code, as printed on its proofs (case, spaces and dashes do
     /// not matter).
