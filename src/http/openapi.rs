@@ -124,6 +124,10 @@ struct Conventions;
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use std::collections::HashMap;
+        // The licence by its SPDX identifier, as OpenAPI 3.1 allows (§4.8.4).
+        let mut license = utoipa::openapi::info::License::new(env!("CARGO_PKG_LICENSE"));
+        license.identifier = Some(env!("CARGO_PKG_LICENSE").to_string());
+        openapi.info.license = Some(license);
         let mut seen: HashMap<String, usize> = HashMap::new();
         for item in openapi.paths.paths.values() {
             for op in operations(item) {

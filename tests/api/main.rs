@@ -22,6 +22,7 @@ mod instances;
 mod lifecycle;
 mod log;
 mod metrics;
+mod openapi_tools;
 mod observability;
 mod outage;
 mod pages;
