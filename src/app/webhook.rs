@@ -368,7 +368,9 @@ pub async fn fan_out_many(
         .active_webhooks(&events.tenant_id)
         .await?
         .into_iter()
-        .filter(|w| w.events.contains(&events.event) && existed_at(w.created_at, &events.occurred_at))
+        .filter(|w| {
+            w.events.contains(&events.event) && existed_at(w.created_at, &events.occurred_at)
+        })
         .collect();
     let mut deliveries = Vec::with_capacity(webhooks.len() * events.items.len());
     for webhook in &webhooks {
@@ -422,7 +424,8 @@ pub async fn fan_out_batch(
     let at = unix_micros(now);
     let mut deliveries = Vec::new();
     for webhook in storage.active_webhooks(&event.tenant_id).await? {
-        if !webhook.events.contains(&event.event) || !existed_at(webhook.created_at, &event.occurred_at)
+        if !webhook.events.contains(&event.event)
+            || !existed_at(webhook.created_at, &event.occurred_at)
         {
             continue;
         }

@@ -609,7 +609,10 @@ async fn the_send_command_deposits_a_csv_file_and_writes_the_refused_rows(engine
     );
     assert!(stderr.contains("5/6 deposited"), "progress shown: {stderr}");
     // Not a terminal: one plain line per change, no carriage returns.
-    assert!(!stderr.contains('\r'), "carriage return in piped output: {stderr:?}");
+    assert!(
+        !stderr.contains('\r'),
+        "carriage return in piped output: {stderr:?}"
+    );
     let report_path = dir.path().join("relances.csv.errors.csv");
     let report = std::fs::read_to_string(&report_path).expect("error report");
     let lines: Vec<&str> = report.lines().collect();

@@ -152,9 +152,20 @@ fn archive_commands_make_keys_rewrap_encrypt_and_purge_from_the_command_line() {
 #[test]
 fn completion_scripts_cover_the_commands_and_bash_reads_them() {
     let bash = recommande(&["completions", "bash"]);
-    assert!(bash.status.success(), "{}", String::from_utf8_lossy(&bash.stderr));
+    assert!(
+        bash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
     let script = String::from_utf8(bash.stdout).expect("utf-8");
-    for word in ["_recommande()", "serve", "api-key", "verify", "send", "completions"] {
+    for word in [
+        "_recommande()",
+        "serve",
+        "api-key",
+        "verify",
+        "send",
+        "completions",
+    ] {
         assert!(script.contains(word), "{word} missing from the bash script");
     }
     // bash parses it without running it.

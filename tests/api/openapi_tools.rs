@@ -28,7 +28,10 @@ async fn validators_and_linters_accept_the_openapi_document() {
         .json()
         .await
         .expect("json");
-    assert_eq!(doc["servers"][0]["url"], app.service.settings.server.public_url);
+    assert_eq!(
+        doc["servers"][0]["url"],
+        app.service.settings.server.public_url
+    );
     let mut ids = std::collections::HashSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().expect("item") {
@@ -38,7 +41,10 @@ async fn validators_and_linters_accept_the_openapi_document() {
             for parameter in op["parameters"].as_array().into_iter().flatten() {
                 if parameter["in"] == "path" {
                     let name = parameter["name"].as_str().expect("name");
-                    assert!(path.contains(&format!("{{{name}}}")), "{method} {path}: {name}");
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: {name}"
+                    );
                 }
             }
             for (status, response) in op["responses"].as_object().expect("responses") {
@@ -90,7 +96,8 @@ async fn validators_and_linters_accept_the_openapi_document() {
         .env("REDOCLY_SUPPRESS_UPDATE_NOTICE", "true")
         .output()
         .expect("redocly");
-    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "redocly lint:\n{said}");
     assert!(!said.contains("error "), "redocly lint:\n{said}");
 }
