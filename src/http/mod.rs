@@ -235,6 +235,7 @@ pub fn router(service: Service) -> Router {
         // (WHATWG Fetch §3.6 `X-Content-Type-Options`): problem+json, PDFs, evidence bytes
         // and pages alike. The pages' own security headers are left as they are.
         .layer(axum::middleware::map_response(nosniff))
+        .layer(axum::middleware::map_response(close_after_refused_body))
         // Quotas per tenant and per client address, and their `RateLimit` fields.
         .layer(axum::middleware::from_fn_with_state(
             rate_limits,
@@ -256,6 +257,20 @@ pub fn router(service: Service) -> Router {
         // Outermost: an over-long target or header block is refused before any routing.
         .layer(axum::middleware::from_fn(server::limit_request_head))
         .with_state(service)
+}
+
+/// A `413` is answered before the whole body was read: the connection cannot carry another
+/// request, so the answer says so (`Connection: close`, RFC 9112 §9.6) and a client does not
+/// put it back in its pool, to fail its next request on a connection the server closes.
+async fn close_after_refused_body(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Adds `X-Content-Type-Options: nosniff` to a response that does not carry it yet.
