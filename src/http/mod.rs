@@ -236,6 +236,9 @@ pub fn router(service: Service) -> Router {
         // and pages alike. The pages' own security headers are left as they are.
         .layer(axum::middleware::map_response(nosniff))
         .layer(axum::middleware::map_response(close_after_refused_body))
+        // Cross-origin reads of the public verification routes only (a judge's or a
+        // witness's page elsewhere may check a letter or the log); nothing behind a key.
+        .layer(axum::middleware::from_fn(public_cors))
         // Quotas per tenant and per client address, and their `RateLimit` fields.
         .layer(axum::middleware::from_fn_with_state(
             rate_limits,
@@ -257,6 +260,50 @@ pub fn router(service: Service) -> Router {
         // Outermost: an over-long target or header block is refused before any routing.
         .layer(axum::middleware::from_fn(server::limit_request_head))
         .with_state(service)
+}
+
+/// Paths any origin may read (no credentials): public verification, trust anchors, the log.
+const CORS_PUBLIC_PREFIXES: [&str; 3] = ["/v1/verify/", "/v1/trust/", "/v1/log/"];
+
+/// CORS (WHATWG Fetch §3.2) for [`CORS_PUBLIC_PREFIXES`]: `Access-Control-Allow-Origin: *`
+/// on their answers, and a `204` to a preflight `OPTIONS`. Other routes send no CORS header,
+/// so a browser keeps other origins' scripts away from them.
+async fn public_cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let public = CORS_PUBLIC_PREFIXES
+        .iter()
+        .any(|prefix| request.uri().path().starts_with(prefix));
+    if !public {
+        return next.run(request).await;
+    }
+    let preflight = request.method() == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        response
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("X-Request-Id, Retry-After, RateLimit, RateLimit-Policy"),
+    );
+    response
 }
 
 /// A `413` is answered before the whole body was read: the connection cannot carry another

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::helpers::{Engine, spawn_app, spawn_app_with_sink};
 
 crate::on_both_engines!(
+    only_the_public_verification_routes_answer_other_origins,
     request_ids_are_kept_or_made_echoed_and_named_by_problems,
     the_metrics_count_requests_by_route_template_and_promtool_accepts_them,
     readiness_names_the_part_that_is_down,
@@ -405,4 +406,69 @@ async fn json_log_lines_carry_the_request_id_and_no_link_token() {
         .unwrap_or_else(|| panic!("no access line for trace-me-2:\n{text}"));
     assert_eq!(second["fields"]["route"], "/v1/verify/{letter_id}");
     assert_eq!(second["span"]["uri"], "/v1/verify/0190-no-letter?code=…");
+}
+
+async fn only_the_public_verification_routes_answer_other_origins(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let origin = "https://greffe.example.fr";
+    for path in [
+        "/v1/verify/0190-no-letter?code=ABCD",
+        "/v1/trust/roots.pem",
+        "/v1/log/tree-heads/latest",
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("Origin", origin)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url(path))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .send()
+            .await
+            .expect("OPTIONS");
+        assert_eq!(preflight.status(), 204, "{path}");
+        assert_eq!(preflight.headers()["access-control-allow-methods"], "GET");
+    }
+    // Behind a key: no CORS, so a browser keeps other origins' scripts out.
+    for path in ["/v1/letters", "/metrics", "/r/sometoken"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&app.api_key)
+            .header("Origin", origin)
+            .send()
+            .await
+            .expect("GET");
+        assert!(
+            !response
+                .headers()
+                .contains_key("access-control-allow-origin"),
+            "{path}"
+        );
+    }
+    let preflight = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/v1/letters"))
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .expect("OPTIONS");
+    assert!(
+        !preflight
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
 }
