@@ -22,11 +22,7 @@ pub const MAX_TSA_QUERY: usize = 16 * 1024;
               (status = 503, description = "The database does not answer or cannot write", body = Problem)))]
 pub async fn healthz(State(service): State<Service>) -> Response {
     let now = crate::core::clock::unix_micros(service.clock.now());
-    let checked = match service.storage.ping().await {
-        Ok(()) => service.storage.probe_write(now).await,
-        Err(e) => Err(e),
-    };
-    match checked {
+    match database_takes_a_write(&service, now).await {
         Ok(()) => (
             StatusCode::OK,
             axum::Json(json!({
@@ -44,6 +40,15 @@ pub async fn healthz(State(service): State<Service>) -> Response {
             problem.into_response()
         }
     }
+}
+
+/// The database answers a query and commits one small row through the writer deposits use.
+async fn database_takes_a_write(
+    service: &Service,
+    now: i64,
+) -> Result<(), crate::infra::storage::StorageError> {
+    service.storage.ping().await?;
+    service.storage.probe_write(now).await
 }
 
 /// How long each readiness check may take before it counts as failing.
@@ -79,10 +84,7 @@ pub async fn readyz(State(service): State<Service>) -> Response {
         };
     let (database, content, timestamps, mail) = tokio::join!(
         tokio::time::timeout(READINESS_TIMEOUT, async {
-            service.storage.ping().await.map_err(|e| e.to_string())?;
-            service
-                .storage
-                .probe_write(now)
+            database_takes_a_write(&service, now)
                 .await
                 .map_err(|e| e.to_string())
         }),

@@ -159,11 +159,6 @@ impl RequestContext {
     pub async fn scope<F: Future>(self, future: F) -> F::Output {
         CURRENT.scope(self, future).await
     }
-
-    /// The context of the request this task serves, if it serves one.
-    pub fn current() -> Option<RequestContext> {
-        CURRENT.try_with(Clone::clone).ok()
-    }
 }
 
 /// The id of the request this task serves, if it serves one.
