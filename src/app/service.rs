@@ -174,6 +174,8 @@ impl Service {
             settings.mail.smtp_url.as_deref(),
             settings.server.data_dir.join("mail"),
             &settings.mail.from,
+            settings.mail.dkim.as_ref(),
+            &settings.mail.relay,
         )?;
         mailer.check().await?;
         let outbound = outbound_client(&settings)?;

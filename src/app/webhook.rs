@@ -7,7 +7,8 @@
 //! Each POST carries:
 //! - the Standard Webhooks headers `webhook-id` (the delivery id), `webhook-timestamp` and
 //!   `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>." ‖ body)>`
-//!   ([`standard_signature`], [`standard_key`]);
+//!   ([`standard_signature`], [`standard_key`]); after a rotation of the secret, one
+//!   signature per valid secret, space-separated, until the previous secret's overlap ends;
 //! - (deprecated, kept for existing receivers) `Recommande-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." ‖ body)>`, so
 //!   the receiver checks origin and integrity, and refuses stale replays by `t`;
 //! - `Recommande-Event` (e.g. `letter.notified`) and `Recommande-Delivery` (the delivery id);
@@ -224,20 +225,7 @@ impl WebhookRequest {
                 None
             }
         };
-        let secret = match obj.get("secret") {
-            None | Some(serde_json::Value::Null) => Some(None),
-            Some(serde_json::Value::String(s)) => match check_secret(s) {
-                Ok(()) => Some(Some(s.clone())),
-                Err(message) => {
-                    errors.push(field_error("secret", &message));
-                    None
-                }
-            },
-            Some(_) => {
-                errors.push(field_error("secret", "must be a string"));
-                None
-            }
-        };
+        let secret = secret_field(obj, &mut errors);
         let mut events = Vec::new();
         let known = || EVENTS.join(", ");
         match obj.get("events") {
@@ -272,6 +260,98 @@ impl WebhookRequest {
                 url,
                 secret,
                 events,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The optional `secret` of a body: `Some(None)` when left to the service, `None` (with the
+/// error pushed) when invalid.
+fn secret_field(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<String>> {
+    match obj.get("secret") {
+        None | Some(serde_json::Value::Null) => Some(None),
+        Some(serde_json::Value::String(s)) => match check_secret(s) {
+            Ok(()) => Some(Some(s.clone())),
+            Err(message) => {
+                errors.push(field_error("secret", &message));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(field_error("secret", "must be a string"));
+            None
+        }
+    }
+}
+
+/// How long the previous secret keeps signing after a rotation, by default: a day, for
+/// receivers to deploy the new one.
+pub const DEFAULT_ROTATION_OVERLAP_SECONDS: i64 = 86_400;
+/// The longest overlap a rotation may ask for: a week.
+pub const MAX_ROTATION_OVERLAP_SECONDS: i64 = 7 * 86_400;
+
+/// The fields of a `POST /v1/webhooks/{id}/rotate-secret` body; the OpenAPI schema
+/// `RotateSecretBody` lists the same ones (checked by the tests of `http::openapi`).
+pub const ROTATION_FIELDS: &[&str] = &["secret", "overlap_seconds"];
+
+/// A checked rotation request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RotationRequest {
+    /// The new secret; `None`: made by the service ([`generate_secret`]).
+    pub secret: Option<String>,
+    /// Seconds during which the previous secret still signs, 0 to
+    /// [`MAX_ROTATION_OVERLAP_SECONDS`].
+    pub overlap_seconds: i64,
+}
+
+// By hand, so that the secret cannot reach a log line (STYLE 11).
+impl std::fmt::Debug for RotationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotationRequest")
+            .field("secret", &"<redacted>")
+            .field("overlap_seconds", &self.overlap_seconds)
+            .finish()
+    }
+}
+
+impl RotationRequest {
+    /// Checks a body (an empty body is `{}`: a generated secret, the default overlap),
+    /// reporting every invalid field at once.
+    pub fn parse(body: &serde_json::Value) -> Result<RotationRequest, Vec<FieldError>> {
+        let Some(obj) = body.as_object() else {
+            return Err(vec![field_error("", "the body must be a JSON object")]);
+        };
+        let mut errors = Vec::new();
+        for key in obj.keys() {
+            if !ROTATION_FIELDS.contains(&key.as_str()) {
+                errors.push(field_error(key, "is not a known field"));
+            }
+        }
+        let secret = secret_field(obj, &mut errors);
+        let overlap_seconds = match obj.get("overlap_seconds") {
+            None | Some(serde_json::Value::Null) => DEFAULT_ROTATION_OVERLAP_SECONDS,
+            Some(value) => match value.as_i64() {
+                Some(n) if (0..=MAX_ROTATION_OVERLAP_SECONDS).contains(&n) => n,
+                _ => {
+                    errors.push(field_error(
+                        "overlap_seconds",
+                        &format!(
+                            "must be a whole number of seconds from 0 to \
+                             {MAX_ROTATION_OVERLAP_SECONDS} (a week)"
+                        ),
+                    ));
+                    0
+                }
+            },
+        };
+        match secret {
+            Some(secret) if errors.is_empty() => Ok(RotationRequest {
+                secret,
+                overlap_seconds,
             }),
             _ => Err(errors),
         }
@@ -689,12 +769,22 @@ impl Deliverer {
 /// The signature header value for `body` sent at `timestamp` (Unix seconds):
 /// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>." ‖ body)>`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let mut context = ring::hmac::Context::with_key(&key);
-    context.update(timestamp.to_string().as_bytes());
-    context.update(b".");
-    context.update(body);
-    format!("t={timestamp},v1={}", hex::encode(context.sign().as_ref()))
+    signatures(&[secret], timestamp, body)
+}
+
+/// [`signature`] with one `v1=` per secret, in order (during a rotation's overlap).
+pub fn signatures(secrets: &[&[u8]], timestamp: i64, body: &[u8]) -> String {
+    let mut value = format!("t={timestamp}");
+    for secret in secrets {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let mut context = ring::hmac::Context::with_key(&key);
+        context.update(timestamp.to_string().as_bytes());
+        context.update(b".");
+        context.update(body);
+        value.push_str(",v1=");
+        value.push_str(&hex::encode(context.sign().as_ref()));
+    }
+    value
 }
 
 /// The delay before the next attempt once `failed_attempts` attempts have failed:
@@ -802,10 +892,11 @@ async fn send(
     now: OffsetDateTime,
 ) -> (Option<u16>, Option<String>) {
     let delivery = &claim.delivery;
+    let secrets: Vec<&[u8]> = claim.secrets.iter().map(|s| s.as_bytes()).collect();
     post_signed(
         outbound,
         &claim.url,
-        claim.secret.as_bytes(),
+        &secrets,
         &delivery.event,
         &delivery.id,
         &delivery.payload,
@@ -814,29 +905,37 @@ async fn send(
     .await
 }
 
-/// POSTs `payload` (JSON) to `url` signed with `secret` at `now` ([`signature`]), with the
-/// event and delivery-id headers: the one way every signed notification of the service
+/// POSTs `payload` (JSON) to `url` signed with each of `secrets` at `now` ([`signatures`],
+/// [`standard_signature`]; the current secret first, then the previous one during a
+/// rotation's overlap), with the event and delivery-id headers: the one way every signed notification of the service
 /// leaves (sender webhooks and log witnesses), through the guarded client. Returns the
 /// status when the receiver answered, and the error unless it was 2xx — only words a
 /// tenant may read (`unreachable`, `refused: address not public`, `timeout`, `HTTP 500`).
 pub async fn post_signed(
     outbound: &Outbound,
     url: &str,
-    secret: &[u8],
+    secrets: &[&[u8]],
     event: &str,
     delivery_id: &str,
     payload: &[u8],
     now: OffsetDateTime,
 ) -> (Option<u16>, Option<String>) {
     use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-    let signed = signature(secret, now.unix_timestamp(), payload);
+    let signed = signatures(secrets, now.unix_timestamp(), payload);
     let timestamp = now.unix_timestamp().to_string();
-    let standard = standard_signature(
-        &standard_key(secret),
-        delivery_id,
-        now.unix_timestamp(),
-        payload,
-    );
+    // Standard Webhooks: several signatures are separated by spaces.
+    let standard = secrets
+        .iter()
+        .map(|secret| {
+            standard_signature(
+                &standard_key(secret),
+                delivery_id,
+                now.unix_timestamp(),
+                payload,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for (name, value) in [

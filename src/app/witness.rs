@@ -241,7 +241,7 @@ impl Witnesses {
         let (status, error) = crate::app::webhook::post_signed(
             &self.outbound,
             &delivery.witness,
-            secret.expose().as_bytes(),
+            &[secret.expose().as_bytes()],
             EVENT,
             &delivery.id,
             &payload,

@@ -33,22 +33,40 @@ pub(super) async fn run(cmd: ApiKeyCommand) -> anyhow::Result<ExitCode> {
             println!("{key}");
             storage.close().await;
         }
-        ApiKeyCommand::List { tenant, location } => {
+        ApiKeyCommand::List {
+            tenant,
+            json,
+            location,
+        } => {
             let storage = open_storage(&location).await?;
             let keys = storage.list_api_keys(tenant.as_deref()).await?;
+            storage.close().await;
+            let time = |t: i64| rfc3339_micros(from_unix_micros(t));
+            if json {
+                let rows: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "id": k.id,
+                            "tenant": k.tenant_name,
+                            "created_at": time(k.created_at),
+                            "revoked_at": k.revoked_at.map(time),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("{:<36}  {:<24}  {:<27}  revoked", "id", "tenant", "created");
             for k in keys {
                 println!(
                     "{:<36}  {:<24}  {:<27}  {}",
                     k.id,
                     k.tenant_name,
-                    rfc3339_micros(from_unix_micros(k.created_at)),
-                    k.revoked_at
-                        .map(|t| rfc3339_micros(from_unix_micros(t)))
-                        .unwrap_or_else(|| "-".into())
+                    time(k.created_at),
+                    k.revoked_at.map(time).unwrap_or_else(|| "-".into())
                 );
             }
-            storage.close().await;
         }
         ApiKeyCommand::Revoke { id, location } => {
             let storage = open_storage(&location).await?;

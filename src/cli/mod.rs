@@ -275,6 +275,9 @@ enum ApiKeyCommand {
         /// Only this tenant's keys.
         #[arg(long)]
         tenant: Option<String>,
+        /// One JSON array of `{id, tenant, created_at, revoked_at}` objects.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         location: Location,
     },

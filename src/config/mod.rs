@@ -35,7 +35,7 @@ pub use http::{
     DEFAULT_HTTP_MAX_CONNECTIONS_PER_ADDRESS, HttpSection, HttpSettings,
 };
 pub use log::{LogSettings, WitnessSettings, WitnessWebhook};
-pub use mail::MailSettings;
+pub use mail::{DkimAlgorithm, DkimSettings, MailSettings, RelaySettings};
 pub use metrics::MetricsSettings;
 pub use outbound::OutboundSettings;
 pub use pki::{DEFAULT_DEVELOPMENT_VALIDITY_DAYS, PkiSettings};

@@ -251,6 +251,31 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         false,
     ),
     (
+        "RECOMMANDE_MAIL_DKIM_SELECTOR",
+        Some("mail"),
+        "dkim_selector",
+        false,
+    ),
+    ("RECOMMANDE_MAIL_DKIM_KEY", Some("mail"), "dkim_key", false),
+    (
+        "RECOMMANDE_MAIL_MAX_CONNECTIONS",
+        Some("mail"),
+        "max_connections",
+        true,
+    ),
+    (
+        "RECOMMANDE_MAIL_MAX_PER_SECOND",
+        Some("mail"),
+        "max_per_second",
+        true,
+    ),
+    (
+        "RECOMMANDE_MAIL_DKIM_ALGORITHM",
+        Some("mail"),
+        "dkim_algorithm",
+        false,
+    ),
+    (
         "RECOMMANDE_PKI_SEAL_CERTIFICATE",
         Some("pki"),
         "seal_certificate",

@@ -569,6 +569,50 @@ fn mail_settings_come_from_the_environment_too() {
 }
 
 #[test]
+fn dkim_and_relay_settings_are_read_and_checked() {
+    let s = load(None, &[], Overrides::default()).expect("defaults");
+    assert_eq!(s.mail.dkim, None);
+    assert_eq!(s.mail.relay, crate::config::RelaySettings::default());
+    assert_eq!(s.mail.relay.max_connections, 10);
+    let s = load(
+        Some(
+            "[mail]\ndkim_selector = \"lre2026.a\"\ndkim_key = \"/k.pem\"\n\
+             dkim_algorithm = \"ed25519-sha256\"\nmax_connections = 4\n",
+        ),
+        &[("RECOMMANDE_MAIL_MAX_PER_SECOND", "14")],
+        Overrides::default(),
+    )
+    .expect("settings");
+    assert_eq!(
+        s.mail.dkim,
+        Some(crate::config::DkimSettings {
+            selector: "lre2026.a".into(),
+            key: "/k.pem".into(),
+            algorithm: crate::config::DkimAlgorithm::Ed25519Sha256,
+        })
+    );
+    assert_eq!(s.mail.relay.max_connections, 4);
+    assert_eq!(s.mail.relay.max_per_second, Some(14));
+    for (file, named) in [
+        ("[mail]\ndkim_selector = \"s\"\n", "mail.dkim_key"),
+        ("[mail]\ndkim_key = \"/k.pem\"\n", "mail.dkim_selector"),
+        (
+            "[mail]\ndkim_selector = \"bad selector\"\ndkim_key = \"/k\"\n",
+            "mail.dkim_selector",
+        ),
+        (
+            "[mail]\ndkim_selector = \"s\"\ndkim_key = \"/k\"\ndkim_algorithm = \"rsa-sha1\"\n",
+            "mail.dkim_algorithm",
+        ),
+        ("[mail]\nmax_connections = 0\n", "mail.max_connections"),
+        ("[mail]\nmax_per_second = 0\n", "mail.max_per_second"),
+    ] {
+        let err = load(Some(file), &[], Overrides::default()).expect_err(file);
+        assert!(err.to_string().contains(named), "{file}: {err}");
+    }
+}
+
+#[test]
 fn retention_below_one_year_is_refused() {
     let err = load(Some("retention_years = 0\n"), &[], Overrides::default()).expect_err("refused");
     assert!(err.to_string().contains("R.53-2"), "{err}");

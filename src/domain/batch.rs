@@ -239,6 +239,7 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("compose.creditor.siren", ColumnType::Text),
     ("compose.creditor.kind", ColumnType::Text),
     ("compose.creditor.city", ColumnType::Text),
+    ("compose.creditor.merchant", ColumnType::Boolean),
     ("compose.agency.name", ColumnType::Text),
     ("compose.agency.address", ColumnType::Text),
     ("compose.agency.mandate_reference", ColumnType::Text),
@@ -246,11 +247,20 @@ pub const COLUMNS: &[(&str, ColumnType)] = &[
     ("compose.debtor.name", ColumnType::Text),
     ("compose.debtor.address", ColumnType::Text),
     ("compose.debtor.kind", ColumnType::Text),
+    ("compose.debtor.merchant", ColumnType::Boolean),
+    ("compose.debtor.insolvency.kind", ColumnType::Text),
+    ("compose.debtor.insolvency.opened_on", ColumnType::Text),
     ("compose.invoices.#.number", ColumnType::Text),
     ("compose.invoices.#.issue_date", ColumnType::Text),
     ("compose.invoices.#.due_date", ColumnType::Text),
     ("compose.invoices.#.amount_cents", ColumnType::Integer),
     ("compose.invoices.#.paid_cents", ColumnType::Integer),
+    ("compose.invoices.#.performed_on", ColumnType::Text),
+    ("compose.invoices.#.acknowledged_on", ColumnType::Text),
+    (
+        "compose.invoices.#.prescription_from_due_date",
+        ColumnType::Boolean,
+    ),
     ("compose.invoices.#.payments.#.date", ColumnType::Text),
     (
         "compose.invoices.#.payments.#.amount_cents",
@@ -695,6 +705,38 @@ fn utf8(body: &[u8]) -> Result<&str, BatchInputError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every field a composed letter accepts in JSON has its CSV column: the field lists of
+    /// the `compose` parser, walked object by object, each leaf found in [`COLUMNS`].
+    #[test]
+    fn every_compose_field_has_a_csv_column() {
+        use crate::domain::collection::request as r;
+        let objects: &[(&str, &[&str])] = &[
+            ("compose", r::COMPOSE_FIELDS),
+            ("compose.creditor", r::CREDITOR_FIELDS),
+            ("compose.agency", r::AGENCY_FIELDS),
+            ("compose.debtor", r::DEBTOR_FIELDS),
+            ("compose.debtor.insolvency", r::INSOLVENCY_FIELDS),
+            ("compose.invoices.#", r::INVOICE_FIELDS),
+            ("compose.invoices.#.payments.#", r::DATED_PAYMENT_FIELDS),
+            ("compose.prior_notices.#", r::PRIOR_NOTICE_FIELDS),
+            ("compose.payment", r::PAYMENT_FIELDS),
+            ("compose.first_letter", r::FIRST_LETTER_FIELDS),
+        ];
+        let mut missing = Vec::new();
+        for (prefix, fields) in objects {
+            for field in *fields {
+                let path = format!("{prefix}.{field}");
+                let nested = objects
+                    .iter()
+                    .any(|(p, _)| p.trim_end_matches(".#") == path);
+                if !nested && !COLUMNS.iter().any(|(c, _)| *c == path) {
+                    missing.push(path);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no CSV column for {missing:?}");
+    }
 
     const DOC: &str = "0192f3a4-5b6c-7d8e-9f00-112233445566";
 

@@ -163,6 +163,35 @@ pub async fn metrics(
             *n as f64,
         );
     }
+    // Throughput of this process: what it committed since it started (per instance; sum
+    // them across instances). `rate(recommande_evidence_recorded_total{event=
+    // "NotificationForAcceptance"}[5m])` is the proofs of dispatch per second.
+    let throughput = service.storage.throughput();
+    for (event, n) in &throughput.evidence {
+        out.counter(
+            "recommande_evidence_recorded_total",
+            "Evidence records this process committed, by event.",
+            &[("event", event.as_str())],
+            *n as f64,
+        );
+    }
+    out.counter(
+        "recommande_batches_received_total",
+        "Batches this process recorded.",
+        &[],
+        throughput.batches as f64,
+    );
+    for (outcome, n) in [
+        ("deposited", throughput.batch_rows_deposited),
+        ("rejected", throughput.batch_rows_rejected),
+    ] {
+        out.counter(
+            "recommande_batch_rows_total",
+            "Batch rows this process deposited or rejected.",
+            &[("outcome", outcome)],
+            n as f64,
+        );
+    }
     // The background workers of this process (src/app/worker.rs): empty when none runs here.
     for worker in service.workers.snapshot() {
         let labels = [("worker", worker.name)];

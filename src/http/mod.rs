@@ -34,6 +34,8 @@ macro_rules! page {
         pub struct $name {
             #[doc = $items_doc]
             pub items: Vec<$item>,
+            /// Whether a next page exists (`next_cursor` is then given).
+            pub has_more: bool,
             #[doc = $cursor_doc]
             #[serde(skip_serializing_if = "Option::is_none")]
             pub next_cursor: Option<String>,
@@ -45,7 +47,11 @@ macro_rules! page {
                 items: Vec<$item>,
                 next_cursor: Option<String>,
             ) -> Result<axum::response::Response, super::problem::Problem> {
-                super::json_ok(&$name { items, next_cursor })
+                super::json_ok(&$name {
+                    items,
+                    has_more: next_cursor.is_some(),
+                    next_cursor,
+                })
             }
         }
     };
@@ -216,6 +222,10 @@ pub fn router(service: Service) -> Router {
         )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
+            "/v1/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret).layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .route(
             "/v1/verify/{letter_id}",
             get(verification::verify_letter_api).layer(axum::middleware::from_fn_with_state(
                 (throttle.clone(), api_refusal),
@@ -235,6 +245,16 @@ pub fn router(service: Service) -> Router {
         // (WHATWG Fetch §3.6 `X-Content-Type-Options`): problem+json, PDFs, evidence bytes
         // and pages alike. The pages' own security headers are left as they are.
         .layer(axum::middleware::map_response(nosniff))
+        // JSON answers of 1 KiB or more, compressed when the client asks (gzip or br,
+        // `Accept-Encoding` q-values honoured, `Vary: Accept-Encoding`); see `compressible`.
+        .layer(
+            tower_http::compression::CompressionLayer::new().compress_when(
+                tower_http::compression::Predicate::and(
+                    tower_http::compression::predicate::SizeAbove::new(1024),
+                    compressible,
+                ),
+            ),
+        )
         .layer(axum::middleware::map_response(close_after_refused_body))
         // Cross-origin reads of the public verification routes only (a judge's or a
         // witness's page elsewhere may check a letter or the log); nothing behind a key.
@@ -318,6 +338,23 @@ async fn close_after_refused_body(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// JSON answers (`application/json`, `application/problem+json`, any `+json`) that carry no
+/// `ETag`. The evidence records, proofs and bundles keep their stored bytes on the wire: their
+/// strong `ETag` names those bytes (RFC 9110 §8.8.1), and the PDFs and zips gain nothing.
+fn compressible(
+    _: StatusCode,
+    _: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _: &axum::http::Extensions,
+) -> bool {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"));
+    json && !headers.contains_key(header::ETAG)
 }
 
 /// Adds `X-Content-Type-Options: nosniff` to a response that does not carry it yet.

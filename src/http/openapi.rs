@@ -12,8 +12,8 @@ use super::letters::{
 };
 use super::problem::Problem;
 use super::webhooks::{
-    DeliveryPage, DeliveryStatus, DeliveryView, WebhookBody, WebhookList, WebhookStatus,
-    WebhookView,
+    DeliveryPage, DeliveryStatus, DeliveryView, RotateSecretBody, WebhookBody, WebhookList,
+    WebhookStatus, WebhookView,
 };
 use crate::app::batch::BatchAccepted;
 use crate::domain::batch::{BatchMode, BatchSource, BatchState, RowError};
@@ -67,6 +67,7 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
         super::webhooks::show,
         super::webhooks::delete,
         super::webhooks::deliveries,
+        super::webhooks::rotate_secret,
         super::log::latest_head,
         super::log::head_of_size,
         super::log::inclusion,
@@ -84,7 +85,7 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
         super::recipient::RecipientView, super::recipient::RecipientEvidence, super::recipient::CodeSentView,
         super::recipient::SessionRequest, super::recipient::SessionView, super::bounces::BounceOutcome,
         ConsentBody, ConsentView, ConsentPage, ConsentStatus, ConsentMethod, WithdrawalBody,
-        WebhookBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
+        WebhookBody, RotateSecretBody, WebhookView, WebhookList, WebhookStatus, DeliveryView, DeliveryPage,
         DeliveryStatus, crate::core::log::PublishedTreeHead, crate::core::log::InclusionProof,
         crate::core::log::ConsistencyProof, super::verification::LetterVerification,
         super::verification::VerifiedEvent, super::verification::CheckVerdict,
@@ -296,7 +297,7 @@ mod tests {
     use time::macros::{date, datetime};
 
     use super::ApiDoc;
-    use crate::app::webhook::{WEBHOOK_FIELDS, WebhookRequest};
+    use crate::app::webhook::{ROTATION_FIELDS, RotationRequest, WEBHOOK_FIELDS, WebhookRequest};
     use crate::domain::batch::{BATCH_FIELDS, check_letter, read_json};
     use crate::domain::collection::ComposeRequest;
     use crate::domain::collection::request as compose;
@@ -484,6 +485,7 @@ mod tests {
             "url" => json!("https://hooks.example.org/recommande"),
             "secret" => json!("a-secret-of-at-least-sixteen-characters"),
             "events[]" => json!("letter.deposited"),
+            "overlap_seconds" => json!(3600),
             _ => return None,
         })
     }
@@ -612,6 +614,17 @@ mod tests {
                 WEBHOOK_FIELDS,
             ),
             (
+                "POST /v1/webhooks/{id}/rotate-secret",
+                request_body(
+                    &doc,
+                    "/v1/webhooks/{id}/rotate-secret",
+                    "post",
+                    "application/json",
+                ),
+                &[],
+                ROTATION_FIELDS,
+            ),
+            (
                 "POST /v1/batches",
                 request_body(&doc, "/v1/batches", "post", "application/json"),
                 &[],
@@ -687,6 +700,19 @@ mod tests {
                 "POST /v1/webhooks",
                 &body,
                 WebhookRequest::parse(&body, &policy),
+            );
+
+            let schema = request_body(
+                &doc,
+                "/v1/webhooks/{id}/rotate-secret",
+                "post",
+                "application/json",
+            );
+            let body = example(&doc, schema, "", full, &special);
+            assert_accepted(
+                "POST /v1/webhooks/{id}/rotate-secret",
+                &body,
+                RotationRequest::parse(&body),
             );
         }
         // Each batch letter is a deposit body, which the schema leaves as a free object.

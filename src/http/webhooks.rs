@@ -17,7 +17,7 @@ use super::{
 };
 use crate::app::api_key::Caller;
 use crate::app::service::Service;
-use crate::app::webhook::{WebhookRequest, secret_hint};
+use crate::app::webhook::{RotationRequest, WebhookRequest, secret_hint};
 use crate::core::clock::{from_unix_micros, rfc3339_micros, unix_micros};
 use crate::domain::letter::field_error;
 use crate::infra::storage::{DeliveryRow, WebhookRow};
@@ -54,6 +54,13 @@ pub struct WebhookView {
     /// Deletion time (RFC 3339 UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// Time of the last rotation of the secret (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_rotated_at: Option<String>,
+    /// Until when the secret before the last rotation still signs deliveries (a second
+    /// signature in `webhook-signature`), while that time is ahead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<String>,
 }
 
 /// The account's active webhooks.
@@ -119,6 +126,18 @@ pub struct DeliveryView {
 
 page!(DeliveryPage of DeliveryView, "A page of deliveries.", "Deliveries, oldest first.");
 
+/// Body of `POST /v1/webhooks/{id}/rotate-secret`, as the OpenAPI document publishes it
+/// (checked by [`RotationRequest::parse`]; an empty body takes every default).
+#[derive(utoipa::ToSchema)]
+pub struct RotateSecretBody {
+    /// The new secret, 16 to 256 characters; leave it out to get a `whsec_…` secret made by
+    /// the service, shown once in the answer.
+    pub secret: Option<String>,
+    /// Seconds during which the previous secret still signs deliveries beside the new one,
+    /// 0 to 604800 (a week; default 86400, a day).
+    pub overlap_seconds: Option<i64>,
+}
+
 /// Body of `POST /v1/webhooks`, as the OpenAPI document publishes it. The handler checks the
 /// body field by field ([`crate::app::webhook::WebhookRequest::parse`]) to list every problem
 /// at once; the tests of [`super::openapi`] keep this schema and
@@ -166,14 +185,7 @@ pub async fn create(
         let request = WebhookRequest::parse(&value, service.outbound.policy())
             .map_err(Problem::validation)?;
         let now = unix_micros(service.clock.now());
-        let (secret, generated) = match request.secret {
-            Some(secret) => (secret, false),
-            None => (
-                crate::app::webhook::generate_secret()
-                    .map_err(|_| Problem::internal(&"the system random generator failed"))?,
-                true,
-            ),
-        };
+        let (secret, generated) = chosen_or_made(request.secret)?;
         let row = WebhookRow {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: caller.tenant_id.clone(),
@@ -182,10 +194,12 @@ pub async fn create(
             events: request.events,
             created_at: now,
             deleted_at: None,
+            previous_secret: None,
+            secret_rotated_at: None,
         };
         // The stored replay holds the view only: no secret, unless the service made it (a
         // retried registration must still tell it; it is in the same database anyway).
-        let mut shown = view(&row);
+        let mut shown = view_at(&row, now);
         if generated {
             shown.secret = Some(row.secret.clone());
         }
@@ -206,6 +220,81 @@ pub async fn create(
         .await
 }
 
+/// Rotates the signing secret of an active webhook (Standard Webhooks): the new secret signs
+/// every delivery from now on and the previous one keeps signing beside it, as a second
+/// `v1,…` of `webhook-signature` (and a second `v1=` of `Recommande-Signature`), for
+/// `overlap_seconds`. A rotation during an overlap forgets the oldest secret: at most two
+/// are valid. The answer shows the new secret when the service made it.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id"), IdempotencyKeyHeader),
+    request_body(content = RotateSecretBody, content_type = "application/json"),
+    responses((status = 200, description = "The secret is rotated", body = WebhookView),
+              (status = 404, description = "No such active webhook for this account", body = Problem),
+              (status = 422, description = "Invalid fields (all listed), or Idempotency-Key reused", body = Problem),
+              JsonPostProblems),
+    security(("api_key" = [])))]
+pub async fn rotate_secret(
+    State(service): State<Service>,
+    caller: Caller,
+    Path(id): Path<String>,
+    idempotency: Idempotency,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    if !body.is_empty() {
+        require_json_content(&headers, "the rotation")?;
+    }
+    idempotency
+        .run(&service, &caller, &body, async |claim| {
+            let value = if body.is_empty() {
+                serde_json::json!({})
+            } else {
+                super::json_body(&body)?
+            };
+            let request = RotationRequest::parse(&value).map_err(Problem::validation)?;
+            let webhook = find(&service, &caller, &id).await?;
+            if webhook.deleted_at.is_some() {
+                return Err(Problem::not_found(format!(
+                    "no active webhook {id} for this account"
+                )));
+            }
+            let (secret, generated) = chosen_or_made(request.secret)?;
+            let now = unix_micros(service.clock.now());
+            let until = now + request.overlap_seconds * 1_000_000;
+            let rotated = WebhookRow {
+                previous_secret: Some((webhook.secret.clone(), until)),
+                secret_rotated_at: Some(now),
+                secret: secret.clone(),
+                ..webhook
+            };
+            let mut shown = view_at(&rotated, now);
+            if generated {
+                shown.secret = Some(secret.clone());
+            }
+            let response = json_bytes(&shown)?;
+            let answer = claim.answer(StatusCode::OK, None, &response, now);
+            if !service
+                .storage
+                .rotate_webhook_secret(
+                    &caller.tenant_id,
+                    &rotated.id,
+                    &secret,
+                    (until, now),
+                    answer.as_ref(),
+                )
+                .await?
+            {
+                return Err(Problem::not_found(format!(
+                    "no active webhook {id} for this account"
+                )));
+            }
+            tracing::info!(webhook.id = %rotated.id, tenant.id = %caller.tenant_id,
+                overlap_seconds = request.overlap_seconds, "webhook secret rotated");
+            Ok(json_response(StatusCode::OK, response))
+        })
+        .await
+}
+
 /// The account's active webhooks.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
     responses((status = 200, description = "Active webhooks", body = WebhookList),
@@ -213,7 +302,8 @@ pub async fn create(
     security(("api_key" = [])))]
 pub async fn list(State(service): State<Service>, caller: Caller) -> Result<Response, Problem> {
     let rows = service.storage.active_webhooks(&caller.tenant_id).await?;
-    let items = rows.iter().map(view).collect();
+    let now = unix_micros(service.clock.now());
+    let items = rows.iter().map(|row| view_at(row, now)).collect();
     json_ok(&WebhookList { items })
 }
 
@@ -230,7 +320,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let row = find(&service, &caller, &id).await?;
-    json_ok(&view(&row))
+    json_ok(&view_at(&row, unix_micros(service.clock.now())))
 }
 
 /// Deletes a webhook: it receives nothing more and its pending deliveries stop. Its delivery
@@ -261,7 +351,7 @@ pub async fn delete(
     }
     tracing::info!(webhook.id = %uuid, tenant.id = %caller.tenant_id, "webhook deleted");
     let row = find(&service, &caller, &uuid).await?;
-    json_ok(&view(&row))
+    json_ok(&view_at(&row, unix_micros(service.clock.now())))
 }
 
 /// The deliveries of a webhook, oldest first: attempts, last answer, error, times.
@@ -306,6 +396,16 @@ pub async fn deliveries(
     DeliveryPage::json(items, next_cursor)
 }
 
+/// The client's secret, or one made by the service (`true`: to show once).
+fn chosen_or_made(secret: Option<String>) -> Result<(String, bool), Problem> {
+    match secret {
+        Some(secret) => Ok((secret, false)),
+        None => crate::app::webhook::generate_secret()
+            .map(|made| (made, true))
+            .map_err(|_| Problem::internal(&"the system random generator failed")),
+    }
+}
+
 fn not_found(id: &str) -> Problem {
     Problem::not_found(format!("no webhook {id} for this account"))
 }
@@ -325,7 +425,8 @@ fn time(at: i64) -> String {
     rfc3339_micros(from_unix_micros(at))
 }
 
-fn view(row: &WebhookRow) -> WebhookView {
+/// The webhook as shown at `now` (Unix µs).
+fn view_at(row: &WebhookRow, now: i64) -> WebhookView {
     WebhookView {
         id: row.id.clone(),
         url: row.url.clone(),
@@ -339,6 +440,13 @@ fn view(row: &WebhookRow) -> WebhookView {
         },
         created_at: time(row.created_at),
         deleted_at: row.deleted_at.map(time),
+        secret_rotated_at: row.secret_rotated_at.map(time),
+        previous_secret_expires_at: row
+            .previous_secret
+            .as_ref()
+            .map(|(_, until)| *until)
+            .filter(|until| *until > now)
+            .map(time),
     }
 }
 

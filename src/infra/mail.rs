@@ -79,6 +79,95 @@ pub struct SentMail {
 pub struct Mailer {
     transport: MailTransport,
     from: Mailbox,
+    /// DKIM signing of every message built (RFC 6376), when configured.
+    dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
+    /// The relay's rate (`[mail] max_per_second`), when limited.
+    pacer: Option<std::sync::Arc<Pacer>>,
+}
+
+/// Spaces the messages handed to the relay: each takes the next free slot, one every
+/// `interval`, whichever connection carries it.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: std::sync::Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this message's slot.
+    async fn wait(&self) {
+        let slot = {
+            // A poisoned lock only means another sender panicked while taking its slot.
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// The headers a DKIM signature covers: those a reader sees and those that give the body
+/// its meaning (RFC 6376 §5.4.1 recommends From, To, Subject, Date, Message-ID and the MIME
+/// headers).
+const DKIM_SIGNED_HEADERS: [&str; 7] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+];
+
+/// The DKIM configuration of `settings` for `domain`, its key read from its file.
+fn dkim_config(
+    settings: &crate::config::DkimSettings,
+    domain: &str,
+) -> Result<lettre::message::dkim::DkimConfig, MailError> {
+    use lettre::message::dkim::{
+        DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+        DkimSigningKey,
+    };
+    let text = std::fs::read_to_string(&settings.key).map_err(|e| {
+        MailError::Invalid(format!("mail.dkim_key {}: {e}", settings.key.display()))
+    })?;
+    let algorithm = match settings.algorithm {
+        crate::config::DkimAlgorithm::RsaSha256 => DkimSigningAlgorithm::Rsa,
+        crate::config::DkimAlgorithm::Ed25519Sha256 => DkimSigningAlgorithm::Ed25519,
+    };
+    let key = DkimSigningKey::new(text.trim(), algorithm).map_err(|e| {
+        MailError::Invalid(format!(
+            "mail.dkim_key {}: not a usable key ({e}); RSA keys are PKCS#1 PEM \
+             (BEGIN RSA PRIVATE KEY), Ed25519 keys the base64 of their 32 bytes",
+            settings.key.display()
+        ))
+    })?;
+    Ok(DkimConfig::new(
+        settings.selector.clone(),
+        domain.to_string(),
+        key,
+        DKIM_SIGNED_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect(),
+        // Relaxed/relaxed: relays that refold headers or trim trailing spaces keep the
+        // signature valid (RFC 6376 §3.4).
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    ))
 }
 
 impl Mailer {
@@ -88,15 +177,23 @@ impl Mailer {
         smtp_url: Option<&str>,
         outbox_dir: PathBuf,
         from: &str,
+        dkim: Option<&crate::config::DkimSettings>,
+        relay: &crate::config::RelaySettings,
     ) -> Result<Mailer, MailError> {
         let from: Mailbox = from
             .parse()
             .map_err(|e| MailError::Invalid(format!("mail_from {from:?} is not a mailbox: {e}")))?;
+        let dkim = dkim
+            .map(|d| dkim_config(d, from.email.domain()).map(std::sync::Arc::new))
+            .transpose()?;
         let transport = match smtp_url {
             Some(url) => MailTransport::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailError::Invalid(format!("smtp_url is not usable: {e}")))?
                     .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(
+                        lettre::transport::smtp::PoolConfig::new().max_size(relay.max_connections),
+                    )
                     .build(),
             ),
             None => {
@@ -115,7 +212,16 @@ impl Mailer {
                 MailTransport::Directory(outbox_dir)
             }
         };
-        Ok(Mailer { transport, from })
+        let pacer = match (&transport, relay.max_per_second) {
+            (MailTransport::Smtp(_), Some(rate)) => Some(std::sync::Arc::new(Pacer::new(rate))),
+            _ => None,
+        };
+        Ok(Mailer {
+            transport,
+            from,
+            dkim,
+            pacer,
+        })
     }
 
     /// The service's sender mailbox.
@@ -186,7 +292,7 @@ impl Mailer {
                 HeaderName::new_from_ascii_str("Auto-Submitted"),
                 "auto-generated".to_string(),
             ));
-        let message = if attachments.is_empty() {
+        let mut message = if attachments.is_empty() {
             builder
                 .header(ContentType::TEXT_PLAIN)
                 .body(mail.body.clone())
@@ -207,6 +313,10 @@ impl Mailer {
                 .multipart(parts)
                 .map_err(|e| MailError::Invalid(e.to_string()))?
         };
+        if let Some(dkim) = &self.dkim {
+            // The signature is part of the bytes kept and hashed: a resend is identical.
+            message.sign(dkim);
+        }
         Ok(message.formatted())
     }
 
@@ -229,6 +339,9 @@ impl Mailer {
                 // message's own final CRLF is left out here: the relay then stores exactly
                 // `bytes`, the bytes whose hash the evidence carries.
                 let data = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
+                if let Some(pacer) = &self.pacer {
+                    pacer.wait().await;
+                }
                 let response = smtp.send_raw(&envelope, data).await.map_err(classify)?;
                 let text: Vec<&str> = response.message().collect();
                 (format!("{} {}", response.code(), text.join(" ")), "smtp")
@@ -367,7 +480,14 @@ mod tests {
         std::fs::write(dir.path().join(".lre.x.notify.1_exemple.fr.tmp"), b"half").expect("tmp");
         std::fs::write(dir.path().join("lre.y.notify.1_exemple.fr.eml"), b"sent").expect("eml");
 
-        Mailer::new(None, dir.path().to_path_buf(), "lre@exemple.fr").expect("mailer");
+        Mailer::new(
+            None,
+            dir.path().to_path_buf(),
+            "lre@exemple.fr",
+            None,
+            &Default::default(),
+        )
+        .expect("mailer");
 
         let names: Vec<String> = std::fs::read_dir(dir.path())
             .expect("read")
@@ -378,12 +498,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_pacer_spaces_messages_at_the_configured_rate() {
+        let pacer = Pacer::new(20);
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            pacer.wait().await;
+        }
+        // The first slot is now, then one every 50 ms: four gaps at least.
+        assert!(
+            start.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            start.elapsed()
+        );
+        // An idle pacer banks no slots: after a pause the next slot is taken from now, so
+        // the one after it is a full interval later (no burst of banked sends).
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        pacer.wait().await;
+        let after = tokio::time::Instant::now();
+        let next = *pacer.next.lock().expect("lock");
+        assert!(next > after, "the next slot is ahead");
+    }
+
+    #[tokio::test]
     async fn the_hash_covers_the_exact_bytes_written() {
         let dir = tempfile::tempdir().expect("dir");
         let mailer = Mailer::new(
             None,
             dir.path().to_path_buf(),
             "recommande <lre@recommande.localhost>",
+            None,
+            &Default::default(),
         )
         .expect("mailer");
         let sent = mailer

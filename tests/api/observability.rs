@@ -99,13 +99,7 @@ async fn the_metrics_count_requests_by_route_template_and_promtool_accepts_them(
         .text()
         .await
         .expect("text");
-    let value = |series: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-            .parse()
-            .expect("number")
-    };
+    let value = |series: &str| series_value(&text, series);
     // Three different letter ids, one series: the template, not the path.
     assert_eq!(
         value(
@@ -122,6 +116,7 @@ async fn the_metrics_count_requests_by_route_template_and_promtool_accepts_them(
         1.0
     );
     assert!(!text.contains("/nothing/here"), "raw paths make series");
+
     // The histogram: cumulative buckets, +Inf equal to the count.
     let labels = r#"method="GET",route="/v1/letters/{id}""#;
     let inf = value(&format!(
@@ -225,6 +220,43 @@ async fn the_metrics_count_requests_by_route_template_and_promtool_accepts_them(
     assert!(
         (29.0..600.0).contains(&age),
         "due for 30 s, gauge says {age}"
+    );
+
+    // Throughput: one letter alone, then a batch of three rows, one of them refused.
+    app.deposit().await;
+    let document = app.upload_pdf().await;
+    let mut good = crate::helpers::letter_body(&document);
+    let mut bad = good.clone();
+    bad["recipient"]["email"] = serde_json::json!("not an address");
+    good["reference"] = serde_json::json!("B-1");
+    let batch = app
+        .run_batch(
+            "application/json",
+            "",
+            serde_json::to_vec(&serde_json::json!({"letters": [good.clone(), bad, good]}))
+                .expect("json"),
+        )
+        .await;
+    assert_eq!(batch["deposited"], 2, "{batch}");
+    let text = app
+        .get_as(TOKEN, "/metrics")
+        .await
+        .text()
+        .await
+        .expect("text");
+    let value = |series: &str| series_value(&text, series);
+    assert_eq!(
+        value(r#"recommande_evidence_recorded_total{event="SubmissionAcceptance"}"#),
+        3.0
+    );
+    assert_eq!(value("recommande_batches_received_total"), 1.0);
+    assert_eq!(
+        value(r#"recommande_batch_rows_total{outcome="deposited"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"recommande_batch_rows_total{outcome="rejected"}"#),
+        1.0
     );
 
     // Prometheus' own linter, where it is installed (`.ci/run` installs it).
@@ -471,4 +503,13 @@ async fn only_the_public_verification_routes_answer_other_origins(engine: Engine
             .headers()
             .contains_key("access-control-allow-origin")
     );
+}
+
+/// The value of the sample `series` (name and labels, exactly) in a Prometheus exposition.
+fn series_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .expect("number")
 }

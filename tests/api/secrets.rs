@@ -161,6 +161,8 @@ async fn insert_webhook(app: &TestApp) -> String {
         events: vec!["letter.accepted".into()],
         created_at: 1,
         deleted_at: None,
+        previous_secret: None,
+        secret_rotated_at: None,
     };
     app.service
         .storage

@@ -189,6 +189,8 @@ async fn webhooks_stored_while_loopback_was_allowed_are_refused_at_delivery_once
             events: vec!["letter.deposited".into()],
             created_at: unix_micros(now),
             deleted_at: None,
+            previous_secret: None,
+            secret_rotated_at: None,
         };
         app.service
             .storage
@@ -291,7 +293,7 @@ async fn post(outbound: &Outbound, url: &str) -> (Option<u16>, Option<String>) {
     post_signed(
         outbound,
         url,
-        SECRET.as_bytes(),
+        &[SECRET.as_bytes()],
         "letter.deposited",
         "d-1",
         b"{}",

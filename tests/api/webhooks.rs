@@ -25,6 +25,7 @@ crate::on_both_engines!(
     a_delivery_claim_given_back_at_shutdown_is_due_again_at_once,
     standard_webhooks_libraries_verify_every_delivery,
     a_webhook_is_told_only_of_events_after_its_registration,
+    a_rotated_secret_signs_beside_the_previous_one_until_the_overlap_ends,
 );
 
 const SECRET: &str = "whsec-0123456789-abcdef";
@@ -816,4 +817,201 @@ async fn a_webhook_is_told_only_of_events_after_its_registration(engine: Engine)
         "an event older than the webhook is not delivered to it"
     );
     assert_eq!(fan_out(storage, &after, now).await.expect("fan out"), 1);
+}
+
+/// The `v1=` values of a `Recommande-Signature` header that verify with `secret`, checked
+/// with an HMAC computed here.
+fn legacy_valid(secret: &str, header: &str, body: &[u8]) -> usize {
+    let mut parts = header.split(',');
+    let t = parts.next().and_then(|t| t.strip_prefix("t=")).expect("t=");
+    let mut signed = format!("{t}.").into_bytes();
+    signed.extend_from_slice(body);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    parts
+        .filter_map(|p| p.strip_prefix("v1="))
+        .filter_map(|mac| hex::decode(mac).ok())
+        .filter(|mac| ring::hmac::verify(&key, &signed, mac).is_ok())
+        .count()
+}
+
+async fn rotate(
+    app: &TestApp,
+    id: &str,
+    body: Option<&Value>,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/v1/webhooks/{id}/rotate-secret")))
+        .bearer_auth(&app.api_key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.expect("POST")
+}
+
+async fn a_rotated_secret_signs_beside_the_previous_one_until_the_overlap_ends(engine: Engine) {
+    let Some(app) = spawn_app(engine).await else {
+        return;
+    };
+    let (url, receiver) = Receiver::start(&[]).await;
+    let made: Value = app
+        .post_json(
+            "/v1/webhooks",
+            &json!({"url": url, "events": ["letter.deposited"]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = made["id"].as_str().expect("id").to_string();
+    let first = made["secret"].as_str().expect("made secret").to_string();
+
+    // Bad input is listed at once; nothing rotates.
+    let refused = rotate(
+        &app,
+        &id,
+        Some(&json!({"secret": "short", "overlap_seconds": -1, "colour": "blue"})),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    let problem: Value = refused.json().await.expect("json");
+    let mut fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field"))
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["colour", "overlap_seconds", "secret"], "{problem}");
+    let missing = rotate(&app, "0192f5d2-7c3a-7b1e-9a4f-3c2d1e0f9a8c", None, None).await;
+    assert_eq!(missing.status(), 404);
+    let text = app
+        .client
+        .post(app.url(&format!("/v1/webhooks/{id}/rotate-secret")))
+        .bearer_auth(&app.api_key)
+        .header("Content-Type", "text/plain")
+        .body("secret")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(text.status(), 415);
+
+    // An empty body: a secret made by the service, the default overlap of a day. A retry
+    // with the same key answers the same secret and rotates nothing more.
+    let before = OffsetDateTime::now_utc();
+    let response = rotate(&app, &id, None, Some("rotate-1")).await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.expect("json");
+    let second = rotated["secret"].as_str().expect("new secret").to_string();
+    assert!(second.starts_with("whsec_") && second != first);
+    assert_eq!(
+        rotated["secret_hint"],
+        format!("…{}", &second[second.len() - 4..])
+    );
+    let expires = micros_of(&rotated["previous_secret_expires_at"]);
+    assert!(expires >= before + Duration::hours(24) && expires <= before + Duration::hours(25));
+    let replay: Value = rotate(&app, &id, None, Some("rotate-1"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(replay["secret"], second.as_str());
+    let shown = app.get_json(&format!("/v1/webhooks/{id}")).await;
+    assert!(shown.get("secret").is_none());
+    assert_eq!(
+        shown["previous_secret_expires_at"],
+        rotated["previous_secret_expires_at"]
+    );
+
+    // During the overlap each delivery carries both signatures: a receiver holding either
+    // secret verifies it.
+    let storage = &app.service.storage;
+    let now = OffsetDateTime::now_utc();
+    let event = deposited(&app, "letter.deposited").await;
+    assert_eq!(fan_out(storage, &event, now).await.expect("fan out"), 1);
+    assert_eq!(
+        deliver_due(storage, &app.service.outbound, now, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+    // Then a rotation to the client's own secret with no overlap: the next delivery is
+    // signed with it alone.
+    let own = "the-client-own-secret-after-rotation";
+    let response = rotate(
+        &app,
+        &id,
+        Some(&json!({"secret": own, "overlap_seconds": 0})),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.expect("json");
+    assert!(
+        rotated.get("secret").is_none(),
+        "the client's secret is not echoed"
+    );
+    assert!(rotated.get("previous_secret_expires_at").is_none());
+    let later = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let event = deposited(&app, "letter.deposited").await;
+    assert_eq!(fan_out(storage, &event, later).await.expect("fan out"), 1);
+    assert_eq!(
+        deliver_due(storage, &app.service.outbound, later, 10)
+            .await
+            .expect("deliver"),
+        1
+    );
+
+    let requests = receiver.received();
+    assert_eq!(requests.len(), 2);
+    let mut cases = Vec::new();
+    for request in &requests {
+        let headers: serde_json::Map<String, Value> =
+            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+                .iter()
+                .map(|name| (name.to_string(), json!(header(&request.headers, name))))
+                .collect();
+        let body = String::from_utf8(request.body.clone()).expect("utf-8");
+        for (secret, raw) in [
+            (first.as_str(), false),
+            (second.as_str(), false),
+            (own, true),
+        ] {
+            cases.push(json!({"secret": secret, "raw": raw, "headers": headers, "body": body}));
+        }
+    }
+    let signatures = header(&requests[0].headers, "webhook-signature");
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+    let legacy = header(&requests[0].headers, "recommande-signature");
+    assert_eq!(
+        legacy_valid(&second, legacy, &requests[0].body),
+        1,
+        "{legacy}"
+    );
+    assert_eq!(
+        legacy_valid(&first, legacy, &requests[0].body),
+        1,
+        "{legacy}"
+    );
+    let legacy = header(&requests[1].headers, "recommande-signature");
+    assert_eq!(legacy_valid(own, legacy, &requests[1].body), 1, "{legacy}");
+    assert_eq!(
+        legacy_valid(&second, legacy, &requests[1].body),
+        0,
+        "{legacy}"
+    );
+    let Some(verdicts) = standard_verdicts(&Value::Array(cases)) else {
+        return;
+    };
+    let valid: Vec<bool> = verdicts.iter().map(|v| v == "valid").collect();
+    assert_eq!(
+        valid,
+        [true, true, false, false, false, true],
+        "overlap: new and previous; after: the client's own only ({verdicts:?})"
+    );
 }

@@ -198,6 +198,7 @@ impl Storage {
             insert_row_errors!(tx, Db, &batch.id, errors);
             insert_jobs!(tx, Db, jobs, batch.created_at);
             tx.commit().await?;
+            self.throughput.batch_rows(1, 0, errors.len());
             Ok(())
         })
     }
@@ -233,6 +234,10 @@ impl Storage {
             insert_row_errors!(tx, Db, chunk.batch_id, chunk.errors);
             insert_jobs!(tx, Db, chunk.jobs, chunk.now);
             tx.commit().await?;
+            self.throughput
+                .evidence(chunk.deposits.iter().map(|d| d.evidence.event.as_str()));
+            self.throughput
+                .batch_rows(0, chunk.deposits.len(), chunk.errors.len());
             Ok(true)
         })
     }
@@ -269,6 +274,7 @@ impl Storage {
             insert_row_errors!(tx, Db, batch_id, errors);
             insert_jobs!(tx, Db, jobs, now);
             tx.commit().await?;
+            self.throughput.batch_rows(0, 0, errors.len());
             Ok(true)
         })
     }

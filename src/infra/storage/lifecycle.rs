@@ -226,6 +226,7 @@ impl Storage {
                     .await?;
             }
             tx.commit().await?;
+            self.throughput.evidence([t.evidence.event.as_str()]);
             Ok(true)
         })
     }

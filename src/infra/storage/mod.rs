@@ -303,10 +303,80 @@ fn private_database_file(path: &std::path::Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// What this process committed since it started, for the throughput counters of `/metrics`:
+/// evidence records by event (deposits are `SubmissionAcceptance`, proofs of dispatch
+/// `NotificationForAcceptance`), batches received and their rows deposited or rejected.
+/// Counted after each commit, so a rolled-back write counts nothing.
+#[derive(Debug, Default)]
+pub struct Throughput {
+    evidence: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    batches: std::sync::atomic::AtomicU64,
+    batch_rows_deposited: std::sync::atomic::AtomicU64,
+    batch_rows_rejected: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of [`Throughput`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThroughputSnapshot {
+    /// Evidence records committed, by event.
+    pub evidence: Vec<(String, u64)>,
+    /// Batches received.
+    pub batches: u64,
+    /// Batch rows deposited.
+    pub batch_rows_deposited: u64,
+    /// Batch rows rejected.
+    pub batch_rows_rejected: u64,
+}
+
+impl Throughput {
+    pub(crate) fn evidence<'a>(&self, events: impl IntoIterator<Item = &'a str>) {
+        // A poisoned lock only means another thread panicked while counting.
+        let mut counts = self
+            .evidence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for event in events {
+            match counts.get_mut(event) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(event.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn batch_rows(&self, new_batches: u64, deposited: usize, rejected: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.batches.fetch_add(new_batches, Relaxed);
+        self.batch_rows_deposited
+            .fetch_add(deposited as u64, Relaxed);
+        self.batch_rows_rejected.fetch_add(rejected as u64, Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> ThroughputSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
+        ThroughputSnapshot {
+            evidence: self
+                .evidence
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            batches: self.batches.load(Relaxed),
+            batch_rows_deposited: self.batch_rows_deposited.load(Relaxed),
+            batch_rows_rejected: self.batch_rows_rejected.load(Relaxed),
+        }
+    }
+}
+
 /// The relational store. Cheap to clone.
 #[derive(Clone)]
 pub struct Storage {
     backend: std::sync::Arc<Backend>,
+    /// What this process committed (shared by the clones).
+    throughput: std::sync::Arc<Throughput>,
     /// The master keys sealing the secrets kept in rows (webhook signing secrets), set by
     /// [`Storage::with_secret_keys`]; without them such rows can be neither written nor read.
     secret_keys: Option<std::sync::Arc<crate::infra::keys::Keyring>>,
@@ -698,8 +768,14 @@ impl Storage {
         };
         Ok(Storage {
             backend: std::sync::Arc::new(backend),
+            throughput: std::sync::Arc::default(),
             secret_keys: None,
         })
+    }
+
+    /// What this process committed since it started.
+    pub fn throughput(&self) -> ThroughputSnapshot {
+        self.throughput.snapshot()
     }
 
     /// The same store, sealing and opening the secrets kept in rows (webhook signing
@@ -1140,6 +1216,8 @@ impl Storage {
             }
             insert_deposit_rows!(tx, Db, deposits, None);
             tx.commit().await?;
+            self.throughput
+                .evidence(deposits.iter().map(|d| d.evidence.event.as_str()));
             Ok(())
         })
     }

@@ -28,6 +28,11 @@ pub struct WebhookRow {
     pub created_at: i64,
     /// Soft-deletion time, Unix µs.
     pub deleted_at: Option<i64>,
+    /// The secret before the last rotation, with the end of its overlap (Unix µs): until
+    /// then deliveries carry a signature with each. Never logged nor shown.
+    pub previous_secret: Option<(String, i64)>,
+    /// Time of the last rotation, Unix µs.
+    pub secret_rotated_at: Option<i64>,
 }
 
 // Written by hand so that the secret cannot reach a log line through `{:?}` (STYLE 11).
@@ -41,6 +46,14 @@ impl std::fmt::Debug for WebhookRow {
             .field("events", &self.events)
             .field("created_at", &self.created_at)
             .field("deleted_at", &self.deleted_at)
+            .field(
+                "previous_secret",
+                &self
+                    .previous_secret
+                    .as_ref()
+                    .map(|(_, until)| ("<redacted>", until)),
+            )
+            .field("secret_rotated_at", &self.secret_rotated_at)
             .finish()
     }
 }
@@ -116,8 +129,9 @@ pub struct ClaimedDelivery {
     pub delivery: DeliveryRow,
     /// Where to send it.
     pub url: String,
-    /// The webhook's signing secret.
-    pub secret: String,
+    /// The webhook's signing secrets at the time of the claim: the current one, then the
+    /// previous one during the overlap of a rotation.
+    pub secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for ClaimedDelivery {
@@ -158,7 +172,8 @@ pub enum AttemptOutcome {
 
 macro_rules! webhook_columns {
     () => {
-        "id, tenant_id, url, secret, events, created_at, deleted_at, secret_key_id, secret_sealed"
+        "id, tenant_id, url, secret, events, created_at, deleted_at, secret_key_id, secret_sealed, \
+         previous_secret_key_id, previous_secret_sealed, previous_secret_until, secret_rotated_at"
     };
 }
 
@@ -182,6 +197,10 @@ struct WebhookRecord {
     deleted_at: Option<i64>,
     secret_key_id: Option<String>,
     secret_sealed: Option<Vec<u8>>,
+    previous_secret_key_id: Option<String>,
+    previous_secret_sealed: Option<Vec<u8>>,
+    previous_secret_until: Option<i64>,
+    secret_rotated_at: Option<i64>,
 }
 
 impl WebhookRecord {
@@ -194,6 +213,13 @@ impl WebhookRecord {
             self.secret_key_id,
             self.secret_sealed,
         )?;
+        let previous_secret = open_previous_secret(
+            keys,
+            &self.id,
+            self.previous_secret_key_id,
+            self.previous_secret_sealed,
+            self.previous_secret_until,
+        )?;
         Ok(WebhookRow {
             events: serde_json::from_str(&self.events).map_err(|e| {
                 StorageError::Corrupt(format!("webhook {} has unreadable events: {e}", self.id))
@@ -204,6 +230,8 @@ impl WebhookRecord {
             secret,
             created_at: self.created_at,
             deleted_at: self.deleted_at,
+            previous_secret,
+            secret_rotated_at: self.secret_rotated_at,
         })
     }
 }
@@ -217,6 +245,9 @@ struct ClaimedRecord {
     webhook_secret: String,
     webhook_secret_key_id: Option<String>,
     webhook_secret_sealed: Option<Vec<u8>>,
+    webhook_previous_secret_key_id: Option<String>,
+    webhook_previous_secret_sealed: Option<Vec<u8>>,
+    webhook_previous_secret_until: Option<i64>,
 }
 
 /// What webhook secrets are, bound into their sealing (associated data).
@@ -240,6 +271,23 @@ fn open_webhook_secret(
     let plain = keys.open_secret(&key_id, WEBHOOK_SECRET_PURPOSE, id, &sealed)?;
     String::from_utf8(plain)
         .map_err(|_| StorageError::Corrupt(format!("webhook {id} has a non-UTF-8 secret")))
+}
+
+/// The previous secret of webhook `id` and the end of its overlap, when a rotation left one.
+fn open_previous_secret(
+    keys: Option<&crate::infra::keys::Keyring>,
+    id: &str,
+    key_id: Option<String>,
+    sealed: Option<Vec<u8>>,
+    until: Option<i64>,
+) -> Result<Option<(String, i64)>, StorageError> {
+    match (key_id, sealed, until) {
+        (Some(key_id), Some(sealed), Some(until)) => {
+            let secret = open_webhook_secret(keys, id, String::new(), Some(key_id), Some(sealed))?;
+            Ok(Some((secret, until)))
+        }
+        _ => Ok(None),
+    }
 }
 
 impl Storage {
@@ -284,31 +332,44 @@ impl Storage {
         let active = keys.active_id().to_string();
         dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
-            let rows = sqlx::query(
-                "SELECT id, secret_key_id, secret_sealed FROM webhooks \
-                 WHERE secret_sealed IS NOT NULL AND secret_key_id <> $1",
-            )
-            .bind(&active)
-            .fetch_all(&mut *tx)
-            .await?;
             let mut resealed = 0;
-            for row in rows {
-                let id: String = row.try_get("id")?;
-                let key_id: String = row.try_get("secret_key_id")?;
-                let sealed: Vec<u8> = row.try_get("secret_sealed")?;
-                let plain = keys.open_secret(&key_id, WEBHOOK_SECRET_PURPOSE, &id, &sealed)?;
-                let (new_id, new_sealed) = keys.seal_secret(WEBHOOK_SECRET_PURPOSE, &id, &plain)?;
-                resealed += sqlx::query(
+            // The current secrets, then the previous ones of rotations, sealed the same way
+            // (SQL text from this fixed list only).
+            for (select, update) in [
+                (
+                    "SELECT id, secret_key_id AS key_id, secret_sealed AS sealed FROM webhooks \
+                     WHERE secret_sealed IS NOT NULL AND secret_key_id <> $1",
                     "UPDATE webhooks SET secret_key_id = $1, secret_sealed = $2 \
                      WHERE id = $3 AND secret_key_id = $4",
-                )
-                .bind(&new_id)
-                .bind(&new_sealed)
-                .bind(&id)
-                .bind(&key_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                ),
+                (
+                    "SELECT id, previous_secret_key_id AS key_id, previous_secret_sealed AS sealed \
+                     FROM webhooks WHERE previous_secret_sealed IS NOT NULL \
+                     AND previous_secret_key_id <> $1",
+                    "UPDATE webhooks SET previous_secret_key_id = $1, previous_secret_sealed = $2 \
+                     WHERE id = $3 AND previous_secret_key_id = $4",
+                ),
+            ] {
+                let rows = sqlx::query(select)
+                    .bind(&active)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for row in rows {
+                    let id: String = row.try_get("id")?;
+                    let key_id: String = row.try_get("key_id")?;
+                    let sealed: Vec<u8> = row.try_get("sealed")?;
+                    let plain = keys.open_secret(&key_id, WEBHOOK_SECRET_PURPOSE, &id, &sealed)?;
+                    let (new_id, new_sealed) =
+                        keys.seal_secret(WEBHOOK_SECRET_PURPOSE, &id, &plain)?;
+                    resealed += sqlx::query(update)
+                        .bind(&new_id)
+                        .bind(&new_sealed)
+                        .bind(&id)
+                        .bind(&key_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
             }
             tx.commit().await?;
             Ok(resealed)
@@ -327,7 +388,7 @@ impl Storage {
         let sql = concat!(
             "INSERT INTO webhooks (",
             webhook_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, NULL, NULL)"
         );
         // Issue 12 §4: the secret is stored only sealed under the master key (bound to the
         // webhook id); the clear column keeps the empty string.
@@ -395,6 +456,50 @@ impl Storage {
             let rows: Vec<WebhookRecord> =
                 sqlx::query_as(sql).bind(tenant_id).fetch_all(pool).await?;
             rows.into_iter().map(|r| r.open(keys)).collect()
+        })
+    }
+
+    /// Rotates the signing secret of the tenant's active webhook `id` at `now`: `secret`
+    /// becomes the current one, the current one the previous, still signing until `until`
+    /// (Unix µs); the one before is forgotten. The optional idempotency record commits in the
+    /// same transaction. Returns false (nothing changed) when there is no such active webhook.
+    pub async fn rotate_webhook_secret(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        secret: &str,
+        (until, now): (i64, i64),
+        idempotency: Option<&IdempotencyRow>,
+    ) -> Result<bool, StorageError> {
+        let (key_id, sealed) =
+            self.secret_keys()?
+                .seal_secret(WEBHOOK_SECRET_PURPOSE, id, secret.as_bytes())?;
+        dispatch!(self.writer(), |pool, Db| {
+            let mut tx = pool.begin().await?;
+            // The right-hand sides read the row as it was: the current secret moves over.
+            let done = sqlx::query(
+                "UPDATE webhooks SET previous_secret_key_id = secret_key_id, \
+                 previous_secret_sealed = secret_sealed, previous_secret_until = $3, \
+                 secret_key_id = $4, secret_sealed = $5, secret_rotated_at = $6 \
+                 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL \
+                 AND secret_sealed IS NOT NULL",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(until)
+            .bind(&key_id)
+            .bind(&sealed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            if let Some(idem) = idempotency {
+                complete_idempotency!(&mut *tx, idem);
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -585,7 +690,10 @@ impl Storage {
                  d.payload, d.attempts, d.next_attempt_at, d.first_attempt_at, d.last_attempt_at, \
                  d.last_status, d.last_error, d.delivered_at, d.failed_at, d.created_at, \
                  w.url AS webhook_url, w.secret AS webhook_secret, \
-                 w.secret_key_id AS webhook_secret_key_id, w.secret_sealed AS webhook_secret_sealed \
+                 w.secret_key_id AS webhook_secret_key_id, w.secret_sealed AS webhook_secret_sealed, \
+                 w.previous_secret_key_id AS webhook_previous_secret_key_id, \
+                 w.previous_secret_sealed AS webhook_previous_secret_sealed, \
+                 w.previous_secret_until AS webhook_previous_secret_until \
                  FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id IN (",
             );
             let mut list = query.separated(", ");
@@ -599,15 +707,27 @@ impl Storage {
                 .await?;
             let mut claimed = Vec::with_capacity(rows.len());
             for row in rows {
+                let webhook_id = &row.delivery.webhook_id;
+                let mut secrets = vec![open_webhook_secret(
+                    keys,
+                    webhook_id,
+                    row.webhook_secret,
+                    row.webhook_secret_key_id,
+                    row.webhook_secret_sealed,
+                )?];
+                if let Some((previous, until)) = open_previous_secret(
+                    keys,
+                    webhook_id,
+                    row.webhook_previous_secret_key_id,
+                    row.webhook_previous_secret_sealed,
+                    row.webhook_previous_secret_until,
+                )? && until > now
+                {
+                    secrets.push(previous);
+                }
                 claimed.push(ClaimedDelivery {
                     url: row.webhook_url,
-                    secret: open_webhook_secret(
-                        keys,
-                        &row.delivery.webhook_id,
-                        row.webhook_secret,
-                        row.webhook_secret_key_id,
-                        row.webhook_secret_sealed,
-                    )?,
+                    secrets,
                     delivery: row.delivery,
                 });
             }
