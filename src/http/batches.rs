@@ -313,6 +313,7 @@ async fn batch_json(service: &Service, caller: &Caller, id: &str) -> Result<Vec<
     params(("id" = String, Path, description = "Batch id"),
            IdempotencyKeyHeader),
     responses((status = 200, description = "The cancelled batch", body = BatchView),
+              (status = 400, description = "An Idempotency-Key that is not 1 to 255 visible characters", body = Problem),
               (status = 404, description = "No such batch for this account", body = Problem),
               (status = 409, description = "The batch is already in a final state, or the same Idempotency-Key in flight", body = Problem),
               (status = 422, description = "Idempotency-Key reused", body = Problem),

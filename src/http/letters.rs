@@ -404,6 +404,7 @@ pub async fn document(
     params(("id" = String, Path, description = "Letter id"),
            IdempotencyKeyHeader),
     responses((status = 200, description = "The letter, on hold", body = LetterView),
+              (status = 400, description = "An Idempotency-Key that is not 1 to 255 visible characters", body = Problem),
               (status = 404, description = "No such letter for this account", body = Problem),
               (status = 409, description = "Same Idempotency-Key in flight", body = Problem),
               (status = 410, description = "The content was already destroyed", body = Problem),

@@ -40,6 +40,7 @@ pub async fn latest_head(
 #[utoipa::path(get, path = "/v1/log/tree-heads/{size}", tag = "log",
     params(("size" = u64, Path, description = "Tree size")),
     responses((status = 200, description = "The signed tree head of that size", body = PublishedTreeHead),
+              (status = 400, description = "The size is not a whole number", body = Problem),
               (status = 404, description = "No tree head was issued for that size", body = Problem)))]
 pub async fn head_of_size(
     State(service): State<Service>,

@@ -161,9 +161,36 @@ impl Modify for Conventions {
                 if op.security.is_none() {
                     op.security = Some(Vec::new());
                 }
+                // Every route is behind the quotas of `rate_limit` (docs/API.md, rate limits).
+                op.responses
+                    .responses
+                    .entry("429".to_string())
+                    .or_insert_with(|| utoipa::openapi::RefOr::T(rate_limited()));
             }
         }
     }
+}
+
+/// The `429` every route may answer: a problem, with `Retry-After`.
+fn rate_limited() -> utoipa::openapi::response::Response {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, header::HeaderBuilder};
+    ResponseBuilder::new()
+        .description("A quota is reached (the `RateLimit` header names it); nothing was done")
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                .description(Some("Seconds until the next request is allowed"))
+                .build(),
+        )
+        .build()
 }
 
 fn operations(

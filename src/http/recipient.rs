@@ -322,6 +322,7 @@ pub fn session_cookie(service: &Service, session_token: &str) -> Option<HeaderVa
     responses((status = 200, description = "Accepted", body = RecipientView),
               (status = 401, description = "No valid session", body = Problem),
               (status = 403, description = "Session cookie sent from another site", body = Problem),
+              (status = 404, description = "Unknown link", body = Problem),
               (status = 409, description = "Already decided, or the window has ended", body = Problem)),
     security(("recipient_session" = [])))]
 pub async fn accept(
@@ -339,6 +340,7 @@ pub async fn accept(
     responses((status = 200, description = "Refused", body = RecipientView),
               (status = 401, description = "No valid session", body = Problem),
               (status = 403, description = "Session cookie sent from another site", body = Problem),
+              (status = 404, description = "Unknown link", body = Problem),
               (status = 409, description = "Already decided, or the window has ended", body = Problem)),
     security(("recipient_session" = [])))]
 pub async fn refuse(

@@ -1,7 +1,10 @@
 //! The served OpenAPI document as integrators' tools read it: `openapi-spec-validator` (the
 //! Python reference validator) and Redocly's linter with its recommended rules accept it
 //! with no error, and the conventions those tools check hold (unique operation ids, query
-//! parameters in the query, problem+json errors, explicit security, a server).
+//! parameters in the query, problem+json errors, explicit security, a server); and
+//! schemathesis, generating requests from the document for every operation, finds every
+//! answer documented: no server error, documented status codes and content types, bodies
+//! that match their schemas.
 
 use std::process::Command;
 
@@ -100,4 +103,66 @@ async fn validators_and_linters_accept_the_openapi_document() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "redocly lint:\n{said}");
     assert!(!said.contains("error "), "redocly lint:\n{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_every_answer_as_documented() {
+    if Command::new("st").arg("--version").output().is_err() {
+        tool_missing("schemathesis");
+        return;
+    }
+    // Quotas high enough that the generated requests reach the logic behind them.
+    let Some(app) = crate::helpers::spawn_app_with(
+        Engine::Sqlite,
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
+        |s| {
+            s.rate_limits.api_per_minute = 1_000_000;
+            s.rate_limits.deposits_per_minute = 1_000_000;
+            s.rate_limits.batches_per_minute = 1_000_000;
+            s.rate_limits.documents_per_minute = 1_000_000;
+            s.rate_limits.failed_auth_per_minute = 1_000_000;
+            s.rate_limits.recipient_per_minute = 1_000_000;
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let hooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi");
+    let out = tokio::task::spawn_blocking({
+        let schema = app.url("/v1/openapi.json");
+        let key = app.api_key.clone();
+        move || {
+            Command::new("st")
+                .args(["run", &schema])
+                .args(["-H", &format!("Authorization: Bearer {key}")])
+                .args([
+                    "--checks",
+                    "not_a_server_error,status_code_conformance,content_type_conformance,\
+                     response_schema_conformance",
+                    "--phases",
+                    "examples,coverage,fuzzing",
+                    "--max-examples",
+                    "5",
+                    "--workers",
+                    "1",
+                    "--seed",
+                    "20261203",
+                ])
+                .current_dir(hooks)
+                .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+                .env("NO_COLOR", "1")
+                .output()
+                .expect("st")
+        }
+    })
+    .await
+    .expect("join");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "schemathesis:\n{said}");
+    assert!(
+        said.contains(" passed"),
+        "schemathesis ran nothing:\n{said}"
+    );
 }
