@@ -149,6 +149,9 @@ impl Modify for Conventions {
                     });
                 }
                 for (status, response) in op.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response {
+                        binary_as_strings(response);
+                    }
                     let is_error = status.starts_with('4') || status.starts_with('5');
                     if let (true, utoipa::openapi::RefOr::T(response)) = (is_error, response)
                         && let Some(content) = response.content.shift_remove("application/json")
@@ -167,6 +170,26 @@ impl Modify for Conventions {
                     .entry("429".to_string())
                     .or_insert_with(|| utoipa::openapi::RefOr::T(rate_limited()));
             }
+        }
+    }
+}
+
+/// Bytes answered as themselves (PDFs, zips, DER, stored evidence) are `Vec<u8>` in the
+/// handlers, which the generator writes as an array of integers: they are written instead as
+/// a binary string (`type: string, format: binary`), what client generators read as a file.
+fn binary_as_strings(response: &mut utoipa::openapi::response::Response) {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    for (media_type, content) in response.content.iter_mut() {
+        if media_type.ends_with("json") {
+            continue;
+        }
+        if let Some(utoipa::openapi::RefOr::T(Schema::Array(_))) = &content.schema {
+            content.schema = Some(utoipa::openapi::RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                    .build(),
+            )));
         }
     }
 }
