@@ -129,6 +129,9 @@ async fn schemathesis_finds_every_answer_as_documented() {
         return;
     };
     let hooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi");
+    // schemathesis keeps a cache in its working directory: a temporary one.
+    let scratch = tempfile::tempdir().expect("dir");
+    let cwd = scratch.path().to_path_buf();
     let out = tokio::task::spawn_blocking({
         let schema = app.url("/v1/openapi.json");
         let key = app.api_key.clone();
@@ -149,7 +152,9 @@ async fn schemathesis_finds_every_answer_as_documented() {
                     "--seed",
                     "20261203",
                 ])
-                .current_dir(hooks)
+                .current_dir(cwd)
+                .env("PYTHONPATH", hooks)
+                .env("PYTHONDONTWRITEBYTECODE", "1")
                 .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
                 .env("NO_COLOR", "1")
                 .output()
