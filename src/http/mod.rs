@@ -74,6 +74,7 @@ pub mod pages;
 pub mod problem;
 pub mod rate_limit;
 pub mod recipient;
+pub mod reference;
 pub mod server;
 pub mod system;
 pub mod throttle;
@@ -124,6 +125,7 @@ pub fn router(service: Service) -> Router {
         .route("/v1/log/proofs/inclusion", get(log::inclusion))
         .route("/v1/log/proofs/consistency", get(log::consistency))
         .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/v1/reference", get(reference::reference))
         .route(
             "/v1/documents",
             post(documents::upload).layer(DefaultBodyLimit::max(upload_limit)),

@@ -78,6 +78,7 @@ use crate::domain::letter::{FieldError, LetterState, Recipient, RecipientKind, S
         super::batches::cancel,
         super::batches::show,
         openapi_json,
+        super::reference::reference,
     ),
     components(schemas(
         DocumentView, UploadForm, DepositBody, LetterView, LetterPage, EvidenceSummary, EvidenceFiles,
@@ -327,12 +328,14 @@ impl Modify for BearerApiKey {
 pub async fn openapi_json(
     axum::extract::State(service): axum::extract::State<crate::app::service::Service>,
 ) -> Json<utoipa::openapi::OpenApi> {
+    Json(document(&service.settings.server.public_url))
+}
+
+/// The document of an installation reached at `public_url` (its one server).
+pub fn document(public_url: &str) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    // The server is this installation, as its links name it.
-    doc.servers = Some(vec![utoipa::openapi::server::Server::new(
-        service.settings.server.public_url.clone(),
-    )]);
-    Json(doc)
+    doc.servers = Some(vec![utoipa::openapi::server::Server::new(public_url)]);
+    doc
 }
 
 /// The request bodies the handlers check field by field, against the schemas this document

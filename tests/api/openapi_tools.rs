@@ -252,3 +252,75 @@ async fn a_generated_python_client_deposits_and_reads_the_evidence() {
     assert_eq!(seen["bundle_status"], 200);
     assert_eq!(seen["bundle_magic"], "PK");
 }
+
+/// The reference page served by the service: one HTML page rendered from the document, every
+/// operation and every schema with its anchor, under the pages' security policy, with no
+/// script and nothing loaded from elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_page_shows_every_operation_without_outside_resources() {
+    let Some(app) = spawn_app(Engine::Sqlite).await else {
+        return;
+    };
+    let doc: Value = app
+        .get("/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let page = app.get_anon("/v1/reference").await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        recommande::http::pages::CONTENT_SECURITY_POLICY
+    );
+    let html = page.text().await.expect("html");
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let id = op["operationId"].as_str().expect("id");
+            let anchor: String = id
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            assert!(
+                html.contains(&format!("id=\"op-{anchor}\"")),
+                "{method} {path}"
+            );
+            let shown = path.replace('&', "&amp;");
+            assert!(
+                html.contains(&format!("{} {shown}", method.to_uppercase())),
+                "{method} {path}"
+            );
+        }
+    }
+    for name in doc["components"]["schemas"]
+        .as_object()
+        .expect("schemas")
+        .keys()
+    {
+        assert!(html.contains(&format!("id=\"schema-{name}\"")), "{name}");
+    }
+    // Every link inside the page leads to an anchor of the page, or to the document.
+    for link in html.split("href=\"").skip(1) {
+        let target = link.split('"').next().expect("target");
+        assert!(
+            target.starts_with('#') || target == "/v1/openapi.json",
+            "outside link {target}"
+        );
+        if let Some(anchor) = target.strip_prefix('#') {
+            assert!(
+                html.contains(&format!("id=\"{anchor}\"")),
+                "dangling #{anchor}"
+            );
+        }
+    }
+    assert!(
+        !html.contains("<script") && !html.contains(" src="),
+        "no script, nothing loaded"
+    );
+}
