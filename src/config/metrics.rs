@@ -11,6 +11,10 @@ pub struct MetricsSettings {
     pub token: Option<SecretText>,
     /// `[metrics] public = true`: `GET /metrics` without a token (a private network only).
     pub public: bool,
+    /// `[metrics] otlp_traces_endpoint`: the OTLP/HTTP traces URL of an OpenTelemetry
+    /// collector (`http://collector:4318/v1/traces`) receiving a span per request; unset:
+    /// no export.
+    pub otlp_traces_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -18,6 +22,7 @@ pub struct MetricsSettings {
 pub(super) struct FileMetrics {
     token: Option<String>,
     public: Option<bool>,
+    otlp_traces_endpoint: Option<String>,
 }
 
 /// Checks `[metrics]`: a token of at least 32 characters when set.
@@ -29,8 +34,18 @@ pub(super) fn resolve(file: FileMetrics) -> Result<MetricsSettings, ConfigError>
             message: "must be at least 32 characters".into(),
         });
     }
+    let otlp = file.otlp_traces_endpoint.filter(|u| !u.is_empty());
+    if let Some(url) = &otlp
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ConfigError::Invalid {
+            key: "metrics.otlp_traces_endpoint",
+            message: format!("{url:?}: must be an http:// or https:// URL"),
+        });
+    }
     Ok(MetricsSettings {
         token: metrics_token.map(SecretText::new),
         public: file.public.unwrap_or(false),
+        otlp_traces_endpoint: otlp,
     })
 }

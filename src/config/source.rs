@@ -129,6 +129,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
     ("RECOMMANDE_METRICS_TOKEN", Some("metrics"), "token", false),
     (
+        "RECOMMANDE_OTLP_TRACES_ENDPOINT",
+        Some("metrics"),
+        "otlp_traces_endpoint",
+        false,
+    ),
+    (
         "RECOMMANDE_ARCHIVE_EVIDENCE_RETENTION",
         Some("archive"),
         "evidence_retention",

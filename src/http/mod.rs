@@ -103,6 +103,12 @@ pub fn router(service: Service) -> Router {
     let trusted_proxies: Arc<[crate::config::Cidr]> =
         service.settings.http.trusted_proxies.clone().into();
     let http_metrics = Arc::new(observe::HttpMetrics::default());
+    let otlp = service
+        .settings
+        .metrics
+        .otlp_traces_endpoint
+        .clone()
+        .map(crate::infra::otlp::SpanExporter::start);
     let recipient_limit =
         axum::middleware::from_fn_with_state(rate_limit::api_refusal(), rate_limit::recipient);
     Router::new()
@@ -269,7 +275,10 @@ pub fn router(service: Service) -> Router {
         // Request id, trace context, access log (link tokens and codes redacted: issue 12
         // §4) and the RED figures of `/metrics`, per route template.
         .layer(axum::middleware::from_fn_with_state(
-            http_metrics.clone(),
+            observe::Observer {
+                metrics: http_metrics.clone(),
+                spans: otlp,
+            },
             observe::observe,
         ))
         .layer(axum::Extension(http_metrics))

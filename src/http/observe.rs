@@ -39,6 +39,16 @@ pub struct RouteFigures {
     pub count: u64,
 }
 
+/// What the observing middleware feeds: the RED figures, and the span exporter when
+/// `[metrics] otlp_traces_endpoint` is set.
+#[derive(Clone, Debug)]
+pub struct Observer {
+    /// The RED figures of `/metrics`.
+    pub metrics: Arc<HttpMetrics>,
+    /// OpenTelemetry export of one span per request.
+    pub spans: Option<crate::infra::otlp::SpanExporter>,
+}
+
 /// RED figures of this process since it started, per (method, route template). Routes come
 /// from the router's templates (`/v1/letters/{id}`), never from raw paths, so the number of
 /// series stays bounded whatever clients send; an unrouted request counts as `unmatched`.
@@ -102,19 +112,16 @@ fn request_id(request: &Request) -> String {
 }
 
 /// The middleware: identifies, traces, logs and counts the request.
-pub async fn observe(
-    State(metrics): State<Arc<HttpMetrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn observe(State(observer): State<Observer>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let started_at = std::time::SystemTime::now();
     let id = request_id(&request);
-    let trace = request
+    let incoming = request
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse)
-        .map_or_else(TraceParent::fresh, |parent| parent.child());
+        .and_then(TraceParent::parse);
+    let trace = incoming.map_or_else(TraceParent::fresh, |parent| parent.child());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -145,7 +152,28 @@ pub async fn observe(
             tracing::info!(status = status.as_u16(), route = %route, millis, "answered");
         }
     });
-    metrics.record(method, route, status.as_u16(), elapsed.as_secs_f64());
+    if let Some(spans) = &observer.spans {
+        let nanos = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        };
+        let start_unix_nanos = nanos(started_at);
+        spans.record(crate::infra::otlp::SpanRecord {
+            trace_id: trace.trace_id,
+            span_id: trace.parent_id,
+            parent_span_id: incoming.map(|p| p.parent_id),
+            name: format!("{method} {route}"),
+            start_unix_nanos,
+            end_unix_nanos: start_unix_nanos + elapsed.as_nanos(),
+            method: method.to_string(),
+            route: route.clone(),
+            status: status.as_u16(),
+            request_id: id.clone(),
+        });
+    }
+    observer
+        .metrics
+        .record(method, route, status.as_u16(), elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }

@@ -6,6 +6,7 @@ pub mod key_files;
 pub mod keys;
 pub mod mail;
 pub mod net_guard;
+pub mod otlp;
 pub mod private_files;
 pub mod process;
 pub mod storage;

@@ -166,10 +166,11 @@ pub fn current_request_id() -> Option<Arc<str>> {
     CURRENT.try_with(|c| c.request_id.clone()).ok()
 }
 
-/// The `traceparent` to send on a call made for the current request: a new span of its
-/// trace. `None` outside a request.
+/// The `traceparent` to send on a call made for the current request: its trace, with the
+/// request's own span (the one exported over OTLP) as the callee's parent. `None` outside a
+/// request.
 pub fn outgoing_traceparent() -> Option<String> {
-    CURRENT.try_with(|c| c.trace.child().to_string()).ok()
+    CURRENT.try_with(|c| c.trace.to_string()).ok()
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What an operator follows a request by: `X-Request-Id` kept or made, echoed and named as
 //! the problem's `instance`; RED series per route template that Prometheus' own `promtool`
 //! accepts; `/livez` and `/readyz` naming the part that is down; and, from the real process,
-//! JSON log lines carrying the request id with link tokens redacted.
+//! JSON log lines carrying the request id with link tokens redacted; and the request spans
+//! exported to an OpenTelemetry collector (OTLP/HTTP, JSON) in the caller's trace.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -512,4 +513,108 @@ fn series_value(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
         .parse()
         .expect("number")
+}
+
+/// A collector stand-in on 127.0.0.1: keeps the bodies POSTed to `/v1/traces`.
+async fn collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1/traces", listener.local_addr().expect("addr"));
+    let store = received.clone();
+    let router = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let value: Value = serde_json::from_slice(&body).expect("OTLP JSON");
+                store.lock().expect("lock").push(value);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    // Stops with the test's runtime.
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("collector");
+    });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_spans_reach_an_otlp_collector_in_the_callers_trace() {
+    let (url, received) = collector().await;
+    let Some(app) = crate::helpers::spawn_app_with(
+        Engine::Sqlite,
+        std::sync::Arc::new(recommande::core::clock::SystemClock),
+        |s| s.metrics.otlp_traces_endpoint = Some(url),
+    )
+    .await
+    else {
+        return;
+    };
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let answer = app
+        .client
+        .get(app.url("/v1/letters/01a2051c-33d0-7f9e-8a61-0c5d2b9e4f10"))
+        .bearer_auth(&app.api_key)
+        .header("traceparent", format!("00-{trace}-{parent}-01"))
+        .header("X-Request-Id", "otlp-check-1")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(answer.status(), 404);
+    let mut span = None;
+    for _ in 0..100 {
+        span = received
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|r| r["resourceSpans"].as_array().cloned().unwrap_or_default())
+            .flat_map(|r| {
+                r["scopeSpans"][0]["spans"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .find(|s| s["traceId"] == trace);
+        if span.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let span = span.expect("the request's span reached the collector within 10 s");
+    assert_eq!(span["parentSpanId"], parent);
+    let span_id = span["spanId"].as_str().expect("span id");
+    assert_eq!(span_id.len(), 16);
+    assert_ne!(span_id, parent, "our own span");
+    assert_eq!(span["name"], "GET /v1/letters/{id}");
+    assert_eq!(span["kind"], 2);
+    let attribute = |key: &str| {
+        span["attributes"]
+            .as_array()
+            .expect("attributes")
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"].clone())
+            .unwrap_or_else(|| panic!("no {key} in {span}"))
+    };
+    assert_eq!(attribute("http.response.status_code")["intValue"], "404");
+    assert_eq!(attribute("http.route")["stringValue"], "/v1/letters/{id}");
+    assert_eq!(
+        attribute("recommande.request_id")["stringValue"],
+        "otlp-check-1"
+    );
+    let start: u128 = span["startTimeUnixNano"]
+        .as_str()
+        .expect("start")
+        .parse()
+        .expect("n");
+    let end: u128 = span["endTimeUnixNano"]
+        .as_str()
+        .expect("end")
+        .parse()
+        .expect("n");
+    assert!(end >= start && start > 1_700_000_000_000_000_000, "{span}");
 }
