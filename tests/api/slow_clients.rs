@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::{Engine, spawn_app, spawn_app_with};
 
 const SLOW_CLIENTS: usize = 500;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Opens a connection that sends its request head one byte a second, and tells after how
 /// long after connecting the server closed it (`None`: still open when the test gave up, after 8 s).
@@ -94,7 +94,10 @@ async fn five_hundred_slow_clients_are_let_go_and_healthz_answers_within_a_secon
             closed < HEADER_READ_TIMEOUT + Duration::from_secs(3),
             "{closed:?}"
         );
-        if closed < Duration::from_secs(1) {
+        // A connection within the cap is closed by the timeout, 3 s after it was accepted;
+        // one over the cap at once. The line between them leaves a loaded machine (the
+        // whole suite runs beside this test) 2 s to close the second kind.
+        if closed < HEADER_READ_TIMEOUT - Duration::from_secs(1) {
             closed_at_once += 1;
         }
     }
