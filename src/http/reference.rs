@@ -145,7 +145,7 @@ fn render(doc: &Value) -> String {
     out.push_str(&prose(doc["info"]["description"].as_str().unwrap_or("")));
     let operations = operations(doc);
     out.push_str("<nav aria-label=\"Operations\"><h2>Operations</h2>");
-    for (tag, description) in tags(doc) {
+    for (tag, description) in tags(doc, &operations) {
         let _ = write!(out, "<h3>{}</h3>{}<ul>", esc(&tag), prose(&description));
         for op in operations.iter().filter(|o| o.tag == tag) {
             let _ = write!(
@@ -187,8 +187,8 @@ impl Operation<'_> {
     }
 }
 
-/// Tags in the document's order, then any tag only operations name.
-fn tags(doc: &Value) -> Vec<(String, String)> {
+/// Tags in the document's order, then any tag only `operations` name.
+fn tags(doc: &Value, operations: &[Operation<'_>]) -> Vec<(String, String)> {
     let mut tags: Vec<(String, String)> = doc["tags"]
         .as_array()
         .into_iter()
@@ -200,9 +200,9 @@ fn tags(doc: &Value) -> Vec<(String, String)> {
             ))
         })
         .collect();
-    for op in operations(doc) {
+    for op in operations {
         if !tags.iter().any(|(t, _)| *t == op.tag) {
-            tags.push((op.tag, String::new()));
+            tags.push((op.tag.clone(), String::new()));
         }
     }
     tags

@@ -101,6 +101,14 @@ fn verified_timestamp(secret: &str, header: &str, body: &[u8]) -> Option<i64> {
     t.parse().ok()
 }
 
+/// The three Standard Webhooks headers of a delivery, as the verifier reads them.
+fn standard_headers(request: &Received) -> serde_json::Map<String, Value> {
+    ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|name| (name.to_string(), json!(header(&request.headers, name))))
+        .collect()
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get(name)
@@ -760,11 +768,7 @@ async fn standard_webhooks_libraries_verify_every_delivery(engine: Engine) {
     assert_eq!(requests.len(), 2);
     let mut cases = Vec::new();
     for request in &requests {
-        let headers: serde_json::Map<String, Value> =
-            ["webhook-id", "webhook-timestamp", "webhook-signature"]
-                .iter()
-                .map(|name| (name.to_string(), json!(header(&request.headers, name))))
-                .collect();
+        let headers = standard_headers(request);
         assert_eq!(
             header(&request.headers, "webhook-id"),
             header(&request.headers, "recommande-delivery")
@@ -971,11 +975,7 @@ async fn a_rotated_secret_signs_beside_the_previous_one_until_the_overlap_ends(e
     assert_eq!(requests.len(), 2);
     let mut cases = Vec::new();
     for request in &requests {
-        let headers: serde_json::Map<String, Value> =
-            ["webhook-id", "webhook-timestamp", "webhook-signature"]
-                .iter()
-                .map(|name| (name.to_string(), json!(header(&request.headers, name))))
-                .collect();
+        let headers = standard_headers(request);
         let body = String::from_utf8(request.body.clone()).expect("utf-8");
         for (secret, raw) in [
             (first.as_str(), false),
