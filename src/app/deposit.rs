@@ -188,49 +188,9 @@ impl Deposits {
         now: OffsetDateTime,
         threads: usize,
     ) -> Result<Vec<(LetterRow, SealedEvidence)>, DepositError> {
-        if self.sealer.timestamper().embedded().is_none() {
-            let mut sealed = Vec::with_capacity(built.len());
-            for (letter, record) in built {
-                let evidence = self.sealer.seal(record, now).await?;
-                sealed.push((letter, evidence));
-            }
-            return Ok(sealed);
-        }
-        let total = built.len();
-        let threads = threads.max(1);
-        let chunk_size = total.div_ceil(threads).max(1);
-        let mut tasks = Vec::new();
-        let mut rest = built;
-        while !rest.is_empty() {
-            let tail = rest.split_off(chunk_size.min(rest.len()));
-            let chunk = std::mem::replace(&mut rest, tail);
-            let sealer = self.sealer.clone();
-            tasks.push(tokio::task::spawn_blocking(
-                move || -> Result<Vec<(LetterRow, SealedEvidence)>, DepositError> {
-                    let mut out = Vec::with_capacity(chunk.len());
-                    for (letter, record) in chunk {
-                        let evidence = match sealer.seal_with_embedded_tsa(record, now) {
-                            Some(sealed) => sealed?,
-                            None => {
-                                return Err(DepositError::Evidence(EvidenceError::Canonical(
-                                    "bulk sealing on worker threads needs the embedded TSA".into(),
-                                )));
-                            }
-                        };
-                        out.push((letter, evidence));
-                    }
-                    Ok(out)
-                },
-            ));
-        }
-        let mut sealed = Vec::with_capacity(total);
-        for task in tasks {
-            let chunk = task
-                .await
-                .map_err(|e| EvidenceError::Canonical(format!("sealing worker stopped: {e}")))??;
-            sealed.extend(chunk);
-        }
-        Ok(sealed)
+        let (letters, records): (Vec<_>, Vec<_>) = built.into_iter().unzip();
+        let sealed = self.sealer.seal_many(records, now, threads).await?;
+        Ok(letters.into_iter().zip(sealed).collect())
     }
 
     /// Writes prepared deposits and the optional answer of the idempotency claim in one

@@ -13,6 +13,8 @@ use crate::app::webhook::WebhookDeliveries;
 use crate::app::worker::{BoxFuture, Pass, Runner, Worker, WorkerError};
 use crate::core::clock::Clock;
 
+/// How long the outbox waits, once told jobs were queued, before its pass.
+const OUTBOX_GATHER: Duration = Duration::from_millis(20);
 /// How often the outbox is polled.
 pub const OUTBOX_INTERVAL: Duration = Duration::from_millis(500);
 /// How often deadlines are swept: well within the one minute allowed after a deadline.
@@ -80,8 +82,18 @@ impl Worker for Outbox {
     }
     fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>> {
         Box::pin(async move {
-            let claimed = self.0.run_due_jobs(OUTBOX_BATCH).await?;
-            Ok(Pass::full(claimed, OUTBOX_BATCH))
+            // A chunk of notifications is claimed whole.
+            let limit = OUTBOX_BATCH.max(self.0.dispatch_claim() as i64);
+            let claimed = self.0.run_due_jobs(limit).await?;
+            Ok(Pass::full(claimed, limit))
+        })
+    }
+    fn woken(&self) -> BoxFuture<'_, ()> {
+        // A deposit, a batch chunk or a transition queued jobs: the pass starts a moment
+        // later, so that jobs queued together are claimed together.
+        Box::pin(async move {
+            self.0.jobs_queued().await;
+            tokio::time::sleep(OUTBOX_GATHER).await;
         })
     }
     fn stop(&self) {

@@ -196,7 +196,8 @@ impl Service {
             settings.server.public_url.clone(),
             settings.provider.clone(),
             settings.mail.reminder_days.clone(),
-        );
+        )
+        .with_dispatch_chunk(settings.workers.dispatch_chunk);
         let log = TransparencyLog::new(
             storage.clone(),
             sealer.clone(),

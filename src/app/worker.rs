@@ -69,6 +69,11 @@ pub trait Worker: Send + Sync + 'static {
     }
     /// One pass.
     fn run_once(&self) -> BoxFuture<'_, Result<Pass, WorkerError>>;
+    /// Resolves when work arrived before the interval is over (the next pass starts then);
+    /// never, by default.
+    fn woken(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
     /// Shutdown has begun: take no new work (called once, before the grace period).
     fn stop(&self) {}
     /// Waits for work this worker started outside its passes (called during the grace
@@ -294,13 +299,18 @@ pub fn spawn_one(worker: Arc<dyn Worker>, clock: Arc<dyn Clock>) -> tokio::task:
     })
 }
 
-/// Sleeps `wait` unless stopped first; `false` when stopped.
-async fn sleep_or_stop(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+/// Sleeps `wait`, or until `woken` resolves, unless stopped first; `false` when stopped.
+async fn sleep_or_stop(
+    wait: Duration,
+    woken: BoxFuture<'_, ()>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
     if *stop.borrow() {
         return false;
     }
     let stopped = tokio::select! {
         () = tokio::time::sleep(wait) => false,
+        () = woken => false,
         // A closed channel means the runner is gone: stop too.
         _ = stop.wait_for(|stopped| *stopped) => true,
     };
@@ -314,7 +324,8 @@ async fn run_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let first = worker.first_delay();
-    if !first.is_zero() && !sleep_or_stop(first, &mut stop).await {
+    if !first.is_zero() && !sleep_or_stop(first, Box::pin(std::future::pending()), &mut stop).await
+    {
         return;
     }
     let mut failures = 0u32;
@@ -359,7 +370,7 @@ async fn run_loop(
         if wait.is_zero() {
             // Let the other tasks of the runtime run between two back-to-back passes.
             tokio::task::yield_now().await;
-        } else if !sleep_or_stop(wait, &mut stop).await {
+        } else if !sleep_or_stop(wait, worker.woken(), &mut stop).await {
             return;
         }
     }

@@ -142,32 +142,7 @@ pub async fn run(
     let client = reqwest::Client::new();
 
     // One shared document, uploaded through the API as an agency would.
-    let pdf =
-        crate::core::pdf_check::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
-    let boundary = "recommande-bench-boundary";
-    let mut multipart = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"relance.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
-    )
-    .into_bytes();
-    multipart.extend_from_slice(&pdf);
-    multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let uploaded: Value = read_json(
-        client
-            .post(format!("{base}/v1/documents"))
-            .bearer_auth(&key)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .body(multipart)
-            .send()
-            .await?,
-    )
-    .await?;
-    let document_id = uploaded["id"]
-        .as_str()
-        .context("upload answered without an id")?
-        .to_string();
+    let document_id = upload_document(&client, &base, &key).await?;
 
     let body = batch_body(letters, &document_id, 0, compose);
     // Warm-up: connections, page cache, code paths.
@@ -268,6 +243,40 @@ pub async fn run(
     })
 }
 
+/// Uploads one small PDF through the API, as an agency would; returns its id.
+pub(super) async fn upload_document(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> anyhow::Result<String> {
+    let pdf =
+        crate::core::pdf_check::minimal_pdf(&format!("recommande bench {}", uuid::Uuid::new_v4()));
+    let boundary = "recommande-bench-boundary";
+    let mut multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"relance.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+    )
+    .into_bytes();
+    multipart.extend_from_slice(&pdf);
+    multipart.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let uploaded: Value = read_json(
+        client
+            .post(format!("{base}/v1/documents"))
+            .bearer_auth(key)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(multipart)
+            .send()
+            .await?,
+    )
+    .await?;
+    Ok(uploaded["id"]
+        .as_str()
+        .context("upload answered without an id")?
+        .to_string())
+}
+
 /// Waits (up to a second) until every sealed chunk's commit is counted: a chunk's commit time
 /// is added just after its transaction, when the batch may already read `completed`.
 async fn settle_stage_times() {
@@ -338,7 +347,7 @@ fn render_figures() -> anyhow::Result<(f64, f64, usize)> {
 /// A JSON batch of `letters` professional recipients sharing one sender and either one
 /// document or, with `compose`, a mise en demeure written for each (its own debtor, invoice
 /// and amount: one PDF per letter).
-fn batch_body(letters: usize, document_id: &str, run: usize, compose: bool) -> Vec<u8> {
+pub(super) fn batch_body(letters: usize, document_id: &str, run: usize, compose: bool) -> Vec<u8> {
     let rows: Vec<Value> = (0..letters)
         .map(|i| {
             let mut row = json!({
@@ -404,7 +413,7 @@ fn request(i: usize, document_id: &str) -> anyhow::Result<DepositRequest> {
     })
 }
 
-async fn submit(
+pub(super) async fn submit(
     client: &reqwest::Client,
     base: &str,
     key: &str,
@@ -425,7 +434,7 @@ async fn submit(
 }
 
 /// Polls the batch until it is final; returns the letters deposited.
-async fn wait_completed(
+pub(super) async fn wait_completed(
     client: &reqwest::Client,
     base: &str,
     key: &str,
@@ -448,7 +457,7 @@ async fn wait_completed(
     }
 }
 
-async fn read_json(response: reqwest::Response) -> anyhow::Result<Value> {
+pub(super) async fn read_json(response: reqwest::Response) -> anyhow::Result<Value> {
     let status = response.status();
     let bytes = response.bytes().await?;
     anyhow::ensure!(

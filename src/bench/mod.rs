@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod deposit;
+pub mod dispatch;
 pub mod renew;
 pub mod tsa;
 pub mod verify;
@@ -32,13 +33,26 @@ impl Scratch {
     /// The service on this directory's defaults and `database_url` (default: SQLite in the
     /// directory).
     pub(crate) async fn service(&self, database_url: Option<String>) -> anyhow::Result<Service> {
+        self.service_with(database_url, &[]).await
+    }
+
+    /// As [`Scratch::service`], with `RECOMMANDE_*` variables `env` set for it alone.
+    pub(crate) async fn service_with(
+        &self,
+        database_url: Option<String>,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Service> {
         let settings = Settings::load_from(
             &Overrides {
                 data_dir: Some(self.0.clone()),
                 database_url,
                 ..Overrides::default()
             },
-            |_| None,
+            |name| {
+                env.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.clone())
+            },
         )?;
         Service::start(settings, Arc::new(SystemClock))
             .await

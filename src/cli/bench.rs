@@ -23,6 +23,23 @@ pub(super) async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         } => crate::bench::batch::run(letters, compose, database_url)
             .await?
             .to_string(),
+        BenchCommand::Dispatch {
+            letters,
+            batches,
+            chunk,
+            no_baseline,
+            smtp_url,
+            database_url,
+        } => crate::bench::dispatch::run(
+            letters,
+            batches,
+            chunk,
+            !no_baseline,
+            smtp_url,
+            database_url,
+        )
+        .await?
+        .to_string(),
         BenchCommand::Deposit {
             letters,
             database_url,

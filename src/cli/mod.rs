@@ -314,6 +314,28 @@ enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Seconds from `POST /v1/batches` to the last proof of dispatch, workers running, in
+    /// chunks and (the baseline) one letter per transaction.
+    Dispatch {
+        /// Letters per batch (at most 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        letters: usize,
+        /// Batches posted back to back.
+        #[arg(long, default_value_t = 1)]
+        batches: usize,
+        /// Notifications handled together (`[workers] dispatch_chunk`).
+        #[arg(long, default_value_t = crate::config::DEFAULT_DISPATCH_CHUNK)]
+        chunk: usize,
+        /// Leave out the one-by-one baseline.
+        #[arg(long)]
+        no_baseline: bool,
+        /// SMTP relay to notify through (default: the directory of .eml files).
+        #[arg(long)]
+        smtp_url: Option<String>,
+        /// Database (default: SQLite in a temporary directory).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Letters/s through the deposit pipeline against a raw batched insert of the same rows.
     Deposit {
         /// Letters to deposit.

@@ -49,7 +49,7 @@ pub use timestamp::{DEVELOPMENT_TSA_POLICY_OID, TimestampMode, TimestampSettings
 pub use verify::{
     DEFAULT_VERIFY_MAX_UPLOAD_BYTES, DEFAULT_VERIFY_REQUESTS_PER_MINUTE, VerifySettings,
 };
-pub use workers::WorkerSettings;
+pub use workers::{DEFAULT_DISPATCH_CHUNK, WorkerSettings};
 
 /// A configuration problem, reported before the service starts.
 #[derive(Debug, thiserror::Error)]

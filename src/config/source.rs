@@ -238,6 +238,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         true,
     ),
     (
+        "RECOMMANDE_WORKERS_DISPATCH_CHUNK",
+        Some("workers"),
+        "dispatch_chunk",
+        true,
+    ),
+    (
         "RECOMMANDE_LOG_HEAD_INTERVAL_SECONDS",
         Some("log"),
         "head_interval_seconds",

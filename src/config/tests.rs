@@ -248,6 +248,35 @@ fn bad_s3_settings_are_named() {
 }
 
 #[test]
+fn the_dispatch_chunk_is_read_from_the_file_and_the_environment_and_checked() {
+    let s = load(None, &[], Overrides::default()).expect("defaults");
+    assert_eq!(s.workers.dispatch_chunk, 500);
+    let s = load(
+        Some("[workers]\ndispatch_chunk = 1\n"),
+        &[],
+        Overrides::default(),
+    )
+    .expect("settings");
+    assert_eq!(s.workers.dispatch_chunk, 1);
+    let s = load(
+        None,
+        &[("RECOMMANDE_WORKERS_DISPATCH_CHUNK", "2000")],
+        Overrides::default(),
+    )
+    .expect("settings");
+    assert_eq!(s.workers.dispatch_chunk, 2000);
+    for bad in ["0", "5001"] {
+        let e = load(
+            None,
+            &[("RECOMMANDE_WORKERS_DISPATCH_CHUNK", bad)],
+            Overrides::default(),
+        )
+        .expect_err("out of range");
+        assert!(e.to_string().contains("workers.dispatch_chunk"), "{e}");
+    }
+}
+
+#[test]
 fn the_workers_shutdown_grace_is_read_from_the_file_and_the_environment_and_checked() {
     let s = load(None, &[], Overrides::default()).expect("defaults");
     assert_eq!(s.workers.shutdown_grace_seconds, 15);

@@ -83,7 +83,17 @@ pub struct Mailer {
     dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
     /// The relay's rate (`[mail] max_per_second`), when limited.
     pacer: Option<std::sync::Arc<Pacer>>,
+    /// Messages handed over at once by [`Mailer::send_many`]: the relay's connections
+    /// (`[mail] max_connections`), or [`DIRECTORY_WRITERS`] files.
+    parallel: usize,
 }
+
+/// Files the directory transport writes at once in [`Mailer::send_many`]: their `fsync`s
+/// overlap, so the file system commits them together.
+const DIRECTORY_WRITERS: usize = 32;
+
+/// One message for [`Mailer::send_many`]: envelope sender, recipient, Message-ID, bytes.
+pub type Handover<'a> = (&'a Address, &'a Address, &'a str, &'a [u8]);
 
 /// Spaces the messages handed to the relay: each takes the next free slot, one every
 /// `interval`, whichever connection carries it.
@@ -216,11 +226,16 @@ impl Mailer {
             (MailTransport::Smtp(_), Some(rate)) => Some(std::sync::Arc::new(Pacer::new(rate))),
             _ => None,
         };
+        let parallel = match &transport {
+            MailTransport::Smtp(_) => relay.max_connections.max(1) as usize,
+            MailTransport::Directory(_) => DIRECTORY_WRITERS,
+        };
         Ok(Mailer {
             transport,
             from,
             dkim,
             pacer,
+            parallel,
         })
     }
 
@@ -356,6 +371,24 @@ impl Mailer {
             relay_reply,
             transport,
         })
+    }
+}
+
+impl Mailer {
+    /// Hands over many messages built by [`Mailer::build`], as many at once as the relay has
+    /// connections (or [`DIRECTORY_WRITERS`] files), each exactly as [`Mailer::send_bytes`]
+    /// would; each outcome comes as soon as it is known, with the index of its message in
+    /// `mails`.
+    pub fn send_many<'a>(
+        &'a self,
+        mails: &'a [Handover<'a>],
+    ) -> impl futures_util::Stream<Item = (usize, Result<SentMail, MailError>)> + Send + 'a {
+        use futures_util::StreamExt;
+        let mut sends = Vec::with_capacity(mails.len());
+        for (i, &(from, to, id, bytes)) in mails.iter().enumerate() {
+            sends.push(async move { (i, self.send_bytes(from, to, id, bytes).await) });
+        }
+        futures_util::stream::iter(sends).buffer_unordered(self.parallel)
     }
 }
 

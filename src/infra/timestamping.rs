@@ -126,6 +126,56 @@ impl TimestampingSealer {
         Ok(unstamped.with_token(token))
     }
 
+    /// Seals and timestamps `records` in order, spread over `threads` worker threads with
+    /// the embedded TSA (a batch chunk, a chunk of notifications); one by one, each token
+    /// fetched in turn, with a remote TSA.
+    pub async fn seal_many(
+        self: &Arc<Self>,
+        records: Vec<EvidenceRecord>,
+        at: OffsetDateTime,
+        threads: usize,
+    ) -> Result<Vec<SealedEvidence>, EvidenceError> {
+        if self.sealer.timestamper().embedded().is_none() {
+            let mut sealed = Vec::with_capacity(records.len());
+            for record in records {
+                sealed.push(self.seal(record, at).await?);
+            }
+            return Ok(sealed);
+        }
+        let total = records.len();
+        let chunk_size = total.div_ceil(threads.max(1)).max(1);
+        let mut tasks = Vec::new();
+        let mut rest = records;
+        while !rest.is_empty() {
+            let tail = rest.split_off(chunk_size.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let sealer = Arc::clone(self);
+            tasks.push(tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|record| {
+                        sealer
+                            .seal_with_embedded_tsa(record, at)
+                            .unwrap_or_else(|| {
+                                Err(EvidenceError::Canonical(
+                                    "bulk sealing on worker threads needs the embedded TSA".into(),
+                                ))
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            }));
+        }
+        let mut sealed = Vec::with_capacity(total);
+        for task in tasks {
+            sealed.extend(
+                task.await.map_err(|e| {
+                    EvidenceError::Canonical(format!("sealing worker stopped: {e}"))
+                })??,
+            );
+        }
+        Ok(sealed)
+    }
+
     /// The core's sync sealer.
     pub fn core(&self) -> &EvidenceSealer {
         &self.sealer

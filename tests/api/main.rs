@@ -15,6 +15,7 @@ mod consents;
 mod container;
 mod deploy;
 mod deposit;
+mod dispatch;
 mod docs;
 mod full_disk;
 mod golden;

@@ -6,13 +6,15 @@
 //! chain head ([`Transition`]): a step either happens once, with its evidence, or not at all.
 //! Work that leaves the process goes through the outbox and is retried until done.
 //!
-//! One file per use case: [`notify`] (the outbox, notification and reminders), [`recipient`]
+//! One file per use case: [`notify`] (the outbox, notification and reminders), [`dispatch`]
+//! (notifications in chunks), [`recipient`]
 //! (identification codes, accept/refuse, handover), [`expiry`] (non-claim), [`bounce`] and
 //! [`destruction`]; this file holds the service, its errors and the evidence transition they
 //! share.
 
 mod bounce;
 mod destruction;
+mod dispatch;
 mod expiry;
 mod notify;
 mod recipient;
@@ -54,6 +56,9 @@ pub const OTP_MAX_PER_HOUR: i64 = 5;
 pub const SESSION_VALIDITY: time::Duration = time::Duration::minutes(30);
 /// Attempts to hand a notification to the relay before giving up.
 pub const NOTIFY_MAX_ATTEMPTS: i64 = 12;
+/// Chunks of notifications on their way at once: while one is built or sealed (processor
+/// work), another is handed over or committed (waiting on the relay or the disk).
+pub const DISPATCH_CONCURRENCY: usize = 2;
 /// How long a claimed job is reserved for its worker.
 const JOB_LEASE: time::Duration = time::Duration::minutes(5);
 
@@ -251,6 +256,10 @@ pub struct Lifecycle {
     provider: crate::core::provider::ProviderIdentity,
     reminder_days: Vec<i64>,
     claims: Arc<OutboxClaims>,
+    /// Notifications handled together (`[workers] dispatch_chunk`).
+    dispatch_chunk: usize,
+    /// Worker threads that build messages and seal evidence.
+    threads: usize,
 }
 
 /// The outbox claims this process holds, so that a graceful stop can give them back
@@ -294,7 +303,26 @@ impl Lifecycle {
             provider,
             reminder_days,
             claims: Arc::default(),
+            dispatch_chunk: crate::config::DEFAULT_DISPATCH_CHUNK,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
+    }
+
+    /// Resolves once outbox jobs were committed since it last resolved.
+    pub async fn jobs_queued(&self) {
+        self.storage.jobs_queued().await;
+    }
+
+    /// Notifications an outbox pass claims at most: [`DISPATCH_CONCURRENCY`] chunks.
+    pub fn dispatch_claim(&self) -> usize {
+        self.dispatch_chunk * DISPATCH_CONCURRENCY
+    }
+
+    /// The same service handling notifications `chunk` at a time (`[workers]
+    /// dispatch_chunk`; 1 sends and commits them one by one).
+    pub fn with_dispatch_chunk(mut self, chunk: usize) -> Self {
+        self.dispatch_chunk = chunk.max(1);
+        self
     }
 
     /// The recipient link token of a letter: HMAC of its id under an installation key, so a
@@ -368,17 +396,7 @@ impl Lifecycle {
             from_states: from,
             to_state: to,
             expected_head: head,
-            evidence: NewEvidence {
-                id: sealed.record.evidence_id.clone(),
-                letter_id: letter.id.clone(),
-                event: event.name().to_string(),
-                event_time: at,
-                record: sealed.bytes.clone(),
-                record_sha256: hex_digest(&sealed.sha256),
-                seal: sealed.seal.clone(),
-                timestamp_token: sealed.timestamp_token.clone(),
-                created_at: at,
-            },
+            evidence: new_evidence(&letter.id, event, &sealed, now),
             update,
             jobs,
             completes_job,
@@ -442,6 +460,27 @@ impl Lifecycle {
             previous_evidence_sha256: Some(previous.to_string()),
             policy: self.sealer.policy().to_string(),
         })
+    }
+}
+
+/// The row of sealed evidence of `letter_id`, recorded at `at`.
+fn new_evidence(
+    letter_id: &str,
+    event: EvidenceEvent,
+    sealed: &SealedEvidence,
+    at: OffsetDateTime,
+) -> NewEvidence {
+    let at = unix_micros(at);
+    NewEvidence {
+        id: sealed.record.evidence_id.clone(),
+        letter_id: letter_id.to_string(),
+        event: event.name().to_string(),
+        event_time: at,
+        record: sealed.bytes.clone(),
+        record_sha256: hex_digest(&sealed.sha256),
+        seal: sealed.seal.clone(),
+        timestamp_token: sealed.timestamp_token.clone(),
+        created_at: at,
     }
 }
 

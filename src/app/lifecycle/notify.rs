@@ -22,12 +22,21 @@ impl Lifecycle {
         self.claims
             .held()
             .extend(jobs.iter().map(|job| (job.id, (lease_until, false))));
-        for job in jobs {
-            if self
-                .claims
-                .stopping
-                .load(std::sync::atomic::Ordering::SeqCst)
+        let (notifications, others): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|job| job.kind == job::NOTIFY);
+        if !notifications.is_empty() && !self.stopping() {
             {
+                let mut held = self.claims.held();
+                for job in &notifications {
+                    if let Some(claim) = held.get_mut(&job.id) {
+                        claim.1 = true;
+                    }
+                }
+            }
+            self.notify_all(notifications).await;
+        }
+        for job in others {
+            if self.stopping() {
                 // Stopping: the jobs not started stay held and are given back.
                 break;
             }
@@ -35,7 +44,6 @@ impl Lifecycle {
                 claim.1 = true;
             }
             let outcome = match job.kind.as_str() {
-                job::NOTIFY => self.notify(&job).await,
                 job::REMIND => self.remind(&job).await,
                 job::WEBHOOK_EVENT => self.announce(&job).await,
                 job::NOTIFY_LETTERS => self.expand_notifications(&job).await,
@@ -57,6 +65,12 @@ impl Lifecycle {
             self.claims.held().remove(&job.id);
         }
         Ok(claimed)
+    }
+
+    fn stopping(&self) -> bool {
+        self.claims
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Makes the outbox passes stop after their current job (graceful shutdown).
@@ -84,184 +98,9 @@ impl Lifecycle {
             .await
     }
 
-    async fn notify(&self, job: &Job) -> Result<(), LifecycleError> {
-        let now = self.clock.now();
-        let Some(letter) = self.job_letter(job).await? else {
-            return Ok(self.storage.complete_job(job.id, unix_micros(now)).await?);
-        };
-        if letter.state != LetterState::Deposited.as_str() {
-            return Ok(self.storage.complete_job(job.id, unix_micros(now)).await?);
-        }
-        let recipient = parse_recipient(&letter)?;
-        let Some(kept) = self.kept_mail(job, &letter, &recipient, now).await? else {
-            return Ok(());
-        };
-        let built_at = from_unix_micros(kept.prepared_at);
-        let window = acceptance_window(built_at)?;
-        let to = mailbox(&recipient)?.email;
-        let envelope_from = self.bounce_address(&letter.id)?;
-        match self
-            .mailer
-            .send_bytes(&envelope_from, &to, &kept.message_id, &kept.bytes)
-            .await
-        {
-            Ok(sent) => {
-                self.notified(job, &letter, &kept, &sent, &window, now)
-                    .await
-            }
-            Err(error @ (MailError::Transient(_) | MailError::Deferred(_)))
-                if job.attempts < NOTIFY_MAX_ATTEMPTS =>
-            {
-                self.notify_later(job, &letter, &error, now).await
-            }
-            Err(error) => {
-                let (source, reason) = match &error {
-                    MailError::Transient(r) | MailError::Deferred(r) => (
-                        "retries-exhausted",
-                        format!("gave up after {} attempts: {r}", job.attempts),
-                    ),
-                    MailError::Permanent(r) => ("smtp", r.clone()),
-                    MailError::Invalid(r) => ("message", r.clone()),
-                };
-                self.notification_failed(
-                    &letter,
-                    source,
-                    &reason,
-                    FailureDetail::Offered(&kept),
-                    Some(job.id),
-                )
-                .await?;
-                Ok(())
-            }
-        }
-    }
-
-    /// The notification message of a job: the one kept with it, or a new one built, sealed
-    /// and kept now. `None` when there is nothing to send (the message could not be built,
-    /// and that failure is recorded, or another claim of the job keeps its own).
-    ///
-    /// Issue 12 §0: the message is built once and kept with the job before its first
-    /// hand-over; every later attempt sends the kept bytes. A relay may take a message and
-    /// the process die before the evidence commits: the copy the recipient then holds is
-    /// byte for byte the one whose Message-ID and SHA-256 the evidence of the retry records.
-    /// The deadline it states counts from when it was built, and so does the evidence.
-    async fn kept_mail(
-        &self,
-        job: &Job,
-        letter: &LetterRow,
-        recipient: &Recipient,
-        now: OffsetDateTime,
-    ) -> Result<Option<JobMail>, LifecycleError> {
-        if let Some(kept) = self.storage.job_mail(job.id).await? {
-            return Ok(Some(kept));
-        }
-        let window = acceptance_window(now)?;
-        let mail =
-            self.notification_mail(letter, recipient, window.deadline, None, job.attempts)?;
-        let bytes = match self.mailer.build(&mail, Vec::new()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                self.notification_failed(
-                    letter,
-                    "message",
-                    &e.to_string(),
-                    FailureDetail::None,
-                    Some(job.id),
-                )
-                .await?;
-                return Ok(None);
-            }
-        };
-        let kept = JobMail {
-            message_id: mail.message_id,
-            prepared_at: unix_micros(now),
-            bytes,
-        };
-        if !self
-            .storage
-            .keep_job_mail(job.id, job.attempts, &kept)
-            .await?
-        {
-            // Claimed again meanwhile (this claim's lease ran out): the newer claim sends,
-            // never two different messages.
-            tracing::warn!(letter.id = %letter.id, job.id = job.id, "notification claimed by another worker");
-            return Ok(None);
-        }
-        Ok(Some(kept))
-    }
-
-    /// The relay took the notification: the evidence of notification, the letter notified
-    /// with its deadline, and its reminders scheduled.
-    async fn notified(
-        &self,
-        job: &Job,
-        letter: &LetterRow,
-        kept: &JobMail,
-        sent: &crate::infra::mail::SentMail,
-        window: &crate::domain::window::AcceptanceWindow,
-        now: OffsetDateTime,
-    ) -> Result<(), LifecycleError> {
-        let built_at = from_unix_micros(kept.prepared_at);
-        let mut details = Map::new();
-        details.insert(
-            "notification".into(),
-            json!({
-                "message_id": sent.message_id,
-                "message_sha256": hex::encode(sent.message_sha256),
-                "relay_reply": sent.relay_reply,
-                "transport": sent.transport,
-                "attempt": job.attempts,
-                "handed_over_from": rfc3339_micros(built_at),
-            }),
-        );
-        details.insert(
-            "deadline".into(),
-            Value::String(rfc3339_micros(window.deadline)),
-        );
-        details.insert("deadline_rule".into(), Value::String(window.rule.clone()));
-        let reminders = self
-            .reminder_days
-            .iter()
-            .filter(|d| **d > 0 && **d < crate::domain::window::WINDOW_DAYS)
-            .map(|day| NewJob {
-                kind: job::REMIND.into(),
-                letter_id: Some(letter.id.clone()),
-                payload: json!({ "day": day }).to_string(),
-                run_after: unix_micros(now + time::Duration::days(*day)),
-            })
-            .collect();
-        let applied = self
-            .transition(
-                letter,
-                EvidenceEvent::NotificationForAcceptance,
-                vec![LetterState::Deposited.as_str()],
-                LetterState::Notified.as_str(),
-                details,
-                None,
-                LetterUpdate {
-                    notified_at: Some(kept.prepared_at),
-                    deadline: Some(unix_micros(window.deadline)),
-                    recipient_token_sha256: Some(sha256_hex(
-                        self.recipient_token(&letter.id).as_bytes(),
-                    )),
-                    ..LetterUpdate::default()
-                },
-                reminders,
-                Some(job.id),
-            )
-            .await?;
-        if applied.is_none() {
-            self.storage
-                .complete_job(job.id, unix_micros(self.clock.now()))
-                .await?;
-        }
-        tracing::info!(letter.id = %letter.id, "notification handed to the relay");
-        Ok(())
-    }
-
     /// A transient or deferred failure with attempts left: the job runs again later, with
     /// the kept message when the relay may have taken it, with a fresh one when surely not.
-    async fn notify_later(
+    pub(super) async fn notify_later(
         &self,
         job: &Job,
         letter: &LetterRow,
@@ -440,14 +279,17 @@ impl Lifecycle {
         Ok(sealed)
     }
 
-    fn bounce_address(&self, letter_id: &str) -> Result<lettre::Address, LifecycleError> {
+    pub(super) fn bounce_address(
+        &self,
+        letter_id: &str,
+    ) -> Result<lettre::Address, LifecycleError> {
         // VERP (variable envelope return path): bounces come back to an address naming the letter.
         format!("bounces+{letter_id}@{}", self.mailer.domain())
             .parse()
             .map_err(|e| LifecycleError::Mail(MailError::Invalid(format!("bounce address: {e}"))))
     }
 
-    fn notification_mail(
+    pub(super) fn notification_mail(
         &self,
         letter: &LetterRow,
         recipient: &Recipient,

@@ -198,6 +198,7 @@ impl Storage {
             insert_row_errors!(tx, Db, &batch.id, errors);
             insert_jobs!(tx, Db, jobs, batch.created_at);
             tx.commit().await?;
+            self.throughput.jobs_queued();
             self.throughput.batch_rows(1, 0, errors.len());
             Ok(())
         })
@@ -234,6 +235,7 @@ impl Storage {
             insert_row_errors!(tx, Db, chunk.batch_id, chunk.errors);
             insert_jobs!(tx, Db, chunk.jobs, chunk.now);
             tx.commit().await?;
+            self.throughput.jobs_queued();
             self.throughput
                 .evidence(chunk.deposits.iter().map(|d| d.evidence.event.as_str()));
             self.throughput
@@ -274,6 +276,7 @@ impl Storage {
             insert_row_errors!(tx, Db, batch_id, errors);
             insert_jobs!(tx, Db, jobs, now);
             tx.commit().await?;
+            self.throughput.jobs_queued();
             self.throughput.batch_rows(0, 0, errors.len());
             Ok(true)
         })

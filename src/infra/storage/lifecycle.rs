@@ -6,6 +6,30 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{LetterRow, NewEvidence, Storage, StorageError};
 
+/// `complete_jobs_in!(tx, Db, completed)`: marks the outbox jobs `(id, done_at)` of
+/// `completed` done inside the transaction `tx`, grouped by time, in statements of at most
+/// [`super::INSERT_CHUNK`] ids.
+macro_rules! complete_jobs_in {
+    ($tx:ident, $db:ident, $completed:expr) => {{
+        let mut by_time: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for (id, at) in $completed {
+            by_time.entry(at).or_default().push(id);
+        }
+        for (at, ids) in by_time {
+            for chunk in ids.chunks(super::INSERT_CHUNK) {
+                let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET done_at = ");
+                query.push_bind(at).push(" WHERE id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                query.build().execute(&mut *$tx).await?;
+            }
+        }
+    }};
+}
+
 /// Work to do outside the transaction that decided it (send a mail, announce an event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
@@ -133,6 +157,69 @@ impl Storage {
         fetch_optional!(self.reader(), LetterRow, sql, id)
     }
 
+    /// Letters `ids` whatever their tenant, in no particular order (ids without a letter
+    /// are left out).
+    pub async fn letters_by_ids(&self, ids: &[String]) -> Result<Vec<LetterRow>, StorageError> {
+        let mut letters = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(super::INSERT_CHUNK) {
+            dispatch!(self.reader(), |pool, Db| {
+                let mut query = QueryBuilder::<Db>::new(concat!(
+                    "SELECT ",
+                    letter_columns!(),
+                    " FROM letters WHERE id IN ("
+                ));
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id);
+                }
+                query.push(")");
+                let found: Vec<LetterRow> = query.build_query_as().fetch_all(pool).await?;
+                letters.extend(found);
+                Ok::<_, StorageError>(())
+            })?;
+        }
+        Ok(letters)
+    }
+
+    /// The documents of letters `ids`, each letter's in deposit order: letter id → documents.
+    pub async fn documents_of_letters(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<super::DocumentRow>>, StorageError> {
+        #[derive(sqlx::FromRow)]
+        struct Linked {
+            letter_id: String,
+            #[sqlx(flatten)]
+            document: super::DocumentRecord,
+        }
+        let mut documents: std::collections::HashMap<String, Vec<super::DocumentRow>> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(super::INSERT_CHUNK) {
+            dispatch!(self.reader(), |pool, Db| {
+                let mut query = QueryBuilder::<Db>::new(
+                    "SELECT ld.letter_id, d.id, d.tenant_id, d.sha256, d.size, d.media_type, \
+                     d.filename, d.created_at \
+                     FROM letter_documents ld JOIN documents d ON d.id = ld.document_id \
+                     WHERE ld.letter_id IN (",
+                );
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(id);
+                }
+                query.push(") ORDER BY ld.letter_id, ld.position");
+                let rows: Vec<Linked> = query.build_query_as().fetch_all(pool).await?;
+                for row in rows {
+                    documents
+                        .entry(row.letter_id)
+                        .or_default()
+                        .push(row.document.into());
+                }
+                Ok::<_, StorageError>(())
+            })?;
+        }
+        Ok(documents)
+    }
+
     /// The letter whose recipient token hashes to `token_sha256`.
     pub async fn letter_by_recipient_token(
         &self,
@@ -150,85 +237,134 @@ impl Storage {
     /// the completion of the job that caused it. Returns false (and writes nothing) when the
     /// letter is not in an allowed state or its chain head moved.
     pub async fn apply_transition(&self, t: &Transition) -> Result<bool, StorageError> {
-        let states: Vec<&str> = (0..3)
-            .map(|i| {
-                t.from_states
-                    .get(i)
-                    .or(t.from_states.first())
-                    .copied()
-                    .unwrap_or("")
-            })
-            .collect();
-        dispatch!(self.writer(), |pool, Db| {
+        Ok(self
+            .apply_transitions(std::slice::from_ref(t), &|_| Vec::new())
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// Applies many transitions in **one** transaction (a chunk of notifications): each is
+    /// guarded as in [`Storage::apply_transition`], and one whose letter moved writes nothing
+    /// of its own (not even the completion of its job) while the others are applied. Returns,
+    /// in order, whether each was applied. `announce` is given the transitions applied and
+    /// returns the jobs they cause together (one webhook job for all their events), written
+    /// in the same transaction.
+    pub async fn apply_transitions(
+        &self,
+        ts: &[Transition],
+        announce: &(dyn Fn(&[&Transition]) -> Vec<NewJob> + Sync),
+    ) -> Result<Vec<bool>, StorageError> {
+        if ts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let applied = dispatch!(self.writer(), |pool, Db| {
             let mut tx = pool.begin().await?;
-            let updated = sqlx::query(
-                "UPDATE letters SET state = $1, last_evidence_sha256 = $2, updated_at = $3, \
-                 notified_at = COALESCE($4, notified_at), deadline = COALESCE($5, deadline), \
-                 decided_at = COALESCE($6, decided_at), \
-                 content_handed_over_at = COALESCE($7, content_handed_over_at), \
-                 recipient_token_sha256 = COALESCE($8, recipient_token_sha256) \
-                 WHERE id = $9 AND last_evidence_sha256 = $10 AND state IN ($11, $12, $13)",
-            )
-            .bind(t.to_state)
-            .bind(&t.evidence.record_sha256)
-            .bind(t.now)
-            .bind(t.update.notified_at)
-            .bind(t.update.deadline)
-            .bind(t.update.decided_at)
-            .bind(t.update.content_handed_over_at)
-            .bind(&t.update.recipient_token_sha256)
-            .bind(&t.letter_id)
-            .bind(&t.expected_head)
-            .bind(states[0])
-            .bind(states[1])
-            .bind(states[2])
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
+            let mut applied = Vec::with_capacity(ts.len());
+            for t in ts {
+                let states: Vec<&str> = (0..3)
+                    .map(|i| {
+                        t.from_states
+                            .get(i)
+                            .or(t.from_states.first())
+                            .copied()
+                            .unwrap_or("")
+                    })
+                    .collect();
+                let updated = sqlx::query(
+                    "UPDATE letters SET state = $1, last_evidence_sha256 = $2, updated_at = $3, \
+                     notified_at = COALESCE($4, notified_at), deadline = COALESCE($5, deadline), \
+                     decided_at = COALESCE($6, decided_at), \
+                     content_handed_over_at = COALESCE($7, content_handed_over_at), \
+                     recipient_token_sha256 = COALESCE($8, recipient_token_sha256) \
+                     WHERE id = $9 AND last_evidence_sha256 = $10 AND state IN ($11, $12, $13)",
+                )
+                .bind(t.to_state)
+                .bind(&t.evidence.record_sha256)
+                .bind(t.now)
+                .bind(t.update.notified_at)
+                .bind(t.update.deadline)
+                .bind(t.update.decided_at)
+                .bind(t.update.content_handed_over_at)
+                .bind(&t.update.recipient_token_sha256)
+                .bind(&t.letter_id)
+                .bind(&t.expected_head)
+                .bind(states[0])
+                .bind(states[1])
+                .bind(states[2])
+                .execute(&mut *tx)
+                .await?;
+                applied.push(updated.rows_affected() == 1);
             }
-            let e = &t.evidence;
-            sqlx::query(
-                "INSERT INTO evidence (id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&e.id)
-            .bind(&e.letter_id)
-            .bind(&e.event)
-            .bind(e.event_time)
-            .bind(&e.record)
-            .bind(&e.record_sha256)
-            .bind(&e.seal)
-            .bind(&e.timestamp_token)
-            .bind(e.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| StorageError::from_insert(err, "evidence"))?;
-            if !t.jobs.is_empty() {
+            let done: Vec<&Transition> = ts
+                .iter()
+                .zip(&applied)
+                .filter_map(|(t, ok)| ok.then_some(t))
+                .collect();
+            for chunk in done.chunks(super::INSERT_CHUNK) {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO evidence (id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at) ",
+                );
+                query.push_values(chunk, |mut b, t| {
+                    let e = &t.evidence;
+                    b.push_bind(&e.id)
+                        .push_bind(&e.letter_id)
+                        .push_bind(&e.event)
+                        .push_bind(e.event_time)
+                        .push_bind(&e.record)
+                        .push_bind(&e.record_sha256)
+                        .push_bind(&e.seal)
+                        .push_bind(&e.timestamp_token)
+                        .push_bind(e.created_at);
+                });
+                query
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| StorageError::from_insert(err, "evidence"))?;
+            }
+            let together = if done.is_empty() {
+                Vec::new()
+            } else {
+                announce(&done)
+            };
+            let mut jobs: Vec<(&NewJob, i64)> = done
+                .iter()
+                .flat_map(|t| t.jobs.iter().map(|j| (j, t.now)))
+                .collect();
+            jobs.extend(together.iter().map(|j| (j, j.run_after)));
+            for chunk in jobs.chunks(super::INSERT_CHUNK) {
                 let mut query = QueryBuilder::<Db>::new(
                     "INSERT INTO outbox (kind, letter_id, payload, run_after, created_at) ",
                 );
-                query.push_values(&t.jobs, |mut b, j| {
+                query.push_values(chunk, |mut b, (j, now)| {
                     b.push_bind(&j.kind)
                         .push_bind(&j.letter_id)
                         .push_bind(&j.payload)
                         .push_bind(j.run_after)
-                        .push_bind(t.now);
+                        .push_bind(*now);
                 });
                 query.build().execute(&mut *tx).await?;
             }
-            if let Some(job) = t.completes_job {
-                sqlx::query("UPDATE outbox SET done_at = $2 WHERE id = $1")
-                    .bind(job)
-                    .bind(t.now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let completed: Vec<(i64, i64)> = done
+                .iter()
+                .filter_map(|t| t.completes_job.map(|job| (job, t.now)))
+                .collect();
+            complete_jobs_in!(tx, Db, completed);
             tx.commit().await?;
-            self.throughput.evidence([t.evidence.event.as_str()]);
-            Ok(true)
-        })
+            if !jobs.is_empty() {
+                self.throughput.jobs_queued();
+            }
+            Ok::<_, StorageError>(applied)
+        })?;
+        self.throughput.evidence(
+            ts.iter()
+                .zip(&applied)
+                .filter(|(_, ok)| **ok)
+                .map(|(t, _)| t.evidence.event.as_str()),
+        );
+        Ok(applied)
     }
 
     /// Enqueues jobs outside any transition (e.g. a resent notification).
@@ -248,6 +384,7 @@ impl Storage {
                     .push_bind(now);
             });
             query.build().execute(pool).await?;
+            self.throughput.jobs_queued();
             Ok(())
         })
     }
@@ -337,6 +474,7 @@ impl Storage {
                 query.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            self.throughput.jobs_queued();
             Ok(())
         })
     }
@@ -350,6 +488,20 @@ impl Storage {
             now
         )
         .map(|_| ())
+    }
+
+    /// Marks jobs done, in one statement per [`super::INSERT_CHUNK`] jobs.
+    pub async fn complete_jobs(&self, ids: &[i64], now: i64) -> Result<(), StorageError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let completed: Vec<(i64, i64)> = ids.iter().map(|id| (*id, now)).collect();
+        dispatch!(self.writer(), |pool, Db| {
+            let mut tx = pool.begin().await?;
+            complete_jobs_in!(tx, Db, completed);
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Schedules another attempt of a job.
@@ -369,75 +521,122 @@ impl Storage {
         .map(|_| ())
     }
 
-    /// The message kept with job `id` by [`Storage::keep_job_mail`], opened.
+    /// The message kept with job `id`, opened (see [`Storage::job_mails`]).
     pub async fn job_mail(&self, id: i64) -> Result<Option<JobMail>, StorageError> {
-        let row = dispatch!(self.reader(), |pool, Db| {
-            let row = sqlx::query(
-                "SELECT mail_message_id, mail_prepared_at, mail_key_id, mail_sealed FROM outbox \
-                 WHERE id = $1 AND mail_sealed IS NOT NULL",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-            match row {
-                Some(row) => Ok::<_, StorageError>(Some((
-                    row.try_get::<Option<String>, _>("mail_message_id")?,
-                    row.try_get::<Option<i64>, _>("mail_prepared_at")?,
-                    row.try_get::<Option<String>, _>("mail_key_id")?,
-                    row.try_get::<Option<Vec<u8>>, _>("mail_sealed")?,
-                ))),
-                None => Ok(None),
-            }
-        })?;
-        let Some((message_id, prepared_at, key_id, sealed)) = row else {
-            return Ok(None);
-        };
-        let (Some(message_id), Some(prepared_at), Some(key_id), Some(sealed)) =
-            (message_id, prepared_at, key_id, sealed)
-        else {
-            return Err(StorageError::Corrupt(format!(
-                "outbox job {id} keeps part of a message"
-            )));
-        };
-        let bytes =
-            self.secret_keys()?
-                .open_secret(&key_id, JOB_MAIL_PURPOSE, &id.to_string(), &sealed)?;
-        Ok(Some(JobMail {
-            message_id,
-            prepared_at,
-            bytes,
-        }))
+        Ok(self.job_mails(&[id]).await?.remove(&id))
     }
 
-    /// Keeps `mail` with job `id`, sealed under the active master key, before it is handed
-    /// over for the first time: one statement, committed before the send. Only the worker
-    /// holding the claim numbered `attempt` may do it, and only once; false when the job
-    /// was claimed again meanwhile, is done, or already keeps a message (then this worker
-    /// must not send: the holder of the newer claim sends the kept one).
+    /// Keeps `mail` with job `id` under the rule of [`Storage::keep_job_mails`].
     pub async fn keep_job_mail(
         &self,
         id: i64,
         attempt: i64,
         mail: &JobMail,
     ) -> Result<bool, StorageError> {
-        let (key_id, sealed) =
-            self.secret_keys()?
-                .seal_secret(JOB_MAIL_PURPOSE, &id.to_string(), &mail.bytes)?;
+        Ok(self
+            .keep_job_mails(&[(id, attempt, mail)])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(false))
+    }
+
+    /// The messages kept with jobs `ids` by [`Storage::keep_job_mails`], opened: job id →
+    /// message (jobs keeping none are absent).
+    pub async fn job_mails(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, JobMail>, StorageError> {
+        type Kept = (
+            i64,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<Vec<u8>>,
+        );
+        let mut rows: Vec<Kept> = Vec::new();
+        for chunk in ids.chunks(super::INSERT_CHUNK) {
+            dispatch!(self.reader(), |pool, Db| {
+                let mut query = QueryBuilder::<Db>::new(
+                    "SELECT id, mail_message_id, mail_prepared_at, mail_key_id, mail_sealed FROM outbox \
+                     WHERE mail_sealed IS NOT NULL AND id IN (",
+                );
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                let found: Vec<Kept> = query.build_query_as().fetch_all(pool).await?;
+                rows.extend(found);
+                Ok::<_, StorageError>(())
+            })?;
+        }
+        let keys = if rows.is_empty() {
+            None
+        } else {
+            Some(self.secret_keys()?)
+        };
+        let mut mails = std::collections::HashMap::with_capacity(rows.len());
+        for (id, message_id, prepared_at, key_id, sealed) in rows {
+            let (Some(message_id), Some(prepared_at), Some(key_id), Some(sealed), Some(keys)) =
+                (message_id, prepared_at, key_id, sealed, keys)
+            else {
+                return Err(StorageError::Corrupt(format!(
+                    "outbox job {id} keeps part of a message"
+                )));
+            };
+            let bytes = keys.open_secret(&key_id, JOB_MAIL_PURPOSE, &id.to_string(), &sealed)?;
+            mails.insert(
+                id,
+                JobMail {
+                    message_id,
+                    prepared_at,
+                    bytes,
+                },
+            );
+        }
+        Ok(mails)
+    }
+
+    /// Keeps each `(job id, attempt, mail)`, sealed under the active master key, before it
+    /// is handed over for the first time, all in one transaction committed before the sends.
+    /// Only the worker holding the claim numbered `attempt` may keep a job's mail, and only
+    /// once: the answer for a job is false when it was claimed again meanwhile, is done, or
+    /// already keeps a message (then this worker must not send it: the holder of the newer
+    /// claim sends the kept one).
+    pub async fn keep_job_mails(
+        &self,
+        mails: &[(i64, i64, &JobMail)],
+    ) -> Result<Vec<bool>, StorageError> {
+        if mails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.secret_keys()?;
+        let mut sealed = Vec::with_capacity(mails.len());
+        for (id, _, mail) in mails {
+            sealed.push(keys.seal_secret(JOB_MAIL_PURPOSE, &id.to_string(), &mail.bytes)?);
+        }
         dispatch!(self.writer(), |pool, Db| {
-            let kept = sqlx::query(
-                "UPDATE outbox SET mail_message_id = $3, mail_prepared_at = $4, \
-                 mail_key_id = $5, mail_sealed = $6 \
-                 WHERE id = $1 AND attempts = $2 AND done_at IS NULL AND mail_sealed IS NULL",
-            )
-            .bind(id)
-            .bind(attempt)
-            .bind(&mail.message_id)
-            .bind(mail.prepared_at)
-            .bind(&key_id)
-            .bind(&sealed)
-            .execute(pool)
-            .await?;
-            Ok(kept.rows_affected() == 1)
+            let mut tx = pool.begin().await?;
+            let mut kept = Vec::with_capacity(mails.len());
+            for ((id, attempt, mail), (key_id, sealed)) in mails.iter().zip(&sealed) {
+                let done = sqlx::query(
+                    "UPDATE outbox SET mail_message_id = $3, mail_prepared_at = $4, \
+                     mail_key_id = $5, mail_sealed = $6 \
+                     WHERE id = $1 AND attempts = $2 AND done_at IS NULL AND mail_sealed IS NULL",
+                )
+                .bind(id)
+                .bind(attempt)
+                .bind(&mail.message_id)
+                .bind(mail.prepared_at)
+                .bind(key_id)
+                .bind(sealed)
+                .execute(&mut *tx)
+                .await?;
+                kept.push(done.rows_affected() == 1);
+            }
+            tx.commit().await?;
+            Ok(kept)
         })
     }
 

@@ -186,7 +186,7 @@ pub struct LetterRow {
 }
 
 /// Evidence about to be inserted (the sequence number is assigned by the database).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewEvidence {
     /// Evidence id (UUID).
     pub id: String,
@@ -313,6 +313,9 @@ pub struct Throughput {
     batches: std::sync::atomic::AtomicU64,
     batch_rows_deposited: std::sync::atomic::AtomicU64,
     batch_rows_rejected: std::sync::atomic::AtomicU64,
+    /// Signalled after a commit that queued outbox jobs: the outbox worker starts its next
+    /// pass at once instead of at its next poll.
+    jobs_queued: tokio::sync::Notify,
 }
 
 /// A snapshot of [`Throughput`].
@@ -329,6 +332,11 @@ pub struct ThroughputSnapshot {
 }
 
 impl Throughput {
+    /// Outbox jobs were committed.
+    pub(crate) fn jobs_queued(&self) {
+        self.jobs_queued.notify_one();
+    }
+
     pub(crate) fn evidence<'a>(&self, events: impl IntoIterator<Item = &'a str>) {
         // A poisoned lock only means another thread panicked while counting.
         let mut counts = self
@@ -778,6 +786,12 @@ impl Storage {
         self.throughput.snapshot()
     }
 
+    /// Resolves once outbox jobs have been committed by this process since the last time it
+    /// resolved (at once when that happened meanwhile): the outbox worker's wake-up.
+    pub async fn jobs_queued(&self) {
+        self.throughput.jobs_queued.notified().await;
+    }
+
     /// The same store, sealing and opening the secrets kept in rows (webhook signing
     /// secrets) under `keys` (issue 12 §4: the database alone yields no secret).
     pub fn with_secret_keys(mut self, keys: std::sync::Arc<crate::infra::keys::Keyring>) -> Self {
@@ -1218,6 +1232,9 @@ impl Storage {
             tx.commit().await?;
             self.throughput
                 .evidence(deposits.iter().map(|d| d.evidence.event.as_str()));
+            if deposits.iter().any(|d| !d.jobs.is_empty()) {
+                self.throughput.jobs_queued();
+            }
             Ok(())
         })
     }
