@@ -114,8 +114,14 @@ pub async fn run(
     );
     let mut runs = Vec::new();
     let mut engine = "";
+    // A database named by URL outlives a run: both runs then share one data directory, so
+    // that the second opens the first's rows with the same master keys.
+    let shared = database_url.as_ref().map(|_| super::Scratch::new());
     for chunk in std::iter::once(chunk).chain(baseline.then_some(1)) {
+        let own = super::Scratch::new();
+        let scratch = shared.as_ref().unwrap_or(&own);
         let (run, used) = run_one(
+            scratch,
             letters,
             batches,
             chunk,
@@ -139,13 +145,13 @@ pub async fn run(
 }
 
 async fn run_one(
+    scratch: &super::Scratch,
     letters: usize,
     batches: usize,
     chunk: usize,
     smtp_url: Option<String>,
     database_url: Option<String>,
 ) -> anyhow::Result<(DispatchRun, &'static str)> {
-    let scratch = super::Scratch::new();
     let mut env = vec![("RECOMMANDE_WORKERS_DISPATCH_CHUNK", chunk.to_string())];
     if let Some(url) = smtp_url {
         env.push(("RECOMMANDE_MAIL_SMTP_URL", url));
