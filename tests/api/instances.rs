@@ -250,39 +250,17 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
     let mut pool = sqlx::PgConnection::connect(&database_url)
         .await
         .expect("connect");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let pending: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL AND kind = 'notify'",
-        )
-        .fetch_one(&mut pool)
-        .await
-        .expect("outbox")
-        .get("n");
-        let logged: i64 = sqlx::query("SELECT COUNT(*) AS n FROM log_leaves")
-            .fetch_one(&mut pool)
-            .await
-            .expect("log")
-            .get("n");
-        let evidence: i64 = sqlx::query("SELECT COUNT(*) AS n FROM evidence")
-            .fetch_one(&mut pool)
-            .await
-            .expect("evidence")
-            .get("n");
-        let head: Option<i64> = sqlx::query("SELECT MAX(tree_size) AS n FROM tree_heads")
-            .fetch_one(&mut pool)
-            .await
-            .expect("heads")
-            .get("n");
-        if pending == 0 && logged == evidence && head == Some(evidence) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "workers did not settle: {pending} notifications pending, {logged}/{evidence} logged, head {head:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    settle(&mut pool).await;
+    // Two more letters once the first are logged: the log then grows in two appender passes
+    // at least, so there are at least two heads whose order can be checked.
+    for instance in [&a, &b] {
+        let pdf = sample_pdf(&format!("a later document on {}", instance.base));
+        let doc = upload(&client, &instance.base, &key, pdf.clone()).await;
+        let id = deposit(&client, &instance.base, &key, &doc).await;
+        letters.push((id, pdf, instance.base.clone()));
     }
+    sink.wait_for(letters.len()).await;
+    settle(&mut pool).await;
     for (id, _, _) in &letters {
         let notified: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM evidence WHERE letter_id = $1 AND event = 'NotificationForAcceptance'",
@@ -348,4 +326,42 @@ async fn two_instances_share_one_postgres_database_and_one_bucket() {
         String::from_utf8_lossy(&audit.stdout),
         String::from_utf8_lossy(&audit.stderr)
     );
+}
+
+/// Waits (at most 30 s) until no notification is pending, every evidence record is logged
+/// and the latest tree head covers them all.
+async fn settle(pool: &mut sqlx::PgConnection) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE done_at IS NULL AND kind = 'notify'",
+        )
+        .fetch_one(&mut *pool)
+        .await
+        .expect("outbox")
+        .get("n");
+        let logged: i64 = sqlx::query("SELECT COUNT(*) AS n FROM log_leaves")
+            .fetch_one(&mut *pool)
+            .await
+            .expect("log")
+            .get("n");
+        let evidence: i64 = sqlx::query("SELECT COUNT(*) AS n FROM evidence")
+            .fetch_one(&mut *pool)
+            .await
+            .expect("evidence")
+            .get("n");
+        let head: Option<i64> = sqlx::query("SELECT MAX(tree_size) AS n FROM tree_heads")
+            .fetch_one(&mut *pool)
+            .await
+            .expect("heads")
+            .get("n");
+        if pending == 0 && logged == evidence && head == Some(evidence) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "workers did not settle: {pending} notifications pending, {logged}/{evidence} logged, head {head:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

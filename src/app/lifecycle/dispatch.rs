@@ -51,7 +51,20 @@ impl Lifecycle {
         }
         futures_util::stream::iter(chunks)
             .for_each_concurrent(DISPATCH_CONCURRENCY, |chunk| async move {
+                if self.stopping() {
+                    // Stopping: a chunk not started stays held, unstarted, and is given back
+                    // with its attempts.
+                    return;
+                }
                 let ids: Vec<i64> = chunk.iter().map(|j| j.id).collect();
+                {
+                    let mut held = self.claims.held();
+                    for id in &ids {
+                        if let Some(claim) = held.get_mut(id) {
+                            claim.1 = true;
+                        }
+                    }
+                }
                 if let Err(e) = self.notify_chunk(chunk).await {
                     // The leases make the jobs due again; the next pass retries them.
                     tracing::error!(jobs = ids.len(), error = %e, "notification chunk failed; it will be retried");

@@ -1,5 +1,6 @@
-//! The outbox and the notification of a letter: notification, reminders, webhook
-//! announcements (docs/EVIDENCE.md, events).
+//! The outbox (claims, the run of each job kind, the claims given back at shutdown),
+//! reminders, webhook announcements and the failures of notifications (docs/EVIDENCE.md,
+//! events); the notifications themselves go in chunks ([`super::dispatch`]).
 
 use super::*;
 
@@ -24,15 +25,7 @@ impl Lifecycle {
             .extend(jobs.iter().map(|job| (job.id, (lease_until, false))));
         let (notifications, others): (Vec<Job>, Vec<Job>) =
             jobs.into_iter().partition(|job| job.kind == job::NOTIFY);
-        if !notifications.is_empty() && !self.stopping() {
-            {
-                let mut held = self.claims.held();
-                for job in &notifications {
-                    if let Some(claim) = held.get_mut(&job.id) {
-                        claim.1 = true;
-                    }
-                }
-            }
+        if !notifications.is_empty() {
             self.notify_all(notifications).await;
         }
         for job in others {
@@ -67,7 +60,7 @@ impl Lifecycle {
         Ok(claimed)
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.claims
             .stopping
             .load(std::sync::atomic::Ordering::SeqCst)
