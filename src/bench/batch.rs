@@ -123,16 +123,7 @@ pub async fn run(
     );
     let scratch = super::Scratch::new();
     let service = scratch.service(database_url).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let router = crate::http::router(service.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
+    let (base, server) = super::serve_on_loopback(&service).await?;
     let now = unix_micros(service.clock.now());
     let tenant_name = format!("bench-{}", uuid::Uuid::new_v4());
     let (key_id, key) = service

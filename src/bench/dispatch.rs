@@ -157,16 +157,7 @@ async fn run_one(
         env.push(("RECOMMANDE_MAIL_SMTP_URL", url));
     }
     let service = scratch.service_with(database_url, &env).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let router = crate::http::router(service.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
+    let (base, server) = super::serve_on_loopback(&service).await?;
     let runner = crate::app::jobs::start(&service);
     let now = unix_micros(service.clock.now());
     let (_, key) = service

@@ -60,6 +60,24 @@ impl Scratch {
     }
 }
 
+/// Serves `service`'s API on a free loopback port until the returned task is aborted;
+/// returns its base URL and the task.
+pub(crate) async fn serve_on_loopback(
+    service: &Service,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = crate::http::router(service.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    Ok((base, server))
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);

@@ -303,26 +303,7 @@ impl Storage {
                 .filter_map(|(t, ok)| ok.then_some(t))
                 .collect();
             for chunk in done.chunks(super::INSERT_CHUNK) {
-                let mut query = QueryBuilder::<Db>::new(
-                    "INSERT INTO evidence (id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at) ",
-                );
-                query.push_values(chunk, |mut b, t| {
-                    let e = &t.evidence;
-                    b.push_bind(&e.id)
-                        .push_bind(&e.letter_id)
-                        .push_bind(&e.event)
-                        .push_bind(e.event_time)
-                        .push_bind(&e.record)
-                        .push_bind(&e.record_sha256)
-                        .push_bind(&e.seal)
-                        .push_bind(&e.timestamp_token)
-                        .push_bind(e.created_at);
-                });
-                query
-                    .build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| StorageError::from_insert(err, "evidence"))?;
+                insert_evidence_rows!(tx, Db, chunk.iter().map(|t| &t.evidence));
             }
             let together = if done.is_empty() {
                 Vec::new()

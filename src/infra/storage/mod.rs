@@ -553,92 +553,100 @@ macro_rules! complete_idempotency {
     }};
 }
 
+/// `insert_evidence_rows!(tx, Db, rows)`: inserts the [`NewEvidence`] rows `rows` (at most
+/// [`INSERT_CHUNK`]) in one statement inside the transaction connection `tx`; a duplicate
+/// id is a conflict.
+macro_rules! insert_evidence_rows {
+    ($tx:expr, $db:ident, $rows:expr) => {{
+        let mut query = QueryBuilder::<$db>::new(
+            "INSERT INTO evidence (id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at) ",
+        );
+        query.push_values($rows, |mut b, e: &$crate::infra::storage::NewEvidence| {
+            b.push_bind(&e.id)
+                .push_bind(&e.letter_id)
+                .push_bind(&e.event)
+                .push_bind(e.event_time)
+                .push_bind(&e.record)
+                .push_bind(&e.record_sha256)
+                .push_bind(&e.seal)
+                .push_bind(&e.timestamp_token)
+                .push_bind(e.created_at);
+        });
+        query
+            .build()
+            .execute(&mut *$tx)
+            .await
+            .map_err(|e| StorageError::from_insert(e, "evidence"))?;
+    }};
+}
+
 /// Inserts deposits (letters with `batch_id`, document links, deposit evidence, jobs) on the
 /// transaction connection `$tx`, in multi-row statements of [`INSERT_CHUNK`] rows.
 macro_rules! insert_deposit_rows {
     ($tx:expr, $db:ident, $deposits:expr, $batch_id:expr) => {{
         let batch_id: Option<&str> = $batch_id;
-            for chunk in $deposits.chunks(crate::infra::storage::INSERT_CHUNK) {
-                let mut query = QueryBuilder::<$db>::new(concat!(
-                    "INSERT INTO letters (",
-                    letter_insert_columns!(),
-                    ", batch_id) "
-                ));
-                query.push_values(chunk, |mut b, d| {
-                    let l = &d.letter;
-                    b.push_bind(&l.id)
-                        .push_bind(&l.tenant_id)
-                        .push_bind(&l.state)
-                        .push_bind(&l.reference)
-                        .push_bind(&l.sender)
-                        .push_bind(&l.recipient)
-                        .push_bind(l.deposited_at)
-                        .push_bind(l.retain_until)
-                        .push_bind(l.updated_at)
-                        .push_bind(&l.last_evidence_sha256)
-                        .push_bind(batch_id);
-                });
-                query
-                    .build()
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(|e| StorageError::from_insert(e, "letter"))?;
+        for chunk in $deposits.chunks(crate::infra::storage::INSERT_CHUNK) {
+            let mut query = QueryBuilder::<$db>::new(concat!(
+                "INSERT INTO letters (",
+                letter_insert_columns!(),
+                ", batch_id) "
+            ));
+            query.push_values(chunk, |mut b, d| {
+                let l = &d.letter;
+                b.push_bind(&l.id)
+                    .push_bind(&l.tenant_id)
+                    .push_bind(&l.state)
+                    .push_bind(&l.reference)
+                    .push_bind(&l.sender)
+                    .push_bind(&l.recipient)
+                    .push_bind(l.deposited_at)
+                    .push_bind(l.retain_until)
+                    .push_bind(l.updated_at)
+                    .push_bind(&l.last_evidence_sha256)
+                    .push_bind(batch_id);
+            });
+            query
+                .build()
+                .execute(&mut *$tx)
+                .await
+                .map_err(|e| StorageError::from_insert(e, "letter"))?;
 
-                let links: Vec<(&str, i64, &str)> = chunk
-                    .iter()
-                    .flat_map(|d| {
-                        d.document_ids
-                            .iter()
-                            .enumerate()
-                            .map(move |(i, doc)| (d.letter.id.as_str(), i as i64, doc.as_str()))
-                    })
-                    .collect();
-                for links in links.chunks(crate::infra::storage::INSERT_CHUNK * 2) {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO letter_documents (letter_id, position, document_id) ",
-                    );
-                    query.push_values(links, |mut b, (letter, position, doc)| {
-                        b.push_bind(*letter).push_bind(*position).push_bind(*doc);
-                    });
-                    query.build().execute(&mut *$tx).await?;
-                }
-
+            let links: Vec<(&str, i64, &str)> = chunk
+                .iter()
+                .flat_map(|d| {
+                    d.document_ids
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, doc)| (d.letter.id.as_str(), i as i64, doc.as_str()))
+                })
+                .collect();
+            for links in links.chunks(crate::infra::storage::INSERT_CHUNK * 2) {
                 let mut query = QueryBuilder::<$db>::new(
-                    "INSERT INTO evidence (id, letter_id, event, event_time, record, record_sha256, seal, timestamp_token, created_at) ",
+                    "INSERT INTO letter_documents (letter_id, position, document_id) ",
                 );
-                query.push_values(chunk, |mut b, d| {
-                    let e = &d.evidence;
-                    b.push_bind(&e.id)
-                        .push_bind(&e.letter_id)
-                        .push_bind(&e.event)
-                        .push_bind(e.event_time)
-                        .push_bind(&e.record)
-                        .push_bind(&e.record_sha256)
-                        .push_bind(&e.seal)
-                        .push_bind(&e.timestamp_token)
-                        .push_bind(e.created_at);
+                query.push_values(links, |mut b, (letter, position, doc)| {
+                    b.push_bind(*letter).push_bind(*position).push_bind(*doc);
                 });
-                query
-                    .build()
-                    .execute(&mut *$tx)
-                    .await
-                    .map_err(|e| StorageError::from_insert(e, "evidence"))?;
-
-                let jobs: Vec<&NewJob> = chunk.iter().flat_map(|d| d.jobs.iter()).collect();
-                for jobs in jobs.chunks(crate::infra::storage::INSERT_CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new(
-                        "INSERT INTO outbox (kind, letter_id, payload, run_after, created_at) ",
-                    );
-                    query.push_values(jobs, |mut b, j| {
-                        b.push_bind(&j.kind)
-                            .push_bind(&j.letter_id)
-                            .push_bind(&j.payload)
-                            .push_bind(j.run_after)
-                            .push_bind(j.run_after);
-                    });
-                    query.build().execute(&mut *$tx).await?;
-                }
+                query.build().execute(&mut *$tx).await?;
             }
+
+            insert_evidence_rows!($tx, $db, chunk.iter().map(|d| &d.evidence));
+
+            let jobs: Vec<&NewJob> = chunk.iter().flat_map(|d| d.jobs.iter()).collect();
+            for jobs in jobs.chunks(crate::infra::storage::INSERT_CHUNK) {
+                let mut query = QueryBuilder::<$db>::new(
+                    "INSERT INTO outbox (kind, letter_id, payload, run_after, created_at) ",
+                );
+                query.push_values(jobs, |mut b, j| {
+                    b.push_bind(&j.kind)
+                        .push_bind(&j.letter_id)
+                        .push_bind(&j.payload)
+                        .push_bind(j.run_after)
+                        .push_bind(j.run_after);
+                });
+                query.build().execute(&mut *$tx).await?;
+            }
+        }
     }};
 }
 
