@@ -30,6 +30,7 @@ const FORBIDDEN_IN_PURE: &[&str] = &[
     "hyper",
     "tower",
     "tower_http",
+    "cryptoki",
     "std::fs",
     "std::net",
     "std::process",

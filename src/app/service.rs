@@ -3,7 +3,6 @@
 //! and a full seal → timestamp → verify round trip — so that a misconfiguration stops the
 //! service with a precise message instead of producing unverifiable evidence later.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -390,11 +389,11 @@ fn load_trust(settings: &Settings, now: time::OffsetDateTime) -> Result<TrustMat
         material
     } else {
         let pki = &settings.pki;
-        let seal_cert = required(&pki.seal_certificate, "pki.seal_certificate")?;
-        let seal_key = required(&pki.seal_key, "pki.seal_key")?;
-        let roots = required(&pki.roots, "pki.roots")?;
+        let seal_cert = required(pki.seal_certificate.as_deref(), "pki.seal_certificate")?;
+        let seal_key = required(pki.seal_key.as_ref(), "pki.seal_key")?;
+        let roots = required(pki.roots.as_deref(), "pki.roots")?;
         let tsa = match (&pki.tsa_certificate, &pki.tsa_key) {
-            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            (Some(c), Some(k)) => Some((c.as_path(), k)),
             (None, None) => None,
             _ => {
                 return Err(StartError::Config(
@@ -407,7 +406,14 @@ fn load_trust(settings: &Settings, now: time::OffsetDateTime) -> Result<TrustMat
                 "the embedded TSA needs pki.tsa_certificate and pki.tsa_key (or set timestamp.mode = \"remote\")".into(),
             ));
         }
-        load_production_pki(seal_cert, seal_key, tsa, roots, now)?
+        let material =
+            load_production_pki(seal_cert, seal_key, tsa, roots, pki.pkcs11.as_ref(), now)?;
+        tracing::info!(
+            seal.key = %material.seal.key_location(),
+            tsa.key = %material.tsa.as_ref().map_or_else(|| "remote TSA".to_string(), |t| t.key_location()),
+            "production keys loaded"
+        );
+        material
     };
     Ok(trust)
 }
@@ -632,8 +638,11 @@ fn outbound_client(settings: &Settings) -> Result<crate::infra::net_guard::Outbo
     Ok(outbound)
 }
 
-fn required<'a>(value: &'a Option<std::path::PathBuf>, key: &str) -> Result<&'a Path, StartError> {
-    value.as_deref().ok_or_else(|| {
+fn required<'a, T: ?Sized>(
+    value: Option<&'a T>,
+    key: &str,
+) -> Result<&'a T, StartError> {
+    value.ok_or_else(|| {
         StartError::Config(format!(
             "{key} is required when production certificates are configured"
         ))

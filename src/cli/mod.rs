@@ -189,6 +189,42 @@ enum PkiCommand {
         #[command(flatten)]
         location: Location,
     },
+    /// Generates an ECDSA P-256 key pair inside the PKCS#11 token of `[pki.pkcs11]` (the
+    /// private key sensitive and never extractable) and prints its public key (PEM).
+    TokenKey {
+        /// The key to create, as an RFC 7512 URI: pkcs11:token=LABEL;object=LABEL.
+        #[arg(long)]
+        key: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// A PKCS#10 certification request signed by a key (a pkcs11: URI or a PKCS#8 PEM file),
+    /// with the key usages the role needs, for a CA to certify.
+    Csr {
+        /// The key: pkcs11:token=…;object=… or a PKCS#8 PEM file.
+        #[arg(long)]
+        key: String,
+        /// Subject, e.g. "CN=Recommande Seal,O=Example SAS,C=FR,organizationIdentifier=NTRFR-123456789".
+        #[arg(long)]
+        subject: String,
+        /// What the certificate is for.
+        #[arg(long, value_enum)]
+        role: CertificateUse,
+        /// Write the request here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        location: Location,
+    },
+}
+
+/// The role a requested certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CertificateUse {
+    /// The electronic seal over evidence.
+    Seal,
+    /// The embedded RFC 3161 time-stamping unit.
+    Tsa,
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,7 +38,10 @@ pub use log::{LogSettings, WitnessSettings, WitnessWebhook};
 pub use mail::{DkimAlgorithm, DkimSettings, MailSettings, RelaySettings};
 pub use metrics::MetricsSettings;
 pub use outbound::OutboundSettings;
-pub use pki::{DEFAULT_DEVELOPMENT_VALIDITY_DAYS, PkiSettings};
+pub use pki::{
+    DEFAULT_DEVELOPMENT_VALIDITY_DAYS, DEFAULT_PKCS11_SESSIONS, KeySource, PinSource, PkiSettings,
+    Pkcs11Settings, Pkcs11Uri,
+};
 pub use rate_limits::{DEFAULT_RATE_LIMITS, RateLimitSettings};
 pub use renewal::RenewalSettings;
 pub use server::{

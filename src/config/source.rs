@@ -303,6 +303,24 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
     ("RECOMMANDE_PKI_TSA_KEY", Some("pki"), "tsa_key", false),
     ("RECOMMANDE_PKI_ROOTS", Some("pki"), "roots", false),
     (
+        "RECOMMANDE_PKI_PKCS11_MODULE",
+        Some("pki.pkcs11"),
+        "module",
+        false,
+    ),
+    (
+        "RECOMMANDE_PKI_PKCS11_PIN",
+        Some("pki.pkcs11"),
+        "pin",
+        false,
+    ),
+    (
+        "RECOMMANDE_PKI_PKCS11_SESSIONS",
+        Some("pki.pkcs11"),
+        "sessions",
+        true,
+    ),
+    (
         "RECOMMANDE_TIMESTAMP_MODE",
         Some("timestamp"),
         "mode",
@@ -392,6 +410,7 @@ pub(super) fn read(
         }
         None => toml::Table::new(),
     };
+    refuse_pin_in_file(&table)?;
     apply_environment(&mut table, &env)?;
     apply_witness_environment(&mut table, &env)?;
     if let Some(failure) = failure.borrow_mut().take() {
@@ -408,6 +427,22 @@ pub(super) fn read(
             message: e.to_string(),
         })?;
     Ok(file)
+}
+
+/// A token PIN is a secret: it comes from the environment or a file of its own, never from
+/// the configuration file (which is copied, versioned and shown).
+fn refuse_pin_in_file(table: &toml::Table) -> Result<(), ConfigError> {
+    let pin = table
+        .get("pki")
+        .and_then(|p| p.get("pkcs11"))
+        .and_then(|p| p.get("pin"));
+    match pin {
+        Some(_) => Err(ConfigError::Invalid {
+            key: "pki.pkcs11.pin",
+            message: "the token PIN may not be written in the configuration file: use pin_file = \"/path\" or RECOMMANDE_PKI_PKCS11_PIN".into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Writes every variable of [`ENVIRONMENT`] that is set into its TOML section.

@@ -154,6 +154,9 @@ pub enum PkiError {
     /// The signing operation failed (should not happen with a valid key).
     #[error("ECDSA signing failed")]
     Sign,
+    /// A PKCS#11 token refused or failed an operation (module, slot, login, key, signing).
+    #[error("PKCS#11 token: {0}")]
+    Token(String),
 }
 
 /// The role a certificate is checked for.
@@ -191,12 +194,75 @@ pub(crate) fn format_time(t: OffsetDateTime) -> String {
     t.format(&fmt).unwrap_or_else(|_| t.to_string())
 }
 
+/// An ECDSA P-256 private key, wherever it lives: the one interface through which the seal,
+/// the embedded TSA and every other signer of the service sign. Two back ends: a PKCS#8
+/// key held in memory ([`FileKey`]) and a key that never leaves a PKCS#11 token
+/// (`crate::infra::pkcs11`).
+pub trait KeySigner: Send + Sync {
+    /// The key's public point, uncompressed (`04 || X || Y`, SEC 1 §2.3.3).
+    fn public_key(&self) -> &[u8];
+    /// ECDSA P-256 / SHA-256 signature over `message`, as a DER `Ecdsa-Sig-Value`
+    /// (RFC 5480 §2.2 / RFC 5758 §3.2).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError>;
+    /// Where the key lives, for logs and `Debug` (never secret material).
+    fn location(&self) -> String;
+}
+
+/// A PKCS#8 ECDSA P-256 key held in memory (the key-file back end).
+pub struct FileKey {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl FileKey {
+    /// From PKCS#8 DER; `label` names the key in errors.
+    pub fn from_pkcs8(pkcs8_der: &[u8], label: &str) -> Result<Self, PkiError> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8_der, &rng)
+            .map_err(|e| PkiError::Key {
+                what: label.to_string(),
+                reason: format!("not an ECDSA P-256 PKCS#8 private key ({e})"),
+            })?;
+        Ok(FileKey { key, rng })
+    }
+}
+
+impl KeySigner for FileKey {
+    fn public_key(&self) -> &[u8] {
+        self.key.public_key().as_ref()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        self.key
+            .sign(&self.rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| PkiError::Sign)
+    }
+
+    fn location(&self) -> String {
+        "key file".into()
+    }
+}
+
+/// A raw ECDSA P-256 signature `r || s` (32 bytes each, what PKCS#11 `CKM_ECDSA` returns,
+/// PKCS#11 v2.40 §2.3.1) as the DER `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
+pub fn ecdsa_p256_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, PkiError> {
+    if raw.len() != 64 {
+        return Err(PkiError::Token(format!(
+            "an ECDSA P-256 signature has 64 bytes, the token returned {}",
+            raw.len()
+        )));
+    }
+    let r = asn1::integer_from_unsigned_be(&raw[..32]);
+    let s = asn1::integer_from_unsigned_be(&raw[32..]);
+    Ok(asn1::sequence(&[&r, &s]))
+}
+
 /// An ECDSA P-256 private key with its certificate chain: what seals and
 /// timestamps are signed with. Pieces needed by every signature (issuer Name,
 /// serial number, certificate hash) are computed once here.
 pub struct SigningIdentity {
-    key: EcdsaKeyPair,
-    rng: SystemRandom,
+    key: Box<dyn KeySigner>,
     certificate: Vec<u8>,
     intermediates: Vec<Vec<u8>>,
     certificate_sha256: [u8; 32],
@@ -212,6 +278,7 @@ impl fmt::Debug for SigningIdentity {
             .field("issuer", &trust::name_to_string(&self.issuer))
             .field("serial", &hex::encode(&self.serial))
             .field("intermediates", &self.intermediates.len())
+            .field("key", &self.key.location())
             .finish_non_exhaustive()
     }
 }
@@ -275,27 +342,41 @@ impl SigningIdentity {
         asn1::sequence(&[&self.issuer, &asn1::tlv(asn1::tag::INTEGER, &self.serial)])
     }
 
+    /// From a certificate chain and a key behind [`KeySigner`] (a token key, say): checks
+    /// that the key is the one the leaf certifies. `cert_label`/`key_label` name them in
+    /// errors.
+    pub fn with_signer(
+        cert_der: Vec<u8>,
+        intermediates: Vec<Vec<u8>>,
+        key: Box<dyn KeySigner>,
+        cert_label: &str,
+        key_label: &str,
+    ) -> Result<Self, PkiError> {
+        identity_with_signer(cert_der, intermediates, key, cert_label, key_label)
+    }
+
     /// Uncompressed public key point.
     pub fn public_key(&self) -> &[u8] {
-        self.key.public_key().as_ref()
+        self.key.public_key()
+    }
+
+    /// Where the key lives ("key file", or the token and object of a PKCS#11 key).
+    pub fn key_location(&self) -> String {
+        self.key.location()
     }
 
     /// ECDSA P-256 / SHA-256 signature over `message`, as a DER `Ecdsa-Sig-Value`
     /// (RFC 5480 §2.2 / RFC 5758 §3.2).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
-        self.key
-            .sign(&self.rng, message)
-            .map(|s| s.as_ref().to_vec())
-            .map_err(|_| PkiError::Sign)
+        self.key.sign(message)
     }
 }
 
-fn identity_from_pem(
+/// The leaf of a PEM chain and its intermediates (DER); `cert_label` names it in errors.
+pub fn chain_from_pem(
     cert_chain_pem: &[u8],
-    pkcs8_key_pem: &[u8],
     cert_label: &str,
-    key_label: &str,
-) -> Result<SigningIdentity, PkiError> {
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), PkiError> {
     let mut certs =
         trust::pem_blocks(cert_chain_pem, "CERTIFICATE").map_err(|e| PkiError::Pem {
             what: cert_label.to_string(),
@@ -308,6 +389,16 @@ fn identity_from_pem(
         });
     }
     let leaf = certs.remove(0);
+    Ok((leaf, certs))
+}
+
+fn identity_from_pem(
+    cert_chain_pem: &[u8],
+    pkcs8_key_pem: &[u8],
+    cert_label: &str,
+    key_label: &str,
+) -> Result<SigningIdentity, PkiError> {
+    let (leaf, certs) = chain_from_pem(cert_chain_pem, cert_label)?;
     let keys = trust::pem_blocks(pkcs8_key_pem, "PRIVATE KEY").map_err(|e| PkiError::Pem {
         what: key_label.to_string(),
         reason: e.to_string(),
@@ -346,11 +437,24 @@ fn identity_from_der(
     cert_label: &str,
     key_label: &str,
 ) -> Result<SigningIdentity, PkiError> {
+    // The certificate is checked first: a wrong certificate is the likelier mistake, and
+    // its message is the clearer one.
+    certified_p256_key(&cert_der, &intermediates, cert_label)?;
+    let key = FileKey::from_pkcs8(pkcs8_der, key_label)?;
+    identity_with_signer(cert_der, intermediates, Box::new(key), cert_label, key_label)
+}
+
+/// Parses the leaf and its chain and checks that the leaf certifies an ECDSA P-256 key.
+fn certified_p256_key<'a>(
+    cert_der: &'a [u8],
+    intermediates: &[Vec<u8>],
+    cert_label: &str,
+) -> Result<Certificate<'a>, PkiError> {
     let bad_cert = |what: String, e: trust::TrustError| PkiError::Certificate {
         what,
         reason: e.to_string(),
     };
-    let cert = Certificate::parse(&cert_der).map_err(|e| bad_cert(cert_label.to_string(), e))?;
+    let cert = Certificate::parse(cert_der).map_err(|e| bad_cert(cert_label.to_string(), e))?;
     for (i, der) in intermediates.iter().enumerate() {
         Certificate::parse(der)
             .map_err(|e| bad_cert(format!("{cert_label} (chain certificate #{})", i + 2), e))?;
@@ -365,14 +469,18 @@ fn identity_from_der(
             ),
         });
     }
-    let rng = SystemRandom::new();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8_der, &rng).map_err(
-        |e| PkiError::Key {
-            what: key_label.to_string(),
-            reason: format!("not an ECDSA P-256 PKCS#8 private key ({e})"),
-        },
-    )?;
-    if key.public_key().as_ref() != cert.public_key {
+    Ok(cert)
+}
+
+fn identity_with_signer(
+    cert_der: Vec<u8>,
+    intermediates: Vec<Vec<u8>>,
+    key: Box<dyn KeySigner>,
+    cert_label: &str,
+    key_label: &str,
+) -> Result<SigningIdentity, PkiError> {
+    let cert = certified_p256_key(&cert_der, &intermediates, cert_label)?;
+    if key.public_key() != cert.public_key {
         return Err(PkiError::KeyMismatch {
             certificate: cert_label.to_string(),
             key: key_label.to_string(),
@@ -384,12 +492,17 @@ fn identity_from_der(
         out.copy_from_slice(d.as_ref());
         out
     };
+    let (issuer, subject, serial) = (
+        cert.issuer.to_vec(),
+        cert.subject.to_vec(),
+        cert.serial.to_vec(),
+    );
+    drop(cert);
     Ok(SigningIdentity {
-        issuer: cert.issuer.to_vec(),
-        subject: cert.subject.to_vec(),
-        serial: cert.serial.to_vec(),
+        issuer,
+        subject,
+        serial,
         key,
-        rng,
         certificate_sha256,
         intermediates,
         certificate: cert_der,
@@ -478,6 +591,34 @@ pub fn checked_identity(
         &format!("{role} certificate {}", cert_path.display()),
         &key_path.display().to_string(),
     )?;
+    checked_for_role(identity, role, cert_path, anchors, now)
+}
+
+/// One role's identity from its PEM chain and a key behind [`KeySigner`] (a token key),
+/// checked like [`checked_identity`]: the key is the certified one, the certificate fits the
+/// role at `now` and chains to `anchors`.
+pub fn checked_identity_with_signer(
+    role: CertificateRole,
+    chain: &[u8],
+    key: Box<dyn KeySigner>,
+    cert_path: &Path,
+    anchors: &TrustAnchors,
+    now: OffsetDateTime,
+) -> Result<SigningIdentity, PkiError> {
+    let cert_label = format!("{role} certificate {}", cert_path.display());
+    let (leaf, intermediates) = chain_from_pem(chain, &cert_label)?;
+    let key_label = key.location();
+    let identity = identity_with_signer(leaf, intermediates, key, &cert_label, &key_label)?;
+    checked_for_role(identity, role, cert_path, anchors, now)
+}
+
+fn checked_for_role(
+    identity: SigningIdentity,
+    role: CertificateRole,
+    cert_path: &Path,
+    anchors: &TrustAnchors,
+    now: OffsetDateTime,
+) -> Result<SigningIdentity, PkiError> {
     check_certificate_for_role(identity.certificate_der(), role, now)
         .map_err(in_file(cert_path))?;
     trust::verify_certificate_path(
@@ -540,6 +681,106 @@ pub fn development_material(
         qualified: false,
         development: true,
     })
+}
+
+/// A [`KeySigner`] as rcgen's signing key, to sign certification requests with a token key.
+struct RequestKey<'a>(&'a dyn KeySigner);
+
+impl rcgen::PublicKeyData for RequestKey<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.public_key()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RequestKey<'_> {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        self.0.sign(msg).map_err(|_| rcgen::Error::RingUnspecified)
+    }
+}
+
+/// A distinguished name written `CN=Recommande Seal,O=Example SAS,C=FR,
+/// organizationIdentifier=NTRFR-123456789` (RFC 4514 short names, plus
+/// `organizationIdentifier`, 2.5.4.97, that ETSI EN 319 412-3 asks of a legal person's seal;
+/// `\,` escapes a comma).
+pub fn parse_subject(subject: &str) -> Result<DistinguishedName, PkiError> {
+    let bad = |reason: String| PkiError::Key {
+        what: format!("subject {subject:?}"),
+        reason,
+    };
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = subject.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => current.extend(chars.next()),
+            ',' => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    let mut dn = DistinguishedName::new();
+    for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?} is not NAME=value")))?;
+        let kind = match name.trim() {
+            "CN" => DnType::CommonName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            "C" => DnType::CountryName,
+            "L" => DnType::LocalityName,
+            "ST" => DnType::StateOrProvinceName,
+            "serialNumber" => DnType::CustomDnType(vec![2, 5, 4, 5]),
+            "organizationIdentifier" => DnType::CustomDnType(vec![2, 5, 4, 97]),
+            other => {
+                return Err(bad(format!(
+                    "unknown attribute {other:?} (CN, O, OU, C, L, ST, serialNumber, organizationIdentifier)"
+                )));
+            }
+        };
+        let value = value.trim();
+        if matches!(kind, DnType::CountryName) && value.len() != 2 {
+            return Err(bad(format!("C must be a two-letter country code, not {value:?}")));
+        }
+        dn.push(kind, value);
+    }
+    if dn.iter().next().is_none() {
+        return Err(bad("no attribute".into()));
+    }
+    Ok(dn)
+}
+
+/// A PKCS#10 certification request (RFC 2986) for `key`, signed by it (proof of
+/// possession), PEM-encoded, for a CA to certify. It asks for what `role` needs: key usage
+/// nonRepudiation and digitalSignature for the seal; digitalSignature and the critical
+/// extended key usage timeStamping alone for a TSA (RFC 3161 §2.3).
+pub fn certification_request_pem(
+    key: &dyn KeySigner,
+    subject: &str,
+    role: CertificateRole,
+) -> Result<String, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = parse_subject(subject)?;
+    match role {
+        CertificateRole::Seal => {
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::ContentCommitment,
+            ];
+        }
+        CertificateRole::Timestamping => {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.custom_extensions.push(timestamping_eku(true)?);
+        }
+    }
+    params
+        .serialize_request(&RequestKey(key))
+        .and_then(|csr| csr.pem())
+        .map_err(|e| PkiError::Generate(format!("certification request: {e}")))
 }
 
 /// PEM texts of a generated development PKI.

@@ -10,10 +10,13 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::config::{KeySource, Pkcs11Settings};
 use crate::core::pki::{
     CertificateRole, DEFAULT_DEVELOPMENT_VALIDITY_DAYS, DevelopmentPki, PkiError, SigningIdentity,
-    TrustMaterial, checked_identity, generate_development_pki, roots_from_pem,
+    TrustMaterial, checked_identity, checked_identity_with_signer, generate_development_pki,
+    roots_from_pem,
 };
+use crate::infra::pkcs11::Keyring;
 use crate::core::trust::{Certificate, TrustAnchors};
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
@@ -40,20 +43,85 @@ fn load_roots(path: &Path) -> Result<(TrustAnchors, String), PkiError> {
     roots_from_pem(&read(path)?, path)
 }
 
-/// Production: the operator's PEM files (certificate chains leaf first, PKCS#8
-/// keys, a roots bundle). Each certificate is checked for its role at `now` and
-/// against the roots; any problem refuses start with a message naming the file.
+/// Loads one role's identity whose key is a file or lives in a PKCS#11 token; a token key
+/// must also produce a signature the certificate's key verifies (the token really holds
+/// the certified key, and it signs).
+fn load_identity_from(
+    role: CertificateRole,
+    cert_path: &Path,
+    key: &KeySource,
+    keyring: &mut Keyring,
+    pkcs11: Option<&Pkcs11Settings>,
+    anchors: &TrustAnchors,
+    now: OffsetDateTime,
+) -> Result<SigningIdentity, PkiError> {
+    match key {
+        KeySource::File(path) => load_identity(role, cert_path, path, anchors, now),
+        KeySource::Pkcs11(uri) => {
+            let settings = pkcs11.ok_or_else(|| {
+                PkiError::Token(format!("{uri} needs [pki.pkcs11] module and PIN"))
+            })?;
+            let key = keyring.key(settings, uri)?;
+            let chain = read(cert_path)?;
+            let identity =
+                checked_identity_with_signer(role, &chain, Box::new(key), cert_path, anchors, now)?;
+            probe_signature(&identity)?;
+            Ok(identity)
+        }
+    }
+}
+
+/// Signs a probe and verifies it with the certificate's key.
+fn probe_signature(identity: &SigningIdentity) -> Result<(), PkiError> {
+    let probe = b"recommande start-up probe: the token signs with the certified key";
+    let signature = identity.sign(probe)?;
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        identity.public_key(),
+    )
+    .verify(probe, &signature)
+    .map_err(|_| {
+        PkiError::Token(format!(
+            "{}: the token's signature does not verify with the certificate's key",
+            identity.key_location()
+        ))
+    })
+}
+
+/// Production: the operator's certificate chains (PEM, leaf first), keys (PKCS#8 files or
+/// `pkcs11:` token keys) and roots bundle. Each certificate is checked for its role at
+/// `now` and against the roots; any problem refuses start with a message naming the file.
 pub fn load_production_pki(
     seal_cert: &Path,
-    seal_key: &Path,
-    tsa: Option<(&Path, &Path)>,
+    seal_key: &KeySource,
+    tsa: Option<(&Path, &KeySource)>,
     roots: &Path,
+    pkcs11: Option<&Pkcs11Settings>,
     now: OffsetDateTime,
 ) -> Result<TrustMaterial, PkiError> {
     let (anchors, roots_pem) = load_roots(roots)?;
-    let seal = load_identity(CertificateRole::Seal, seal_cert, seal_key, &anchors, now)?;
+    let mut keyring = Keyring::default();
+    let seal = load_identity_from(
+        CertificateRole::Seal,
+        seal_cert,
+        seal_key,
+        &mut keyring,
+        pkcs11,
+        &anchors,
+        now,
+    )?;
     let tsa = tsa
-        .map(|(cert, key)| load_identity(CertificateRole::Timestamping, cert, key, &anchors, now))
+        .map(|(cert, key)| {
+            load_identity_from(
+                CertificateRole::Timestamping,
+                cert,
+                key,
+                &mut keyring,
+                pkcs11,
+                &anchors,
+                now,
+            )
+        })
         .transpose()?;
     let qualified = Certificate::parse(seal.certificate_der())
         .map(|c| c.is_qualified())
@@ -263,6 +331,26 @@ fn write_development_pki(dir: &Path, pki: &DevelopmentPki) -> Result<(), PkiErro
 
 #[cfg(test)]
 mod tests {
+    /// [`super::load_production_pki`] with key files.
+    fn load_files(
+        seal_cert: &Path,
+        seal_key: &Path,
+        tsa: Option<(&PathBuf, &PathBuf)>,
+        roots: &Path,
+        now: OffsetDateTime,
+    ) -> Result<TrustMaterial, PkiError> {
+        let seal_key = KeySource::File(seal_key.to_path_buf());
+        let tsa = tsa.map(|(c, k)| (c.as_path(), KeySource::File(k.clone())));
+        super::load_production_pki(
+            seal_cert,
+            &seal_key,
+            tsa.as_ref().map(|(c, k)| (*c, k)),
+            roots,
+            None,
+            now,
+        )
+    }
+
     use super::*;
     use crate::core::pki::test_support::*;
     use crate::core::pki::*;
@@ -377,7 +465,7 @@ mod tests {
         let seal_key = dir.file("seal.key.pem", seal.2.as_bytes());
         let tsa_cert = dir.file("tsa.pem", cert.as_bytes());
         let tsa_key = dir.file("tsa.key.pem", key.as_bytes());
-        let err = load_production_pki(
+        let err = load_files(
             &seal_cert,
             &seal_key,
             Some((&tsa_cert, &tsa_key)),
@@ -395,7 +483,7 @@ mod tests {
         );
         // Without the TSA, the seal alone loads.
         let material =
-            load_production_pki(&seal_cert, &seal_key, None, &roots, now).expect("seal only");
+            load_files(&seal_cert, &seal_key, None, &roots, now).expect("seal only");
         assert!(material.tsa.is_none() && !material.development && !material.qualified);
     }
 
@@ -449,7 +537,7 @@ mod tests {
         let seal_cert = dir.file("seal.pem", cert.as_bytes());
         let seal_key = dir.file("seal.key.pem", other_key.as_bytes());
         let err =
-            load_production_pki(&seal_cert, &seal_key, None, &roots, now).expect_err("mismatch");
+            load_files(&seal_cert, &seal_key, None, &roots, now).expect_err("mismatch");
         assert_eq!(
             err.to_string(),
             format!(
@@ -463,13 +551,13 @@ mod tests {
             "sec1.pem",
             b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
         );
-        let err = load_production_pki(&seal_cert, &sec1, None, &roots, now).expect_err("sec1");
+        let err = load_files(&seal_cert, &sec1, None, &roots, now).expect_err("sec1");
         assert!(
             err.to_string().contains("openssl pkcs8 -topk8 -nocrypt"),
             "{err}"
         );
         // A missing file is named.
-        let err = load_production_pki(&dir.path().join("nope.pem"), &seal_key, None, &roots, now)
+        let err = load_files(&dir.path().join("nope.pem"), &seal_key, None, &roots, now)
             .expect_err("missing");
         assert!(err.to_string().starts_with("cannot read "), "{err}");
         assert!(err.to_string().contains("nope.pem"), "{err}");

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod mail;
 pub mod net_guard;
 pub mod otlp;
+pub mod pkcs11;
 pub mod private_files;
 pub mod process;
 pub mod storage;

@@ -19,6 +19,7 @@ mod dispatch;
 mod docs;
 mod full_disk;
 mod golden;
+mod hsm;
 mod idempotency;
 mod instances;
 mod lifecycle;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use recommande::app::service::Service;
-use recommande::config::{PkiSettings, Settings};
+use recommande::config::{KeySource, PkiSettings, Settings};
 use recommande::core::clock::SystemClock;
 
 use crate::helpers::{Engine, fresh_database, openssl, path, settings_for, start_on};
@@ -30,8 +30,6 @@ fn ec_key(dir: &Path, name: &str) {
 
 fn leaf(dir: &Path, name: &str, key: &str, extensions: &str) {
     let csr = dir.join(format!("{name}.csr"));
-    let ext = dir.join(format!("{name}.ext"));
-    std::fs::write(&ext, extensions).expect("write ext");
     run(&[
         "req",
         "-new",
@@ -42,11 +40,19 @@ fn leaf(dir: &Path, name: &str, key: &str, extensions: &str) {
         "-out",
         path(&csr),
     ]);
+    certify(dir, &csr, name, extensions);
+}
+
+/// The operator's CA (`root.pem`, `root.key` in `dir`) certifies a request as `NAME.pem`
+/// with the given `openssl x509 -extfile` extensions.
+pub(crate) fn certify(dir: &Path, csr: &Path, name: &str, extensions: &str) {
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(&ext, extensions).expect("write ext");
     run(&[
         "x509",
         "-req",
         "-in",
-        path(&csr),
+        path(csr),
         "-CA",
         path(&dir.join("root.pem")),
         "-CAkey",
@@ -63,8 +69,14 @@ fn leaf(dir: &Path, name: &str, key: &str, extensions: &str) {
     ]);
 }
 
-/// A root, a seal certificate and two TSA certificates (one correct, one with a non-critical EKU).
-fn operator_pki(dir: &Path) {
+/// Extensions of a seal certificate, for [`certify`].
+pub(crate) const SEAL_EXTENSIONS: &str =
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n";
+/// Extensions of a TSA certificate, for [`certify`].
+pub(crate) const TSA_EXTENSIONS: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n";
+
+/// The operator's root CA, made with openssl: `root.pem` and `root.key` in `dir`.
+pub(crate) fn operator_root(dir: &Path) {
     ec_key(dir, "root");
     run(&[
         "req",
@@ -84,20 +96,15 @@ fn operator_pki(dir: &Path) {
         "-out",
         path(&dir.join("root.pem")),
     ]);
+}
+
+/// A root, a seal certificate and two TSA certificates (one correct, one with a non-critical EKU).
+fn operator_pki(dir: &Path) {
+    operator_root(dir);
     ec_key(dir, "seal");
     ec_key(dir, "tsa");
-    leaf(
-        dir,
-        "seal",
-        "seal",
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,nonRepudiation\n",
-    );
-    leaf(
-        dir,
-        "tsa",
-        "tsa",
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=critical,timeStamping\n",
-    );
+    leaf(dir, "seal", "seal", SEAL_EXTENSIONS);
+    leaf(dir, "tsa", "tsa", TSA_EXTENSIONS);
     leaf(
         dir,
         "tsa-lax",
@@ -109,9 +116,9 @@ fn operator_pki(dir: &Path) {
 fn with_pki(settings: &mut Settings, dir: &Path, seal_key: &str, tsa_cert: &str) {
     settings.pki = PkiSettings {
         seal_certificate: Some(dir.join("seal.pem")),
-        seal_key: Some(dir.join(format!("{seal_key}.key"))),
+        seal_key: Some(KeySource::File(dir.join(format!("{seal_key}.key")))),
         tsa_certificate: Some(dir.join(format!("{tsa_cert}.pem"))),
-        tsa_key: Some(dir.join("tsa.key")),
+        tsa_key: Some(KeySource::File(dir.join("tsa.key"))),
         roots: Some(dir.join("root.pem")),
         ..PkiSettings::default()
     };
