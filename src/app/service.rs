@@ -638,10 +638,7 @@ fn outbound_client(settings: &Settings) -> Result<crate::infra::net_guard::Outbo
     Ok(outbound)
 }
 
-fn required<'a, T: ?Sized>(
-    value: Option<&'a T>,
-    key: &str,
-) -> Result<&'a T, StartError> {
+fn required<'a, T: ?Sized>(value: Option<&'a T>, key: &str) -> Result<&'a T, StartError> {
     value.ok_or_else(|| {
         StartError::Config(format!(
             "{key} is required when production certificates are configured"

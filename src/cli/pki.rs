@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::{CertificateUse, PkiCommand};
 use super::archive::report_renewal;
+use super::{CertificateUse, PkiCommand};
 use crate::app::service::Service;
 use crate::config::Settings;
 use crate::core::clock::SystemClock;
@@ -47,7 +47,9 @@ fn token_key(settings: &Settings, key: &str) -> anyhow::Result<ExitCode> {
     use crate::core::pki::KeySigner as _;
     let created = crate::infra::pkcs11::generate_key(pkcs11_settings(settings)?, &uri)?;
     print!("{}", public_key_pem(created.public_key()));
-    eprintln!("generated ECDSA P-256 key {uri}; next: recommande pki csr --key \"{uri}\" --role seal|tsa --subject …");
+    eprintln!(
+        "generated ECDSA P-256 key {uri}; next: recommande pki csr --key \"{uri}\" --role seal|tsa --subject …"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,8 +39,8 @@ pub use mail::{DkimAlgorithm, DkimSettings, MailSettings, RelaySettings};
 pub use metrics::MetricsSettings;
 pub use outbound::OutboundSettings;
 pub use pki::{
-    DEFAULT_DEVELOPMENT_VALIDITY_DAYS, DEFAULT_PKCS11_SESSIONS, KeySource, PinSource, PkiSettings,
-    Pkcs11Settings, Pkcs11Uri,
+    DEFAULT_DEVELOPMENT_VALIDITY_DAYS, DEFAULT_PKCS11_SESSIONS, KeySource, PinSource,
+    Pkcs11Settings, Pkcs11Uri, PkiSettings,
 };
 pub use rate_limits::{DEFAULT_RATE_LIMITS, RateLimitSettings};
 pub use renewal::RenewalSettings;

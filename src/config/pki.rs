@@ -97,8 +97,14 @@ impl Pkcs11Uri {
                             .map_err(|_| format!("{uri:?}: slot-id must be a number"))?,
                     )
                 }
-                "manufacturer" | "model" | "library-manufacturer" | "library-description"
-                | "library-version" | "slot-description" | "slot-manufacturer" | "type" => {}
+                "manufacturer"
+                | "model"
+                | "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer"
+                | "type" => {}
                 other => return Err(format!("{uri:?}: unknown attribute {other:?}")),
             }
         }

@@ -766,3 +766,86 @@ fn secrets_come_from_files_named_by_file_variables() {
         "{err}"
     );
 }
+
+#[test]
+fn token_keys_are_named_by_pkcs11_uris_and_their_pin_never_comes_from_the_file() {
+    let toml = "[pki]\nseal_certificate = \"seal.pem\"\nseal_key = \"pkcs11:token=HSM%20A;object=seal;id=%01%02\"\nroots = \"roots.pem\"\n[pki.pkcs11]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n";
+    let s = load(
+        Some(toml),
+        &[("RECOMMANDE_PKI_PKCS11_PIN", "1234")],
+        Overrides::default(),
+    )
+    .expect("settings");
+    let Some(KeySource::Pkcs11(uri)) = &s.pki.seal_key else {
+        panic!("a token key: {:?}", s.pki.seal_key);
+    };
+    assert_eq!(uri.token.as_deref(), Some("HSM A"));
+    assert_eq!(uri.object.as_deref(), Some("seal"));
+    assert_eq!(uri.id.as_deref(), Some(&[1u8, 2][..]));
+    assert_eq!(
+        uri.to_string(),
+        "pkcs11:token=HSM%20A;object=seal;id=%01%02"
+    );
+    let pkcs11 = s.pki.pkcs11.as_ref().expect("module");
+    assert_eq!(pkcs11.sessions, DEFAULT_PKCS11_SESSIONS);
+    assert_eq!(pkcs11.pin, PinSource::Value(SecretText::new("1234".into())));
+    assert!(
+        !format!("{s:?}").contains("1234"),
+        "the PIN is never printed"
+    );
+
+    // A PIN in the file, in a URI, or none at all: refused, naming the setting.
+    let in_file = format!("{toml}pin = \"1234\"\n");
+    let e = load(Some(&in_file), &[], Overrides::default()).expect_err("pin in file");
+    assert!(e.to_string().contains("pki.pkcs11.pin"), "{e}");
+    let e = load(Some(toml), &[], Overrides::default()).expect_err("no pin");
+    assert!(e.to_string().contains("pki.pkcs11.pin_file"), "{e}");
+    let e = load(
+        Some(&toml.replace("object=seal", "object=seal?pin-value=1234")),
+        &[("RECOMMANDE_PKI_PKCS11_PIN", "1234")],
+        Overrides::default(),
+    )
+    .expect_err("pin in uri");
+    assert!(
+        e.to_string()
+            .contains("a PIN may not be written in a key URI"),
+        "{e}"
+    );
+    // A token key without a module; a URI that names no key; a bad attribute.
+    let e = load(
+        Some("[pki]\nseal_key = \"pkcs11:token=a;object=seal\"\n"),
+        &[],
+        Overrides::default(),
+    )
+    .expect_err("no module");
+    assert!(e.to_string().contains("pki.pkcs11.module"), "{e}");
+    for (uri, expected) in [
+        ("pkcs11:token=a", "names no key"),
+        ("pkcs11:token=a;object=s;colour=red", "unknown attribute"),
+        ("pkcs11:object=%zz", "bad percent escape"),
+        ("pkcs11:object=s;slot-id=x", "slot-id must be a number"),
+    ] {
+        let e = Pkcs11Uri::parse(uri).expect_err(uri);
+        assert!(e.contains(expected), "{uri}: {e}");
+    }
+    // A path stays a key file.
+    let s = load(
+        Some("[pki]\nseal_key = \"/etc/recommande/seal.key.pem\"\n"),
+        &[],
+        Overrides::default(),
+    )
+    .expect("file key");
+    assert_eq!(
+        s.pki.seal_key,
+        Some(KeySource::File(PathBuf::from(
+            "/etc/recommande/seal.key.pem"
+        )))
+    );
+    let e = load(
+        Some(&format!("{toml}sessions = 0\n")),
+        &[("RECOMMANDE_PKI_PKCS11_PIN", "1234")],
+        Overrides::default(),
+    )
+    .expect_err("zero sessions");
+    assert!(e.to_string().contains("pki.pkcs11.sessions"), "{e}");
+}

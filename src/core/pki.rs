@@ -441,7 +441,13 @@ fn identity_from_der(
     // its message is the clearer one.
     certified_p256_key(&cert_der, &intermediates, cert_label)?;
     let key = FileKey::from_pkcs8(pkcs8_der, key_label)?;
-    identity_with_signer(cert_der, intermediates, Box::new(key), cert_label, key_label)
+    identity_with_signer(
+        cert_der,
+        intermediates,
+        Box::new(key),
+        cert_label,
+        key_label,
+    )
 }
 
 /// Parses the leaf and its chain and checks that the leaf certifies an ECDSA P-256 key.
@@ -744,7 +750,9 @@ pub fn parse_subject(subject: &str) -> Result<DistinguishedName, PkiError> {
         };
         let value = value.trim();
         if matches!(kind, DnType::CountryName) && value.len() != 2 {
-            return Err(bad(format!("C must be a two-letter country code, not {value:?}")));
+            return Err(bad(format!(
+                "C must be a two-letter country code, not {value:?}"
+            )));
         }
         dn.push(kind, value);
     }
@@ -1009,5 +1017,63 @@ pub(crate) mod test_support {
         customize(&mut params);
         let cert = params.signed_by(&key, &issuer).expect("leaf");
         (root_cert.pem(), cert.pem(), key.serialize_pem())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_token_signatures_become_minimal_der_and_verify() {
+        // r with its high bit set takes a 0x00 pad; s with leading zeros loses them.
+        let mut raw = vec![0x80; 32];
+        raw.extend([0u8; 31]);
+        raw.push(0x05);
+        let der = ecdsa_p256_raw_to_der(&raw).expect("der");
+        let mut expected = vec![0x30, 0x26, 0x02, 0x21, 0x00];
+        expected.extend([0x80; 32]);
+        expected.extend([0x02, 0x01, 0x05]);
+        assert_eq!(der, expected);
+        assert!(matches!(
+            ecdsa_p256_raw_to_der(&raw[..63]),
+            Err(PkiError::Token(_))
+        ));
+        // A key behind the interface signs what ring verifies with its public key.
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .expect("key");
+        let key = FileKey::from_pkcs8(pkcs8.as_ref(), "test key").expect("file key");
+        let signature = key.sign(b"message").expect("sign");
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            key.public_key(),
+        )
+        .verify(b"message", &signature)
+        .expect("verifies");
+    }
+
+    #[test]
+    fn subjects_are_read_with_their_organisation_identifier_and_refused_when_odd() {
+        let dn = parse_subject(
+            r"CN=Seal\, Example,O=Example SAS,C=FR,organizationIdentifier=NTRFR-123456789",
+        )
+        .expect("subject");
+        let parts: Vec<String> = dn
+            .iter()
+            .map(|(kind, value)| format!("{kind:?}={value:?}"))
+            .collect();
+        assert_eq!(parts.len(), 4, "{parts:?}");
+        assert!(parts[0].contains("CommonName") && parts[0].contains("Seal, Example"));
+        assert!(parts[3].contains("[2, 5, 4, 97]") && parts[3].contains("NTRFR-123456789"));
+        for (bad, expected) in [
+            ("CN", "is not NAME=value"),
+            ("C=France", "two-letter"),
+            ("X=1", "unknown attribute"),
+            ("", "no attribute"),
+        ] {
+            let e = parse_subject(bad).expect_err(bad).to_string();
+            assert!(e.contains(expected), "{bad}: {e}");
+        }
     }
 }

@@ -16,8 +16,8 @@ use crate::core::pki::{
     TrustMaterial, checked_identity, checked_identity_with_signer, generate_development_pki,
     roots_from_pem,
 };
-use crate::infra::pkcs11::Keyring;
 use crate::core::trust::{Certificate, TrustAnchors};
+use crate::infra::pkcs11::Keyring;
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
     fs::read(path).map_err(|source| PkiError::Read {
@@ -482,8 +482,7 @@ mod tests {
             "{msg}"
         );
         // Without the TSA, the seal alone loads.
-        let material =
-            load_files(&seal_cert, &seal_key, None, &roots, now).expect("seal only");
+        let material = load_files(&seal_cert, &seal_key, None, &roots, now).expect("seal only");
         assert!(material.tsa.is_none() && !material.development && !material.qualified);
     }
 
@@ -536,8 +535,7 @@ mod tests {
         let roots = dir.file("roots.pem", root.as_bytes());
         let seal_cert = dir.file("seal.pem", cert.as_bytes());
         let seal_key = dir.file("seal.key.pem", other_key.as_bytes());
-        let err =
-            load_files(&seal_cert, &seal_key, None, &roots, now).expect_err("mismatch");
+        let err = load_files(&seal_cert, &seal_key, None, &roots, now).expect_err("mismatch");
         assert_eq!(
             err.to_string(),
             format!(

@@ -441,7 +441,10 @@ mod tests {
         let mut wrapped = vec![0x04, 0x41];
         wrapped.extend(&bare);
         assert_eq!(uncompressed_point(&bare).as_deref(), Some(bare.as_slice()));
-        assert_eq!(uncompressed_point(&wrapped).as_deref(), Some(bare.as_slice()));
+        assert_eq!(
+            uncompressed_point(&wrapped).as_deref(),
+            Some(bare.as_slice())
+        );
         assert_eq!(uncompressed_point(&[0x04, 0x21, 1, 2]), None);
         assert_eq!(uncompressed_point(&bare[..64]), None);
     }

@@ -316,7 +316,10 @@ async fn keys_generated_in_a_token_seal_and_timestamp_evidence_that_openssl_veri
         assert!(ok, "{out}");
         out
     };
-    assert_eq!(fingerprint(&signer), fingerprint(&pki.path().join("seal.pem")));
+    assert_eq!(
+        fingerprint(&signer),
+        fingerprint(&pki.path().join("seal.pem"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,13 +360,21 @@ async fn a_wrong_pin_or_a_certificate_of_another_key_refuses_the_start() {
         .err()
         .expect("refused: wrong PIN");
     assert!(refused.contains("the PIN is wrong"), "{refused}");
-    assert!(!refused.contains("0000"), "the PIN is never printed: {refused}");
+    assert!(
+        !refused.contains("0000"),
+        "the PIN is never printed: {refused}"
+    );
 
     // A key label the token does not hold.
     let missing = data.path().join("missing.toml");
     std::fs::write(
         &missing,
-        config(pki.path(), "seal.pem", &hsm.uri("no-such-key"), &hsm.uri("tsa")),
+        config(
+            pki.path(),
+            "seal.pem",
+            &hsm.uri("no-such-key"),
+            &hsm.uri("tsa"),
+        ),
     )
     .expect("config");
     let refused = serve(&hsm, data.path(), &missing, &right_pin)
