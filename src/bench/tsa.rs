@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::core::timestamp::{ParsedToken, SerialNumbers, TimestampAuthority, TimestampRequest};
 
 /// Result of [`run`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TsaBenchReport {
     /// Full `issue_token` calls per second (certReq true, fresh digest each time).
     pub tokens_per_second: f64,
@@ -23,6 +23,19 @@ pub struct TsaBenchReport {
     pub raw_signatures_per_second: f64,
     /// tokens_per_second / raw_signatures_per_second.
     pub ratio: f64,
+    /// The same two figures with the key in a PKCS#11 token (`--pkcs11-key`), same run.
+    pub token: Option<TokenFigures>,
+}
+
+/// Figures of a key inside a PKCS#11 token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenFigures {
+    /// The key's URI.
+    pub key: String,
+    /// Tokens per second signed in the token.
+    pub tokens_per_second: f64,
+    /// Raw signatures per second made by the token.
+    pub raw_signatures_per_second: f64,
 }
 
 impl fmt::Display for TsaBenchReport {
@@ -33,7 +46,18 @@ impl fmt::Display for TsaBenchReport {
             self.tokens_per_second,
             self.raw_signatures_per_second,
             self.ratio * 100.0
-        )
+        )?;
+        if let Some(token) = &self.token {
+            write!(
+                f,
+                "\nPKCS#11 key {}: {:.0} tokens/s ({:.1} % of the key file's), raw: {:.0} signatures/s",
+                token.key,
+                token.tokens_per_second,
+                100.0 * token.tokens_per_second / self.tokens_per_second.max(f64::EPSILON),
+                token.raw_signatures_per_second
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -67,6 +91,16 @@ where
 /// Generates a throw-away development PKI, then measures raw ECDSA P-256 signing
 /// and full token issuance with `threads` threads, `tokens` operations each.
 pub fn run(tokens: usize, threads: usize) -> anyhow::Result<TsaBenchReport> {
+    run_with(tokens, threads, None)
+}
+
+/// [`run`], and the same with `token_key` (a key in a PKCS#11 token, certified for the
+/// bench by a throw-away development root) in the same run.
+pub fn run_with(
+    tokens: usize,
+    threads: usize,
+    token_key: Option<crate::infra::pkcs11::TokenKey>,
+) -> anyhow::Result<TsaBenchReport> {
     let tokens = tokens.max(1);
     let dir = super::Scratch::new();
     let now = OffsetDateTime::now_utc();
@@ -76,6 +110,39 @@ pub fn run(tokens: usize, threads: usize) -> anyhow::Result<TsaBenchReport> {
         .tsa
         .clone()
         .context("the development PKI has no TSA identity")?;
+    let (issued, raw) = measure(identity, tokens, threads, now)?;
+    let token = match token_key {
+        None => None,
+        Some(key) => {
+            use crate::core::pki::{CertificateRole, SigningIdentity, development_chain_for};
+            let location = crate::core::pki::KeySigner::location(&key);
+            let (_, leaf) = development_chain_for(&key, CertificateRole::Timestamping, now, 30)?;
+            let (cert, chain) = crate::core::pki::chain_from_pem(leaf.as_bytes(), "bench")?;
+            let identity =
+                SigningIdentity::with_signer(cert, chain, Box::new(key), "bench", &location)?;
+            let (issued, raw) = measure(Arc::new(identity), tokens, threads, now)?;
+            Some(TokenFigures {
+                key: location,
+                tokens_per_second: issued,
+                raw_signatures_per_second: raw,
+            })
+        }
+    };
+    Ok(TsaBenchReport {
+        tokens_per_second: issued,
+        raw_signatures_per_second: raw,
+        ratio: issued / raw,
+        token,
+    })
+}
+
+/// (tokens/s, raw signatures/s) of one identity.
+fn measure(
+    identity: Arc<crate::core::pki::SigningIdentity>,
+    tokens: usize,
+    threads: usize,
+    now: OffsetDateTime,
+) -> anyhow::Result<(f64, f64)> {
     let tsa = Arc::new(TimestampAuthority::new(
         identity.clone(),
         "1.3.6.1.4.1.99999.1.1",
@@ -87,7 +154,7 @@ pub fn run(tokens: usize, threads: usize) -> anyhow::Result<TsaBenchReport> {
     let signed_len = ParsedToken::parse(&sample)?.signed_attributes_len();
     let message = vec![0x5au8; signed_len];
 
-    // Warm up both paths (page faults, lazy CPU feature detection).
+    // Warm up both paths (page faults, lazy CPU feature detection, token sessions).
     for _ in 0..50 {
         identity.sign(&message)?;
         tsa.timestamp_sha256([1; 32], now)?;
@@ -104,11 +171,7 @@ pub fn run(tokens: usize, threads: usize) -> anyhow::Result<TsaBenchReport> {
         tsa.issue_token(&request, now)?;
         Ok(())
     })?;
-    Ok(TsaBenchReport {
-        tokens_per_second: issued,
-        raw_signatures_per_second: raw,
-        ratio: issued / raw,
-    })
+    Ok((issued, raw))
 }
 
 #[cfg(test)]

@@ -328,7 +328,8 @@ enum ApiKeyCommand {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// Embedded TSA tokens/s against raw ring ECDSA P-256 signatures/s.
+    /// Embedded TSA tokens/s against raw ring ECDSA P-256 signatures/s; with
+    /// `--pkcs11-key`, the same with a key inside a PKCS#11 token, in the same run.
     Tsa {
         /// Tokens to issue.
         #[arg(long, default_value_t = 20_000)]
@@ -336,6 +337,12 @@ enum BenchCommand {
         /// Worker threads (default: available cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// A key in the token of `[pki.pkcs11]` (module and PIN from the configuration or
+        /// RECOMMANDE_PKI_PKCS11_*), e.g. pkcs11:token=bench;object=tsa.
+        #[arg(long)]
+        pkcs11_key: Option<String>,
+        #[command(flatten)]
+        location: Location,
     },
     /// Letters/s of a batch through the HTTP API, peak memory, and a raw batched insert of
     /// the same rows.

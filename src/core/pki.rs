@@ -838,7 +838,7 @@ fn leaf_params(
     now: OffsetDateTime,
     validity_days: u32,
     rng: &SystemRandom,
-    key: &KeyPair,
+    key: &impl rcgen::PublicKeyData,
 ) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     params.not_before = now - Duration::minutes(5);
@@ -890,6 +890,44 @@ pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
+/// A development root CA's parameters and self-signed certificate for `root_key`.
+fn development_root(
+    root_key: &KeyPair,
+    now: OffsetDateTime,
+    rng: &SystemRandom,
+) -> Result<(CertificateParams, rcgen::Certificate), PkiError> {
+    let mut root = CertificateParams::default();
+    root.distinguished_name = dev_name("recommande development root CA (non-qualified)");
+    root.not_before = now - Duration::minutes(5);
+    root.not_after = now + Duration::days(7305);
+    root.serial_number = Some(random_serial(rng)?);
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let root_cert = root.self_signed(root_key).map_err(gen_err)?;
+    Ok((root, root_cert))
+}
+
+/// A throw-away development root and a certificate it issues for `key` (a token key, say)
+/// in `role`: (root PEM, leaf PEM). For benchmarks and tests of a key that lives elsewhere;
+/// non-qualified like every development certificate.
+pub fn development_chain_for(
+    key: &dyn KeySigner,
+    role: CertificateRole,
+    now: OffsetDateTime,
+    validity_days: u32,
+) -> Result<(String, String), PkiError> {
+    let now = whole_seconds(now);
+    let rng = SystemRandom::new();
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+    let (root, root_cert) = development_root(&root_key, now, &rng)?;
+    let issuer = Issuer::new(root, &root_key);
+    let subject = RequestKey(key);
+    let leaf = leaf_params(role, now, validity_days, &rng, &subject)?
+        .signed_by(&subject, &issuer)
+        .map_err(gen_err)?;
+    Ok((root_cert.pem(), leaf.pem()))
+}
+
 /// Generates a development PKI in memory: a root, a seal and a TSA certificate (leaves
 /// valid `validity_days` days) with their keys.
 pub fn generate_development_pki(
@@ -901,14 +939,7 @@ pub fn generate_development_pki(
     let new_key = || KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err);
 
     let root_key = new_key()?;
-    let mut root = CertificateParams::default();
-    root.distinguished_name = dev_name("recommande development root CA (non-qualified)");
-    root.not_before = now - Duration::minutes(5);
-    root.not_after = now + Duration::days(7305);
-    root.serial_number = Some(random_serial(&rng)?);
-    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let root_cert = root.self_signed(&root_key).map_err(gen_err)?;
+    let (root, root_cert) = development_root(&root_key, now, &rng)?;
     let issuer = Issuer::new(root, &root_key);
 
     let seal_key = new_key()?;
