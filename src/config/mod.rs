@@ -18,6 +18,7 @@ mod metrics;
 pub mod outbound;
 mod pki;
 mod provider;
+pub mod qualification;
 mod rate_limits;
 mod renewal;
 mod server;
@@ -42,6 +43,7 @@ pub use pki::{
     DEFAULT_DEVELOPMENT_VALIDITY_DAYS, DEFAULT_PKCS11_SESSIONS, KeySource, PinSource,
     Pkcs11Settings, Pkcs11Uri, PkiSettings,
 };
+pub use qualification::{QUALIFIED_EVIDENCE_POLICY, QualificationMode, Refusal};
 pub use rate_limits::{DEFAULT_RATE_LIMITS, RateLimitSettings};
 pub use renewal::RenewalSettings;
 pub use server::{
@@ -80,6 +82,15 @@ pub enum ConfigError {
         key: &'static str,
         /// What is wrong.
         message: String,
+    },
+    /// `[qualification] mode = "qualified"` with prerequisites unmet, every one listed.
+    #[error(
+        "qualified mode refused: {}",
+        refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Unqualified {
+        /// Each unmet prerequisite with the setting to fix.
+        refusals: Vec<Refusal>,
     },
 }
 
@@ -123,6 +134,8 @@ pub struct Settings {
     pub storage: StorageBackend,
     /// Where webhook and witness deliveries may go (`[outbound]`).
     pub outbound: OutboundSettings,
+    /// Whether the installation claims to be a qualified service (`[qualification]`).
+    pub qualification: QualificationMode,
 }
 
 /// A secret setting: never printed by `Debug`.
@@ -201,11 +214,12 @@ impl Settings {
         let outbound = outbound::resolve(file.outbound)?;
         let metrics = metrics::resolve(file.metrics)?;
         let archive = archive::resolve(file.archive)?;
+        let qualification = qualification::resolve(&file.qualification)?;
         let evidence = EvidenceSettings {
             retention_years,
             policy: evidence::policy(file.evidence_policy)?,
         };
-        Ok(Settings {
+        let mut settings = Settings {
             server,
             database,
             evidence,
@@ -224,7 +238,10 @@ impl Settings {
             workers,
             storage,
             outbound,
-        })
+            qualification,
+        };
+        qualification::enforce(&mut settings)?;
+        Ok(settings)
     }
 
     /// Where webhook and witness deliveries may go: public addresses, the allowed private

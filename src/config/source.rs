@@ -64,6 +64,8 @@ pub(super) struct FileConfig {
     pub(super) outbound: FileOutbound,
     #[serde(default)]
     pub(super) workers: FileWorkers,
+    #[serde(default)]
+    pub(super) qualification: super::qualification::FileQualification,
 }
 
 /// Environment variables read on top of the file: (variable, TOML section — dotted for a
@@ -127,6 +129,12 @@ const ENVIRONMENT: &[(&str, Option<&str>, &str, bool)] = &[
         false,
     ),
     ("RECOMMANDE_EVIDENCE_POLICY", None, "evidence_policy", false),
+    (
+        "RECOMMANDE_QUALIFICATION_MODE",
+        Some("qualification"),
+        "mode",
+        false,
+    ),
     ("RECOMMANDE_METRICS_TOKEN", Some("metrics"), "token", false),
     (
         "RECOMMANDE_OTLP_TRACES_ENDPOINT",

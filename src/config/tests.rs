@@ -849,3 +849,83 @@ fn token_keys_are_named_by_pkcs11_uris_and_their_pin_never_comes_from_the_file()
     .expect_err("zero sessions");
     assert!(e.to_string().contains("pki.pkcs11.sessions"), "{e}");
 }
+
+#[test]
+fn qualified_mode_lists_every_missing_prerequisite_and_only_it_may_claim_qualified_status() {
+    let keys = |e: ConfigError| match e {
+        ConfigError::Unqualified { refusals } => refusals.iter().map(|r| r.key).collect::<Vec<_>>(),
+        other => panic!("not a qualification refusal: {other:?}"),
+    };
+    // The one-command development start is untouched, and is not qualified.
+    let s = load(None, &[], Overrides::default()).expect("defaults");
+    assert_eq!(s.qualification, QualificationMode::Development);
+    assert!(!s.provider.qualified);
+
+    // Development PKI, embedded TSA, outbox mail: every prerequisite named, in order.
+    let e = load(
+        Some("[qualification]\nmode = \"qualified\"\n"),
+        &[],
+        Overrides::default(),
+    )
+    .expect_err("development PKI in qualified mode");
+    assert!(e.to_string().contains("pki.seal_certificate"), "{e}");
+    assert_eq!(
+        keys(e),
+        [
+            "pki.seal_certificate",
+            "timestamp.mode",
+            "mail.smtp_url",
+            "revocation",
+            "identity"
+        ]
+    );
+
+    // Key files for seal and TSA: the keys are what is refused now.
+    let files = "[pki]\nseal_certificate = \"seal.pem\"\nseal_key = \"seal.key\"\ntsa_certificate = \"tsa.pem\"\ntsa_key = \"tsa.key\"\nroots = \"roots.pem\"\n[timestamp]\npolicy_oid = \"1.3.6.1.4.1.99999.1\"\n";
+    let e = load(
+        Some(files),
+        &[("RECOMMANDE_QUALIFICATION_MODE", "qualified")],
+        Overrides {
+            smtp_url: Some("smtp://relay.example:25".into()),
+            ..Overrides::default()
+        },
+    )
+    .expect_err("key files in qualified mode");
+    assert_eq!(
+        keys(e),
+        ["pki.seal_key", "timestamp.mode", "revocation", "identity"]
+    );
+
+    // Both keys in a token: only what the service cannot yet provide remains.
+    let tokens = "[qualification]\nmode = \"qualified\"\n[mail]\nsmtp_url = \"smtp://relay.example:25\"\n[pki]\nseal_certificate = \"seal.pem\"\nseal_key = \"pkcs11:token=hsm;object=seal\"\ntsa_certificate = \"tsa.pem\"\ntsa_key = \"pkcs11:token=hsm;object=tsa\"\nroots = \"roots.pem\"\n[pki.pkcs11]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n[timestamp]\npolicy_oid = \"1.3.6.1.4.1.99999.1\"\n";
+    let e = load(
+        Some(tokens),
+        &[("RECOMMANDE_PKI_PKCS11_PIN", "1234")],
+        Overrides::default(),
+    )
+    .expect_err("revocation and identification are not there yet");
+    assert_eq!(keys(e), ["revocation", "identity"]);
+
+    // A remote TSA satisfies the time prerequisite even with the seal key in a file.
+    let remote = "[qualification]\nmode = \"qualified\"\n[pki]\nseal_certificate = \"seal.pem\"\nseal_key = \"seal.key\"\nroots = \"roots.pem\"\n[timestamp]\nmode = \"remote\"\nurl = \"https://tsa.example/tsr\"\n";
+    let e = load(Some(remote), &[], Overrides::default()).expect_err("seal key in a file");
+    assert_eq!(
+        keys(e),
+        ["pki.seal_key", "mail.smtp_url", "revocation", "identity"]
+    );
+
+    // Outside qualified mode nobody may claim qualified status or the qualified policy.
+    for (file, key) in [
+        ("[provider]\nqualified = true\n", "provider.qualified"),
+        (
+            "evidence_policy = \"urn:recommande:evidence-policy:v1:qualified\"\n",
+            "evidence_policy",
+        ),
+        ("[qualification]\nmode = \"yes\"\n", "qualification.mode"),
+    ] {
+        match load(Some(file), &[], Overrides::default()) {
+            Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{file}"),
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+}

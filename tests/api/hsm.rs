@@ -382,4 +382,36 @@ async fn a_wrong_pin_or_a_certificate_of_another_key_refuses_the_start() {
         .err()
         .expect("refused: no such key");
     assert!(refused.contains("no private key matches"), "{refused}");
+
+    // Keys in the token and an SMTP relay: qualified mode still refuses, naming exactly
+    // what the service cannot provide yet, and never starts half-qualified.
+    let qualified = data.path().join("qualified.toml");
+    std::fs::write(
+        &qualified,
+        format!(
+            "{}\n[qualification]\nmode = \"qualified\"\n[mail]\nsmtp_url = \"smtp://127.0.0.1:2525\"\n",
+            config(pki.path(), "seal.pem", &hsm.uri("seal"), &hsm.uri("tsa"))
+        ),
+    )
+    .expect("config");
+    let refused = serve(&hsm, data.path(), &qualified, &right_pin)
+        .await
+        .err()
+        .expect("refused: qualified prerequisites missing");
+    assert!(refused.contains("qualified mode refused"), "{refused}");
+    assert!(
+        refused.contains("revocation: ") && refused.contains("identity: "),
+        "{refused}"
+    );
+    for satisfied in [
+        "pki.seal_key",
+        "pki.seal_certificate",
+        "timestamp.mode",
+        "mail.smtp_url",
+    ] {
+        assert!(
+            !refused.contains(&format!("{satisfied}: ")),
+            "{satisfied}: {refused}"
+        );
+    }
 }
