@@ -17,6 +17,7 @@ pub mod proof;
 pub mod provider;
 pub mod records;
 pub mod renewal;
+pub mod revocation;
 pub mod seal;
 pub mod timestamp;
 pub mod trust;
